@@ -1,0 +1,199 @@
+"""The action types: one declarative entry each. The engine, CLI, API, console and RBAC learn
+everything about an action from here; adding an action is one entry plus one connector method."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from clampdown.errors import InvalidInput
+
+# Built-in role names, as in Microsoft Defender XDR / Entra ID.
+GLOBAL_ADMINISTRATOR = "Global Administrator"
+SECURITY_ADMINISTRATOR = "Security Administrator"
+SECURITY_OPERATOR = "Security Operator"
+SECURITY_READER = "Security Reader"
+
+RESPONSE_MANAGE = "response:manage"
+
+
+@dataclass(frozen=True)
+class ActionDefinition:
+    """One action type. Access is granted by any of `roles` or any of `permissions`."""
+
+    id: str
+    provider: str
+    method: str  # the connector method that performs it
+    title: str
+    description: str
+    roles: frozenset[str]
+    permissions: frozenset[str]
+    inverse: str | None = None
+    reversible: bool = True
+    reason_required: bool = True
+    warning: str | None = None  # shown before the action runs
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "title": self.title,
+            "description": self.description,
+            "roles": sorted(self.roles),
+            "permissions": sorted(self.permissions),
+            "inverse": self.inverse,
+            "reversible": self.reversible,
+            "reason_required": self.reason_required,
+            "warning": self.warning,
+        }
+
+
+_ADMINS = frozenset({GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR})
+_RESPONDERS = frozenset({GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR, SECURITY_OPERATOR})
+_MANAGE = frozenset({RESPONSE_MANAGE})
+_NONE: frozenset[str] = frozenset()
+
+DEFINITIONS: tuple[ActionDefinition, ...] = (
+    ActionDefinition(
+        id="ad.disable_user",
+        provider="ad",
+        method="disable_user",
+        title="Disable user in Active Directory",
+        description="Sets ACCOUNTDISABLE in userAccountControl so the user cannot sign in on premises.",
+        roles=_NONE,
+        permissions=_MANAGE,
+        inverse="ad.enable_user",
+    ),
+    ActionDefinition(
+        id="ad.enable_user",
+        provider="ad",
+        method="enable_user",
+        title="Enable user in Active Directory",
+        description="Clears ACCOUNTDISABLE in userAccountControl, leaving every other flag as it was.",
+        roles=_NONE,
+        permissions=_MANAGE,
+        inverse="ad.disable_user",
+    ),
+    ActionDefinition(
+        id="ad.force_password_reset",
+        provider="ad",
+        method="force_password_reset",
+        title="Force password reset in Active Directory",
+        description="Sets pwdLastSet to 0: the user must change the password at next logon.",
+        roles=_NONE,
+        permissions=_MANAGE,
+        inverse="ad.clear_password_reset",
+    ),
+    ActionDefinition(
+        id="ad.clear_password_reset",
+        provider="ad",
+        method="clear_password_reset",
+        title="Clear forced password reset in Active Directory",
+        description="Sets pwdLastSet to -1 (now): the user is no longer made to change the password.",
+        roles=_NONE,
+        permissions=_MANAGE,
+        inverse="ad.force_password_reset",
+    ),
+    ActionDefinition(
+        id="entra.mark_compromised",
+        provider="entra",
+        method="mark_compromised",
+        title="Mark user compromised",
+        description="Confirms the user compromised in Entra ID Protection: risk level High.",
+        roles=_ADMINS,
+        permissions=_NONE,
+        inverse="entra.dismiss_user_risk",
+    ),
+    ActionDefinition(
+        id="entra.dismiss_user_risk",
+        provider="entra",
+        method="dismiss_user_risk",
+        title="Dismiss user risk",
+        description="Dismisses the user's risk in Entra ID Protection.",
+        roles=_ADMINS,
+        permissions=_NONE,
+        inverse="entra.mark_compromised",
+    ),
+    ActionDefinition(
+        id="entra.suspend_user",
+        provider="entra",
+        method="suspend_user",
+        title="Suspend user in Entra ID",
+        description="Sets accountEnabled to false: blocks new sign-ins and access to cloud resources.",
+        roles=frozenset({GLOBAL_ADMINISTRATOR}),
+        permissions=_NONE,
+        inverse="entra.enable_user",
+    ),
+    ActionDefinition(
+        id="entra.enable_user",
+        provider="entra",
+        method="enable_user",
+        title="Enable user in Entra ID",
+        description="Sets accountEnabled to true: the user can sign in again.",
+        roles=frozenset({GLOBAL_ADMINISTRATOR}),
+        permissions=_NONE,
+        inverse="entra.suspend_user",
+    ),
+    ActionDefinition(
+        id="entra.revoke_sessions",
+        provider="entra",
+        method="revoke_sessions",
+        title="Require user to sign in again",
+        description="Revokes the user's refresh tokens and session cookies in Entra ID.",
+        roles=frozenset({GLOBAL_ADMINISTRATOR}),
+        permissions=_NONE,
+        reversible=False,
+    ),
+    ActionDefinition(
+        id="okta.suspend_user",
+        provider="okta",
+        method="suspend_user",
+        title="Suspend user in Okta",
+        description="Moves an ACTIVE Okta user to SUSPENDED: the user cannot sign in until unsuspended.",
+        roles=_RESPONDERS,
+        permissions=_MANAGE,
+        inverse="okta.unsuspend_user",
+    ),
+    ActionDefinition(
+        id="okta.unsuspend_user",
+        provider="okta",
+        method="unsuspend_user",
+        title="Unsuspend user in Okta",
+        description="Moves a SUSPENDED Okta user back to ACTIVE.",
+        roles=_RESPONDERS,
+        permissions=_MANAGE,
+        inverse="okta.suspend_user",
+    ),
+    ActionDefinition(
+        id="okta.deactivate_user",
+        provider="okta",
+        method="deactivate_user",
+        title="Deactivate user in Okta",
+        description="Deactivates the Okta user permanently (DEPROVISIONED), for a malicious account.",
+        roles=_RESPONDERS,
+        permissions=_MANAGE,
+        reversible=False,
+        warning="Deactivation cannot be cleanly reversed: Okta removes the user's app assignments.",
+    ),
+)
+
+_BY_ID: dict[str, ActionDefinition] = {d.id: d for d in DEFINITIONS}
+
+
+def get_action(action_id: str) -> ActionDefinition:
+    """The definition for an id, or InvalidInput naming the known ids."""
+    try:
+        return _BY_ID[action_id]
+    except KeyError:
+        known = ", ".join(sorted(_BY_ID))
+        raise InvalidInput(f"unknown action '{action_id}'; known actions: {known}") from None
+
+
+def all_actions() -> Iterator[ActionDefinition]:
+    """Every action type, in catalog order."""
+    return iter(DEFINITIONS)
+
+
+def providers() -> list[str]:
+    """The providers that have at least one action, in catalog order."""
+    return list(dict.fromkeys(d.provider for d in DEFINITIONS))

@@ -1,0 +1,156 @@
+"""Settings: one TOML file plus CLAMPDOWN_* environment variables; the one place config is read.
+
+The file is found by `--config`, then `CLAMPDOWN_CONFIG`, then `./clampdown.toml`. Environment
+variables override the file (`CLAMPDOWN_DATABASE__URL`, `CLAMPDOWN_PROVIDERS__OKTA__API_TOKEN`).
+Secrets are given as `{env = "NAME"}` or `{file = "/path"}` (or inline, discouraged) and are
+held as SecretStr so they never reach a log or an answer.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from clampdown.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "clampdown.toml"
+
+
+def _load_secret(value: Any) -> Any:
+    """Accept a literal, `{env = NAME}` or `{file = PATH}`; the value read is never echoed."""
+    if isinstance(value, dict):
+        if set(value) == {"env"}:
+            name = str(value["env"])
+            if name not in os.environ:
+                raise ValueError(f"environment variable {name} is not set")
+            return os.environ[name]
+        if set(value) == {"file"}:
+            path = Path(str(value["file"])).expanduser()
+            try:
+                return path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+        raise ValueError("a secret is a string, {env = \"NAME\"} or {file = \"PATH\"}")
+    return value
+
+
+Secret = Annotated[SecretStr, BeforeValidator(_load_secret)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///clampdown.db"
+    echo: bool = False
+
+
+class EngineSettings(_Section):
+    lease_seconds: float = Field(60.0, gt=0)
+    max_attempts: int = Field(8, ge=1)
+    backoff_base_seconds: float = Field(2.0, gt=0)
+    backoff_max_seconds: float = Field(300.0, gt=0)
+    claim_batch: int = Field(200, ge=1, le=5000)
+    concurrency: int = Field(256, ge=1)  # actions in flight per worker
+    default_provider_concurrency: int = Field(32, ge=1)
+    provider_concurrency: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    poll_interval_seconds: float = Field(0.5, gt=0)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    embedded_worker: bool | None = None  # default: on for SQLite, off for PostgreSQL
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Provider sections are validated by their connector classes."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CLAMPDOWN_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    log_level: str = "INFO"
+    config_path: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file arrives as init kwargs; the environment wins over it.
+        return (env_settings, init_settings)
+
+
+def find_config_file(explicit: str | Path | None) -> Path | None:
+    """The config file to read, or None when no file is given and none exists by default."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        return path
+    from_env = os.environ.get("CLAMPDOWN_CONFIG")
+    if from_env:
+        path = Path(from_env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (from CLAMPDOWN_CONFIG)")
+        return path
+    default = Path.cwd() / DEFAULT_CONFIG_NAME
+    return default if default.is_file() else None
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
+    """One line per problem, each naming the setting at fault."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        where = f"{prefix}.{where}" if prefix and where else (prefix or where)
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"{where}: {message}")
+    return lines
+
+
+def load_settings(explicit: str | Path | None = None) -> Settings:
+    """Read and validate the configuration; ConfigError names every problem found."""
+    path = find_config_file(explicit)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        settings = Settings(**data, config_path=path)
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        raise ConfigError(where + "; ".join(describe_validation_error(exc))) from None
+    settings.database.url = resolve_database_url(settings.database.url, path)
+    return settings
+
+
+def resolve_database_url(url: str, config_path: Path | None) -> str:
+    """A relative SQLite path is taken relative to the config file, not to the working dir."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and config_path is not None:
+        raw = url[len(prefix) :]
+        if raw and raw != ":memory:" and not raw.startswith("/"):
+            return prefix + str((config_path.parent / raw).resolve())
+    return url

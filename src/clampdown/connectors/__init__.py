@@ -1,0 +1,1 @@
+"""Provider connectors: one package per provider, each implementing `base.Connector`."""

@@ -1,0 +1,63 @@
+"""The protocol every provider connector implements.
+
+A connector turns a user reference into an `Account`, reads its state and performs actions. Each
+action in the catalog names a connector method with the signature of `ActionMethod`. Methods are
+idempotent: an account already in the requested state yields `ActionOutcome.already(...)`.
+Failures are raised as `TransientError` (worth retrying, with the provider's retry hint) or
+`PermanentError` (fails at once); `AccountNotFound` and `ActionAccountError` are permanent.
+Connectors never touch the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from clampdown.model import Account, AccountState, ActionContext, ActionOutcome
+
+ActionMethod = Callable[[Account, ActionContext], Awaitable[ActionOutcome]]
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One configured provider (one AD forest, one Entra tenant, one Okta org)."""
+
+    provider: ClassVar[str]
+    # The pydantic model of this connector's `[providers.NAME]` config section.
+    settings_model: ClassVar[type[BaseModel]]
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Connector:
+        """Build a connector from its validated settings (an instance of `settings_model`)."""
+        ...
+
+    async def resolve_user(self, reference: str) -> Account:
+        """The account a reference (id, login, UPN, ...) names; AccountNotFound if none."""
+        ...
+
+    async def read_state(self, account: Account) -> AccountState:
+        """The account's current state, read from the provider."""
+        ...
+
+    async def check(self) -> None:
+        """Raise unless the provider is reachable with the configured action account."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+def action_method(connector: Connector, method: str) -> ActionMethod:
+    """The connector's bound method for a catalog entry; PermanentError if it has none."""
+    from clampdown.errors import PermanentError
+
+    bound = getattr(connector, method, None)
+    if bound is None or not callable(bound):
+        raise PermanentError(
+            f"the {connector.provider} connector does not implement '{method}'",
+            code="not_supported",
+        )
+    return bound  # type: ignore[no-any-return]

@@ -1,0 +1,164 @@
+"""Domain types shared by every layer: accounts, their state, actions and their statuses."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Values a provider may report in an account's state; JSON-safe so a snapshot can be stored as is.
+StateValue = str | int | float | bool | None | list[str]
+
+
+class ActionStatus(str, enum.Enum):
+    """Where an action is in its life; the three last ones are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (ActionStatus.COMPLETED, ActionStatus.FAILED, ActionStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Account:
+    """One account of a person in one provider, as the provider identifies it."""
+
+    provider: str
+    id: str  # the provider's immutable id: objectGUID, Entra object id, Okta user id
+    name: str  # what a person reads: UPN, login or DN
+    attributes: dict[str, str] = field(default_factory=dict)  # stable identifiers (dn, sid, upn, ...)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Account:
+        return cls(
+            provider=str(data["provider"]),
+            id=str(data["id"]),
+            name=str(data["name"]),
+            attributes={str(k): str(v) for k, v in (data.get("attributes") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """An account's state as read from its provider just now; `values` holds provider details."""
+
+    enabled: bool | None = None
+    status: str | None = None  # the provider's own word: ACTIVE, SUSPENDED, disabled ...
+    values: dict[str, StateValue] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "status": self.status, "values": dict(self.values)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AccountState:
+        return cls(
+            enabled=data.get("enabled"),
+            status=data.get("status"),
+            values=dict(data.get("values") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """What a connector method may need besides the account."""
+
+    action_id: int
+    reason: str
+    requested_by: str
+    state_before: AccountState | None = None
+    # For an undo: the state read before the action being undone, so it can be restored exactly.
+    restore_state: AccountState | None = None
+    parameters: dict[str, StateValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """What a connector reports after performing an action successfully."""
+
+    changed: bool  # False: the account was already in the requested state
+    message: str
+    provider_request_id: str | None = None
+    warnings: tuple[str, ...] = ()
+    details: dict[str, StateValue] = field(default_factory=dict)
+
+    @classmethod
+    def already(cls, message: str) -> ActionOutcome:
+        """The idempotent no-op: nothing to change, which is success."""
+        return cls(changed=False, message=f"Already in the requested state: {message}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "changed": self.changed,
+            "message": self.message,
+            "provider_request_id": self.provider_request_id,
+            "warnings": list(self.warnings),
+            "details": dict(self.details),
+        }
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One failed or interrupted attempt, kept on the action for the action center."""
+
+    attempt: int
+    worker: str
+    at: datetime
+    error_code: str
+    message: str
+    retry_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "worker": self.worker,
+            "at": self.at.isoformat(),
+            "error_code": self.error_code,
+            "message": self.message,
+            "retry_at": self.retry_at.isoformat() if self.retry_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class Action:
+    """One requested remediation action; the row in the store is the job itself."""
+
+    id: int
+    type: str
+    provider: str
+    target: str
+    status: ActionStatus
+    requested_by: str
+    reason: str
+    requested_at: datetime
+    attempts: int = 0
+    account: Account | None = None
+    idempotency_key: str | None = None
+    batch_id: str | None = None
+    undoes_action_id: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    available_at: datetime | None = None
+    lease_owner: str | None = None
+    result: dict[str, Any] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    state_before: AccountState | None = None
+    provider_request_id: str | None = None
+    parameters: dict[str, StateValue] = field(default_factory=dict)
+    history: tuple[AttemptRecord, ...] = ()
+
+    @property
+    def changed(self) -> bool | None:
+        """Whether the action changed the account; None until it completed."""
+        if self.result is None:
+            return None
+        return bool(self.result.get("changed"))
