@@ -1,0 +1,1 @@
+"""The local lab: Samba AD DC, the Okta and Graph emulators and the demo people, on loopback."""
