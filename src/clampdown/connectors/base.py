@@ -61,3 +61,30 @@ def action_method(connector: Connector, method: str) -> ActionMethod:
             code="not_supported",
         )
     return bound  # type: ignore[no-any-return]
+
+
+# A per-item result of a batch call: the value, or the provider error for that item alone.
+ItemResult = Any
+
+
+@runtime_checkable
+class BatchingConnector(Protocol):
+    """Optional: a connector that does many items per provider request (Graph `$batch`, risk lists).
+
+    The engine groups claimed actions of one type and calls these with up to `max_batch` items;
+    each returned list has one entry per item, in order: the value, or a ProviderError
+    (TransientError / PermanentError) for that item alone. A connector without these methods is
+    called once per item.
+    """
+
+    max_batch: int
+
+    async def read_states(self, accounts: list[Account]) -> list[AccountState | Exception]:
+        """The state of each account."""
+        ...
+
+    async def perform_batch(
+        self, method: str, items: list[tuple[Account, ActionContext]]
+    ) -> list[ActionOutcome | Exception]:
+        """Perform catalog method `method` on each (account, context)."""
+        ...
