@@ -35,7 +35,7 @@ def _load_secret(value: Any) -> Any:
                 return path.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
-        raise ValueError("a secret is a string, {env = \"NAME\"} or {file = \"PATH\"}")
+        raise ValueError('a secret is a string, {env = "NAME"} or {file = "PATH"}')
     return value
 
 
@@ -72,9 +72,7 @@ class ServerSettings(_Section):
 class Settings(BaseSettings):
     """The whole configuration. Provider sections are validated by their connector classes."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="CLAMPDOWN_", env_nested_delimiter="__", extra="forbid"
-    )
+    model_config = SettingsConfigDict(env_prefix="CLAMPDOWN_", env_nested_delimiter="__", extra="forbid")
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)

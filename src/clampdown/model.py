@@ -11,7 +11,7 @@ from typing import Any
 StateValue = str | int | float | bool | None | list[str]
 
 
-class ActionStatus(str, enum.Enum):
+class ActionStatus(enum.StrEnum):
     """Where an action is in its life; the three last ones are final."""
 
     QUEUED = "queued"

@@ -1,0 +1,109 @@
+"""Running one group of claimed actions of a single type on its connector.
+
+The order of steps is what makes a crash safe: resolve the account, read its state, make that
+state durable, and only then change anything. A retry after a crash reads the state again, finds
+the change already made, and the connector answers "already in the requested state".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from clampdown.catalog import ActionDefinition
+from clampdown.connectors.base import BatchingConnector, Connector, action_method
+from clampdown.model import Account, AccountState, Action, ActionContext, ActionOutcome
+from clampdown.store.actions import Resolution
+
+# Per item: the outcome, or the exception that ended this attempt.
+ItemOutcome = ActionOutcome | BaseException
+T = TypeVar("T")
+PersistResolutions = Callable[[Sequence[Resolution]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed action and, for an undo, the state it must restore."""
+
+    action: Action
+    restore_state: AccountState | None = None
+
+
+async def _gather_each(calls: Sequence[Awaitable[T]]) -> list[T | BaseException]:
+    return list(await asyncio.gather(*calls, return_exceptions=True))
+
+
+async def _resolve(connector: Connector, items: Sequence[Claimed]) -> list[Account | BaseException]:
+    async def one(item: Claimed) -> Account:
+        if item.action.account is not None:
+            return item.action.account
+        return await connector.resolve_user(item.action.target)
+
+    return await _gather_each([one(i) for i in items])
+
+
+async def _read_states(
+    connector: Connector, accounts: Sequence[Account]
+) -> list[AccountState | BaseException]:
+    if isinstance(connector, BatchingConnector) and len(accounts) > 1:
+        return list(await connector.read_states(list(accounts)))
+    return await _gather_each([connector.read_state(a) for a in accounts])
+
+
+def _context(item: Claimed, state: AccountState) -> ActionContext:
+    action = item.action
+    return ActionContext(
+        action_id=action.id,
+        reason=action.reason,
+        requested_by=action.requested_by,
+        # On a retry the first state read is the true "before"; this attempt's read may be after.
+        state_before=action.state_before or state,
+        restore_state=item.restore_state,
+        parameters=dict(action.parameters),
+    )
+
+
+async def _perform(
+    connector: Connector, definition: ActionDefinition, pairs: Sequence[tuple[Account, ActionContext]]
+) -> list[ItemOutcome]:
+    if isinstance(connector, BatchingConnector) and len(pairs) > 1:
+        return list(await connector.perform_batch(definition.method, list(pairs)))
+    method = action_method(connector, definition.method)
+    return await _gather_each([method(account, ctx) for account, ctx in pairs])
+
+
+async def execute_group(
+    connector: Connector,
+    definition: ActionDefinition,
+    items: Sequence[Claimed],
+    persist: PersistResolutions,
+) -> list[ItemOutcome]:
+    """Run `items` (all of `definition`'s type); one outcome per item, in order."""
+    outcomes: list[ItemOutcome | None] = [None] * len(items)
+    accounts = await _resolve(connector, items)
+    ok = [i for i, a in enumerate(accounts) if isinstance(a, Account)]
+    for i, a in enumerate(accounts):
+        if not isinstance(a, Account):
+            outcomes[i] = a
+    states = await _read_states(connector, [accounts[i] for i in ok])  # type: ignore[misc]
+    ready: list[tuple[int, Account, AccountState]] = []
+    for i, state in zip(ok, states, strict=True):
+        if isinstance(state, AccountState):
+            ready.append((i, accounts[i], state))  # type: ignore[arg-type]
+        else:
+            outcomes[i] = state
+    if ready:
+        await persist(
+            [
+                Resolution(items[i].action.id, items[i].action.attempts, account, state)
+                for i, account, state in ready
+            ]
+        )
+        results = await _perform(
+            connector, definition, [(account, _context(items[i], state)) for i, account, state in ready]
+        )
+        for (i, _, _), result in zip(ready, results, strict=True):
+            outcomes[i] = result
+    return [o if o is not None else RuntimeError("no outcome recorded") for o in outcomes]

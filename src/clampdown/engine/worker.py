@@ -1,0 +1,277 @@
+"""The worker loop: claim due actions, run them on connectors, record outcomes, keep leases alive.
+
+Any number of workers may share one PostgreSQL database (claims use FOR UPDATE SKIP LOCKED); on
+SQLite one worker runs embedded in `clampdown serve`. A worker that dies leaves its actions
+`running` until their lease expires; then another worker claims them again, and because each
+connector method is idempotent the retry changes nothing that was already changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from clampdown.catalog import ActionDefinition, get_action
+from clampdown.clock import SYSTEM_CLOCK, Clock
+from clampdown.config import EngineSettings
+from clampdown.connectors.base import BatchingConnector, Connector
+from clampdown.engine.execution import Claimed, ItemOutcome, execute_group
+from clampdown.engine.retry import RetryPolicy
+from clampdown.engine.writer import GroupWriter
+from clampdown.errors import ClampdownError, InvalidInput, TransientError
+from clampdown.model import Action, ActionOutcome, ActionStatus, AttemptRecord
+from clampdown.store.actions import ActionFilter, ActionStore, Completion, Retry
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    """host:pid:random, so a log line or an action's lease names the process that held it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Runs queued actions until stopped."""
+
+    def __init__(
+        self,
+        store: ActionStore,
+        connectors: dict[str, Connector],
+        settings: EngineSettings,
+        *,
+        worker_id: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        lookup: Callable[[str], ActionDefinition] = get_action,
+    ) -> None:
+        self.id = worker_id or new_worker_id()
+        self._store = store
+        self._connectors = connectors
+        self._settings = settings
+        self._clock = clock
+        self._lookup = lookup
+        self._policy = RetryPolicy(
+            settings.max_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds
+        )
+        self._writer = GroupWriter(store, self.id, clock)
+        self._inflight: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._freed = asyncio.Event()
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def _semaphore(self, provider: str) -> asyncio.Semaphore:
+        if provider not in self._semaphores:
+            limit = self._settings.provider_concurrency.get(
+                provider, self._settings.default_provider_concurrency
+            )
+            self._semaphores[provider] = asyncio.Semaphore(limit)
+        return self._semaphores[provider]
+
+    def _lease_until(self) -> datetime:
+        return self._clock.now() + timedelta(seconds=self._settings.lease_seconds)
+
+    async def run(self, stop: asyncio.Event | None = None, *, until_drained: bool = False) -> None:
+        """Work until `stop` is set (then finish what is in flight), or with `until_drained`,
+        until no action is queued or running anywhere."""
+        stop = stop or asyncio.Event()
+        self._writer.start()
+        heartbeat = asyncio.create_task(self._heartbeat(stop), name=f"heartbeat-{self.id}")
+        log.info("worker %s started", self.id)
+        try:
+            while not stop.is_set():
+                claimed = await self._claim_once()
+                if claimed:
+                    continue
+                if until_drained and not self._inflight and await self._drained():
+                    break
+                await self._pause(stop)
+            await self._drain_inflight()
+        finally:
+            heartbeat.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(heartbeat, *self._tasks, return_exceptions=True)
+            await self._writer.stop()
+            log.info("worker %s stopped", self.id)
+
+    async def _drained(self) -> bool:
+        flt = ActionFilter(statuses=(ActionStatus.QUEUED, ActionStatus.RUNNING))
+        return not await self._store.count_by_status(flt)
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Sleep for the poll interval, or less if capacity frees up or we are told to stop."""
+        self._freed.clear()
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._freed.wait())]
+        await asyncio.wait(
+            waiters, timeout=self._settings.poll_interval_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        for w in waiters:
+            w.cancel()
+
+    async def _drain_inflight(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _claim_once(self) -> int:
+        free = self._settings.concurrency - len(self._inflight)
+        if free <= 0:
+            return 0
+        try:
+            claimed = await self._store.claim_next_actions(
+                self.id, min(free, self._settings.claim_batch), self._clock.now(), self._lease_until()
+            )
+        except Exception as exc:  # database down: keep the loop alive, try again later
+            log.warning("worker %s could not claim actions: %s", self.id, exc)
+            return 0
+        if claimed:
+            self._dispatch([Claimed(action, restore) for action, restore in claimed])
+        return len(claimed)
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        interval = self._settings.lease_seconds / 3
+        while not stop.is_set():
+            await asyncio.sleep(interval)
+            try:
+                await self._store.renew_leases(self.id, list(self._inflight), self._lease_until())
+            except Exception as exc:
+                log.warning("worker %s could not renew leases: %s", self.id, exc)
+
+    def _dispatch(self, claimed: Sequence[Claimed]) -> None:
+        groups: dict[str, list[Claimed]] = defaultdict(list)
+        for item in claimed:
+            self._inflight.add(item.action.id)
+            groups[item.action.type].append(item)
+        for type_id, items in groups.items():
+            for chunk, definition, connector, refusal in self._plan(type_id, items):
+                task = asyncio.create_task(self._run_group(chunk, definition, connector, refusal))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def _plan(
+        self, type_id: str, items: list[Claimed]
+    ) -> list[tuple[list[Claimed], ActionDefinition | None, Connector | None, ClampdownError | None]]:
+        try:
+            definition = self._lookup(type_id)
+        except InvalidInput as exc:
+            return [(items, None, None, exc)]
+        connector = self._connectors.get(definition.provider)
+        if connector is None:
+            refusal = ClampdownError(
+                f"provider '{definition.provider}' is not configured on worker {self.id}",
+                code="provider_not_configured",
+            )
+            return [(items, definition, None, refusal)]
+        size = connector.max_batch if isinstance(connector, BatchingConnector) else 1
+        return [(items[i : i + size], definition, connector, None) for i in range(0, len(items), size)]
+
+    async def _run_group(
+        self,
+        items: list[Claimed],
+        definition: ActionDefinition | None,
+        connector: Connector | None,
+        refusal: ClampdownError | None,
+    ) -> None:
+        try:
+            runnable = [i for i in items if i.action.attempts <= self._policy.max_attempts]
+            outcomes: dict[int, ItemOutcome] = {
+                i.action.id: ClampdownError(
+                    f"gave up after {i.action.attempts - 1} interrupted attempts", code="interrupted"
+                )
+                for i in items
+                if i.action.attempts > self._policy.max_attempts
+            }
+            if refusal is not None or definition is None or connector is None:
+                outcomes.update({i.action.id: refusal or ClampdownError("no connector") for i in runnable})
+            elif runnable:
+                async with self._semaphore(definition.provider):
+                    results = await self._execute(connector, definition, runnable)
+                outcomes.update({i.action.id: r for i, r in zip(runnable, results, strict=True)})
+            await asyncio.gather(*(self._record(i.action, outcomes[i.action.id]) for i in items))
+        except Exception:
+            # A store write failed for good: the leases expire and another attempt runs.
+            log.exception("worker %s could not record outcomes", self.id)
+        finally:
+            for item in items:
+                self._inflight.discard(item.action.id)
+            self._freed.set()
+
+    async def _execute(
+        self, connector: Connector, definition: ActionDefinition, items: list[Claimed]
+    ) -> list[ItemOutcome]:
+        try:
+            return await execute_group(connector, definition, items, self._writer.record_resolutions)
+        except Exception as exc:  # a bug or an unexpected failure of the whole group
+            log.exception("%s failed for a group of %d", definition.id, len(items))
+            return [exc] * len(items)
+
+    def _history(
+        self, action: Action, error: ClampdownError, retry_at: datetime | None
+    ) -> tuple[AttemptRecord, ...]:
+        now = self._clock.now()
+        seen = {h.attempt for h in action.history}
+        interrupted = tuple(
+            AttemptRecord(n, "unknown", now, "interrupted", "the worker stopped before recording an outcome")
+            for n in range(1, action.attempts)
+            if n not in seen
+        )
+        current = AttemptRecord(action.attempts, self.id, now, error.code, error.message, retry_at)
+        return (*action.history, *interrupted, current)
+
+    async def _record(self, action: Action, outcome: ItemOutcome) -> None:
+        if isinstance(outcome, ActionOutcome):
+            await self._writer.record_completion(
+                Completion(
+                    action.id,
+                    action.attempts,
+                    ActionStatus.COMPLETED,
+                    result=outcome.to_json(),
+                    provider_request_id=outcome.provider_request_id,
+                )
+            )
+            return
+        if isinstance(outcome, ClampdownError):
+            error = outcome
+        else:
+            # Unexpected: treated as transient, so a passing fault is retried and a bug ends failed.
+            log.error("action %s: unexpected %s: %s", action.id, type(outcome).__name__, outcome)
+            error = TransientError(
+                f"unexpected error: {type(outcome).__name__}: {outcome}", code="unexpected_error"
+            )
+        transient = isinstance(error, TransientError)
+        if transient and self._policy.should_retry(action.attempts):
+            hint = error.retry_after if isinstance(error, TransientError) else None
+            retry_at = self._clock.now() + timedelta(seconds=self._policy.delay(action.attempts, hint))
+            await self._writer.record_retry(
+                Retry(
+                    action.id,
+                    action.attempts,
+                    retry_at,
+                    error.code,
+                    error.message,
+                    self._history(action, error, retry_at),
+                )
+            )
+            return
+        message = error.message
+        if transient:
+            message = f"{message} (gave up after {action.attempts} attempts)"
+        await self._writer.record_completion(
+            Completion(
+                action.id,
+                action.attempts,
+                ActionStatus.FAILED,
+                error_code=error.code,
+                error_message=message,
+                provider_request_id=getattr(error, "provider_request_id", None),
+                history=self._history(action, error, None),
+            )
+        )

@@ -1,0 +1,111 @@
+"""Group commit: many concurrent action tasks share a few transactions.
+
+Each task hands its write to the writer and awaits it; the writer flushes everything pending in
+one transaction per kind. A bulk of thousands of actions then costs a few writes per flush
+instead of a few per action, while each task still knows when its write is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+from clampdown.clock import Clock
+from clampdown.store.actions import ActionStore, Completion, Resolution, Retry
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_WRITE_TRIES = 5
+
+
+class _Lane(Generic[T]):
+    """Pending writes of one kind and the futures of the tasks waiting on them."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[T, asyncio.Future[None]]] = []
+
+    def take(self) -> list[tuple[T, asyncio.Future[None]]]:
+        taken, self.items = self.items, []
+        return taken
+
+
+class GroupWriter:
+    """Coalesces resolutions, completions and retries of one worker into batched transactions."""
+
+    def __init__(self, store: ActionStore, worker_id: str, clock: Clock) -> None:
+        self._store = store
+        self._worker = worker_id
+        self._clock = clock
+        self._resolutions: _Lane[Resolution] = _Lane()
+        self._completions: _Lane[Completion] = _Lane()
+        self._retries: _Lane[Retry] = _Lane()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"writer-{self._worker}")
+
+    async def stop(self) -> None:
+        """Flush what is pending, then stop."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self._flush()
+
+    async def _submit(self, lane: _Lane[T], items: Sequence[T]) -> None:
+        loop = asyncio.get_running_loop()
+        futures = []
+        for item in items:
+            fut: asyncio.Future[None] = loop.create_future()
+            lane.items.append((item, fut))
+            futures.append(fut)
+        self._wake.set()
+        await asyncio.gather(*futures)
+
+    async def record_resolutions(self, items: Sequence[Resolution]) -> None:
+        """Durably store accounts and states-before; returns once committed."""
+        await self._submit(self._resolutions, items)
+
+    async def record_completion(self, item: Completion) -> None:
+        await self._submit(self._completions, [item])
+
+    async def record_retry(self, item: Retry) -> None:
+        await self._submit(self._retries, [item])
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        await self._write(self._resolutions, lambda xs: self._store.record_resolutions(self._worker, xs))
+        await self._write(
+            self._completions, lambda xs: self._store.finish(self._worker, xs, self._clock.now())
+        )
+        await self._write(self._retries, lambda xs: self._store.reschedule(self._worker, xs))
+
+    async def _write(self, lane: _Lane[T], write: Callable[[list[T]], Awaitable[None]]) -> None:
+        taken = lane.take()
+        if not taken:
+            return
+        error: BaseException | None = None
+        for attempt in range(_WRITE_TRIES):
+            try:
+                await write([item for item, _ in taken])
+                error = None
+                break
+            except Exception as exc:  # the database blinked: try again before giving up
+                error = exc
+                log.warning("store write failed (try %d of %d): %s", attempt + 1, _WRITE_TRIES, exc)
+                await asyncio.sleep(0.2 * 2**attempt)
+        for _, fut in taken:
+            if fut.done():
+                continue
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)

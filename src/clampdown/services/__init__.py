@@ -1,0 +1,1 @@
+"""Services: the operations the CLI, API and console call. They validate, then use store/engine."""

@@ -1,0 +1,186 @@
+"""Requesting, undoing, cancelling and reading actions."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from clampdown.catalog import ActionDefinition, get_action
+from clampdown.clock import SYSTEM_CLOCK, Clock
+from clampdown.connectors.base import Connector
+from clampdown.errors import AccountNotFound, Conflict, InvalidInput, NotFound, TransientError
+from clampdown.model import Account, Action, ActionStatus, StateValue
+from clampdown.store.actions import ActionStore, NewAction
+
+MAX_TARGET_LENGTH = 512
+MAX_BULK = 100_000
+
+
+@dataclass(frozen=True)
+class BulkRequest:
+    """The result of a bulk request: its batch id and one action per distinct target."""
+
+    batch_id: str
+    actions: list[Action]
+
+
+def _clean_reason(definition: ActionDefinition, reason: str | None) -> str:
+    text = (reason or "").strip()
+    if definition.reason_required and not text:
+        raise InvalidInput(f"a reason is required for {definition.id}: say why the action is taken")
+    return text
+
+
+def _clean_target(target: str) -> str:
+    text = (target or "").strip()
+    if not text:
+        raise InvalidInput("target is empty: give a user name, UPN, email or id")
+    if len(text) > MAX_TARGET_LENGTH:
+        raise InvalidInput(f"target is longer than {MAX_TARGET_LENGTH} characters")
+    return text
+
+
+class ActionService:
+    """Validates requests and writes them to the store; workers do the rest."""
+
+    def __init__(
+        self, store: ActionStore, connectors: dict[str, Connector], clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.store = store
+        self.connectors = connectors
+        self.clock = clock
+
+    def _connector(self, definition: ActionDefinition) -> Connector:
+        connector = self.connectors.get(definition.provider)
+        if connector is None:
+            raise InvalidInput(
+                f"provider '{definition.provider}' is not configured: add [providers.{definition.provider}] "
+                "to the config to use " + definition.id
+            )
+        return connector
+
+    async def _resolve_now(self, connector: Connector, target: str) -> Account | None:
+        """Resolve while the requester waits, so a typo is an error, not a failed action.
+        If the provider is unreachable the action is queued anyway and resolved by the worker."""
+        try:
+            return await connector.resolve_user(target)
+        except AccountNotFound as exc:
+            raise NotFound(f"no such user in {connector.provider}: {exc.message}") from None
+        except TransientError:
+            return None
+
+    async def request(
+        self,
+        type_id: str,
+        target: str,
+        reason: str | None,
+        requested_by: str,
+        *,
+        idempotency_key: str | None = None,
+        parameters: dict[str, StateValue] | None = None,
+    ) -> Action:
+        """Queue one action. The same idempotency key returns the first action, never a second."""
+        definition = get_action(type_id)
+        text = _clean_reason(definition, reason)
+        ref = _clean_target(target)
+        connector = self._connector(definition)
+        if idempotency_key:
+            found = await self.store.list_by_idempotency_keys([idempotency_key])
+            if found:
+                return found[0]
+        account = await self._resolve_now(connector, ref)
+        item = NewAction(
+            type=definition.id,
+            provider=definition.provider,
+            target=ref,
+            requested_by=requested_by,
+            reason=text,
+            account=account,
+            idempotency_key=idempotency_key,
+            parameters=dict(parameters or {}),
+        )
+        return (await self.store.enqueue([item], self.clock.now()))[0]
+
+    async def request_bulk(
+        self,
+        type_id: str,
+        targets: Sequence[str],
+        reason: str | None,
+        requested_by: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> BulkRequest:
+        """Queue one action per distinct target under a new batch id; accounts are resolved by
+        the workers, so a bulk of thousands is accepted at once."""
+        definition = get_action(type_id)
+        text = _clean_reason(definition, reason)
+        self._connector(definition)
+        cleaned = list(dict.fromkeys(_clean_target(t) for t in targets))
+        if not cleaned:
+            raise InvalidInput("targets is empty: give at least one user")
+        if len(cleaned) > MAX_BULK:
+            raise InvalidInput(f"too many targets: {len(cleaned)} (at most {MAX_BULK} per bulk)")
+        batch_id = str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)) if idempotency_key else str(uuid.uuid4())
+        items = [
+            NewAction(
+                type=definition.id,
+                provider=definition.provider,
+                target=t,
+                requested_by=requested_by,
+                reason=text,
+                batch_id=batch_id,
+                idempotency_key=f"{idempotency_key}:{t}" if idempotency_key else None,
+            )
+            for t in cleaned
+        ]
+        return BulkRequest(batch_id, await self.store.enqueue(items, self.clock.now()))
+
+    async def undo(self, action_id: int, requested_by: str, reason: str | None = None) -> Action:
+        """Queue the inverse of a completed action, restoring the state read before it ran."""
+        original = await self.store.get(action_id)
+        definition = get_action(original.type)
+        if definition.inverse is None:
+            raise Conflict(f"{definition.id} cannot be undone ({definition.title} has no inverse)")
+        if original.status is not ActionStatus.COMPLETED:
+            raise Conflict(f"action {action_id} is {original.status.value}; only a completed action can be undone")
+        if original.changed is False:
+            raise Conflict(
+                f"nothing to undo: action {action_id} changed nothing, the account was already in that state"
+            )
+        existing = await self.store.find_undo(action_id)
+        if existing is not None:
+            return existing
+        inverse = get_action(definition.inverse)
+        self._connector(inverse)
+        item = NewAction(
+            type=inverse.id,
+            provider=inverse.provider,
+            target=original.target,
+            requested_by=requested_by,
+            reason=(reason or "").strip() or f"undo of action {action_id}: {original.reason}",
+            account=original.account,
+            undoes_action_id=original.id,
+            restore_state=original.state_before,
+        )
+        return (await self.store.enqueue([item], self.clock.now()))[0]
+
+    async def cancel(self, action_id: int, cancelled_by: str) -> Action:
+        """Cancel a queued action."""
+        return await self.store.cancel(action_id, self.clock.now(), cancelled_by)
+
+    async def wait(self, action_ids: Sequence[int], timeout: float, poll: float = 0.2) -> list[Action]:
+        """Poll until every action is final or `timeout` seconds pass; the actions as last read."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            current = [await self.store.get(i) for i in action_ids]
+            if all(a.status.is_final for a in current) or asyncio.get_running_loop().time() >= deadline:
+                return current
+            await asyncio.sleep(poll)
+
+    async def get(self, action_id: int) -> Action:
+        try:
+            return await self.store.get(action_id)
+        except NotFound:
+            raise NotFound(f"no action with id {action_id}") from None

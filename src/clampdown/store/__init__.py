@@ -1,0 +1,1 @@
+"""The action store: SQLAlchemy tables, queries and migrations. Never calls a provider."""

@@ -1,0 +1,100 @@
+"""The SQL schema. One table of actions is at once the action center and the work queue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (so SQLite compares strings correctly), returned timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use the clock's UTC time")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite returns text in raw SQL paths
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# BigInteger on PostgreSQL, but INTEGER on SQLite so it is the rowid alias that autoincrements.
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("target", String(512), nullable=False),  # the reference as the requester gave it
+    Column("account", JSON, nullable=True),  # the resolved Account
+    Column("account_id", String(256), nullable=True),  # the provider's id, for lookups
+    Column("requested_by", String(256), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("idempotency_key", String(256), nullable=True, unique=True),
+    Column("batch_id", String(64), nullable=True),
+    Column("undoes_action_id", ID, ForeignKey("actions.id"), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    # Queued: when it may run next. Running: when its lease expires and another worker may take it.
+    Column("available_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(128), nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("state_before", JSON, nullable=True),
+    Column("restore_state", JSON, nullable=True),  # for an undo: the state to put back
+    Column("provider_request_id", String(256), nullable=True),
+    Column("parameters", JSON, nullable=True),
+    Column("history", JSON, nullable=True),  # failed or interrupted attempts, oldest first
+    Index(
+        "ix_actions_due",
+        "available_at",
+        "id",
+        postgresql_where=text("status IN ('queued', 'running')"),
+        sqlite_where=text("status IN ('queued', 'running')"),
+    ),
+    Index("ix_actions_requested_at", "requested_at"),
+    Index("ix_actions_batch_id", "batch_id"),
+    Index("ix_actions_account_id", "account_id"),
+    Index("ix_actions_status_requested_at", "status", "requested_at"),
+)

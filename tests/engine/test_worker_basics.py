@@ -1,0 +1,27 @@
+"""The engine end to end in one process: queue, claim, run, record, retry, undo."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from clampdown.config import EngineSettings
+from clampdown.connectors.memory import MemoryConnector, MemorySettings
+from clampdown.engine.worker import Worker
+from clampdown.model import ActionStatus
+from clampdown.services.actions import ActionService
+from clampdown.store.actions import ActionStore
+
+FAST = EngineSettings(poll_interval_seconds=0.05, backoff_base_seconds=0.01, backoff_max_seconds=0.05)
+
+
+async def test_bulk_runs_to_completed(engine: AsyncEngine) -> None:
+    store = ActionStore(engine)
+    okta = MemoryConnector(MemorySettings(provider="okta"))
+    service = ActionService(store, {"okta": okta})
+    bulk = await service.request_bulk("okta.suspend_user", [f"u{i}" for i in range(50)], "phish", "tester")
+    await Worker(store, {"okta": okta}, FAST).run(until_drained=True)
+    done = await service.wait([a.id for a in bulk.actions], timeout=1)
+    assert {a.status for a in done} == {ActionStatus.COMPLETED}
+    assert all(a.changed for a in done)
+    assert all(a.state_before and a.state_before.enabled for a in done)
+    assert okta.calls == 50
