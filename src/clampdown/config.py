@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    log_level: str = "INFO"
+    log_level: str = "WARNING"
     config_path: Path | None = None
 
     @classmethod

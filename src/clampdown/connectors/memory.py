@@ -87,7 +87,8 @@ class MemoryConnector:
         ).fetchone()
         if row is None:
             return _DEFAULTS[field]
-        return {"True": True, "False": False}.get(row[0], row[0])
+        text = str(row[0])
+        return {"True": True, "False": False}.get(text, text)
 
     async def read_state(self, account: Account) -> AccountState:
         values = {f: self._get(account.id, f) for f in _DEFAULTS}

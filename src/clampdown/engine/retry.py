@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+_RNG = random.Random()
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -25,8 +27,8 @@ class RetryPolicy:
         a burst of failures does not come back as a burst. With the provider's Retry-After or
         rate-limit reset, that time plus a little jitter: earlier would only be refused again.
         """
-        rand = rng or random
+        rand = rng or _RNG
         if retry_after is not None and retry_after >= 0:
             return retry_after + rand.uniform(0, min(1.0, 0.1 * retry_after + 0.05))
-        ceiling = min(self.max_seconds, self.base_seconds * (2 ** max(0, attempts_made - 1)))
+        ceiling = min(self.max_seconds, self.base_seconds * 2.0 ** max(0, attempts_made - 1))
         return ceiling / 2 + rand.uniform(0, ceiling / 2)

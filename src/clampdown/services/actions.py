@@ -122,7 +122,9 @@ class ActionService:
             raise InvalidInput("targets is empty: give at least one user")
         if len(cleaned) > MAX_BULK:
             raise InvalidInput(f"too many targets: {len(cleaned)} (at most {MAX_BULK} per bulk)")
-        batch_id = str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)) if idempotency_key else str(uuid.uuid4())
+        batch_id = (
+            str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)) if idempotency_key else str(uuid.uuid4())
+        )
         items = [
             NewAction(
                 type=definition.id,
@@ -144,7 +146,9 @@ class ActionService:
         if definition.inverse is None:
             raise Conflict(f"{definition.id} cannot be undone ({definition.title} has no inverse)")
         if original.status is not ActionStatus.COMPLETED:
-            raise Conflict(f"action {action_id} is {original.status.value}; only a completed action can be undone")
+            raise Conflict(
+                f"action {action_id} is {original.status.value}; only a completed action can be undone"
+            )
         if original.changed is False:
             raise Conflict(
                 f"nothing to undo: action {action_id} changed nothing, the account was already in that state"

@@ -250,7 +250,7 @@ class ActionStore:
             query = query.where(c.requested_at < flt.until)
         return query
 
-    async def list(
+    async def list_actions(
         self, flt: ActionFilter, *, limit: int = 100, before_id: int | None = None
     ) -> list[Action]:
         """Newest first; pass the last id seen as `before_id` for the next page."""

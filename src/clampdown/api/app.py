@@ -1,0 +1,95 @@
+"""The FastAPI application that `clampdown serve` runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from clampdown import __version__, catalog
+from clampdown.config import Settings
+from clampdown.engine.worker import Worker
+from clampdown.errors import ClampdownError
+from clampdown.services.runtime import Runtime, open_runtime, ping_database
+from clampdown.store.database import is_sqlite
+
+log = logging.getLogger(__name__)
+
+
+def embedded_worker_enabled(settings: Settings) -> bool:
+    """SQLite: one worker inside the server. PostgreSQL: separate `clampdown worker` processes."""
+    if settings.server.embedded_worker is not None:
+        return settings.server.embedded_worker
+    return is_sqlite(settings.database.url)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The app with its runtime opened for the app's lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_runtime(settings) as rt:
+            app.state.runtime = rt
+            stop = asyncio.Event()
+            task = None
+            if embedded_worker_enabled(settings):
+                worker = Worker(rt.store, rt.connectors, settings.engine)
+                task = asyncio.create_task(worker.run(stop), name="embedded-worker")
+                log.info("embedded worker %s started", worker.id)
+            try:
+                yield
+            finally:
+                stop.set()
+                if task is not None:
+                    await task
+
+    app = FastAPI(title="Clampdown", version=__version__, lifespan=lifespan, openapi_url="/openapi.json")
+
+    @app.exception_handler(ClampdownError)
+    async def clampdown_error(_: Request, exc: ClampdownError) -> JSONResponse:
+        from clampdown.api.errors import status_for
+
+        return JSONResponse(
+            {"error": {"code": exc.code, "message": exc.message}}, status_code=status_for(exc)
+        )
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        """The database and every configured provider are reachable."""
+        rt: Runtime = request.app.state.runtime
+        checks: dict[str, Any] = {}
+        try:
+            await ping_database(rt.engine, settings.database.url)
+            checks["database"] = "ok"
+        except ClampdownError as exc:
+            checks["database"] = exc.message
+        for name, connector in rt.connectors.items():
+            try:
+                async with asyncio.timeout(10):
+                    await connector.check()
+                checks[name] = "ok"
+            except TimeoutError:
+                checks[name] = "timed out"
+            except ClampdownError as exc:
+                checks[name] = exc.message
+            except Exception as exc:
+                checks[name] = f"{type(exc).__name__}: {exc}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/api/v1/catalog", tags=["catalog"])
+    async def get_catalog() -> list[dict[str, object]]:
+        """Every action type: provider, who may run it, its inverse."""
+        return [d.to_json() for d in catalog.all_actions()]
+
+    return app

@@ -1,0 +1,78 @@
+"""Opens what a command or the server needs: settings, database, connectors, services."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from clampdown.config import Settings
+from clampdown.connectors.base import Connector
+from clampdown.connectors.registry import build_connectors
+from clampdown.errors import ConfigError, StoreUnavailable
+from clampdown.services.actions import ActionService
+from clampdown.store.actions import ActionStore
+from clampdown.store.database import create_engine
+from clampdown.store.migrate import current_revision, head_revision
+
+CONNECT_TIMEOUT = 10.0
+
+
+def safe_url(url: str) -> str:
+    """The database URL with any password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+async def ping_database(engine: AsyncEngine, url: str) -> None:
+    """StoreUnavailable with the reason if the database cannot be reached."""
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except TimeoutError:
+        raise StoreUnavailable(f"cannot reach the database at {safe_url(url)}: timed out") from None
+    except Exception as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise StoreUnavailable(f"cannot reach the database at {safe_url(url)}: {reason}") from None
+
+
+async def require_current_schema(engine: AsyncEngine) -> None:
+    """ConfigError unless the database schema is at the newest migration."""
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        state = "is empty" if current is None else f"is at revision {current}, this version needs {head}"
+        raise ConfigError(f"the database {state}: run `clampdown db upgrade`")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    store: ActionStore
+    connectors: dict[str, Connector]
+    actions: ActionService
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *, check_schema: bool = True) -> AsyncIterator[Runtime]:
+    """Connect to the database and build the configured connectors; closes them on exit."""
+    connectors = build_connectors(settings)
+    engine = create_engine(settings.database.url, echo=settings.database.echo)
+    try:
+        await ping_database(engine, settings.database.url)
+        if check_schema:
+            await require_current_schema(engine)
+        store = ActionStore(engine)
+        yield Runtime(settings, engine, store, connectors, ActionService(store, connectors))
+    finally:
+        for connector in connectors.values():
+            await connector.aclose()
+        await engine.dispose()
