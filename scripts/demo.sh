@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# One command for a fresh Debian machine: install Clampdown, start the demo lab, serve on SQLite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-system.sh lab
+bash scripts/install-python.sh kerberos
+lab_dir="${CLAMPDOWN_LAB_DIR:-.lab}"
+.venv/bin/clampdown lab up --dir "$lab_dir"
+exec .venv/bin/clampdown --config "$lab_dir/clampdown.toml" serve

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Creates .venv and installs Clampdown into it (editable), with the given extras.
+# Usage: scripts/install-python.sh [EXTRAS]   e.g. test,kerberos
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+if [ -n "$extras" ]; then
+  .venv/bin/python -m pip install -q -e ".[$extras]"
+else
+  .venv/bin/python -m pip install -q -e .
+fi
