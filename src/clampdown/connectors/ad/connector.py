@@ -1,0 +1,294 @@
+"""ADConnector: resolve users, read their state, disable / enable them and force password resets."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import ldap3  # type: ignore[import-untyped]
+
+from clampdown.connectors.ad import flags
+from clampdown.connectors.ad.failures import SUCCESS, operation_failure
+from clampdown.connectors.ad.pool import Connection, DirectoryPool
+from clampdown.connectors.ad.references import guid_from_bytes, sid_from_bytes, user_query
+from clampdown.connectors.ad.settings import ADSettings
+from clampdown.errors import AccountNotFound, PermanentError
+from clampdown.model import Account, AccountState, ActionContext, ActionOutcome
+
+_STATE_ATTRIBUTES = [
+    "userAccountControl",
+    "msDS-User-Account-Control-Computed",
+    "pwdLastSet",
+    "lastLogonTimestamp",
+    "lockoutTime",
+    "memberOf",
+    "adminCount",
+    "sAMAccountName",
+    "userPrincipalName",
+    "displayName",
+]
+_ID_ATTRIBUTES = ["objectGUID", "objectSid", "sAMAccountName", "userPrincipalName", "displayName"]
+
+NEEDS_UAC = "Write Property on userAccountControl for descendant User objects"
+NEEDS_PWDLASTSET = "Write Property on pwdLastSet for descendant User objects"
+NEEDS_RESET = "the Reset Password extended right for descendant User objects"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One user entry as read just now; values are the raw LDAP strings."""
+
+    dn: str
+    values: dict[str, list[str]]
+
+    def int(self, name: str, default: int = 0) -> int:
+        found = self.values.get(name)
+        return int(found[0]) if found else default
+
+
+class ADConnector:
+    """One Active Directory domain through one least-privilege action account."""
+
+    provider: ClassVar[str] = "ad"
+    settings_model: ClassVar[type[ADSettings]] = ADSettings
+
+    def __init__(self, settings: ADSettings) -> None:
+        self.settings = settings
+        self.pool = DirectoryPool(settings)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ADConnector:
+        """Build the connector from a validated `ADSettings`."""
+        return cls(settings if isinstance(settings, ADSettings) else ADSettings.model_validate(settings))
+
+    # ---------------------------------------------------------------- lookups
+
+    async def resolve_user(self, reference: str) -> Account:
+        """The user named by sAMAccountName, DOMAIN\\name, UPN, objectSid or objectGUID."""
+        try:
+            query = user_query(reference, self.settings.netbios_domain)
+        except ValueError as exc:
+            raise AccountNotFound(f"no Active Directory user {reference!r}: {exc}") from None
+        base = self.settings.base_dn
+
+        def search(conn: Connection) -> list[dict[str, Any]]:
+            conn.search(base, query.ldap_filter, ldap3.SUBTREE, attributes=_ID_ATTRIBUTES, size_limit=2)
+            if conn.result["result"] not in (SUCCESS, 4):  # 4: size limit hit, i.e. ambiguous
+                raise operation_failure(conn.result, "search for users", base)
+            return [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
+
+        found = await self.pool.run(search)
+        if not found:
+            raise AccountNotFound(f"no Active Directory user with {query.described} under {base}")
+        if len(found) > 1:
+            raise PermanentError(
+                f"{query.described} names more than one user under {base}; use the objectGUID or objectSid",
+                code="ambiguous",
+            )
+        return _account(found[0])
+
+    async def read_state(self, account: Account) -> AccountState:
+        """Enabled, locked out, password age, last logon, groups and adminCount, read just now."""
+        entry = await self.pool.run(lambda conn: _read(conn, account, _STATE_ATTRIBUTES))
+        return _state(entry)
+
+    async def check(self) -> None:
+        """Bind with the action account and read the rootDSE (Samba has no WhoAmI)."""
+
+        def read_root(conn: Connection) -> None:
+            conn.search("", "(objectClass=*)", ldap3.BASE, attributes=["defaultNamingContext"])
+            if conn.result["result"] != SUCCESS:
+                raise operation_failure(conn.result, "read the rootDSE", "the rootDSE")
+
+        await self.pool.run(read_root)
+
+    async def aclose(self) -> None:
+        """Unbind the pooled connections."""
+        await self.pool.aclose()
+
+    # ---------------------------------------------------------------- actions
+
+    async def disable_user(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """Set ACCOUNTDISABLE, keeping every other userAccountControl bit."""
+        return await self.pool.run(lambda conn: _set_disabled(conn, account, True))
+
+    async def enable_user(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """Clear ACCOUNTDISABLE, unless the user was already disabled before the action undone."""
+        restore = context.restore_state
+        if restore is not None and restore.enabled is False:
+            return ActionOutcome.already("the user was already disabled before the action being undone")
+        return await self.pool.run(lambda conn: _set_disabled(conn, account, False))
+
+    async def force_password_reset(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """pwdLastSet = 0 (change at next logon); optionally a new random password first."""
+        wanted = context.parameters.get("set_random_password")
+        set_password = self.settings.set_random_password if wanted is None else bool(wanted)
+        new_password = _random_password() if set_password else None
+        outcome = await self.pool.run(lambda conn: _force_reset(conn, account, new_password))
+        if new_password is not None and self.settings.hand_new_password_to_caller:
+            details = {**outcome.details, "new_password": new_password}
+            return ActionOutcome(outcome.changed, outcome.message, outcome.provider_request_id,
+                                 outcome.warnings, details)
+        return outcome
+
+    async def clear_password_reset(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """pwdLastSet = -1 (the DC stores now), unless the user already had to change it before."""
+        restore = context.restore_state
+        if restore is not None and restore.values.get("must_change_password") is True:
+            return ActionOutcome.already("the user already had to change the password before the reset")
+        return await self.pool.run(lambda conn: _clear_reset(conn, account))
+
+
+# -------------------------------------------------------------------- blocking parts (pool threads)
+
+
+def _read(conn: Connection, account: Account, attributes: list[str]) -> _Entry:
+    """The account's entry, found by its immutable objectGUID (it may have been moved or renamed)."""
+    base = f"<GUID={account.id}>"
+    conn.search(base, "(objectClass=user)", ldap3.BASE, attributes=attributes)
+    if conn.result["result"] != SUCCESS:
+        raise operation_failure(conn.result, "read the user", account.attributes.get("dn", base))
+    entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
+    if not entries:
+        raise AccountNotFound(f"{account.name} (objectGUID {account.id}) no longer exists")
+    attrs = entries[0]["attributes"]
+    values = {k: [str(v) for v in (vs if isinstance(vs, list) else [vs])] for k, vs in attrs.items()}
+    return _Entry(entries[0]["dn"], values)
+
+
+def _replace(conn: Connection, entry: _Entry, changes: dict[str, Any], doing: str, needs: str) -> None:
+    ops = {name: [(ldap3.MODIFY_REPLACE, [value])] for name, value in changes.items()}
+    if not conn.modify(entry.dn, ops):
+        admin_count = entry.int("adminCount")
+        raise operation_failure(conn.result, doing, entry.dn, needs=needs, admin_count=admin_count)
+
+
+def _set_disabled(conn: Connection, account: Account, disabled: bool) -> ActionOutcome:
+    entry = _read(conn, account, ["userAccountControl", "adminCount"])
+    uac = entry.int("userAccountControl")
+    if bool(uac & flags.ACCOUNTDISABLE) == disabled:
+        return ActionOutcome.already(f"{entry.dn} is {'disabled' if disabled else 'enabled'}")
+    new = uac | flags.ACCOUNTDISABLE if disabled else uac & ~flags.ACCOUNTDISABLE
+    doing = "disable the user" if disabled else "enable the user"
+    _replace(conn, entry, {"userAccountControl": str(new)}, doing, NEEDS_UAC)
+    return ActionOutcome(
+        changed=True,
+        message=f"{'Disabled' if disabled else 'Enabled'} {entry.dn} (userAccountControl {uac} -> {new})",
+        details={"userAccountControl_before": uac, "userAccountControl": new},
+    )
+
+
+def _force_reset(conn: Connection, account: Account, new_password: str | None) -> ActionOutcome:
+    entry = _read(conn, account, ["userAccountControl", "pwdLastSet", "adminCount"])
+    uac = entry.int("userAccountControl")
+    never_expires = bool(uac & flags.DONT_EXPIRE_PASSWORD)
+    if never_expires and new_password is None:
+        # AD ignores pwdLastSet=0 for such accounts: reporting success would leave the user unprompted.
+        raise PermanentError(
+            f"{entry.dn} has DONT_EXPIRE_PASSWORD (Password never expires) in userAccountControl, so "
+            "Active Directory ignores 'must change password at next logon' for it: nothing was changed. "
+            "Clear 'Password never expires' first, or reset with set_random_password",
+            code="no_effect",
+        )
+    if entry.int("pwdLastSet", -1) == 0 and new_password is None:
+        return ActionOutcome.already(f"{entry.dn} must already change the password at next logon")
+    if new_password is not None:
+        # unicodePwd is the password in double quotes, UTF-16LE; setting it makes pwdLastSet "now".
+        encoded = f'"{new_password}"'.encode("utf-16-le")
+        _replace(conn, entry, {"unicodePwd": encoded}, "reset the password", NEEDS_RESET)
+    _replace(conn, entry, {"pwdLastSet": "0"}, "force a password change", NEEDS_PWDLASTSET)
+    warnings: tuple[str, ...] = ()
+    if never_expires:
+        warnings = (
+            "The account has DONT_EXPIRE_PASSWORD, so it is not prompted to change the password; "
+            "the new random password is what keeps the old one out.",
+        )
+    what = "Set a new random password and required" if new_password else "Required"
+    return ActionOutcome(
+        changed=True,
+        message=f"{what} a password change at next logon for {entry.dn} (pwdLastSet = 0)",
+        warnings=warnings,
+        details={"pwdLastSet": 0, "password_set": new_password is not None},
+    )
+
+
+def _clear_reset(conn: Connection, account: Account) -> ActionOutcome:
+    entry = _read(conn, account, ["pwdLastSet", "adminCount"])
+    if entry.int("pwdLastSet", -1) != 0:
+        return ActionOutcome.already(f"{entry.dn} is not required to change the password")
+    _replace(conn, entry, {"pwdLastSet": "-1"}, "clear the forced password change", NEEDS_PWDLASTSET)
+    return ActionOutcome(
+        changed=True,
+        message=f"{entry.dn} no longer has to change the password at next logon (pwdLastSet = -1, now)",
+    )
+
+
+def _random_password() -> str:
+    """24 random characters from all four classes, to satisfy any complexity policy."""
+    classes = [string.ascii_uppercase, string.ascii_lowercase, string.digits, "!#%+-.:=?@_~"]
+    chars = [secrets.choice(c) for c in classes]
+    chars += [secrets.choice("".join(classes)) for _ in range(20)]
+    secrets.SystemRandom().shuffle(chars)
+    return "".join(chars)
+
+
+def _account(found: dict[str, Any]) -> Account:
+    raw = found["raw_attributes"]
+    attrs = found["attributes"]
+    guid = guid_from_bytes(raw["objectGUID"][0])
+    sam = _first(attrs.get("sAMAccountName"))
+    upn = _first(attrs.get("userPrincipalName"))
+    ids = {"dn": found["dn"], "objectGUID": guid, "objectSid": sid_from_bytes(raw["objectSid"][0]),
+           "sAMAccountName": sam}
+    if upn:
+        ids["userPrincipalName"] = upn
+    return Account(provider="ad", id=guid, name=upn or sam, attributes=ids)
+
+
+def _first(value: Any) -> str:
+    """An attribute's single value: without the schema, ldap3 hands every value as a list."""
+    if isinstance(value, list):
+        return str(value[0]) if value else ""
+    return "" if value is None else str(value)
+
+
+def _state(entry: _Entry) -> AccountState:
+    uac = entry.int("userAccountControl")
+    computed = entry.int("msDS-User-Account-Control-Computed")
+    enabled = not uac & flags.ACCOUNTDISABLE
+    locked = bool(computed & flags.LOCKOUT)
+    pwd_last_set = entry.int("pwdLastSet")
+    groups = sorted(_rdn_value(dn) for dn in entry.values.get("memberOf", []))
+    status = "disabled" if not enabled else "locked_out" if locked else "enabled"
+    return AccountState(
+        enabled=enabled,
+        status=status,
+        values={
+            "dn": entry.dn,
+            "userAccountControl": uac,
+            "flags": flag_list(uac | (computed & (flags.LOCKOUT | flags.PASSWORD_EXPIRED))),
+            "locked_out": locked,
+            "password_expired": bool(computed & flags.PASSWORD_EXPIRED),
+            "pwdLastSet": pwd_last_set,
+            "must_change_password": pwd_last_set == 0,
+            "password_never_expires": bool(uac & flags.DONT_EXPIRE_PASSWORD),
+            "password_last_set_at": flags.filetime_to_iso(pwd_last_set),
+            "last_logon_at": flags.filetime_to_iso(entry.int("lastLogonTimestamp")),
+            "locked_out_at": flags.filetime_to_iso(entry.int("lockoutTime")) if locked else None,
+            "groups": groups,
+            "group_dns": sorted(entry.values.get("memberOf", [])),
+            "adminCount": entry.int("adminCount"),
+        },
+    )
+
+
+def flag_list(uac: int) -> list[str]:
+    """The userAccountControl flag names, for the user page."""
+    return flags.flag_names(uac)
+
+
+def _rdn_value(dn: str) -> str:
+    first = ldap3.utils.dn.parse_dn(dn)[0]
+    return str(first[1])

@@ -1,0 +1,149 @@
+"""Every AD action and its inverse, read back from the Samba directory; binds show 773 and 533."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from ad_checks import ScratchUser, bind_as, context, read_int
+
+from clampdown.connectors.ad import ADConnector, ADSettings
+from clampdown.connectors.ad.failures import bind_data_code
+from clampdown.errors import PermanentError
+from clampdown.lab.samba import SambaLab
+from clampdown.model import AccountState
+
+pytestmark = pytest.mark.samba
+
+DONT_EXPIRE = 0x10000
+NOT_DELEGATED = 0x100000
+
+
+async def test_disable_and_enable_flip_only_accountdisable(
+    ad: ADConnector, admin: Any, lab: SambaLab, make_user: Callable[..., ScratchUser]
+) -> None:
+    user = make_user(uac=0x200 | NOT_DELEGATED)
+    account = await ad.resolve_user(user.sam)
+
+    outcome = await ad.disable_user(account, context())
+    assert outcome.changed
+    assert read_int(admin, user.dn, "userAccountControl") == 0x200 | NOT_DELEGATED | 0x2
+    bound = bind_as(lab, user.upn, user.password)
+    assert bound["result"] == 49 and bind_data_code(bound["message"]) == "533"
+
+    again = await ad.disable_user(account, context())
+    assert not again.changed
+
+    outcome = await ad.enable_user(account, context())
+    assert outcome.changed
+    assert read_int(admin, user.dn, "userAccountControl") == 0x200 | NOT_DELEGATED
+    assert bind_as(lab, user.upn, user.password)["result"] == 0
+    assert not (await ad.enable_user(account, context())).changed
+
+
+async def test_enable_as_undo_keeps_a_user_disabled_before(
+    ad: ADConnector, admin: Any, make_user: Callable[..., ScratchUser]
+) -> None:
+    user = make_user(uac=0x202)
+    account = await ad.resolve_user(user.sam)
+    undo = context()
+    undo = type(undo)(1, "undo", "pytest", restore_state=AccountState(enabled=False))
+    outcome = await ad.enable_user(account, undo)
+    assert not outcome.changed
+    assert read_int(admin, user.dn, "userAccountControl") == 0x202
+
+
+async def test_force_and_clear_password_reset(
+    ad: ADConnector, admin: Any, lab: SambaLab, make_user: Callable[..., ScratchUser]
+) -> None:
+    user = make_user()
+    account = await ad.resolve_user(user.upn)
+    assert read_int(admin, user.dn, "pwdLastSet") > 0
+
+    outcome = await ad.force_password_reset(account, context())
+    assert outcome.changed and not outcome.details["password_set"]
+    assert read_int(admin, user.dn, "pwdLastSet") == 0
+    bound = bind_as(lab, user.upn, user.password)
+    assert bound["result"] == 49 and bind_data_code(bound["message"]) == "773"
+    state = await ad.read_state(account)
+    assert state.values["must_change_password"] is True
+    assert not (await ad.force_password_reset(account, context())).changed
+
+    outcome = await ad.clear_password_reset(account, context())
+    assert outcome.changed
+    assert read_int(admin, user.dn, "pwdLastSet") > 0
+    assert bind_as(lab, user.upn, user.password)["result"] == 0
+    assert not (await ad.clear_password_reset(account, context())).changed
+
+
+async def test_reset_of_never_expiring_password_says_it_has_no_effect(
+    ad: ADConnector, admin: Any, make_user: Callable[..., ScratchUser]
+) -> None:
+    user = make_user(uac=0x200 | DONT_EXPIRE)
+    account = await ad.resolve_user(user.sam)
+    before = read_int(admin, user.dn, "pwdLastSet")
+    with pytest.raises(PermanentError) as caught:
+        await ad.force_password_reset(account, context())
+    assert caught.value.code == "no_effect"
+    assert "DONT_EXPIRE_PASSWORD" in caught.value.message
+    assert read_int(admin, user.dn, "pwdLastSet") == before
+
+
+async def test_random_password_replaces_the_old_one_and_is_not_returned(
+    ad: ADConnector, admin: Any, lab: SambaLab, make_user: Callable[..., ScratchUser]
+) -> None:
+    user = make_user(uac=0x200 | DONT_EXPIRE)
+    account = await ad.resolve_user(user.sam)
+    outcome = await ad.force_password_reset(account, context(set_random_password=True))
+    assert outcome.changed and outcome.details["password_set"]
+    assert outcome.warnings and "DONT_EXPIRE_PASSWORD" in outcome.warnings[0]
+    assert "new_password" not in outcome.details
+    assert read_int(admin, user.dn, "pwdLastSet") == 0
+    bound = bind_as(lab, user.upn, user.password)
+    assert bound["result"] == 49 and bind_data_code(bound["message"]) == "52e"
+
+
+async def test_random_password_handed_to_caller_once_when_configured(
+    ad_settings: ADSettings, lab: SambaLab, make_user: Callable[..., ScratchUser]
+) -> None:
+    user = make_user()
+    settings = ad_settings.model_copy(update={"set_random_password": True, "hand_new_password_to_caller": True})
+    connector = ADConnector(settings)
+    try:
+        account = await connector.resolve_user(user.sam)
+        outcome = await connector.force_password_reset(account, context())
+    finally:
+        await connector.aclose()
+    new_password = str(outcome.details["new_password"])
+    assert len(new_password) >= 20
+    assert new_password not in outcome.message
+    bound = bind_as(lab, user.upn, new_password)
+    assert bound["result"] == 49 and bind_data_code(bound["message"]) == "773"
+
+
+async def test_read_state_for_the_user_page(
+    ad: ADConnector, admin: Any, lab: SambaLab, make_user: Callable[..., ScratchUser]
+) -> None:
+    user = make_user()
+    admin.modify(
+        "CN=Remote Desktop Users,CN=Builtin,DC=lab,DC=example,DC=test",
+        {"member": [(0, [user.dn])]},  # MODIFY_ADD
+    )
+    account = await ad.resolve_user(user.sam)
+    state = await ad.read_state(account)
+    assert state.enabled is True and state.status == "enabled"
+    assert state.values["dn"] == user.dn
+    assert state.values["locked_out"] is False
+    assert state.values["groups"] == ["Remote Desktop Users"]
+    assert state.values["adminCount"] == 0
+    assert state.values["password_last_set_at"]
+    assert "NORMAL_ACCOUNT" in state.values["flags"]  # type: ignore[operator]
+
+    for _ in range(5):  # the lab locks an account out after 5 bad passwords
+        bind_as(lab, user.upn, "wrong-password")
+    bound = bind_as(lab, user.upn, user.password)
+    assert bind_data_code(bound["message"]) == "775"
+    state = await ad.read_state(account)
+    assert state.values["locked_out"] is True and state.status == "locked_out"
+    assert state.values["locked_out_at"]
