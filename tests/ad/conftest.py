@@ -10,13 +10,13 @@ from typing import Any
 
 import ldap3
 import pytest
-from ad_checks import USER_PASSWORD, ScratchUser
 
 from clampdown.connectors.ad import ADConnector, ADSettings
 from clampdown.lab.people import DEMO_PEOPLE, DemoPerson
 from clampdown.lab.samba import SambaLab, SambaLabComponent
 from clampdown.lab.samba.component import run_script, samba_running
 from clampdown.lab.samba.seed import MANAGED_OU, create_user
+from tests.ad.ad_checks import USER_PASSWORD, ScratchUser
 
 REPO = Path(__file__).resolve().parents[2]
 # Same dir as `clampdown lab up` by default, so a running lab DC is reused (one DC per machine).

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from ad_checks import ScratchUser, bind_as, context, read_int
 
 from clampdown.connectors.ad import ADConnector, ADSettings
 from clampdown.connectors.ad.failures import bind_data_code
 from clampdown.errors import PermanentError
 from clampdown.lab.samba import SambaLab
-from clampdown.model import AccountState
+from clampdown.model import AccountState, ActionContext
+from tests.ad.ad_checks import ScratchUser, bind_as, context, read_int
 
 pytestmark = pytest.mark.samba
 
@@ -47,8 +47,7 @@ async def test_enable_as_undo_keeps_a_user_disabled_before(
 ) -> None:
     user = make_user(uac=0x202)
     account = await ad.resolve_user(user.sam)
-    undo = context()
-    undo = type(undo)(1, "undo", "pytest", restore_state=AccountState(enabled=False))
+    undo = ActionContext(1, "undo", "pytest", restore_state=AccountState(enabled=False))
     outcome = await ad.enable_user(account, undo)
     assert not outcome.changed
     assert read_int(admin, user.dn, "userAccountControl") == 0x202
@@ -108,7 +107,8 @@ async def test_random_password_handed_to_caller_once_when_configured(
     ad_settings: ADSettings, lab: SambaLab, make_user: Callable[..., ScratchUser]
 ) -> None:
     user = make_user()
-    settings = ad_settings.model_copy(update={"set_random_password": True, "hand_new_password_to_caller": True})
+    handing = {"set_random_password": True, "hand_new_password_to_caller": True}
+    settings = ad_settings.model_copy(update=handing)
     connector = ADConnector(settings)
     try:
         account = await connector.resolve_user(user.sam)

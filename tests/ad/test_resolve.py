@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from ad_checks import ScratchUser, read_int
 
 from clampdown.connectors.ad import ADConnector
 from clampdown.connectors.ad.references import (
@@ -17,6 +16,7 @@ from clampdown.connectors.ad.references import (
 )
 from clampdown.errors import AccountNotFound
 from clampdown.lab.people import DEMO_PEOPLE
+from tests.ad.ad_checks import ScratchUser, read_int
 
 HOSTILE = [
     "*",
@@ -85,7 +85,7 @@ async def test_hostile_references_change_nothing(
     ad: ADConnector, admin: Any, make_user: Callable[..., ScratchUser]
 ) -> None:
     user = make_user(prefix="inj")
-    for reference in HOSTILE + [f"{user.sam[:5]}*", f"{user.sam})(cn=*"]:
+    for reference in [*HOSTILE, f"{user.sam[:5]}*", f"{user.sam})(cn=*"]:
         with pytest.raises(AccountNotFound):
             await ad.resolve_user(reference)
     assert read_int(admin, user.dn, "userAccountControl") == 0x200

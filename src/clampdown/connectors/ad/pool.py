@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import itertools
 import os
 import ssl
@@ -62,7 +63,8 @@ class DirectoryPool:
 
     def _run_blocking(self, operation: Callable[[Connection], T]) -> T:
         for attempt in (1, 2):
-            conn = self._checkout()
+            # After a drop, idle connections to that DC are likely dead too: open a fresh one.
+            conn = self._checkout() if attempt == 1 else self.open_connection()
             try:
                 result = operation(conn)
             except DROPPED as exc:
@@ -128,7 +130,8 @@ class DirectoryPool:
         tls = ldap3.Tls(
             validate=ssl.CERT_REQUIRED if s.verify_tls else ssl.CERT_NONE,
             ca_certs_file=str(s.ca_file) if s.ca_file else None,
-            valid_names=[dc.host_name] if s.verify_tls else None,
+            # ldap3 would also accept the URL's host; the name is checked strictly in _verify_name.
+            valid_names=["*"],
             sni=dc.host_name,
         )
         server = ldap3.Server(
@@ -161,6 +164,8 @@ class DirectoryPool:
         conn.open()
         if not dc.use_ssl:
             conn.start_tls()  # never bind in clear text: StartTLS first, verified like LDAPS
+        if s.verify_tls:
+            _verify_name(conn, dc.host_name)
         try:
             bound = conn.bind()
         except Exception as exc:  # gssapi raises its own errors for a bad keytab or realm
@@ -184,6 +189,41 @@ class DirectoryPool:
         for conn in idle:
             _unbind(conn)
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _verify_name(conn: Connection, expected: str) -> None:
+    """The verified certificate must name the DC as configured; ssl.CertificateError otherwise."""
+    cert = conn.socket.getpeercert()
+    if not cert or not certificate_names(cert, expected):
+        _unbind(conn)
+        raise ssl.CertificateError(f"the certificate does not name {expected}")
+
+
+def certificate_names(cert: dict[str, Any], expected: str) -> bool:
+    """Whether a peer certificate (ssl's dict form) is valid for host name or address `expected`."""
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(expected)
+    except ValueError:
+        address = None
+    alt_names = cert.get("subjectAltName", ())
+    for kind, value in alt_names:
+        if address is not None and kind == "IP Address" and ipaddress.ip_address(value.strip()) == address:
+            return True
+        if address is None and kind == "DNS" and _dns_name_matches(value, expected):
+            return True
+    if address is None and not any(kind == "DNS" for kind, _ in alt_names):
+        # Certificates without DNS names (Samba's self-signed one) name the host in the CN.
+        for rdn in cert.get("subject", ()):
+            if any(key == "commonName" and _dns_name_matches(value, expected) for key, value in rdn):
+                return True
+    return False
+
+
+def _dns_name_matches(pattern: str, host: str) -> bool:
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern.startswith("*."):  # a wildcard covers exactly one left-most label
+        return "." in host and host.split(".", 1)[1] == pattern[2:]
+    return pattern == host
 
 
 def _unbind(conn: Connection) -> None:

@@ -70,6 +70,10 @@ def user_query(reference: str, netbios_domain: str | None) -> UserQuery:
     ValueError when the reference cannot name a user of this domain (another NetBIOS domain).
     """
     ref = reference.strip()
+    if any(ord(char) < 0x20 for char in ref):
+        # No AD name holds control characters, and Samba ends an assertion value at an escaped NUL
+        # (`alice\00` matches alice): such a reference must not reach the directory at all.
+        raise ValueError("a user reference has no control characters")
     if _SID_RE.match(ref):
         try:
             return _query(f"(objectSid={escape_filter_bytes(sid_to_bytes(ref))})", f"objectSid {ref}")
