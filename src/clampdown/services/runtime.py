@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -17,7 +19,7 @@ from clampdown.connectors.registry import build_connectors
 from clampdown.errors import ConfigError, StoreUnavailable
 from clampdown.services.actions import ActionService
 from clampdown.store.actions import ActionStore
-from clampdown.store.database import create_engine
+from clampdown.store.database import create_engine, is_sqlite
 from clampdown.store.migrate import current_revision, head_revision
 
 CONNECT_TIMEOUT = 10.0
@@ -31,8 +33,23 @@ def safe_url(url: str) -> str:
         return "<unparseable URL>"
 
 
+def _check_sqlite_path(url: str) -> None:
+    """A SQLite file's folder must exist; checked up front so the driver never fails half-way."""
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return
+    folder = Path(database).expanduser().resolve().parent
+    where = f"cannot reach the database at {safe_url(url)}: folder {folder}"
+    if not folder.is_dir():
+        raise StoreUnavailable(f"{where} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise StoreUnavailable(f"{where} is not writable")
+
+
 async def ping_database(engine: AsyncEngine, url: str) -> None:
     """StoreUnavailable with the reason if the database cannot be reached."""
+    if is_sqlite(url):
+        _check_sqlite_path(url)
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             async with engine.connect() as conn:
