@@ -1,0 +1,287 @@
+"""The Okta connector: resolve users, read their status, suspend, unsuspend and deactivate them.
+
+Lifecycle calls are sent optimistically; when Okta refuses a transition (400 E0000001, 403
+E0000038) the user's status is read to tell "already in the requested state" (success) from a
+transition Okta does not allow (a permanent failure that names the status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from clampdown.connectors.okta.auth import ApiTokenAuth, OktaAuth, ServiceAppAuth
+from clampdown.connectors.okta.client import OktaAnswer, OktaClient
+from clampdown.connectors.okta.pacer import RateLimitPacer
+from clampdown.connectors.okta.settings import OktaSettings
+from clampdown.errors import (
+    AccountNotFound,
+    ActionAccountError,
+    InvalidInput,
+    PermanentError,
+    TransientError,
+)
+from clampdown.model import Account, AccountState, ActionContext, ActionOutcome
+
+_REFUSED_TRANSITION = {"E0000001", "E0000038"}
+_CANNOT_SIGN_IN = {"SUSPENDED", "DEPROVISIONED", "STAGED", "PROVISIONED"}
+DEACTIVATE_WARNING = (
+    "Deactivation cannot be cleanly reversed: Okta removed the user's app assignments; "
+    "reactivating the user does not restore them."
+)
+
+
+class OktaConnector:
+    """One Okta org; one HTTP client and one rate-limit pacer shared by all concurrent actions."""
+
+    provider: ClassVar[str] = "okta"
+    settings_model: ClassVar[type[OktaSettings]] = OktaSettings
+
+    def __init__(self, settings: OktaSettings, auth: OktaAuth | None = None) -> None:
+        self.settings = settings
+        self.auth = auth or _auth_from(settings)
+        self.pacer = RateLimitPacer(settings.max_concurrency, settings.rate_limit_reserve)
+        self.client = OktaClient(
+            settings.org_url,
+            self.auth,
+            self.pacer,
+            retries=settings.retries,
+            timeout=settings.timeout_seconds,
+            max_throttle_wait=settings.max_throttle_wait_seconds,
+            max_connections=settings.max_concurrency,
+            verify=settings.verify_tls,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> OktaConnector:
+        """Build the connector from a validated `OktaSettings`."""
+        return cls(settings)
+
+    # --- reading ---------------------------------------------------------------------------
+    async def resolve_user(self, reference: str) -> Account:
+        """The user a reference names: Okta id, login, login shortname or email."""
+        reference = reference.strip()
+        if not reference:
+            raise InvalidInput("an Okta user reference is empty")
+        if "/" not in reference:  # Okta cannot fetch logins containing '/' by path
+            answer = await self.client.request("GET", f"/api/v1/users/{quote(reference, safe='@')}")
+            if answer.status == 200:
+                return _account(answer.body)
+            if answer.status != 404:
+                raise _failure(answer, f"look up the Okta user '{reference}'")
+        escaped = reference.replace("\\", "\\\\").replace('"', '\\"')
+        search = f'profile.login eq "{escaped}" or profile.email eq "{escaped}"'
+        answer = await self.client.request("GET", "/api/v1/users", params={"search": search, "limit": "2"})
+        if answer.status != 200:
+            raise _failure(answer, f"search Okta for '{reference}'")
+        if not answer.body:
+            raise AccountNotFound(f"Okta has no user with id, login or email '{reference}'")
+        if len(answer.body) > 1:
+            raise PermanentError(
+                f"'{reference}' matches several Okta users; give the Okta user id or login instead",
+                code="ambiguous_user",
+            )
+        return _account(answer.body[0])
+
+    async def read_state(self, account: Account) -> AccountState:
+        """The user's status as Okta reports it now."""
+        answer = await self.client.request("GET", f"/api/v1/users/{account.id}")
+        if answer.status != 200:
+            raise _failure(answer, f"read the Okta user {account.name}", account)
+        return _state(answer)
+
+    async def check(self) -> None:
+        """Raise unless the org answers and the action account may read users."""
+        answer = await self.client.request("GET", "/api/v1/users", params={"limit": "1"})
+        if answer.status != 200:
+            raise _failure(answer, "list Okta users with the action account")
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # --- actions ---------------------------------------------------------------------------
+    async def suspend_user(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """ACTIVE -> SUSPENDED, then (if configured) clear the user's sessions."""
+        changed, answer = await self._transition(account, context, "suspend", "ACTIVE", "SUSPENDED")
+        cleared = await self._clear_sessions(account) if self.settings.clear_sessions else False
+        return self._outcome(account, changed, answer, "suspended", cleared)
+
+    async def unsuspend_user(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """SUSPENDED -> ACTIVE; as an undo, does nothing if the user was already suspended before."""
+        restore = context.restore_state
+        if restore is not None and restore.status == "SUSPENDED":
+            return ActionOutcome(
+                changed=False,
+                message=(
+                    f"{account.name} was already SUSPENDED before the action being undone; left suspended"
+                ),
+            )
+        changed, answer = await self._transition(account, context, "unsuspend", "SUSPENDED", "ACTIVE")
+        return self._outcome(account, changed, answer, "unsuspended (ACTIVE)", False)
+
+    async def deactivate_user(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """Any status -> DEPROVISIONED (asynchronous at Okta; waits for the end). Not reversible."""
+        cleared = False
+        if self.settings.clear_sessions:
+            current = await self.read_state(account)
+            if current.status != "DEPROVISIONED":
+                cleared = await self._clear_sessions(account)
+        changed, answer = await self._transition(
+            account, context, "deactivate", None, "DEPROVISIONED", headers={"Prefer": "respond-async"}
+        )
+        state = await self._wait_for_deprovisioned(account)
+        outcome = self._outcome(account, changed, answer, "deactivated (DEPROVISIONED)", cleared)
+        warnings = (*outcome.warnings, DEACTIVATE_WARNING) if changed else outcome.warnings
+        return ActionOutcome(
+            outcome.changed,
+            outcome.message,
+            outcome.provider_request_id,
+            warnings,
+            {**outcome.details, "status": state.status},
+        )
+
+    # --- internals -------------------------------------------------------------------------
+    async def _transition(
+        self,
+        account: Account,
+        context: ActionContext,
+        operation: str,
+        from_status: str | None,
+        to_status: str,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[bool, OktaAnswer]:
+        """POST the lifecycle operation; (changed, answer), or the error a person can act on."""
+        answer = await self.client.request(
+            "POST", f"/api/v1/users/{account.id}/lifecycle/{operation}", headers=headers
+        )
+        if answer.status == 200:
+            return True, answer
+        if answer.status in (400, 403) and answer.error_code in _REFUSED_TRANSITION:
+            state = await self.read_state(account)
+            if state.status == to_status or state.values.get("transitioningToStatus") == to_status:
+                before = context.state_before.status if context.state_before else None
+                # Our own earlier attempt may have done it, its answer lost on the way back.
+                changed = before != to_status if before else answer.ambiguous_retries > 0
+                return changed, answer
+            allowed = f"only from {from_status}" if from_status else "not from this status"
+            raise PermanentError(
+                f"Okta refused to {operation} {account.name}: the user is {state.status}, and Okta allows "
+                f"{operation} {allowed} ({answer.error_code}: {answer.error_text})",
+                code="transition_refused",
+                provider_request_id=answer.request_id,
+            )
+        raise _failure(answer, f"{operation} the Okta user {account.name}", account)
+
+    async def _clear_sessions(self, account: Account) -> bool:
+        params = {"oauthTokens": "true" if self.settings.revoke_oauth_tokens else "false"}
+        answer = await self.client.request("DELETE", f"/api/v1/users/{account.id}/sessions", params=params)
+        if answer.status != 204:
+            raise _failure(answer, f"clear the sessions of the Okta user {account.name}", account)
+        return True
+
+    async def _wait_for_deprovisioned(self, account: Account) -> AccountState:
+        deadline = time.monotonic() + self.settings.deactivate_wait_seconds
+        pause = 0.1
+        while True:
+            state = await self.read_state(account)
+            if state.status == "DEPROVISIONED":
+                return state
+            if time.monotonic() >= deadline:
+                raise TransientError(
+                    f"Okta is still deactivating {account.name} after "
+                    f"{self.settings.deactivate_wait_seconds:.0f} s "
+                    f"(status {state.status}, transitioning to DEPROVISIONED)",
+                    code="okta_deactivation_pending",
+                    retry_after=10.0,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    def _outcome(
+        self, account: Account, changed: bool, answer: OktaAnswer, done: str, sessions_cleared: bool
+    ) -> ActionOutcome:
+        suffix = (
+            "; sessions and OAuth tokens cleared"
+            if sessions_cleared and self.settings.revoke_oauth_tokens
+            else ("; sessions cleared" if sessions_cleared else "")
+        )
+        if not changed:
+            base = ActionOutcome.already(f"{account.name} is already {done}")
+            return ActionOutcome(
+                False,
+                base.message + suffix,
+                answer.request_id,
+                details={"sessions_cleared": sessions_cleared},
+            )
+        return ActionOutcome(
+            True,
+            f"{account.name} {done}{suffix}",
+            answer.request_id,
+            details={"sessions_cleared": sessions_cleared},
+        )
+
+
+def _auth_from(settings: OktaSettings) -> OktaAuth:
+    if settings.api_token is not None:
+        return ApiTokenAuth(settings.api_token.get_secret_value())
+    assert settings.client_id is not None and settings.private_key is not None
+    return ServiceAppAuth(
+        settings.org_url,
+        settings.client_id,
+        settings.private_key.get_secret_value(),
+        settings.scopes,
+        settings.key_id,
+    )
+
+
+def _account(body: dict[str, Any]) -> Account:
+    profile = body.get("profile") or {}
+    attributes = {k: str(profile[k]) for k in ("login", "email") if profile.get(k)}
+    return Account(
+        provider="okta",
+        id=str(body["id"]),
+        name=str(profile.get("login") or body["id"]),
+        attributes=attributes,
+    )
+
+
+def _state(answer: OktaAnswer) -> AccountState:
+    body = answer.body
+    status = str(body.get("status"))
+    values: dict[str, Any] = {
+        "status": status,
+        "transitioningToStatus": body.get("transitioningToStatus"),
+        "login": (body.get("profile") or {}).get("login"),
+        "lastUpdated": body.get("lastUpdated"),
+        "statusChanged": body.get("statusChanged"),
+        "etag": answer.headers.get("Etag"),
+    }
+    return AccountState(enabled=status not in _CANNOT_SIGN_IN, status=status, values=values)
+
+
+def _failure(answer: OktaAnswer, doing: str, account: Account | None = None) -> Exception:
+    """The clampdown error for an Okta error answer."""
+    detail = f"{answer.error_code or 'HTTP ' + str(answer.status)}: {answer.error_text}"
+    rid = answer.request_id
+    if answer.status == 404:
+        who = f"{account.name} ({account.id})" if account else "that user"
+        return AccountNotFound(
+            f"Okta has no user {who}; it may have been deleted ({detail})", provider_request_id=rid
+        )
+    if answer.status == 401:
+        return ActionAccountError(
+            f"Okta did not accept the action account's credentials while trying to {doing}: the API token or "
+            f"service-app token is invalid, expired or revoked ({detail})",
+            provider_request_id=rid,
+        )
+    if answer.status == 403 and answer.error_code not in _REFUSED_TRANSITION:
+        return ActionAccountError(
+            f"The Okta action account may not {doing}: give it an admin role that manages users and, for a "
+            f"service app, the okta.users.manage / okta.users.read scopes ({detail})",
+            provider_request_id=rid,
+        )
+    if answer.status == 429 or answer.status >= 500:
+        return TransientError(f"Okta could not {doing} now ({detail})", provider_request_id=rid)
+    return PermanentError(f"Okta refused to {doing} ({detail})", provider_request_id=rid)

@@ -1,0 +1,141 @@
+"""Keeps one connector's requests under Okta's rate limits, across all of its concurrent tasks.
+
+Okta counts requests per endpoint bucket in fixed windows and reports, on every answer, the
+bucket's limit, what remains of the window and when it resets. The pacer keeps a local count of
+each bucket's remaining requests (the server's figure minus what is still in flight), lets
+requests through while some remain, and holds the rest until the window resets. It never sends
+a request it knows will be refused, so a bulk run uses each window fully without a 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+_USER = re.compile(r"^/api/v1/users/[^/]+$")
+
+
+def okta_bucket(method: str, path: str) -> str:
+    """The org rate-limit bucket Okta counts a request in (Okta's per-endpoint table)."""
+    if path == "/api/v1/users":
+        return "users.list"
+    if _USER.match(path):
+        return "users.get" if method == "GET" else "users.write"
+    if path.startswith("/api/v1/logs"):
+        return "logs"
+    if path.startswith("/oauth2/"):
+        return "oauth.token"
+    return "other"
+
+
+@dataclass(frozen=True)
+class RateHeaders:
+    """The three X-Rate-Limit-* headers of one answer."""
+
+    limit: int
+    remaining: int
+    reset: float  # UTC epoch seconds
+
+    @classmethod
+    def parse(cls, response: httpx.Response) -> RateHeaders | None:
+        try:
+            return cls(
+                int(response.headers["X-Rate-Limit-Limit"]),
+                int(response.headers["X-Rate-Limit-Remaining"]),
+                float(response.headers["X-Rate-Limit-Reset"]),
+            )
+        except (KeyError, ValueError):
+            return None
+
+
+@dataclass
+class _Bucket:
+    limit: int | None = None
+    remaining: int | None = None  # None: unknown until an answer tells us
+    reset_at: float = 0.0
+    in_flight: int = 0
+
+
+class RateLimitPacer:
+    """Shared by every task of one connector; `acquire` before a request, `release` after it."""
+
+    def __init__(
+        self,
+        max_concurrency: int,
+        reserve: float = 0.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        reset_margin: float = 0.25,
+    ) -> None:
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._reserve = reserve
+        self._clock = clock
+        self._sleep = sleep
+        self._margin = reset_margin  # clocks differ a little; Okta's reset is whole seconds
+        self._buckets: dict[str, _Bucket] = {}
+        self.throttled = 0  # 429 answers seen
+        self.waited_seconds = 0.0  # time spent held back by the pacer
+
+    def _bucket(self, name: str) -> _Bucket:
+        return self._buckets.setdefault(name, _Bucket())
+
+    async def acquire(self, name: str) -> None:
+        """Wait for a concurrency slot and for room in the bucket's window."""
+        await self._slots.acquire()
+        bucket = self._bucket(name)
+        try:
+            while True:
+                now = self._clock()
+                if bucket.reset_at and now >= bucket.reset_at + self._margin:
+                    # The window is over: the next one starts full.
+                    bucket.remaining = bucket.limit
+                    bucket.reset_at = 0.0
+                keep = int((bucket.limit or 0) * self._reserve)
+                if bucket.remaining is None or bucket.remaining > keep:
+                    if bucket.remaining is not None:
+                        bucket.remaining -= 1
+                    bucket.in_flight += 1
+                    return
+                pause = max(bucket.reset_at + self._margin - now, 0.01) if bucket.reset_at else 0.05
+                self.waited_seconds += pause
+                await self._sleep(pause)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, name: str, response: httpx.Response | None) -> None:
+        """Account for a finished request and learn from its rate-limit headers."""
+        bucket = self._bucket(name)
+        try:
+            headers = RateHeaders.parse(response) if response is not None else None
+            if headers is not None and headers.limit > 0:
+                self._learn(bucket, headers, response.status_code == 429 if response is not None else False)
+        finally:
+            bucket.in_flight -= 1
+            self._slots.release()
+
+    def _learn(self, bucket: _Bucket, headers: RateHeaders, refused: bool) -> None:
+        others = bucket.in_flight - 1  # sent before this answer and maybe not yet counted by Okta
+        estimate = max(headers.remaining - others, 0)
+        bucket.limit = headers.limit
+        if refused:
+            self.throttled += 1
+            bucket.remaining = 0
+            bucket.reset_at = max(bucket.reset_at, headers.reset)
+        elif headers.reset > bucket.reset_at:
+            bucket.reset_at = headers.reset  # a new window
+            bucket.remaining = estimate
+        elif bucket.remaining is None or estimate < bucket.remaining:
+            bucket.remaining = estimate  # someone else uses the same bucket
+
+    def hold_until(self, name: str, reset: float) -> None:
+        """After a concurrency refusal (limit 0): hold the bucket until Okta's estimate."""
+        bucket = self._bucket(name)
+        self.throttled += 1
+        bucket.remaining = 0
+        bucket.reset_at = max(bucket.reset_at, reset)

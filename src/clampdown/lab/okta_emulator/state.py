@@ -1,0 +1,432 @@
+"""The emulated Okta org: users with Okta's statuses and lifecycle rules, and the System Log.
+
+Transition rules follow the Okta Management API (see shared/contracts/okta/CONTRACT.md). Where
+Okta documents no error code (deactivate on a DEPROVISIONED user, expire/reset on SUSPENDED or
+DEPROVISIONED users) the emulator answers 403 E0000038, which the OpenAPI document allows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import string
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+STATUSES = (
+    "ACTIVE",
+    "DEPROVISIONED",
+    "LOCKED_OUT",
+    "PASSWORD_EXPIRED",
+    "PROVISIONED",
+    "RECOVERY",
+    "STAGED",
+    "SUSPENDED",
+)
+_BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+
+
+class OktaApiError(Exception):
+    """An error answer with Okta's code, HTTP status and summary."""
+
+    def __init__(self, status: int, code: str, summary: str, causes: tuple[str, ...] = ()) -> None:
+        super().__init__(summary)
+        self.status = status
+        self.code = code
+        self.summary = summary
+        self.causes = causes
+
+
+def not_found(reference: str) -> OktaApiError:
+    return OktaApiError(404, "E0000007", f"Not found: Resource not found: {reference} (User)")
+
+
+def validation_failed(cause: str) -> OktaApiError:
+    return OktaApiError(400, "E0000001", "Api validation failed: status", (cause,))
+
+
+def not_allowed_in_status() -> OktaApiError:
+    return OktaApiError(403, "E0000038", "This operation is not allowed in the user's current status.")
+
+
+def okta_timestamp(epoch: float) -> str:
+    """Okta's date format: YYYY-MM-DDTHH:mm:ss.SSSZ."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def stable_id(prefix: str, seed: str) -> str:
+    """A 20-character Okta-style id derived from `seed`, so a re-seeded lab keeps its ids."""
+    number = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:16], "big")
+    chars = []
+    for _ in range(20 - len(prefix)):
+        number, digit = divmod(number, 62)
+        chars.append(_BASE62[digit])
+    return prefix + "".join(chars)
+
+
+@dataclass
+class UserRecord:
+    """One Okta user as the org stores it."""
+
+    id: str
+    status: str
+    profile: dict[str, Any]
+    created: float
+    last_updated: float
+    status_changed: float | None = None
+    activated: float | None = None
+    transitioning_to: str | None = None
+    sessions: int = 0  # open Okta sessions, cleared by DELETE .../sessions
+    oauth_tokens: int = 0  # OAuth tokens issued to the user, revoked with oauthTokens=true
+
+    @property
+    def login(self) -> str:
+        return str(self.profile["login"])
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.profile.get('firstName', '')} {self.profile.get('lastName', '')}".strip()
+
+    def etag(self) -> str:
+        digest = hashlib.sha1(f"{self.id}:{self.last_updated}:{self.status}".encode()).hexdigest()[:16]
+        return f'W/"{digest}"'
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "profile": self.profile,
+            "created": self.created,
+            "last_updated": self.last_updated,
+            "status_changed": self.status_changed,
+            "activated": self.activated,
+            "transitioning_to": self.transitioning_to,
+            "sessions": self.sessions,
+            "oauth_tokens": self.oauth_tokens,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> UserRecord:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a request: the API token's admin or the OAuth service app."""
+
+    id: str
+    type: str
+    alternate_id: str
+    display_name: str
+
+
+@dataclass
+class OrgState:
+    """All users and System Log events of the org; saved to `state_file` after each change."""
+
+    clock: Callable[[], float] = time.time
+    state_file: Path | None = None
+    users: dict[str, UserRecord] = field(default_factory=dict)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    _by_login: dict[str, str] = field(default_factory=dict, repr=False)
+
+    # --- users -----------------------------------------------------------------------------
+    def add_user(
+        self, profile: dict[str, Any], status: str = "ACTIVE", user_id: str | None = None
+    ) -> UserRecord:
+        """Create (or return the existing) user with this login; ids are stable per login."""
+        login = str(profile["login"])
+        existing = self.find_by_login(login)
+        if existing is not None:
+            return existing
+        now = self.clock()
+        record = UserRecord(
+            id=user_id or stable_id("00u", login.lower()),
+            status=status,
+            profile={"email": login, **profile},
+            created=now,
+            last_updated=now,
+            status_changed=now if status != "STAGED" else None,
+            activated=now if status not in ("STAGED", "PROVISIONED") else None,
+        )
+        if status in ("ACTIVE", "PASSWORD_EXPIRED", "RECOVERY"):
+            # A user who can sign in is taken to be signed in, so clearing sessions is observable.
+            record.sessions, record.oauth_tokens = 1, 1
+        self.users[record.id] = record
+        self._by_login[login.lower()] = record.id
+        self.save()
+        return record
+
+    def find_by_login(self, login: str) -> UserRecord | None:
+        """The user whose login is `login`, ignoring case."""
+        user_id = self._by_login.get(login.lower())
+        return self.users.get(user_id) if user_id else None
+
+    def lookup(self, reference: str) -> UserRecord:
+        """A user by id, login or unambiguous login shortname, as GET /api/v1/users/{id} does."""
+        if reference in self.users:
+            return self.users[reference]
+        by_login = self.find_by_login(reference)
+        if by_login is not None:
+            return by_login
+        short = [u for u in self.users.values() if u.login.lower().split("@")[0] == reference.lower()]
+        if len(short) == 1:
+            return short[0]
+        raise not_found(reference)
+
+    def _set_status(self, record: UserRecord, status: str) -> None:
+        now = self.clock()
+        record.status = status
+        record.transitioning_to = None
+        record.status_changed = now
+        record.last_updated = now
+        if status == "ACTIVE" and record.activated is None:
+            record.activated = now
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def suspend(self, record: UserRecord, actor: Actor, request_id: str) -> None:
+        if record.status != "ACTIVE" or record.transitioning_to:
+            raise validation_failed(f"Cannot suspend a user that is not active (status: {record.status}).")
+        self._set_status(record, "SUSPENDED")
+        self.log(
+            "user.lifecycle.suspend",
+            "Suspend Okta user",
+            record,
+            actor,
+            request_id,
+            "core.user.config.user_status.suspended",
+        )
+
+    def unsuspend(self, record: UserRecord, actor: Actor, request_id: str) -> None:
+        if record.status != "SUSPENDED":
+            raise validation_failed(
+                f"Cannot unsuspend a user that is not suspended (status: {record.status})."
+            )
+        self._set_status(record, "ACTIVE")
+        self.log(
+            "user.lifecycle.unsuspend",
+            "Unsuspend Okta user",
+            record,
+            actor,
+            request_id,
+            "core.user.config.user_status.unsuspended",
+        )
+
+    def begin_deactivate(self, record: UserRecord) -> None:
+        """Start a deactivation: the user shows `transitioningToStatus: DEPROVISIONED` until finished."""
+        if record.status == "DEPROVISIONED":
+            raise not_allowed_in_status()
+        record.transitioning_to = "DEPROVISIONED"
+        record.last_updated = self.clock()
+        self.save()
+
+    def finish_deactivate(self, record: UserRecord, actor: Actor, request_id: str) -> None:
+        if record.status == "DEPROVISIONED":
+            return
+        self._set_status(record, "DEPROVISIONED")
+        # Deprovisioning ends every session and token the user held.
+        record.sessions = 0
+        record.oauth_tokens = 0
+        self.log(
+            "user.lifecycle.deactivate",
+            "Deactivate Okta user",
+            record,
+            actor,
+            request_id,
+            "core.user.config.user_deactivated",
+        )
+
+    def activate(self, record: UserRecord, actor: Actor, request_id: str) -> None:
+        if record.status not in ("STAGED", "DEPROVISIONED"):
+            raise OktaApiError(403, "E0000016", "Activation failed because the user is already active")
+        self._set_status(record, "ACTIVE")
+        self.log(
+            "user.lifecycle.activate",
+            "Activate Okta user",
+            record,
+            actor,
+            request_id,
+            "core.user.config.user_activated",
+        )
+
+    def reactivate(self, record: UserRecord, actor: Actor, request_id: str) -> None:
+        if record.status not in ("PROVISIONED", "RECOVERY"):
+            raise not_allowed_in_status()
+        self._set_status(record, "PROVISIONED")
+        self.log(
+            "user.lifecycle.reactivate",
+            "Reactivate Okta user",
+            record,
+            actor,
+            request_id,
+            "core.user.config.user_reactivated",
+        )
+
+    def unlock(self, record: UserRecord, actor: Actor, request_id: str) -> None:
+        if record.status != "LOCKED_OUT":
+            raise OktaApiError(403, "E0000032", "Unlock is not allowed for this user.")
+        self._set_status(record, "ACTIVE")
+        self.log(
+            "user.account.unlock_by_admin",
+            "Unlock Okta user",
+            record,
+            actor,
+            request_id,
+            "core.user.account.unlocked_by_admin",
+        )
+
+    def expire_password(self, record: UserRecord, actor: Actor, request_id: str) -> None:
+        if record.status in ("SUSPENDED", "DEPROVISIONED", "STAGED"):
+            raise not_allowed_in_status()
+        self._set_status(record, "PASSWORD_EXPIRED")
+        self.log(
+            "user.account.expire_password",
+            "Expire Okta user password",
+            record,
+            actor,
+            request_id,
+            "core.user.config.password_expired",
+        )
+
+    def reset_password(self, record: UserRecord, actor: Actor, request_id: str) -> None:
+        if record.status in ("SUSPENDED", "DEPROVISIONED", "STAGED"):
+            raise not_allowed_in_status()
+        self._set_status(record, "RECOVERY")
+        self.log(
+            "user.account.reset_password",
+            "Reset Okta user password",
+            record,
+            actor,
+            request_id,
+            "core.user.config.password_reset",
+        )
+
+    def clear_sessions(self, record: UserRecord, oauth_tokens: bool, actor: Actor, request_id: str) -> None:
+        record.sessions = 0
+        if oauth_tokens:
+            record.oauth_tokens = 0
+        record.last_updated = self.clock()
+        self.log(
+            "user.session.clear",
+            "Clear user session",
+            record,
+            actor,
+            request_id,
+            "core.user_auth.session_clear",
+        )
+
+    def delete(self, record: UserRecord, actor: Actor, request_id: str) -> bool:
+        """DELETE /api/v1/users/{id}: deactivates first; a second call deletes. True if deleted."""
+        if record.status != "DEPROVISIONED":
+            record.transitioning_to = "DEPROVISIONED"
+            self.finish_deactivate(record, actor, request_id)
+            return False
+        del self.users[record.id]
+        self._by_login.pop(record.login.lower(), None)
+        self.log("user.lifecycle.delete.completed", "Delete Okta user", record, actor, request_id, None)
+        return True
+
+    # --- System Log ------------------------------------------------------------------------
+    def log(
+        self,
+        event_type: str,
+        message: str,
+        record: UserRecord,
+        actor: Actor,
+        request_id: str,
+        legacy: str | None,
+        *,
+        ip: str = "127.0.0.1",
+        user_agent: str = "",
+    ) -> None:
+        """Record one System Log event for a change made to `record`, then persist the org."""
+        published = self.clock()
+        event: dict[str, Any] = {
+            "uuid": str(uuid.uuid4()),
+            "published": okta_timestamp(published),
+            "eventType": event_type,
+            "legacyEventType": legacy,
+            "displayMessage": message,
+            "severity": "INFO",
+            "version": "0",
+            "actor": {
+                "id": actor.id,
+                "type": actor.type,
+                "alternateId": actor.alternate_id,
+                "displayName": actor.display_name,
+                "detailEntry": None,
+            },
+            "client": {
+                "userAgent": {"rawUserAgent": user_agent, "os": "Unknown", "browser": "UNKNOWN"},
+                "zone": "null",
+                "device": "Unknown",
+                "id": None,
+                "ipAddress": ip,
+                "geographicalContext": None,
+            },
+            "outcome": {"result": "SUCCESS", "reason": None},
+            "target": [
+                {
+                    "id": record.id,
+                    "type": "User",
+                    "alternateId": record.login,
+                    "displayName": record.display_name,
+                    "detailEntry": None,
+                }
+            ],
+            "transaction": {"type": "WEB", "id": request_id, "detail": {}},
+            "debugContext": {"debugData": {"requestId": request_id}},
+            "authenticationContext": {"authenticationStep": 0, "externalSessionId": "unknown"},
+            "securityContext": {
+                "asNumber": None,
+                "asOrg": None,
+                "isp": None,
+                "domain": None,
+                "isProxy": None,
+            },
+            "request": {"ipChain": [{"ip": ip, "version": "V4"}]},
+            "_epoch": published,  # private: for since/until filtering; stripped from answers
+        }
+        self.logs.append(event)
+        self.save()
+
+    def clear(self) -> None:
+        """Forget every user and event (tests start each case from an empty org)."""
+        self.users.clear()
+        self._by_login.clear()
+        self.logs.clear()
+        self.save()
+
+    # --- persistence -----------------------------------------------------------------------
+    def save(self) -> None:
+        if self.state_file is None:
+            return
+        data = {"users": [u.to_json() for u in self.users.values()], "logs": self.logs}
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.replace(self.state_file)
+
+    @classmethod
+    def load(cls, state_file: Path, clock: Callable[[], float] = time.time) -> OrgState:
+        """The org saved in `state_file`, or an empty org that will be saved there."""
+        state = cls(clock=clock, state_file=state_file)
+        if state_file.is_file():
+            data = json.loads(state_file.read_text(encoding="utf-8"))
+            for raw in data.get("users", []):
+                record = UserRecord.from_json(raw)
+                state.users[record.id] = record
+                state._by_login[record.login.lower()] = record.id
+            state.logs = list(data.get("logs", []))
+        return state
+
+
+def new_error_id() -> str:
+    """An errorId / request id shaped like Okta's."""
+    return "oae" + "".join(secrets.choice(_BASE62) for _ in range(22))

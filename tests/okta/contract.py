@@ -1,0 +1,158 @@
+"""Validation of recorded HTTP exchanges against Okta's official OpenAPI documents (openapi-core)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import yaml
+from openapi_core import Config, OpenAPI
+from openapi_core.templating.paths.finders import APICallPathFinder
+from openapi_core.testing import MockRequest, MockResponse
+from openapi_core.validation.request.validators import V30RequestBodyValidator
+
+CONTRACTS = Path("/work/shared/contracts/okta")
+MANAGEMENT = CONTRACTS / "okta-management-subset.yaml"
+OAUTH = CONTRACTS / "full" / "oauth-minimal.yaml"
+# The documents' server is https://{yourOktaDomain}; the emulator's loopback URL stands for it.
+SPEC_HOST = "https://subdomain.okta.com"
+
+
+@functools.cache
+def management_api() -> OpenAPI:
+    return OpenAPI.from_file_path(str(MANAGEMENT))
+
+
+@functools.cache
+def oauth_api() -> OpenAPI:
+    # openapi-spec-validator recurses without end on this document's discriminators; skip it.
+    return OpenAPI.from_file_path(str(OAUTH), config=Config(spec_validator_cls=None))
+
+
+@functools.cache
+def _raw(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request and its answer, as seen on the wire."""
+
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    request_body: bytes
+    status: int
+    response_headers: dict[str, str]
+    response_body: bytes
+
+    @classmethod
+    async def capture(cls, response: httpx.Response) -> Exchange:
+        await response.aread()
+        request = response.request
+        return cls(
+            request.method,
+            str(request.url),
+            dict(request.headers),
+            request.content,
+            response.status_code,
+            dict(response.headers),
+            response.content,
+        )
+
+
+def _declared_content(document: Path, path_template: str, method: str, status: int) -> dict[str, Any] | None:
+    operation = _raw(document)["paths"][path_template][method.lower()]
+    response = operation["responses"].get(str(status))
+    if response is None:
+        return None
+    if "$ref" in response:
+        response = _raw(document)["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+    return response.get("content")  # type: ignore[no-any-return]
+
+
+def validate(exchange: Exchange) -> None:
+    """Raise AssertionError naming the exchange if its request or its answer breaks the contract."""
+    parts = urlsplit(exchange.url)
+    is_token = parts.path == "/oauth2/v1/token"
+    api = oauth_api() if is_token else management_api()
+    content_type = exchange.request_headers.get("content-type")
+    request = MockRequest(
+        SPEC_HOST,
+        exchange.method.lower(),
+        parts.path,
+        args=dict(parse_qsl(parts.query)),
+        headers=exchange.request_headers,
+        data=exchange.request_body or None,
+        content_type=content_type if exchange.request_body else None,
+    )
+    where = f"{exchange.method} {parts.path}?{parts.query} -> {exchange.status}"
+    try:
+        if is_token:
+            # The token endpoint's `postBody` client authentication is unknown to openapi-core:
+            # check the body against the schema, and private_key_jwt by hand.
+            V30RequestBodyValidator(api.spec).validate(request)
+            form = dict(parse_qsl(exchange.request_body.decode()))
+            assert (
+                form.get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+            )
+            assert form.get("client_assertion") and form.get("grant_type") == "client_credentials"
+        else:
+            api.validate_request(request)
+    except Exception as exc:
+        raise AssertionError(
+            f"request breaks the contract: {where}: {getattr(exc, '__cause__', None) or exc}"
+        ) from exc
+    document = OAUTH if is_token else MANAGEMENT
+    finder = APICallPathFinder(api.spec)
+    template = finder.find(exchange.method.lower(), f"{SPEC_HOST}{parts.path}").path_result.pattern
+    if exchange.status >= 400 and not is_token:
+        _check_error_body(exchange, where)
+    if exchange.status not in _declared_statuses(document, template, exchange.method):
+        # Okta's document lists only some errors per operation; others (401 E0000011 for a bad
+        # token) come from Okta's error catalogue, which _check_error_body has checked against.
+        assert exchange.status == 401 and not is_token, f"status not documented: {where}"
+        return
+    declared = _declared_content(document, template, exchange.method, exchange.status)
+    if declared == {}:
+        # `content: {}`: the operation answers with no body (openapi-core cannot express this).
+        assert exchange.response_body == b"", f"body where none is documented: {where}"
+        return
+    response = MockResponse(
+        exchange.response_body,
+        status_code=exchange.status,
+        content_type=exchange.response_headers.get("content-type", "").split(";")[0] or None,
+        headers=exchange.response_headers,
+    )
+    try:
+        api.validate_response(request, response)
+    except Exception as exc:
+        cause = getattr(exc, "__cause__", None) or exc
+        raise AssertionError(f"answer breaks the contract: {where}: {str(cause)[:600]}") from exc
+
+
+@functools.cache
+def _error_catalogue() -> dict[str, int]:
+    data = json.loads((CONTRACTS / "docs" / "error-codes.json").read_text(encoding="utf-8"))
+    return {e["errorCode"]: int(e["statusCode"]) for e in data["errors"]}
+
+
+def _check_error_body(exchange: Exchange, where: str) -> None:
+    """Okta's Error object, with a code Okta's catalogue gives for this HTTP status."""
+    body = json.loads(exchange.response_body)
+    assert set(body) == {"errorCode", "errorSummary", "errorLink", "errorId", "errorCauses"}, where
+    assert all(isinstance(body[k], str) for k in ("errorCode", "errorSummary", "errorLink", "errorId")), where
+    assert all(set(c) == {"errorSummary"} for c in body["errorCauses"]), where
+    assert _error_catalogue().get(body["errorCode"]) == exchange.status, (
+        f"{body['errorCode']} is not HTTP {where}"
+    )
+
+
+def _declared_statuses(document: Path, template: str, method: str) -> set[int]:
+    responses = _raw(document)["paths"][template][method.lower()]["responses"]
+    return {int(code) for code in responses if code.isdigit()}
