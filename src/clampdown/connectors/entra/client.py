@@ -1,0 +1,207 @@
+"""The Graph HTTP client: bearer tokens (renewed once when Graph rejects one), shared pacing,
+429/503 honoured with Retry-After, and JSON batching that retries only the sub-requests that
+were throttled or failed transiently."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from clampdown.connectors.entra.auth import TokenSource
+from clampdown.connectors.entra.graph_errors import RETRYABLE_STATUSES, retry_after
+from clampdown.connectors.entra.pacing import Pacer
+from clampdown.connectors.entra.settings import EntraSettings
+from clampdown.errors import TransientError
+
+MAX_BATCH = 20
+TRANSPORT_RETRIES = 2
+
+
+@dataclass
+class GraphReply:
+    """One answer from Graph, or from one request inside a `$batch`."""
+
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class SubRequest:
+    """A request that may travel inside a `$batch`: `url` is relative, without the version."""
+
+    method: str
+    url: str
+    body: Any = None
+    identity_protection: bool = False
+
+
+@dataclass
+class ClientStats:
+    """What the client sent: HTTP requests (a `$batch` counts once) and throttled answers seen."""
+
+    http_requests: int = 0
+    batch_requests: int = 0
+    throttled: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+def user_path(reference: str) -> str:
+    """`/users/{id or UPN}` with the reference escaped for a path segment."""
+    return "/users/" + quote(reference, safe="@")
+
+
+class GraphClient:
+    """One tenant's Graph endpoint, shared by every concurrent task of a connector."""
+
+    def __init__(self, settings: EntraSettings, tokens: TokenSource) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.stats = ClientStats()
+        rate = settings.requests_per_second
+        self.pacer = Pacer(1.0 / rate if rate else 0.0)
+        self.identity_protection_pacer = Pacer(settings.identity_protection_interval_seconds)
+        verify: ssl.SSLContext | bool = True
+        if settings.ca_bundle is not None:
+            verify = ssl.create_default_context(cafile=str(settings.ca_bundle))
+        self.http = httpx.AsyncClient(
+            base_url=settings.graph_url.rstrip("/"),
+            verify=verify,
+            # pool=None: under a tenant-wide incident requests wait for a connection, never fail for one.
+            timeout=httpx.Timeout(settings.timeout_seconds, pool=None),
+            limits=httpx.Limits(
+                max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
+            ),
+            headers={"Accept": "application/json", "User-Agent": "Clampdown/0.1 (identity threat response)"},
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def _backoff(self, attempt: int, identity_protection: bool) -> float:
+        base = max(self.settings.identity_protection_interval_seconds, 1.0) if identity_protection else 0.5
+        return float(min(base * 2**attempt, 30.0))
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        identity_protection: bool = False,
+    ) -> GraphReply:
+        """Send one request and return Graph's final answer, after bounded retries of throttled
+        and transient failures (the caller maps a non-2xx answer to an error)."""
+        pacer = self.identity_protection_pacer if identity_protection else self.pacer
+        renewed = False
+        transport_failures = 0
+        attempt = 0
+        while True:
+            await pacer.acquire()
+            if identity_protection:
+                await self.pacer.acquire()
+            token = await self.tokens.token()
+            try:
+                response = await self.http.request(
+                    method, path, params=params, json=json, headers={"Authorization": f"Bearer {token}"}
+                )
+            except httpx.TransportError as exc:
+                transport_failures += 1
+                if transport_failures > TRANSPORT_RETRIES:
+                    raise TransientError(
+                        f"cannot reach Microsoft Graph at {self.settings.graph_url}: "
+                        f"{type(exc).__name__}: {exc}",
+                        code="provider_unreachable",
+                    ) from None
+                await asyncio.sleep(self._backoff(transport_failures, False))
+                continue
+            self.stats.http_requests += 1
+            self.stats.statuses[response.status_code] = self.stats.statuses.get(response.status_code, 0) + 1
+            reply = GraphReply(
+                response.status_code, dict(response.headers), response.json() if response.content else None
+            )
+            if reply.status == 401 and not renewed:
+                # Expired or revoked before its time: get a fresh token once, then let 401 stand.
+                renewed = True
+                await self.tokens.invalidate(token)
+                continue
+            if reply.status in RETRYABLE_STATUSES and attempt < self.settings.max_throttle_retries:
+                self.stats.throttled += reply.status == 429
+                wait = retry_after(reply.headers)
+                pacer.pause(wait if wait is not None else self._backoff(attempt, identity_protection))
+                attempt += 1
+                continue
+            return reply
+
+    async def batch(self, requests: list[SubRequest]) -> list[GraphReply]:
+        """One `$batch` of up to 20 requests; the answers in request order. A failure of the batch
+        itself is returned as every item's answer."""
+        assert 0 < len(requests) <= MAX_BATCH
+        payload = []
+        for index, sub in enumerate(requests, start=1):
+            item: dict[str, Any] = {"id": str(index), "method": sub.method, "url": sub.url}
+            if sub.body is not None:
+                item["headers"] = {"Content-Type": "application/json"}
+                item["body"] = sub.body
+            payload.append(item)
+        self.stats.batch_requests += 1
+        outer = await self.send("POST", "/$batch", json={"requests": payload})
+        if outer.status != 200 or not isinstance(outer.body, dict):
+            return [outer] * len(requests)
+        by_id = {str(r.get("id")): r for r in outer.body.get("responses", [])}
+        replies = []
+        for index in range(1, len(requests) + 1):
+            raw = by_id.get(str(index))
+            if raw is None:
+                replies.append(
+                    GraphReply(
+                        502,
+                        {},
+                        {"error": {"code": "MissingBatchResponse", "message": "no answer for this request"}},
+                    )
+                )
+                continue
+            replies.append(GraphReply(int(raw["status"]), dict(raw.get("headers") or {}), raw.get("body")))
+        return replies
+
+    async def run_many(self, requests: list[SubRequest]) -> list[GraphReply]:
+        """Answers for many requests, in order: `$batch`es of 20 sent concurrently, and only the
+        throttled or transiently failed sub-requests sent again (bounded)."""
+        if len(requests) == 1:
+            sub = requests[0]
+            return [
+                await self.send(
+                    sub.method, sub.url, json=sub.body, identity_protection=sub.identity_protection
+                )
+            ]
+        replies: list[GraphReply | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        size = self.settings.batch_size
+        for attempt in range(self.settings.max_throttle_retries + 1):
+            chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
+            answers = await asyncio.gather(*(self.batch([requests[i] for i in chunk]) for chunk in chunks))
+            retry: list[int] = []
+            waits: list[float] = []
+            for chunk, got in zip(chunks, answers, strict=True):
+                for index, reply in zip(chunk, got, strict=True):
+                    replies[index] = reply
+                    if reply.status in RETRYABLE_STATUSES:
+                        retry.append(index)
+                        hint = retry_after(reply.headers)
+                        waits.append(hint if hint is not None else self._backoff(attempt, False))
+                        self.stats.throttled += reply.status == 429
+            if not retry or attempt == self.settings.max_throttle_retries:
+                break
+            self.pacer.pause(max(waits))
+            pending = retry
+        return [r for r in replies if r is not None]

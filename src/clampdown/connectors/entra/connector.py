@@ -1,0 +1,377 @@
+"""The Entra ID connector: suspend / enable, revoke sessions, mark compromised / dismiss risk,
+one user at a time or many per Graph request (`$batch` and the `userIds` lists)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any, ClassVar
+
+import jwt
+
+from clampdown.connectors.entra.auth import TokenSource
+from clampdown.connectors.entra.client import GraphClient, GraphReply, SubRequest, user_path
+from clampdown.connectors.entra.graph_errors import graph_error
+from clampdown.connectors.entra.settings import EntraSettings
+from clampdown.errors import AccountNotFound, ActionAccountError, PermanentError, ProviderError
+from clampdown.model import Account, AccountState, ActionContext, ActionOutcome, StateValue
+
+USER_SELECT = (
+    "id,userPrincipalName,displayName,accountEnabled,onPremisesSyncEnabled,"
+    "onPremisesSamAccountName,onPremisesSecurityIdentifier,signInSessionsValidFromDateTime"
+)
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+AT_RISK_STATES = frozenset({"atRisk", "confirmedCompromised"})
+REQUIRED_ROLES = {
+    "User.Read.All": "resolve users and read their state",
+    "User.EnableDisableAccount.All": "entra.suspend_user / entra.enable_user",
+    "User.RevokeSessions.All": "entra.revoke_sessions",
+    "IdentityRiskyUser.ReadWrite.All": "entra.mark_compromised / entra.dismiss_user_risk",
+}
+# Broader permissions that also cover each required one.
+COVERED_BY = {
+    "User.Read.All": {"User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"},
+    "User.EnableDisableAccount.All": {"User.ReadWrite.All", "Directory.ReadWrite.All"},
+    "User.RevokeSessions.All": {"User.ReadWrite.All", "Directory.ReadWrite.All"},
+    "IdentityRiskyUser.ReadWrite.All": set(),
+}
+HYBRID_WARNING = (
+    "{upn} is synchronized from on-premises Active Directory: the next directory sync "
+    "re-enables it in Entra ID unless the AD account is disabled too (ad.disable_user)."
+)
+Outcomes = list[ActionOutcome | Exception]
+
+
+def _user_state(user: dict[str, Any], risk: dict[str, Any] | None) -> AccountState:
+    enabled = bool(user.get("accountEnabled"))
+    values: dict[str, StateValue] = {
+        "accountEnabled": enabled,
+        "onPremisesSyncEnabled": bool(user.get("onPremisesSyncEnabled")),
+        "signInSessionsValidFromDateTime": user.get("signInSessionsValidFromDateTime"),
+        # A user Identity Protection never flagged has no riskyUser: no risk.
+        "riskLevel": (risk or {}).get("riskLevel", "none"),
+        "riskState": (risk or {}).get("riskState", "none"),
+    }
+    return AccountState(enabled=enabled, status="enabled" if enabled else "disabled", values=values)
+
+
+class EntraConnector:
+    """Microsoft Entra ID through Microsoft Graph v1.0 (one tenant, one app registration)."""
+
+    provider: ClassVar[str] = "entra"
+    settings_model: ClassVar[type[EntraSettings]] = EntraSettings
+    # Up to 60 users per call: one risk-list request, or three `$batch`es of 20 sent concurrently.
+    max_batch: int = 60
+
+    def __init__(self, settings: EntraSettings) -> None:
+        self.settings = settings
+        self.tokens = TokenSource(settings)
+        self.graph = GraphClient(settings, self.tokens)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EntraConnector:
+        """Build the connector from its validated `[providers.entra]` settings."""
+        return cls(
+            settings if isinstance(settings, EntraSettings) else EntraSettings.model_validate(settings)
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self.graph.aclose()
+        self.tokens.close()
+
+    def _error(self, reply: GraphReply, operation: str, target: str) -> ProviderError:
+        return graph_error(
+            reply.status, reply.body, reply.headers, operation, target, self.settings.client_id
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+    async def resolve_user(self, reference: str) -> Account:
+        """The user an object id, UPN, on-premises SID or sAMAccountName names."""
+        reference = reference.strip()
+        if _GUID.match(reference) or "@" in reference:
+            reply = await self.graph.send("GET", user_path(reference), params={"$select": USER_SELECT})
+            if not reply.ok:
+                raise self._error(reply, "read_user", reference)
+            return self._account(reply.body)
+        prop = (
+            "onPremisesSecurityIdentifier"
+            if reference.upper().startswith("S-1-")
+            else "onPremisesSamAccountName"
+        )
+        literal = reference.replace("'", "''")
+        reply = await self.graph.send(
+            "GET", "/users", params={"$filter": f"{prop} eq '{literal}'", "$select": USER_SELECT}
+        )
+        if not reply.ok:
+            raise self._error(reply, "read_user", reference)
+        found = reply.body.get("value", [])
+        if len(found) != 1:
+            what = "no user" if not found else f"{len(found)} users"
+            raise AccountNotFound(f"Entra ID has {what} with {prop} '{reference}'; give the object id or UPN")
+        return self._account(found[0])
+
+    def _account(self, user: dict[str, Any]) -> Account:
+        attributes = {"userPrincipalName": str(user["userPrincipalName"])}
+        for name in ("onPremisesSecurityIdentifier", "onPremisesSamAccountName"):
+            if user.get(name):
+                attributes[name] = str(user[name])
+        return Account(
+            provider=self.provider,
+            id=str(user["id"]),
+            name=str(user["userPrincipalName"]),
+            attributes=attributes,
+        )
+
+    async def read_state(self, account: Account) -> AccountState:
+        """accountEnabled, session validity, sync and Identity Protection risk of one user."""
+        result = (await self.read_states([account]))[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def read_states(self, accounts: list[Account]) -> list[AccountState | Exception]:
+        """The state of each account: users in `$batch`es, risk from one filtered riskyUsers list."""
+        requests = [SubRequest("GET", f"/users/{a.id}?$select={USER_SELECT}") for a in accounts]
+        users, risks = await asyncio.gather(self.graph.run_many(requests), self._risks(accounts))
+        out: list[AccountState | Exception] = []
+        for account, reply in zip(accounts, users, strict=True):
+            if not reply.ok:
+                out.append(self._error(reply, "read_user", account.name))
+            elif isinstance(risks, Exception):
+                out.append(risks)
+            else:
+                out.append(_user_state(reply.body, risks.get(account.id)))
+        return out
+
+    async def _risks(self, accounts: list[Account]) -> dict[str, dict[str, Any]] | Exception:
+        """riskyUser records of the accounts that have one (chunks of 60 ids, paced per tenant)."""
+        found: dict[str, dict[str, Any]] = {}
+        size = self.settings.risk_batch_size
+        for start in range(0, len(accounts), size):
+            ids = ",".join(f"'{a.id}'" for a in accounts[start : start + size])
+            reply = await self.graph.send(
+                "GET",
+                "/identityProtection/riskyUsers",
+                params={
+                    "$filter": f"id in ({ids})",
+                    "$select": "id,riskLevel,riskState,riskDetail",
+                    "$top": "500",
+                },
+                identity_protection=True,
+            )
+            if not reply.ok:
+                return self._error(reply, "read_risk", f"{len(accounts)} users")
+            found.update({r["id"]: r for r in reply.body.get("value", [])})
+        return found
+
+    async def check(self) -> None:
+        """Get a token, read one user, and name any application permission the app lacks."""
+        token = await self.tokens.token()
+        reply = await self.graph.send("GET", "/users", params={"$top": "1", "$select": "id"})
+        if not reply.ok:
+            raise self._error(reply, "read_user", "the user list")
+        roles = set(jwt.decode(token, options={"verify_signature": False}).get("roles") or [])
+        missing = [
+            f"{role} ({use})"
+            for role, use in REQUIRED_ROLES.items()
+            if role not in roles and not roles & COVERED_BY[role]
+        ]
+        if missing:
+            raise ActionAccountError(
+                f"the app registration {self.settings.client_id} lacks application "
+                f"permissions: {'; '.join(missing)}; grant them with admin consent"
+            )
+
+    # -- single actions ----------------------------------------------------------------------
+    async def suspend_user(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """accountEnabled=false: blocks new sign-ins (sessions already issued live on until revoked)."""
+        return await self._one("suspend_user", account, context)
+
+    async def enable_user(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """accountEnabled=true, unless the user was disabled before the action being undone."""
+        return await self._one("enable_user", account, context)
+
+    async def revoke_sessions(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """Invalidate the user's refresh tokens and session cookies: every app must sign in again."""
+        return await self._one("revoke_sessions", account, context)
+
+    async def mark_compromised(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """Confirm the user compromised in Identity Protection: risk level high."""
+        return await self._one("mark_compromised", account, context)
+
+    async def dismiss_user_risk(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """Dismiss the user's risk in Identity Protection: risk level none."""
+        return await self._one("dismiss_user_risk", account, context)
+
+    async def _one(self, method: str, account: Account, context: ActionContext) -> ActionOutcome:
+        result = (await self.perform_batch(method, [(account, context)]))[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    # -- batched actions ---------------------------------------------------------------------
+    async def perform_batch(self, method: str, items: list[tuple[Account, ActionContext]]) -> Outcomes:
+        """Perform catalog method `method` on each item; one result or error per item, in order."""
+        if method in ("suspend_user", "enable_user"):
+            return await self._set_enabled(method, items)
+        if method == "revoke_sessions":
+            return await self._revoke(items)
+        if method in ("mark_compromised", "dismiss_user_risk"):
+            return await self._risk_action(method, items)
+        error = PermanentError(f"the entra connector does not implement '{method}'", code="not_supported")
+        return [error for _ in items]
+
+    async def _current_states(
+        self,
+        items: list[tuple[Account, ActionContext]],
+        key: str,
+    ) -> list[AccountState | Exception]:
+        """Each item's state: the one the engine read just before (context.state_before, when it
+        carries `key`), else read now."""
+        states: list[AccountState | Exception | None] = [
+            ctx.state_before if ctx.state_before is not None and key in ctx.state_before.values else None
+            for _, ctx in items
+        ]
+        missing = [i for i, s in enumerate(states) if s is None]
+        if missing:
+            read = await self.read_states([items[i][0] for i in missing])
+            for index, state in zip(missing, read, strict=True):
+                states[index] = state
+        return [s for s in states if s is not None]
+
+    async def _set_enabled(self, method: str, items: list[tuple[Account, ActionContext]]) -> Outcomes:
+        enable = method == "enable_user"
+        states = await self._current_states(items, "accountEnabled")
+        results: Outcomes = []
+        todo: list[int] = []
+        for index, ((account, context), state) in enumerate(zip(items, states, strict=True)):
+            restore = context.restore_state
+            if isinstance(state, Exception):
+                results.append(state)
+            elif enable and restore is not None and restore.enabled is False:
+                results.append(
+                    ActionOutcome(
+                        changed=False,
+                        message=f"{account.name} was already disabled "
+                        "before the suspend being undone; left disabled",
+                    )
+                )
+            elif state.values.get("accountEnabled") is enable:
+                results.append(
+                    ActionOutcome.already(f"{account.name} is {'enabled' if enable else 'disabled'}")
+                )
+            else:
+                results.append(ActionOutcome(changed=True, message=""))
+                todo.append(index)
+        requests = [SubRequest("PATCH", f"/users/{items[i][0].id}", {"accountEnabled": enable}) for i in todo]
+        replies = await self.graph.run_many(requests) if requests else []
+        for index, reply in zip(todo, replies, strict=True):
+            account = items[index][0]
+            state = states[index]
+            if not reply.ok:
+                results[index] = self._error(reply, method, account.name)
+                continue
+            warnings: tuple[str, ...] = ()
+            if not enable and isinstance(state, AccountState) and state.values.get("onPremisesSyncEnabled"):
+                warnings = (HYBRID_WARNING.format(upn=account.name),)
+            message = (
+                f"Enabled {account.name} in Entra ID: the user can sign in again"
+                if enable
+                else f"Suspended {account.name} in Entra ID: new sign-ins are blocked; sessions already "
+                "issued last until revoked (entra.revoke_sessions)"
+            )
+            results[index] = ActionOutcome(
+                changed=True,
+                message=message,
+                warnings=warnings,
+                provider_request_id=reply.headers.get("request-id"),
+                details={"accountEnabled": enable},
+            )
+        return results
+
+    async def _revoke(self, items: list[tuple[Account, ActionContext]]) -> Outcomes:
+        requests = [SubRequest("POST", f"/users/{account.id}/revokeSignInSessions") for account, _ in items]
+        replies = await self.graph.run_many(requests)
+        results: Outcomes = []
+        for (account, _), reply in zip(items, replies, strict=True):
+            if not reply.ok:  # any 2xx is success: the docs and Graph disagree on which one
+                results.append(self._error(reply, "revoke_sessions", account.name))
+                continue
+            results.append(
+                ActionOutcome(
+                    changed=True,
+                    message=f"Revoked the sign-in sessions of {account.name}: refresh tokens and session "
+                    "cookies stop working within minutes; the user must sign in again",
+                    provider_request_id=reply.headers.get("request-id"),
+                )
+            )
+        return results
+
+    async def _risk_action(self, method: str, items: list[tuple[Account, ActionContext]]) -> Outcomes:
+        compromise = method == "mark_compromised"
+        states = await self._current_states(items, "riskState")
+        results: Outcomes = []
+        todo: list[int] = []
+        for index, ((account, _), state) in enumerate(zip(items, states, strict=True)):
+            if isinstance(state, Exception):
+                results.append(state)
+                continue
+            risk_state = state.values.get("riskState")
+            if compromise and risk_state == "confirmedCompromised":
+                results.append(ActionOutcome.already(f"{account.name} is confirmed compromised"))
+            elif not compromise and risk_state not in AT_RISK_STATES:
+                results.append(ActionOutcome.already(f"{account.name} has no risk to dismiss"))
+            else:
+                results.append(ActionOutcome(changed=True, message=""))
+                todo.append(index)
+        action = "confirmCompromised" if compromise else "dismiss"
+        size = self.settings.risk_batch_size
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            reply = await self.graph.send(
+                "POST",
+                f"/identityProtection/riskyUsers/{action}",
+                json={"userIds": [items[i][0].id for i in chunk]},
+                identity_protection=True,
+            )
+            for index in chunk:
+                account, context = items[index]
+                if not reply.ok:
+                    results[index] = self._error(reply, method, account.name)
+                    continue
+                results[index] = self._risk_outcome(compromise, account, context, reply)
+        return results
+
+    @staticmethod
+    def _risk_outcome(
+        compromise: bool,
+        account: Account,
+        context: ActionContext,
+        reply: GraphReply,
+    ) -> ActionOutcome:
+        if compromise:
+            message = (
+                f"Confirmed {account.name} compromised in Entra ID Protection: user risk is high, "
+                "so risk-based Conditional Access policies apply"
+            )
+            return ActionOutcome(
+                changed=True,
+                message=message,
+                details={"riskLevel": "high"},
+                provider_request_id=reply.headers.get("request-id"),
+            )
+        warnings: tuple[str, ...] = ()
+        before = context.restore_state.values.get("riskLevel") if context.restore_state else None
+        if before not in (None, "none"):
+            warnings = (
+                f"{account.name} was at risk level {before} before; Graph cannot restore a risk "
+                "level, so the risk is dismissed (none) instead",
+            )
+        return ActionOutcome(
+            changed=True,
+            message=f"Dismissed the user risk of {account.name} in Entra ID Protection: risk level none",
+            details={"riskLevel": "none"},
+            warnings=warnings,
+            provider_request_id=reply.headers.get("request-id"),
+        )

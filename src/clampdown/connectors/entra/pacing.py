@@ -1,0 +1,37 @@
+"""Request pacing shared by every concurrent task of one connector: an optional steady rate,
+and a pause that a throttled answer (429/503) imposes on everyone, not only on its own caller."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+
+class Pacer:
+    """Spaces requests `interval` seconds apart and holds them all during a pause."""
+
+    def __init__(self, interval: float = 0.0) -> None:
+        self.interval = interval
+        self._next_slot = 0.0
+        self._resume_at = 0.0
+
+    async def acquire(self) -> None:
+        """Wait for this request's turn."""
+        while True:
+            now = time.monotonic()
+            if now < self._resume_at:
+                await asyncio.sleep(self._resume_at - now)
+                continue
+            if self.interval <= 0:
+                return
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.interval
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            return
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for `seconds` (the provider asked us to back off)."""
+        self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+        # A paused slot schedule would otherwise release a burst the moment the pause ends.
+        self._next_slot = max(self._next_slot, self._resume_at)

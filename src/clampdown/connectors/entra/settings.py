@@ -1,0 +1,48 @@
+"""The `[providers.entra]` settings: which tenant and app, its credential, and where Graph is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from clampdown.config import Secret
+
+
+class EntraSettings(BaseModel):
+    """One Entra ID tenant reached through an app registration (client credentials).
+
+    Give `client_secret` or `certificate_path` (a PEM file holding the private key and the
+    certificate registered on the app). `authority_host`, `graph_url` and `graph_scope` make a
+    sovereign cloud, or the lab's emulator, a matter of configuration.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    client_secret: Secret | None = None
+    certificate_path: Path | None = None
+    certificate_password: Secret | None = None
+    authority_host: str = "https://login.microsoftonline.com"
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    graph_scope: str = "https://graph.microsoft.com/.default"
+    # MSAL validates an unfamiliar authority host with login.microsoftonline.com; set false for an
+    # authority you know (ADFS-like private hosts, the lab's emulator), as MSAL documents.
+    instance_discovery: bool = True
+    ca_bundle: Path | None = None  # extra CA file to trust (a TLS-inspecting proxy, the lab)
+    timeout_seconds: float = Field(30.0, gt=0)
+    max_connections: int = Field(32, ge=1)
+    # Client-side pacing of all Graph HTTP requests of this worker; None: rely on 429 + Retry-After.
+    requests_per_second: float | None = Field(None, gt=0)
+    # Identity Protection allows about one request per second per tenant and its 429 names no wait.
+    identity_protection_interval_seconds: float = Field(1.0, ge=0)
+    max_throttle_retries: int = Field(6, ge=0)
+    batch_size: int = Field(20, ge=1, le=20)  # Graph's $batch limit
+    risk_batch_size: int = Field(60, ge=1, le=60)  # userIds per confirmCompromised / dismiss
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> EntraSettings:
+        if (self.client_secret is None) == (self.certificate_path is None):
+            raise ValueError("give exactly one credential: client_secret or certificate_path")
+        return self
