@@ -35,21 +35,28 @@ async def _gather_each(calls: Sequence[Awaitable[T]]) -> list[T | BaseException]
     return list(await asyncio.gather(*calls, return_exceptions=True))
 
 
-async def _resolve(connector: Connector, items: Sequence[Claimed]) -> list[Account | BaseException]:
+async def _limited(limit: asyncio.Semaphore, call: Awaitable[T]) -> T:
+    async with limit:
+        return await call
+
+
+async def _resolve(
+    connector: Connector, items: Sequence[Claimed], limit: asyncio.Semaphore
+) -> list[Account | BaseException]:
     async def one(item: Claimed) -> Account:
         if item.action.account is not None:
             return item.action.account
-        return await connector.resolve_user(item.action.target)
+        return await _limited(limit, connector.resolve_user(item.action.target))
 
     return await _gather_each([one(i) for i in items])
 
 
 async def _read_states(
-    connector: Connector, accounts: Sequence[Account]
+    connector: Connector, accounts: Sequence[Account], limit: asyncio.Semaphore
 ) -> list[AccountState | BaseException]:
     if isinstance(connector, BatchingConnector) and len(accounts) > 1:
-        return list(await connector.read_states(list(accounts)))
-    return await _gather_each([connector.read_state(a) for a in accounts])
+        return list(await _limited(limit, connector.read_states(list(accounts))))
+    return await _gather_each([_limited(limit, connector.read_state(a)) for a in accounts])
 
 
 def _context(item: Claimed, state: AccountState) -> ActionContext:
@@ -66,12 +73,15 @@ def _context(item: Claimed, state: AccountState) -> ActionContext:
 
 
 async def _perform(
-    connector: Connector, definition: ActionDefinition, pairs: Sequence[tuple[Account, ActionContext]]
+    connector: Connector,
+    definition: ActionDefinition,
+    pairs: Sequence[tuple[Account, ActionContext]],
+    limit: asyncio.Semaphore,
 ) -> list[ItemOutcome]:
     if isinstance(connector, BatchingConnector) and len(pairs) > 1:
-        return list(await connector.perform_batch(definition.method, list(pairs)))
+        return list(await _limited(limit, connector.perform_batch(definition.method, list(pairs))))
     method = action_method(connector, definition.method)
-    return await _gather_each([method(account, ctx) for account, ctx in pairs])
+    return await _gather_each([_limited(limit, method(account, ctx)) for account, ctx in pairs])
 
 
 async def execute_group(
@@ -79,15 +89,17 @@ async def execute_group(
     definition: ActionDefinition,
     items: Sequence[Claimed],
     persist: PersistResolutions,
+    limit: asyncio.Semaphore,
 ) -> list[ItemOutcome]:
-    """Run `items` (all of `definition`'s type); one outcome per item, in order."""
+    """Run `items` (all of `definition`'s type); one outcome per item, in order. `limit` bounds
+    the calls in flight to this provider; it is not held while waiting for the database."""
     outcomes: list[ItemOutcome | None] = [None] * len(items)
-    accounts = await _resolve(connector, items)
+    accounts = await _resolve(connector, items, limit)
     ok = [i for i, a in enumerate(accounts) if isinstance(a, Account)]
     for i, a in enumerate(accounts):
         if not isinstance(a, Account):
             outcomes[i] = a
-    states = await _read_states(connector, [accounts[i] for i in ok])  # type: ignore[misc]
+    states = await _read_states(connector, [accounts[i] for i in ok], limit)  # type: ignore[misc]
     ready: list[tuple[int, Account, AccountState]] = []
     for i, state in zip(ok, states, strict=True):
         if isinstance(state, AccountState):
@@ -101,9 +113,8 @@ async def execute_group(
                 for i, account, state in ready
             ]
         )
-        results = await _perform(
-            connector, definition, [(account, _context(items[i], state)) for i, account, state in ready]
-        )
+        pairs = [(account, _context(items[i], state)) for i, account, state in ready]
+        results = await _perform(connector, definition, pairs, limit)
         for (i, _, _), result in zip(ready, results, strict=True):
             outcomes[i] = result
     return [o if o is not None else RuntimeError("no outcome recorded") for o in outcomes]

@@ -123,7 +123,9 @@ class Worker:
 
     async def _claim_once(self) -> int:
         free = self._settings.concurrency - len(self._inflight)
-        if free <= 0:
+        # Claim in worthwhile batches: one claim per few freed slots would cost a query each.
+        worthwhile = max(1, min(self._settings.claim_batch, self._settings.concurrency) // 4)
+        if free <= 0 or (self._inflight and free < worthwhile):
             return 0
         try:
             claimed = await self._store.claim_next_actions(
@@ -192,8 +194,7 @@ class Worker:
             if refusal is not None or definition is None or connector is None:
                 outcomes.update({i.action.id: refusal or ClampdownError("no connector") for i in runnable})
             elif runnable:
-                async with self._semaphore(definition.provider):
-                    results = await self._execute(connector, definition, runnable)
+                results = await self._execute(connector, definition, runnable)
                 outcomes.update({i.action.id: r for i, r in zip(runnable, results, strict=True)})
             await asyncio.gather(*(self._record(i.action, outcomes[i.action.id]) for i in items))
         except Exception:
@@ -208,7 +209,8 @@ class Worker:
         self, connector: Connector, definition: ActionDefinition, items: list[Claimed]
     ) -> list[ItemOutcome]:
         try:
-            return await execute_group(connector, definition, items, self._writer.record_resolutions)
+            limit = self._semaphore(definition.provider)
+            return await execute_group(connector, definition, items, self._writer.record_resolutions, limit)
         except Exception as exc:  # a bug or an unexpected failure of the whole group
             log.exception("%s failed for a group of %d", definition.id, len(items))
             return [exc] * len(items)

@@ -18,6 +18,7 @@ from clampdown.store.actions import ActionStore, Completion, Resolution, Retry
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _WRITE_TRIES = 5
+_LINGER_SECONDS = 0.005
 
 
 class _Lane(Generic[T]):
@@ -78,6 +79,8 @@ class GroupWriter:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            # Linger a moment so the writes of tasks finishing together share one transaction.
+            await asyncio.sleep(_LINGER_SECONDS)
             self._wake.clear()
             await self._flush()
 
