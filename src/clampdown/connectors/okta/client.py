@@ -109,7 +109,7 @@ class OktaClient:
         failures = 0
         refreshed = False
         while True:
-            await self.pacer.acquire(bucket)
+            await self.pacer.acquire(bucket, deadline=started + self.max_throttle_wait)
             response: httpx.Response | None = None
             try:
                 authorization = await self.auth.header(self.http)
@@ -168,8 +168,10 @@ class OktaClient:
         headers = RateHeaders.parse(response)
         now = self.clock()
         reset = headers.reset if headers is not None and headers.reset > now else now + 1.0
-        if headers is not None and headers.limit == 0:
-            self.pacer.hold_until(bucket, reset)  # the concurrent-request limit, not the window
+        if headers is None or headers.limit == 0 or headers.reset <= now:
+            # The concurrent-request limit (limit 0), or a reset already past: Okta still said
+            # no, so hold the bucket a little rather than retry at once.
+            self.pacer.hold_until(bucket, reset)
         if reset - started > self.max_throttle_wait:
             raise TransientError(
                 f"Okta rate limit for {method} {path} (E0000047) resets in {reset - now:.0f} s, "

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from clampdown.errors import TransientError
+
 _USER = re.compile(r"^/api/v1/users/[^/]+$")
 
 
@@ -84,8 +86,11 @@ class RateLimitPacer:
     def _bucket(self, name: str) -> _Bucket:
         return self._buckets.setdefault(name, _Bucket())
 
-    async def acquire(self, name: str) -> None:
-        """Wait for a concurrency slot and for room in the bucket's window."""
+    async def acquire(self, name: str, deadline: float | None = None) -> None:
+        """Wait for a concurrency slot and for room in the bucket's window.
+
+        TransientError (with the reset as retry_after) if the room comes only after `deadline`.
+        """
         await self._slots.acquire()
         bucket = self._bucket(name)
         try:
@@ -102,6 +107,13 @@ class RateLimitPacer:
                     bucket.in_flight += 1
                     return
                 pause = max(bucket.reset_at + self._margin - now, 0.01) if bucket.reset_at else 0.05
+                if deadline is not None and now + pause > deadline:
+                    raise TransientError(
+                        f"Okta's rate limit for {name} requests is used up until its reset in {pause:.0f} s, "
+                        "longer than a request may wait",
+                        code="okta_rate_limited",
+                        retry_after=max(pause, 1.0),
+                    )
                 self.waited_seconds += pause
                 await self._sleep(pause)
         except BaseException:
@@ -113,8 +125,10 @@ class RateLimitPacer:
         bucket = self._bucket(name)
         try:
             headers = RateHeaders.parse(response) if response is not None else None
+            refused = response is not None and response.status_code == 429
+            self.throttled += refused
             if headers is not None and headers.limit > 0:
-                self._learn(bucket, headers, response.status_code == 429 if response is not None else False)
+                self._learn(bucket, headers, refused)
         finally:
             bucket.in_flight -= 1
             self._slots.release()
@@ -124,7 +138,6 @@ class RateLimitPacer:
         estimate = max(headers.remaining - others, 0)
         bucket.limit = headers.limit
         if refused:
-            self.throttled += 1
             bucket.remaining = 0
             bucket.reset_at = max(bucket.reset_at, headers.reset)
         elif headers.reset > bucket.reset_at:
@@ -134,8 +147,7 @@ class RateLimitPacer:
             bucket.remaining = estimate  # someone else uses the same bucket
 
     def hold_until(self, name: str, reset: float) -> None:
-        """After a concurrency refusal (limit 0): hold the bucket until Okta's estimate."""
+        """Hold the bucket until `reset` (a concurrency refusal, or a 429 whose reset has passed)."""
         bucket = self._bucket(name)
-        self.throttled += 1
         bucket.remaining = 0
         bucket.reset_at = max(bucket.reset_at, reset)

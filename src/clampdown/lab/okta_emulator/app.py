@@ -138,8 +138,6 @@ class _OktaEdge:
         self, scope: Scope, receive: Receive, send: Send, method: str, path: str, request_id: str
     ) -> None:
         fault = self.emulator.faults.take(method, path)
-        if fault is not None and fault.kind == "delay":
-            await asyncio.sleep(fault.delay)
         if fault is not None and fault.kind == "drop_before":
             await _drop(send)
         base_headers = {"X-Okta-Request-Id": request_id}
@@ -172,6 +170,8 @@ class _OktaEdge:
             await send(message)
 
         try:
+            if fault is not None and fault.kind == "delay":
+                await asyncio.sleep(fault.delay)  # a slow answer holds its concurrency slot
             await self.app(scope, receive, send_with_headers)
         finally:
             self.emulator.limiter.release()
