@@ -60,7 +60,7 @@ class _Session(requests.Session):
         self.verify = verify
         self._timeout = timeout
 
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("verify", self.verify)
         kwargs.setdefault("timeout", self._timeout)
         return super().request(*args, **kwargs)

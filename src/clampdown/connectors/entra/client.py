@@ -104,8 +104,8 @@ class GraphClient:
         and transient failures (the caller maps a non-2xx answer to an error)."""
         pacer = self.identity_protection_pacer if identity_protection else self.pacer
         renewed = False
-        transport_failures = 0
-        attempt = 0
+        transport_failures = transient_failures = throttled_rounds = 0
+        waited = 0.0
         while True:
             await pacer.acquire()
             if identity_protection:
@@ -125,6 +125,8 @@ class GraphClient:
                     ) from None
                 await asyncio.sleep(self._backoff(transport_failures, False))
                 continue
+            if identity_protection:
+                pacer.completed()
             self.stats.http_requests += 1
             self.stats.statuses[response.status_code] = self.stats.statuses.get(response.status_code, 0) + 1
             reply = GraphReply(
@@ -135,11 +137,25 @@ class GraphClient:
                 renewed = True
                 await self.tokens.invalidate(token)
                 continue
-            if reply.status in RETRYABLE_STATUSES and attempt < self.settings.max_throttle_retries:
-                self.stats.throttled += reply.status == 429
+            if reply.status == 429:
+                self.stats.throttled += 1
                 wait = retry_after(reply.headers)
-                pacer.pause(wait if wait is not None else self._backoff(attempt, identity_protection))
-                attempt += 1
+                wait = wait if wait is not None else self._backoff(throttled_rounds, identity_protection)
+                throttled_rounds += 1
+                if waited + wait > self.settings.throttle_patience_seconds:
+                    return reply
+                waited += wait
+                pacer.pause(wait)
+                continue
+            if (
+                reply.status in RETRYABLE_STATUSES
+                and transient_failures < self.settings.max_transient_retries
+            ):
+                transient_failures += 1
+                wait = retry_after(reply.headers)
+                pacer.pause(
+                    wait if wait is not None else self._backoff(transient_failures, identity_protection)
+                )
                 continue
             return reply
 
@@ -185,9 +201,12 @@ class GraphClient:
                 )
             ]
         replies: list[GraphReply | None] = [None] * len(requests)
+        failures = [0] * len(requests)  # 5xx answers per sub-request
         pending = list(range(len(requests)))
         size = self.settings.batch_size
-        for attempt in range(self.settings.max_throttle_retries + 1):
+        waited = 0.0
+        rounds = 0
+        while pending:
             chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
             answers = await asyncio.gather(*(self.batch([requests[i] for i in chunk]) for chunk in chunks))
             retry: list[int] = []
@@ -195,13 +214,22 @@ class GraphClient:
             for chunk, got in zip(chunks, answers, strict=True):
                 for index, reply in zip(chunk, got, strict=True):
                     replies[index] = reply
-                    if reply.status in RETRYABLE_STATUSES:
-                        retry.append(index)
-                        hint = retry_after(reply.headers)
-                        waits.append(hint if hint is not None else self._backoff(attempt, False))
-                        self.stats.throttled += reply.status == 429
-            if not retry or attempt == self.settings.max_throttle_retries:
+                    if reply.status == 429:
+                        self.stats.throttled += 1
+                    elif reply.status in RETRYABLE_STATUSES:
+                        failures[index] += 1
+                        if failures[index] > self.settings.max_transient_retries:
+                            continue
+                    else:
+                        continue
+                    retry.append(index)
+                    hint = retry_after(reply.headers)
+                    waits.append(hint if hint is not None else self._backoff(rounds, False))
+            rounds += 1
+            wait = max(waits, default=0.0)
+            if not retry or waited + wait > self.settings.throttle_patience_seconds:
                 break
-            self.pacer.pause(max(waits))
+            waited += wait
+            self.pacer.pause(wait)
             pending = retry
         return [r for r in replies if r is not None]

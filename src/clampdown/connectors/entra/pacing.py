@@ -30,6 +30,14 @@ class Pacer:
                 await asyncio.sleep(slot - now)
             return
 
+    def completed(self) -> None:
+        """A request just got its answer: keep the next one a full interval away from it.
+
+        For a limit of one request per interval this guarantees the spacing where the provider
+        counts it (arrival), which spacing by send time alone cannot when latencies differ.
+        """
+        self._next_slot = max(self._next_slot, time.monotonic() + self.interval)
+
     def pause(self, seconds: float) -> None:
         """Hold every request for `seconds` (the provider asked us to back off)."""
         self._resume_at = max(self._resume_at, time.monotonic() + seconds)

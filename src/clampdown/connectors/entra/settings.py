@@ -37,7 +37,10 @@ class EntraSettings(BaseModel):
     requests_per_second: float | None = Field(None, gt=0)
     # Identity Protection allows about one request per second per tenant and its 429 names no wait.
     identity_protection_interval_seconds: float = Field(1.0, ge=0)
-    max_throttle_retries: int = Field(6, ge=0)
+    # How long one call may wait on 429s (Retry-After, or backoff when Graph names no wait) before
+    # it reports TransientError and leaves the retry to the engine.
+    throttle_patience_seconds: float = Field(60.0, ge=0)
+    max_transient_retries: int = Field(3, ge=0)  # 5xx answers, per request or sub-request
     batch_size: int = Field(20, ge=1, le=20)  # Graph's $batch limit
     risk_batch_size: int = Field(60, ge=1, le=60)  # userIds per confirmCompromised / dismiss
 

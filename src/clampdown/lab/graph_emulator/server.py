@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -45,15 +44,12 @@ class ThreadedEmulator:
     def __init__(self, emulator: Emulator, tls_dir: Path) -> None:
         self.emulator = emulator
         self.ca_path = write_tls_files(tls_dir)[0]
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self.url = f"https://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(_uvicorn_config(create_app(emulator), tls_dir))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True, name="graph-emulator"
-        )
+        config = _uvicorn_config(create_app(emulator), tls_dir)
+        config.host, config.port = "127.0.0.1", 0  # the kernel picks a free port
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True, name="graph-emulator")
+        self.port = 0
+        self.url = ""
 
     def start(self) -> ThreadedEmulator:
         self._thread.start()
@@ -62,12 +58,13 @@ class ThreadedEmulator:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("the Graph emulator did not start")
             time.sleep(0.02)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"https://127.0.0.1:{self.port}"
         return self
 
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
-        self._sock.close()
 
 
 def _saving_lifespan(emulator: Emulator, path: Path) -> contextlib.AbstractAsyncContextManager[None]:
