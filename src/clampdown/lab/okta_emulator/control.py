@@ -27,9 +27,8 @@ def control_routes(emulator: Emulator) -> list[Route]:
         for item in body.get("users", []):
             status = validate_status(str(item.get("status", "ACTIVE")))
             profile = {k: v for k, v in item.items() if k != "status"}
+            # An existing user keeps its status: seeding again must not undo an analyst's action.
             record = emulator.state.add_user(profile, status=status)
-            if record.status != status:
-                record.status = status
             ids[record.login] = record.id
         emulator.state.save()
         return JSONResponse({"ids": ids})

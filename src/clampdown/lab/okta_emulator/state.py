@@ -413,6 +413,9 @@ class OrgState:
             data = json.loads(state_file.read_text(encoding="utf-8"))
             for raw in data.get("users", []):
                 record = UserRecord.from_json(raw)
+                if record.transitioning_to == "DEPROVISIONED":
+                    # A deactivation cut short by a restart: Okta would have finished it.
+                    record.status, record.transitioning_to = "DEPROVISIONED", None
                 state.users[record.id] = record
                 state._by_login[record.login.lower()] = record.id
             state.logs = list(data.get("logs", []))

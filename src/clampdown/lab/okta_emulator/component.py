@@ -1,0 +1,216 @@
+"""`clampdown lab up` for Okta: the emulator as a detached process, its org kept under lab_dir/okta.
+
+Files under lab_dir/okta: settings.json (the emulator's settings, incl. the demo people),
+state.json (users and System Log, so ids and statuses survive restarts), api-token (the SSWS
+token, given to Clampdown as a secret file), service-app.pem (the key of an OAuth service app, for
+trying the private_key_jwt way), emulator.pid, emulator.log and component.json (the port).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from clampdown.lab.component import LabService
+from clampdown.lab.okta_emulator.server import EmulatorSettings
+from clampdown.lab.people import LAB_DOMAIN, DemoPerson
+
+SERVICE_APP_CLIENT_ID = "0oaclampdownlab00001"
+_MODULE = "clampdown.lab.okta_emulator"
+
+
+def _person_profile(person: DemoPerson) -> dict[str, Any]:
+    return {
+        "login": person.upn,
+        "email": person.upn,
+        "firstName": person.given_name,
+        "lastName": person.surname,
+        "displayName": person.display_name,
+        "department": person.department,
+        "title": person.title,
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class OktaLabComponent:
+    """The Okta part of the lab: one emulated org on loopback, seeded with the demo people."""
+
+    name = "okta"
+
+    def __init__(self, host: str = "127.0.0.1", start_timeout: float = 20.0) -> None:
+        self.host = host
+        self.start_timeout = start_timeout
+
+    # --- LabComponent --------------------------------------------------------------------
+    def up(self, lab_dir: Path, people: tuple[DemoPerson, ...]) -> LabService:
+        """Start (or reuse) the emulator in the background, seed `people`, say how to reach it."""
+        home = lab_dir / "okta"
+        home.mkdir(parents=True, exist_ok=True)
+        self._write_settings(home, people)
+        pid = self._running_pid(home)
+        port = self._port(home)
+        url = f"http://{self.host}:{port}"
+        if pid is None or not self._answers(url):
+            if pid is not None:
+                self._stop(home, pid)
+            if not _port_is_free(port):
+                port = _free_port()
+                url = f"http://{self.host}:{port}"
+            pid = self._start(home, port)
+            (home / "component.json").write_text(json.dumps({"port": port}), encoding="utf-8")
+            self._wait_until_answering(url, home)
+        # Seeding is idempotent: people already in the org keep their ids and statuses.
+        seeded = httpx.post(
+            f"{url}/_emulator/users", json={"users": [_person_profile(p) for p in people]}, timeout=10
+        )
+        seeded.raise_for_status()
+        ids: dict[str, str] = seeded.json()["ids"]
+        return LabService(
+            name="okta",
+            url=url,
+            provider_config={"org_url": url, "api_token": {"file": str(home / "api-token")}},
+            people={p.username: {"id": ids[p.upn], "login": p.upn} for p in people},
+            details={
+                "pid": pid,
+                "state_file": str(home / "state.json"),
+                "log_file": str(home / "emulator.log"),
+                "login_domain": LAB_DOMAIN,
+                "service_app": {
+                    "client_id": SERVICE_APP_CLIENT_ID,
+                    "private_key": {"file": str(home / "service-app.pem")},
+                },
+            },
+        )
+
+    def down(self, lab_dir: Path) -> None:
+        """Stop the emulator this lab_dir started; its org stays in state.json for the next `up`."""
+        home = lab_dir / "okta"
+        pid = self._running_pid(home)
+        if pid is not None:
+            self._stop(home, pid)
+        (home / "emulator.pid").unlink(missing_ok=True)
+
+    def status(self, lab_dir: Path) -> str:
+        home = lab_dir / "okta"
+        pid = self._running_pid(home)
+        if pid is None:
+            return "okta emulator: stopped"
+        return f"okta emulator: running at http://{self.host}:{self._port(home)} (pid {pid})"
+
+    # --- internals -----------------------------------------------------------------------
+    def _write_settings(self, home: Path, people: tuple[DemoPerson, ...]) -> None:
+        token_file = home / "api-token"
+        if not token_file.exists():
+            token_file.write_text("00" + secrets.token_urlsafe(30), encoding="utf-8")
+            token_file.chmod(0o600)
+        key_file = home / "service-app.pem"
+        if not key_file.exists():
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            key_file.write_bytes(pem)
+            key_file.chmod(0o600)
+        private = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        public = private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        settings = EmulatorSettings(
+            api_tokens={token_file.read_text(encoding="utf-8").strip(): f"clampdown.action@{LAB_DOMAIN}"},
+            apps=[
+                {
+                    "client_id": SERVICE_APP_CLIENT_ID,
+                    "public_key_pem": public.decode(),
+                    "scopes": ["okta.users.read", "okta.users.manage", "okta.logs.read"],
+                }
+            ],
+            state_file=str(home / "state.json"),
+            users=[_person_profile(p) for p in people],
+        )
+        (home / "settings.json").write_text(json.dumps(settings.to_json(), indent=2), encoding="utf-8")
+
+    def _port(self, home: Path) -> int:
+        saved = home / "component.json"
+        if saved.exists():
+            return int(json.loads(saved.read_text(encoding="utf-8"))["port"])
+        port = _free_port()
+        saved.write_text(json.dumps({"port": port}), encoding="utf-8")
+        return port
+
+    def _running_pid(self, home: Path) -> int | None:
+        """The pid in emulator.pid if that process is alive and is our emulator."""
+        try:
+            pid = int((home / "emulator.pid").read_text(encoding="utf-8").strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            return None
+        return pid if _MODULE in cmdline and str(home) in cmdline else None
+
+    def _start(self, home: Path, port: int) -> int:
+        log = (home / "emulator.log").open("ab")
+        command = [
+            sys.executable,
+            "-m",
+            _MODULE,
+            "--settings",
+            str(home / "settings.json"),
+            "--port",
+            str(port),
+        ]
+        process = subprocess.Popen(  # detached: it outlives `clampdown lab up`
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd=home
+        )
+        log.close()
+        (home / "emulator.pid").write_text(str(process.pid), encoding="utf-8")
+        return process.pid
+
+    def _answers(self, url: str) -> bool:
+        try:
+            return httpx.get(f"{url}/_emulator/stats", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _wait_until_answering(self, url: str, home: Path) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while not self._answers(url):
+            if time.monotonic() > deadline or self._running_pid(home) is None:
+                log = (home / "emulator.log").read_text(encoding="utf-8", errors="replace")[-2000:]
+                raise RuntimeError(f"the Okta emulator did not start on {url}; its log ends with:\n{log}")
+            time.sleep(0.1)
+
+    def _stop(self, home: Path, pid: int) -> None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while self._running_pid(home) == pid and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self._running_pid(home) == pid:
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
