@@ -94,22 +94,29 @@ class EntraConnector:
             if not reply.ok:
                 raise self._error(reply, "read_user", reference)
             return self._account(reply.body)
-        prop = (
-            "onPremisesSecurityIdentifier"
-            if reference.upper().startswith("S-1-")
-            else "onPremisesSamAccountName"
-        )
         literal = reference.replace("'", "''")
-        reply = await self.graph.send(
-            "GET", "/users", params={"$filter": f"{prop} eq '{literal}'", "$select": USER_SELECT}
+        if reference.upper().startswith("S-1-"):
+            filters = [f"onPremisesSecurityIdentifier eq '{literal}'"]
+        else:
+            # A synced user by its sAMAccountName; a cloud-only one by the name part of its UPN.
+            filters = [
+                f"onPremisesSamAccountName eq '{literal}'",
+                f"startswith(userPrincipalName,'{literal}@')",
+            ]
+        for query in filters:
+            reply = await self.graph.send("GET", "/users", params={"$filter": query, "$select": USER_SELECT})
+            if not reply.ok:
+                raise self._error(reply, "read_user", reference)
+            found = reply.body.get("value", [])
+            if len(found) > 1:
+                raise AccountNotFound(
+                    f"Entra ID has {len(found)} users matching {query}; give the object id or UPN"
+                )
+            if found:
+                return self._account(found[0])
+        raise AccountNotFound(
+            f"Entra ID has no user '{reference}' (object id, UPN, on-premises SID or sAMAccountName)"
         )
-        if not reply.ok:
-            raise self._error(reply, "read_user", reference)
-        found = reply.body.get("value", [])
-        if len(found) != 1:
-            what = "no user" if not found else f"{len(found)} users"
-            raise AccountNotFound(f"Entra ID has {what} with {prop} '{reference}'; give the object id or UPN")
-        return self._account(found[0])
 
     def _account(self, user: dict[str, Any]) -> Account:
         attributes = {"userPrincipalName": str(user["userPrincipalName"])}
