@@ -19,6 +19,7 @@ from clampdown.lab.graph_emulator.graph_api import GraphApi, GraphFault, GraphRe
 from clampdown.lab.graph_emulator.tenant import AppRecord, Tenant, UserRecord, object_id
 from clampdown.lab.graph_emulator.throttling import Counters, FaultRule, Faults, Throttle, ThrottleConfig
 from clampdown.lab.graph_emulator.tokens import GraphAuthError, TokenError, TokenService
+from clampdown.lab.people import DemoPerson
 
 ADMIN_KEY_HEADER = "x-emulator-admin-key"
 
@@ -70,6 +71,15 @@ class NewUser(BaseModel):
     onPremisesSyncEnabled: bool | None = None
     onPremisesSamAccountName: str | None = None
     onPremisesSecurityIdentifier: str | None = None
+
+
+class PersonSeed(BaseModel):
+    username: str
+    given_name: str
+    surname: str
+    department: str
+    title: str
+    on_premises: dict[str, str] | None = None  # objectSid, sAMAccountName, objectGUID of the AD account
 
 
 class SignInRequest(BaseModel):
@@ -223,6 +233,17 @@ def create_app(emulator: Emulator) -> FastAPI:
             made.append(tenant.add_user(record).id)
         emulator.graph.dirty = True
         return _json(200, {"ids": made})
+
+    @app.post("/_emulator/people")
+    async def add_people(request: Request, people: list[PersonSeed]) -> Response:
+        if (denied := admin(request)) is not None:
+            return denied
+        ids = {}
+        for seed in people:
+            person = DemoPerson(seed.username, seed.given_name, seed.surname, seed.department, seed.title)
+            ids[seed.username] = tenant.add_person(person, seed.on_premises).id
+        emulator.graph.dirty = True
+        return _json(200, {"ids": ids})
 
     @app.post("/_emulator/apps")
     async def add_app(request: Request, registration: AppRegistration) -> Response:

@@ -6,6 +6,7 @@ Ids are derived from the UPN (uuid5), so a re-seeded lab gets the same ids too.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -72,6 +73,7 @@ class UserRecord:
     onPremisesSecurityIdentifier: str | None = None
     onPremisesDomainName: str | None = None
     onPremisesUserPrincipalName: str | None = None
+    onPremisesImmutableId: str | None = None
     userType: str = "Member"
 
 
@@ -159,6 +161,21 @@ class Tenant:
             user.onPremisesSamAccountName = on_premises.get("sAMAccountName", person.username)
             user.onPremisesDomainName = self.domain
             user.onPremisesUserPrincipalName = person.upn
+            if on_premises.get("objectGUID"):
+                # Entra Connect's default source anchor: the base64 of the objectGUID's bytes.
+                guid = uuid.UUID(on_premises["objectGUID"])
+                user.onPremisesImmutableId = base64.b64encode(guid.bytes_le).decode()
+        elif existing is not None and existing.onPremisesSyncEnabled:
+            # Re-seeding without the AD link keeps the link made earlier.
+            for name in (
+                "onPremisesSyncEnabled",
+                "onPremisesSecurityIdentifier",
+                "onPremisesSamAccountName",
+                "onPremisesDomainName",
+                "onPremisesUserPrincipalName",
+                "onPremisesImmutableId",
+            ):
+                setattr(user, name, getattr(existing, name))
         return self.add_user(user)
 
     # -- risk --------------------------------------------------------------------------------
