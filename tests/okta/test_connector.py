@@ -55,7 +55,10 @@ async def test_suspend_then_unsuspend_with_repeats(
     record = org.user(ALICE)
     assert outcome.changed and outcome.provider_request_id
     assert (record.status, record.sessions, record.oauth_tokens) == ("SUSPENDED", 0, 0)
-    assert len(org.events("user.lifecycle.suspend", account.id)) == 1
+    [event] = org.events("user.lifecycle.suspend", account.id)
+    assert event["actor"]["alternateId"] == "clampdown.action@lab.example.test"
+    assert event["client"]["userAgent"]["rawUserAgent"].startswith("clampdown-okta-connector/")
+    assert event["client"]["ipAddress"] == "127.0.0.1" and event["outcome"]["result"] == "SUCCESS"
     assert len(org.events("user.session.clear", account.id)) == 1
 
     again = await connector.suspend_user(account, context())

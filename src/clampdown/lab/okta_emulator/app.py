@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +47,9 @@ class Emulator:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     faults: FaultPlan = field(default_factory=FaultPlan)
     deactivate_delay: float = 0.2
-    request_log: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status)
+    latency: float = 0.0  # seconds each API request takes, as a real org's answers do
+    # (method, path, status) of recent requests; bounded so a long-running lab stays small.
+    request_log: deque[tuple[str, str, int]] = field(default_factory=lambda: deque(maxlen=200_000))
 
     def asgi(self) -> ASGIApp:
         """The app to serve: Okta's API behind the rate-limit and fault layer."""
@@ -172,6 +175,8 @@ class _OktaEdge:
         try:
             if fault is not None and fault.kind == "delay":
                 await asyncio.sleep(fault.delay)  # a slow answer holds its concurrency slot
+            if self.emulator.latency:
+                await asyncio.sleep(self.emulator.latency)
             await self.app(scope, receive, send_with_headers)
         finally:
             self.emulator.limiter.release()

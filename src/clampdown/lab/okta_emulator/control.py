@@ -61,8 +61,12 @@ def control_routes(emulator: Emulator) -> list[Route]:
         by_status: dict[str, int] = {}
         for _, _, status in emulator.request_log:
             by_status[str(status)] = by_status.get(str(status), 0) + 1
+        users_by_status: dict[str, int] = {}
+        for record in emulator.state.users.values():
+            users_by_status[record.status] = users_by_status.get(record.status, 0) + 1
         return JSONResponse(
             {
+                "users_by_status": users_by_status,
                 "requests": len(emulator.request_log),
                 "by_status": by_status,
                 "buckets": emulator.limiter.counters,

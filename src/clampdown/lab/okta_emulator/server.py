@@ -29,6 +29,7 @@ class EmulatorSettings:
     window_seconds: float = 60.0
     token_lifetime: int = 3600
     deactivate_delay: float = 0.2
+    latency: float = 0.0
     state_file: str | None = None
     users: list[dict[str, Any]] = field(default_factory=list)  # profiles (+ optional status) to seed
 
@@ -59,7 +60,13 @@ def build_emulator(settings: EmulatorSettings) -> Emulator:
     )
     limiter = RateLimiter(concurrency=settings.concurrency, window_seconds=settings.window_seconds)
     limiter.limits.update(settings.limits)
-    return Emulator(state=state, auth=auth, limiter=limiter, deactivate_delay=settings.deactivate_delay)
+    return Emulator(
+        state=state,
+        auth=auth,
+        limiter=limiter,
+        deactivate_delay=settings.deactivate_delay,
+        latency=settings.latency,
+    )
 
 
 class EmulatorServer:

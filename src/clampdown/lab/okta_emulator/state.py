@@ -125,6 +125,8 @@ class Actor:
     type: str
     alternate_id: str
     display_name: str
+    ip: str = "127.0.0.1"  # where the request came from, for the System Log's client
+    user_agent: str = ""
 
 
 @dataclass
@@ -342,9 +344,6 @@ class OrgState:
         actor: Actor,
         request_id: str,
         legacy: str | None,
-        *,
-        ip: str = "127.0.0.1",
-        user_agent: str = "",
     ) -> None:
         """Record one System Log event for a change made to `record`, then persist the org."""
         published = self.clock()
@@ -363,10 +362,10 @@ class OrgState:
                 "displayName": actor.display_name,
             },
             "client": {
-                "userAgent": {"rawUserAgent": user_agent, "os": "Unknown", "browser": "UNKNOWN"},
+                "userAgent": {"rawUserAgent": actor.user_agent, "os": "Unknown", "browser": "UNKNOWN"},
                 "zone": "null",
                 "device": "Unknown",
-                "ipAddress": ip,
+                "ipAddress": actor.ip,
             },
             "outcome": {"result": "SUCCESS"},
             "target": [
@@ -381,7 +380,7 @@ class OrgState:
             "debugContext": {"debugData": {"requestId": request_id}},
             "authenticationContext": {"authenticationStep": 0, "externalSessionId": "unknown"},
             "securityContext": {},
-            "request": {"ipChain": [{"ip": ip, "version": "V4"}]},
+            "request": {"ipChain": [{"ip": actor.ip, "version": "V4"}]},
             "_epoch": published,  # private: for since/until filtering; stripped from answers
         }
         if legacy:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -67,7 +68,9 @@ class UsersApi:
     def principal(self, request: Request, scope: str) -> Principal:
         principal = self.auth.authenticate(request.headers.get("authorization"))
         require_scope(principal, scope)
-        request.state.actor = principal.actor
+        client_ip = request.client.host if request.client else "127.0.0.1"
+        user_agent = request.headers.get("user-agent", "")
+        request.state.actor = replace(principal.actor, ip=client_ip, user_agent=user_agent)
         return principal
 
     @staticmethod
