@@ -83,9 +83,10 @@ class GraphLabComponent:
                 self._stop(home, pid)
             port = _free_port() if port == 0 or not self._port_is_free(port) else port
             url = f"https://{self.host}:{port}"
-            pid = self._start(home, port)
+            process = self._start(home, port)
+            pid = process.pid
             (home / "component.json").write_text(json.dumps({"port": port}), encoding="utf-8")
-            self._wait_until_answering(home, url)
+            self._wait_until_answering(home, url, process)
         with self._admin(home, url) as admin:
             seeded = admin.post("/_emulator/people", json=[_person_seed(p, on_premises) for p in people])
             seeded.raise_for_status()
@@ -194,7 +195,7 @@ class GraphLabComponent:
         verify = ssl.create_default_context(cafile=str(home / "tls" / "ca.pem"))
         return httpx.Client(base_url=url, verify=verify, headers={ADMIN_KEY_HEADER: key}, timeout=10)
 
-    def _start(self, home: Path, port: int) -> int:
+    def _start(self, home: Path, port: int) -> subprocess.Popen[bytes]:
         log = (home / "emulator.log").open("ab")
         command = [
             sys.executable,
@@ -215,14 +216,14 @@ class GraphLabComponent:
         )
         log.close()
         (home / "emulator.pid").write_text(str(process.pid), encoding="utf-8")
-        return process.pid
+        return process
 
-    def _wait_until_answering(self, home: Path, url: str) -> None:
+    def _wait_until_answering(self, home: Path, url: str, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._answers(home, url):
                 return
-            if self._running_pid(home) is None:
+            if process.poll() is not None:  # it exited: its log says why
                 break
             time.sleep(0.1)
         tail = (home / "emulator.log").read_text(encoding="utf-8", errors="replace")[-2000:]
