@@ -49,5 +49,3 @@ class ScratchUser:
 
 def context(**parameters: Any) -> ActionContext:
     return ActionContext(action_id=1, reason="test", requested_by="pytest", parameters=parameters)
-
-

@@ -64,8 +64,9 @@ async def test_unsafe_verification_off_must_be_spelled_out(ad_settings: ADSettin
     data["bind_password"] = ad_settings.bind_password.get_secret_value()  # type: ignore[union-attr]
     with pytest.raises(ValueError):
         ADSettings.model_validate({**data, "tls_verify": "off"})
-    unsafe = ADSettings.model_validate({**data, "tls_verify": "UNSAFE-do-not-verify-the-domain-controller",
-                                        "ca_file": None})
+    unsafe = ADSettings.model_validate(
+        {**data, "tls_verify": "UNSAFE-do-not-verify-the-domain-controller", "ca_file": None}
+    )
     await _settings_work(unsafe)
 
 

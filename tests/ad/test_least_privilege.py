@@ -23,13 +23,24 @@ ACTIONS = ("disable_user", "enable_user", "force_password_reset", "clear_passwor
 def protect_like_sdprop(admin: Any, dn: str) -> None:
     """What SDProp does to a privileged account: AdminSDHolder's (protected) ACL and adminCount=1."""
     dacl = security_descriptor_control(sdflags=0x04)
-    admin.search(f"CN=AdminSDHolder,CN=System,{BASE_DN}", "(objectClass=*)", ldap3.BASE,
-                 attributes=["nTSecurityDescriptor"], controls=dacl)
+    admin.search(
+        f"CN=AdminSDHolder,CN=System,{BASE_DN}",
+        "(objectClass=*)",
+        ldap3.BASE,
+        attributes=["nTSecurityDescriptor"],
+        controls=dacl,
+    )
     descriptor = bytearray(admin.response[0]["raw_attributes"]["nTSecurityDescriptor"][0])
     # SE_DACL_PROTECTED: no ACE inherited from the OU (Samba's AdminSDHolder lacks it; Windows' has it).
     descriptor[2:4] = (int.from_bytes(descriptor[2:4], "little") | 0x1000).to_bytes(2, "little")
-    admin.modify(dn, {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [bytes(descriptor)])],
-                      "adminCount": [(ldap3.MODIFY_REPLACE, ["1"])]}, controls=dacl)
+    admin.modify(
+        dn,
+        {
+            "nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [bytes(descriptor)])],
+            "adminCount": [(ldap3.MODIFY_REPLACE, ["1"])],
+        },
+        controls=dacl,
+    )
     assert admin.result["result"] == 0, admin.result
 
 
@@ -40,8 +51,12 @@ async def test_outside_its_ou_every_action_fails_and_changes_nothing(
     disabled = make_user(ou=OTHER_OU, uac=0x202)
     admin.modify(disabled.dn, {"pwdLastSet": [(ldap3.MODIFY_REPLACE, ["0"])]})
     # Each action meets a user it would really change.
-    cases = [(enabled, "disable_user"), (enabled, "force_password_reset"),
-             (disabled, "enable_user"), (disabled, "clear_password_reset")]
+    cases = [
+        (enabled, "disable_user"),
+        (enabled, "force_password_reset"),
+        (disabled, "enable_user"),
+        (disabled, "clear_password_reset"),
+    ]
     for user, method in cases:
         account = await ad.resolve_user(user.sam)
         with pytest.raises(ActionAccountError) as caught:

@@ -67,8 +67,13 @@ async def test_resolve_by_every_identifier(ad: ADConnector, lab: Any) -> None:
 
 @pytest.mark.samba
 async def test_unknown_and_foreign_domain_references_are_not_found(ad: ADConnector) -> None:
-    for reference in ("nobody.here", "OTHERDOM\\alice.martin", "nobody@lab.example.test",
-                      "S-1-5-21-1-2-3-4", "00000000-0000-0000-0000-000000000000"):
+    for reference in (
+        "nobody.here",
+        "OTHERDOM\\alice.martin",
+        "nobody@lab.example.test",
+        "S-1-5-21-1-2-3-4",
+        "00000000-0000-0000-0000-000000000000",
+    ):
         with pytest.raises(AccountNotFound):
             await ad.resolve_user(reference)
 

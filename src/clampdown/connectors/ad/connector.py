@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import string
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import ldap3  # type: ignore[import-untyped]
+from pydantic import BaseModel
 
 from clampdown.connectors.ad import flags
+from clampdown.connectors.ad.batch import missing, read_many
 from clampdown.connectors.ad.failures import SUCCESS, operation_failure
 from clampdown.connectors.ad.pool import Connection, DirectoryPool
 from clampdown.connectors.ad.references import guid_from_bytes, sid_from_bytes, user_query
 from clampdown.connectors.ad.settings import ADSettings
+from clampdown.connectors.base import action_method
 from clampdown.errors import AccountNotFound, PermanentError
 from clampdown.model import Account, AccountState, ActionContext, ActionOutcome
 
@@ -52,7 +57,9 @@ class ADConnector:
     """One Active Directory domain through one least-privilege action account."""
 
     provider: ClassVar[str] = "ad"
-    settings_model: ClassVar[type[ADSettings]] = ADSettings
+    settings_model: ClassVar[type[BaseModel]] = ADSettings
+    # The engine hands this many actions of one type at a time to read_states / perform_batch.
+    max_batch: int = 50
 
     def __init__(self, settings: ADSettings) -> None:
         self.settings = settings
@@ -93,6 +100,44 @@ class ADConnector:
         """Enabled, locked out, password age, last logon, groups and adminCount, read just now."""
         entry = await self.pool.run(lambda conn: _read(conn, account, _STATE_ATTRIBUTES))
         return _state(entry)
+
+    async def read_states(self, accounts: list[Account]) -> list[AccountState | Exception]:
+        """The state of each account, read in one search."""
+        base = self.settings.base_dn
+        try:
+            found = await self.pool.run(lambda conn: read_many(conn, base, accounts, _STATE_ATTRIBUTES))
+        except Exception as exc:  # the DC failed the whole search: every item shares the error
+            return [exc for _ in accounts]
+        return [_state(_Entry(*found[a.id])) if a.id in found else missing(a, base) for a in accounts]
+
+    async def perform_batch(
+        self, method: str, items: list[tuple[Account, ActionContext]]
+    ) -> list[ActionOutcome | Exception]:
+        """Disable / enable many users with one search for their userAccountControl; other
+        actions one by one, concurrently."""
+        if method not in ("disable_user", "enable_user"):
+            bound = action_method(self, method)
+            return await _each([bound(account, context) for account, context in items])
+        disabled = method == "disable_user"
+        base = self.settings.base_dn
+        accounts = [account for account, _ in items]
+        try:
+            found = await self.pool.run(
+                lambda conn: read_many(conn, base, accounts, ["userAccountControl", "adminCount"])
+            )
+        except Exception as exc:
+            return [exc for _ in items]
+
+        async def one(account: Account, context: ActionContext) -> ActionOutcome:
+            restore = context.restore_state
+            if not disabled and restore is not None and restore.enabled is False:
+                return ActionOutcome.already("the user was already disabled before the action being undone")
+            if account.id not in found:
+                raise missing(account, base)
+            entry = _Entry(*found[account.id])
+            return await self.pool.run(lambda conn: _apply_disabled(conn, entry, disabled))
+
+        return await _each([one(account, context) for account, context in items])
 
     async def check(self) -> None:
         """Bind with the action account and read the rootDSE (Samba has no WhoAmI)."""
@@ -165,8 +210,21 @@ def _replace(conn: Connection, entry: _Entry, changes: dict[str, Any], doing: st
         raise operation_failure(conn.result, doing, entry.dn, needs=needs, admin_count=admin_count)
 
 
+async def _each(calls: Sequence[Awaitable[ActionOutcome]]) -> list[ActionOutcome | Exception]:
+    """Every call's outcome or its own error, in order."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result  # cancellation and the like end the batch
+    return [r for r in results if not isinstance(r, BaseException) or isinstance(r, Exception)]
+
+
 def _set_disabled(conn: Connection, account: Account, disabled: bool) -> ActionOutcome:
-    entry = _read(conn, account, ["userAccountControl", "adminCount"])
+    return _apply_disabled(conn, _read(conn, account, ["userAccountControl", "adminCount"]), disabled)
+
+
+def _apply_disabled(conn: Connection, entry: _Entry, disabled: bool) -> ActionOutcome:
+    """Flip ACCOUNTDISABLE in the userAccountControl just read in `entry`."""
     uac = entry.int("userAccountControl")
     if bool(uac & flags.ACCOUNTDISABLE) == disabled:
         return ActionOutcome.already(f"{entry.dn} is {'disabled' if disabled else 'enabled'}")
