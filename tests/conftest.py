@@ -11,6 +11,8 @@ import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR
+from clampdown.auth.principal import Principal
 from clampdown.store.database import create_engine
 from clampdown.store.migrate import upgrade
 
@@ -48,7 +50,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'clampdown.db'}"
     url: str = request.getfixturevalue("pg_database")
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS actions, alembic_version CASCADE")
+        conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     return url
 
 
@@ -58,3 +60,9 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await upgrade(eng)
     yield eng
     await eng.dispose()
+
+
+@pytest.fixture
+def admin() -> Principal:
+    """A Global Administrator, for tests of the engine and services."""
+    return Principal.from_roles("admin", frozenset({GLOBAL_ADMINISTRATOR}), {})

@@ -34,10 +34,13 @@ def memory_provider(provider: str, state_path: Path, **options: Any) -> dict[str
 
 
 def clampdown(
-    config: Path, *args: str, timeout: float = 120, **kwargs: Any
+    config: Path, *args: str, token: str | None = None, timeout: float = 120, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `clampdown` command; returns the finished process (never raises on exit code)."""
     env = {**os.environ, "CLAMPDOWN_CONFIG": str(config)}
+    env.pop("CLAMPDOWN_TOKEN", None)
+    if token:
+        env["CLAMPDOWN_TOKEN"] = token
     return subprocess.run(
         [sys.executable, "-m", "clampdown", *args],
         env=env,
@@ -63,3 +66,20 @@ def memory_rows(state_path: Path, table: str) -> list[tuple[Any, ...]]:
     """Rows of the memory directory's `changes` or `calls` log: (account, method, action_id, pid)."""
     with sqlite3.connect(state_path) as db:
         return db.execute(f"SELECT account, method, action_id, pid FROM {table} ORDER BY seq").fetchall()
+
+
+def create_user_token(config: Path, username: str, *roles: str) -> str:
+    """Create a user with the given roles through the real command and return a fresh API token."""
+    role_args = [a for r in roles for a in ("--role", r)]
+    made = clampdown(config, "users", "create", username, *role_args)
+    assert made.returncode == 0, made.stderr
+    issued = clampdown(config, "tokens", "create", "--user", username)
+    assert issued.returncode == 0, issued.stderr
+    return issued.stdout.strip()
+
+
+def bootstrap_admin(config: Path) -> str:
+    """Migrate the database and make a Global Administrator; returns their token."""
+    upgraded = clampdown(config, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    return create_user_token(config, "admin", "Global Administrator")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clampdown import catalog
+from clampdown.auth import permissions
 from clampdown.errors import InvalidInput
 
 FIXED_IDS = {
@@ -28,15 +29,16 @@ def test_inverses_point_back() -> None:
 
 
 def test_seed_rbac_table() -> None:
-    ga, sa, so = catalog.GLOBAL_ADMINISTRATOR, catalog.SECURITY_ADMINISTRATOR, catalog.SECURITY_OPERATOR
+    ga, sa = permissions.GLOBAL_ADMINISTRATOR, permissions.SECURITY_ADMINISTRATOR
+    so = permissions.SECURITY_OPERATOR
     assert catalog.get_action("entra.mark_compromised").roles == {ga, sa}
     assert catalog.get_action("entra.suspend_user").roles == {ga}
     assert catalog.get_action("entra.revoke_sessions").roles == {ga}
     for okta in ("okta.suspend_user", "okta.deactivate_user"):
         d = catalog.get_action(okta)
-        assert d.roles == {ga, sa, so} and d.permissions == {catalog.RESPONSE_MANAGE}
+        assert d.roles == {ga, sa, so} and d.permissions == {permissions.RESPONSE_MANAGE}
     for ad in ("ad.disable_user", "ad.enable_user", "ad.force_password_reset"):
-        assert catalog.get_action(ad).permissions == {catalog.RESPONSE_MANAGE}
+        assert catalog.get_action(ad).permissions == {permissions.RESPONSE_MANAGE}
 
 
 def test_unknown_id_names_the_known_ones() -> None:

@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from clampdown.auth.permissions import (
+    GLOBAL_ADMINISTRATOR,
+    RESPONSE_MANAGE,
+    SECURITY_ADMINISTRATOR,
+    SECURITY_OPERATOR,
+)
 from clampdown.errors import InvalidInput
-
-# Built-in role names, as in Microsoft Defender XDR / Entra ID.
-GLOBAL_ADMINISTRATOR = "Global Administrator"
-SECURITY_ADMINISTRATOR = "Security Administrator"
-SECURITY_OPERATOR = "Security Operator"
-SECURITY_READER = "Security Reader"
-
-RESPONSE_MANAGE = "response:manage"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.lab_config import clampdown, memory_provider, memory_rows, write_config
+from tests.lab_config import clampdown, create_user_token, memory_provider, memory_rows, write_config
 
 
 def _free_port() -> int:
@@ -69,8 +69,9 @@ def test_health_ready_and_catalog(served: tuple[str, Path, Path]) -> None:
 
 def test_embedded_worker_runs_what_the_cli_queues(served: tuple[str, Path, Path]) -> None:
     _, config, state = served
+    token = create_user_token(config, "responder", "Security Operator")
     result = clampdown(
-        config, "act", "okta.suspend_user", "alice", "-r", "INC-9", "--wait", "--timeout", "30"
+        config, "act", "okta.suspend_user", "alice", "-r", "INC-9", "--wait", "--timeout", "30", token=token
     )
     assert result.returncode == 0, result.stderr
     assert "completed" in result.stdout

@@ -8,13 +8,18 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.store.actions import ActionFilter, ActionStore
-from tests.lab_config import clampdown, memory_provider, write_config
+from tests.lab_config import bootstrap_admin, clampdown, memory_provider, write_config
 
 
 @pytest.fixture
 def config(database_url: str, engine: AsyncEngine, tmp_path: Path) -> Path:
     providers = {"okta": memory_provider("okta", tmp_path / "directory.db")}
     return write_config(tmp_path / "clampdown.toml", database_url, providers=providers)
+
+
+@pytest.fixture
+def token(config: Path) -> str:
+    return bootstrap_admin(config)
 
 
 def _one_line_error(result, code: int, *words: str) -> None:  # type: ignore[no-untyped-def]
@@ -48,18 +53,19 @@ def _one_line_error(result, code: int, *words: str) -> None:  # type: ignore[no-
     ],
 )
 async def test_bad_requests_write_nothing(
-    config: Path, engine: AsyncEngine, args: list[str], code: int, words: list[str]
+    config: Path, token: str, engine: AsyncEngine, args: list[str], code: int, words: list[str]
 ) -> None:
-    _one_line_error(clampdown(config, *args), code, *words)
+    _one_line_error(clampdown(config, *args, token=token), code, *words)
     assert await ActionStore(engine).list_actions(ActionFilter()) == []
 
 
 async def test_bulk_with_a_bad_reason_writes_nothing(
-    config: Path, engine: AsyncEngine, tmp_path: Path
+    config: Path, token: str, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     users = tmp_path / "users.txt"
     users.write_text("a\nb\n")
-    _one_line_error(clampdown(config, "act", "okta.suspend_user", "--from-file", str(users)), 2, "reason")
+    result = clampdown(config, "act", "okta.suspend_user", "--from-file", str(users), token=token)
+    _one_line_error(result, 2, "reason")
     assert await ActionStore(engine).list_actions(ActionFilter()) == []
 
 
@@ -114,3 +120,10 @@ def test_config_check_passes_on_a_good_file(config: Path) -> None:
     result = clampdown(config, "config", "check")
     assert result.returncode == 0, result.stderr
     assert "config OK" in result.stdout and "okta" in result.stdout
+
+
+async def test_no_or_bad_token_is_refused(config: Path, token: str, engine: AsyncEngine) -> None:
+    for bad in (None, "cdt_not-a-real-token"):
+        result = clampdown(config, "act", "okta.suspend_user", "alice", "-r", "x", token=bad)
+        _one_line_error(result, 9, "no credentials" if bad is None else "invalid token")
+    assert await ActionStore(engine).list_actions(ActionFilter()) == []

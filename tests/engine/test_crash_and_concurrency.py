@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.model import ActionStatus
 from clampdown.store.actions import ActionFilter, ActionStore
-from tests.lab_config import clampdown, memory_provider, memory_rows, spawn_worker, write_config
+from tests.lab_config import (
+    bootstrap_admin,
+    clampdown,
+    memory_provider,
+    memory_rows,
+    spawn_worker,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +53,10 @@ async def test_sigkill_mid_bulk_loses_nothing_and_changes_each_account_once(
     )
     users = tmp_path / "users.txt"
     users.write_text("\n".join(f"user{i:03d}@example.test" for i in range(500)) + "\n")
-    requested = clampdown(config, "act", "okta.suspend_user", "--from-file", str(users), "--reason", "INC-1")
+    token = bootstrap_admin(config)
+    requested = clampdown(
+        config, "act", "okta.suspend_user", "--from-file", str(users), "--reason", "INC-1", token=token
+    )
     assert requested.returncode == 0, requested.stderr
     store = ActionStore(engine)
 
@@ -88,10 +98,11 @@ async def test_four_workers_on_postgresql_run_each_action_once(
     )
     users = tmp_path / "users.txt"
     users.write_text("\n".join(f"user{i:04d}" for i in range(2000)) + "\n")
-    assert (
-        clampdown(config, "act", "okta.suspend_user", "--from-file", str(users), "-r", "INC-2").returncode
-        == 0
+    token = bootstrap_admin(config)
+    result = clampdown(
+        config, "act", "okta.suspend_user", "--from-file", str(users), "-r", "INC-2", token=token
     )
+    assert result.returncode == 0, result.stderr
 
     workers = [spawn_worker(config, "--until-drained") for _ in range(4)]
     for w in workers:

@@ -7,6 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR
+from clampdown.auth.principal import Principal
 from clampdown.config import EngineSettings
 from clampdown.connectors.memory import MemoryConnector, MemorySettings
 from clampdown.engine.worker import Worker
@@ -15,6 +17,8 @@ from clampdown.model import Account, AccountState, ActionContext, ActionOutcome,
 from clampdown.services.actions import ActionService
 from clampdown.store.actions import ActionStore, Completion
 
+ANALYST = Principal.from_roles("analyst", frozenset({SECURITY_ADMINISTRATOR}), {})
+LEAD = Principal.from_roles("lead", frozenset({GLOBAL_ADMINISTRATOR}), {})
 FAST = EngineSettings(poll_interval_seconds=0.02, backoff_base_seconds=0.01, backoff_max_seconds=0.02)
 
 
@@ -30,7 +34,7 @@ async def _drain(store: ActionStore, okta: MemoryConnector, settings: EngineSett
 
 async def test_transient_failures_are_retried_with_history(engine: AsyncEngine) -> None:
     store, okta, service = _setup(engine, transient_failures=2)
-    action = await service.request("okta.suspend_user", "alice", "INC-3", "analyst")
+    action = await service.request("okta.suspend_user", "alice", "INC-3", ANALYST)
     await _drain(store, okta)
     done = await store.get(action.id)
     assert done.status is ActionStatus.COMPLETED and done.attempts == 3
@@ -40,7 +44,7 @@ async def test_transient_failures_are_retried_with_history(engine: AsyncEngine) 
 
 async def test_too_many_transient_failures_end_visibly_failed(engine: AsyncEngine) -> None:
     store, okta, service = _setup(engine, transient_failures=10)
-    action = await service.request("okta.suspend_user", "alice", "INC-3", "analyst")
+    action = await service.request("okta.suspend_user", "alice", "INC-3", ANALYST)
     await _drain(store, okta, FAST.model_copy(update={"max_attempts": 3}))
     done = await store.get(action.id)
     assert done.status is ActionStatus.FAILED and done.attempts == 3
@@ -56,7 +60,7 @@ class RefusingConnector(MemoryConnector):
 async def test_permanent_failure_fails_at_once(engine: AsyncEngine) -> None:
     store = ActionStore(engine)
     okta = RefusingConnector(MemorySettings(provider="okta"))
-    action = await ActionService(store, {"okta": okta}).request("okta.suspend_user", "bob", "x", "analyst")
+    action = await ActionService(store, {"okta": okta}).request("okta.suspend_user", "bob", "x", ANALYST)
     await _drain(store, okta)
     done = await store.get(action.id)
     assert done.status is ActionStatus.FAILED and done.attempts == 1
@@ -65,23 +69,23 @@ async def test_permanent_failure_fails_at_once(engine: AsyncEngine) -> None:
 
 async def test_already_in_state_is_success_and_cannot_be_undone(engine: AsyncEngine) -> None:
     store, okta, service = _setup(engine)
-    first = await service.request("okta.suspend_user", "carol", "x", "analyst")
-    second = await service.request("okta.suspend_user", "carol", "again", "analyst")
+    first = await service.request("okta.suspend_user", "carol", "x", ANALYST)
+    second = await service.request("okta.suspend_user", "carol", "again", ANALYST)
     await _drain(store, okta)
     a, b = await store.get(first.id), await store.get(second.id)
     assert (a.status, a.changed) == (ActionStatus.COMPLETED, True)
     assert (b.status, b.changed) == (ActionStatus.COMPLETED, False)
     assert b.result and b.result["message"].startswith("Already in the requested state")
     with pytest.raises(Conflict, match="nothing to undo"):
-        await service.undo(b.id, "analyst")
+        await service.undo(b.id, ANALYST)
 
 
 async def test_undo_restores_and_links_to_the_original(engine: AsyncEngine) -> None:
     store, okta, service = _setup(engine)
-    action = await service.request("okta.suspend_user", "dave", "x", "analyst")
+    action = await service.request("okta.suspend_user", "dave", "x", ANALYST)
     await _drain(store, okta)
-    undo = await service.undo(action.id, "lead")
-    assert await service.undo(action.id, "lead") == undo  # asking twice gives the same undo
+    undo = await service.undo(action.id, LEAD)
+    assert await service.undo(action.id, LEAD) == undo  # asking twice gives the same undo
     await _drain(store, okta)
     done = await store.get(undo.id)
     assert done.type == "okta.unsuspend_user" and done.undoes_action_id == action.id
@@ -93,33 +97,35 @@ async def test_undo_restores_and_links_to_the_original(engine: AsyncEngine) -> N
 
 async def test_irreversible_and_unfinished_actions_cannot_be_undone(engine: AsyncEngine) -> None:
     store, okta, service = _setup(engine)
-    deactivate = await service.request("okta.deactivate_user", "erin", "malicious", "analyst")
-    suspend = await service.request("okta.suspend_user", "frank", "x", "analyst")
+    deactivate = await service.request("okta.deactivate_user", "erin", "malicious", ANALYST)
+    suspend = await service.request("okta.suspend_user", "frank", "x", ANALYST)
     with pytest.raises(Conflict, match="only a completed action"):
-        await service.undo(suspend.id, "analyst")
+        await service.undo(suspend.id, ANALYST)
     await _drain(store, okta)
     with pytest.raises(Conflict, match="cannot be undone"):
-        await service.undo(deactivate.id, "analyst")
+        await service.undo(deactivate.id, ANALYST)
 
 
 async def test_cancel_only_while_queued(engine: AsyncEngine) -> None:
     store, okta, service = _setup(engine)
-    action = await service.request("okta.suspend_user", "grace", "x", "analyst")
-    cancelled = await service.cancel(action.id, "lead")
+    action = await service.request("okta.suspend_user", "grace", "x", ANALYST)
+    cancelled = await service.cancel(action.id, LEAD)
     assert cancelled.status is ActionStatus.CANCELLED and cancelled.error_message == "cancelled by lead"
     await _drain(store, okta)
     assert okta.calls == 0
     with pytest.raises(Conflict, match="only a queued action can be cancelled"):
-        await service.cancel(action.id, "lead")
+        await service.cancel(action.id, LEAD)
 
 
 async def test_idempotency_key_returns_the_same_action(engine: AsyncEngine) -> None:
     _, _, service = _setup(engine)
-    one = await service.request("okta.suspend_user", "heidi", "x", "a", idempotency_key="soar-123")
-    two = await service.request("okta.suspend_user", "heidi", "x", "a", idempotency_key="soar-123")
+    one = await service.request("okta.suspend_user", "heidi", "x", ANALYST, idempotency_key="soar-123")
+    two = await service.request("okta.suspend_user", "heidi", "x", ANALYST, idempotency_key="soar-123")
     assert one.id == two.id
-    bulk1 = await service.request_bulk("okta.suspend_user", ["u1", "u2", "u1"], "x", "a", idempotency_key="k")
-    bulk2 = await service.request_bulk("okta.suspend_user", ["u1", "u2"], "x", "a", idempotency_key="k")
+    bulk1 = await service.request_bulk(
+        "okta.suspend_user", ["u1", "u2", "u1"], "x", ANALYST, idempotency_key="k"
+    )
+    bulk2 = await service.request_bulk("okta.suspend_user", ["u1", "u2"], "x", ANALYST, idempotency_key="k")
     assert len(bulk1.actions) == 2  # duplicates in one bulk are one action
     assert [a.id for a in bulk1.actions] == [a.id for a in bulk2.actions]
     assert bulk1.batch_id == bulk2.batch_id
@@ -127,7 +133,7 @@ async def test_idempotency_key_returns_the_same_action(engine: AsyncEngine) -> N
 
 async def test_a_worker_that_lost_its_lease_cannot_write(engine: AsyncEngine) -> None:
     store, _, service = _setup(engine)
-    action = await service.request("okta.suspend_user", "ivan", "x", "analyst")
+    action = await service.request("okta.suspend_user", "ivan", "x", ANALYST)
     now = service.clock.now()
     [(claimed, _)] = await store.claim_next_actions("w1", 10, now, now + timedelta(seconds=1))
     later = now + timedelta(seconds=5)  # w1's lease expired: w2 takes the action over
@@ -145,7 +151,7 @@ async def test_state_before_is_kept_from_the_first_attempt(engine: AsyncEngine) 
     from clampdown.store.actions import Resolution
 
     store, _, service = _setup(engine)
-    action = await service.request("okta.suspend_user", "judy", "x", "analyst")
+    action = await service.request("okta.suspend_user", "judy", "x", ANALYST)
     now = service.clock.now()
     [(claimed, _)] = await store.claim_next_actions("w1", 1, now, now + timedelta(seconds=1))
     account = claimed.account

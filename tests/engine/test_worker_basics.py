@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clampdown.auth.principal import Principal
 from clampdown.config import EngineSettings
 from clampdown.connectors.memory import MemoryConnector, MemorySettings
 from clampdown.engine.worker import Worker
@@ -14,11 +15,11 @@ from clampdown.store.actions import ActionStore
 FAST = EngineSettings(poll_interval_seconds=0.05, backoff_base_seconds=0.01, backoff_max_seconds=0.05)
 
 
-async def test_bulk_runs_to_completed(engine: AsyncEngine) -> None:
+async def test_bulk_runs_to_completed(engine: AsyncEngine, admin: Principal) -> None:
     store = ActionStore(engine)
     okta = MemoryConnector(MemorySettings(provider="okta"))
     service = ActionService(store, {"okta": okta})
-    bulk = await service.request_bulk("okta.suspend_user", [f"u{i}" for i in range(50)], "phish", "tester")
+    bulk = await service.request_bulk("okta.suspend_user", [f"u{i}" for i in range(50)], "phish", admin)
     await Worker(store, {"okta": okta}, FAST).run(until_drained=True)
     done = await service.wait([a.id for a in bulk.actions], timeout=1)
     assert {a.status for a in done} == {ActionStatus.COMPLETED}

@@ -31,6 +31,7 @@ EXIT_CODES: list[tuple[type[ClampdownError], int]] = [
     (Conflict, 6),
     (Forbidden, 7),
 ]
+EXIT_UNAUTHENTICATED = 9
 EXIT_ACTION_FAILED = 8
 
 
@@ -45,6 +46,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except ClampdownError as exc:
         code = next((c for cls, c in EXIT_CODES if isinstance(exc, cls)), 1)
+        if exc.code == "unauthenticated":
+            code = EXIT_UNAUTHENTICATED
         fail(exc.message.replace("[", "\\["), code)
     except KeyboardInterrupt:
         fail("interrupted", 130)

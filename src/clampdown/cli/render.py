@@ -98,3 +98,13 @@ def catalog_table(definitions: list[ActionDefinition]) -> Table:
         who = ", ".join(sorted(d.roles | d.permissions))
         table.add_row(d.id, d.title, d.inverse or ("-" if d.reversible else "irreversible"), who)
     return table
+
+
+def rows_table(rows: list[dict[str, object]]) -> Table:
+    """A table of flat rows, columns in the first row's order."""
+    table = Table()
+    for column in rows[0] if rows else ():
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    return table

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from clampdown.auth.permissions import RESPONSE_READ
+from clampdown.auth.principal import PermissionDenied, Principal, require_action, require_permission
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.connectors.base import Connector
 from clampdown.errors import AccountNotFound, Conflict, InvalidInput, NotFound, TransientError
 from clampdown.model import Account, Action, ActionStatus, StateValue
-from clampdown.store.actions import ActionStore, NewAction
+from clampdown.store.actions import ActionFilter, ActionStore, NewAction
+
+# Records a denied attempt: (principal, what was attempted, target, what was missing).
+DenialRecorder = Callable[[Principal, str, str | None, str], Awaitable[None]]
+
+
+async def _ignore_denial(principal: Principal, attempted: str, target: str | None, missing: str) -> None:
+    return None
+
 
 MAX_TARGET_LENGTH = 512
 MAX_BULK = 100_000
@@ -46,11 +56,32 @@ class ActionService:
     """Validates requests and writes them to the store; workers do the rest."""
 
     def __init__(
-        self, store: ActionStore, connectors: dict[str, Connector], clock: Clock = SYSTEM_CLOCK
+        self,
+        store: ActionStore,
+        connectors: dict[str, Connector],
+        clock: Clock = SYSTEM_CLOCK,
+        record_denial: DenialRecorder = _ignore_denial,
     ) -> None:
         self.store = store
         self.connectors = connectors
         self.clock = clock
+        self._record_denial = record_denial
+
+    async def authorize(self, principal: Principal, definition: ActionDefinition, target: str | None) -> None:
+        """PermissionDenied (and a recorded denial) unless the principal may run the action."""
+        try:
+            require_action(principal, definition)
+        except PermissionDenied as exc:
+            await self._record_denial(principal, definition.id, target, exc.missing)
+            raise
+
+    async def authorize_read(self, principal: Principal) -> None:
+        """PermissionDenied (and a recorded denial) unless the principal may see the action center."""
+        try:
+            require_permission(principal, RESPONSE_READ, "see the action center")
+        except PermissionDenied as exc:
+            await self._record_denial(principal, "actions.read", None, exc.missing)
+            raise
 
     def _connector(self, definition: ActionDefinition) -> Connector:
         connector = self.connectors.get(definition.provider)
@@ -76,13 +107,14 @@ class ActionService:
         type_id: str,
         target: str,
         reason: str | None,
-        requested_by: str,
+        principal: Principal,
         *,
         idempotency_key: str | None = None,
         parameters: dict[str, StateValue] | None = None,
     ) -> Action:
         """Queue one action. The same idempotency key returns the first action, never a second."""
         definition = get_action(type_id)
+        await self.authorize(principal, definition, target)
         text = _clean_reason(definition, reason)
         ref = _clean_target(target)
         connector = self._connector(definition)
@@ -95,7 +127,7 @@ class ActionService:
             type=definition.id,
             provider=definition.provider,
             target=ref,
-            requested_by=requested_by,
+            requested_by=principal.username,
             reason=text,
             account=account,
             idempotency_key=idempotency_key,
@@ -108,13 +140,14 @@ class ActionService:
         type_id: str,
         targets: Sequence[str],
         reason: str | None,
-        requested_by: str,
+        principal: Principal,
         *,
         idempotency_key: str | None = None,
     ) -> BulkRequest:
         """Queue one action per distinct target under a new batch id; accounts are resolved by
         the workers, so a bulk of thousands is accepted at once."""
         definition = get_action(type_id)
+        await self.authorize(principal, definition, f"{len(targets)} targets")
         text = _clean_reason(definition, reason)
         self._connector(definition)
         cleaned = list(dict.fromkeys(_clean_target(t) for t in targets))
@@ -130,7 +163,7 @@ class ActionService:
                 type=definition.id,
                 provider=definition.provider,
                 target=t,
-                requested_by=requested_by,
+                requested_by=principal.username,
                 reason=text,
                 batch_id=batch_id,
                 idempotency_key=f"{idempotency_key}:{t}" if idempotency_key else None,
@@ -139,10 +172,13 @@ class ActionService:
         ]
         return BulkRequest(batch_id, await self.store.enqueue(items, self.clock.now()))
 
-    async def undo(self, action_id: int, requested_by: str, reason: str | None = None) -> Action:
-        """Queue the inverse of a completed action, restoring the state read before it ran."""
+    async def undo(self, action_id: int, principal: Principal, reason: str | None = None) -> Action:
+        """Queue the inverse of a completed action, restoring the state read before it ran.
+        An inverse needs what its action needs."""
+        await self.authorize_read(principal)
         original = await self.store.get(action_id)
         definition = get_action(original.type)
+        await self.authorize(principal, definition, original.target)
         if definition.inverse is None:
             raise Conflict(f"{definition.id} cannot be undone ({definition.title} has no inverse)")
         if original.status is not ActionStatus.COMPLETED:
@@ -157,12 +193,13 @@ class ActionService:
         if existing is not None:
             return existing
         inverse = get_action(definition.inverse)
+        await self.authorize(principal, inverse, original.target)
         self._connector(inverse)
         item = NewAction(
             type=inverse.id,
             provider=inverse.provider,
             target=original.target,
-            requested_by=requested_by,
+            requested_by=principal.username,
             reason=(reason or "").strip() or f"undo of action {action_id}: {original.reason}",
             account=original.account,
             undoes_action_id=original.id,
@@ -170,9 +207,12 @@ class ActionService:
         )
         return (await self.store.enqueue([item], self.clock.now()))[0]
 
-    async def cancel(self, action_id: int, cancelled_by: str) -> Action:
-        """Cancel a queued action."""
-        return await self.store.cancel(action_id, self.clock.now(), cancelled_by)
+    async def cancel(self, action_id: int, principal: Principal) -> Action:
+        """Cancel a queued action; needs the right to run that action."""
+        await self.authorize_read(principal)
+        action = await self.store.get(action_id)
+        await self.authorize(principal, get_action(action.type), action.target)
+        return await self.store.cancel(action_id, self.clock.now(), principal.username)
 
     async def wait(self, action_ids: Sequence[int], timeout: float, poll: float = 0.2) -> list[Action]:
         """Poll until every action is final or `timeout` seconds pass; the actions as last read."""
@@ -183,8 +223,14 @@ class ActionService:
                 return current
             await asyncio.sleep(poll)
 
-    async def get(self, action_id: int) -> Action:
-        try:
-            return await self.store.get(action_id)
-        except NotFound:
-            raise NotFound(f"no action with id {action_id}") from None
+    async def get(self, action_id: int, principal: Principal) -> Action:
+        """One action, for a caller who may see the action center."""
+        await self.authorize_read(principal)
+        return await self.store.get(action_id)
+
+    async def list_actions(
+        self, flt: ActionFilter, principal: Principal, *, limit: int = 100, before_id: int | None = None
+    ) -> list[Action]:
+        """Newest first, for a caller who may see the action center."""
+        await self.authorize_read(principal)
+        return await self.store.list_actions(flt, limit=limit, before_id=before_id)

@@ -13,12 +13,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clampdown.auth.service import AuthService
 from clampdown.config import Settings
 from clampdown.connectors.base import Connector
 from clampdown.connectors.registry import build_connectors
 from clampdown.errors import ConfigError, StoreUnavailable
 from clampdown.services.actions import ActionService
 from clampdown.store.actions import ActionStore
+from clampdown.store.auth import AuthStore
 from clampdown.store.database import create_engine, is_sqlite
 from clampdown.store.migrate import current_revision, head_revision
 
@@ -76,6 +78,7 @@ class Runtime:
     store: ActionStore
     connectors: dict[str, Connector]
     actions: ActionService
+    auth: AuthService
 
 
 @asynccontextmanager
@@ -88,7 +91,9 @@ async def open_runtime(settings: Settings, *, check_schema: bool = True) -> Asyn
         if check_schema:
             await require_current_schema(engine)
         store = ActionStore(engine)
-        yield Runtime(settings, engine, store, connectors, ActionService(store, connectors))
+        auth = AuthService(AuthStore(engine))
+        actions = ActionService(store, connectors, record_denial=auth.record_denial)
+        yield Runtime(settings, engine, store, connectors, actions, auth)
     finally:
         for connector in connectors.values():
             await connector.aclose()

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -98,4 +99,62 @@ actions = Table(
     Index("ix_actions_batch_id", "batch_id"),
     Index("ix_actions_account_id", "account_id"),
     Index("ix_actions_status_requested_at", "status", "requested_at"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("username", String(256), nullable=False, unique=True),
+    Column("display_name", String(256), nullable=True),
+    Column("password_hash", String(256), nullable=True),  # argon2; none for single sign-on users
+    Column("roles", JSON, nullable=False),
+    Column("source", String(16), nullable=False),  # local or oidc
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+custom_roles = Table(
+    "custom_roles",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("permissions", JSON, nullable=False),
+    Column("description", Text, nullable=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256: tokens are random
+    Column("prefix", String(16), nullable=False),  # shown in lists so a person can tell tokens apart
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+access_denials = Table(
+    "access_denials",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("principal", String(256), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("attempted", String(128), nullable=False),  # action type or operation
+    Column("target", String(512), nullable=True),
+    Column("missing", String(512), nullable=False),
+    Index("ix_access_denials_at", "at"),
 )

@@ -1,0 +1,143 @@
+"""`clampdown users|tokens|roles`: administration, run where the database is reachable.
+
+These commands act with the database's own authority (whoever holds the database credentials
+administers Clampdown), which is how the first administrator and their first token are made.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+from clampdown.cli import render
+from clampdown.cli.context import JsonOption, load
+from clampdown.cli.errors import run
+from clampdown.errors import InvalidInput
+from clampdown.services.runtime import open_runtime
+
+users_app = typer.Typer(help="Clampdown's own users (analysts, responders, readers).", no_args_is_help=True)
+tokens_app = typer.Typer(
+    help="API tokens: shown once, stored hashed, expiring, revocable.", no_args_is_help=True
+)
+roles_app = typer.Typer(help="Custom roles made of permissions.", no_args_is_help=True)
+
+
+def parse_lifetime(value: str) -> timedelta | None:
+    """'90d', '12h', '30m' or 'never'."""
+    if value == "never":
+        return None
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if value[-1:] in units and value[:-1].isdigit() and int(value[:-1]) > 0:
+        return timedelta(seconds=int(value[:-1]) * units[value[-1]])
+    raise InvalidInput(f"--expires-in: '{value}' is not like 90d, 12h, 30m or never")
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    role: Annotated[list[str], typer.Option("--role", help="Built-in or custom role; repeat for more.")],
+    display_name: Annotated[str | None, typer.Option()] = None,
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read a console password from standard input.")
+    ] = False,
+) -> None:
+    """Create a local user."""
+    settings = load()
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+
+    async def go() -> None:
+        async with open_runtime(settings) as rt:
+            await rt.auth.create_user(username, frozenset(role), password, display_name)
+
+    run(go())
+    render.console.print(f"user {username} created with roles: {', '.join(sorted(role))}")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    user: Annotated[str, typer.Option("--user", help="Whose token.")],
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+    expires_in: Annotated[str, typer.Option(help="90d, 12h, 30m or never.")] = "90d",
+    as_json: JsonOption = False,
+) -> None:
+    """Create an API token. It is printed once; only its hash is stored."""
+    settings = load()
+
+    async def go() -> tuple[int, str, str | None]:
+        lifetime = parse_lifetime(expires_in)
+        async with open_runtime(settings) as rt:
+            issued = await rt.auth.create_token(user, name, lifetime)
+        return issued.id, issued.token, issued.expires_at.isoformat() if issued.expires_at else None
+
+    token_id, token, expires = run(go())
+    if as_json:
+        render.print_json({"id": token_id, "token": token, "expires_at": expires})
+    else:
+        print(token)
+        render.errors.print(
+            f"token {token_id} for {user}, expires {expires or 'never'}: it is shown only now"
+        )
+
+
+@tokens_app.command("list")
+def tokens_list(
+    user: Annotated[str | None, typer.Option("--user")] = None, as_json: JsonOption = False
+) -> None:
+    """Tokens with their prefix, owner and dates; never the token itself."""
+    settings = load()
+
+    async def go() -> list[dict[str, object]]:
+        async with open_runtime(settings) as rt:
+            tokens = await rt.auth.list_tokens(user)
+        return [
+            {
+                "id": t.id,
+                "user": t.username,
+                "name": t.name,
+                "prefix": t.prefix,
+                "created_at": t.created_at.isoformat(),
+                "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+                "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+                "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
+            }
+            for t in tokens
+        ]
+
+    rows = run(go())
+    if as_json:
+        render.print_json(rows)
+    else:
+        render.console.print(render.rows_table(rows))
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token at once."""
+    settings = load()
+
+    async def go() -> None:
+        async with open_runtime(settings) as rt:
+            await rt.auth.revoke_token(token_id)
+
+    run(go())
+    render.console.print(f"token {token_id} revoked")
+
+
+@roles_app.command("create")
+def roles_create(
+    name: str,
+    permission: Annotated[list[str], typer.Option("--permission", help="e.g. response:manage; repeat.")],
+    description: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Create or replace a custom role."""
+    settings = load()
+
+    async def go() -> None:
+        async with open_runtime(settings) as rt:
+            await rt.auth.define_role(name, frozenset(permission), description)
+
+    run(go())
+    render.console.print(f"role {name}: {', '.join(sorted(permission))}")

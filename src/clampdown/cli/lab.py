@@ -1,0 +1,53 @@
+"""`clampdown lab up|status|down`: the local lab for trying Clampdown without a tenant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clampdown.cli import render
+from clampdown.cli.context import load
+from clampdown.cli.errors import fail, run
+from clampdown.cli.operations import upgrade_schema
+from clampdown.errors import ClampdownError
+
+lab_app = typer.Typer(
+    help="The local lab: Samba AD DC, Okta and Graph emulators, demo people.", no_args_is_help=True
+)
+LabDir = Annotated[Path, typer.Option("--dir", help="Where the lab keeps its state and config.")]
+
+
+@lab_app.command("up")
+def lab_up_command(lab_dir: LabDir = Path(".lab")) -> None:
+    """Start everything on loopback, seed the demo people, write DIR/clampdown.toml and DIR/lab.json."""
+    from clampdown.lab.orchestrator import lab_up
+
+    try:
+        services = lab_up(lab_dir)
+    except ClampdownError as exc:
+        fail(exc.message, 1)
+    run(upgrade_schema(load(lab_dir / "clampdown.toml")))
+    for s in services:
+        render.console.print(f"{s.name}: {s.url}")
+    render.console.print(f"wrote {lab_dir / 'clampdown.toml'} and {lab_dir / 'lab.json'}")
+    render.console.print(f"next: clampdown --config {lab_dir / 'clampdown.toml'} serve")
+
+
+@lab_app.command("status")
+def lab_status_command(lab_dir: LabDir = Path(".lab")) -> None:
+    """Whether each lab part runs, and where."""
+    from clampdown.lab.orchestrator import lab_status
+
+    for name, line in lab_status(lab_dir).items():
+        render.console.print(f"{name}: {line}")
+
+
+@lab_app.command("down")
+def lab_down_command(lab_dir: LabDir = Path(".lab")) -> None:
+    """Stop every lab part started under DIR."""
+    from clampdown.lab.orchestrator import lab_down
+
+    lab_down(lab_dir)
+    render.console.print("lab stopped")

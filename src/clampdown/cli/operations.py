@@ -1,0 +1,105 @@
+"""Running Clampdown: `serve`, `worker`, `db upgrade`, `config check`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Annotated
+
+import typer
+
+from clampdown import catalog
+from clampdown.cli import render
+from clampdown.cli.context import load, state
+from clampdown.cli.errors import fail, run
+from clampdown.config import Settings, load_settings
+from clampdown.connectors.registry import validate_provider
+from clampdown.engine.worker import Worker
+from clampdown.errors import ConfigError
+from clampdown.services.runtime import open_runtime, ping_database
+from clampdown.store.database import create_engine, is_sqlite
+from clampdown.store.migrate import upgrade
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+
+
+async def upgrade_schema(settings: Settings) -> None:
+    """Create or migrate the schema of the configured database."""
+    engine = create_engine(settings.database.url)
+    try:
+        await ping_database(engine, settings.database.url)
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def worker(
+    until_drained: Annotated[bool, typer.Option(help="Exit once nothing is queued or running.")] = False,
+) -> None:
+    """Run a worker: claims queued actions and performs them. Run as many as you like on PostgreSQL."""
+    settings = load()
+
+    async def go() -> None:
+        async with open_runtime(settings) as rt:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            logging.getLogger("clampdown").setLevel(logging.INFO)
+            w = Worker(rt.store, rt.connectors, settings.engine)
+            render.errors.print(f"worker {w.id} running ({', '.join(rt.connectors) or 'no providers'})")
+            await w.run(stop, until_drained=until_drained)
+
+    run(go())
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (default from config: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from config: 8080).")] = None,
+) -> None:
+    """Run the API and console (and, on SQLite, the embedded worker)."""
+    import uvicorn
+
+    from clampdown.api.app import create_app
+
+    settings = load()
+    logging.getLogger("clampdown").setLevel(logging.INFO)
+    if is_sqlite(settings.database.url):
+        run(upgrade_schema(settings))  # the embedded default sets itself up; PostgreSQL on purpose
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.server.host,
+        port=port or settings.server.port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to this version."""
+    run(upgrade_schema(load()))
+    render.console.print("database schema is up to date")
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate the configuration and name every problem."""
+    try:
+        settings = load_settings(state.config)
+    except ConfigError as exc:
+        fail(exc.message, 4)
+    problems = []
+    for name, section in settings.providers.items():
+        try:
+            validate_provider(name, section)
+        except ConfigError as exc:
+            problems.append(exc.message)
+    for name in settings.engine.provider_concurrency:
+        if name not in catalog.providers() and name not in settings.providers:
+            problems.append(f"engine.provider_concurrency.{name}: no such provider")
+    if problems:
+        fail("; ".join(problems), 4)
+    where = settings.config_path or "defaults (no config file)"
+    render.console.print(f"config OK: {where}; providers: {', '.join(settings.providers) or 'none'}")
