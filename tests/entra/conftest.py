@@ -14,7 +14,7 @@ from clampdown.lab.graph_emulator import Emulator, Tenant, ThreadedEmulator
 from clampdown.lab.graph_emulator.tenant import ALL_ROLES, AppRecord
 from clampdown.lab.graph_emulator.throttling import ThrottleConfig
 from clampdown.lab.graph_emulator.tls import write_client_certificate
-from tests.entra.support import CERT_APP, FULL_APP, READ_ONLY_APP, SECRET, seed, settings_for
+from tests.entra.support import CERT_APP, DIRECTORY_APP, FULL_APP, READ_ONLY_APP, SECRET, seed, settings_for
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +25,8 @@ def graph_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Threade
     tenant.apps[FULL_APP] = AppRecord(FULL_APP, "Clampdown", list(ALL_ROLES), secrets=[SECRET])
     tenant.apps[CERT_APP] = AppRecord(CERT_APP, "Clampdown cert", list(ALL_ROLES), certificates=[cert_pem])
     tenant.apps[READ_ONLY_APP] = AppRecord(READ_ONLY_APP, "Reader", ["User.Read.All"], secrets=[SECRET])
+    directory_roles = ["User.Read.All", "User.EnableDisableAccount.All", "User.RevokeSessions.All"]
+    tenant.apps[DIRECTORY_APP] = AppRecord(DIRECTORY_APP, "Directory only", directory_roles, secrets=[SECRET])
     server = ThreadedEmulator(Emulator(tenant=tenant), directory / "tls").start()
     server.client_certificate = cert_file  # type: ignore[attr-defined]
     yield server

@@ -149,8 +149,8 @@ async def test_risk_actions_use_the_list_form(connector: EntraConnector, emulato
     results = await connector.perform_batch("mark_compromised", items(accounts, before=None))
     assert all(not isinstance(r, Exception) and r.changed for r in results)
     assert all(emulator.tenant.risky[a.id].riskState == "confirmedCompromised" for a in accounts)
-    # users: 3 $batch reads; risk: 1 list + 1 confirmCompromised for all 60
-    assert emulator.counters.http_requests == 5
+    # one riskyUsers list for the 60 ids (their state), one confirmCompromised for all 60
+    assert emulator.counters.http_requests == 2
     results = await connector.perform_batch("dismiss_user_risk", items(accounts, before=None))
     assert all(not isinstance(r, Exception) and r.changed for r in results)
     assert all(emulator.tenant.risky[a.id].riskLevel == "none" for a in accounts)
@@ -248,3 +248,14 @@ def test_batch_limits_as_graph_enforces_them(admin: httpx.Client, emulator: Emul
     assert reply.status_code == 200
     statuses = {r["id"]: r["status"] for r in reply.json()["responses"]}
     assert statuses == {"a": 404, "b": 424, "c": 400}
+
+
+async def test_state_snapshots_share_one_risk_read(connector: EntraConnector, emulator: Emulator) -> None:
+    accounts = bulk_users(emulator, 180)
+    groups = [accounts[i : i + 60] for i in range(0, 180, 60)]
+    for group in groups:
+        states = await connector.read_states(group)
+        assert all(isinstance(s, AccountState) and s.values["riskLevel"] == "none" for s in states)
+    # 9 $batch reads of users, and the tenant's at-risk list read once for all three groups
+    assert emulator.counters.batch_requests == 9
+    assert emulator.counters.http_requests == 10

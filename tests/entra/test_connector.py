@@ -10,7 +10,7 @@ from clampdown.errors import AccountNotFound, ActionAccountError
 from clampdown.lab.graph_emulator import Emulator, ThreadedEmulator
 from clampdown.lab.graph_emulator.tenant import object_id
 from clampdown.model import AccountState, ActionContext
-from tests.entra.support import CERT_APP, READ_ONLY_APP, client_certificate, settings_for
+from tests.entra.support import CERT_APP, DIRECTORY_APP, READ_ONLY_APP, client_certificate, settings_for
 
 ALICE = "alice.martin@lab.example.test"
 BOB = "bob.nguyen@lab.example.test"
@@ -203,5 +203,19 @@ async def test_wrong_secret_is_an_action_account_error(
             await conn.resolve_user(ALICE)
         assert "AADSTS7000215" in caught.value.message
         assert "client secret" in caught.value.message
+    finally:
+        await conn.aclose()
+
+
+async def test_without_identity_protection_the_directory_actions_still_work(
+    graph_emulator: ThreadedEmulator, emulator: Emulator
+) -> None:
+    conn = EntraConnector(settings_for(graph_emulator, client_id=DIRECTORY_APP))
+    try:
+        alice = await conn.resolve_user(ALICE)
+        state = await conn.read_state(alice)
+        assert state.enabled is True and state.values["riskLevel"] is None  # unknown, not "none"
+        assert (await conn.suspend_user(alice, ctx(before=state))).changed
+        assert emulator.tenant.users[alice.id].accountEnabled is False
     finally:
         await conn.aclose()

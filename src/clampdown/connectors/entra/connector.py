@@ -12,6 +12,7 @@ import jwt
 from clampdown.connectors.entra.auth import TokenSource
 from clampdown.connectors.entra.client import GraphClient, GraphReply, SubRequest, user_path
 from clampdown.connectors.entra.graph_errors import graph_error
+from clampdown.connectors.entra.risk import NO_RISK, RISKY_USERS, RiskView
 from clampdown.connectors.entra.settings import EntraSettings
 from clampdown.errors import AccountNotFound, ActionAccountError, PermanentError, ProviderError
 from clampdown.model import Account, AccountState, ActionContext, ActionOutcome, StateValue
@@ -42,16 +43,20 @@ HYBRID_WARNING = (
 Outcomes = list[ActionOutcome | Exception]
 
 
-def _user_state(user: dict[str, Any], risk: dict[str, Any] | None) -> AccountState:
+def _user_state(user: dict[str, Any], at_risk: dict[str, dict[str, Any]] | None) -> AccountState:
+    """A user's state; risk from the tenant's at-risk list (None values when it was unreadable)."""
     enabled = bool(user.get("accountEnabled"))
     values: dict[str, StateValue] = {
         "accountEnabled": enabled,
         "onPremisesSyncEnabled": bool(user.get("onPremisesSyncEnabled")),
         "signInSessionsValidFromDateTime": user.get("signInSessionsValidFromDateTime"),
-        # A user Identity Protection never flagged has no riskyUser: no risk.
-        "riskLevel": (risk or {}).get("riskLevel", "none"),
-        "riskState": (risk or {}).get("riskState", "none"),
+        "riskLevel": None,
+        "riskState": None,
     }
+    if at_risk is not None:
+        # A user not on the at-risk list has no risk (never flagged, dismissed or remediated).
+        risk = at_risk.get(str(user.get("id")), NO_RISK)
+        values["riskLevel"], values["riskState"] = risk.get("riskLevel"), risk.get("riskState")
     return AccountState(enabled=enabled, status="enabled" if enabled else "disabled", values=values)
 
 
@@ -67,6 +72,9 @@ class EntraConnector:
         self.settings = settings
         self.tokens = TokenSource(settings)
         self.graph = GraphClient(settings, self.tokens)
+        self.risk = RiskView(
+            self.graph, settings.client_id, settings.risk_batch_size, settings.risk_cache_seconds
+        )
 
     @classmethod
     def from_settings(cls, settings: Any) -> EntraConnector:
@@ -138,39 +146,16 @@ class EntraConnector:
         return result
 
     async def read_states(self, accounts: list[Account]) -> list[AccountState | Exception]:
-        """The state of each account: users in `$batch`es, risk from one filtered riskyUsers list."""
+        """The state of each account: users in `$batch`es, risk from the tenant's at-risk list."""
         requests = [SubRequest("GET", f"/users/{a.id}?$select={USER_SELECT}") for a in accounts]
-        users, risks = await asyncio.gather(self.graph.run_many(requests), self._risks(accounts))
+        users, at_risk = await asyncio.gather(self.graph.run_many(requests), self.risk.at_risk())
         out: list[AccountState | Exception] = []
         for account, reply in zip(accounts, users, strict=True):
-            if not reply.ok:
-                out.append(self._error(reply, "read_user", account.name))
-            elif isinstance(risks, Exception):
-                out.append(risks)
+            if reply.ok:
+                out.append(_user_state(reply.body, at_risk))
             else:
-                out.append(_user_state(reply.body, risks.get(account.id)))
+                out.append(self._error(reply, "read_user", account.name))
         return out
-
-    async def _risks(self, accounts: list[Account]) -> dict[str, dict[str, Any]] | Exception:
-        """riskyUser records of the accounts that have one (chunks of 60 ids, paced per tenant)."""
-        found: dict[str, dict[str, Any]] = {}
-        size = self.settings.risk_batch_size
-        for start in range(0, len(accounts), size):
-            ids = ",".join(f"'{a.id}'" for a in accounts[start : start + size])
-            reply = await self.graph.send(
-                "GET",
-                "/identityProtection/riskyUsers",
-                params={
-                    "$filter": f"id in ({ids})",
-                    "$select": "id,riskLevel,riskState,riskDetail",
-                    "$top": "500",
-                },
-                identity_protection=True,
-            )
-            if not reply.ok:
-                return self._error(reply, "read_risk", f"{len(accounts)} users")
-            found.update({r["id"]: r for r in reply.body.get("value", [])})
-        return found
 
     async def check(self) -> None:
         """Get a token, read one user, and name any application permission the app lacks."""
@@ -317,14 +302,22 @@ class EntraConnector:
 
     async def _risk_action(self, method: str, items: list[tuple[Account, ActionContext]]) -> Outcomes:
         compromise = method == "mark_compromised"
-        states = await self._current_states(items, "riskState")
+        known: dict[str, StateValue] = {}
+        for account, context in items:
+            before = context.state_before.values.get("riskState") if context.state_before else None
+            if before is not None:
+                known[account.id] = before
+        unknown = [a.id for a, _ in items if a.id not in known]
+        if unknown:
+            try:
+                fresh = await self.risk.of(unknown)
+            except ProviderError as exc:
+                return [exc for _ in items]
+            known.update({user_id: risk.get("riskState") for user_id, risk in fresh.items()})
         results: Outcomes = []
         todo: list[int] = []
-        for index, ((account, _), state) in enumerate(zip(items, states, strict=True)):
-            if isinstance(state, Exception):
-                results.append(state)
-                continue
-            risk_state = state.values.get("riskState")
+        for index, (account, _) in enumerate(items):
+            risk_state = known.get(account.id)
             if compromise and risk_state == "confirmedCompromised":
                 results.append(ActionOutcome.already(f"{account.name} is confirmed compromised"))
             elif not compromise and risk_state not in AT_RISK_STATES:
@@ -338,7 +331,7 @@ class EntraConnector:
             chunk = todo[start : start + size]
             reply = await self.graph.send(
                 "POST",
-                f"/identityProtection/riskyUsers/{action}",
+                f"{RISKY_USERS}/{action}",
                 json={"userIds": [items[i][0].id for i in chunk]},
                 identity_protection=True,
             )
@@ -347,6 +340,10 @@ class EntraConnector:
                 if not reply.ok:
                     results[index] = self._error(reply, method, account.name)
                     continue
+                if compromise:
+                    self.risk.record(account.id, "high", "confirmedCompromised")
+                else:
+                    self.risk.record(account.id, "none", "dismissed")
                 results[index] = self._risk_outcome(compromise, account, context, reply)
         return results
 

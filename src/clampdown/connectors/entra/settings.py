@@ -42,6 +42,8 @@ class EntraSettings(BaseModel):
     throttle_patience_seconds: float = Field(60.0, ge=0)
     max_transient_retries: int = Field(3, ge=0)  # 5xx answers, per request or sub-request
     batch_size: int = Field(20, ge=1, le=20)  # Graph's $batch limit
+    # State snapshots take risk from the tenant's at-risk list, read at most this often.
+    risk_cache_seconds: float = Field(30.0, ge=0)
     risk_batch_size: int = Field(60, ge=1, le=60)  # userIds per confirmCompromised / dismiss
 
     @model_validator(mode="after")
