@@ -2,84 +2,23 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from clampdown.connectors.okta import OktaConnector, OktaSettings
-from clampdown.lab.okta_emulator import Emulator, EmulatorServer, EmulatorSettings, build_emulator
+from clampdown.lab.okta_emulator import EmulatorServer, EmulatorSettings, build_emulator
 from clampdown.lab.okta_emulator.ratelimit import DEFAULT_CONCURRENCY, DEFAULT_LIMITS
 from clampdown.lab.people import DEMO_PEOPLE
-from clampdown.model import Account, ActionContext
-
-sys.path.insert(0, str(Path(__file__).parent))
-from contract import Exchange, validate
-
-API_TOKEN = "00test-ssws-token-for-the-emulator"
-CLIENT_ID = "0oaclampdowntest0001"
-READ_ONLY_CLIENT_ID = "0oaclampdownread0002"
-
-
-def _pem_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
-@dataclass
-class Org:
-    """The running emulator, its URL and the keys of its service apps."""
-
-    emulator: Emulator
-    url: str
-    private_key: str
-    read_only_private_key: str
-    ids: dict[str, str] = field(default_factory=dict)  # login -> Okta id
-
-    @property
-    def state(self) -> Any:
-        return self.emulator.state
-
-    def user(self, login: str) -> Any:
-        return self.emulator.state.find_by_login(login)
-
-    def events(self, event_type: str, user_id: str | None = None) -> list[dict[str, Any]]:
-        return [
-            e
-            for e in self.emulator.state.logs
-            if e["eventType"] == event_type and (user_id is None or e["target"][0]["id"] == user_id)
-        ]
-
-    def add(self, login: str, status: str = "ACTIVE", **profile: str) -> Account:
-        record = self.emulator.state.add_user(
-            {"login": login, "firstName": "Test", "lastName": login.split("@")[0], **profile}, status=status
-        )
-        return Account(provider="okta", id=record.id, name=login, attributes={"login": login})
-
-    def statuses(self) -> dict[int, int]:
-        counts: dict[int, int] = {}
-        for _, _, status in self.emulator.request_log:
-            counts[status] = counts.get(status, 0) + 1
-        return counts
+from tests.okta.contract import Exchange, validate
+from tests.okta.org import API_TOKEN, CLIENT_ID, READ_ONLY_CLIENT_ID, Org, pem_pair
 
 
 @pytest.fixture(scope="session")
 def _server() -> Iterator[tuple[EmulatorServer, str, str]]:
-    private, public = _pem_pair()
-    read_private, read_public = _pem_pair()
+    private, public = pem_pair()
+    read_private, read_public = pem_pair()
     settings = EmulatorSettings(
         api_tokens={API_TOKEN: "clampdown.action@lab.example.test"},
         apps=[
@@ -173,10 +112,3 @@ def check_contract(exchanges: list[Exchange]) -> Iterator[list[Exchange]]:
     """A test's exchanges, which must not be empty (make_connector validates them)."""
     yield exchanges
     assert exchanges, "the test made no HTTP exchange to validate"
-
-
-def context(**kwargs: Any) -> ActionContext:
-    """An ActionContext as the engine would pass it."""
-    return ActionContext(
-        action_id=kwargs.pop("action_id", 1), reason="test", requested_by="analyst@test", **kwargs
-    )

@@ -11,7 +11,7 @@ from clampdown.connectors.okta import OktaConnector
 from clampdown.connectors.okta.connector import DEACTIVATE_WARNING
 from clampdown.errors import AccountNotFound, ActionAccountError, PermanentError
 from clampdown.model import Account, AccountState
-from conftest import CLIENT_ID, READ_ONLY_CLIENT_ID, Org, context
+from tests.okta.org import CLIENT_ID, READ_ONLY_CLIENT_ID, Org, context
 
 ALICE = "alice.martin@lab.example.test"
 BOB = "bob.nguyen@lab.example.test"

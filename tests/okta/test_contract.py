@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from contract import Exchange, validate
 
 from clampdown.connectors.okta import OktaConnector
 from clampdown.lab.okta_emulator import Fault
-from conftest import API_TOKEN, CLIENT_ID, Org, context
+from tests.okta.contract import Exchange, validate
+from tests.okta.org import API_TOKEN, CLIENT_ID, Org, context
 
 ALICE = "alice.martin@lab.example.test"
 

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from conftest import API_TOKEN, Org
+from tests.okta.org import API_TOKEN, Org
 
 ALICE = "alice.martin@lab.example.test"
 AUTH = {"Authorization": f"SSWS {API_TOKEN}"}

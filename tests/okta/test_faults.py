@@ -13,7 +13,7 @@ from clampdown.connectors.okta import OktaConnector
 from clampdown.errors import TransientError
 from clampdown.lab.okta_emulator import Fault
 from clampdown.model import Account, ActionContext, ActionOutcome
-from conftest import Org, context
+from tests.okta.org import Org, context
 
 SUSPEND = r".*/lifecycle/suspend"
 INJECTS_FAULTS = True  # the injected 5xx answers are outside Okta's contract on purpose

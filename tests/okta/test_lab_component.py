@@ -7,7 +7,7 @@ from pathlib import Path
 from clampdown.connectors.okta import OktaConnector, OktaSettings
 from clampdown.lab.okta_emulator import OktaLabComponent
 from clampdown.lab.people import DEMO_PEOPLE
-from conftest import context
+from tests.okta.org import context
 
 
 async def test_up_seeds_people_reuses_and_survives_restart(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from clampdown.connectors.okta import OktaConnector
 from clampdown.errors import TransientError
 from clampdown.lab.okta_emulator import Fault
 from clampdown.model import Account
-from conftest import Org, context
+from tests.okta.org import Org, context
 
 
 def _people(org: Org, count: int) -> list[Account]:

@@ -125,6 +125,8 @@ class OktaConnector:
         """Any status -> DEPROVISIONED (asynchronous at Okta; waits for the end). Not reversible."""
         cleared = False
         if self.settings.clear_sessions:
+            # Sessions go first, while the user is not yet deprovisioned; read now, since a retry
+            # may find the deactivation already done.
             current = await self.read_state(account)
             if current.status != "DEPROVISIONED":
                 cleared = await self._clear_sessions(account)
@@ -166,8 +168,10 @@ class OktaConnector:
                 changed = before != to_status if before else answer.ambiguous_retries > 0
                 return changed, answer
             allowed = f"only from {from_status}" if from_status else "not from this status"
+            moving = state.values.get("transitioningToStatus")
+            status = f"{state.status} (transitioning to {moving})" if moving else state.status
             raise PermanentError(
-                f"Okta refused to {operation} {account.name}: the user is {state.status}, and Okta allows "
+                f"Okta refused to {operation} {account.name}: the user is {status}, and Okta allows "
                 f"{operation} {allowed} ({answer.error_code}: {answer.error_text})",
                 code="transition_refused",
                 provider_request_id=answer.request_id,
