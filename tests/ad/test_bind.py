@@ -103,3 +103,11 @@ async def test_kerberos_bind_from_keytab(lab: SambaLab) -> None:
             await connector.disable_user(outsider, context())
     finally:
         await connector.aclose()
+
+
+async def test_kerberos_with_a_principal_not_in_the_keytab_names_the_problem(lab: SambaLab) -> None:
+    config = {**lab.kerberos_config(), "principal": "nobody@LAB.EXAMPLE.TEST"}
+    connector = ADConnector(ADSettings.model_validate(config))
+    with pytest.raises(ActionAccountError, match=r"nobody@LAB\.EXAMPLE\.TEST cannot bind .* with Kerberos"):
+        await connector.check()
+    await connector.aclose()

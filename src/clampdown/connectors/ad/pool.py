@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import ipaddress
 import itertools
 import os
@@ -24,7 +25,7 @@ from ldap3.core import exceptions as ldap_exc  # type: ignore[import-untyped]
 
 from clampdown.connectors.ad.failures import DROPPED, bind_failure
 from clampdown.connectors.ad.settings import ADSettings, DomainController
-from clampdown.errors import ActionAccountError, PermanentError, TransientError
+from clampdown.errors import ActionAccountError, ConfigError, PermanentError, TransientError
 
 T = TypeVar("T")
 Connection = Any  # ldap3.Connection; ldap3 has no type information
@@ -45,6 +46,11 @@ class DirectoryPool:
         self._closed = False
         # One in-memory Kerberos ticket cache per pool: the keytab is the only credential.
         self._ccache = f"MEMORY:clampdown-ad-{os.getpid()}-{next(_pool_ids)}"
+        if settings.bind == "kerberos" and importlib.util.find_spec("gssapi") is None:
+            raise ConfigError(
+                "bind = 'kerberos' needs the gssapi package: pip install 'clampdown[kerberos]' "
+                "(it builds against libkrb5-dev)"
+            )
         if settings.bind == "kerberos" and settings.krb5_config is not None:
             # MIT krb5 reads this at each context creation; there is no per-call setting.
             os.environ["KRB5_CONFIG"] = str(settings.krb5_config)
@@ -173,7 +179,9 @@ class DirectoryPool:
             if isinstance(exc, DROPPED + _TLS_ERRORS):
                 raise
             raise ActionAccountError(
-                f"the action account {self.who} cannot bind to {dc.url} with Kerberos: {exc}"
+                f"the action account {self.who} cannot bind to {dc.url} with Kerberos: {exc}. Check "
+                f"that {s.keytab} holds keys for {s.principal} (klist -kt), that krb5_config names "
+                f"the KDC, and that the DC's SPN is ldap/{dc.host_name}"
             ) from None
         if not bound:
             result = dict(conn.result)
