@@ -12,6 +12,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from clampdown import __version__, catalog
+from clampdown.api import actions, people, session
+from clampdown.api.errors import install_error_handlers
 from clampdown.config import Settings
 from clampdown.engine.worker import Worker
 from clampdown.errors import ClampdownError
@@ -50,13 +52,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Clampdown", version=__version__, lifespan=lifespan, openapi_url="/openapi.json")
 
-    @app.exception_handler(ClampdownError)
-    async def clampdown_error(_: Request, exc: ClampdownError) -> JSONResponse:
-        from clampdown.api.errors import status_for
-
-        return JSONResponse(
-            {"error": {"code": exc.code, "message": exc.message}}, status_code=status_for(exc)
-        )
+    install_error_handlers(app)
+    app.include_router(actions.router)
+    app.include_router(people.router)
+    app.include_router(session.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -158,7 +158,7 @@ class AuthService:
     ) -> Principal:
         """The principal for a console session cookie; unsafe methods must echo the CSRF token."""
         if not session_id:
-            raise Unauthenticated("not signed in")
+            raise Unauthenticated("no credentials: send 'Authorization: Bearer <token>' or sign in")
         found = await self.store.session(token_hash(session_id))
         if found is None or found[2] <= self.clock.now():
             raise Unauthenticated("session expired: sign in again")

@@ -1,0 +1,212 @@
+"""/api/v1/actions: request, list, export, show, cancel and undo actions."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from clampdown.api.auth import current_principal, runtime
+from clampdown.api.schemas import (
+    ActionOut,
+    ActionPage,
+    ActionRequest,
+    BulkOut,
+    BulkRequest,
+    ErrorBody,
+    UndoRequest,
+)
+from clampdown.auth.principal import Principal
+from clampdown.catalog import get_action
+from clampdown.errors import InvalidInput
+from clampdown.model import ActionStatus
+from clampdown.store.actions import ActionFilter
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
+}
+router = APIRouter(prefix="/api/v1/actions", tags=["actions"], responses=ERRORS)
+CallerDep = Annotated[Principal, Depends(current_principal)]
+EXPORT_PAGE = 500
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if text.startswith("id:"):
+            return int(text[3:])
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise InvalidInput("cursor: not a cursor this API returned")
+
+
+def _filter(
+    status: Annotated[list[ActionStatus] | None, Query(description="Repeat for several")] = None,
+    type: Annotated[str | None, Query(max_length=64, description="Action id")] = None,
+    provider: Annotated[str | None, Query(max_length=32)] = None,
+    target: Annotated[str | None, Query(max_length=512, description="Target as given, or account id")] = None,
+    requested_by: Annotated[str | None, Query(max_length=256)] = None,
+    batch: Annotated[str | None, Query(max_length=64, description="Bulk batch id")] = None,
+    since: Annotated[datetime | None, Query(description="Requested at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="Requested before (ISO 8601)")] = None,
+) -> ActionFilter:
+    if type is not None:
+        get_action(type)
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput(f"{name}: give a time zone, e.g. 2026-11-29T10:00:00Z")
+    return ActionFilter(
+        statuses=tuple(status or ()),
+        type=type,
+        provider=provider,
+        target=target,
+        requested_by=requested_by,
+        batch_id=batch,
+        since=since,
+        until=until,
+    )
+
+
+FilterDep = Annotated[ActionFilter, Depends(_filter)]
+
+
+@router.post("", status_code=202, response_model=ActionOut)
+async def request_action(
+    body: ActionRequest,
+    request: Request,
+    caller: CallerDep,
+    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+) -> ActionOut:
+    """Queue one action. The same Idempotency-Key returns the same action, never a second one."""
+    action = await runtime(request).actions.request(
+        body.type, body.target, body.reason, caller, idempotency_key=idempotency_key
+    )
+    return ActionOut.of(action)
+
+
+@router.post("/bulk", status_code=202, response_model=BulkOut)
+async def request_bulk(
+    body: BulkRequest,
+    request: Request,
+    caller: CallerDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> BulkOut:
+    """Queue one action per distinct target under one batch id."""
+    bulk = await runtime(request).actions.request_bulk(
+        body.type, body.targets, body.reason, caller, idempotency_key=idempotency_key
+    )
+    return BulkOut(batch_id=bulk.batch_id, actions=[ActionOut.of(a) for a in bulk.actions])
+
+
+@router.get("", response_model=ActionPage)
+async def list_actions(
+    request: Request,
+    caller: CallerDep,
+    flt: FilterDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> ActionPage:
+    """Actions newest first, filtered; follow next_cursor for more."""
+    before = _decode_cursor(cursor) if cursor else None
+    found = await runtime(request).actions.list_actions(flt, caller, limit=limit, before_id=before)
+    next_cursor = _encode_cursor(found[-1].id) if len(found) == limit else None
+    return ActionPage(items=[ActionOut.of(a) for a in found], next_cursor=next_cursor)
+
+
+CSV_COLUMNS = (
+    "id", "type", "provider", "target", "account", "status", "requested_by", "reason", "batch_id",
+    "undoes_action_id", "attempts", "requested_at", "started_at", "finished_at", "result", "error_code",
+    "error_message", "provider_request_id",
+)  # fmt: skip
+
+
+def _csv_row(out: ActionOut) -> list[str]:
+    data = out.model_dump(mode="json")
+    data["account"] = out.account.name if out.account else ""
+    data["result"] = (out.result or {}).get("message", "")
+    data["error_code"] = out.error.code if out.error else ""
+    data["error_message"] = out.error.message if out.error else ""
+    return ["" if data.get(c) is None else str(data[c]) for c in CSV_COLUMNS]
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}, "application/json": {}}}},
+)
+async def export_actions(
+    request: Request,
+    caller: CallerDep,
+    flt: FilterDep,
+    format: Annotated[Literal["csv", "json"], Query()] = "csv",
+) -> StreamingResponse:
+    """Every action matching the filters, streamed page by page as CSV or a JSON array."""
+    service = runtime(request).actions
+    await service.authorize_read(caller)
+
+    async def pages() -> AsyncIterator[list[ActionOut]]:
+        before: int | None = None
+        while True:
+            page = await service.list_actions(flt, caller, limit=EXPORT_PAGE, before_id=before)
+            if not page:
+                return
+            yield [ActionOut.of(a) for a in page]
+            before = page[-1].id
+
+    async def as_csv() -> AsyncIterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        async for page in pages():
+            for out in page:
+                writer.writerow(_csv_row(out))
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    async def as_json() -> AsyncIterator[str]:
+        yield "["
+        first = True
+        async for page in pages():
+            for out in page:
+                yield ("" if first else ",") + json.dumps(out.model_dump(mode="json"))
+                first = False
+        yield "]"
+
+    if format == "csv":
+        headers = {"Content-Disposition": 'attachment; filename="clampdown-actions.csv"'}
+        return StreamingResponse(as_csv(), media_type="text/csv", headers=headers)
+    return StreamingResponse(as_json(), media_type="application/json")
+
+
+@router.get("/{action_id}", response_model=ActionOut)
+async def get_action_detail(action_id: int, request: Request, caller: CallerDep) -> ActionOut:
+    """Every field of one action, with its attempts and errors."""
+    return ActionOut.of(await runtime(request).actions.get(action_id, caller))
+
+
+@router.post("/{action_id}/cancel", response_model=ActionOut)
+async def cancel_action(action_id: int, request: Request, caller: CallerDep) -> ActionOut:
+    """Cancel a queued action."""
+    return ActionOut.of(await runtime(request).actions.cancel(action_id, caller))
+
+
+@router.post("/{action_id}/undo", status_code=202, response_model=ActionOut)
+async def undo_action(
+    action_id: int, request: Request, caller: CallerDep, body: UndoRequest | None = None
+) -> ActionOut:
+    """Queue the inverse of a completed action, restoring the state read before it ran."""
+    reason = body.reason if body else None
+    return ActionOut.of(await runtime(request).actions.undo(action_id, caller, reason))

@@ -1,0 +1,127 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clampdown.model import Action
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, for machines: invalid_input, not_found, permission_denied, ...")
+    message: str = Field(description="For people; names the field at fault")
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class ActionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description="Action id from the catalog, e.g. okta.suspend_user", max_length=64)
+    target: str = Field(description="The user: name, UPN, email or provider id", max_length=512)
+    reason: str = Field(description="Why; recorded with the action", max_length=4000)
+
+
+class BulkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(max_length=64)
+    targets: list[str] = Field(min_length=1, max_length=100_000)
+    reason: str = Field(max_length=4000)
+
+
+class UndoRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=4000)
+
+
+class AccountOut(BaseModel):
+    provider: str
+    id: str
+    name: str
+    attributes: dict[str, str]
+
+
+class ActionError(BaseModel):
+    code: str
+    message: str | None
+
+
+class ActionOut(BaseModel):
+    id: int
+    type: str
+    provider: str
+    target: str
+    account: AccountOut | None
+    status: str
+    requested_by: str
+    reason: str
+    idempotency_key: str | None
+    batch_id: str | None
+    undoes_action_id: int | None
+    attempts: int
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: dict[str, Any] | None
+    error: ActionError | None
+    state_before: dict[str, Any] | None
+    provider_request_id: str | None
+    history: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, a: Action) -> ActionOut:
+        return cls(
+            id=a.id,
+            type=a.type,
+            provider=a.provider,
+            target=a.target,
+            account=AccountOut(**a.account.to_json()) if a.account else None,
+            status=a.status.value,
+            requested_by=a.requested_by,
+            reason=a.reason,
+            idempotency_key=a.idempotency_key,
+            batch_id=a.batch_id,
+            undoes_action_id=a.undoes_action_id,
+            attempts=a.attempts,
+            requested_at=a.requested_at,
+            started_at=a.started_at,
+            finished_at=a.finished_at,
+            result=a.result,
+            error=ActionError(code=a.error_code, message=a.error_message) if a.error_code else None,
+            state_before=a.state_before.to_json() if a.state_before else None,
+            provider_request_id=a.provider_request_id,
+            history=[h.to_json() for h in a.history],
+        )
+
+
+class ActionPage(BaseModel):
+    items: list[ActionOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end")
+
+
+class BulkOut(BaseModel):
+    batch_id: str
+    actions: list[ActionOut]
+
+
+class SignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(max_length=256)
+    password: str = Field(max_length=1024)
+
+
+class Me(BaseModel):
+    username: str
+    roles: list[str]
+    permissions: list[str]
+    channel: str
+    csrf_token: str | None = None
