@@ -14,7 +14,7 @@ import httpx
 
 from clampdown.connectors.entra.auth import TokenSource
 from clampdown.connectors.entra.graph_errors import RETRYABLE_STATUSES, retry_after
-from clampdown.connectors.entra.pacing import Pacer
+from clampdown.connectors.entra.pacing import AdaptiveWindow, Pacer
 from clampdown.connectors.entra.settings import EntraSettings
 from clampdown.errors import TransientError
 
@@ -55,6 +55,15 @@ class ClientStats:
     statuses: dict[int, int] = field(default_factory=dict)
 
 
+def _throttled(reply: GraphReply) -> bool:
+    """Whether Graph throttled the request, or any request inside a `$batch`."""
+    if reply.status == 429:
+        return True
+    if isinstance(reply.body, dict) and isinstance(reply.body.get("responses"), list):
+        return any(r.get("status") == 429 for r in reply.body["responses"] if isinstance(r, dict))
+    return False
+
+
 def user_path(reference: str) -> str:
     """`/users/{id or UPN}` with the reference escaped for a path segment."""
     return "/users/" + quote(reference, safe="@")
@@ -70,6 +79,11 @@ class GraphClient:
         rate = settings.requests_per_second
         self.pacer = Pacer(1.0 / rate if rate else 0.0)
         self.identity_protection_pacer = Pacer(settings.identity_protection_interval_seconds)
+        self.window = AdaptiveWindow(
+            minimum=settings.batch_size,
+            maximum=settings.max_connections * settings.batch_size,
+            step=settings.batch_size,
+        )
         verify: ssl.SSLContext | bool = True
         if settings.ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(settings.ca_bundle))
@@ -99,6 +113,7 @@ class GraphClient:
         params: dict[str, str] | None = None,
         json: Any = None,
         identity_protection: bool = False,
+        weight: int = 1,
     ) -> GraphReply:
         """Send one request and return Graph's final answer, after bounded retries of throttled
         and transient failures (the caller maps a non-2xx answer to an error)."""
@@ -111,11 +126,13 @@ class GraphClient:
             if identity_protection:
                 await self.pacer.acquire()
             token = await self.tokens.token()
+            started = await self.window.acquire(weight)
             try:
                 response = await self.http.request(
                     method, path, params=params, json=json, headers={"Authorization": f"Bearer {token}"}
                 )
             except httpx.TransportError as exc:
+                await self.window.release(weight, started, throttled=False)
                 transport_failures += 1
                 if transport_failures > TRANSPORT_RETRIES:
                     raise TransientError(
@@ -132,6 +149,7 @@ class GraphClient:
             reply = GraphReply(
                 response.status_code, dict(response.headers), response.json() if response.content else None
             )
+            await self.window.release(weight, started, throttled=_throttled(reply))
             if reply.status == 401 and not renewed:
                 # Expired or revoked before its time: get a fresh token once, then let 401 stand.
                 renewed = True
@@ -171,7 +189,7 @@ class GraphClient:
                 item["body"] = sub.body
             payload.append(item)
         self.stats.batch_requests += 1
-        outer = await self.send("POST", "/$batch", json={"requests": payload})
+        outer = await self.send("POST", "/$batch", json={"requests": payload}, weight=len(requests))
         if outer.status != 200 or not isinstance(outer.body, dict):
             return [outer] * len(requests)
         by_id = {str(r.get("id")): r for r in outer.body.get("responses", [])}

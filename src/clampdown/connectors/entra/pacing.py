@@ -43,3 +43,35 @@ class Pacer:
         self._resume_at = max(self._resume_at, time.monotonic() + seconds)
         # A paused slot schedule would otherwise release a burst the moment the pause ends.
         self._next_slot = max(self._next_slot, self._resume_at)
+
+
+class AdaptiveWindow:
+    """How many requests (a `$batch` counts its sub-requests) may be in flight: halved when Graph
+    throttles, grown by one batch per unthrottled answer (AIMD, as TCP does). Without it, every
+    task retries the moment a short Retry-After ends and most retries are throttled again."""
+
+    def __init__(self, minimum: int, maximum: int, step: int) -> None:
+        self.minimum, self.maximum, self.step = minimum, maximum, step
+        self.limit = maximum
+        self.in_flight = 0
+        self._last_cut = 0.0
+        self._condition = asyncio.Condition()
+
+    async def acquire(self, size: int) -> float:
+        """Wait until `size` more fit; the start time to pass to `release`."""
+        async with self._condition:
+            await self._condition.wait_for(lambda: self.in_flight == 0 or self.in_flight + size <= self.limit)
+            self.in_flight += size
+        return time.monotonic()
+
+    async def release(self, size: int, started: float, throttled: bool) -> None:
+        async with self._condition:
+            self.in_flight -= size
+            if throttled:
+                # One cut per round trip: the answers of one congested moment count once.
+                if started >= self._last_cut:
+                    self.limit = max(self.minimum, self.limit // 2)
+                    self._last_cut = time.monotonic()
+            else:
+                self.limit = min(self.maximum, self.limit + self.step)
+            self._condition.notify_all()

@@ -4,6 +4,7 @@ move the tenant's clock, register apps, add users and simulate sign-ins."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,7 @@ class Emulator:
     counters: Counters = field(default_factory=Counters)
     admin_key: str | None = None
     shuffle_batch_responses: bool = True
+    latency_seconds: float = 0.0  # added to every Graph request, as a real service takes time
     tokens: TokenService = field(init=False)
     graph: GraphApi = field(init=False)
 
@@ -135,6 +137,8 @@ def create_app(emulator: Emulator) -> FastAPI:
     @app.api_route("/v1.0/{path:path}", methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
     async def graph(request: Request, path: str) -> Response:
         emulator.counters.http_requests += 1
+        if emulator.latency_seconds:
+            await asyncio.sleep(emulator.latency_seconds)
         client_request_id = request.headers.get("client-request-id")
         try:
             caller = emulator.tokens.caller(request.headers.get("authorization"))

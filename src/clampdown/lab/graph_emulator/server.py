@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="apply limits in the spirit of Graph's documented ones",
     )
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="time each Graph request takes")
+    parser.add_argument("--throttle", type=Path, help="JSON file with a ThrottleConfig")
     args = parser.parse_args(argv)
     state_path = args.state / STATE_FILE
     emulator = Emulator(tenant=Tenant.load(state_path))
@@ -108,6 +110,11 @@ def main(argv: list[str] | None = None) -> None:
         emulator.admin_key = args.admin_key_file.read_text(encoding="utf-8").strip()
     if args.graph_like_throttling:
         emulator.throttle.configure(ThrottleConfig.like_graph())
+    if args.throttle:
+        emulator.throttle.configure(
+            ThrottleConfig.model_validate_json(args.throttle.read_text(encoding="utf-8"))
+        )
+    emulator.latency_seconds = args.latency_ms / 1000
     app = create_app(emulator)
     app.router.lifespan_context = lambda _app: _saving_lifespan(emulator, state_path)
     config = _uvicorn_config(app, args.state / "tls")
