@@ -109,7 +109,7 @@ class OktaClient:
         failures = 0
         refreshed = False
         while True:
-            await self.pacer.acquire(bucket, deadline=started + self.max_throttle_wait)
+            number = await self.pacer.acquire(bucket, deadline=started + self.max_throttle_wait)
             response: httpx.Response | None = None
             try:
                 authorization = await self.auth.header(self.http)
@@ -136,7 +136,7 @@ class OktaClient:
                 await self.sleep(min(0.2 * 2 ** (failures - 1), 2.0))
                 continue
             finally:
-                self.pacer.release(bucket, response)
+                self.pacer.release(bucket, number, response)
             status = response.status_code
             self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
             if status == 429:

@@ -2,9 +2,14 @@
 
 Okta counts requests per endpoint bucket in fixed windows and reports, on every answer, the
 bucket's limit, what remains of the window and when it resets. The pacer keeps a local count of
-each bucket's remaining requests (the server's figure minus what is still in flight), lets
-requests through while some remain, and holds the rest until the window resets. It never sends
-a request it knows will be refused, so a bulk run uses each window fully without a 429.
+each bucket's remaining requests, lets requests through while some remain, and holds the rest
+until the window resets. It never sends a request it knows will be refused, so a bulk run uses
+each window fully without a 429.
+
+An answer's X-Rate-Limit-Remaining counts the requests Okta had seen when it answered. Requests
+are numbered as they are sent; those sent after the answered one are taken as not yet counted
+(Okta serves a connection's requests in order), so the estimate is exact when nobody else uses
+the bucket, and drops to Okta's figure when someone does.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ class _Bucket:
     limit: int | None = None
     remaining: int | None = None  # None: unknown until an answer tells us
     reset_at: float = 0.0
-    in_flight: int = 0
+    sent: int = 0  # requests sent, numbered from 0
 
 
 class RateLimitPacer:
@@ -86,8 +91,8 @@ class RateLimitPacer:
     def _bucket(self, name: str) -> _Bucket:
         return self._buckets.setdefault(name, _Bucket())
 
-    async def acquire(self, name: str, deadline: float | None = None) -> None:
-        """Wait for a concurrency slot and for room in the bucket's window.
+    async def acquire(self, name: str, deadline: float | None = None) -> int:
+        """Wait for a concurrency slot and for room in the bucket's window; the request's number.
 
         TransientError (with the reset as retry_after) if the room comes only after `deadline`.
         """
@@ -104,8 +109,8 @@ class RateLimitPacer:
                 if bucket.remaining is None or bucket.remaining > keep:
                     if bucket.remaining is not None:
                         bucket.remaining -= 1
-                    bucket.in_flight += 1
-                    return
+                    bucket.sent += 1
+                    return bucket.sent - 1
                 pause = max(bucket.reset_at + self._margin - now, 0.01) if bucket.reset_at else 0.05
                 if deadline is not None and now + pause > deadline:
                     raise TransientError(
@@ -120,7 +125,7 @@ class RateLimitPacer:
             self._slots.release()
             raise
 
-    def release(self, name: str, response: httpx.Response | None) -> None:
+    def release(self, name: str, number: int, response: httpx.Response | None) -> None:
         """Account for a finished request and learn from its rate-limit headers."""
         bucket = self._bucket(name)
         try:
@@ -128,14 +133,12 @@ class RateLimitPacer:
             refused = response is not None and response.status_code == 429
             self.throttled += refused
             if headers is not None and headers.limit > 0:
-                self._learn(bucket, headers, refused)
+                self._learn(bucket, headers, refused, later=bucket.sent - number - 1)
         finally:
-            bucket.in_flight -= 1
             self._slots.release()
 
-    def _learn(self, bucket: _Bucket, headers: RateHeaders, refused: bool) -> None:
-        others = bucket.in_flight - 1  # sent before this answer and maybe not yet counted by Okta
-        estimate = max(headers.remaining - others, 0)
+    def _learn(self, bucket: _Bucket, headers: RateHeaders, refused: bool, later: int) -> None:
+        estimate = max(headers.remaining - later, 0)  # `later` requests were sent after this one
         bucket.limit = headers.limit
         if refused:
             bucket.remaining = 0
