@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from clampdown.api.auth import current_principal, runtime
@@ -30,8 +30,10 @@ from clampdown.model import ActionStatus
 from clampdown.store.actions import ActionFilter
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422, 503)
 }
+# Ids are 64-bit in PostgreSQL; a larger number is a bad request, not a database error.
+ActionId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The action's id")]
 router = APIRouter(prefix="/api/v1/actions", tags=["actions"], responses=ERRORS)
 CallerDep = Annotated[Principal, Depends(current_principal)]
 EXPORT_PAGE = 500
@@ -61,6 +63,10 @@ def _filter(
     since: Annotated[datetime | None, Query(description="Requested at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="Requested before (ISO 8601)")] = None,
 ) -> ActionFilter:
+    for name, text in (("type", type), ("provider", provider), ("target", target),
+                       ("requested_by", requested_by), ("batch", batch)):  # fmt: skip
+        if text is not None and "\x00" in text:
+            raise InvalidInput(f"{name}: must not contain a NUL character")
     if type is not None:
         get_action(type)
     for name, value in (("since", since), ("until", until)):
@@ -192,20 +198,20 @@ async def export_actions(
 
 
 @router.get("/{action_id}", response_model=ActionOut)
-async def get_action_detail(action_id: int, request: Request, caller: CallerDep) -> ActionOut:
+async def get_action_detail(action_id: ActionId, request: Request, caller: CallerDep) -> ActionOut:
     """Every field of one action, with its attempts and errors."""
     return ActionOut.of(await runtime(request).actions.get(action_id, caller))
 
 
 @router.post("/{action_id}/cancel", response_model=ActionOut)
-async def cancel_action(action_id: int, request: Request, caller: CallerDep) -> ActionOut:
+async def cancel_action(action_id: ActionId, request: Request, caller: CallerDep) -> ActionOut:
     """Cancel a queued action."""
     return ActionOut.of(await runtime(request).actions.cancel(action_id, caller))
 
 
 @router.post("/{action_id}/undo", status_code=202, response_model=ActionOut)
 async def undo_action(
-    action_id: int, request: Request, caller: CallerDep, body: UndoRequest | None = None
+    action_id: ActionId, request: Request, caller: CallerDep, body: UndoRequest | None = None
 ) -> ActionOut:
     """Queue the inverse of a completed action, restoring the state read before it ran."""
     reason = body.reason if body else None

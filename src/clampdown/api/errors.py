@@ -65,7 +65,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}
+        codes = {
+            400: "invalid_input",
+            401: "unauthenticated",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+        }
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
 
     @app.exception_handler(Exception)

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from clampdown.model import Action
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL cannot store NUL in text; refuse it here with a clear message, not a 500.
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 class ErrorDetail(BaseModel):
@@ -23,23 +33,23 @@ class ErrorBody(BaseModel):
 class ActionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(description="Action id from the catalog, e.g. okta.suspend_user", max_length=64)
-    target: str = Field(description="The user: name, UPN, email or provider id", max_length=512)
-    reason: str = Field(description="Why; recorded with the action", max_length=4000)
+    type: Text = Field(description="Action id from the catalog, e.g. okta.suspend_user", max_length=64)
+    target: Text = Field(description="The user: name, UPN, email or provider id", max_length=512)
+    reason: Text = Field(description="Why; recorded with the action", max_length=4000)
 
 
 class BulkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(max_length=64)
-    targets: list[str] = Field(min_length=1, max_length=100_000)
-    reason: str = Field(max_length=4000)
+    type: Text = Field(max_length=64)
+    targets: list[Annotated[Text, Field(max_length=512)]] = Field(min_length=1, max_length=100_000)
+    reason: Text = Field(max_length=4000)
 
 
 class UndoRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=4000)
+    reason: Text | None = Field(default=None, max_length=4000)
 
 
 class AccountOut(BaseModel):
@@ -115,8 +125,8 @@ class BulkOut(BaseModel):
 class SignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(max_length=256)
-    password: str = Field(max_length=1024)
+    username: Text = Field(max_length=256)
+    password: Text = Field(max_length=1024)
 
 
 class Me(BaseModel):

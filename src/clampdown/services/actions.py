@@ -38,6 +38,8 @@ class BulkRequest:
 
 def _clean_reason(definition: ActionDefinition, reason: str | None) -> str:
     text = (reason or "").strip()
+    if "\x00" in text:
+        raise InvalidInput("reason must not contain a NUL character")
     if definition.reason_required and not text:
         raise InvalidInput(f"a reason is required for {definition.id}: say why the action is taken")
     return text
@@ -47,6 +49,8 @@ def _clean_target(target: str) -> str:
     text = (target or "").strip()
     if not text:
         raise InvalidInput("target is empty: give a user name, UPN, email or id")
+    if "\x00" in text:
+        raise InvalidInput(f"target {text!r} contains a NUL character")
     if len(text) > MAX_TARGET_LENGTH:
         raise InvalidInput(f"target is longer than {MAX_TARGET_LENGTH} characters")
     return text

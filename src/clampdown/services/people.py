@@ -43,8 +43,8 @@ async def _try_resolve(connector: Connector, reference: str) -> Account | Clampd
 async def find_person(connectors: dict[str, Connector], reference: str, caller: Principal) -> Person:
     """Resolve `reference` in every provider, then follow the UPN / login it yields into the others."""
     ref = reference.strip()
-    if not ref or len(ref) > 512:
-        raise InvalidInput("user reference must be 1 to 512 characters")
+    if not ref or len(ref) > 512 or "\x00" in ref:
+        raise InvalidInput("user reference must be 1 to 512 characters, without NUL")
     names = list(connectors)
     first = await asyncio.gather(*(_try_resolve(connectors[n], ref) for n in names))
     found: dict[str, Account] = {}
