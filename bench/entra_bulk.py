@@ -12,8 +12,9 @@ counts its identity limits). Modes, each on a fresh tenant:
   engine    the same plus the engine's own `read_states` per group before `perform_batch`.
   per-user  one `suspend_user` call (one PATCH) per user, 32 in flight: one request per user.
 The floor is the least time the budget allows for the requests a mode cannot avoid:
-max(0, needed - burst) / budget. No client-side pacing: the connector learns the budget from
-429 + Retry-After. Prints one JSON row per run and appends it to --results.
+max(0, needed - burst) / budget. By default no client-side pacing: the connector learns the budget
+from 429 + Retry-After (--client-rate sets the connector's own requests_per_second). Prints one
+JSON row per run and appends it to --results.
 
     .venv/bin/python bench/entra_bulk.py --users 5000 --budget 50 --scope requests --mode all
 """
@@ -195,6 +196,7 @@ async def bench(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         "budget_per_s": args.budget,
         "budget_scope": args.scope,
         "latency_ms": args.latency_ms,
+        "client_rate": args.client_rate,
         "seconds": round(elapsed, 2),
         "floor_seconds": round(floor, 2),
         "over_floor": round(elapsed / floor, 2) if floor else None,
@@ -216,6 +218,12 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=50.0, help="requests (or writes) per second")
     parser.add_argument("--scope", choices=("requests", "writes"), default="requests")
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument(
+        "--client-rate",
+        type=float,
+        default=None,
+        help="the connector's own pacing (requests_per_second); default: none, learn from 429s",
+    )
     parser.add_argument("--mode", choices=("batched", "engine", "per-user", "all"), default="all")
     parser.add_argument(
         "--results", type=Path, default=Path(__file__).parent / "results" / "entra_bulk.jsonl"
