@@ -259,3 +259,14 @@ async def test_state_snapshots_share_one_risk_read(connector: EntraConnector, em
     # 9 $batch reads of users, and the tenant's at-risk list read once for all three groups
     assert emulator.counters.batch_requests == 9
     assert emulator.counters.http_requests == 10
+
+
+async def test_resolve_many_users_in_batches(connector: EntraConnector, emulator: Emulator) -> None:
+    accounts = bulk_users(emulator, 30)
+    references = [a.name for a in accounts[:15]] + [a.id for a in accounts[15:]]
+    references += ["ghost@lab.example.test", "frank.li"]
+    found = await connector.resolve_users(references)
+    assert [f.id for f in found[:30] if isinstance(f, Account)] == [a.id for a in accounts]
+    assert isinstance(found[30], AccountNotFound)
+    assert isinstance(found[31], Account) and found[31].name == "frank.li@lab.example.test"
+    assert emulator.counters.batch_requests == 2  # 31 direct lookups in two $batches

@@ -126,6 +126,33 @@ class EntraConnector:
             f"Entra ID has no user '{reference}' (object id, UPN, on-premises SID or sAMAccountName)"
         )
 
+    async def resolve_users(self, references: list[str]) -> list[Account | Exception]:
+        """Many references at once (object ids and UPNs in `$batch`es of 20, the rest one by one);
+        one Account or error per reference, in order."""
+        direct = [i for i, r in enumerate(references) if _GUID.match(r.strip()) or "@" in r]
+        results: list[Account | Exception | None] = [None] * len(references)
+        requests = [
+            SubRequest("GET", f"{user_path(references[i].strip())}?$select={USER_SELECT}") for i in direct
+        ]
+        for index, reply in zip(direct, await self.graph.run_many(requests) if requests else [], strict=True):
+            ok = reply.ok and isinstance(reply.body, dict)
+            results[index] = (
+                self._account(reply.body) if ok else self._error(reply, "read_user", references[index])
+            )
+
+        async def one(reference: str) -> Account | Exception:
+            try:
+                return await self.resolve_user(reference)
+            except ProviderError as exc:
+                return exc
+
+        others = [i for i in range(len(references)) if results[i] is None]
+        for index, found in zip(
+            others, await asyncio.gather(*(one(references[i]) for i in others)), strict=True
+        ):
+            results[index] = found
+        return [r for r in results if r is not None]
+
     def _account(self, user: dict[str, Any]) -> Account:
         attributes = {"userPrincipalName": str(user["userPrincipalName"])}
         for name in ("onPremisesSecurityIdentifier", "onPremisesSamAccountName"):
@@ -163,6 +190,8 @@ class EntraConnector:
         reply = await self.graph.send("GET", "/users", params={"$top": "1", "$select": "id"})
         if not reply.ok:
             raise self._error(reply, "read_user", "the user list")
+        # The app's application permissions travel in its own token's `roles` claim (the identity
+        # platform signed it; the signature is Graph's to check, not ours).
         roles = set(jwt.decode(token, options={"verify_signature": False}).get("roles") or [])
         missing = [
             f"{role} ({use})"
