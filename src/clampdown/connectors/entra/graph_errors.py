@@ -39,8 +39,12 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # unreadable: the caller backs off on its own
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def request_id(body: Any, headers: Mapping[str, str]) -> str | None:
