@@ -53,7 +53,7 @@ async def connector(graph_emulator: ThreadedEmulator, emulator: Emulator) -> Asy
 
 
 @pytest.fixture
-def admin(graph_emulator: ThreadedEmulator) -> Iterator[httpx.Client]:
+def emulator_admin(graph_emulator: ThreadedEmulator) -> Iterator[httpx.Client]:
     """A client for the emulator's admin API (as the lab and benchmarks use it)."""
     verify = ssl.create_default_context(cafile=str(graph_emulator.ca_path))
     with httpx.Client(base_url=graph_emulator.url, verify=verify) as client:

@@ -207,10 +207,10 @@ async def test_transient_failure_retried_then_reported(
     assert "TooManyRequests" in caught.value.message
 
 
-def token_for(admin: httpx.Client, tenant_id: str) -> str:
+def token_for(emulator_admin: httpx.Client, tenant_id: str) -> str:
     from tests.entra.support import FULL_APP, SECRET
 
-    reply = admin.post(
+    reply = emulator_admin.post(
         f"/{tenant_id}/oauth2/v2.0/token",
         data={
             "client_id": FULL_APP,
@@ -223,16 +223,16 @@ def token_for(admin: httpx.Client, tenant_id: str) -> str:
     return str(reply.json()["access_token"])
 
 
-def test_batch_limits_as_graph_enforces_them(admin: httpx.Client, emulator: Emulator) -> None:
-    headers = {"Authorization": f"Bearer {token_for(admin, emulator.tenant.tenant_id)}"}
+def test_batch_limits_as_graph_enforces_them(emulator_admin: httpx.Client, emulator: Emulator) -> None:
+    headers = {"Authorization": f"Bearer {token_for(emulator_admin, emulator.tenant.tenant_id)}"}
     alice = object_id("user", "alice.martin@lab.example.test")
     too_many = [{"id": str(i), "method": "GET", "url": f"/users/{alice}"} for i in range(21)]
-    reply = admin.post("/v1.0/$batch", json={"requests": too_many}, headers=headers)
+    reply = emulator_admin.post("/v1.0/$batch", json={"requests": too_many}, headers=headers)
     assert reply.status_code == 400 and reply.json()["error"]["code"] == "BadRequest"
     dupes = [{"id": "1", "method": "GET", "url": "/users"}, {"id": "1", "method": "GET", "url": "/users"}]
-    assert admin.post("/v1.0/$batch", json={"requests": dupes}, headers=headers).status_code == 400
+    assert emulator_admin.post("/v1.0/$batch", json={"requests": dupes}, headers=headers).status_code == 400
     no_type = [{"id": "1", "method": "PATCH", "url": f"/users/{alice}", "body": {"accountEnabled": False}}]
-    assert admin.post("/v1.0/$batch", json={"requests": no_type}, headers=headers).status_code == 400
+    assert emulator_admin.post("/v1.0/$batch", json={"requests": no_type}, headers=headers).status_code == 400
     chained = [
         {
             "id": "a",
@@ -244,7 +244,7 @@ def test_batch_limits_as_graph_enforces_them(admin: httpx.Client, emulator: Emul
         {"id": "b", "method": "POST", "url": f"/users/{alice}/revokeSignInSessions", "dependsOn": ["a"]},
         {"id": "c", "method": "GET", "url": f"/v1.0/users/{alice}"},
     ]
-    reply = admin.post("/v1.0/$batch", json={"requests": chained}, headers=headers)
+    reply = emulator_admin.post("/v1.0/$batch", json={"requests": chained}, headers=headers)
     assert reply.status_code == 200
     statuses = {r["id"]: r["status"] for r in reply.json()["responses"]}
     assert statuses == {"a": 404, "b": 424, "c": 400}

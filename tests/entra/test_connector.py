@@ -92,7 +92,7 @@ async def test_suspend_of_a_synced_user_warns_about_ad(connector: EntraConnector
 
 
 async def test_revoke_sessions_moves_the_valid_from_time(
-    connector: EntraConnector, emulator: Emulator, admin: object
+    connector: EntraConnector, emulator: Emulator
 ) -> None:
     alice = await connector.resolve_user(ALICE)
     user = emulator.tenant.users[alice.id]
