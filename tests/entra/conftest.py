@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,9 +19,17 @@ from tests.entra.support import CERT_APP, DIRECTORY_APP, FULL_APP, READ_ONLY_APP
 
 
 @pytest.fixture(scope="session")
-def graph_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedEmulator]:
+def client_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A PEM file with the key and certificate of CERT_APP, and the certificate alone."""
+    return write_client_certificate(tmp_path_factory.mktemp("client"))
+
+
+@pytest.fixture(scope="session")
+def graph_emulator(
+    tmp_path_factory: pytest.TempPathFactory, client_certificate: tuple[Path, str]
+) -> Iterator[ThreadedEmulator]:
     directory = tmp_path_factory.mktemp("graph")
-    cert_file, cert_pem = write_client_certificate(directory / "client")
+    cert_pem = client_certificate[1]
     tenant = Tenant()
     tenant.apps[FULL_APP] = AppRecord(FULL_APP, "Clampdown", list(ALL_ROLES), secrets=[SECRET])
     tenant.apps[CERT_APP] = AppRecord(CERT_APP, "Clampdown cert", list(ALL_ROLES), certificates=[cert_pem])
@@ -28,7 +37,6 @@ def graph_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Threade
     directory_roles = ["User.Read.All", "User.EnableDisableAccount.All", "User.RevokeSessions.All"]
     tenant.apps[DIRECTORY_APP] = AppRecord(DIRECTORY_APP, "Directory only", directory_roles, secrets=[SECRET])
     server = ThreadedEmulator(Emulator(tenant=tenant), directory / "tls").start()
-    server.client_certificate = cert_file  # type: ignore[attr-defined]
     yield server
     server.stop()
 
@@ -40,7 +48,7 @@ def emulator(graph_emulator: ThreadedEmulator) -> Emulator:
     seed(emu.tenant)
     emu.throttle.configure(ThrottleConfig())
     emu.faults.rules.clear()
-    emu.counters.__init__()  # type: ignore[misc]
+    emu.counters.reset()
     emu.tenant.clock.offset = type(emu.tenant.clock.offset)()
     return emu
 

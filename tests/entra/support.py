@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from clampdown.connectors.entra import EntraSettings
@@ -18,10 +17,7 @@ SECRET = "emulator-test-secret-0123456789abcdefghij"
 
 def seed(tenant: Tenant) -> None:
     """The demo people, bob.nguyen at medium risk, frank.li synced from AD."""
-    tenant.users.clear()
-    tenant.risky.clear()
-    tenant.sign_ins.clear()
-    tenant._upn_index.clear()
+    tenant.reset_directory()
     for person in DEMO_PEOPLE:
         on_prem = None
         if person.username == "frank.li":
@@ -46,7 +42,3 @@ def settings_for(server: ThreadedEmulator, **overrides: Any) -> EntraSettings:
     }
     values.update(overrides)
     return EntraSettings.model_validate(values)
-
-
-def client_certificate(server: ThreadedEmulator) -> Path:
-    return server.client_certificate  # type: ignore[attr-defined,no-any-return]

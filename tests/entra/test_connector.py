@@ -3,6 +3,8 @@ idempotent repeats, unknown users, missing permissions, token renewal, credentia
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from clampdown.connectors.entra import EntraConnector
@@ -10,7 +12,7 @@ from clampdown.errors import AccountNotFound, ActionAccountError
 from clampdown.lab.graph_emulator import Emulator, ThreadedEmulator
 from clampdown.lab.graph_emulator.tenant import object_id
 from clampdown.model import AccountState, ActionContext
-from tests.entra.support import CERT_APP, DIRECTORY_APP, READ_ONLY_APP, client_certificate, settings_for
+from tests.entra.support import CERT_APP, DIRECTORY_APP, READ_ONLY_APP, settings_for
 
 ALICE = "alice.martin@lab.example.test"
 BOB = "bob.nguyen@lab.example.test"
@@ -177,13 +179,15 @@ async def test_expired_token_is_renewed(connector: EntraConnector, emulator: Emu
     assert emulator.tenant.users[alice.id].accountEnabled is False
 
 
-async def test_certificate_credential(graph_emulator: ThreadedEmulator, emulator: Emulator) -> None:
+async def test_certificate_credential(
+    graph_emulator: ThreadedEmulator, emulator: Emulator, client_certificate: tuple[Path, str]
+) -> None:
     conn = EntraConnector(
         settings_for(
             graph_emulator,
             client_id=CERT_APP,
             client_secret=None,
-            certificate_path=str(client_certificate(graph_emulator)),
+            certificate_path=str(client_certificate[0]),
         )
     )
     try:

@@ -293,7 +293,7 @@ def create_app(emulator: Emulator) -> FastAPI:
     async def reset_counters(request: Request) -> Response:
         if (denied := admin(request)) is not None:
             return denied
-        emulator.counters.__init__()  # type: ignore[misc]
+        emulator.counters.reset()
         return _json(200, emulator.counters.to_json())
 
     @app.post("/_emulator/signins")

@@ -117,6 +117,13 @@ class Tenant:
     clock: TenantClock = field(default_factory=TenantClock)
     _upn_index: dict[str, str] = field(default_factory=dict)
 
+    def reset_directory(self) -> None:
+        """Forget every user, risk record and sign-in (the apps stay): a blank directory."""
+        self.users.clear()
+        self.risky.clear()
+        self.sign_ins.clear()
+        self._upn_index.clear()
+
     # -- users -------------------------------------------------------------------------------
     def add_user(self, user: UserRecord) -> UserRecord:
         """Insert or replace a user, keeping the UPN index in step."""

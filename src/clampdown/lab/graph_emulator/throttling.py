@@ -132,6 +132,11 @@ class Counters:
     throttled: dict[str, int] = field(default_factory=dict)
     by_status: dict[str, int] = field(default_factory=dict)
 
+    def reset(self) -> None:
+        self.http_requests = self.batch_requests = self.inner_requests = 0
+        self.throttled.clear()
+        self.by_status.clear()
+
     def count(self, status: int) -> None:
         key = str(status)
         self.by_status[key] = self.by_status.get(key, 0) + 1
