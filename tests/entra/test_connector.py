@@ -91,6 +91,13 @@ async def test_suspend_of_a_synced_user_warns_about_ad(connector: EntraConnector
     assert outcome.changed
     assert emulator.tenant.users[frank.id].accountEnabled is False
     assert any("Active Directory" in w and "ad.disable_user" in w for w in outcome.warnings)
+    # What the warning says: the next sync brings the AD account's state back...
+    assert emulator.tenant.directory_sync({"frank.li": True}) == [frank.id]
+    assert emulator.tenant.users[frank.id].accountEnabled is True
+    # ...unless AD is disabled too.
+    await connector.suspend_user(frank, ctx())
+    assert emulator.tenant.directory_sync({"frank.li": False}) == []
+    assert emulator.tenant.users[frank.id].accountEnabled is False
 
 
 async def test_revoke_sessions_moves_the_valid_from_time(

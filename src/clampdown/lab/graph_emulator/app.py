@@ -249,6 +249,15 @@ def create_app(emulator: Emulator) -> FastAPI:
         emulator.graph.dirty = True
         return _json(200, {"ids": ids})
 
+    @app.post("/_emulator/sync")
+    async def directory_sync(request: Request, on_premises_enabled: dict[str, bool]) -> Response:
+        """A directory sync cycle: body maps sAMAccountName -> enabled in AD."""
+        if (denied := admin(request)) is not None:
+            return denied
+        changed = tenant.directory_sync(on_premises_enabled)
+        emulator.graph.dirty = True
+        return _json(200, {"changed": changed})
+
     @app.post("/_emulator/apps")
     async def add_app(request: Request, registration: AppRegistration) -> Response:
         if (denied := admin(request)) is not None:

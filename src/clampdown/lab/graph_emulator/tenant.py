@@ -185,6 +185,17 @@ class Tenant:
                 setattr(user, name, getattr(existing, name))
         return self.add_user(user)
 
+    def directory_sync(self, on_premises_enabled: dict[str, bool]) -> list[str]:
+        """One Entra Connect sync cycle: each synced user takes accountEnabled from its AD account
+        (by sAMAccountName), undoing a cloud-only suspend. The ids of users it changed."""
+        changed = []
+        for user in self.users.values():
+            wanted = on_premises_enabled.get(user.onPremisesSamAccountName or "")
+            if user.onPremisesSyncEnabled and wanted is not None and user.accountEnabled != wanted:
+                user.accountEnabled = wanted
+                changed.append(user.id)
+        return changed
+
     # -- risk --------------------------------------------------------------------------------
     def set_risk(self, user: UserRecord, level: str, state: str, detail: str, initiated_by: str) -> None:
         """Record a risk change and its history item, as Identity Protection does."""
