@@ -190,6 +190,10 @@ def main() -> None:
         "engine_seconds": round(engine, 3) if engine else None,
         "engine_per_second": round(len(names) / engine, 1) if engine else None,
         "engine_ratio": round(raw / engine, 3) if engine else None,
+        # Each round times the three back to back: its own ratio is the least disturbed by
+        # whatever else the machine is doing.
+        "round_ratios": [round(r / c, 3) for r, c in zip(raw_times, clampdown_times, strict=True)],
+        "round_engine_ratios": [round(r / e, 3) for r, e in zip(raw_times, engine_times, strict=False)],
         "runs": {"clampdown": clampdown_times, "engine": engine_times, "raw": raw_times},
     }))
 

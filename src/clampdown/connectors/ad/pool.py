@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import ipaddress
 import itertools
+import logging
 import os
 import ssl
 import threading
@@ -28,6 +29,7 @@ from clampdown.connectors.ad.settings import ADSettings, DomainController
 from clampdown.errors import ActionAccountError, ConfigError, PermanentError, TransientError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Connection = Any  # ldap3.Connection; ldap3 has no type information
 
 _TLS_ERRORS = (ldap_exc.LDAPCertificateError, ldap_exc.LDAPStartTLSError, ssl.SSLError)
@@ -46,6 +48,9 @@ class DirectoryPool:
         self._closed = False
         # One in-memory Kerberos ticket cache per pool: the keytab is the only credential.
         self._ccache = f"MEMORY:clampdown-ad-{os.getpid()}-{next(_pool_ids)}"
+        if not settings.verify_tls:
+            log.warning("AD: TLS certificates of the domain controllers are NOT verified (tls_verify = "
+                        "'%s'): anyone on the network path can impersonate the DC", settings.tls_verify)
         if settings.bind == "kerberos" and importlib.util.find_spec("gssapi") is None:
             raise ConfigError(
                 "bind = 'kerberos' needs the gssapi package: pip install 'clampdown[kerberos]' "
