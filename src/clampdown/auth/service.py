@@ -93,7 +93,9 @@ class AuthService:
         await self.store.put_custom_role(name, permissions, description)
 
     async def principal_for(self, user: UserRecord, channel: str) -> Principal:
-        return Principal.from_roles(user.username, user.roles, await self.store.custom_roles(), channel)
+        """The user's effective permissions; custom roles are read only if the user has one."""
+        custom = await self.store.custom_roles() if user.roles - set(BUILTIN_ROLES) else {}
+        return Principal.from_roles(user.username, user.roles, custom, channel)
 
     async def create_token(self, username: str, name: str, lifetime: timedelta | None) -> IssuedToken:
         """A new API token for a user; the plaintext is returned here only."""
@@ -116,16 +118,16 @@ class AuthService:
         """The principal for an API token; Unauthenticated if it is missing, unknown, expired or revoked."""
         if not token:
             raise Unauthenticated("no credentials: send 'Authorization: Bearer <token>'")
-        record = await self.store.token_by_hash(token_hash(token.strip()))
+        found = await self.store.token_with_user(token_hash(token.strip()))
         now = self.clock.now()
-        if record is None:
+        if found is None:
             raise Unauthenticated("invalid token")
+        record, user = found
         if record.revoked_at is not None:
             raise Unauthenticated("token revoked")
         if record.expires_at is not None and record.expires_at <= now:
             raise Unauthenticated("token expired")
-        user = await self.store.user_by_id(record.user_id)
-        if user is None or user.disabled:
+        if user.disabled:
             raise Unauthenticated("the token's user is disabled")
         if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
             await self.store.touch_token(record.id, now)  # at most once a minute: no write per request

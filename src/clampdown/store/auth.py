@@ -164,15 +164,20 @@ class AuthStore:
             )
             return int(result.scalar_one())
 
-    async def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+    async def token_with_user(self, token_hash: str) -> tuple[TokenRecord, UserRecord] | None:
+        """A token and its user in one query: this runs on every API request."""
+        user_columns = [c.label(f"u__{c.name}") for c in users.c]
         query = (
-            select(*_TOKEN_COLUMNS)
+            select(*api_tokens.c, *user_columns)
             .join(users, users.c.id == api_tokens.c.user_id)
             .where(api_tokens.c.token_hash == token_hash)
         )
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).mappings().first()
-        return _token(row) if row else None
+        if row is None:
+            return None
+        user = _user({c.name: row[f"u__{c.name}"] for c in users.c})  # type: ignore[arg-type]
+        return _token({**row, "username": user.username}), user  # type: ignore[arg-type]
 
     async def touch_token(self, token_id: int, now: datetime) -> None:
         async with self.engine.begin() as conn:

@@ -49,7 +49,10 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
     """An async engine for `url` (plain sqlite:/// or postgresql:// URLs are accepted)."""
     driver_url = async_url(url)
     if is_sqlite(url):
-        engine = create_async_engine(driver_url, echo=echo)
+        # One connection: SQLite has one writer anyway, and writers from several connections
+        # wait in SQLite's busy handler, which sleeps in steps up to 100 ms. A queue in-process
+        # is fairer and much faster.
+        engine = create_async_engine(driver_url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
