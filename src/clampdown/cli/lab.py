@@ -22,16 +22,20 @@ LabDir = Annotated[Path, typer.Option("--dir", help="Where the lab keeps its sta
 @lab_app.command("up")
 def lab_up_command(lab_dir: LabDir = Path(".lab")) -> None:
     """Start everything on loopback, seed the demo people, write DIR/clampdown.toml and DIR/lab.json."""
+    from clampdown.lab.admin import ensure_lab_admin
     from clampdown.lab.orchestrator import lab_up
 
     try:
         services = lab_up(lab_dir)
     except ClampdownError as exc:
         fail(exc.message, 1)
-    run(upgrade_schema(load(lab_dir / "clampdown.toml")))
+    settings = load(lab_dir / "clampdown.toml")
+    run(upgrade_schema(settings))
+    admin = run(ensure_lab_admin(settings, lab_dir / "lab.json"))
     for s in services:
         render.console.print(f"{s.name}: {s.url}")
     render.console.print(f"wrote {lab_dir / 'clampdown.toml'} and {lab_dir / 'lab.json'}")
+    render.console.print(f"console sign-in: {admin['username']} (password and API token in lab.json)")
     render.console.print(f"next: clampdown --config {lab_dir / 'clampdown.toml'} serve")
 
 

@@ -4,6 +4,7 @@ DIR/clampdown.toml (ready to serve on SQLite) and DIR/lab.json (URLs, people and
 from __future__ import annotations
 
 import json
+import os
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, cast
@@ -62,7 +63,13 @@ def lab_up(lab_dir: Path) -> list[LabService]:
             link(lab_dir, services)
         services.append(service)
     (lab_dir / "clampdown.toml").write_text(tomli_w.dumps(_config(lab_dir, services)), encoding="utf-8")
-    (lab_dir / "lab.json").write_text(json.dumps(_lab_json(services), indent=2) + "\n", encoding="utf-8")
+    lab_json = lab_dir / "lab.json"
+    admin = json.loads(lab_json.read_text()).get("admin") if lab_json.exists() else None
+    data = _lab_json(services)
+    if admin:
+        data["admin"] = admin  # ensure_lab_admin decides whether it still works
+    lab_json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.chmod(lab_json, 0o600)
     return services
 
 
