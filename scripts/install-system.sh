@@ -5,7 +5,7 @@ set -euo pipefail
 profile="${1:-test}"
 packages=(samba samba-dsdb-modules samba-vfs-modules samba-ad-provision krb5-user libkrb5-dev python3-venv)
 if [ "$profile" = test ]; then
-  packages+=(postgresql)
+  packages+=(postgresql chromium)
 fi
 missing=()
 for p in "${packages[@]}"; do
