@@ -89,3 +89,18 @@ async def test_a_reset_beyond_the_wait_budget_is_transient_with_retry_after(
     assert caught.value.code == "okta_rate_limited"
     assert caught.value.retry_after is not None and 50 <= caught.value.retry_after <= 62
     assert org.user(second.name).status == "ACTIVE"
+
+
+async def test_each_window_is_used_to_the_last_request(
+    org: Org, make_connector: Callable[..., OktaConnector]
+) -> None:
+    """Exactly two windows' worth of requests take two windows, not three: no budget is wasted."""
+    org.emulator.limiter.configure(limits={"other": 12}, window_seconds=2.0)
+    people = _people(org, 24)
+    connector = make_connector(clear_sessions=False, max_concurrency=8)
+    started = time.monotonic()
+    await asyncio.gather(*(connector.suspend_user(a, context()) for a in people))
+    elapsed = time.monotonic() - started
+    assert {org.user(a.name).status for a in people} == {"SUSPENDED"}
+    assert org.statuses().get(429) is None
+    assert elapsed < 4.0, f"{elapsed:.1f} s: a third window was needed"

@@ -15,9 +15,10 @@ the bucket, and drops to Okta's figure when someone does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -66,6 +67,9 @@ class _Bucket:
     remaining: int | None = None  # None: unknown until an answer tells us
     reset_at: float = 0.0
     sent: int = 0  # requests sent, numbered from 0
+    in_flight: int = 0  # requests given room in the window and not answered yet
+    lowest_seen: int | None = None  # the lowest Remaining Okta reported in this window
+    held_until: float = 0.0  # after a refusal that is not about the window (concurrency)
 
 
 class RateLimitPacer:
@@ -76,15 +80,14 @@ class RateLimitPacer:
         max_concurrency: int,
         reserve: float = 0.0,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         reset_margin: float = 0.25,
     ) -> None:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._reserve = reserve
         self._clock = clock
-        self._sleep = sleep
         self._margin = reset_margin  # clocks differ a little; Okta's reset is whole seconds
         self._buckets: dict[str, _Bucket] = {}
+        self._wake = asyncio.Event()
         self.throttled = 0  # 429 answers seen
         self.waited_seconds = 0.0  # time spent held back by the pacer
 
@@ -92,42 +95,54 @@ class RateLimitPacer:
         return self._buckets.setdefault(name, _Bucket())
 
     async def acquire(self, name: str, deadline: float | None = None) -> int:
-        """Wait for a concurrency slot and for room in the bucket's window; the request's number.
+        """Wait for room in the bucket's window, then for a concurrency slot; the request's number.
 
         TransientError (with the reset as retry_after) if the room comes only after `deadline`.
+        A request waiting for its bucket holds no slot, so other buckets' requests go on.
         """
-        await self._slots.acquire()
         bucket = self._bucket(name)
+        while True:
+            now = self._clock()
+            if bucket.reset_at and now >= bucket.reset_at + self._margin:
+                # The window is over: the next one starts full.
+                bucket.remaining, bucket.reset_at, bucket.lowest_seen = bucket.limit, 0.0, None
+            keep = int((bucket.limit or 0) * self._reserve)
+            # An unknown bucket gets one probe; the rest wait for its answer's figures.
+            probe = bucket.remaining is None and bucket.in_flight == 0
+            held = now < bucket.held_until
+            if not held and (probe or (bucket.remaining is not None and bucket.remaining > keep)):
+                if bucket.remaining is not None:
+                    bucket.remaining -= 1
+                bucket.in_flight += 1
+                break
+            if held:
+                pause = bucket.held_until - now
+            else:
+                pause = max(bucket.reset_at + self._margin - now, 0.01) if bucket.reset_at else 1.0
+            if deadline is not None and now + pause > deadline:
+                raise TransientError(
+                    f"Okta's rate limit for {name} requests is used up until its reset in {pause:.0f} s, "
+                    "longer than a request may wait",
+                    code="okta_rate_limited",
+                    retry_after=max(pause, 1.0),
+                )
+            started = self._clock()
+            wake = self._wake
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=pause)
+            self.waited_seconds += self._clock() - started
         try:
-            while True:
-                now = self._clock()
-                if bucket.reset_at and now >= bucket.reset_at + self._margin:
-                    # The window is over: the next one starts full.
-                    bucket.remaining = bucket.limit
-                    bucket.reset_at = 0.0
-                keep = int((bucket.limit or 0) * self._reserve)
-                if bucket.remaining is None or bucket.remaining > keep:
-                    if bucket.remaining is not None:
-                        bucket.remaining -= 1
-                    bucket.sent += 1
-                    return bucket.sent - 1
-                pause = max(bucket.reset_at + self._margin - now, 0.01) if bucket.reset_at else 0.05
-                if deadline is not None and now + pause > deadline:
-                    raise TransientError(
-                        f"Okta's rate limit for {name} requests is used up until its reset in {pause:.0f} s, "
-                        "longer than a request may wait",
-                        code="okta_rate_limited",
-                        retry_after=max(pause, 1.0),
-                    )
-                self.waited_seconds += pause
-                await self._sleep(pause)
+            await self._slots.acquire()
         except BaseException:
-            self._slots.release()
+            bucket.in_flight -= 1
             raise
+        bucket.sent += 1
+        return bucket.sent - 1
 
     def release(self, name: str, number: int, response: httpx.Response | None) -> None:
         """Account for a finished request and learn from its rate-limit headers."""
         bucket = self._bucket(name)
+        was_unknown = bucket.remaining is None
         try:
             headers = RateHeaders.parse(response) if response is not None else None
             refused = response is not None and response.status_code == 429
@@ -135,22 +150,37 @@ class RateLimitPacer:
             if headers is not None and headers.limit > 0:
                 self._learn(bucket, headers, refused, later=bucket.sent - number - 1)
         finally:
+            bucket.in_flight -= 1
             self._slots.release()
+        # Nothing in flight: Okta has counted all we sent, so its lowest figure is exact.
+        # Estimates only err low (answers can come out of order); give back what they lost.
+        exact = bucket.lowest_seen if bucket.in_flight == 0 and bucket.reset_at else None
+        if exact is not None and bucket.remaining is not None and exact > bucket.remaining:
+            bucket.remaining = exact
+            self._wake_waiters()
+        elif was_unknown:
+            self._wake_waiters()  # the probe came back: its figures (or another probe) let them go
+
+    def _wake_waiters(self) -> None:
+        self._wake.set()
+        self._wake = asyncio.Event()
 
     def _learn(self, bucket: _Bucket, headers: RateHeaders, refused: bool, later: int) -> None:
         estimate = max(headers.remaining - later, 0)  # `later` requests were sent after this one
         bucket.limit = headers.limit
         if refused:
-            bucket.remaining = 0
+            bucket.remaining, bucket.lowest_seen = 0, 0
             bucket.reset_at = max(bucket.reset_at, headers.reset)
         elif headers.reset > bucket.reset_at:
             bucket.reset_at = headers.reset  # a new window
-            bucket.remaining = estimate
-        elif bucket.remaining is None or estimate < bucket.remaining:
-            bucket.remaining = estimate  # someone else uses the same bucket
+            bucket.remaining, bucket.lowest_seen = estimate, headers.remaining
+        else:
+            if bucket.remaining is None or estimate < bucket.remaining:
+                bucket.remaining = estimate  # someone else uses the same bucket
+            if bucket.lowest_seen is None or headers.remaining < bucket.lowest_seen:
+                bucket.lowest_seen = headers.remaining
 
     def hold_until(self, name: str, reset: float) -> None:
         """Hold the bucket until `reset` (a concurrency refusal, or a 429 whose reset has passed)."""
         bucket = self._bucket(name)
-        bucket.remaining = 0
-        bucket.reset_at = max(bucket.reset_at, reset)
+        bucket.held_until = max(bucket.held_until, reset)
