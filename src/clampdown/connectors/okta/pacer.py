@@ -7,9 +7,10 @@ until the window resets. It never sends a request it knows will be refused, so a
 each window fully without a 429.
 
 An answer's X-Rate-Limit-Remaining counts the requests Okta had seen when it answered. Requests
-are numbered as they are sent; those sent after the answered one are taken as not yet counted
-(Okta serves a connection's requests in order), so the estimate is exact when nobody else uses
-the bucket, and drops to Okta's figure when someone does.
+are numbered as they are sent; those sent after the answered one, and those given room but not
+sent yet, are taken as not yet counted (Okta admits requests in the order they arrive), so the
+estimate is exact when nobody else uses the bucket, and drops to Okta's figure when someone
+does. When nothing is in flight, Okta's lowest figure is exact and replaces the estimate.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class _Bucket:
     reset_at: float = 0.0
     sent: int = 0  # requests sent, numbered from 0
     in_flight: int = 0  # requests given room in the window and not answered yet
+    unsent: int = 0  # of those, the ones still waiting for a concurrency slot
     lowest_seen: int | None = None  # the lowest Remaining Okta reported in this window
     held_until: float = 0.0  # after a refusal that is not about the window (concurrency)
 
@@ -114,6 +116,7 @@ class RateLimitPacer:
                 if bucket.remaining is not None:
                     bucket.remaining -= 1
                 bucket.in_flight += 1
+                bucket.unsent += 1
                 break
             if held:
                 pause = bucket.held_until - now
@@ -135,7 +138,9 @@ class RateLimitPacer:
             await self._slots.acquire()
         except BaseException:
             bucket.in_flight -= 1
+            bucket.unsent -= 1
             raise
+        bucket.unsent -= 1
         bucket.sent += 1
         return bucket.sent - 1
 
@@ -148,7 +153,8 @@ class RateLimitPacer:
             refused = response is not None and response.status_code == 429
             self.throttled += refused
             if headers is not None and headers.limit > 0:
-                self._learn(bucket, headers, refused, later=bucket.sent - number - 1)
+                # Okta has not counted the requests sent after this one, nor those not sent yet.
+                self._learn(bucket, headers, refused, later=bucket.sent - number - 1 + bucket.unsent)
         finally:
             bucket.in_flight -= 1
             self._slots.release()
@@ -166,7 +172,7 @@ class RateLimitPacer:
         self._wake = asyncio.Event()
 
     def _learn(self, bucket: _Bucket, headers: RateHeaders, refused: bool, later: int) -> None:
-        estimate = max(headers.remaining - later, 0)  # `later` requests were sent after this one
+        estimate = max(headers.remaining - later, 0)
         bucket.limit = headers.limit
         if refused:
             bucket.remaining, bucket.lowest_seen = 0, 0
