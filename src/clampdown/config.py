@@ -67,6 +67,23 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     embedded_worker: bool | None = None  # default: on for SQLite, off for PostgreSQL
+    # Signs the short-lived single sign-on cookie; the same on every instance behind a balancer.
+    session_secret: Secret | None = None
+    public_url: str | None = None  # how browsers reach this server, for sign-on redirects
+
+
+class SsoSettings(_Section):
+    """OpenID Connect single sign-on with Entra ID or Okta as the identity provider."""
+
+    issuer: str  # discovery at {issuer}/.well-known/openid-configuration
+    client_id: str
+    client_secret: Secret
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email", "groups"])
+    roles_claim: str = "groups"  # Okta: groups; Entra ID: roles (app roles) or groups
+    username_claim: str = "preferred_username"
+    role_mapping: dict[str, list[str]] = Field(default_factory=dict)  # group or app role -> roles
+    ca_file: str | None = None
+    tls_verify_disabled_unsafe: bool = False  # only for a lab; never for a real identity provider
 
 
 class Settings(BaseSettings):
@@ -78,6 +95,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    sso: SsoSettings | None = None
     log_level: str = "WARNING"
     config_path: Path | None = None
 

@@ -12,11 +12,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from clampdown import __version__, catalog
-from clampdown.api import actions, people, session
+from clampdown.api import actions, people, session, sso
 from clampdown.api.errors import install_error_handlers
+from clampdown.auth.oidc import OidcClient
 from clampdown.config import Settings
 from clampdown.engine.worker import Worker
-from clampdown.errors import ClampdownError
+from clampdown.errors import ClampdownError, ConfigError
 from clampdown.services.runtime import Runtime, open_runtime, ping_database
 from clampdown.store.database import is_sqlite
 
@@ -30,6 +31,19 @@ def embedded_worker_enabled(settings: Settings) -> bool:
     return is_sqlite(settings.database.url)
 
 
+def oidc_client(settings: Settings) -> OidcClient | None:
+    """The single sign-on client when [sso] is configured; it needs server.session_secret."""
+    if settings.sso is None:
+        return None
+    if settings.server.session_secret is None:
+        raise ConfigError(
+            "sso needs server.session_secret (a long random secret, the same on every instance)"
+        )
+    base = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
+    secret = settings.server.session_secret.get_secret_value().encode()
+    return OidcClient(settings.sso, secret, base.rstrip("/") + "/auth/oidc/callback")
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The app with its runtime opened for the app's lifetime."""
 
@@ -37,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings) as rt:
             app.state.runtime = rt
+            app.state.oidc = oidc_client(settings)
             stop = asyncio.Event()
             task = None
             if embedded_worker_enabled(settings):
@@ -49,6 +64,8 @@ def create_app(settings: Settings) -> FastAPI:
                 stop.set()
                 if task is not None:
                     await task
+                if app.state.oidc is not None:
+                    await app.state.oidc.aclose()
 
     app = FastAPI(title="Clampdown", version=__version__, lifespan=lifespan, openapi_url="/openapi.json")
 
@@ -56,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(actions.router)
     app.include_router(people.router)
     app.include_router(session.router)
+    app.include_router(sso.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -14,7 +14,7 @@ from clampdown.auth.principal import Principal
 router = APIRouter(prefix="/api/v1", tags=["session"], responses=ERRORS)
 
 
-def _secure(request: Request) -> bool:
+def secure_cookies(request: Request) -> bool:
     # Secure cookies need HTTPS; plain http on loopback (the lab) would otherwise never sign in.
     return request.url.scheme == "https" or request.url.hostname not in ("127.0.0.1", "localhost", "::1")
 
@@ -30,7 +30,7 @@ async def sign_in(body: SignIn, request: Request, response: Response) -> Me:
         session.session_id,
         httponly=True,
         samesite="strict",
-        secure=_secure(request),
+        secure=secure_cookies(request),
         expires=session.expires_at,
         path="/",
     )

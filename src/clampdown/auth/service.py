@@ -186,3 +186,21 @@ class AuthService:
         await self.store.record_denial(
             Denial(self.clock.now(), principal.username, principal.channel, attempted, target, missing)
         )
+
+
+async def sso_user(
+    service: AuthService, username: str, display_name: str | None, roles: frozenset[str]
+) -> UserRecord:
+    """The local record of a single sign-on user, created on first sign-in; roles follow the
+    identity provider's groups at every sign-in."""
+    user = await service.store.user_by_name(username)
+    if user is None:
+        return await service.store.add_user(
+            username, roles, service.clock.now(), display_name=display_name, source="oidc"
+        )
+    if user.source != "oidc":
+        raise Unauthenticated(f"'{username}' is a local user: sign in with a password")
+    if user.roles != roles:
+        await service.store.set_user_roles(username, roles)
+        user = await service.store.user_by_name(username) or user
+    return user

@@ -1,0 +1,62 @@
+"""/auth/oidc: single sign-on with Entra ID or Okta (OpenID Connect, code flow with PKCE)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+
+from clampdown.api.auth import SESSION_COOKIE, runtime
+from clampdown.api.session import secure_cookies
+from clampdown.auth.oidc import PENDING_LIFETIME, OidcClient
+from clampdown.auth.principal import PermissionDenied, Principal
+from clampdown.auth.service import sso_user
+from clampdown.errors import NotFound
+
+router = APIRouter(prefix="/auth/oidc", tags=["session"])
+PENDING_COOKIE = "clampdown_sso"
+
+
+def _client(request: Request) -> OidcClient:
+    client: OidcClient | None = getattr(request.app.state, "oidc", None)
+    if client is None:
+        raise NotFound("single sign-on is not configured ([sso] in the config)")
+    return client
+
+
+@router.get("/login")
+async def sso_login(request: Request) -> RedirectResponse:
+    """Send the browser to the identity provider."""
+    url, pending = await _client(request).start()
+    response = RedirectResponse(url, status_code=302)
+    response.set_cookie(
+        PENDING_COOKIE, pending, max_age=PENDING_LIFETIME, httponly=True, samesite="lax",
+        secure=secure_cookies(request), path="/auth/oidc",
+    )  # fmt: skip
+    return response
+
+
+@router.get("/callback")
+async def sso_callback(
+    request: Request, code: str | None = None, state: str | None = None
+) -> RedirectResponse:
+    """Finish the sign-in: check the ID token, map groups to roles, open a console session."""
+    identity = await _client(request).finish(code, state, request.cookies.get(PENDING_COOKIE))
+    auth = runtime(request).auth
+    if not identity.roles:
+        denied = Principal(identity.username, frozenset(), frozenset(), "console")
+        groups = ", ".join(identity.provider_groups) or "none"
+        await auth.record_denial(denied, "sign-in", None, "a group mapped to a Clampdown role")
+        raise PermissionDenied(
+            f"{identity.username} has no Clampdown role: none of their groups ({groups}) "
+            "is mapped in sso.role_mapping",
+            "a group mapped to a Clampdown role",
+        )
+    user = await sso_user(auth, identity.username, identity.display_name, identity.roles)
+    session = await auth.open_session(user)
+    response = RedirectResponse("/", status_code=302)
+    response.delete_cookie(PENDING_COOKIE, path="/auth/oidc")
+    response.set_cookie(
+        SESSION_COOKIE, session.session_id, httponly=True, samesite="strict",
+        secure=secure_cookies(request), expires=session.expires_at, path="/",
+    )  # fmt: skip
+    return response

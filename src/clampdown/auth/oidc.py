@@ -1,0 +1,182 @@
+"""OpenID Connect sign-in (authorization code with PKCE) against Entra ID or Okta.
+
+The pending login (state, nonce, PKCE verifier) travels in a short-lived cookie signed with the
+server's session secret, so any instance behind a balancer can finish a login any other started.
+The ID token is checked against the provider's published keys: signature, issuer, audience,
+expiry and nonce. The provider's groups or app roles are mapped to Clampdown roles by config.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import jwt
+
+from clampdown.auth.service import Unauthenticated
+from clampdown.config import SsoSettings
+from clampdown.errors import ConfigError, TransientError
+
+PENDING_LIFETIME = 600  # seconds a browser has to come back from the identity provider
+
+
+@dataclass(frozen=True)
+class SsoIdentity:
+    """Who the identity provider says signed in, and the Clampdown roles that maps to."""
+
+    username: str
+    display_name: str | None
+    roles: frozenset[str]
+    provider_groups: tuple[str, ...]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class OidcClient:
+    """One configured identity provider."""
+
+    def __init__(self, settings: SsoSettings, secret: bytes, redirect_url: str) -> None:
+        self.settings = settings
+        self._secret = secret
+        self.redirect_url = redirect_url
+        verify: bool | str = settings.ca_file or True
+        if settings.tls_verify_disabled_unsafe:
+            verify = False
+        self._http = httpx.AsyncClient(verify=verify, timeout=15)
+        self._discovery: dict[str, Any] | None = None
+        self._keys: jwt.PyJWKSet | None = None
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _get_json(self, url: str) -> dict[str, Any]:
+        try:
+            response = await self._http.get(url)
+        except httpx.HTTPError as exc:
+            raise TransientError(f"identity provider unreachable at {url}: {exc}") from None
+        if response.status_code != 200:
+            raise TransientError(f"identity provider answered {response.status_code} for {url}")
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def discovery(self) -> dict[str, Any]:
+        if self._discovery is None:
+            url = self.settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
+            found = await self._get_json(url)
+            if found.get("issuer") != self.settings.issuer.rstrip("/"):
+                raise ConfigError(f"sso.issuer: the provider calls itself {found.get('issuer')!r}")
+            self._discovery = found
+        return self._discovery
+
+    def _sign(self, payload: dict[str, Any]) -> str:
+        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+        mac = _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+        return f"{body}.{mac}"
+
+    def _unsign(self, cookie: str | None) -> dict[str, Any]:
+        body, _, mac = (cookie or "").partition(".")
+        expected = _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+        if not body or not hmac.compare_digest(mac, expected):
+            raise Unauthenticated("sign-in was not started here, or its cookie was altered: start again")
+        payload: dict[str, Any] = json.loads(_unb64(body))
+        if payload.get("exp", 0) < time.time():
+            raise Unauthenticated("sign-in took too long: start again")
+        return payload
+
+    async def start(self) -> tuple[str, str]:
+        """(URL to send the browser to, signed cookie holding the pending login)."""
+        meta = await self.discovery()
+        state, nonce, verifier = (
+            secrets.token_urlsafe(24),
+            secrets.token_urlsafe(24),
+            secrets.token_urlsafe(48),
+        )
+        challenge = _b64(hashlib.sha256(verifier.encode()).digest())
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self.settings.client_id,
+                "redirect_uri": self.redirect_url,
+                "scope": " ".join(self.settings.scopes),
+                "state": state,
+                "nonce": nonce,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+        pending = {
+            "state": state,
+            "nonce": nonce,
+            "verifier": verifier,
+            "exp": time.time() + PENDING_LIFETIME,
+        }
+        return f"{meta['authorization_endpoint']}?{query}", self._sign(pending)
+
+    async def finish(self, code: str | None, state: str | None, cookie: str | None) -> SsoIdentity:
+        """Exchange the code, check the ID token, map groups to roles."""
+        pending = self._unsign(cookie)
+        if not state or not hmac.compare_digest(state, pending["state"]):
+            raise Unauthenticated("sign-in state does not match: start again")
+        if not code:
+            raise Unauthenticated("the identity provider returned no authorization code")
+        meta = await self.discovery()
+        try:
+            response = await self._http.post(
+                meta["token_endpoint"],
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": self.redirect_url,
+                    "code_verifier": pending["verifier"],
+                },
+                auth=(self.settings.client_id, self.settings.client_secret.get_secret_value()),
+            )
+        except httpx.HTTPError as exc:
+            raise TransientError(f"identity provider unreachable: {exc}") from None
+        if response.status_code != 200:
+            detail = response.json().get("error_description", "") if response.content else ""
+            raise Unauthenticated(f"the identity provider refused the sign-in: {detail}".rstrip(": "))
+        claims = await self._verify(response.json().get("id_token", ""), pending["nonce"])
+        return self._identity(claims)
+
+    async def _verify(self, id_token: str, nonce: str) -> dict[str, Any]:
+        meta = await self.discovery()
+        if self._keys is None:
+            self._keys = jwt.PyJWKSet.from_dict(await self._get_json(meta["jwks_uri"]))
+        try:
+            kid = jwt.get_unverified_header(id_token).get("kid")
+            key = next(k for k in self._keys.keys if kid is None or k.key_id == kid)
+            claims: dict[str, Any] = jwt.decode(
+                id_token,
+                key=key.key,
+                algorithms=["RS256", "RS384", "RS512", "ES256", "ES384"],
+                audience=self.settings.client_id,
+                issuer=meta["issuer"],
+                options={"require": ["exp", "iat", "sub"]},
+            )
+        except (jwt.PyJWTError, StopIteration) as exc:
+            raise Unauthenticated(f"the ID token is not valid: {exc}") from None
+        if not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
+            raise Unauthenticated("the ID token's nonce does not match this sign-in")
+        return claims
+
+    def _identity(self, claims: dict[str, Any]) -> SsoIdentity:
+        username = str(claims.get(self.settings.username_claim) or claims.get("email") or claims["sub"])
+        raw = claims.get(self.settings.roles_claim) or []
+        groups = tuple(str(g) for g in (raw if isinstance(raw, list) else [raw]))
+        roles = frozenset(r for g in groups for r in self.settings.role_mapping.get(g, []))
+        return SsoIdentity(username, claims.get("name"), roles, groups)
