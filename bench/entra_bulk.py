@@ -48,6 +48,7 @@ SECRET = "bench-secret-0123456789abcdefghijklmnopq"
 ADMIN_KEY = "bench-admin-key"
 ENGINE_CONCURRENCY = 32  # EngineSettings.default_provider_concurrency
 BATCH = 20  # Graph's $batch limit
+RISK_BATCH = 60  # userIds per confirmCompromised
 
 
 def free_port() -> int:
@@ -107,8 +108,13 @@ def admin(home: Path, url: str) -> httpx.Client:
     return httpx.Client(base_url=url, verify=verify, headers={ADMIN_KEY_HEADER: ADMIN_KEY}, timeout=60)
 
 
-async def run_mode(mode: str, connector: EntraConnector, accounts: list[Account]) -> list[Any]:
-    enabled = AccountState(enabled=True, status="enabled", values={"accountEnabled": True})
+async def run_mode(mode: str, action: str, connector: EntraConnector, accounts: list[Account]) -> list[Any]:
+    # The state the engine would have read: enabled, and no risk.
+    enabled = AccountState(
+        enabled=True,
+        status="enabled",
+        values={"accountEnabled": True, "riskLevel": "none", "riskState": "none"},
+    )
     limit = asyncio.Semaphore(ENGINE_CONCURRENCY)
 
     def context(n: int, state: AccountState | None) -> ActionContext:
@@ -126,12 +132,12 @@ async def run_mode(mode: str, connector: EntraConnector, accounts: list[Account]
                 ]
             else:
                 pairs = [(a, context(start + i, enabled)) for i, a in enumerate(chunk)]
-            return await connector.perform_batch("suspend_user", pairs)
+            return await connector.perform_batch(action, pairs)
 
     async def one(n: int) -> Any:
         async with limit:
             try:
-                return await connector.suspend_user(accounts[n], context(n, enabled))
+                return await getattr(connector, action)(accounts[n], context(n, enabled))
             except Exception as exc:
                 return exc
 
@@ -141,8 +147,12 @@ async def run_mode(mode: str, connector: EntraConnector, accounts: list[Account]
     return [r for g in groups for r in g]
 
 
-def floor_seconds(mode: str, scope: str, users: int, budget: float) -> tuple[int, float]:
+def floor_seconds(mode: str, action: str, scope: str, users: int, budget: float) -> tuple[int, float]:
     """(requests the budget must admit, least seconds to admit them)."""
+    if action == "mark_compromised":
+        # Identity Protection: about 1 request per second per tenant, up to 60 userIds each.
+        needed = users if mode == "per-user" else -(-users // RISK_BATCH)
+        return needed, float(needed - 1)
     if scope == "writes" or mode == "per-user":
         needed = users
     else:
@@ -158,6 +168,8 @@ async def bench(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         if args.scope == "requests"
         else ThrottleConfig(directory_writes=policy)
     )
+    if args.action == "mark_compromised":
+        throttle.identity_protection = BucketPolicy(rate=1, burst=1, retry_after=False)
     with tempfile.TemporaryDirectory(prefix="entra-bench-") as workdir:
         home = Path(workdir)
         accounts = prepare(home, args.users, throttle)
@@ -172,25 +184,31 @@ async def bench(args: argparse.Namespace, mode: str) -> dict[str, Any]:
                 ca_bundle=home / "tls" / "ca.pem",
                 instance_discovery=False,
                 max_connections=ENGINE_CONCURRENCY,
+                requests_per_second=args.client_rate,
             )
             connector = EntraConnector(settings)
             await connector.tokens.token()  # the token is not part of the bulk
             started = time.monotonic()
-            results = await run_mode(mode, connector, accounts)
+            results = await run_mode(mode, args.action, connector, accounts)
             elapsed = time.monotonic() - started
             stats = connector.graph.stats
             await connector.aclose()
             with admin(home, url) as client:
                 counters = client.get("/_emulator/counters").json()
                 users = {u["id"]: u for u in client.get("/_emulator/users").json()}
+                risky = {r["id"]: r for r in client.get("/_emulator/risky").json()}
         finally:
             process.terminate()
             process.wait(timeout=30)
     failed = [r for r in results if isinstance(r, Exception)]
-    still_enabled = sum(1 for a in accounts if users[a.id]["accountEnabled"])
-    needed, floor = floor_seconds(mode, args.scope, args.users, args.budget)
+    if args.action == "mark_compromised":
+        not_done = sum(1 for a in accounts if risky.get(a.id, {}).get("riskState") != "confirmedCompromised")
+    else:
+        not_done = sum(1 for a in accounts if users[a.id]["accountEnabled"])
+    needed, floor = floor_seconds(mode, args.action, args.scope, args.users, args.budget)
     return {
         "bench": "entra_bulk",
+        "action": args.action,
         "mode": mode,
         "users": args.users,
         "budget_per_s": args.budget,
@@ -207,7 +225,7 @@ async def bench(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         "inner_requests": counters["inner_requests"],
         "failed": len(failed),
         "first_failure": str(failed[0])[:200] if failed else None,
-        "still_enabled_in_emulator": still_enabled,
+        "not_done_in_emulator": not_done,
         "users_per_s": round(args.users / elapsed, 1),
     }
 
@@ -224,6 +242,7 @@ def main() -> None:
         default=None,
         help="the connector's own pacing (requests_per_second); default: none, learn from 429s",
     )
+    parser.add_argument("--action", choices=("suspend_user", "mark_compromised"), default="suspend_user")
     parser.add_argument("--mode", choices=("batched", "engine", "per-user", "all"), default="all")
     parser.add_argument(
         "--results", type=Path, default=Path(__file__).parent / "results" / "entra_bulk.jsonl"

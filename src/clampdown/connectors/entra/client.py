@@ -79,6 +79,7 @@ class GraphClient:
         rate = settings.requests_per_second
         self.pacer = Pacer(1.0 / rate if rate else 0.0)
         self.identity_protection_pacer = Pacer(settings.identity_protection_interval_seconds)
+        self._identity_protection_turn = asyncio.Lock()
         self.window = AdaptiveWindow(
             minimum=settings.batch_size,
             maximum=settings.max_connections * settings.batch_size,
@@ -117,6 +118,22 @@ class GraphClient:
     ) -> GraphReply:
         """Send one request and return Graph's final answer, after bounded retries of throttled
         and transient failures (the caller maps a non-2xx answer to an error)."""
+        if identity_protection:
+            # One Identity Protection request at a time: spacing each from the previous answer is
+            # the only way to keep ~1/s where the tenant counts it, whatever the latency.
+            async with self._identity_protection_turn:
+                return await self._send(method, path, params, json, True, weight)
+        return await self._send(method, path, params, json, False, weight)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        json: Any,
+        identity_protection: bool,
+        weight: int,
+    ) -> GraphReply:
         pacer = self.identity_protection_pacer if identity_protection else self.pacer
         renewed = False
         transport_failures = transient_failures = throttled_rounds = 0

@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from clampdown.lab.graph_emulator.app import Emulator, create_app
-from clampdown.lab.graph_emulator.tenant import Tenant
+from clampdown.lab.graph_emulator.tenant import Tenant, write_snapshot
 from clampdown.lab.graph_emulator.throttling import ThrottleConfig
 from clampdown.lab.graph_emulator.tls import write_tls_files
 
@@ -75,7 +75,8 @@ def _saving_lifespan(emulator: Emulator, path: Path) -> contextlib.AbstractAsync
                 await asyncio.sleep(SAVE_INTERVAL_SECONDS)
                 if emulator.graph.dirty:
                     emulator.graph.dirty = False
-                    emulator.tenant.save(path)
+                    # Snapshot on the loop (cheap), serialize and write off it (not cheap).
+                    await asyncio.to_thread(write_snapshot, emulator.tenant.to_json(), path)
 
         task = asyncio.create_task(saver())
         try:

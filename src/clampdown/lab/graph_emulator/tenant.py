@@ -283,12 +283,14 @@ class Tenant:
 
     # -- persistence -------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
+        """A snapshot safe to serialize in another thread: records are copied (shallow copies
+        suffice, history and sign-in entries are never changed once written)."""
         return {
             "tenant_id": self.tenant_id,
             "domain": self.domain,
-            "users": [asdict(u) for u in self.users.values()],
-            "risky": [asdict(r) for r in self.risky.values()],
-            "sign_ins": self.sign_ins,
+            "users": [dict(vars(u)) for u in self.users.values()],
+            "risky": [dict(vars(r), history=list(r.history)) for r in self.risky.values()],
+            "sign_ins": list(self.sign_ins),
             "apps": [asdict(a) for a in self.apps.values()],
         }
 
@@ -304,10 +306,15 @@ class Tenant:
 
     def save(self, path: Path) -> None:
         """Write the state atomically (a crash never leaves half a file)."""
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_json()), encoding="utf-8")
-        tmp.replace(path)
+        write_snapshot(self.to_json(), path)
 
     @classmethod
     def load(cls, path: Path) -> Tenant:
         return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def write_snapshot(snapshot: dict[str, Any], path: Path) -> None:
+    """Write a `Tenant.to_json` snapshot atomically."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(snapshot), encoding="utf-8")
+    tmp.replace(path)
