@@ -151,6 +151,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lab-dir", type=Path, default=Path(".lab"))
     parser.add_argument("--no-engine", action="store_true", help="time the connector path only")
+    parser.add_argument("--record", type=Path, default=Path("bench/results/ad_disable.jsonl"),
+                        help="append the result row to this file")
     args = parser.parse_args()
 
     service = SambaLabComponent().up(args.lab_dir, DEMO_PEOPLE)
@@ -177,7 +179,7 @@ def main() -> None:
 
     clampdown, raw = statistics.median(clampdown_times), statistics.median(raw_times)
     engine = statistics.median(engine_times) if engine_times else None
-    print(json.dumps({
+    row = json.dumps({
         "benchmark": "ad_disable",
         "users": len(names),
         "concurrency": args.concurrency,
@@ -195,7 +197,13 @@ def main() -> None:
         "round_ratios": [round(r / c, 3) for r, c in zip(raw_times, clampdown_times, strict=True)],
         "round_engine_ratios": [round(r / e, 3) for r, e in zip(raw_times, engine_times, strict=False)],
         "runs": {"clampdown": clampdown_times, "engine": engine_times, "raw": raw_times},
-    }))
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    })
+    print(row)
+    if args.record:
+        args.record.parent.mkdir(parents=True, exist_ok=True)
+        with args.record.open("a", encoding="utf-8") as out:
+            out.write(row + "\n")
 
 
 if __name__ == "__main__":

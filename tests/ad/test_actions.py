@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import ldap3
 import pytest
 
 from clampdown.connectors.ad import ADConnector, ADSettings
@@ -42,15 +43,26 @@ async def test_disable_and_enable_flip_only_accountdisable(
     assert not (await ad.enable_user(account, context())).changed
 
 
-async def test_enable_as_undo_keeps_a_user_disabled_before(
+async def test_undo_leaves_a_user_as_they_were_before_the_undone_action(
     ad: ADConnector, admin: Any, make_user: Callable[..., ScratchUser]
 ) -> None:
-    user = make_user(uac=0x202)
-    account = await ad.resolve_user(user.sam)
-    undo = ActionContext(1, "undo", "pytest", restore_state=AccountState(enabled=False))
-    outcome = await ad.enable_user(account, undo)
-    assert not outcome.changed
-    assert read_int(admin, user.dn, "userAccountControl") == 0x202
+    disabled, enabled = make_user(uac=0x202), make_user()
+    was_disabled = ActionContext(1, "undo", "pytest", restore_state=AccountState(
+        enabled=False, values={"must_change_password": True}))
+    was_enabled = ActionContext(1, "undo", "pytest", restore_state=AccountState(
+        enabled=True, values={"must_change_password": False}))
+    account = await ad.resolve_user(disabled.sam)
+    assert not (await ad.enable_user(account, was_disabled)).changed
+    admin.modify(disabled.dn, {"pwdLastSet": [(ldap3.MODIFY_REPLACE, ["0"])]})
+    assert not (await ad.clear_password_reset(account, was_disabled)).changed
+    assert read_int(admin, disabled.dn, "userAccountControl") == 0x202
+    assert read_int(admin, disabled.dn, "pwdLastSet") == 0
+
+    account = await ad.resolve_user(enabled.sam)
+    assert not (await ad.disable_user(account, was_enabled)).changed
+    assert not (await ad.force_password_reset(account, was_enabled)).changed
+    assert read_int(admin, enabled.dn, "userAccountControl") == 0x200
+    assert read_int(admin, enabled.dn, "pwdLastSet") > 0
 
 
 async def test_force_and_clear_password_reset(

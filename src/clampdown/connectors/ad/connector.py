@@ -129,9 +129,8 @@ class ADConnector:
             return [exc for _ in items]
 
         async def one(account: Account, context: ActionContext) -> ActionOutcome:
-            restore = context.restore_state
-            if not disabled and restore is not None and restore.enabled is False:
-                return ActionOutcome.already("the user was already disabled before the action being undone")
+            if reason := _undo_keeps(method, context):
+                return ActionOutcome.already(reason)
             if account.id not in found:
                 raise missing(account, base)
             entry = _Entry(*found[account.id])
@@ -157,17 +156,20 @@ class ADConnector:
 
     async def disable_user(self, account: Account, context: ActionContext) -> ActionOutcome:
         """Set ACCOUNTDISABLE, keeping every other userAccountControl bit."""
+        if reason := _undo_keeps("disable_user", context):
+            return ActionOutcome.already(reason)
         return await self.pool.run(lambda conn: _set_disabled(conn, account, True))
 
     async def enable_user(self, account: Account, context: ActionContext) -> ActionOutcome:
         """Clear ACCOUNTDISABLE, unless the user was already disabled before the action undone."""
-        restore = context.restore_state
-        if restore is not None and restore.enabled is False:
-            return ActionOutcome.already("the user was already disabled before the action being undone")
+        if reason := _undo_keeps("enable_user", context):
+            return ActionOutcome.already(reason)
         return await self.pool.run(lambda conn: _set_disabled(conn, account, False))
 
     async def force_password_reset(self, account: Account, context: ActionContext) -> ActionOutcome:
         """pwdLastSet = 0 (change at next logon); optionally a new random password first."""
+        if reason := _undo_keeps("force_password_reset", context):
+            return ActionOutcome.already(reason)
         wanted = context.parameters.get("set_random_password")
         set_password = self.settings.set_random_password if wanted is None else bool(wanted)
         new_password = _random_password() if set_password else None
@@ -180,9 +182,8 @@ class ADConnector:
 
     async def clear_password_reset(self, account: Account, context: ActionContext) -> ActionOutcome:
         """pwdLastSet = -1 (the DC stores now), unless the user already had to change it before."""
-        restore = context.restore_state
-        if restore is not None and restore.values.get("must_change_password") is True:
-            return ActionOutcome.already("the user already had to change the password before the reset")
+        if reason := _undo_keeps("clear_password_reset", context):
+            return ActionOutcome.already(reason)
         return await self.pool.run(lambda conn: _clear_reset(conn, account))
 
 
@@ -208,6 +209,24 @@ def _replace(conn: Connection, entry: _Entry, changes: dict[str, Any], doing: st
     if not conn.modify(entry.dn, ops):
         admin_count = entry.int("adminCount")
         raise operation_failure(conn.result, doing, entry.dn, needs=needs, admin_count=admin_count)
+
+
+def _undo_keeps(method: str, context: ActionContext) -> str | None:
+    """Why an undo must leave the user as is: the state before the undone action already was the
+    opposite of what it set (e.g. it disabled a user who was disabled already). None otherwise."""
+    before = context.restore_state
+    if before is None:
+        return None
+    if method == "enable_user" and before.enabled is False:
+        return "the user was disabled before the action being undone"
+    if method == "disable_user" and before.enabled is True:
+        return "the user was enabled before the action being undone"
+    must_change = before.values.get("must_change_password")
+    if method == "clear_password_reset" and must_change is True:
+        return "the user already had to change the password before the action being undone"
+    if method == "force_password_reset" and must_change is False:
+        return "the user did not have to change the password before the action being undone"
+    return None
 
 
 async def _each(calls: Sequence[Awaitable[ActionOutcome]]) -> list[ActionOutcome | Exception]:
