@@ -1,0 +1,161 @@
+"""The event tables, modelled on Microsoft's identity hunting schema; every timestamp is UTC.
+
+Column names follow Microsoft Defender XDR's advanced hunting tables so that a hunt written
+there reads the same here. `ReportId` is unique per source (an Okta event uuid, an Entra sign-in
+id, `computer:record id` for Windows), and `AdditionalFields` keeps the source's other details
+as JSON text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class EventTable:
+    name: str
+    doc: str
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def ddl(self) -> str:
+        cols = ", ".join(f'"{c.name}" {c.type}' for c in self.columns)
+        return f'CREATE TABLE IF NOT EXISTS "{self.name}" ({cols})'
+
+
+def _c(name: str, type_: str, doc: str) -> Column:
+    return Column(name, type_, doc)
+
+
+_ACTOR = (
+    _c("AccountName", "VARCHAR", "sAMAccountName or login of the account"),
+    _c("AccountDomain", "VARCHAR", "domain of the account"),
+    _c("AccountUpn", "VARCHAR", "user principal name (or Okta login) of the account"),
+    _c("AccountSid", "VARCHAR", "on-premises security identifier of the account"),
+    _c("AccountObjectId", "VARCHAR", "the provider's id of the account (Entra object id, Okta user id)"),
+    _c("AccountDisplayName", "VARCHAR", "display name of the account"),
+)
+_NETWORK = (
+    _c("DeviceName", "VARCHAR", "the device the activity came from"),
+    _c("IPAddress", "VARCHAR", "the IP address the activity came from"),
+    _c("Port", "INTEGER", "the source TCP port"),
+    _c("DestinationDeviceName", "VARCHAR", "the device (a domain controller, a service) that recorded it"),
+    _c("DestinationIPAddress", "VARCHAR", "the IP address of that device"),
+)
+_TAIL = (
+    _c("Source", "VARCHAR", "where the row came from: evtx, winlogbeat, okta, entra"),
+    _c("ReportId", "VARCHAR", "the event's unique id within its source"),
+    _c("AdditionalFields", "VARCHAR", "other details as JSON text"),
+)
+
+IDENTITY_LOGON_EVENTS = EventTable(
+    "IdentityLogonEvents",
+    "Authentication against on-premises Active Directory (Windows 4624, 4625, 4768, 4769, 4771).",
+    (
+        _c("Timestamp", "TIMESTAMPTZ", "when the event was recorded (UTC)"),
+        _c("ActionType", "VARCHAR", "LogonSuccess or LogonFailed"),
+        _c("LogonType", "VARCHAR", "Interactive, Network, RemoteInteractive, Kerberos TGT, ..."),
+        _c("Protocol", "VARCHAR", "Kerberos or NTLM"),
+        _c("FailureReason", "VARCHAR", "why a logon failed, in words"),
+        _c("EventId", "INTEGER", "the Windows event id"),
+        _c("Application", "VARCHAR", "Active Directory"),
+        *_ACTOR,
+        *_NETWORK,
+        *_TAIL,
+    ),
+)
+
+IDENTITY_DIRECTORY_EVENTS = EventTable(
+    "IdentityDirectoryEvents",
+    "Changes to accounts: created, enabled, disabled, locked out, password reset, suspended.",
+    (
+        _c("Timestamp", "TIMESTAMPTZ", "when the event was recorded (UTC)"),
+        _c("ActionType", "VARCHAR", "Account created, Account disabled, Account password reset, ..."),
+        _c("EventId", "INTEGER", "the Windows event id (NULL for cloud events)"),
+        _c("Application", "VARCHAR", "Active Directory, Okta or Microsoft Entra ID"),
+        _c("TargetAccountUpn", "VARCHAR", "UPN (or login) of the account the action was applied to"),
+        _c("TargetAccountName", "VARCHAR", "name of that account"),
+        _c("TargetAccountSid", "VARCHAR", "SID of that account"),
+        _c("TargetAccountObjectId", "VARCHAR", "the provider's id of that account"),
+        *_ACTOR,
+        *_NETWORK,
+        *_TAIL,
+    ),
+)
+
+CLOUD_SIGN_IN_EVENTS = EventTable(
+    "CloudSignInEvents",
+    "Interactive and non-interactive sign-ins to Okta and Microsoft Entra ID.",
+    (
+        _c("Timestamp", "TIMESTAMPTZ", "when the sign-in happened (UTC)"),
+        _c("Provider", "VARCHAR", "okta or entra"),
+        _c("ActionType", "VARCHAR", "LogonSuccess or LogonFailed"),
+        _c("Application", "VARCHAR", "the application signed in to"),
+        _c("ErrorCode", "VARCHAR", "the provider's error code (0 or empty when it succeeded)"),
+        _c("FailureReason", "VARCHAR", "why it failed, in words"),
+        _c("AccountUpn", "VARCHAR", "UPN or login"),
+        _c("AccountObjectId", "VARCHAR", "the provider's id of the account"),
+        _c("AccountDisplayName", "VARCHAR", "display name"),
+        _c("IPAddress", "VARCHAR", "the client's IP address"),
+        _c("Country", "VARCHAR", "the client's country, when known"),
+        _c("City", "VARCHAR", "the client's city, when known"),
+        _c("UserAgent", "VARCHAR", "the client's user agent"),
+        _c("ClientAppUsed", "VARCHAR", "Browser, Mobile Apps, Exchange ActiveSync, ..."),
+        _c("RiskLevelDuringSignIn", "VARCHAR", "none, low, medium, high"),
+        _c("ConditionalAccessStatus", "VARCHAR", "success, failure, notApplied"),
+        _c("CorrelationId", "VARCHAR", "the provider's correlation or transaction id"),
+        *_TAIL,
+    ),
+)
+
+IDENTITY_INFO = EventTable(
+    "IdentityInfo",
+    "One row per account per provider, the latest seen: who the account is and whether it is enabled.",
+    (
+        _c("Timestamp", "TIMESTAMPTZ", "when this row was last updated (UTC)"),
+        _c("Provider", "VARCHAR", "ad, entra or okta"),
+        _c("AccountObjectId", "VARCHAR", "the provider's immutable id"),
+        _c("AccountUpn", "VARCHAR", "UPN or login"),
+        _c("AccountName", "VARCHAR", "sAMAccountName or login"),
+        _c("AccountDomain", "VARCHAR", "domain"),
+        _c("OnPremSid", "VARCHAR", "on-premises SID"),
+        _c("AccountDisplayName", "VARCHAR", "display name"),
+        _c("IsAccountEnabled", "BOOLEAN", "enabled, as last seen (NULL: unknown)"),
+        _c("AdditionalFields", "VARCHAR", "other details as JSON text"),
+    ),
+)
+
+EVENT_TABLES: tuple[EventTable, ...] = (
+    IDENTITY_LOGON_EVENTS,
+    IDENTITY_DIRECTORY_EVENTS,
+    CLOUD_SIGN_IN_EVENTS,
+    IDENTITY_INFO,
+)
+TABLES_BY_NAME = {t.name: t for t in EVENT_TABLES}
+
+# Bookkeeping lives in its own schema, beside the events, so a cursor moves in the same
+# transaction as the rows it covers: a crash leaves both or neither.
+META_DDL = (
+    "CREATE SCHEMA IF NOT EXISTS clampdown_meta",
+    "CREATE TABLE IF NOT EXISTS clampdown_meta.cursors (source VARCHAR PRIMARY KEY, position VARCHAR,"
+    " updated_at TIMESTAMPTZ)",
+    "CREATE SEQUENCE IF NOT EXISTS clampdown_meta.ids",
+    "CREATE TABLE IF NOT EXISTS clampdown_meta.saved_queries (id BIGINT PRIMARY KEY, name VARCHAR UNIQUE,"
+    " query VARCHAR, owner VARCHAR, description VARCHAR, created_at TIMESTAMPTZ)",
+    "CREATE TABLE IF NOT EXISTS clampdown_meta.rules (id BIGINT PRIMARY KEY, name VARCHAR UNIQUE,"
+    " query VARCHAR, owner VARCHAR, interval_seconds DOUBLE, action_type VARCHAR, account_column VARCHAR,"
+    " enabled BOOLEAN, last_run_at TIMESTAMPTZ, created_at TIMESTAMPTZ)",
+    "CREATE TABLE IF NOT EXISTS clampdown_meta.alerts (id BIGINT PRIMARY KEY, rule_id BIGINT,"
+    " row_hash VARCHAR, row_json VARCHAR, account VARCHAR, batch_id VARCHAR, raised_at TIMESTAMPTZ,"
+    " UNIQUE (rule_id, row_hash))",
+)

@@ -1,0 +1,188 @@
+"""The event store: one DuckDB file, opened per unit of work so a CLI ingest can share it with a server.
+
+Every connection is opened with the filesystem closed (`enable_external_access=false`) and the
+configuration locked, so no query can read a file, attach a database or lift a limit. Rows and
+the cursor of the source they came from are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa  # type: ignore[import-untyped]
+
+from clampdown.errors import StoreUnavailable
+from clampdown.hunting.schema import EVENT_TABLES, IDENTITY_INFO, META_DDL, TABLES_BY_NAME
+from clampdown.hunting.settings import HuntingSettings
+
+LOCK_WAIT_SECONDS = 20.0
+
+Row = dict[str, Any]
+
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "BOOLEAN": pa.bool_(),
+    "DOUBLE": pa.float64(),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows for some tables, and where each source stands once they are stored."""
+
+    rows: Mapping[str, Sequence[Row]]
+    positions: Mapping[str, str]
+
+
+def _connection_config(settings: HuntingSettings) -> dict[str, Any]:
+    return {
+        "enable_external_access": False,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "allow_community_extensions": False,
+        "memory_limit": settings.memory_limit,
+        "threads": settings.threads,
+    }
+
+
+def _arrow(table_name: str, rows: Sequence[Row]) -> pa.Table:
+    table = TABLES_BY_NAME[table_name]
+    arrays = {}
+    for column in table.columns:
+        values = [row.get(column.name) for row in rows]
+        if column.name == "AdditionalFields":
+            values = [v if v is None or isinstance(v, str) else json.dumps(v, default=str) for v in values]
+        arrays[column.name] = pa.array(values, type=_ARROW_TYPES[column.type])
+    return pa.table(arrays)
+
+
+class EventStore:
+    """The DuckDB event file; thread-safe, one writer at a time within a process."""
+
+    def __init__(self, path: Path, settings: HuntingSettings) -> None:
+        self.path = path
+        self.settings = settings
+        self._write_lock = threading.Lock()
+        self._initialized = False
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the file, waiting while another process holds it."""
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), config=_connection_config(self.settings))
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise StoreUnavailable(f"cannot open the event store {self.path}: {exc}") from None
+                time.sleep(0.1)
+        try:
+            # Locked after the time zone is set (an extension setting, unknown at connect time);
+            # connections that join an open instance find it locked already.
+            locked = con.execute("SELECT current_setting('lock_configuration')").fetchone()
+            if not (locked and locked[0]):
+                con.execute("SET TimeZone = 'UTC'")
+                con.execute("SET lock_configuration = true")
+            if not self._initialized:
+                self._create_tables(con)
+            yield con
+        finally:
+            con.close()
+
+    def _create_tables(self, con: duckdb.DuckDBPyConnection) -> None:
+        for table in EVENT_TABLES:
+            con.execute(table.ddl())
+        for statement in META_DDL:
+            con.execute(statement)
+        self._initialized = True
+
+    def initialize(self) -> None:
+        """Create the file and its tables if they do not exist."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.connect():
+            pass
+
+    def cursor(self, source: str) -> str | None:
+        """Where `source` stopped: the position stored with its last batch."""
+        with self.connect() as con:
+            found = con.execute(
+                "SELECT position FROM clampdown_meta.cursors WHERE source = ?", [source]
+            ).fetchone()
+        return None if found is None else found[0]
+
+    def cursors(self, prefix: str = "") -> dict[str, str]:
+        """Every source whose name starts with `prefix`, and its position."""
+        with self.connect() as con:
+            found = con.execute(
+                "SELECT source, position FROM clampdown_meta.cursors WHERE starts_with(source, ?)", [prefix]
+            ).fetchall()
+        return {str(s): str(p) for s, p in found}
+
+    def append(self, batch: Batch) -> int:
+        """Store a batch and move its sources' cursors in one transaction; rows whose ReportId is
+        already stored are skipped, so a page read twice adds nothing. Returns rows added."""
+        added = 0
+        with self._write_lock, self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for table_name, rows in batch.rows.items():
+                    if rows:
+                        added += self._insert_new(con, table_name, rows)
+                for source, position in batch.positions.items():
+                    con.execute(
+                        "INSERT INTO clampdown_meta.cursors VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE"
+                        " SET position = excluded.position, updated_at = excluded.updated_at",
+                        [source, position, datetime.now(UTC)],
+                    )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return added
+
+    def _insert_new(self, con: duckdb.DuckDBPyConnection, table_name: str, rows: Sequence[Row]) -> int:
+        incoming = _arrow(table_name, rows)
+        con.register("incoming", incoming)
+        try:
+            if table_name == IDENTITY_INFO.name:
+                # One row per account per provider: the newest replaces the old.
+                con.execute(
+                    'DELETE FROM "IdentityInfo" USING incoming'
+                    ' WHERE "IdentityInfo"."Provider" = incoming."Provider"'
+                    ' AND "IdentityInfo"."AccountObjectId" = incoming."AccountObjectId"'
+                )
+                con.execute(
+                    'INSERT INTO "IdentityInfo" SELECT DISTINCT ON ("Provider", "AccountObjectId") *'
+                    ' FROM incoming ORDER BY "Timestamp" DESC'
+                )
+                return len(rows)
+            # The Timestamp bound keeps the duplicate check to the recent part of the table.
+            found = con.execute(
+                f'INSERT INTO "{table_name}" SELECT DISTINCT ON ("ReportId") * FROM incoming i'
+                f' WHERE NOT EXISTS (SELECT 1 FROM "{table_name}" t WHERE t."ReportId" = i."ReportId"'
+                f' AND t."Timestamp" >= (SELECT min("Timestamp") FROM incoming))'
+            ).fetchone()
+            return int(found[0]) if found else 0
+        finally:
+            con.unregister("incoming")
+
+    def count(self, table_name: str) -> int:
+        """Rows in one event table."""
+        if table_name not in TABLES_BY_NAME:
+            raise KeyError(table_name)
+        with self.connect() as con:
+            found = con.execute(f'SELECT count(*) FROM "{table_name}"').fetchone()
+        return int(found[0]) if found else 0
