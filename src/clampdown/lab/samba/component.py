@@ -105,7 +105,8 @@ def run_script(name: str, samba_dir: Path, **env: str) -> str:
 
 def start_samba(samba_dir: Path) -> SambaLab:
     """Install (if needed), provision (once), start (or reuse) the DC and delegate the action account."""
-    run_script("samba-up.sh", samba_dir)
+    # samba stops by itself after this long (a safety net for CI): half a day covers a lab session.
+    run_script("samba-up.sh", samba_dir, SAMBA_MAX_RUNTIME=os.environ.get("SAMBA_MAX_RUNTIME", "43200"))
     run_script("setup_delegation.sh", samba_dir)
     return SambaLab(samba_dir)
 
