@@ -20,6 +20,7 @@ from clampdown.engine.worker import Worker
 from clampdown.errors import ClampdownError, ConfigError
 from clampdown.services.runtime import Runtime, open_runtime, ping_database
 from clampdown.store.database import is_sqlite
+from clampdown.web import mount_console
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(actions.router)
     app.include_router(people.router)
     app.include_router(session.router)
+    mount_console(app)
     app.include_router(sso.router)
 
     @app.get("/healthz", tags=["health"])

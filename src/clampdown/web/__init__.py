@@ -1,0 +1,26 @@
+"""The web console: server-rendered pages, drawers and dialogs over the same services as the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def mount_console(app: FastAPI) -> None:
+    """Serve the console's pages at / and its assets at /static (nothing from a CDN)."""
+    from clampdown.web import action_center, people_pages, session_pages
+    from clampdown.web.access import SignInRequired, sign_in_redirect
+
+    async def to_sign_in(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInRequired)
+        return sign_in_redirect(exc)
+
+    app.add_exception_handler(SignInRequired, to_sign_in)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for module in (session_pages, people_pages, action_center):
+        app.include_router(module.router)

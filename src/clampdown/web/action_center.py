@@ -1,0 +1,213 @@
+"""The action center: Pending and History tabs, filters, batches with progress, the detail drawer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import HTMLResponse
+
+from clampdown import catalog
+from clampdown.api.auth import runtime
+from clampdown.auth.principal import Principal
+from clampdown.catalog import get_action
+from clampdown.errors import ClampdownError
+from clampdown.model import Action, ActionStatus
+from clampdown.store.actions import ActionFilter
+from clampdown.web.access import Viewer, viewer
+from clampdown.web.templating import PROVIDER_TITLES, render, render_problem
+
+router = APIRouter(include_in_schema=False)
+ViewerDep = Annotated[Viewer, Depends(viewer)]
+PAGE_SIZE = 100
+PENDING = (ActionStatus.QUEUED, ActionStatus.RUNNING)
+HISTORY = (ActionStatus.COMPLETED, ActionStatus.FAILED, ActionStatus.CANCELLED)
+PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
+           "30d": timedelta(days=30)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The action center's filters, as the query string carries them."""
+
+    tab: str = "pending"
+    status: str = ""
+    type: str = ""
+    provider: str = ""
+    requested_by: str = ""
+    target: str = ""
+    batch: str = ""
+    since: str = ""
+    before: int | None = None
+
+    def query(self, **changes: object) -> str:
+        """This filter set as a query string, with some fields changed (empty ones left out)."""
+        values = {**self.__dict__, **changes}
+        return urlencode({k: v for k, v in values.items() if v not in ("", None)})
+
+    def export_query(self) -> str:
+        """The same filters for /api/v1/actions/export."""
+        flt = {"type": self.type, "provider": self.provider, "requested_by": self.requested_by,
+               "target": self.target, "batch": self.batch}  # fmt: skip
+        pairs = [(k, v) for k, v in flt.items() if v]
+        pairs += [("status", s.value) for s in self.statuses()]
+        return urlencode([("format", "csv"), *pairs])
+
+    def statuses(self) -> tuple[ActionStatus, ...]:
+        in_tab = PENDING if self.tab == "pending" else HISTORY
+        if self.status in {s.value for s in in_tab}:
+            return (ActionStatus(self.status),)
+        return in_tab
+
+    def to_store(self) -> ActionFilter:
+        return ActionFilter(
+            statuses=self.statuses(),
+            type=self.type or None,
+            provider=self.provider or None,
+            target=self.target or None,
+            requested_by=self.requested_by or None,
+            batch_id=self.batch or None,
+        )
+
+
+def _filters(
+    tab: Annotated[str, Query(pattern="^(pending|history)$")] = "pending",
+    status: Annotated[str, Query(max_length=16)] = "",
+    type: Annotated[str, Query(max_length=64)] = "",
+    provider: Annotated[str, Query(max_length=32)] = "",
+    requested_by: Annotated[str, Query(max_length=256)] = "",
+    target: Annotated[str, Query(max_length=512)] = "",
+    batch: Annotated[str, Query(max_length=64)] = "",
+    since: Annotated[str, Query(max_length=8)] = "",
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> Filters:
+    if type and type not in {d.id for d in catalog.all_actions()}:
+        type = ""
+    return Filters(tab, status, type, provider, requested_by, target, batch,
+                   since if since in PERIODS else "", before)  # fmt: skip
+
+
+FiltersDep = Annotated[Filters, Depends(_filters)]
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    batch_id: str
+    title: str
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return sum(n for s, n in self.counts.items() if ActionStatus(s).is_final)
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 100
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    action: Action
+    title: str
+    may_undo: bool
+    may_cancel: bool
+
+
+def _row(action: Action, principal: Principal) -> ActionRow:
+    definition = get_action(action.type)
+    may_run = principal.may_run(definition)
+    inverse = get_action(definition.inverse) if definition.inverse else None
+    may_undo = (
+        inverse is not None
+        and may_run
+        and principal.may_run(inverse)
+        and action.status is ActionStatus.COMPLETED
+        and action.changed is not False
+    )
+    return ActionRow(action, definition.title, may_undo, may_run and action.status is ActionStatus.QUEUED)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What the live part of the page shows."""
+
+    filters: Filters
+    rows: list[ActionRow]
+    batches: list[BatchProgress]
+    pending_count: int
+    older: int | None
+
+
+async def _listing(request: Request, who: Viewer, filters: Filters) -> Listing:
+    rt = runtime(request)
+    flt = filters.to_store()
+    if filters.since:
+        flt = ActionFilter(**{**flt.__dict__, "since": rt.actions.clock.now() - PERIODS[filters.since]})
+    found = await rt.actions.list_actions(flt, who.principal, limit=PAGE_SIZE, before_id=filters.before)
+    batches = []
+    for batch_id in dict.fromkeys(a.batch_id for a in found if a.batch_id):
+        counts = await rt.store.count_by_status(ActionFilter(batch_id=batch_id))
+        title = next(get_action(a.type).title for a in found if a.batch_id == batch_id)
+        batches.append(BatchProgress(batch_id, title, {s.value: n for s, n in counts.items()}))
+    pending = await rt.store.count_by_status(ActionFilter(statuses=PENDING))
+    return Listing(
+        filters=filters,
+        rows=[_row(a, who.principal) for a in found],
+        batches=batches[:5],
+        pending_count=sum(pending.values()),
+        older=found[-1].id if len(found) == PAGE_SIZE else None,
+    )
+
+
+@router.get("/actions", response_class=HTMLResponse)
+async def action_center_page(request: Request, who: ViewerDep, filters: FiltersDep) -> HTMLResponse:
+    """The whole page; its table refreshes itself from /actions/rows."""
+    try:
+        listing = await _listing(request, who, filters)
+    except ClampdownError as exc:
+        return render_problem(request, who, exc)
+    return render(
+        request,
+        "actions.html",
+        who,
+        listing=listing,
+        filters=filters,
+        action_types=list(catalog.all_actions()),
+        providers=PROVIDER_TITLES,
+        periods=list(PERIODS),
+    )
+
+
+@router.get("/actions/rows", response_class=HTMLResponse)
+async def action_rows(request: Request, who: ViewerDep, filters: FiltersDep) -> HTMLResponse:
+    """The live part of the page (batches and rows), polled by the page script."""
+    try:
+        listing = await _listing(request, who, filters)
+    except ClampdownError as exc:
+        return render_problem(request, who, exc, fragment=True)
+    return render(request, "action_rows.html", who, listing=listing, filters=filters)
+
+
+@router.get("/actions/{action_id}/panel", response_class=HTMLResponse)
+async def action_panel(
+    request: Request, who: ViewerDep, action_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
+) -> HTMLResponse:
+    """The detail drawer: every field of the action, its attempts and errors, undo or cancel."""
+    rt = runtime(request)
+    try:
+        action = await rt.actions.get(action_id, who.principal)
+        undo = await rt.store.find_undo(action_id)
+    except ClampdownError as exc:
+        return render_problem(request, who, exc, fragment=True)
+    definition = get_action(action.type)
+    return render(
+        request, "action_panel.html", who, row=_row(action, who.principal), definition=definition,
+        undo=undo,
+    )  # fmt: skip

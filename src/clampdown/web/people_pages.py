@@ -1,0 +1,92 @@
+"""User search, the user page and the user side panel (the same essentials, as a drawer fragment)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+
+from clampdown.api.auth import runtime
+from clampdown.auth.permissions import RESPONSE_READ
+from clampdown.auth.principal import require_permission
+from clampdown.errors import ClampdownError, NotFound
+from clampdown.model import Action
+from clampdown.services.people import Person, find_person
+from clampdown.store.actions import ActionFilter
+from clampdown.web.access import Viewer, viewer
+from clampdown.web.person_view import PersonView, person_view
+from clampdown.web.templating import render, render_problem
+
+router = APIRouter(include_in_schema=False)
+ViewerDep = Annotated[Viewer, Depends(viewer)]
+RECENT_ACTIONS = 15
+
+
+async def _recent_actions(request: Request, person: Person, who: Viewer) -> list[Action]:
+    """This person's newest actions in the action center, over all their accounts."""
+    service = runtime(request).actions
+    found: dict[int, Action] = {}
+    for linked in person.accounts:
+        flt = ActionFilter(target=linked.account.id)
+        for action in await service.list_actions(flt, who.principal, limit=RECENT_ACTIONS):
+            found[action.id] = action
+    return sorted(found.values(), key=lambda a: a.id, reverse=True)[:RECENT_ACTIONS]
+
+
+async def load_person(request: Request, reference: str, who: Viewer) -> PersonView:
+    """The person across every provider, with what this viewer may do to each account."""
+    require_permission(who.principal, RESPONSE_READ, "look up users")
+    person = await find_person(runtime(request).connectors, reference, who.principal)
+    return person_view(person, await _recent_actions(request, person, who))
+
+
+@router.get("/users", response_class=HTMLResponse)
+async def user_search(
+    request: Request, who: ViewerDep, query: Annotated[str, Query(max_length=512)] = ""
+) -> HTMLResponse:
+    """Find a person by name, UPN, email or id; results open in the side panel or their page."""
+    results: list[PersonView] = []
+    problem = None
+    if query.strip():
+        try:
+            results = [await load_person(request, query, who)]
+        except NotFound:
+            results = []
+        except ClampdownError as exc:
+            problem = exc.message
+    recent = await _recent_targets(request, who)
+    return render(
+        request, "users.html", who, query=query, results=results, problem=problem, recent=recent
+    )
+
+
+async def _recent_targets(request: Request, who: Viewer) -> list[Action]:
+    """People acted on lately, one line each, so the search page is also a list to work from."""
+    if not who.may_read_actions:
+        return []
+    seen: dict[str, Action] = {}
+    for action in await runtime(request).actions.list_actions(ActionFilter(), who.principal, limit=100):
+        key = action.account.name if action.account else action.target
+        seen.setdefault(key, action)
+    return list(seen.values())[:10]
+
+
+@router.get("/users/{reference}", response_class=HTMLResponse)
+async def user_page(reference: str, request: Request, who: ViewerDep) -> HTMLResponse:
+    """One person: every account's status, risk, sign-ins, groups, actions and their history."""
+    try:
+        person = await load_person(request, reference, who)
+    except ClampdownError as exc:
+        return render_problem(request, who, exc)
+    return render(request, "user.html", who, person=person)
+
+
+@router.get("/users/{reference}/panel", response_class=HTMLResponse)
+async def user_panel(reference: str, request: Request, who: ViewerDep) -> HTMLResponse:
+    """The side panel's content: the same essentials and actions, without leaving the list."""
+    try:
+        person = await load_person(request, reference, who)
+    except ClampdownError as exc:
+        return render_problem(request, who, exc, fragment=True)
+    return render(request, "user_panel.html", who, person=person)

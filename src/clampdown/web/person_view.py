@@ -1,0 +1,149 @@
+"""What the user page and the side panel show of a person: one card per account, read for people."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from clampdown.catalog import ActionDefinition
+from clampdown.model import AccountState, Action
+from clampdown.services.people import LinkedAccount, Person
+from clampdown.web.templating import provider_title
+
+# State values shown in their own places on the card, so not again in the details table.
+_SHOWN_ELSEWHERE = {"groups", "group_dns", "flags", "riskLevel", "riskState", "last_logon_at"}
+
+
+@dataclass(frozen=True)
+class Badge:
+    """A short status word; `tone` picks its colour (ok, bad, warn, info)."""
+
+    text: str
+    tone: str
+
+
+@dataclass(frozen=True)
+class ActionChoice:
+    """One entry of an account's actions menu; everything the confirmation needs to name."""
+
+    id: str
+    title: str
+    description: str
+    warning: str | None
+    account_id: str
+    account_name: str
+    provider: str
+
+    @property
+    def provider_title(self) -> str:
+        return provider_title(self.provider)
+
+
+@dataclass(frozen=True)
+class AccountView:
+    provider: str
+    account_id: str
+    name: str
+    badges: list[Badge]
+    risk: str | None
+    last_sign_in: str | None
+    groups: list[str]
+    details: list[tuple[str, str]]
+    state_error: str | None
+    actions: list[ActionChoice] = field(default_factory=list)
+
+    @property
+    def provider_title(self) -> str:
+        return provider_title(self.provider)
+
+
+@dataclass(frozen=True)
+class PersonView:
+    reference: str
+    title: str
+    accounts: list[AccountView]
+    unreachable: dict[str, str]
+    recent_actions: list[Action]
+
+    @property
+    def any_actions(self) -> bool:
+        return any(a.actions for a in self.accounts)
+
+
+def _badges(provider: str, state: AccountState) -> list[Badge]:
+    values = state.values
+    badges: list[Badge] = []
+    if provider == "okta" and state.status:
+        tone = "ok" if state.status == "ACTIVE" else "bad" if not state.enabled else "warn"
+        badges.append(Badge(state.status.replace("_", " ").lower(), tone))
+    elif state.enabled is not None:
+        badges.append(Badge("enabled", "ok") if state.enabled else Badge("disabled", "bad"))
+    if values.get("locked_out"):
+        badges.append(Badge("locked out", "bad"))
+    if values.get("must_change_password"):
+        badges.append(Badge("must change password", "warn"))
+    if values.get("password_expired"):
+        badges.append(Badge("password expired", "warn"))
+    return badges
+
+
+def _text(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    if value is None:
+        return "—"
+    return str(value)
+
+
+def _choices(linked: LinkedAccount) -> list[ActionChoice]:
+    account = linked.account
+    return [
+        ActionChoice(d.id, d.title, d.description, d.warning, account.id, account.name, d.provider)
+        for d in linked.actions
+        if _applies(d, linked.state)
+    ]
+
+
+def _applies(definition: ActionDefinition, state: AccountState | None) -> bool:
+    """Offer an action only where it would change something; an unknown state offers everything."""
+    if state is None or state.enabled is None:
+        return True
+    method = definition.method
+    if definition.provider == "okta":
+        okta_rules = {
+            "suspend_user": state.status == "ACTIVE",
+            "unsuspend_user": state.status == "SUSPENDED",
+            "deactivate_user": state.status != "DEPROVISIONED",
+        }
+        return okta_rules.get(method, True)
+    if method in ("enable_user", "unsuspend_user"):
+        return not state.enabled
+    if method in ("disable_user", "suspend_user"):
+        return state.enabled
+    return True
+
+
+def account_view(linked: LinkedAccount) -> AccountView:
+    """One account's card: status words, risk, last sign-in, groups, then every other value."""
+    state = linked.state
+    values = state.values if state else {}
+    groups = values.get("groups")
+    risk = values.get("riskLevel")
+    return AccountView(
+        provider=linked.account.provider,
+        account_id=linked.account.id,
+        name=linked.account.name,
+        badges=_badges(linked.account.provider, state) if state else [],
+        risk=str(risk) if risk else None,
+        last_sign_in=str(values["last_logon_at"]) if values.get("last_logon_at") else None,
+        groups=[str(g) for g in groups] if isinstance(groups, list) else [],
+        details=[(k, _text(v)) for k, v in values.items() if k not in _SHOWN_ELSEWHERE],
+        state_error=linked.state_error,
+        actions=_choices(linked),
+    )
+
+
+def person_view(person: Person, recent_actions: list[Action]) -> PersonView:
+    """The person as the console shows them; titled by the first account's name."""
+    accounts = [account_view(la) for la in person.accounts]
+    title = accounts[0].name if accounts else person.reference
+    return PersonView(person.reference, title, accounts, person.unreachable, recent_actions)

@@ -1,0 +1,33 @@
+"""The sign-in page and the console's front door."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from clampdown.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _safe_next(next_url: str) -> str:
+    """Only a path on this site: never an open redirect to another origin."""
+    if next_url.startswith("/") and not next_url.startswith("//") and "\\" not in next_url:
+        return next_url
+    return "/users"
+
+
+@router.get("/", response_class=RedirectResponse)
+async def front_door() -> RedirectResponse:
+    """The console starts at user search."""
+    return RedirectResponse("/users", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def sign_in_page(
+    request: Request, next: Annotated[str, Query(max_length=1024)] = "/users"
+) -> HTMLResponse:
+    """Local account sign-in; the form posts to /api/v1/session, which sets the session cookie."""
+    return render(request, "login.html", None, next_url=_safe_next(next))

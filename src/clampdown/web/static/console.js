@@ -1,0 +1,256 @@
+// Clampdown console: a little progressive enhancement over server-rendered pages.
+// Every change goes through the JSON API with the session cookie and the X-CSRF-Token header;
+// the server checks every permission again.
+"use strict";
+(() => {
+  const $ = (selector, root = document) => root.querySelector(selector);
+  const csrfToken = () => $('meta[name="csrf-token"]')?.content || "";
+
+  function newKey() {
+    if (window.crypto?.randomUUID) return crypto.randomUUID();
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  async function api(method, url, body, headers = {}) {
+    const sent = { Accept: "application/json", ...headers };
+    if (method !== "GET") sent["X-CSRF-Token"] = csrfToken();
+    if (body !== undefined) sent["Content-Type"] = "application/json";
+    const response = await fetch(url, {
+      method, headers: sent, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+    if (response.status === 401) { location.assign("/login?next=" + encodeURIComponent(location.pathname)); }
+    if (!response.ok) throw new Error(data?.error?.message || `the server answered ${response.status}`);
+    return data;
+  }
+
+  async function fragment(url) {
+    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+    if (response.redirected && new URL(response.url).pathname === "/login") {
+      location.assign(response.url);
+      throw new Error("signed out");
+    }
+    return response.text();
+  }
+
+  let toastTimer = 0;
+  function toast(message, tone = "info") {
+    const box = $("#toast");
+    if (!box) return;
+    box.textContent = message;
+    box.className = `toast ${tone}`;
+    box.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { box.hidden = true; }, 6000);
+  }
+
+  // --- sign in / out -------------------------------------------------------------------
+  const signInForm = $("#sign-in-form");
+  signInForm?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = $("#sign-in-error");
+    error.textContent = "";
+    try {
+      await api("POST", "/api/v1/session", {
+        username: signInForm.username.value, password: signInForm.password.value,
+      });
+      location.assign(signInForm.dataset.next || "/users");
+    } catch (exc) {
+      error.textContent = exc.message;
+      signInForm.password.select();
+    }
+  });
+
+  async function signOut() {
+    await fetch("/api/v1/session", { method: "DELETE", credentials: "same-origin", headers: { "X-CSRF-Token": csrfToken() } });
+    location.assign("/login");
+  }
+
+  // --- the drawer (side panel) ---------------------------------------------------------
+  const drawer = $("#drawer");
+  const backdrop = $(".drawer-backdrop");
+  let drawerUrl = null;
+  let drawerOpener = null;
+
+  async function loadDrawer(url) {
+    const body = $("#drawer-body");
+    const html = await fragment(url);
+    if (drawerUrl !== url) return;
+    body.innerHTML = html;
+    const titled = $("[data-panel-title]", body);
+    if (titled) $("#drawer-title").textContent = titled.dataset.panelTitle;
+    if ($('[data-poll-until-final="yes"]', body)) setTimeout(() => { if (drawerUrl === url) loadDrawer(url); }, 1500);
+  }
+
+  async function openDrawer(url, title, opener) {
+    drawerUrl = url;
+    drawerOpener = opener;
+    $("#drawer-title").textContent = title || "Details";
+    $("#drawer-body").innerHTML = '<p class="muted">Loading…</p>';
+    drawer.hidden = false;
+    backdrop.hidden = false;
+    $(".drawer-head button", drawer).focus();
+    try { await loadDrawer(url); } catch (exc) { $("#drawer-body").textContent = exc.message; }
+  }
+
+  function closeDrawer() {
+    drawer.hidden = true;
+    backdrop.hidden = true;
+    drawerUrl = null;
+    drawerOpener?.focus();
+  }
+
+  // --- regions that show state: refreshed after an action -----------------------------
+  async function refreshPage() {
+    const regions = document.querySelectorAll("main [data-refresh-on-action]");
+    if (regions.length) {
+      const html = await fragment(location.href);
+      const fresh = new DOMParser().parseFromString(html, "text/html").querySelectorAll("main [data-refresh-on-action]");
+      regions.forEach((region, i) => { if (fresh[i]) region.replaceWith(fresh[i]); });
+    }
+    if (drawerUrl) await loadDrawer(drawerUrl);
+    for (const poller of document.querySelectorAll("[data-poll]")) await poll(poller);
+  }
+
+  async function watch(actionId) {
+    for (let i = 0; i < 120; i++) {
+      const action = await api("GET", `/api/v1/actions/${actionId}`);
+      if (["completed", "failed", "cancelled"].includes(action.status)) {
+        const what = action.error ? `${action.status}: ${action.error.message}` : action.status;
+        toast(`Action ${actionId} ${what}`, action.status === "completed" ? "ok" : "bad");
+        await refreshPage();
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
+  // --- the confirmation dialog: every action names its account and provider, asks a reason
+  const dialog = $("#action-dialog");
+  let onConfirm = null;
+
+  function confirmAction({ title, account, provider, description, warning, confirmLabel, askReason, submit }) {
+    const field = (name) => $(`[data-field="${name}"]`, dialog);
+    $("#action-dialog-title").textContent = title;
+    field("account").textContent = account;
+    field("provider").textContent = provider;
+    field("description").textContent = description || "";
+    field("warning").textContent = warning || "";
+    field("warning").hidden = !warning;
+    field("error").textContent = "";
+    field("reason-block").hidden = !askReason;
+    field("confirm").textContent = confirmLabel;
+    field("confirm").disabled = false;
+    $("#action-reason").value = "";
+    onConfirm = submit;
+    dialog.showModal();
+    (askReason ? $("#action-reason") : field("confirm")).focus();
+  }
+
+  dialog?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const reason = $("#action-reason").value.trim();
+    const error = $('[data-field="error"]', dialog);
+    if (!$('[data-field="reason-block"]', dialog).hidden && !reason) {
+      error.textContent = "Give a reason: it is recorded with the action.";
+      $("#action-reason").focus();
+      return;
+    }
+    const confirm = $('[data-field="confirm"]', dialog);
+    confirm.disabled = true;
+    try {
+      const message = await onConfirm(reason);
+      dialog.close();
+      toast(message, "ok");
+    } catch (exc) {
+      error.textContent = exc.message;
+      confirm.disabled = false;
+    }
+  });
+
+  function runAction(button) {
+    const d = button.dataset;
+    confirmAction({
+      title: d.title, account: d.account, provider: d.provider, description: d.description,
+      warning: d.warning, confirmLabel: `${d.title}`, askReason: true,
+      submit: async (reason) => {
+        const action = await api("POST", "/api/v1/actions", { type: d.type, target: d.target, reason },
+          { "Idempotency-Key": newKey() });
+        watch(action.id);
+        refreshPage();
+        return `Action ${action.id} queued: ${d.title} for ${d.account}`;
+      },
+    });
+  }
+
+  function undoAction(button) {
+    const d = button.dataset;
+    confirmAction({
+      title: d.title, account: d.account, provider: d.provider, description: d.description,
+      confirmLabel: "Undo", askReason: true,
+      submit: async (reason) => {
+        const action = await api("POST", `/api/v1/actions/${d.undoAction}/undo`, { reason });
+        watch(action.id);
+        refreshPage();
+        return `Undo queued as action ${action.id}`;
+      },
+    });
+  }
+
+  function cancelAction(button) {
+    const d = button.dataset;
+    confirmAction({
+      title: d.title, account: d.account, provider: d.provider, description: d.description,
+      confirmLabel: "Cancel the action", askReason: false,
+      submit: async () => {
+        await api("POST", `/api/v1/actions/${d.cancelAction}/cancel`);
+        refreshPage();
+        return `Action ${d.cancelAction} cancelled`;
+      },
+    });
+  }
+
+  // --- live regions: the action center table --------------------------------------------
+  async function poll(region) {
+    if (document.hidden) return;
+    try {
+      const html = await fragment(region.dataset.poll);
+      if (html !== region.dataset.lastHtml) {
+        region.innerHTML = html;
+        region.dataset.lastHtml = html;
+        const total = $("[data-pending-total]", region)?.dataset.pendingTotal;
+        const badge = $("[data-pending-count]");
+        if (badge && total !== undefined) badge.textContent = total;
+      }
+    } catch { /* the next tick tries again */ }
+  }
+
+  for (const region of document.querySelectorAll("[data-poll]")) {
+    const seconds = Number(region.dataset.pollSeconds || 3);
+    setInterval(() => poll(region), seconds * 1000);
+  }
+
+  // --- one click handler for everything ------------------------------------------------
+  document.addEventListener("click", (event) => {
+    const target = event.target.closest("button, a, [data-close-drawer]");
+    if (!target) return;
+    const d = target.dataset;
+    if ("openPanel" in d) { event.preventDefault(); openDrawer(d.openPanel, d.panelTitle, target); }
+    else if ("closeDrawer" in d) closeDrawer();
+    else if ("runAction" in d) { target.closest("details")?.removeAttribute("open"); runAction(target); }
+    else if ("undoAction" in d) undoAction(target);
+    else if ("cancelAction" in d) cancelAction(target);
+    else if ("dialogCancel" in d) dialog.close();
+    else if ("signOut" in d) signOut();
+  });
+
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && drawer && !drawer.hidden && !dialog?.open) closeDrawer();
+  });
+
+  window.clampdown = { api, openDrawer, confirmAction, watch, refreshPage, toast, newKey };
+})();

@@ -1,0 +1,54 @@
+"""The Jinja environment: templates shipped in the package, autoescaped, with the console's filters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from clampdown.api.errors import status_for
+from clampdown.errors import ClampdownError
+from clampdown.web.access import Viewer
+
+PROVIDER_TITLES = {"ad": "Active Directory", "entra": "Entra ID", "okta": "Okta"}
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def provider_title(provider: str) -> str:
+    """'ad' -> 'Active Directory'; an unknown provider keeps its name."""
+    return PROVIDER_TITLES.get(provider, provider)
+
+
+def when(value: datetime | str | None) -> str:
+    """A time in UTC to the second, the way analysts compare it with logs."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+templates.env.filters["provider_title"] = provider_title
+templates.env.filters["when"] = when
+
+
+def render(
+    request: Request, name: str, viewer: Viewer | None, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    """A page or fragment; every page knows its viewer (for the header and the CSRF meta tag)."""
+    return templates.TemplateResponse(
+        request, name, {"viewer": viewer, **context}, status_code=status_code
+    )
+
+
+def render_problem(
+    request: Request, viewer: Viewer, exc: ClampdownError, *, fragment: bool = False
+) -> HTMLResponse:
+    """An error as a page (or drawer content) with the status the API would answer."""
+    name = "problem_fragment.html" if fragment else "problem.html"
+    return render(request, name, viewer, status_code=status_for(exc), message=exc.message)
