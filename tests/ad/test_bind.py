@@ -11,7 +11,8 @@ from pydantic import SecretStr
 
 from clampdown.connectors.ad import ADConnector, ADSettings, DomainController
 from clampdown.errors import ActionAccountError, PermanentError, TransientError
-from clampdown.lab.samba import SambaLab
+from clampdown.lab.samba import SambaLab, start_samba
+from clampdown.lab.samba.component import run_script
 from tests.ad.ad_checks import context
 
 pytestmark = pytest.mark.samba
@@ -111,3 +112,18 @@ async def test_kerberos_with_a_principal_not_in_the_keytab_names_the_problem(lab
     with pytest.raises(ActionAccountError, match=r"nobody@LAB\.EXAMPLE\.TEST cannot bind .* with Kerberos"):
         await connector.check()
     await connector.aclose()
+
+
+async def test_rebinds_after_the_dc_restarts(lab: SambaLab) -> None:
+    connector = ADConnector(ADSettings.model_validate(lab.provider_config()))
+    try:
+        account = await connector.resolve_user("carol.diaz")
+        await asyncio.gather(*(connector.read_state(account) for _ in range(4)))
+        run_script("samba-down.sh", lab.samba_dir)
+        with pytest.raises(TransientError):
+            await connector.read_state(account)
+        start_samba(lab.samba_dir)
+        state = await connector.read_state(account)  # the pooled connections died with the DC
+        assert state.values["dn"] == account.attributes["dn"]
+    finally:
+        await connector.aclose()
