@@ -56,9 +56,7 @@ async def user_search(
         except ClampdownError as exc:
             problem = exc.message
     recent = await _recent_targets(request, who)
-    return render(
-        request, "users.html", who, query=query, results=results, problem=problem, recent=recent
-    )
+    return render(request, "users.html", who, query=query, results=results, problem=problem, recent=recent)
 
 
 async def _recent_targets(request: Request, who: Viewer) -> list[Action]:

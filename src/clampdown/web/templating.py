@@ -41,9 +41,7 @@ def render(
     request: Request, name: str, viewer: Viewer | None, *, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     """A page or fragment; every page knows its viewer (for the header and the CSRF meta tag)."""
-    return templates.TemplateResponse(
-        request, name, {"viewer": viewer, **context}, status_code=status_code
-    )
+    return templates.TemplateResponse(request, name, {"viewer": viewer, **context}, status_code=status_code)
 
 
 def render_problem(
