@@ -86,6 +86,20 @@ class SsoSettings(_Section):
     tls_verify_disabled_unsafe: bool = False  # only for a lab; never for a real identity provider
 
 
+class HuntingSettings(_Section):
+    """Advanced hunting: where the DuckDB event store lives, query limits, how often sources and rules run."""
+
+    events_path: Path | None = None  # default: beside a SQLite database, else beside the config file
+    query_timeout_seconds: float = Field(30.0, gt=0)
+    max_rows: int = Field(10_000, ge=1, le=1_000_000)
+    memory_limit: str = "2GB"
+    threads: int = Field(2, ge=1)
+    pull_interval_seconds: float = Field(60.0, gt=0)
+    rules_interval_seconds: float = Field(60.0, gt=0)
+    pull_page_size: int = Field(500, ge=1, le=1000)
+    scheduled: bool = True  # run API pulls and detection rules inside `clampdown serve`
+
+
 class Settings(BaseSettings):
     """The whole configuration. Provider sections are validated by their connector classes."""
 
@@ -96,6 +110,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sso: SsoSettings | None = None
+    hunting: HuntingSettings = Field(default_factory=HuntingSettings)
     log_level: str = "WARNING"
     config_path: Path | None = None
 

@@ -1,0 +1,179 @@
+"""/api/v1/hunting: run KQL or SQL hunts, keep saved queries, and act on the accounts a hunt found."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from clampdown.api.actions import ERRORS
+from clampdown.api.auth import current_principal, runtime
+from clampdown.api.schemas import ActionOut, Text
+from clampdown.auth.principal import Principal
+from clampdown.hunting.query import MAX_QUERY_LENGTH, Language, QueryResult
+from clampdown.hunting.saved import SavedQuery
+from clampdown.hunting.schema import EVENT_TABLES
+from clampdown.hunting.service import HuntingService
+
+router = APIRouter(prefix="/api/v1/hunting", tags=["hunting"], responses=ERRORS)
+CallerDep = Annotated[Principal, Depends(current_principal)]
+SavedRef = Annotated[str, Path(min_length=1, max_length=200, description="Saved query id or name")]
+
+
+def hunting(request: Request) -> HuntingService:
+    """One service per app, created on first use so the event file exists only once hunting is used."""
+    service: HuntingService | None = getattr(request.app.state, "hunting", None)
+    if service is None:
+        service = HuntingService.from_runtime(runtime(request))
+        request.app.state.hunting = service
+    return service
+
+
+HuntingDep = Annotated[HuntingService, Depends(hunting)]
+
+
+class QueryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_LENGTH, description="KQL or DuckDB SQL")
+    language: Language | None = Field(None, description="kql or sql; guessed from the text when omitted")
+    max_rows: int | None = Field(None, ge=1, le=1_000_000, description="At most the server's limit")
+
+
+class QueryOut(BaseModel):
+    language: Language
+    columns: list[str]
+    rows: list[list[Any]]
+    truncated: bool = Field(description="More rows matched than were returned")
+    elapsed_ms: float
+
+    @classmethod
+    def of(cls, result: QueryResult) -> QueryOut:
+        return cls(
+            language=result.language,
+            columns=result.columns,
+            rows=result.rows,
+            truncated=result.truncated,
+            elapsed_ms=round(result.elapsed_seconds * 1000, 3),
+        )
+
+
+class SavedQueryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(min_length=1, max_length=200)
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
+    description: Text = Field("", max_length=4000)
+
+
+class SavedQueryOut(BaseModel):
+    id: int
+    name: str
+    query: str
+    owner: str
+    description: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, saved: SavedQuery) -> SavedQueryOut:
+        return cls(**saved.__dict__)
+
+
+class ActIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
+    language: Language | None = None
+    column: Text = Field(min_length=1, max_length=200, description="The result column holding accounts")
+    action: Text = Field(max_length=64, description="Action id from the catalog, e.g. ad.disable_user")
+    reason: Text = Field(max_length=4000, description="Why; recorded with every action")
+
+
+class ActOut(BaseModel):
+    batch_id: str
+    targets: list[str]
+    actions: list[ActionOut]
+
+
+class ColumnOut(BaseModel):
+    name: str
+    type: str
+    description: str
+
+
+class TableOut(BaseModel):
+    name: str
+    description: str
+    columns: list[ColumnOut]
+
+
+@router.post("/query", response_model=QueryOut)
+async def run_hunting_query(body: QueryIn, caller: CallerDep, service: HuntingDep) -> QueryOut:
+    """Run one read-only query; errors name the line and column at fault."""
+    return QueryOut.of(await service.query(caller, body.query, body.language, body.max_rows))
+
+
+@router.get("/schema", response_model=list[TableOut])
+async def hunting_schema(caller: CallerDep, service: HuntingDep) -> list[TableOut]:
+    """The event tables and their documented columns."""
+    await service.saved(caller)  # the same right as reading queries: hunting:read
+    return [
+        TableOut(
+            name=t.name,
+            description=t.doc,
+            columns=[ColumnOut(name=c.name, type=c.type, description=c.doc) for c in t.columns],
+        )
+        for t in EVENT_TABLES
+    ]
+
+
+@router.post("/act", status_code=202, response_model=ActOut)
+async def act_on_results(
+    body: ActIn,
+    caller: CallerDep,
+    service: HuntingDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> ActOut:
+    """Run the query and queue the action on every distinct account in `column`, as one batch."""
+    done = await service.act_on_results(
+        caller, body.query, body.column, body.action, body.reason,
+        language=body.language, idempotency_key=idempotency_key,
+    )  # fmt: skip
+    return ActOut(
+        batch_id=done.bulk.batch_id,
+        targets=done.targets,
+        actions=[ActionOut.of(a) for a in done.bulk.actions],
+    )
+
+
+@router.get("/queries", response_model=list[SavedQueryOut])
+async def list_saved(caller: CallerDep, service: HuntingDep) -> list[SavedQueryOut]:
+    """Every saved query, by name."""
+    return [SavedQueryOut.of(s) for s in await service.saved(caller)]
+
+
+@router.post("/queries", status_code=201, response_model=SavedQueryOut)
+async def save(body: SavedQueryIn, caller: CallerDep, service: HuntingDep) -> SavedQueryOut:
+    """Save a query under a unique name (needs hunting:manage); it must run."""
+    return SavedQueryOut.of(await service.save(caller, body.name, body.query, body.description))
+
+
+@router.get("/queries/{ref}", response_model=SavedQueryOut)
+async def get_saved(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> SavedQueryOut:
+    """One saved query."""
+    return SavedQueryOut.of(await service.get_saved(caller, ref))
+
+
+@router.post("/queries/{ref}/run", response_model=QueryOut)
+async def run_saved(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> QueryOut:
+    """Run a saved query."""
+    saved = await service.get_saved(caller, ref)
+    return QueryOut.of(await service.query(caller, saved.query))
+
+
+@router.delete("/queries/{ref}", status_code=204)
+async def delete_saved(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> None:
+    """Delete a saved query (needs hunting:manage)."""
+    await service.delete_saved(caller, ref)

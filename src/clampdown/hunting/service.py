@@ -1,0 +1,122 @@
+"""What the API and CLI call for hunting: queries, saved queries and acting on results, under RBAC."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from clampdown.auth.permissions import HUNTING_MANAGE, HUNTING_READ
+from clampdown.auth.principal import PermissionDenied, Principal, require_permission
+from clampdown.errors import InvalidInput
+from clampdown.hunting.query import Language, QueryResult, run_query
+from clampdown.hunting.saved import (
+    SavedQuery,
+    delete_saved_query,
+    get_saved_query,
+    list_saved_queries,
+    save_query,
+)
+from clampdown.hunting.settings import events_path, hunting_settings
+from clampdown.hunting.store import EventStore
+from clampdown.services.actions import ActionService, BulkRequest, DenialRecorder
+from clampdown.services.runtime import Runtime
+
+# Two cores are shared by everything: more queries at once would only queue inside DuckDB.
+MAX_CONCURRENT_QUERIES = 2
+
+
+@dataclass(frozen=True)
+class ActOnResults:
+    """A bulk action requested from a hunt: the batch, and the distinct accounts it targets."""
+
+    bulk: BulkRequest
+    targets: list[str]
+
+
+def account_values(result: QueryResult, column: str) -> list[str]:
+    """The distinct, non-empty values of one result column, in first-seen order."""
+    if column not in result.columns:
+        raise InvalidInput(f"no column {column!r} in the results; columns: {', '.join(result.columns)}")
+    index = result.columns.index(column)
+    values = (str(row[index]).strip() for row in result.rows if row[index] not in (None, ""))
+    return list(dict.fromkeys(v for v in values if v))
+
+
+class HuntingService:
+    """Queries the event store for callers with hunting:read; saving needs hunting:manage."""
+
+    def __init__(self, store: EventStore, actions: ActionService, record_denial: DenialRecorder) -> None:
+        self.store = store
+        self.actions = actions
+        self._record_denial = record_denial
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
+
+    @classmethod
+    def from_runtime(cls, rt: Runtime) -> HuntingService:
+        """The service over the configured event store, created if missing."""
+        store = EventStore(events_path(rt.settings), hunting_settings(rt.settings))
+        store.initialize()
+        return cls(store, rt.actions, rt.auth.record_denial)
+
+    async def _allow(self, principal: Principal, permission: str, what: str) -> None:
+        try:
+            require_permission(principal, permission, what)
+        except PermissionDenied as exc:
+            await self._record_denial(principal, f"hunting.{what}", None, exc.missing)
+            raise
+
+    async def query(
+        self,
+        principal: Principal,
+        text: str,
+        language: Language | None = None,
+        max_rows: int | None = None,
+    ) -> QueryResult:
+        """Run a read-only hunting query as the principal."""
+        await self._allow(principal, HUNTING_READ, "run hunting queries")
+        async with self._slots:
+            return await asyncio.to_thread(run_query, self.store, text, language, max_rows=max_rows)
+
+    async def act_on_results(
+        self,
+        principal: Principal,
+        text: str,
+        column: str,
+        action_type: str,
+        reason: str | None,
+        *,
+        language: Language | None = None,
+        idempotency_key: str | None = None,
+    ) -> ActOnResults:
+        """Run the query and request `action_type` on every account in `column`, as one bulk batch
+        through the normal action path (RBAC, action center)."""
+        result = await self.query(principal, text, language)
+        if result.truncated:
+            raise InvalidInput(
+                f"the query returns more than {len(result.rows)} rows; narrow it before acting on it"
+            )
+        targets = account_values(result, column)
+        if not targets:
+            raise InvalidInput(f"no accounts in column {column!r}: the query returned no values there")
+        bulk = await self.actions.request_bulk(
+            action_type, targets, reason, principal, idempotency_key=idempotency_key
+        )
+        return ActOnResults(bulk, targets)
+
+    async def save(self, principal: Principal, name: str, text: str, description: str = "") -> SavedQuery:
+        """Save a query under a unique name; it is checked by translating it first."""
+        await self._allow(principal, HUNTING_MANAGE, "save hunting queries")
+        await self.query(principal, text, max_rows=1)
+        return await asyncio.to_thread(save_query, self.store, name, text, principal.username, description)
+
+    async def saved(self, principal: Principal) -> list[SavedQuery]:
+        await self._allow(principal, HUNTING_READ, "read saved queries")
+        return await asyncio.to_thread(list_saved_queries, self.store)
+
+    async def get_saved(self, principal: Principal, ref: str | int) -> SavedQuery:
+        await self._allow(principal, HUNTING_READ, "read saved queries")
+        return await asyncio.to_thread(get_saved_query, self.store, ref)
+
+    async def delete_saved(self, principal: Principal, ref: str | int) -> None:
+        await self._allow(principal, HUNTING_MANAGE, "delete saved queries")
+        await asyncio.to_thread(delete_saved_query, self.store, ref)
