@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
+from clampdown.api.actions import ERRORS
 from clampdown.api.auth import SESSION_COOKIE, runtime
 from clampdown.api.session import secure_cookies
 from clampdown.auth.oidc import PENDING_LIFETIME, OidcClient
@@ -12,7 +13,8 @@ from clampdown.auth.principal import PermissionDenied, Principal
 from clampdown.auth.service import sso_user
 from clampdown.errors import NotFound
 
-router = APIRouter(prefix="/auth/oidc", tags=["session"])
+REDIRECT: dict[int | str, dict[str, object]] = {302: {"description": "Redirect to the next step of sign-in"}}
+router = APIRouter(prefix="/auth/oidc", tags=["session"], responses={**ERRORS, **REDIRECT})
 PENDING_COOKIE = "clampdown_sso"
 
 
@@ -23,7 +25,7 @@ def _client(request: Request) -> OidcClient:
     return client
 
 
-@router.get("/login")
+@router.get("/login", status_code=302, response_class=RedirectResponse)
 async def sso_login(request: Request) -> RedirectResponse:
     """Send the browser to the identity provider."""
     url, pending = await _client(request).start()
@@ -35,7 +37,7 @@ async def sso_login(request: Request) -> RedirectResponse:
     return response
 
 
-@router.get("/callback")
+@router.get("/callback", status_code=302, response_class=RedirectResponse)
 async def sso_callback(
     request: Request, code: str | None = None, state: str | None = None
 ) -> RedirectResponse:
