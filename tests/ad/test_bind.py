@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from clampdown.connectors.ad import ADConnector, ADSettings, DomainController
+from clampdown.connectors.ad.doctor import diagnose_ad
 from clampdown.errors import ActionAccountError, PermanentError, TransientError
 from clampdown.lab.samba import SambaLab, start_samba
 from clampdown.lab.samba.component import run_script
@@ -101,6 +102,7 @@ async def test_kerberos_bind_from_keytab(lab: SambaLab) -> None:
         await connector.enable_user(account, context())
         assert (await connector.read_state(account)).enabled is True
         # Bound as the delegated account itself: outside its OU it has no rights (Samba has no WhoAmI).
+        assert (await diagnose_ad(connector)).ok  # doctor works with the Kerberos identity too
         outsider = await connector.resolve_user("olivia.other")
         with pytest.raises(ActionAccountError, match="lacks rights"):
             await connector.disable_user(outsider, context())
