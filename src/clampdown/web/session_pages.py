@@ -29,5 +29,7 @@ async def front_door() -> RedirectResponse:
 async def sign_in_page(
     request: Request, next: Annotated[str, Query(max_length=1024)] = "/users"
 ) -> HTMLResponse:
-    """Local account sign-in; the form posts to /api/v1/session, which sets the session cookie."""
-    return render(request, "login.html", None, next_url=_safe_next(next))
+    """Local account sign-in (the form posts to /api/v1/session, which sets the session cookie), and
+    single sign-on when it is configured."""
+    sso_enabled = getattr(request.app.state, "oidc", None) is not None
+    return render(request, "login.html", None, next_url=_safe_next(next), sso_enabled=sso_enabled)

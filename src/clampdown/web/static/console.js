@@ -50,6 +50,13 @@
 
   // --- sign in / out -------------------------------------------------------------------
   const signInForm = $("#sign-in-form");
+  // Back from single sign-on, the first page of the redirect chain was cross-site, so the browser
+  // kept the SameSite=Strict cookie from it; asking from this page shows whether we are signed in.
+  if (signInForm) {
+    fetch("/api/v1/me", { credentials: "same-origin" }).then((r) => {
+      if (r.ok) location.assign(signInForm.dataset.next || "/users");
+    });
+  }
   signInForm?.addEventListener("submit", async (event) => {
     event.preventDefault();
     const error = $("#sign-in-error");
