@@ -27,3 +27,6 @@ def day_evtx(tmp_path: Path) -> Path:
 @pytest.fixture
 def day_jsonl(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "winlogbeat.ndjson", security_events())
+
+
+from tests.api.conftest import server, server_factory  # noqa: E402,F401  (a real `clampdown serve`)

@@ -10,6 +10,7 @@ import typer
 from clampdown.cli.actions import act, actions_app, catalog_command
 from clampdown.cli.admin import roles_app, tokens_app, users_app
 from clampdown.cli.context import state
+from clampdown.cli.hunting import hunt, ingest_app
 from clampdown.cli.lab import lab_app
 from clampdown.cli.operations import config_app, db_app, serve, worker
 
@@ -36,6 +37,8 @@ app.command()(act)
 app.command("catalog")(catalog_command)
 app.command()(worker)
 app.command()(serve)
+app.command()(hunt)
+app.add_typer(ingest_app, name="ingest")
 app.add_typer(actions_app, name="actions")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")

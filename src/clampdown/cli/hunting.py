@@ -1,0 +1,122 @@
+"""`clampdown hunt` and `clampdown ingest ...`: hunt in the event store and feed it from files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from clampdown.auth.permissions import HUNTING_MANAGE
+from clampdown.auth.principal import require_permission
+from clampdown.cli import render
+from clampdown.cli.context import JsonOption, caller, load
+from clampdown.cli.errors import fail, run
+from clampdown.hunting.files import read_evtx, read_jsonl
+from clampdown.hunting.ingest import IngestReport, ingest_windows
+from clampdown.hunting.query import Language, QueryResult
+from clampdown.hunting.service import ActOnResults, HuntingService
+from clampdown.services.runtime import open_runtime
+
+ingest_app = typer.Typer(
+    help="Feed the hunting event store: EVTX files, Winlogbeat JSON lines.", no_args_is_help=True
+)
+
+
+def _result_table(result: QueryResult) -> Table:
+    table = Table()
+    for column in result.columns:
+        table.add_column(column)
+    for row in result.rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    return table
+
+
+def hunt(
+    query: Annotated[str, typer.Argument(help='KQL or SQL, e.g. "IdentityLogonEvents | take 10".')],
+    language: Annotated[Language | None, typer.Option(help="kql or sql (default: guessed).")] = None,
+    max_rows: Annotated[int | None, typer.Option("--max-rows", min=1, help="At most this many rows.")] = None,
+    act: Annotated[
+        str | None, typer.Option(help="Queue this action on the accounts found, e.g. ad.disable_user.")
+    ] = None,
+    column: Annotated[str | None, typer.Option(help="With --act: the column holding the accounts.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="With --act: why.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a hunting query (read-only) and print the rows; with --act, act on the accounts found."""
+    settings = load()
+    if act is not None and column is None:
+        fail("--act needs --column: the result column that holds the accounts", 2)
+
+    async def go() -> QueryResult | ActOnResults:
+        async with open_runtime(settings) as rt:
+            principal = await caller(rt)
+            service = HuntingService.from_runtime(rt)
+            if act is not None and column is not None:
+                return await service.act_on_results(principal, query, column, act, reason, language=language)
+            return await service.query(principal, query, language, max_rows)
+
+    outcome = run(go())
+    if isinstance(outcome, ActOnResults):
+        if as_json:
+            render.print_json({"batch_id": outcome.bulk.batch_id, "targets": outcome.targets,
+                               "actions": [a.id for a in outcome.bulk.actions]})  # fmt: skip
+        else:
+            render.console.print(
+                f"batch {outcome.bulk.batch_id}: {len(outcome.bulk.actions)} actions queued "
+                f"({act} on {len(outcome.targets)} accounts)"
+            )
+        return
+    if as_json:
+        render.print_json(
+            {"language": outcome.language.value, "columns": outcome.columns,
+             "rows": outcome.rows, "truncated": outcome.truncated}
+        )  # fmt: skip
+        return
+    render.console.print(_result_table(outcome))
+    more = " (cut at the row limit: narrow the query or raise --max-rows)" if outcome.truncated else ""
+    render.errors.print(f"{len(outcome.rows)} rows in {outcome.elapsed_seconds * 1000:.0f} ms{more}")
+
+
+def _ingest(paths: list[Path], kind: str, as_json: bool) -> None:
+    settings = load()
+
+    async def go() -> list[IngestReport]:
+        async with open_runtime(settings) as rt:
+            require_permission(await caller(rt), HUNTING_MANAGE, "ingest events")
+            store = HuntingService.from_runtime(rt).store
+            reports = []
+            for path in paths:
+                events = read_evtx(path) if kind == "evtx" else read_jsonl(path)
+                reports.append(await asyncio.to_thread(ingest_windows, store, events))
+            return reports
+
+    reports = run(go())
+    for path, report in zip(paths, reports, strict=True):
+        if as_json:
+            print(json.dumps({"path": str(path), **report.__dict__}))
+        else:
+            render.console.print(
+                f"{path}: {report.read} events read, {report.added} rows added, "
+                f"{report.already_stored} already stored, {report.not_kept} not kept"
+            )
+
+
+PathsArg = Annotated[
+    list[Path], typer.Argument(exists=True, dir_okay=False, readable=True, help="Files to read.")
+]
+
+
+@ingest_app.command("evtx")
+def ingest_evtx(paths: PathsArg, as_json: JsonOption = False) -> None:
+    """Ingest Windows Security EVTX files; events already stored are skipped."""
+    _ingest(paths, "evtx", as_json)
+
+
+@ingest_app.command("jsonl")
+def ingest_jsonl(paths: PathsArg, as_json: JsonOption = False) -> None:
+    """Ingest Winlogbeat JSON lines files; events already stored are skipped."""
+    _ingest(paths, "jsonl", as_json)
