@@ -30,3 +30,11 @@ def day_jsonl(tmp_path: Path) -> Path:
 
 
 from tests.api.conftest import server, server_factory  # noqa: E402,F401  (a real `clampdown serve`)
+from tests.entra.conftest import (  # noqa: E402,F401  (the Graph emulator over HTTPS)
+    client_certificate,
+    connector,
+    emulator,
+    emulator_admin,
+    graph_emulator,
+)
+from tests.okta.conftest import _server, exchanges, make_connector, org  # noqa: E402,F401  (the Okta emulator)

@@ -9,6 +9,7 @@ time limit. Errors name the line and column at fault.
 from __future__ import annotations
 
 import enum
+import json
 import re
 import threading
 import time
@@ -171,6 +172,8 @@ def run_query(
         try:
             cursor = con.execute(sql)
             columns = [d[0] for d in cursor.description or []]
+            # KQL's dynamic values (make_set, pack ...) come back as JSON text: return them as JSON.
+            json_columns = {i for i, d in enumerate(cursor.description or []) if str(d[1]) == "JSON"}
             fetched = cursor.fetchmany(limit + 1)
         except duckdb.InterruptException:
             raise QueryTimeout(f"the query ran longer than {timeout:g} seconds and was stopped") from None
@@ -182,5 +185,11 @@ def run_query(
         finally:
             timer.cancel()
             con.execute("ROLLBACK")
-    rows = [[_json_value(v) for v in row] for row in fetched[:limit]]
+    rows = [
+        [
+            json.loads(v) if i in json_columns and isinstance(v, str) else _json_value(v)
+            for i, v in enumerate(row)
+        ]
+        for row in fetched[:limit]
+    ]
     return QueryResult(lang, columns, rows, len(fetched) > limit, time.monotonic() - started, sql)

@@ -1,0 +1,102 @@
+"""Okta System Log and Entra ID sign-ins pulled from the emulators over HTTP: every event once,
+after interruptions and restarts, and hunts that find the effects of Clampdown's own actions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from clampdown.connectors.entra import EntraConnector
+from clampdown.connectors.okta import OktaConnector
+from clampdown.errors import TransientError
+from clampdown.hunting.pulls import EntraSignInSource, OktaLogSource
+from clampdown.hunting.query import run_query
+from clampdown.hunting.settings import HuntingSettings
+from clampdown.hunting.store import EventStore
+from clampdown.lab.okta_emulator.faults import Fault
+from clampdown.model import ActionContext
+from tests.okta.org import Org
+
+INJECTS_FAULTS = True  # the 5xx pages below are outside Okta's contract on purpose
+CONTEXT = ActionContext(action_id=1, reason="hunting test", requested_by="test")
+SUSPENDED = ["alice.martin", "bob.nguyen", "carol.diaz", "dave.okafor", "erin.kowalski"]
+
+
+def _distinct(store: EventStore, table: str) -> int:
+    return int(run_query(store, f"SELECT count(DISTINCT ReportId) FROM {table}").rows[0][0])
+
+
+async def test_okta_log_pull_survives_interruptions_without_gaps_or_duplicates(
+    org: Org, make_connector: Callable[..., OktaConnector], tmp_path: Path
+) -> None:
+    okta = make_connector()
+    for name in SUSPENDED:
+        account = await okta.resolve_user(f"{name}@lab.example.test")
+        await okta.suspend_user(account, CONTEXT)
+    await okta.unsuspend_user(await okta.resolve_user("alice.martin@lab.example.test"), CONTEXT)
+    total = len(org.state.logs)
+    assert total >= len(SUSPENDED) + 1
+
+    clean = EventStore(tmp_path / "clean.duckdb", HuntingSettings())
+    assert (await OktaLogSource(clean, okta.client, page_size=2).pull()).added == total
+
+    store = EventStore(tmp_path / "events.duckdb", HuntingSettings())
+    source = OktaLogSource(store, okta.client, page_size=2)
+    first = await source.pull(max_pages=1)  # the process stops after one page
+    assert first.added == 2
+    org.emulator.faults.add(Fault("status", path="/api/v1/logs", status=503, count=10))
+    with pytest.raises(TransientError):
+        await OktaLogSource(store, okta.client, page_size=2).pull()
+    org.emulator.faults.clear()
+    await OktaLogSource(store, okta.client, page_size=2).pull()  # a new process resumes
+    assert store.count("IdentityDirectoryEvents") == clean.count("IdentityDirectoryEvents") == total
+    assert _distinct(store, "IdentityDirectoryEvents") == total
+
+    # Later events arrive on the next pull, and only they.
+    await okta.suspend_user(await okta.resolve_user("grace.haddad@lab.example.test"), CONTEXT)
+    new = len(org.state.logs) - total
+    later = await OktaLogSource(store, okta.client, page_size=2).pull()
+    assert new > 0 and later.added == new and store.count("IdentityDirectoryEvents") == total + new
+
+    hunt = run_query(
+        store,
+        'IdentityDirectoryEvents | where Application == "Okta" and ActionType == "Suspend Okta user"'
+        " | summarize by TargetAccountUpn | order by TargetAccountUpn asc",
+    )
+    expected = sorted(f"{n}@lab.example.test" for n in [*SUSPENDED, "grace.haddad"])
+    assert [r[0] for r in hunt.rows] == expected
+
+
+async def test_entra_sign_in_pull_finds_sign_ins_refused_after_a_suspend(
+    connector: EntraConnector, emulator_admin: httpx.Client, tmp_path: Path
+) -> None:
+    users = ["alice.martin", "bob.nguyen", "carol.diaz", "dave.okafor"]
+    for user in users:
+        done = emulator_admin.post("/_emulator/signins", json={"user": f"{user}@lab.example.test"})
+        assert done.status_code == 200, done.text
+    for user in users[:3]:
+        await connector.suspend_user(await connector.resolve_user(f"{user}@lab.example.test"), CONTEXT)
+    for user in users:  # the attacker retries from elsewhere: the suspended accounts are refused
+        emulator_admin.post(
+            "/_emulator/signins", json={"user": f"{user}@lab.example.test", "ip_address": "198.51.100.9"}
+        )
+    total = 2 * len(users)
+
+    store = EventStore(tmp_path / "events.duckdb", HuntingSettings())
+    cut = await EntraSignInSource(store, connector.graph, page_size=3).pull(max_pages=1)
+    assert cut.added == 3 and store.cursor("entra:signins") is None  # cut short: no watermark
+    full = await EntraSignInSource(store, connector.graph, page_size=3).pull()
+    assert full.added == total - 3
+    again = await EntraSignInSource(store, connector.graph, page_size=3).pull()
+    assert again.read == total and again.added == 0  # the overlap is re-read, nothing is doubled
+    assert store.count("CloudSignInEvents") == _distinct(store, "CloudSignInEvents") == total
+
+    refused = run_query(
+        store,
+        'CloudSignInEvents | where ActionType == "LogonFailed"'
+        " | summarize Accounts = dcount(AccountUpn), Codes = make_set(ErrorCode) by IPAddress",
+    )
+    assert refused.rows == [["198.51.100.9", 3, ["50057"]]]
