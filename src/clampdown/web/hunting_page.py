@@ -1,0 +1,64 @@
+"""The advanced hunting page: a KQL or SQL editor, saved queries, results with row selection, and
+"take action" on the selected accounts as one bulk batch (the browser calls the JSON API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from clampdown import catalog
+from clampdown.api.hunting import hunting
+from clampdown.auth.permissions import HUNTING_MANAGE
+from clampdown.errors import ClampdownError
+from clampdown.hunting.schema import EVENT_TABLES
+from clampdown.web.access import Viewer, viewer
+from clampdown.web.templating import provider_title, render, render_problem
+
+router = APIRouter(include_in_schema=False)
+ViewerDep = Annotated[Viewer, Depends(viewer)]
+STARTER_QUERY = """CloudSignInEvents
+| where ActionType == "LogonFailed"
+| summarize Failures = count() by AccountUpn, Provider
+| order by Failures desc"""
+
+
+@dataclass(frozen=True)
+class BulkChoice:
+    """An action the viewer may take on the selected rows."""
+
+    id: str
+    title: str
+    provider: str
+    description: str
+    warning: str | None
+
+    @property
+    def provider_title(self) -> str:
+        return provider_title(self.provider)
+
+
+@router.get("/hunting", response_class=HTMLResponse)
+async def hunting_page(request: Request, who: ViewerDep) -> HTMLResponse:
+    """The editor with saved queries and the event tables' columns; results come from the API."""
+    try:
+        saved = await hunting(request).saved(who.principal)
+    except ClampdownError as exc:
+        return render_problem(request, who, exc)
+    choices = [
+        BulkChoice(d.id, d.title, d.provider, d.description, d.warning)
+        for d in catalog.all_actions()
+        if who.principal.may_run(d) and d.provider in request.app.state.runtime.connectors
+    ]
+    return render(
+        request,
+        "hunting.html",
+        who,
+        saved=saved,
+        tables=EVENT_TABLES,
+        choices=choices,
+        may_save=who.principal.has(HUNTING_MANAGE),
+        starter=STARTER_QUERY,
+    )

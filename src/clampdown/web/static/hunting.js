@@ -1,0 +1,145 @@
+// Advanced hunting: run a query through the API, pick rows, take one action on their accounts.
+"use strict";
+(() => {
+  const { api, confirmAction, newKey, toast } = window.clampdown;
+  const $ = (selector) => document.querySelector(selector);
+  const form = $("#hunt-form");
+  const table = $("#hunt-table");
+  const columnSelect = $("#hunt-column");
+  const actButton = $("#hunt-act");
+  const ACCOUNT_COLUMNS = ["AccountUpn", "TargetAccountUpn", "AccountName", "TargetAccountName", "AccountObjectId"];
+  let result = { columns: [], rows: [] };
+
+  const cell = (tag, text) => { const el = document.createElement(tag); el.textContent = text; return el; };
+
+  function accountIndex() { return result.columns.indexOf(columnSelect?.value); }
+
+  function selectedAccounts() {
+    const index = accountIndex();
+    const picked = [];
+    for (const box of table.querySelectorAll("tbody input[type=checkbox]:checked")) {
+      const value = result.rows[Number(box.dataset.row)][index];
+      if (value !== null && value !== "" && !picked.includes(String(value))) picked.push(String(value));
+    }
+    return picked;
+  }
+
+  function updateSelection() {
+    if (!actButton) return;
+    const accounts = selectedAccounts();
+    $("#hunt-selected").textContent = `${accounts.length} account${accounts.length === 1 ? "" : "s"} selected`;
+    actButton.disabled = accounts.length === 0;
+    actButton.textContent = accounts.length ? `Take action on ${accounts.length}` : "Take action";
+  }
+
+  function render() {
+    const index = accountIndex();
+    const head = document.createElement("tr");
+    const all = document.createElement("input");
+    all.type = "checkbox";
+    all.setAttribute("aria-label", "Select every row");
+    all.addEventListener("change", () => {
+      table.querySelectorAll("tbody input[type=checkbox]").forEach((box) => { box.checked = all.checked; });
+      updateSelection();
+    });
+    const first = document.createElement("th");
+    first.scope = "col";
+    first.append(all);
+    head.append(first, ...result.columns.map((name) => Object.assign(cell("th", name), { scope: "col" })));
+    table.tHead.replaceChildren(head);
+    const body = result.rows.map((row, r) => {
+      const tr = document.createElement("tr");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.dataset.row = r;
+      box.setAttribute("aria-label", `Select row ${r + 1}${index >= 0 ? ": " + row[index] : ""}`);
+      box.addEventListener("change", updateSelection);
+      const pick = document.createElement("td");
+      pick.append(box);
+      tr.append(pick);
+      row.forEach((value, c) => {
+        const td = document.createElement("td");
+        const text = value === null ? "" : typeof value === "object" ? JSON.stringify(value) : String(value);
+        if (c === index && text) {
+          const open = cell("button", text);
+          open.type = "button";
+          open.className = "link-button";
+          open.dataset.openPanel = `/users/${encodeURIComponent(text)}/panel`;
+          open.dataset.panelTitle = text;
+          td.append(open);
+        } else td.textContent = text;
+        tr.append(td);
+      });
+      return tr;
+    });
+    if (!body.length) {
+      const tr = document.createElement("tr");
+      const td = cell("td", "No rows.");
+      td.colSpan = result.columns.length + 1;
+      tr.append(td);
+      body.push(tr);
+    }
+    table.tBodies[0].replaceChildren(...body);
+    updateSelection();
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("#hunt-error").textContent = "";
+    $("#hunt-meta").textContent = "Running…";
+    try {
+      const language = form.language.value || undefined;
+      result = await api("POST", "/api/v1/hunting/query", { query: form.query.value, language });
+      if (columnSelect) {
+        const keep = columnSelect.value;
+        columnSelect.replaceChildren(...result.columns.map((name) => Object.assign(cell("option", name), { value: name })));
+        const preferred = [keep, ...ACCOUNT_COLUMNS].find((name) => result.columns.includes(name));
+        if (preferred) columnSelect.value = preferred;
+      }
+      $("#hunt-results").hidden = false;
+      $("#hunt-meta").textContent =
+        `${result.rows.length} row${result.rows.length === 1 ? "" : "s"}${result.truncated ? " (more matched: narrow the query)" : ""} in ${result.elapsed_ms} ms, ${result.language.toUpperCase()}`;
+      render();
+    } catch (exc) {
+      $("#hunt-meta").textContent = "";
+      $("#hunt-error").textContent = exc.message;
+    }
+  });
+
+  $("#hunt-saved").addEventListener("change", (event) => {
+    if (event.target.value) form.query.value = event.target.value;
+  });
+
+  $("#hunt-save")?.addEventListener("click", async () => {
+    const name = $("#hunt-save-name").value.trim();
+    if (!name) { $("#hunt-error").textContent = "Give the query a name to save it under."; return; }
+    try {
+      const saved = await api("POST", "/api/v1/hunting/queries", { name, query: form.query.value });
+      const option = Object.assign(cell("option", saved.name), { value: saved.query });
+      $("#hunt-saved").append(option);
+      toast(`Saved as “${saved.name}”`, "ok");
+    } catch (exc) { $("#hunt-error").textContent = exc.message; }
+  });
+
+  columnSelect?.addEventListener("change", render);
+
+  actButton?.addEventListener("click", () => {
+    const accounts = selectedAccounts();
+    const option = $("#hunt-action").selectedOptions[0];
+    const d = option.dataset;
+    const count = `${accounts.length} account${accounts.length === 1 ? "" : "s"}`;
+    confirmAction({
+      title: d.title, account: `${count} (${accounts.join(", ")})`, provider: d.provider,
+      description: d.description, warning: d.warning, askReason: true,
+      confirmLabel: `${d.title}: ${count}`,
+      submit: async (reason) => {
+        const bulk = await api("POST", "/api/v1/actions/bulk", { type: option.value, targets: accounts, reason },
+          { "Idempotency-Key": newKey() });
+        const link = Object.assign(cell("a", `Batch ${bulk.batch_id.slice(0, 8)}: follow it in the action center`),
+          { href: `/actions?tab=history&batch=${encodeURIComponent(bulk.batch_id)}` });
+        $("#hunt-meta").replaceChildren(link);
+        return `${bulk.actions.length} actions queued in ${d.provider} (batch ${bulk.batch_id.slice(0, 8)})`;
+      },
+    });
+  });
+})();
