@@ -270,3 +270,25 @@ async def test_resolve_many_users_in_batches(connector: EntraConnector, emulator
     assert isinstance(found[30], AccountNotFound)
     assert isinstance(found[31], Account) and found[31].name == "frank.li@lab.example.test"
     assert emulator.counters.batch_requests == 2  # 31 direct lookups in two $batches
+
+
+async def test_risk_reads_survive_a_tenant_refusing_the_filter(
+    connector: EntraConnector, emulator: Emulator
+) -> None:
+    # Should Graph refuse `id in (...)` on riskyUsers, the connector reads the list unfiltered.
+    emulator.faults.rules.append(
+        FaultRule(
+            method="GET",
+            path=r"^/identityProtection/riskyUsers$",
+            status=400,
+            code="BadRequest",
+            message="Invalid filter clause",
+            times=1,
+        )
+    )
+    bob = await connector.resolve_user("bob.nguyen@lab.example.test")
+    alice = await connector.resolve_user("alice.martin@lab.example.test")
+    results = await connector.perform_batch("mark_compromised", items([bob, alice], before=None))
+    assert [r.changed for r in results if not isinstance(r, Exception)] == [True, True]
+    assert connector.risk.filters_supported is False
+    assert emulator.tenant.risky[alice.id].riskState == "confirmedCompromised"

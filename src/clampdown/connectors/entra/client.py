@@ -64,6 +64,17 @@ def _throttled(reply: GraphReply) -> bool:
     return False
 
 
+def _body(response: httpx.Response) -> Any:
+    """The JSON body; a proxy's or gateway's HTML error page becomes a Graph-shaped error."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        text = " ".join(response.text.split())[:200]
+        return {"error": {"code": "NonJsonResponse", "message": f"not a Graph answer: {text}"}}
+
+
 def user_path(reference: str) -> str:
     """`/users/{id or UPN}` with the reference escaped for a path segment."""
     return "/users/" + quote(reference, safe="@")
@@ -163,9 +174,7 @@ class GraphClient:
                 pacer.completed()
             self.stats.http_requests += 1
             self.stats.statuses[response.status_code] = self.stats.statuses.get(response.status_code, 0) + 1
-            reply = GraphReply(
-                response.status_code, dict(response.headers), response.json() if response.content else None
-            )
+            reply = GraphReply(response.status_code, dict(response.headers), _body(response))
             await self.window.release(weight, started, throttled=_throttled(reply))
             if reply.status == 401 and not renewed:
                 # Expired or revoked before its time: get a fresh token once, then let 401 stand.

@@ -12,7 +12,7 @@ import jwt
 from clampdown.connectors.entra.auth import TokenSource
 from clampdown.connectors.entra.client import GraphClient, GraphReply, SubRequest, user_path
 from clampdown.connectors.entra.graph_errors import graph_error
-from clampdown.connectors.entra.risk import NO_RISK, RISKY_USERS, RiskView
+from clampdown.connectors.entra.risk import AT_RISK_STATES, NO_RISK, RISKY_USERS, RiskView
 from clampdown.connectors.entra.settings import EntraSettings
 from clampdown.errors import AccountNotFound, ActionAccountError, PermanentError, ProviderError
 from clampdown.model import Account, AccountState, ActionContext, ActionOutcome, StateValue
@@ -22,7 +22,6 @@ USER_SELECT = (
     "onPremisesSamAccountName,onPremisesSecurityIdentifier,signInSessionsValidFromDateTime"
 )
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-AT_RISK_STATES = frozenset({"atRisk", "confirmedCompromised"})
 REQUIRED_ROLES = {
     "User.Read.All": "resolve users and read their state",
     "User.EnableDisableAccount.All": "entra.suspend_user / entra.enable_user",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from clampdown.connectors.entra.client import GraphClient
@@ -12,9 +13,14 @@ from clampdown.connectors.entra.graph_errors import graph_error
 from clampdown.errors import ProviderError
 
 RISKY_USERS = "/identityProtection/riskyUsers"
+AT_RISK_STATES = frozenset({"atRisk", "confirmedCompromised"})
 AT_RISK_FILTER = "riskState eq 'atRisk' or riskState eq 'confirmedCompromised'"
 SELECT = "id,riskLevel,riskState,riskDetail"
 NO_RISK = {"riskLevel": "none", "riskState": "none"}
+
+
+def _id_in(ids: set[str]) -> Callable[[dict[str, Any]], bool]:
+    return lambda record: record.get("id") in ids
 
 
 class RiskView:
@@ -29,22 +35,30 @@ class RiskView:
         self._cache: dict[str, dict[str, Any]] | None = None
         self._read_at = 0.0
         self._lock = asyncio.Lock()
+        self.filters_supported = True
 
-    async def _list(self, params: dict[str, str]) -> dict[str, dict[str, Any]]:
+    async def _list(self, query: str, keep: Callable[[dict[str, Any]], bool]) -> dict[str, dict[str, Any]]:
+        """Records matching OData `query` ($filter). Should the tenant refuse the filter (400),
+        read the whole list once and keep what `keep` accepts, and stop sending such filters."""
+        params = {"$select": SELECT, "$top": "500"}
+        if self.filters_supported:
+            params["$filter"] = query
         found: dict[str, dict[str, Any]] = {}
         path: str | None = RISKY_USERS
-        query: dict[str, str] | None = params | {"$select": SELECT, "$top": "500"}
         while path:
-            reply = await self.graph.send("GET", path, params=query, identity_protection=True)
+            reply = await self.graph.send("GET", path, params=params, identity_protection=True)
+            if reply.status == 400 and "$filter" in params:
+                self.filters_supported = False
+                return await self._list(query, keep)
             if not reply.ok:
                 raise graph_error(
                     reply.status, reply.body, reply.headers, "read_risk", "risky users", self.client_id
                 )
-            found.update({r["id"]: r for r in reply.body.get("value", [])})
+            found.update({r["id"]: r for r in reply.body.get("value", []) if keep(r)})
             next_link = reply.body.get("@odata.nextLink")
-            # nextLink is absolute; the client's base URL already carries the version.
+            # nextLink is absolute and complete; the client's base URL already carries the version.
             path = next_link.split("/v1.0", 1)[1] if next_link else None
-            query = None
+            params = {}
         return found
 
     async def at_risk(self) -> dict[str, dict[str, Any]] | None:
@@ -54,7 +68,7 @@ class RiskView:
             if self._cache is not None and time.monotonic() - self._read_at < self.ttl_seconds:
                 return self._cache
             try:
-                self._cache = await self._list({"$filter": AT_RISK_FILTER})
+                self._cache = await self._list(AT_RISK_FILTER, lambda r: r.get("riskState") in AT_RISK_STATES)
             except ProviderError:
                 return None
             self._read_at = time.monotonic()
@@ -66,13 +80,13 @@ class RiskView:
         for start in range(0, len(user_ids), self.batch_size):
             chunk = user_ids[start : start + self.batch_size]
             ids = ",".join(f"'{i}'" for i in chunk)
-            found.update(await self._list({"$filter": f"id in ({ids})"}))
+            found.update(await self._list(f"id in ({ids})", _id_in(set(chunk))))
         return {i: found.get(i, NO_RISK) for i in user_ids}
 
     def record(self, user_id: str, level: str, state: str) -> None:
         """Keep the cached list true after our own change."""
         if self._cache is not None:
-            if state in ("atRisk", "confirmedCompromised"):
+            if state in AT_RISK_STATES:
                 self._cache[user_id] = {"id": user_id, "riskLevel": level, "riskState": state}
             else:
                 self._cache.pop(user_id, None)
