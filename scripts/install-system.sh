@@ -3,7 +3,7 @@
 # Usage: scripts/install-system.sh [lab|test]   (test adds the browser and build headers)
 set -euo pipefail
 profile="${1:-test}"
-packages=(samba samba-dsdb-modules samba-vfs-modules samba-ad-provision krb5-user libkrb5-dev python3-venv)
+packages=(samba samba-dsdb-modules samba-vfs-modules samba-ad-provision krb5-user libkrb5-dev gcc openssl python3-venv)
 if [ "$profile" = test ]; then
   packages+=(postgresql chromium)
 fi

@@ -80,6 +80,11 @@ class ActionContext:
     parameters: dict[str, StateValue] = field(default_factory=dict)
 
 
+def _is_secret(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in ("password", "secret", "token"))
+
+
 @dataclass(frozen=True)
 class ActionOutcome:
     """What a connector reports after performing an action successfully."""
@@ -96,12 +101,14 @@ class ActionOutcome:
         return cls(changed=False, message=f"Already in the requested state: {message}")
 
     def to_json(self) -> dict[str, Any]:
+        """The outcome as stored in the action center: secrets a connector returned are withheld."""
+        details = {k: ("[withheld]" if _is_secret(k) else v) for k, v in self.details.items()}
         return {
             "changed": self.changed,
             "message": self.message,
             "provider_request_id": self.provider_request_id,
             "warnings": list(self.warnings),
-            "details": dict(self.details),
+            "details": details,
         }
 
 

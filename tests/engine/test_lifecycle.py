@@ -161,3 +161,12 @@ async def test_state_before_is_kept_from_the_first_attempt(engine: AsyncEngine) 
     await store.claim_next_actions("w2", 1, later, later + timedelta(seconds=60))
     await store.record_resolutions("w2", [Resolution(action.id, 2, account, AccountState(enabled=False))])
     assert (await store.get(action.id)).state_before == AccountState(enabled=True)
+
+
+def test_secrets_in_an_outcome_are_never_stored() -> None:
+    outcome = ActionOutcome(
+        changed=True, message="reset", details={"new_password": "Tr0ub4dor&3", "dn": "CN=x"}
+    )
+    stored = outcome.to_json()
+    assert stored["details"] == {"new_password": "[withheld]", "dn": "CN=x"}
+    assert "Tr0ub4dor" not in str(stored)

@@ -10,6 +10,7 @@ import typer
 from clampdown.cli.actions import act, actions_app, catalog_command
 from clampdown.cli.admin import roles_app, tokens_app, users_app
 from clampdown.cli.context import state
+from clampdown.cli.doctor import doctor_app
 from clampdown.cli.hunting import hunt, ingest_app
 from clampdown.cli.lab import lab_app
 from clampdown.cli.operations import config_app, db_app, serve, worker
@@ -46,3 +47,4 @@ app.add_typer(lab_app, name="lab")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(roles_app, name="roles")
+app.add_typer(doctor_app, name="doctor")
