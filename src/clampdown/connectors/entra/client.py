@@ -92,7 +92,7 @@ class GraphClient:
         self.identity_protection_pacer = Pacer(settings.identity_protection_interval_seconds)
         self._identity_protection_turn = asyncio.Lock()
         self.window = AdaptiveWindow(
-            minimum=settings.batch_size,
+            minimum=1,
             maximum=settings.max_connections * settings.batch_size,
             step=settings.batch_size,
         )

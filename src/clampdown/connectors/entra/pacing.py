@@ -47,7 +47,7 @@ class Pacer:
 
 class AdaptiveWindow:
     """How many requests (a `$batch` counts its sub-requests) may be in flight: halved when Graph
-    throttles, grown by one batch per unthrottled answer (AIMD, as TCP does). Without it, every
+    throttles, grown by each unthrottled answer's size (AIMD, as TCP does). Without it, every
     task retries the moment a short Retry-After ends and most retries are throttled again."""
 
     def __init__(self, minimum: int, maximum: int, step: int) -> None:
@@ -73,5 +73,6 @@ class AdaptiveWindow:
                     self.limit = max(self.minimum, self.limit // 2)
                     self._last_cut = time.monotonic()
             else:
-                self.limit = min(self.maximum, self.limit + self.step)
+                # Grow by what just succeeded: a batch's worth after a batch, one after one request.
+                self.limit = min(self.maximum, self.limit + min(self.step, size))
             self._condition.notify_all()
