@@ -71,24 +71,26 @@ class ScratchPerson:
     entra_id: str
 
 
-def create_person(lab: WebLab) -> ScratchPerson:
+def create_person(lab: WebLab, given: str = "Wendy", surname: str = "Test") -> ScratchPerson:
     """The same person in AD (OU=Managed, in the action account's delegation), Entra ID (synced
-    from that AD account) and Okta."""
-    username = f"w-{uuid.uuid4().hex[:8]}"
-    person = DemoPerson(username, "Wendy", username, "Security", "Test user")
+    from that AD account) and Okta; a unique username given.surname.xxxxxx."""
+    suffix = uuid.uuid4().hex[:6]
+    username = f"{given}.{surname}.{suffix}".lower()[-20:]  # sAMAccountName holds 20 characters
+    surname = f"{surname} {suffix}"  # the DN is CN=<display name>: unique too
+    person = DemoPerson(username, given, surname, "Security", "Test user")
     conn = lab.samba.directory.connect()
     try:
         ids = create_user(conn, person, MANAGED_OU, PASSWORD)
     finally:
         conn.unbind()
     with lab.entra_admin() as admin:
-        seed = {"username": username, "given_name": "Wendy", "surname": username, "department": "Security",
+        seed = {"username": username, "given_name": given, "surname": surname, "department": "Security",
                 "title": "Test user", "on_premises": {k: ids[k] for k in ("objectSid", "sAMAccountName",
                                                                           "objectGUID")}}  # fmt: skip
         made = admin.post("/_emulator/people", json=[seed])
         made.raise_for_status()
         entra_id = made.json()["ids"][username]
-    profile = {"login": person.upn, "email": person.upn, "firstName": "Wendy", "lastName": username}
+    profile = {"login": person.upn, "email": person.upn, "firstName": given, "lastName": surname}
     answer = httpx.post(f"{lab.okta.url}/_emulator/users", json={"users": [profile]}, timeout=10)
     answer.raise_for_status()
     return ScratchPerson(person.upn, username, ids["dn"], answer.json()["ids"][person.upn], entra_id)

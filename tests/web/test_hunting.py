@@ -83,3 +83,10 @@ def test_hunt_and_suspend_two_accounts(
     expect(page.get_by_test_id("batch-progress")).to_have_text("2 of 2 done", timeout=30_000)
     eventually(lambda: web_lab.okta_status(person.okta_id) == "SUSPENDED")
     eventually(lambda: web_lab.okta_status(second_person.okta_id) == "SUSPENDED")
+
+    # The user page shows the person's events from the hunting store.
+    page.goto(f"{console.base}/users/{person.upn}")
+    events = page.get_by_test_id("recent-events")
+    expect(events.locator("tbody tr")).to_have_count(3)
+    expect(events).to_contain_text("LogonFailed")
+    expect(events).to_contain_text("203.0.113.66")

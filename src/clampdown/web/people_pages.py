@@ -15,6 +15,7 @@ from clampdown.model import Action
 from clampdown.services.people import Person, find_person
 from clampdown.store.actions import ActionFilter
 from clampdown.web.access import Viewer, viewer
+from clampdown.web.person_events import recent_events
 from clampdown.web.person_view import PersonView, person_view
 from clampdown.web.templating import render, render_problem
 
@@ -34,11 +35,15 @@ async def _recent_actions(request: Request, person: Person, who: Viewer) -> list
     return sorted(found.values(), key=lambda a: a.id, reverse=True)[:RECENT_ACTIONS]
 
 
-async def load_person(request: Request, reference: str, who: Viewer) -> PersonView:
-    """The person across every provider, with what this viewer may do to each account."""
+async def load_person(
+    request: Request, reference: str, who: Viewer, *, with_events: bool = False
+) -> PersonView:
+    """The person across every provider, with what this viewer may do to each account (and, for
+    the user page, their recent events from the hunting store)."""
     require_permission(who.principal, RESPONSE_READ, "look up users")
     person = await find_person(runtime(request).connectors, reference, who.principal)
-    return person_view(person, await _recent_actions(request, person, who))
+    events = await recent_events(request, person, who) if with_events else None
+    return person_view(person, await _recent_actions(request, person, who), events)
 
 
 @router.get("/users", response_class=HTMLResponse)
@@ -74,7 +79,7 @@ async def _recent_targets(request: Request, who: Viewer) -> list[Action]:
 async def user_page(reference: str, request: Request, who: ViewerDep) -> HTMLResponse:
     """One person: every account's status, risk, sign-ins, groups, actions and their history."""
     try:
-        person = await load_person(request, reference, who)
+        person = await load_person(request, reference, who, with_events=True)
     except ClampdownError as exc:
         return render_problem(request, who, exc)
     return render(request, "user.html", who, person=person)

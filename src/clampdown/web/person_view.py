@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from clampdown.catalog import ActionDefinition
 from clampdown.model import AccountState, Action
 from clampdown.services.people import LinkedAccount, Person
+from clampdown.web.person_events import RecentEvents
 from clampdown.web.templating import provider_title
 
 # State values shown in their own places on the card, so not again in the details table.
@@ -63,6 +64,7 @@ class PersonView:
     accounts: list[AccountView]
     unreachable: dict[str, str]
     recent_actions: list[Action]
+    events: RecentEvents | None = None
 
     @property
     def any_actions(self) -> bool:
@@ -142,8 +144,10 @@ def account_view(linked: LinkedAccount) -> AccountView:
     )
 
 
-def person_view(person: Person, recent_actions: list[Action]) -> PersonView:
+def person_view(
+    person: Person, recent_actions: list[Action], events: RecentEvents | None = None
+) -> PersonView:
     """The person as the console shows them; titled by the first account's name."""
     accounts = [account_view(la) for la in person.accounts]
     title = accounts[0].name if accounts else person.reference
-    return PersonView(person.reference, title, accounts, person.unreachable, recent_actions)
+    return PersonView(person.reference, title, accounts, person.unreachable, recent_actions, events)

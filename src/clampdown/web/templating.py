@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from clampdown import catalog
 from clampdown.api.errors import status_for
 from clampdown.errors import ClampdownError
 from clampdown.web.access import Viewer
@@ -33,7 +34,14 @@ def when(value: datetime | str | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def action_title(action_type: str) -> str:
+    """'ad.disable_user' -> 'Disable user in Active Directory'."""
+    return _TITLES.get(action_type, action_type)
+
+
+_TITLES = {d.id: d.title for d in catalog.all_actions()}
 templates.env.filters["provider_title"] = provider_title
+templates.env.filters["action_title"] = action_title
 templates.env.filters["when"] = when
 
 

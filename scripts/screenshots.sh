@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Regenerate docs/screenshots: every console page at 1280x800 in Chromium, on the lab (the Samba AD
+# DC under .lab, reused if running; this run's own Okta and Graph emulators and database).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CLAMPDOWN_SCREENSHOTS="$PWD/docs/screenshots"
+mkdir -p "$CLAMPDOWN_SCREENSHOTS"
+exec .venv/bin/python -m pytest tests/web/test_screenshots.py -q -p no:cacheprovider "$@"
