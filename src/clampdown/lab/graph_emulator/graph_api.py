@@ -9,7 +9,6 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -474,10 +473,6 @@ class GraphApi:
         raise GraphFault(404, "NotFound", f"The signIn with id '{match.group(1)}' was not found.")
 
 
-def parse_time(text: str) -> datetime:
-    """A DateTimeOffset as Graph writes it."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def dumps(body: Any) -> bytes:
+    """Compact JSON, as Graph sends it."""
     return json.dumps(body, separators=(",", ":")).encode()
