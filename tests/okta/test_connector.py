@@ -10,6 +10,7 @@ import pytest
 from clampdown.connectors.okta import OktaConnector
 from clampdown.connectors.okta.connector import DEACTIVATE_WARNING
 from clampdown.errors import AccountNotFound, ActionAccountError, PermanentError
+from clampdown.lab.okta_emulator import Fault
 from clampdown.model import Account, AccountState
 from tests.okta.org import CLIENT_ID, READ_ONLY_CLIENT_ID, Org, context
 
@@ -208,3 +209,21 @@ async def test_oauth_app_without_manage_scope_is_refused(
     too_much = make_connector(client_id=READ_ONLY_CLIENT_ID, private_key=org.read_only_private_key)
     with pytest.raises(ActionAccountError, match=r"okta.users.manage"):
         await too_much.check()
+
+
+async def test_suspension_stands_when_sessions_cannot_be_cleared(org: Org, connector: OktaConnector) -> None:
+    org.emulator.faults.add(Fault(kind="status", status=403, path=r".*/sessions", method="DELETE"))
+    account = await connector.resolve_user(ALICE)
+    outcome = await connector.suspend_user(account, context())
+    assert outcome.changed and org.user(ALICE).status == "SUSPENDED"
+    assert outcome.warnings and "NOT cleared" in outcome.warnings[0] and "E0000006" in outcome.warnings[0]
+    assert org.user(ALICE).sessions == 1
+
+
+async def test_suspend_during_a_deactivation_is_refused_with_the_reason(
+    org: Org, connector: OktaConnector
+) -> None:
+    account = await connector.resolve_user(BOB)
+    org.state.begin_deactivate(org.user(BOB))
+    with pytest.raises(PermanentError, match=r"ACTIVE \(transitioning to DEPROVISIONED\)"):
+        await connector.suspend_user(account, context())

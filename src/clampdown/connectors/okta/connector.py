@@ -105,7 +105,21 @@ class OktaConnector:
     async def suspend_user(self, account: Account, context: ActionContext) -> ActionOutcome:
         """ACTIVE -> SUSPENDED, then (if configured) clear the user's sessions."""
         changed, answer = await self._transition(account, context, "suspend", "ACTIVE", "SUSPENDED")
-        cleared = await self._clear_sessions(account) if self.settings.clear_sessions else False
+        if not self.settings.clear_sessions:
+            return self._outcome(account, changed, answer, "suspended", False)
+        try:
+            cleared = await self._clear_sessions(account)
+        except PermanentError as exc:
+            # The suspension stands and is what was asked; the sessions are reported, not hidden.
+            outcome = self._outcome(account, changed, answer, "suspended", False)
+            warning = f"Sessions were NOT cleared: {exc.message}"
+            return ActionOutcome(
+                outcome.changed,
+                f"{outcome.message}; {warning}",
+                outcome.provider_request_id,
+                (warning,),
+                outcome.details,
+            )
         return self._outcome(account, changed, answer, "suspended", cleared)
 
     async def unsuspend_user(self, account: Account, context: ActionContext) -> ActionOutcome:

@@ -105,6 +105,15 @@ async def _wrong_method(request: Request, exc: Exception) -> Response:
     )
 
 
+# The Okta error an injected status answers with.
+_FAULT_ERRORS = {
+    400: ("E0000001", "Api validation failed"),
+    403: ("E0000006", "You do not have permission to perform the requested action"),
+    404: ("E0000007", "Not found: Resource not found"),
+    429: ("E0000047", "API call exceeded rate limit due to too many requests."),
+}
+
+
 class DroppedConnection(Exception):
     """Raised inside the server so that uvicorn closes the connection mid-answer."""
 
@@ -145,11 +154,8 @@ class _OktaEdge:
             await _drop(send)
         base_headers = {"X-Okta-Request-Id": request_id}
         if fault is not None and fault.kind == "status":
-            body = (
-                error_body("E0000009", "Internal Server Error")
-                if fault.status >= 500
-                else error_body("E0000001", "Api validation failed")
-            )
+            code, summary = _FAULT_ERRORS.get(fault.status, ("E0000009", "Internal Server Error"))
+            body = error_body(code, summary)
             await _send_json(send, fault.status, body, base_headers)
             return
         names = {k.decode().lower() for k, _ in scope["headers"]}
