@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clampdown.connectors.okta import OktaConnector, OktaSettings
+from clampdown.connectors.registry import validate_provider
 from clampdown.lab.okta_emulator import OktaLabComponent
 from clampdown.lab.people import DEMO_PEOPLE
 from tests.okta.org import context
@@ -18,7 +19,10 @@ async def test_up_seeds_people_reuses_and_survives_restart(tmp_path: Path) -> No
         assert set(service.people) == {p.username for p in DEMO_PEOPLE}
         assert service.provider_config["api_token"] == {"file": str(tmp_path / "okta" / "api-token")}
 
-        connector = OktaConnector(OktaSettings.model_validate(service.provider_config))
+        # As `clampdown` will build it from [providers.okta] in the lab's clampdown.toml.
+        cls, settings = validate_provider("okta", service.provider_config)
+        connector = cls.from_settings(settings)
+        assert isinstance(connector, OktaConnector)
         try:
             alice = await connector.resolve_user("alice.martin@lab.example.test")
             assert alice.id == service.people["alice.martin"]["id"]
