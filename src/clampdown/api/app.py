@@ -18,6 +18,7 @@ from clampdown.auth.oidc import OidcClient
 from clampdown.config import Settings
 from clampdown.engine.worker import Worker
 from clampdown.errors import ClampdownError, ConfigError
+from clampdown.hunting.schedule import start_schedule as start_hunting_schedule
 from clampdown.services.runtime import Runtime, open_runtime, ping_database
 from clampdown.store.database import is_sqlite
 from clampdown.web import mount_console
@@ -59,12 +60,18 @@ def create_app(settings: Settings) -> FastAPI:
                 worker = Worker(rt.store, rt.connectors, settings.engine)
                 task = asyncio.create_task(worker.run(stop), name="embedded-worker")
                 log.info("embedded worker %s started", worker.id)
+            # API pulls and detection rules run where the embedded worker does: one process.
+            hunting_task = (
+                start_hunting_schedule(rt, app.state, stop) if embedded_worker_enabled(settings) else None
+            )
             try:
                 yield
             finally:
                 stop.set()
                 if task is not None:
                     await task
+                if hunting_task is not None:
+                    await hunting_task
                 if app.state.oidc is not None:
                     await app.state.oidc.aclose()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from clampdown.api.actions import ERRORS
@@ -13,6 +13,7 @@ from clampdown.api.auth import current_principal, runtime
 from clampdown.api.schemas import ActionOut, Text
 from clampdown.auth.principal import Principal
 from clampdown.hunting.query import MAX_QUERY_LENGTH, Language, QueryResult
+from clampdown.hunting.rules import DetectionRule
 from clampdown.hunting.saved import SavedQuery
 from clampdown.hunting.schema import EVENT_TABLES
 from clampdown.hunting.service import HuntingService
@@ -177,3 +178,88 @@ async def run_saved(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> Qu
 async def delete_saved(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> None:
     """Delete a saved query (needs hunting:manage)."""
     await service.delete_saved(caller, ref)
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(min_length=1, max_length=200)
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
+    interval_seconds: float = Field(300.0, ge=60, le=7 * 86400, description="How often the rule runs")
+    action: Text | None = Field(None, max_length=64, description="Action to request on each account found")
+    account_column: Text | None = Field(None, max_length=200, description="The column holding the accounts")
+
+
+class RuleOut(BaseModel):
+    id: int
+    name: str
+    query: str
+    owner: str
+    interval_seconds: float
+    action: str | None
+    account_column: str | None
+    enabled: bool
+    last_run_at: datetime | None
+
+    @classmethod
+    def of(cls, rule: DetectionRule) -> RuleOut:
+        data = dict(rule.__dict__)
+        data["action"] = data.pop("action_type")
+        return cls(**data)
+
+
+class RuleRunOut(BaseModel):
+    rule: str
+    rows: int
+    new_alerts: int
+    batch_id: str | None
+
+
+class AlertOut(BaseModel):
+    id: int
+    rule_id: int
+    row: dict[str, Any]
+    account: str | None
+    batch_id: str | None
+    raised_at: datetime
+
+
+class RuleState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+@router.get("/rules", response_model=list[RuleOut])
+async def list_rules(caller: CallerDep, service: HuntingDep) -> list[RuleOut]:
+    """Every detection rule."""
+    return [RuleOut.of(r) for r in await service.rules(caller)]
+
+
+@router.post("/rules", status_code=201, response_model=RuleOut)
+async def create_rule(body: RuleIn, caller: CallerDep, service: HuntingDep) -> RuleOut:
+    """A rule owned by the caller; it acts as the caller, with the caller's rights at each run."""
+    rule = await service.create_rule(
+        caller, body.name, body.query, body.interval_seconds, body.action, body.account_column
+    )
+    return RuleOut.of(rule)
+
+
+@router.patch("/rules/{ref}", response_model=RuleOut)
+async def change_rule(ref: SavedRef, body: RuleState, caller: CallerDep, service: HuntingDep) -> RuleOut:
+    """Turn a rule on or off."""
+    return RuleOut.of(await service.set_rule_enabled(caller, ref, body.enabled))
+
+
+@router.post("/rules/{ref}/run", response_model=RuleRunOut)
+async def run_rule_now(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> RuleRunOut:
+    """Evaluate a rule now, as its owner."""
+    return RuleRunOut(**(await service.run_rule_now(caller, ref)).__dict__)
+
+
+@router.get("/alerts", response_model=list[AlertOut])
+async def list_alerts(
+    caller: CallerDep, service: HuntingDep, rule: Annotated[str | None, Query(max_length=200)] = None
+) -> list[AlertOut]:
+    """Alerts raised by detection rules, newest first."""
+    return [AlertOut(**a.__dict__) for a in await service.alerts(caller, rule)]

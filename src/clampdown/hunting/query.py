@@ -193,3 +193,12 @@ def run_query(
         for row in fetched[:limit]
     ]
     return QueryResult(lang, columns, rows, len(fetched) > limit, time.monotonic() - started, sql)
+
+
+def account_values(columns: list[str], rows: list[list[Any]], column: str) -> list[str]:
+    """The distinct, non-empty values of one result column, in first-seen order."""
+    if column not in columns:
+        raise InvalidInput(f"no column {column!r} in the results; columns: {', '.join(columns)}")
+    index = columns.index(column)
+    values = (str(row[index]).strip() for row in rows if row[index] not in (None, ""))
+    return list(dict.fromkeys(v for v in values if v))

@@ -7,8 +7,21 @@ from dataclasses import dataclass
 
 from clampdown.auth.permissions import HUNTING_MANAGE, HUNTING_READ
 from clampdown.auth.principal import PermissionDenied, Principal, require_permission
+from clampdown.auth.service import AuthService
+from clampdown.catalog import get_action
 from clampdown.errors import InvalidInput
-from clampdown.hunting.query import Language, QueryResult, run_query
+from clampdown.hunting.query import Language, QueryResult, account_values, run_query
+from clampdown.hunting.rules import (
+    Alert,
+    DetectionRule,
+    RuleRun,
+    create_rule,
+    get_rule,
+    list_alerts,
+    list_rules,
+    run_rule,
+    set_rule_enabled,
+)
 from clampdown.hunting.saved import (
     SavedQuery,
     delete_saved_query,
@@ -33,21 +46,15 @@ class ActOnResults:
     targets: list[str]
 
 
-def account_values(result: QueryResult, column: str) -> list[str]:
-    """The distinct, non-empty values of one result column, in first-seen order."""
-    if column not in result.columns:
-        raise InvalidInput(f"no column {column!r} in the results; columns: {', '.join(result.columns)}")
-    index = result.columns.index(column)
-    values = (str(row[index]).strip() for row in result.rows if row[index] not in (None, ""))
-    return list(dict.fromkeys(v for v in values if v))
-
-
 class HuntingService:
     """Queries the event store for callers with hunting:read; saving needs hunting:manage."""
 
-    def __init__(self, store: EventStore, actions: ActionService, record_denial: DenialRecorder) -> None:
+    def __init__(
+        self, store: EventStore, actions: ActionService, auth: AuthService, record_denial: DenialRecorder
+    ) -> None:
         self.store = store
         self.actions = actions
+        self.auth = auth
         self._record_denial = record_denial
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
 
@@ -56,7 +63,7 @@ class HuntingService:
         """The service over the configured event store, created if missing."""
         store = EventStore(events_path(rt.settings), hunting_settings(rt.settings))
         store.initialize()
-        return cls(store, rt.actions, rt.auth.record_denial)
+        return cls(store, rt.actions, rt.auth, rt.auth.record_denial)
 
     async def _allow(self, principal: Principal, permission: str, what: str) -> None:
         try:
@@ -95,7 +102,7 @@ class HuntingService:
             raise InvalidInput(
                 f"the query returns more than {len(result.rows)} rows; narrow it before acting on it"
             )
-        targets = account_values(result, column)
+        targets = account_values(result.columns, result.rows, column)
         if not targets:
             raise InvalidInput(f"no accounts in column {column!r}: the query returned no values there")
         bulk = await self.actions.request_bulk(
@@ -120,3 +127,53 @@ class HuntingService:
     async def delete_saved(self, principal: Principal, ref: str | int) -> None:
         await self._allow(principal, HUNTING_MANAGE, "delete saved queries")
         await asyncio.to_thread(delete_saved_query, self.store, ref)
+
+    async def create_rule(
+        self,
+        principal: Principal,
+        name: str,
+        text: str,
+        interval_seconds: float,
+        action_type: str | None = None,
+        account_column: str | None = None,
+    ) -> DetectionRule:
+        """A new rule owned by the principal; one that acts needs its owner to be allowed the action now
+        (and it is checked again at every run, as the owner's rights are then)."""
+        await self._allow(principal, HUNTING_MANAGE, "create detection rules")
+        if action_type is not None:
+            await self.actions.authorize(principal, get_action(action_type), None)
+        result = await self.query(principal, text, max_rows=1)
+        if account_column and account_column not in result.columns:
+            columns = ", ".join(result.columns)
+            raise InvalidInput(
+                f"account_column: the query has no column {account_column!r}; columns: {columns}"
+            )
+        return await asyncio.to_thread(
+            create_rule,
+            self.store,
+            name,
+            text,
+            principal.username,
+            interval_seconds,
+            action_type,
+            account_column,
+        )
+
+    async def rules(self, principal: Principal) -> list[DetectionRule]:
+        await self._allow(principal, HUNTING_READ, "read detection rules")
+        return await asyncio.to_thread(list_rules, self.store)
+
+    async def set_rule_enabled(self, principal: Principal, ref: str | int, enabled: bool) -> DetectionRule:
+        await self._allow(principal, HUNTING_MANAGE, "change detection rules")
+        return await asyncio.to_thread(set_rule_enabled, self.store, ref, enabled)
+
+    async def run_rule_now(self, principal: Principal, ref: str | int) -> RuleRun:
+        """Evaluate a rule at once (as its owner, not as the caller)."""
+        await self._allow(principal, HUNTING_MANAGE, "run detection rules")
+        rule = await asyncio.to_thread(get_rule, self.store, ref)
+        return await run_rule(rule, self.store, self.actions, self.auth)
+
+    async def alerts(self, principal: Principal, rule: str | int | None = None) -> list[Alert]:
+        await self._allow(principal, HUNTING_READ, "read alerts")
+        rule_id = (await asyncio.to_thread(get_rule, self.store, rule)).id if rule is not None else None
+        return await asyncio.to_thread(list_alerts, self.store, rule_id)

@@ -25,6 +25,7 @@ from clampdown.hunting.schema import EVENT_TABLES, IDENTITY_INFO, META_DDL, TABL
 from clampdown.hunting.settings import HuntingSettings
 
 LOCK_WAIT_SECONDS = 20.0
+_OPEN_LOCK = threading.Lock()
 
 Row = dict[str, Any]
 
@@ -83,24 +84,34 @@ class EventStore:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             try:
-                con = duckdb.connect(str(self.path), config=_connection_config(self.settings))
+                con = self._open()
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
                     raise StoreUnavailable(f"cannot open the event store {self.path}: {exc}") from None
                 time.sleep(0.1)
         try:
-            # Locked after the time zone is set (an extension setting, unknown at connect time);
-            # connections that join an open instance find it locked already.
-            locked = con.execute("SELECT current_setting('lock_configuration')").fetchone()
-            if not (locked and locked[0]):
-                con.execute("SET TimeZone = 'UTC'")
-                con.execute("SET lock_configuration = true")
-            if not self._initialized:
-                self._create_tables(con)
             yield con
         finally:
             con.close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        # Serialized: two threads joining a fresh instance must not both try to configure it.
+        with _OPEN_LOCK:
+            con = duckdb.connect(str(self.path), config=_connection_config(self.settings))
+            try:
+                # Locked after the time zone is set (an extension setting, unknown at connect
+                # time); connections that join an open instance find it locked already.
+                locked = con.execute("SELECT current_setting('lock_configuration')").fetchone()
+                if not (locked and locked[0]):
+                    con.execute("SET TimeZone = 'UTC'")
+                    con.execute("SET lock_configuration = true")
+                if not self._initialized:
+                    self._create_tables(con)
+            except BaseException:
+                con.close()
+                raise
+            return con
 
     def _create_tables(self, con: duckdb.DuckDBPyConnection) -> None:
         for table in EVENT_TABLES:

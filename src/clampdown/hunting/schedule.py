@@ -1,0 +1,59 @@
+"""The hunting schedule inside `clampdown serve`: API pulls and due detection rules, until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from clampdown.errors import ClampdownError
+from clampdown.hunting.pulls import api_sources
+from clampdown.hunting.rules import run_due_rules
+from clampdown.hunting.service import HuntingService
+from clampdown.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def pull_once(service: HuntingService, connectors: dict[str, object], page_size: int) -> None:
+    """One pull from every configured API source; a failing source is logged and retried next time."""
+    for source in api_sources(service.store, connectors, page_size):
+        try:
+            report = await source.pull()
+            if report.added:
+                log.info("%s: %d events added", report.source, report.added)
+        except ClampdownError as exc:
+            log.warning("hunting pull %s failed: %s", type(source).__name__, exc.message)
+
+
+async def run_schedule(service: HuntingService, connectors: dict[str, object], stop: asyncio.Event) -> None:
+    """Pull and evaluate rules at their intervals until `stop` is set."""
+    settings = service.store.settings
+    loop = asyncio.get_running_loop()
+    next_pull = next_rules = loop.time()
+    while not stop.is_set():
+        now = loop.time()
+        try:
+            if now >= next_pull:
+                await pull_once(service, connectors, settings.pull_page_size)
+                next_pull = loop.time() + settings.pull_interval_seconds
+            if now >= next_rules:
+                await run_due_rules(service.store, service.actions, service.auth)
+                next_rules = loop.time() + min(settings.rules_interval_seconds, 60.0)
+        except Exception:  # the schedule must outlive any one failure; the log has it
+            log.exception("hunting schedule round failed")
+        wait = max(0.05, min(next_pull, next_rules) - loop.time())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=wait)
+
+
+def start_schedule(rt: Runtime, state: Any, stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """Start the schedule for the app whose `state` is given (its HuntingService is kept there),
+    unless [hunting] scheduled is off."""
+    if not rt.settings.hunting.scheduled:
+        return None
+    service = HuntingService.from_runtime(rt)
+    state.hunting = service
+    connectors: dict[str, object] = dict(rt.connectors)
+    return asyncio.create_task(run_schedule(service, connectors, stop), name="hunting-schedule")
