@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -100,6 +100,71 @@ class HuntingSettings(_Section):
     scheduled: bool = True  # run API pulls and detection rules inside `clampdown serve`
 
 
+class WebhookSettings(_Section):
+    """A receiver of events, signed with HMAC-SHA256 of `timestamp.body` under `secret`."""
+
+    name: str
+    url: str
+    secret: Secret
+    events: list[str] = Field(default_factory=lambda: ["*"])  # "action.*", "approval.requested", ...
+    ca_file: str | None = None
+
+
+class SyslogSettings(_Section):
+    """RFC 5424 syslog out to a SIEM, the message as JSON or CEF."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(514, ge=1, le=65535)
+    protocol: Literal["udp", "tcp"] = "udp"
+    format: Literal["json", "cef"] = "json"
+
+
+class ProtectionSettings(_Section):
+    """Accounts no action may touch unless a second person approves."""
+
+    accounts: list[str] = Field(default_factory=list)  # break-glass and service accounts: name, UPN or id
+    ad_groups: list[str] = Field(
+        default_factory=lambda: ["Domain Admins", "Enterprise Admins", "Schema Admins", "Administrators"]
+    )
+    ad_admin_count: bool = True  # adminCount=1: protected by AdminSDHolder, a privileged account
+    entra_roles: list[str] = Field(
+        default_factory=lambda: ["Global Administrator", "Privileged Role Administrator"]
+    )
+
+
+class ApprovalSettings(_Section):
+    """What waits in awaiting_approval until a second person with the right role approves."""
+
+    actions: list[str] = Field(default_factory=list)
+    playbooks: list[str] = Field(default_factory=list)
+    targets: list[str] = Field(default_factory=list)
+    expires_after_minutes: int = Field(240, ge=1)
+
+
+class PlaybookStep(_Section):
+    action: str
+    after: str | None = None  # the step (action id) this one waits for
+
+
+class PlaybookSettings(_Section):
+    description: str = ""
+    steps: list[PlaybookStep] = Field(min_length=1)
+
+
+def _default_playbooks() -> dict[str, PlaybookSettings]:
+    # Hybrid order: AD first, or the next directory sync undoes the Entra suspend; sessions are
+    # revoked once sign-in is blocked, or a fresh session could be issued in between.
+    steps = [
+        PlaybookStep(action="ad.disable_user"),
+        PlaybookStep(action="ad.force_password_reset", after="ad.disable_user"),
+        PlaybookStep(action="entra.suspend_user", after="ad.disable_user"),
+        PlaybookStep(action="entra.revoke_sessions", after="entra.suspend_user"),
+        PlaybookStep(action="entra.mark_compromised"),
+        PlaybookStep(action="okta.suspend_user"),
+    ]
+    return {"contain": PlaybookSettings(description="Contain a person everywhere", steps=steps)}
+
+
 class Settings(BaseSettings):
     """The whole configuration. Provider sections are validated by their connector classes."""
 
@@ -111,6 +176,11 @@ class Settings(BaseSettings):
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sso: SsoSettings | None = None
     hunting: HuntingSettings = Field(default_factory=HuntingSettings)
+    protection: ProtectionSettings = Field(default_factory=ProtectionSettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    playbooks: dict[str, PlaybookSettings] = Field(default_factory=_default_playbooks)
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    syslog: SyslogSettings | None = None
     log_level: str = "WARNING"
     config_path: Path | None = None
 

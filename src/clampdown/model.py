@@ -14,6 +14,8 @@ StateValue = str | int | float | bool | None | list[str]
 class ActionStatus(enum.StrEnum):
     """Where an action is in its life; the three last ones are final."""
 
+
+    AWAITING_APPROVAL = "awaiting_approval"
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -162,6 +164,10 @@ class Action:
     provider_request_id: str | None = None
     parameters: dict[str, StateValue] = field(default_factory=dict)
     history: tuple[AttemptRecord, ...] = ()
+    after_action_id: int | None = None  # runs only once that action completed (playbook order)
+    playbook: str | None = None
+    approval_reason: str | None = None  # why it waits for a second person
+    approved_by: str | None = None
 
     @property
     def changed(self) -> bool | None:

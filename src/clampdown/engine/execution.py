@@ -14,12 +14,15 @@ from typing import TypeVar
 
 from clampdown.catalog import ActionDefinition
 from clampdown.connectors.base import BatchingConnector, Connector, action_method
+from clampdown.errors import PermanentError
 from clampdown.model import Account, AccountState, Action, ActionContext, ActionOutcome
 from clampdown.store.actions import Resolution
 
 # Per item: the outcome, or the exception that ended this attempt.
 ItemOutcome = ActionOutcome | BaseException
 T = TypeVar("T")
+# Names the protection rule an account falls under, or None: such accounts need an approval.
+Guard = Callable[[Account, AccountState], str | None]
 PersistResolutions = Callable[[Sequence[Resolution]], Awaitable[None]]
 
 
@@ -90,6 +93,7 @@ async def execute_group(
     items: Sequence[Claimed],
     persist: PersistResolutions,
     limit: asyncio.Semaphore,
+    guard: Guard | None = None,
 ) -> list[ItemOutcome]:
     """Run `items` (all of `definition`'s type); one outcome per item, in order. `limit` bounds
     the calls in flight to this provider; it is not held while waiting for the database."""
@@ -102,10 +106,20 @@ async def execute_group(
     states = await _read_states(connector, [accounts[i] for i in ok], limit)  # type: ignore[misc]
     ready: list[tuple[int, Account, AccountState]] = []
     for i, state in zip(ok, states, strict=True):
-        if isinstance(state, AccountState):
-            ready.append((i, accounts[i], state))  # type: ignore[arg-type]
-        else:
+        account = accounts[i]
+        assert isinstance(account, Account)
+        if not isinstance(state, AccountState):
             outcomes[i] = state
+            continue
+        rule = guard(account, state) if guard and not items[i].action.approved_by else None
+        if rule is not None:
+            outcomes[i] = PermanentError(
+                f"refused: {account.name} is a protected account ({rule}); "
+                "request it with approval so a second person can approve",
+                code="protected_account",
+            )
+            continue
+        ready.append((i, account, state))
     if ready:
         await persist(
             [

@@ -17,11 +17,13 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from clampdown.audit.chain import AuditEvent
+from clampdown.audit.recorder import action_event
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.config import EngineSettings
 from clampdown.connectors.base import BatchingConnector, Connector
-from clampdown.engine.execution import Claimed, ItemOutcome, execute_group
+from clampdown.engine.execution import Claimed, Guard, ItemOutcome, execute_group
 from clampdown.engine.retry import RetryPolicy
 from clampdown.engine.writer import GroupWriter
 from clampdown.errors import ClampdownError, InvalidInput, TransientError
@@ -48,6 +50,7 @@ class Worker:
         worker_id: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
         lookup: Callable[[str], ActionDefinition] = get_action,
+        guard: Guard | None = None,
     ) -> None:
         self.id = worker_id or new_worker_id()
         self._store = store
@@ -55,6 +58,8 @@ class Worker:
         self._settings = settings
         self._clock = clock
         self._lookup = lookup
+        self._guard = guard
+        self._next_expiry_sweep = 0.0
         self._policy = RetryPolicy(
             settings.max_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds
         )
@@ -135,8 +140,72 @@ class Worker:
             log.warning("worker %s could not claim actions: %s", self.id, exc)
             return 0
         if claimed:
-            self._dispatch([Claimed(action, restore) for action, restore in claimed])
+            runnable = await self._settle_dependencies([Claimed(a, r) for a, r in claimed])
+            self._dispatch(runnable)
+        await self._sweep_expired_approvals()
         return len(claimed)
+
+    async def _sweep_expired_approvals(self) -> None:
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time < self._next_expiry_sweep:
+            return
+        self._next_expiry_sweep = loop_time + 5.0
+        try:
+            await self._store.expire_approvals(self._clock.now())
+        except Exception as exc:
+            log.warning("worker %s could not expire approvals: %s", self.id, exc)
+
+    async def _settle_dependencies(self, claimed: list[Claimed]) -> list[Claimed]:
+        """Steps whose predecessor failed are skipped; a timed undo of an action that changed
+        nothing has nothing to do; a timed undo restores the state read before its action."""
+        waits = [c.action.after_action_id for c in claimed if c.action.after_action_id]
+        if not waits:
+            return claimed
+        before = await self._store.get_many(waits)
+        runnable: list[Claimed] = []
+        for item in claimed:
+            action, after = item.action, before.get(item.action.after_action_id or 0)
+            if after is None:
+                runnable.append(item)
+            elif after.status is not ActionStatus.COMPLETED:
+                self._inflight.add(action.id)
+                message = f"skipped: action {after.id} ({after.type}) ended {after.status.value}"
+                self._finish_now(action, ActionStatus.CANCELLED, "skipped", message)
+            elif action.undoes_action_id == after.id and after.changed is False:
+                self._inflight.add(action.id)
+                message = f"nothing to undo: action {after.id} found the account already in that state"
+                self._finish_now(action, ActionStatus.COMPLETED, None, message)
+            elif action.undoes_action_id == after.id and item.restore_state is None:
+                runnable.append(Claimed(action, after.state_before))
+            else:
+                runnable.append(item)
+        return runnable
+
+    def _finish_now(self, action: Action, status: ActionStatus, code: str | None, message: str) -> None:
+        async def record() -> None:
+            try:
+                result = {"changed": False, "message": message} if code is None else None
+                event = self._event(action, status, message)
+                await self._writer.record_completion(
+                    Completion(
+                        action.id, action.attempts, status, result=result,
+                        error_code=code, error_message=message if code else None, event=event,
+                    )
+                )  # fmt: skip
+            finally:
+                self._inflight.discard(action.id)
+                self._freed.set()
+
+        task = asyncio.create_task(record())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _event(self, action: Action, status: ActionStatus, message: str | None) -> AuditEvent:
+        name = {ActionStatus.COMPLETED: "action.completed", ActionStatus.FAILED: "action.failed"}
+        return action_event(
+            name.get(status, "action.cancelled"), action, f"worker:{self.id}", self._clock.now(),
+            status=status.value, message=message,
+        )  # fmt: skip
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         interval = self._settings.lease_seconds / 3
@@ -210,7 +279,9 @@ class Worker:
     ) -> list[ItemOutcome]:
         try:
             limit = self._semaphore(definition.provider)
-            return await execute_group(connector, definition, items, self._writer.record_resolutions, limit)
+            return await execute_group(
+                connector, definition, items, self._writer.record_resolutions, limit, self._guard
+            )
         except Exception as exc:  # a bug or an unexpected failure of the whole group
             log.exception("%s failed for a group of %d", definition.id, len(items))
             return [exc] * len(items)
@@ -244,6 +315,7 @@ class Worker:
                     result=outcome.to_json(),
                     provider_request_id=outcome.provider_request_id,
                     history=(*action.history, *interrupted) if interrupted else None,
+                    event=self._event(action, ActionStatus.COMPLETED, outcome.message),
                 )
             )
             return
@@ -282,5 +354,6 @@ class Worker:
                 error_message=message,
                 provider_request_id=getattr(error, "provider_request_id", None),
                 history=self._history(action, error, None),
+                event=self._event(action, ActionStatus.FAILED, message),
             )
         )

@@ -7,7 +7,7 @@ lease expired and whose action another worker took over can no longer write to i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,11 +16,14 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from clampdown.audit.chain import AuditEvent
+from clampdown.audit.recorder import EventRecorder, action_event
 from clampdown.errors import Conflict, NotFound
 from clampdown.model import Account, AccountState, Action, ActionStatus, AttemptRecord, StateValue
 from clampdown.store.tables import actions
 
 _DUE = (ActionStatus.QUEUED.value, ActionStatus.RUNNING.value)
+_FINAL = tuple(s.value for s in ActionStatus if s.is_final)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ class NewAction:
     status: ActionStatus = ActionStatus.QUEUED
     error_code: str | None = None  # only for an action recorded as refused at once
     error_message: str | None = None
+    after_index: int | None = None  # within one enqueue: runs after the item at this index
+    after_action_id: int | None = None  # or after an action already stored
+    playbook: str | None = None
+    approval_reason: str | None = None  # set: the action waits in awaiting_approval
+    not_before: datetime | None = None  # a timed release: not run before this time
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,7 @@ class Completion:
     error_message: str | None = None
     provider_request_id: str | None = None
     history: tuple[AttemptRecord, ...] | None = None  # the whole new history, when it grew
+    event: AuditEvent | None = None  # recorded with the outcome, in the same transaction
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,10 @@ def row_to_action(row: RowMapping) -> Action:
         provider_request_id=row["provider_request_id"],
         parameters=dict(row["parameters"] or {}),
         history=_history_from_json(row["history"]),
+        after_action_id=row["after_action_id"],
+        playbook=row["playbook"],
+        approval_reason=row["approval_reason"],
+        approved_by=row["approved_by"],
     )
 
 
@@ -144,8 +157,13 @@ def restore_state_of(row: RowMapping) -> AccountState | None:
     return AccountState.from_json(raw) if raw else None
 
 
-def _new_row(item: NewAction, now: datetime) -> dict[str, Any]:
+def _new_row(item: NewAction, now: datetime, approval_deadline: datetime | None) -> dict[str, Any]:
     final = item.status.is_final
+    status = item.status
+    available = item.not_before or now
+    if item.approval_reason and status is ActionStatus.QUEUED:
+        # While awaiting approval, available_at is the deadline after which the request expires.
+        status, available = ActionStatus.AWAITING_APPROVAL, approval_deadline or now
     return {
         "type": item.type,
         "provider": item.provider,
@@ -157,39 +175,65 @@ def _new_row(item: NewAction, now: datetime) -> dict[str, Any]:
         "idempotency_key": item.idempotency_key,
         "batch_id": item.batch_id,
         "undoes_action_id": item.undoes_action_id,
-        "status": item.status.value,
+        "status": status.value,
         "attempts": 0,
         "requested_at": now,
         "finished_at": now if final else None,
-        "available_at": now,
+        "available_at": available,
         "restore_state": item.restore_state.to_json() if item.restore_state else None,
         "parameters": dict(item.parameters),
         "error_code": item.error_code,
         "error_message": item.error_message,
         "history": [],
+        "after_action_id": item.after_action_id,
+        "playbook": item.playbook,
+        "approval_reason": item.approval_reason,
     }
+
+
+def _requested_event(action: Action) -> AuditEvent:
+    name = "approval.requested" if action.status is ActionStatus.AWAITING_APPROVAL else "action.requested"
+    return action_event(name, action, action.requested_by, approval_reason=action.approval_reason)
 
 
 class ActionStore:
     """All reads and writes of actions. Methods are async and each runs in its own transaction."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, recorder: EventRecorder | None = None) -> None:
         self.engine = engine
+        self.recorder = recorder
 
-    async def enqueue(self, items: Sequence[NewAction], now: datetime) -> list[Action]:
+    async def _record(self, conn: AsyncConnection, events: Sequence[AuditEvent]) -> None:
+        if self.recorder is not None and events:
+            await self.recorder.record_in(conn, events)
+
+    def _after_commit(self, events: Sequence[AuditEvent]) -> None:
+        if self.recorder is not None and events:
+            self.recorder.after_commit(events)
+
+    async def enqueue(
+        self, items: Sequence[NewAction], now: datetime, approval_deadline: datetime | None = None
+    ) -> list[Action]:
         """Insert the actions in one transaction, in order. An item whose idempotency key is
-        already taken yields the existing action instead of a second one."""
+        already taken yields the existing action instead of a second one. Items that need
+        approval wait in awaiting_approval until `approval_deadline`."""
         for _ in range(3):  # a concurrent insert of the same key loses the race: read it back
             try:
                 async with self.engine.begin() as conn:
-                    return await self._enqueue(conn, items, now)
+                    out, events = await self._enqueue(conn, items, now, approval_deadline)
+                self._after_commit(events)
+                return out
             except IntegrityError:
                 continue
         raise Conflict("the same idempotency key is being used concurrently; try again")
 
     async def _enqueue(
-        self, conn: AsyncConnection, items: Sequence[NewAction], now: datetime
-    ) -> list[Action]:
+        self,
+        conn: AsyncConnection,
+        items: Sequence[NewAction],
+        now: datetime,
+        approval_deadline: datetime | None,
+    ) -> tuple[list[Action], list[AuditEvent]]:
         keys = [i.idempotency_key for i in items if i.idempotency_key]
         existing: dict[str, Action] = {}
         if keys:
@@ -197,12 +241,15 @@ class ActionStore:
             existing = {r["idempotency_key"]: row_to_action(r) for r in rows.mappings()}
         fresh = [i for i in items if not (i.idempotency_key and i.idempotency_key in existing)]
         inserted: list[Action] = []
+        events: list[AuditEvent] = []
         if fresh:
             result = await conn.execute(
                 actions.insert().returning(*actions.c, sort_by_parameter_order=True),
-                [_new_row(i, now) for i in fresh],
+                [_new_row(i, now, approval_deadline) for i in fresh],
             )
             inserted = [row_to_action(r) for r in result.mappings()]
+            events = [_requested_event(a) for a in inserted]
+            await self._record(conn, events)
         out: list[Action] = []
         fresh_iter = iter(inserted)
         for item in items:
@@ -210,7 +257,21 @@ class ActionStore:
                 out.append(existing[item.idempotency_key])
             else:
                 out.append(next(fresh_iter))
-        return out
+        links = [
+            {"b_id": out[n].id, "b_after": out[item.after_index].id}
+            for n, item in enumerate(items)
+            if item.after_index is not None and out[n].after_action_id is None
+        ]
+        if links:  # order within a playbook: ids are known only after the insert
+            await conn.execute(
+                update(actions)
+                .where(actions.c.id == bindparam("b_id"))
+                .values(after_action_id=bindparam("b_after")),
+                links,
+            )
+            after = {link["b_id"]: link["b_after"] for link in links}
+            out = [replace(a, after_action_id=after.get(a.id, a.after_action_id)) for a in out]
+        return out, events
 
     async def get(self, action_id: int) -> Action:
         """One action; NotFound if there is none with that id."""
@@ -273,9 +334,15 @@ class ActionStore:
         """Take up to `limit` due actions (queued and due, or running with an expired lease),
         marking them running under this worker's lease. Returns each with its restore state."""
         c = actions.c
+        before = actions.alias("before")
+        # A playbook step waits until the step it comes after has ended.
+        ready = or_(
+            c.after_action_id.is_(None),
+            select(before.c.id).where(before.c.id == c.after_action_id, before.c.status.in_(_FINAL)).exists(),
+        )
         due = (
             select(c.id)
-            .where(c.status.in_(_DUE), c.available_at <= now)
+            .where(c.status.in_(_DUE), c.available_at <= now, ready)
             .order_by(c.available_at, c.id)
             .limit(limit)
         )
@@ -372,7 +439,9 @@ class ActionStore:
             )
         )
         with_history = [i for i in items if i.history is not None]
+        events = [i.event for i in items if i.event is not None]
         async with self.engine.begin() as conn:
+            await self._record(conn, events)
             await conn.execute(
                 stmt,
                 [
@@ -402,6 +471,7 @@ class ActionStore:
                         for i in with_history
                     ],
                 )
+        self._after_commit(events)
 
     async def reschedule(self, worker: str, items: Sequence[Retry]) -> None:
         """Put transiently failed actions back in the queue until their retry time."""
@@ -450,6 +520,9 @@ class ActionStore:
                 .returning(*actions.c)
             )
             row = result.mappings().first()
+            events = [action_event("action.cancelled", row_to_action(row), cancelled_by, now)] if row else []
+            await self._record(conn, events)
+        self._after_commit(events)
         if row is not None:
             return row_to_action(row)
         current = await self.get(action_id)
@@ -476,3 +549,66 @@ class ActionStore:
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(actions).where(actions.c.idempotency_key.in_(list(keys))))
             return [row_to_action(r) for r in rows.mappings()]
+
+    async def get_many(self, action_ids: Sequence[int]) -> dict[int, Action]:
+        """Actions by id (those that exist)."""
+        if not action_ids:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(actions).where(actions.c.id.in_(list(action_ids))))
+            return {int(r["id"]): row_to_action(r) for r in rows.mappings()}
+
+    async def expire_approvals(self, now: datetime) -> list[Action]:
+        """Requests whose approval did not come in time end cancelled; returns them."""
+        async with self.engine.begin() as conn:
+            rows = await conn.execute(
+                update(actions)
+                .where(
+                    actions.c.status == ActionStatus.AWAITING_APPROVAL.value,
+                    actions.c.available_at <= now,
+                )
+                .values(
+                    status=ActionStatus.CANCELLED.value,
+                    finished_at=now,
+                    error_code="approval_expired",
+                    error_message="no one approved the request in time",
+                )
+                .returning(*actions.c)
+            )
+            expired = [row_to_action(r) for r in rows.mappings()]
+            events = [action_event("approval.expired", a, "clampdown", now) for a in expired]
+            await self._record(conn, events)
+        self._after_commit(events)
+        return expired
+
+    async def decide_approval(
+        self, action_ids: Sequence[int], approver: str, approve: bool, now: datetime, note: str | None
+    ) -> list[Action]:
+        """Approve (queue now) or reject (cancel) actions still awaiting approval."""
+        values: dict[str, Any] = {"approved_by": approver}
+        if approve:
+            values.update(status=ActionStatus.QUEUED.value, available_at=now)
+        else:
+            values.update(
+                status=ActionStatus.CANCELLED.value,
+                finished_at=now,
+                error_code="approval_rejected",
+                error_message=f"rejected by {approver}" + (f": {note}" if note else ""),
+            )
+        async with self.engine.begin() as conn:
+            rows = await conn.execute(
+                update(actions)
+                .where(
+                    actions.c.id.in_(list(action_ids)),
+                    actions.c.status == ActionStatus.AWAITING_APPROVAL.value,
+                    actions.c.available_at > now,
+                )
+                .values(**values)
+                .returning(*actions.c)
+            )
+            decided = [row_to_action(r) for r in rows.mappings()]
+            name = "approval.approved" if approve else "approval.rejected"
+            events = [action_event(name, a, approver, now, note=note) for a in decided]
+            await self._record(conn, events)
+        self._after_commit(events)
+        return decided

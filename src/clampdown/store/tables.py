@@ -88,6 +88,10 @@ actions = Table(
     Column("provider_request_id", String(256), nullable=True),
     Column("parameters", JSON, nullable=True),
     Column("history", JSON, nullable=True),  # failed or interrupted attempts, oldest first
+    Column("after_action_id", ID, ForeignKey("actions.id"), nullable=True),
+    Column("playbook", String(64), nullable=True),
+    Column("approval_reason", Text, nullable=True),
+    Column("approved_by", String(256), nullable=True),
     Index(
         "ix_actions_due",
         "available_at",
@@ -99,6 +103,7 @@ actions = Table(
     Index("ix_actions_batch_id", "batch_id"),
     Index("ix_actions_account_id", "account_id"),
     Index("ix_actions_status_requested_at", "status", "requested_at"),
+    Index("ix_actions_after_action_id", "after_action_id"),
 )
 
 users = Table(
@@ -157,4 +162,36 @@ access_denials = Table(
     Column("target", String(512), nullable=True),
     Column("missing", String(512), nullable=False),
     Index("ix_access_denials_at", "at"),
+)
+
+# Append-only, chained by hashes: each row's hash covers its content and the previous row's hash.
+# prev_hash is unique, so two writers can never both extend the same row: the chain stays a line.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", ID, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("subject", String(512), nullable=True),
+    Column("data", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False, unique=True),
+    Column("hash", String(64), nullable=False),
+)
+
+# The webhook outbox: an event is committed here with its cause, then delivered with retries.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("webhook", String(128), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )

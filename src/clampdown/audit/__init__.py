@@ -1,0 +1,1 @@
+"""The tamper-evident audit log and where its events go (webhooks, syslog)."""
