@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -15,7 +13,9 @@ import httpx
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-CONTRACTS = Path(os.environ.get("CLAMPDOWN_CONTRACTS", "/work/shared/contracts")) / "graph"
+from tests.contracts import contracts_dir
+
+CONTRACTS = contracts_dir() / "graph"
 SUBSET = CONTRACTS / "graph-v1.0-subset.yaml"
 # The document's server is https://graph.microsoft.com/v1.0/; the emulator's URL stands for it.
 SPEC_HOST = "https://graph.microsoft.com"

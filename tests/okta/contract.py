@@ -16,7 +16,9 @@ from openapi_core.templating.paths.finders import APICallPathFinder
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.request.validators import V30RequestBodyValidator
 
-CONTRACTS = Path("/work/shared/contracts/okta")
+from tests.contracts import contracts_dir
+
+CONTRACTS = contracts_dir() / "okta"
 MANAGEMENT = CONTRACTS / "okta-management-subset.yaml"
 OAUTH = CONTRACTS / "full" / "oauth-minimal.yaml"
 # The documents' server is https://{yourOktaDomain}; the emulator's loopback URL stands for it.
