@@ -54,6 +54,12 @@ def test_reader_sees_no_action_buttons_and_a_forged_request_is_refused(
     expect(drawer.get_by_test_id("detail-status")).to_have_text("completed")
     expect(drawer.get_by_role("button", name="Undo")).to_have_count(0)
 
+    page.goto(f"{console.base}/hunting")
+    page.get_by_role("button", name="Run query").click()
+    expect(page.get_by_test_id("hunt-table")).to_be_visible()
+    expect(page.get_by_role("button", name="Take action")).to_have_count(0)
+    expect(page.get_by_role("button", name="Save query")).to_have_count(0)
+
     # The reader forges the request the buttons would send, with their own valid CSRF token.
     before = action_count(console)
     answer = page.evaluate(

@@ -255,8 +255,29 @@
     else if ("signOut" in d) signOut();
   });
 
+  const FOCUSABLE = "a[href], button:not([disabled]), input, select, textarea, summary, [tabindex]:not([tabindex='-1'])";
+
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && drawer && !drawer.hidden && !dialog?.open) closeDrawer();
+    if (dialog?.open) return; // the modal dialog keeps focus by itself
+    const menu = event.target.closest?.("details.menu[open]");
+    if (event.key === "Escape" && menu) {
+      menu.removeAttribute("open");
+      $("summary", menu).focus();
+      event.stopPropagation();
+    } else if (event.key === "Escape" && drawer && !drawer.hidden) {
+      closeDrawer();
+    } else if (event.key === "Tab" && drawer && !drawer.hidden) {
+      // Keep keyboard focus inside the open panel, as for any modal.
+      // checkVisibility: the items of a closed <details> menu have a box but cannot take focus.
+      const shown = (el) => (el.checkVisibility ? el.checkVisibility() : el.offsetParent !== null);
+      const inside = Array.from(drawer.querySelectorAll(FOCUSABLE)).filter(shown);
+      if (!inside.length) return;
+      const first = inside[0];
+      const last = inside[inside.length - 1];
+      if (!drawer.contains(document.activeElement)) { event.preventDefault(); first.focus(); }
+      else if (event.shiftKey && document.activeElement === first) { event.preventDefault(); last.focus(); }
+      else if (!event.shiftKey && document.activeElement === last) { event.preventDefault(); first.focus(); }
+    }
   });
 
   window.clampdown = { api, openDrawer, confirmAction, watch, refreshPage, toast, newKey };
