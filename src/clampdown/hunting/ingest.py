@@ -26,6 +26,11 @@ def ingest_windows(
 ) -> IngestReport:
     """Store the events not yet stored; record ids at or below a computer's cursor are skipped, so
     a re-run or a later export of the same log adds only what is new."""
+    with store.held():
+        return _ingest(store, events, batch_size)
+
+
+def _ingest(store: EventStore, events: Iterable[WindowsEvent], batch_size: int) -> IngestReport:
     done = {key: int(pos) for key, pos in store.cursors("windows:").items()}
     rows: dict[str, list[Row]] = {}
     positions: dict[str, str] = {}

@@ -95,6 +95,13 @@ class EventStore:
         finally:
             con.close()
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep the file open for a run of work: each connect() inside joins the open instance
+        instead of opening and replaying the file again."""
+        with self.connect():
+            yield
+
     def _open(self) -> duckdb.DuckDBPyConnection:
         # Serialized: two threads joining a fresh instance must not both try to configure it.
         with _OPEN_LOCK:
