@@ -89,6 +89,11 @@ def test_analyst_disables_suspends_and_undoes(
     expect(rows.first.get_by_test_id("status")).to_have_text("completed", timeout=30_000)
     assert web_lab.okta_status(person.okta_id) == "SUSPENDED"
 
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{console.base}/login")
+    page.goto(f"{console.base}/actions")
+    page.wait_for_url(f"{console.base}/login?next=/actions")
+
 
 def test_export_is_a_csv_of_the_filtered_actions(page: Page, console: Console) -> None:
     sign_in(page, console, "analyst")

@@ -96,10 +96,26 @@ def _text(value: object) -> str:
     return str(value)
 
 
+HYBRID_WARNING = (
+    "This account is synchronized from on-premises Active Directory: the next directory sync "
+    "enables it again in Entra ID unless the AD account is disabled too."
+)
+
+
+def _warning(definition: ActionDefinition, state: AccountState | None) -> str | None:
+    """The catalog's warning, or the hybrid one when a cloud-only suspend would not last."""
+    synced = state is not None and bool(state.values.get("onPremisesSyncEnabled"))
+    if definition.id == "entra.suspend_user" and synced:
+        return HYBRID_WARNING
+    return definition.warning
+
+
 def _choices(linked: LinkedAccount) -> list[ActionChoice]:
     account = linked.account
     return [
-        ActionChoice(d.id, d.title, d.description, d.warning, account.id, account.name, d.provider)
+        ActionChoice(
+            d.id, d.title, d.description, _warning(d, linked.state), account.id, account.name, d.provider
+        )
         for d in linked.actions
         if _applies(d, linked.state)
     ]
