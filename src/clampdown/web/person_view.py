@@ -5,13 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from clampdown.catalog import ActionDefinition
-from clampdown.model import AccountState, Action
+from clampdown.model import AccountState, Action, StateValue
 from clampdown.services.people import LinkedAccount, Person
 from clampdown.web.person_events import RecentEvents
-from clampdown.web.templating import provider_title
+from clampdown.web.templating import provider_title, when
 
-# State values shown in their own places on the card, so not again in the details table.
-_SHOWN_ELSEWHERE = {"groups", "group_dns", "flags", "riskLevel", "riskState", "last_logon_at"}
+# The values worth reading at a glance, in words; every value stays under "All values".
+_KEY_FACTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "ad": (("password_last_set_at", "Password last set"), ("locked_out_at", "Locked out at"),
+           ("flags", "Account flags")),
+    "entra": (("riskState", "Risk state"), ("onPremisesSyncEnabled", "Synced from AD"),
+              ("signInSessionsValidFromDateTime", "Sessions valid from")),
+    "okta": (("statusChanged", "Status changed"), ("lastUpdated", "Last updated")),
+}  # fmt: skip
+_TIMES = {"password_last_set_at", "locked_out_at", "signInSessionsValidFromDateTime", "statusChanged",
+          "lastUpdated"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class AccountView:
     risk: str | None
     last_sign_in: str | None
     groups: list[str]
+    facts: list[tuple[str, str]]
     details: list[tuple[str, str]]
     state_error: str | None
     actions: list[ActionChoice] = field(default_factory=list)
@@ -88,7 +97,19 @@ def _badges(provider: str, state: AccountState) -> list[Badge]:
     return badges
 
 
+def _facts(provider: str, values: dict[str, StateValue]) -> list[tuple[str, str]]:
+    facts = []
+    for key, label in _KEY_FACTS.get(provider, ()):
+        value = values.get(key)
+        if value is None or value == "" or value == []:
+            continue
+        facts.append((label, when(str(value)) if key in _TIMES else _text(value)))
+    return facts
+
+
 def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "none"
     if value is None:
@@ -154,7 +175,8 @@ def account_view(linked: LinkedAccount) -> AccountView:
         risk=str(risk) if risk else None,
         last_sign_in=str(values["last_logon_at"]) if values.get("last_logon_at") else None,
         groups=[str(g) for g in groups] if isinstance(groups, list) else [],
-        details=[(k, _text(v)) for k, v in values.items() if k not in _SHOWN_ELSEWHERE],
+        facts=_facts(linked.account.provider, values),
+        details=[(k, _text(v)) for k, v in values.items()],
         state_error=linked.state_error,
         actions=_choices(linked),
     )
