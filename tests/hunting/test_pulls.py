@@ -3,6 +3,7 @@ after interruptions and restarts, and hunts that find the effects of Clampdown's
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from clampdown.hunting.settings import HuntingSettings
 from clampdown.hunting.store import EventStore
 from clampdown.lab.okta_emulator.faults import Fault
 from clampdown.model import ActionContext
-from tests.okta.org import Org
+from tests.lab_config import bootstrap_admin, clampdown, write_config
+from tests.okta.org import API_TOKEN, Org
 
 INJECTS_FAULTS = True  # the 5xx pages below are outside Okta's contract on purpose
 CONTEXT = ActionContext(action_id=1, reason="hunting test", requested_by="test")
@@ -100,3 +102,31 @@ async def test_entra_sign_in_pull_finds_sign_ins_refused_after_a_suspend(
         " | summarize Accounts = dcount(AccountUpn), Codes = make_set(ErrorCode) by IPAddress",
     )
     assert refused.rows == [["198.51.100.9", 3, ["50057"]]]
+
+
+async def test_ingest_pull_from_the_cli_resumes_where_it_stopped(
+    org: Org, make_connector: Callable[..., OktaConnector], tmp_path: Path
+) -> None:
+    okta = make_connector()
+    for name in SUSPENDED[:3]:
+        await okta.suspend_user(await okta.resolve_user(f"{name}@lab.example.test"), CONTEXT)
+    total = len(org.state.logs)
+    providers = {"okta": {"org_url": org.url, "api_token": API_TOKEN}}
+    config = write_config(
+        tmp_path / "clampdown.toml", f"sqlite:///{tmp_path / 'clampdown.db'}", providers=providers
+    )
+    with config.open("a", encoding="utf-8") as extra:
+        extra.write("\n[hunting]\npull_page_size = 2\n")
+    admin = bootstrap_admin(config)
+    first = clampdown(config, "ingest", "pull", "--max-pages", "1", "--json", token=admin)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["added"] == 2
+    rest = clampdown(config, "ingest", "pull", "--json", token=admin)
+    added = [json.loads(line)["added"] for line in (first.stdout + rest.stdout).splitlines()]
+    assert sum(added) == total
+    again = clampdown(config, "ingest", "pull", "--json", token=admin)
+    assert json.loads(again.stdout)["added"] == 0
+    hunted = clampdown(
+        config, "hunt", "IdentityDirectoryEvents | where Application == 'Okta' | count", "--json", token=admin
+    )
+    assert json.loads(hunted.stdout)["rows"] == [[total]]

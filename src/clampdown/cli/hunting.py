@@ -15,8 +15,10 @@ from clampdown.auth.principal import require_permission
 from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load
 from clampdown.cli.errors import fail, run
+from clampdown.errors import InvalidInput
 from clampdown.hunting.files import read_evtx, read_jsonl
 from clampdown.hunting.ingest import IngestReport, ingest_windows
+from clampdown.hunting.pulls import PullReport, api_sources
 from clampdown.hunting.query import Language, QueryResult
 from clampdown.hunting.service import ActOnResults, HuntingService
 from clampdown.services.runtime import open_runtime
@@ -120,3 +122,31 @@ def ingest_evtx(paths: PathsArg, as_json: JsonOption = False) -> None:
 def ingest_jsonl(paths: PathsArg, as_json: JsonOption = False) -> None:
     """Ingest Winlogbeat JSON lines files; events already stored are skipped."""
     _ingest(paths, "jsonl", as_json)
+
+
+@ingest_app.command("pull")
+def ingest_pull(
+    max_pages: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many pages per source.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Pull the Okta System Log and Entra ID sign-ins once, from where the last pull stopped."""
+    settings = load()
+
+    async def go() -> list[PullReport]:
+        async with open_runtime(settings) as rt:
+            require_permission(await caller(rt), HUNTING_MANAGE, "ingest events")
+            service = HuntingService.from_runtime(rt)
+            sources = api_sources(service.store, dict(rt.connectors), settings.hunting.pull_page_size)
+            if not sources:
+                raise InvalidInput("no Okta or Entra ID provider is configured: nothing to pull")
+            return [await source.pull(max_pages) for source in sources]
+
+    for report in run(go()):
+        if as_json:
+            print(json.dumps(report.__dict__))
+        else:
+            render.console.print(
+                f"{report.source}: {report.pages} pages, {report.read} events read, {report.added} rows added"
+            )
