@@ -30,6 +30,9 @@ class ActionDefinition:
     reversible: bool = True
     reason_required: bool = True
     warning: str | None = None  # shown before the action runs
+    # What the action makes true, for dry-runs: (state key, value). A key is "enabled", "status"
+    # or "values.<name>" of AccountState. None: the action always acts (revoke sessions).
+    effect: tuple[str, object] | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -61,6 +64,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=_NONE,
         permissions=_MANAGE,
         inverse="ad.enable_user",
+        effect=("enabled", False),
     ),
     ActionDefinition(
         id="ad.enable_user",
@@ -71,6 +75,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=_NONE,
         permissions=_MANAGE,
         inverse="ad.disable_user",
+        effect=("enabled", True),
     ),
     ActionDefinition(
         id="ad.force_password_reset",
@@ -81,6 +86,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=_NONE,
         permissions=_MANAGE,
         inverse="ad.clear_password_reset",
+        effect=("values.must_change_password", True),
     ),
     ActionDefinition(
         id="ad.clear_password_reset",
@@ -91,6 +97,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=_NONE,
         permissions=_MANAGE,
         inverse="ad.force_password_reset",
+        effect=("values.must_change_password", False),
     ),
     ActionDefinition(
         id="entra.mark_compromised",
@@ -101,6 +108,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=_ADMINS,
         permissions=_NONE,
         inverse="entra.dismiss_user_risk",
+        effect=("values.riskLevel", "high"),
     ),
     ActionDefinition(
         id="entra.dismiss_user_risk",
@@ -111,6 +119,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=_ADMINS,
         permissions=_NONE,
         inverse="entra.mark_compromised",
+        effect=("values.riskLevel", "none"),
     ),
     ActionDefinition(
         id="entra.suspend_user",
@@ -121,6 +130,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=frozenset({GLOBAL_ADMINISTRATOR}),
         permissions=_NONE,
         inverse="entra.enable_user",
+        effect=("enabled", False),
     ),
     ActionDefinition(
         id="entra.enable_user",
@@ -131,6 +141,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=frozenset({GLOBAL_ADMINISTRATOR}),
         permissions=_NONE,
         inverse="entra.suspend_user",
+        effect=("enabled", True),
     ),
     ActionDefinition(
         id="entra.revoke_sessions",
@@ -151,6 +162,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=_RESPONDERS,
         permissions=_MANAGE,
         inverse="okta.unsuspend_user",
+        effect=("status", "SUSPENDED"),
     ),
     ActionDefinition(
         id="okta.unsuspend_user",
@@ -161,6 +173,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=_RESPONDERS,
         permissions=_MANAGE,
         inverse="okta.suspend_user",
+        effect=("status", "ACTIVE"),
     ),
     ActionDefinition(
         id="okta.deactivate_user",
@@ -172,6 +185,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         permissions=_MANAGE,
         reversible=False,
         warning="Deactivation cannot be cleanly reversed: Okta removes the user's app assignments.",
+        effect=("status", "DEPROVISIONED"),
     ),
 )
 

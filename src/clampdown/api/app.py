@@ -16,7 +16,7 @@ from clampdown.api import actions, hunting, people, session, sso
 from clampdown.api.errors import install_error_handlers
 from clampdown.auth.oidc import OidcClient
 from clampdown.config import Settings
-from clampdown.engine.worker import Worker
+from clampdown.audit.webhooks import WebhookDispatcher
 from clampdown.errors import ClampdownError, ConfigError
 from clampdown.hunting.schedule import start_schedule as start_hunting_schedule
 from clampdown.services.runtime import Runtime, open_runtime, ping_database
@@ -57,9 +57,13 @@ def create_app(settings: Settings) -> FastAPI:
             stop = asyncio.Event()
             task = None
             if embedded_worker_enabled(settings):
-                worker = Worker(rt.store, rt.connectors, settings.engine)
+                worker = rt.worker()
                 task = asyncio.create_task(worker.run(stop), name="embedded-worker")
                 log.info("embedded worker %s started", worker.id)
+            webhooks = None
+            if settings.webhooks:
+                dispatcher = WebhookDispatcher(rt.engine, settings.webhooks)
+                webhooks = asyncio.create_task(dispatcher.run(stop), name="webhooks")
             # API pulls and detection rules run where the embedded worker does: one process.
             hunting_task = (
                 start_hunting_schedule(rt, app.state, stop) if embedded_worker_enabled(settings) else None
@@ -72,6 +76,8 @@ def create_app(settings: Settings) -> FastAPI:
                     await task
                 if hunting_task is not None:
                     await hunting_task
+                if webhooks is not None:
+                    await webhooks
                 if app.state.oidc is not None:
                     await app.state.oidc.aclose()
 

@@ -26,6 +26,7 @@ from clampdown.config import SsoSettings
 from clampdown.errors import ConfigError, TransientError
 
 PENDING_LIFETIME = 600  # seconds a browser has to come back from the identity provider
+CLOCK_SKEW = 120  # seconds our clock and the identity provider's may disagree (iat, exp)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class OidcClient:
     def _unsign(self, cookie: str | None) -> dict[str, Any]:
         body, _, mac = (cookie or "").partition(".")
         expected = _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
-        if not body or not hmac.compare_digest(mac, expected):
+        if not body or not hmac.compare_digest(mac.encode(), expected.encode()):
             raise Unauthenticated("sign-in was not started here, or its cookie was altered: start again")
         payload: dict[str, Any] = json.loads(_unb64(body))
         if payload.get("exp", 0) < time.time():
@@ -129,7 +130,7 @@ class OidcClient:
     async def finish(self, code: str | None, state: str | None, cookie: str | None) -> SsoIdentity:
         """Exchange the code, check the ID token, map groups to roles."""
         pending = self._unsign(cookie)
-        if not state or not hmac.compare_digest(state, pending["state"]):
+        if not state or not hmac.compare_digest(state.encode(), str(pending["state"]).encode()):
             raise Unauthenticated("sign-in state does not match: start again")
         if not code:
             raise Unauthenticated("the identity provider returned no authorization code")
@@ -148,18 +149,31 @@ class OidcClient:
         except httpx.HTTPError as exc:
             raise TransientError(f"identity provider unreachable: {exc}") from None
         if response.status_code != 200:
-            detail = response.json().get("error_description", "") if response.content else ""
+            try:
+                detail = str(response.json().get("error_description", ""))
+            except ValueError:  # not JSON: a proxy's error page
+                detail = f"HTTP {response.status_code}"
             raise Unauthenticated(f"the identity provider refused the sign-in: {detail}".rstrip(": "))
         claims = await self._verify(response.json().get("id_token", ""), pending["nonce"])
         return self._identity(claims)
 
+    async def _signing_key(self, id_token: str) -> jwt.PyJWK:
+        """The provider's key for this token; the key set is fetched again for a key not seen
+        before, as providers rotate their keys."""
+        kid = jwt.get_unverified_header(id_token).get("kid")
+        for attempt in (1, 2):
+            if self._keys is None or attempt == 2:
+                meta = await self.discovery()
+                self._keys = jwt.PyJWKSet.from_dict(await self._get_json(meta["jwks_uri"]))
+            found = [k for k in self._keys.keys if kid is None or k.key_id == kid]
+            if found:
+                return found[0]
+        raise jwt.InvalidKeyError(f"the provider publishes no key {kid!r}")
+
     async def _verify(self, id_token: str, nonce: str) -> dict[str, Any]:
         meta = await self.discovery()
-        if self._keys is None:
-            self._keys = jwt.PyJWKSet.from_dict(await self._get_json(meta["jwks_uri"]))
         try:
-            kid = jwt.get_unverified_header(id_token).get("kid")
-            key = next(k for k in self._keys.keys if kid is None or k.key_id == kid)
+            key = await self._signing_key(id_token)
             claims: dict[str, Any] = jwt.decode(
                 id_token,
                 key=key.key,
@@ -167,8 +181,9 @@ class OidcClient:
                 audience=self.settings.client_id,
                 issuer=meta["issuer"],
                 options={"require": ["exp", "iat", "sub"]},
+                leeway=CLOCK_SKEW,
             )
-        except (jwt.PyJWTError, StopIteration) as exc:
+        except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the ID token is not valid: {exc}") from None
         if not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
             raise Unauthenticated("the ID token's nonce does not match this sign-in")

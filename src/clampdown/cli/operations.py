@@ -15,7 +15,7 @@ from clampdown.cli.context import load, state
 from clampdown.cli.errors import fail, run
 from clampdown.config import Settings, load_settings
 from clampdown.connectors.registry import validate_provider
-from clampdown.engine.worker import Worker
+from clampdown.audit.webhooks import WebhookDispatcher
 from clampdown.errors import ConfigError
 from clampdown.services.runtime import open_runtime, ping_database
 from clampdown.store.database import create_engine, is_sqlite
@@ -48,9 +48,15 @@ def worker(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
             logging.getLogger("clampdown").setLevel(logging.INFO)
-            w = Worker(rt.store, rt.connectors, settings.engine)
+            w = rt.worker()
             render.errors.print(f"worker {w.id} running ({', '.join(rt.connectors) or 'no providers'})")
+            webhooks = None
+            if settings.webhooks and not until_drained:
+                webhooks = asyncio.create_task(WebhookDispatcher(rt.engine, settings.webhooks).run(stop))
             await w.run(stop, until_drained=until_drained)
+            stop.set()
+            if webhooks is not None:
+                await webhooks
 
     run(go())
 

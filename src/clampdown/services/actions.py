@@ -6,14 +6,17 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from clampdown.auth.permissions import RESPONSE_READ
 from clampdown.auth.principal import PermissionDenied, Principal, require_action, require_permission
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.clock import SYSTEM_CLOCK, Clock
+from clampdown.config import ApprovalSettings, ProtectionSettings
 from clampdown.connectors.base import Connector
 from clampdown.errors import AccountNotFound, Conflict, InvalidInput, NotFound, TransientError
-from clampdown.model import Account, Action, ActionStatus, StateValue
+from clampdown.model import Account, AccountState, Action, ActionStatus, StateValue
+from clampdown.services.protection import ApprovalRules, ProtectedAccount, ProtectionRules
 from clampdown.store.actions import ActionFilter, ActionStore, NewAction
 
 # Records a denied attempt: (principal, what was attempted, target, what was missing).
@@ -29,6 +32,23 @@ MAX_BULK = 100_000
 
 
 @dataclass(frozen=True)
+class Guardrails:
+    """Protected accounts and approval rules, applied to every request."""
+
+    protection: ProtectionRules
+    approvals: ApprovalRules
+    approval_lifetime: timedelta
+
+    @classmethod
+    def from_settings(cls, protection: ProtectionSettings, approvals: ApprovalSettings) -> Guardrails:
+        return cls(
+            ProtectionRules(protection),
+            ApprovalRules(approvals),
+            timedelta(minutes=approvals.expires_after_minutes),
+        )
+
+
+@dataclass(frozen=True)
 class BulkRequest:
     """The result of a bulk request: its batch id and one action per distinct target."""
 
@@ -36,7 +56,7 @@ class BulkRequest:
     actions: list[Action]
 
 
-def _clean_reason(definition: ActionDefinition, reason: str | None) -> str:
+def clean_reason(definition: ActionDefinition, reason: str | None) -> str:
     text = (reason or "").strip()
     if "\x00" in text:
         raise InvalidInput("reason must not contain a NUL character")
@@ -65,11 +85,13 @@ class ActionService:
         connectors: dict[str, Connector],
         clock: Clock = SYSTEM_CLOCK,
         record_denial: DenialRecorder = _ignore_denial,
+        guardrails: Guardrails | None = None,
     ) -> None:
         self.store = store
         self.connectors = connectors
         self.clock = clock
         self._record_denial = record_denial
+        self.guardrails = guardrails
 
     async def authorize(self, principal: Principal, definition: ActionDefinition, target: str | None) -> None:
         """PermissionDenied (and a recorded denial) unless the principal may run the action."""
@@ -87,7 +109,7 @@ class ActionService:
             await self._record_denial(principal, "actions.read", None, exc.missing)
             raise
 
-    def _connector(self, definition: ActionDefinition) -> Connector:
+    def connector_for(self, definition: ActionDefinition) -> Connector:
         connector = self.connectors.get(definition.provider)
         if connector is None:
             raise InvalidInput(
@@ -115,18 +137,25 @@ class ActionService:
         *,
         idempotency_key: str | None = None,
         parameters: dict[str, StateValue] | None = None,
+        request_approval: bool = False,
+        until: datetime | None = None,
     ) -> Action:
-        """Queue one action. The same idempotency key returns the first action, never a second."""
+        """Queue one action. The same idempotency key returns the first action, never a second.
+        A protected account is refused unless `request_approval`; `until` schedules the undo."""
         definition = get_action(type_id)
         await self.authorize(principal, definition, target)
-        text = _clean_reason(definition, reason)
+        text = clean_reason(definition, reason)
         ref = _clean_target(target)
-        connector = self._connector(definition)
+        connector = self.connector_for(definition)
         if idempotency_key:
             found = await self.store.list_by_idempotency_keys([idempotency_key])
             if found:
                 return found[0]
+        inverse = self.timed_inverse(definition, until)
         account = await self._resolve_now(connector, ref)
+        approval = await self.approval_reason(
+            principal, definition, connector, ref, account, request_approval=request_approval
+        )
         item = NewAction(
             type=definition.id,
             provider=definition.provider,
@@ -136,8 +165,80 @@ class ActionService:
             account=account,
             idempotency_key=idempotency_key,
             parameters=dict(parameters or {}),
+            approval_reason=approval,
         )
-        return (await self.store.enqueue([item], self.clock.now()))[0]
+        items = [item]
+        if inverse is not None and until is not None:
+            items.append(self.timed_undo(inverse, item, 0, until))
+        return (await self.store.enqueue(items, self.clock.now(), self.approval_deadline()))[0]
+
+    def approval_deadline(self) -> datetime | None:
+        return self.clock.now() + self.guardrails.approval_lifetime if self.guardrails else None
+
+    def timed_inverse(self, definition: ActionDefinition, until: datetime | None) -> ActionDefinition | None:
+        """The inverse to schedule for `until`, checked before anything is written."""
+        if until is None:
+            return None
+        if until.tzinfo is None:
+            raise InvalidInput("until: give a time zone, e.g. 2026-11-30T08:00:00Z")
+        if until <= self.clock.now():
+            raise InvalidInput(f"until: {until.isoformat()} is not in the future")
+        if definition.inverse is None:
+            raise InvalidInput(f"until: {definition.id} has no inverse, so it cannot be released later")
+        inverse = get_action(definition.inverse)
+        self.connector_for(inverse)
+        return inverse
+
+    @staticmethod
+    def timed_undo(inverse: ActionDefinition, item: NewAction, index: int, until: datetime) -> NewAction:
+        """The inverse of item `index`, run at `until` once that item completed, restoring its state."""
+        return NewAction(
+            type=inverse.id,
+            provider=inverse.provider,
+            target=item.target,
+            requested_by=item.requested_by,
+            reason=f"timed release at {until.isoformat()}: {item.reason}",
+            account=item.account,
+            batch_id=item.batch_id,
+            playbook=item.playbook,
+            after_index=index,
+            undoes_index=index,
+            not_before=until,
+        )
+
+    async def approval_reason(
+        self,
+        principal: Principal,
+        definition: ActionDefinition,
+        connector: Connector,
+        target: str,
+        account: Account | None,
+        *,
+        request_approval: bool,
+        playbook: str | None = None,
+        state: AccountState | None = None,
+    ) -> str | None:
+        """Why the request must wait for a second person, or None. A protected account is
+        refused (and the refusal recorded) unless the requester asked for approval."""
+        if self.guardrails is None:
+            return f"approval requested by {principal.username}" if request_approval else None
+        rule = None
+        if account is not None:
+            if state is None:
+                try:
+                    state = await connector.read_state(account)
+                except TransientError:
+                    state = None  # the worker checks again on the state it reads before acting
+            rule = self.guardrails.protection.rule_for(account, state, target)
+        if rule is not None:
+            if not request_approval:
+                await self._record_denial(principal, definition.id, target, f"approval (protected: {rule})")
+                raise ProtectedAccount(account.name if account else target, rule)
+            return f"protected account: {rule}"
+        needed = self.guardrails.approvals.reason_for(definition.id, target, account, playbook)
+        if needed is None and request_approval:
+            needed = f"approval requested by {principal.username}"
+        return needed
 
     async def request_bulk(
         self,
@@ -152,8 +253,8 @@ class ActionService:
         the workers, so a bulk of thousands is accepted at once."""
         definition = get_action(type_id)
         await self.authorize(principal, definition, f"{len(targets)} targets")
-        text = _clean_reason(definition, reason)
-        self._connector(definition)
+        text = clean_reason(definition, reason)
+        self.connector_for(definition)
         cleaned = list(dict.fromkeys(_clean_target(t) for t in targets))
         if not cleaned:
             raise InvalidInput("targets is empty: give at least one user")
@@ -171,10 +272,16 @@ class ActionService:
                 reason=text,
                 batch_id=batch_id,
                 idempotency_key=f"{idempotency_key}:{t}" if idempotency_key else None,
+                # Protected accounts are refused by the worker, on the state it reads.
+                approval_reason=self.guardrails.approvals.reason_for(definition.id, t, None, None)
+                if self.guardrails
+                else None,
             )
             for t in cleaned
         ]
-        return BulkRequest(batch_id, await self.store.enqueue(items, self.clock.now()))
+        return BulkRequest(
+            batch_id, await self.store.enqueue(items, self.clock.now(), self.approval_deadline())
+        )
 
     async def undo(self, action_id: int, principal: Principal, reason: str | None = None) -> Action:
         """Queue the inverse of a completed action, restoring the state read before it ran.
@@ -198,7 +305,7 @@ class ActionService:
             return existing
         inverse = get_action(definition.inverse)
         await self.authorize(principal, inverse, original.target)
-        self._connector(inverse)
+        self.connector_for(inverse)
         item = NewAction(
             type=inverse.id,
             provider=inverse.provider,

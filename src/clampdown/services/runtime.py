@@ -13,12 +13,18 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clampdown.audit.chain import AuditLog
+from clampdown.audit.recorder import EventRecorder
+from clampdown.audit.syslog import SyslogSender
 from clampdown.auth.service import AuthService
 from clampdown.config import Settings
 from clampdown.connectors.base import Connector
 from clampdown.connectors.registry import build_connectors
+from clampdown.engine.worker import Worker
 from clampdown.errors import ConfigError, StoreUnavailable
-from clampdown.services.actions import ActionService
+from clampdown.services.actions import ActionService, Guardrails
+from clampdown.services.approvals import ApprovalService
+from clampdown.services.playbooks import PlaybookService
 from clampdown.store.actions import ActionStore
 from clampdown.store.auth import AuthStore
 from clampdown.store.database import create_engine, is_sqlite
@@ -79,6 +85,14 @@ class Runtime:
     connectors: dict[str, Connector]
     actions: ActionService
     auth: AuthService
+    approvals: ApprovalService
+    playbooks: PlaybookService
+    audit: AuditLog
+
+    def worker(self) -> Worker:
+        """A worker with this runtime's connectors, engine settings and protection rules."""
+        guard = self.actions.guardrails.protection.guard if self.actions.guardrails else None
+        return Worker(self.store, self.connectors, self.settings.engine, guard=guard)
 
 
 @asynccontextmanager
@@ -90,10 +104,16 @@ async def open_runtime(settings: Settings, *, check_schema: bool = True) -> Asyn
         await ping_database(engine, settings.database.url)
         if check_schema:
             await require_current_schema(engine)
-        store = ActionStore(engine)
-        auth = AuthService(AuthStore(engine))
-        actions = ActionService(store, connectors, record_denial=auth.record_denial)
-        yield Runtime(settings, engine, store, connectors, actions, auth)
+        syslog = SyslogSender(settings.syslog) if settings.syslog else None
+        recorder = EventRecorder(settings.webhooks, syslog)
+        store = ActionStore(engine, recorder)
+        auth = AuthService(AuthStore(engine, recorder))
+        guardrails = Guardrails.from_settings(settings.protection, settings.approvals)
+        actions = ActionService(store, connectors, record_denial=auth.record_denial, guardrails=guardrails)
+        yield Runtime(
+            settings, engine, store, connectors, actions, auth,
+            ApprovalService(actions), PlaybookService(actions, settings.playbooks), AuditLog(engine),
+        )  # fmt: skip
     finally:
         for connector in connectors.values():
             await connector.aclose()

@@ -45,6 +45,7 @@ class NewAction:
     error_code: str | None = None  # only for an action recorded as refused at once
     error_message: str | None = None
     after_index: int | None = None  # within one enqueue: runs after the item at this index
+    undoes_index: int | None = None  # within one enqueue: undoes the item at this index
     after_action_id: int | None = None  # or after an action already stored
     playbook: str | None = None
     approval_reason: str | None = None  # set: the action waits in awaiting_approval
@@ -258,19 +259,30 @@ class ActionStore:
             else:
                 out.append(next(fresh_iter))
         links = [
-            {"b_id": out[n].id, "b_after": out[item.after_index].id}
+            {
+                "b_id": out[n].id,
+                "b_after": out[item.after_index].id if item.after_index is not None else item.after_action_id,
+                "b_undoes": out[item.undoes_index].id
+                if item.undoes_index is not None
+                else item.undoes_action_id,
+            }
             for n, item in enumerate(items)
-            if item.after_index is not None and out[n].after_action_id is None
+            if (item.after_index is not None or item.undoes_index is not None) and out[n].attempts == 0
         ]
-        if links:  # order within a playbook: ids are known only after the insert
+        if links:  # order within a playbook, timed undo: ids are known only after the insert
             await conn.execute(
                 update(actions)
                 .where(actions.c.id == bindparam("b_id"))
-                .values(after_action_id=bindparam("b_after")),
+                .values(after_action_id=bindparam("b_after"), undoes_action_id=bindparam("b_undoes")),
                 links,
             )
-            after = {link["b_id"]: link["b_after"] for link in links}
-            out = [replace(a, after_action_id=after.get(a.id, a.after_action_id)) for a in out]
+            by_id = {link["b_id"]: link for link in links}
+            out = [
+                replace(a, after_action_id=by_id[a.id]["b_after"], undoes_action_id=by_id[a.id]["b_undoes"])
+                if a.id in by_id
+                else a
+                for a in out
+            ]
         return out, events
 
     async def get(self, action_id: int) -> Action:

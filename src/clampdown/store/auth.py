@@ -11,6 +11,8 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clampdown.audit.chain import AuditEvent
+from clampdown.audit.recorder import EventRecorder
 from clampdown.errors import Conflict, NotFound
 from clampdown.store.tables import access_denials, api_tokens, custom_roles, sessions, users
 
@@ -83,8 +85,17 @@ _TOKEN_COLUMNS = (*api_tokens.c, users.c.username)
 class AuthStore:
     """All reads and writes of sign-in data."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, recorder: EventRecorder | None = None) -> None:
         self.engine = engine
+        self.recorder = recorder
+
+    async def record_events(self, events: list[AuditEvent]) -> None:
+        """Audit events of their own (sign-ins, tokens)."""
+        if self.recorder is None or not events:
+            return
+        async with self.engine.begin() as conn:
+            await self.recorder.record_in(conn, events)
+        self.recorder.after_commit(events)
 
     async def add_user(
         self,
@@ -229,7 +240,13 @@ class AuthStore:
             await conn.execute(sessions.delete().where(sessions.c.id_hash == id_hash))
 
     async def record_denial(self, denial: Denial) -> None:
+        event = AuditEvent(
+            denial.at, denial.principal, "access.denied", denial.target,
+            {"attempted": denial.attempted, "missing": denial.missing, "channel": denial.channel},
+        )  # fmt: skip
         async with self.engine.begin() as conn:
+            if self.recorder is not None:
+                await self.recorder.record_in(conn, [event])
             await conn.execute(
                 insert(access_denials).values(
                     at=denial.at,
@@ -240,6 +257,8 @@ class AuthStore:
                     missing=denial.missing,
                 )
             )
+        if self.recorder is not None:
+            self.recorder.after_commit([event])
 
     async def denials(self, limit: int = 100) -> list[Denial]:
         query = select(access_denials).order_by(access_denials.c.id.desc()).limit(limit)
