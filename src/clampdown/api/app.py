@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 from clampdown import __version__, catalog
 from clampdown.api import actions, hunting, people, session, sso
 from clampdown.api.errors import install_error_handlers
+from clampdown.audit.webhooks import WebhookDispatcher
 from clampdown.auth.oidc import OidcClient
 from clampdown.config import Settings
-from clampdown.audit.webhooks import WebhookDispatcher
 from clampdown.errors import ClampdownError, ConfigError
 from clampdown.hunting.schedule import start_schedule as start_hunting_schedule
 from clampdown.services.runtime import Runtime, open_runtime, ping_database

@@ -10,12 +10,12 @@ from typing import Annotated
 import typer
 
 from clampdown import catalog
+from clampdown.audit.webhooks import WebhookDispatcher
 from clampdown.cli import render
 from clampdown.cli.context import load, state
 from clampdown.cli.errors import fail, run
 from clampdown.config import Settings, load_settings
 from clampdown.connectors.registry import validate_provider
-from clampdown.audit.webhooks import WebhookDispatcher
 from clampdown.errors import ConfigError
 from clampdown.services.runtime import open_runtime, ping_database
 from clampdown.store.database import create_engine, is_sqlite
