@@ -11,6 +11,7 @@ from clampdown.cli.actions import act, actions_app, catalog_command
 from clampdown.cli.admin import roles_app, tokens_app, users_app
 from clampdown.cli.context import state
 from clampdown.cli.doctor import doctor_app
+from clampdown.cli.guardrails import approve, audit_app, contain, pending_approvals, reject, release
 from clampdown.cli.hunting import hunt, ingest_app
 from clampdown.cli.lab import lab_app
 from clampdown.cli.operations import config_app, db_app, serve, worker
@@ -48,3 +49,9 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(roles_app, name="roles")
 app.add_typer(doctor_app, name="doctor")
+app.add_typer(audit_app, name="audit")
+app.command()(contain)
+app.command()(release)
+actions_app.command("approve")(approve)
+actions_app.command("reject")(reject)
+actions_app.command("pending")(pending_approvals)

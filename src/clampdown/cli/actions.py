@@ -46,12 +46,34 @@ def act(
     idempotency_key: Annotated[
         str | None, typer.Option(help="The same key never queues a second action.")
     ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Undo automatically at this ISO time (with zone).")
+    ] = None,
+    request_approval: Annotated[bool, typer.Option(help="Ask a second person to approve first.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Show what would change; change nothing.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Request an action on one user, or on every user in a file."""
+    from clampdown.cli.guardrails import parse_until, plan_json
+    from clampdown.services.planning import plan_actions
+
     settings = load()
     if (user is None) == (from_file is None):
         fail("give either a USER or --from-file FILE", 2)
+    if dry_run:
+
+        async def plan() -> list[dict[str, object]]:
+            targets = _read_targets(from_file) if from_file else [user or ""]
+            async with open_runtime(settings) as rt:
+                return plan_json(await plan_actions(rt.actions, action_id, targets, reason, await caller(rt)))
+
+        rows = run(plan())
+        if as_json:
+            render.print_json(rows)
+        else:
+            render.console.print("dry-run: nothing was changed")
+            render.console.print(render.rows_table(rows))
+        return
 
     async def go() -> list[Action]:
         async with open_runtime(settings) as rt:
@@ -69,8 +91,9 @@ def act(
                 return [await rt.store.get(a.id) for a in bulk.actions]
             assert user is not None
             action = await rt.actions.request(
-                action_id, user, reason, principal, idempotency_key=idempotency_key
-            )
+                action_id, user, reason, principal, idempotency_key=idempotency_key,
+                request_approval=request_approval, until=parse_until(until),
+            )  # fmt: skip
             if wait:
                 action = (await rt.actions.wait([action.id], timeout))[0]
             return [action]

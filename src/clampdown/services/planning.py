@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clampdown.catalog import ActionDefinition
+from clampdown.auth.principal import Principal
+from clampdown.catalog import ActionDefinition, get_action
+from clampdown.errors import AccountNotFound, TransientError
 from clampdown.model import Account, AccountState
+from clampdown.services.actions import ActionService, clean_reason
+from clampdown.services.protection import ProtectedAccount
 
 
 @dataclass(frozen=True)
@@ -58,3 +62,36 @@ def plan_item(
         current=current,
         outcome=refusal or outcome,
     )
+
+
+async def plan_actions(
+    service: ActionService, type_id: str, targets: list[str], reason: str | None, principal: Principal
+) -> list[PlanItem]:
+    """What requesting `type_id` on each target would do now; nothing is written or changed."""
+    definition = get_action(type_id)
+    await service.authorize(principal, definition, f"{len(targets)} targets")
+    clean_reason(definition, reason)
+    connector = service.connector_for(definition)
+    plan = []
+    for target in dict.fromkeys(t.strip() for t in targets if t.strip()):
+        try:
+            account = await connector.resolve_user(target)
+        except AccountNotFound:
+            plan.append(
+                PlanItem(definition.id, definition.provider, target, None, None, "refused: no such user")
+            )
+            continue
+        try:
+            state: AccountState | None = await connector.read_state(account)
+        except TransientError:
+            state = None
+        refusal = None
+        try:
+            approval = await service.approval_reason(
+                principal, definition, connector, target, account, request_approval=False, state=state
+            )
+            refusal = f"needs approval: {approval}" if approval else None
+        except ProtectedAccount as exc:
+            refusal = exc.message
+        plan.append(plan_item(definition, target, account, state, refusal))
+    return plan

@@ -1,0 +1,228 @@
+"""`clampdown contain|release`, approvals, dry-runs and `clampdown audit verify|export`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clampdown.cli import render
+from clampdown.cli.context import JsonOption, caller, load
+from clampdown.cli.errors import EXIT_ACTION_FAILED, run
+from clampdown.errors import InvalidInput
+from clampdown.model import Action
+from clampdown.services.planning import PlanItem
+from clampdown.services.playbooks import RELEASE, PlaybookRun
+from clampdown.services.runtime import open_runtime
+
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+Until = Annotated[
+    str | None, typer.Option("--until", help="Release automatically at this ISO time (with zone).")
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
+Approval = Annotated[bool, typer.Option("--request-approval", help="Ask a second person to approve first.")]
+
+
+def parse_until(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"--until: '{value}' is not an ISO time like 2026-11-30T08:00:00+00:00") from None
+    if parsed.tzinfo is None:
+        raise InvalidInput("--until: give a time zone, e.g. 2026-11-30T08:00:00Z")
+    return parsed.astimezone(UTC)
+
+
+def plan_json(plan: list[PlanItem]) -> list[dict[str, object]]:
+    return [vars(p) for p in plan]
+
+
+def _print_run(result: PlaybookRun, as_json: bool) -> None:
+    if as_json:
+        render.print_json(
+            {
+                "playbook": result.playbook,
+                "person": result.person,
+                "batch_id": result.batch_id,
+                "actions": [render.action_json(a) for a in result.actions],
+                "skipped": result.skipped,
+                "plan": plan_json(result.plan),
+            }
+        )
+        return
+    if result.batch_id is None:
+        render.console.print(f"dry-run of {result.playbook} for {result.person}: nothing was changed")
+        render.console.print(render.rows_table(plan_json(result.plan)))
+    else:
+        render.console.print(f"{result.playbook} for {result.person}: batch {result.batch_id}")
+        for action in result.actions:
+            render.console.print("  " + render.summary(action), highlight=False)
+    for line in result.skipped:
+        render.console.print(f"  skipped {line}", highlight=False)
+
+
+def _playbook_command(name: str, user: str, reason: str | None, until: str | None, dry_run: bool,
+                      request_approval: bool, wait: bool, timeout: float, as_json: bool) -> None:  # fmt: skip
+    settings = load()
+
+    async def go() -> PlaybookRun:
+        async with open_runtime(settings) as rt:
+            principal = await caller(rt)
+            result = await rt.playbooks.run(
+                name, user, reason, principal,
+                until=parse_until(until), request_approval=request_approval, dry_run=dry_run,
+            )  # fmt: skip
+            if wait and result.actions:
+                # A timed release is not waited for: it runs at --until.
+                now_ids = [a.id for a in result.actions if not (a.undoes_action_id and until)]
+                waited = await rt.actions.wait(now_ids, timeout)
+                result = PlaybookRun(result.playbook, result.person, result.batch_id, waited, result.skipped)
+            return result
+
+    result = run(go())
+    _print_run(result, as_json)
+    if wait and any(a.status.value == "failed" for a in result.actions):
+        raise typer.Exit(EXIT_ACTION_FAILED)
+
+
+def contain(
+    user: Annotated[str, typer.Argument(help="The person: any of their names, UPN, email or ids.")],
+    reason: Annotated[str | None, typer.Option("--reason", "-r")] = None,
+    playbook: Annotated[str, typer.Option(help="Which configured playbook.")] = "contain",
+    until: Until = None,
+    dry_run: DryRun = False,
+    request_approval: Approval = False,
+    wait: Annotated[bool, typer.Option("--wait")] = False,
+    timeout: float = 300.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Contain a person everywhere in one step: every linked account, in hybrid-safe order."""
+    _playbook_command(playbook, user, reason, until, dry_run, request_approval, wait, timeout, as_json)
+
+
+def release(
+    user: Annotated[str, typer.Argument(help="The person to release.")],
+    reason: Annotated[str | None, typer.Option("--reason", "-r")] = None,
+    dry_run: DryRun = False,
+    wait: Annotated[bool, typer.Option("--wait")] = False,
+    timeout: float = 300.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Undo what the person's latest containment changed, restoring each account as it was."""
+    _playbook_command(RELEASE, user, reason, None, dry_run, False, wait, timeout, as_json)
+
+
+def _decide(approve: bool, action_ids: list[int], batch: str | None, note: str | None, as_json: bool) -> None:
+    settings = load()
+
+    async def go() -> list[Action]:
+        async with open_runtime(settings) as rt:
+            principal = await caller(rt)
+            return await rt.approvals.decide(
+                principal, approve, action_ids=action_ids, batch_id=batch, note=note
+            )
+
+    decided = run(go())
+    if as_json:
+        render.print_json([render.action_json(a) for a in decided])
+    else:
+        for action in decided:
+            render.console.print(render.summary(action), highlight=False)
+
+
+def approve(
+    action_ids: Annotated[list[int] | None, typer.Argument(help="Action ids.")] = None,
+    batch: Annotated[str | None, typer.Option("--batch", help="Every waiting action of a batch.")] = None,
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Approve requests awaiting a second person (never your own)."""
+    _decide(True, action_ids or [], batch, note, as_json)
+
+
+def reject(
+    action_ids: Annotated[list[int] | None, typer.Argument(help="Action ids.")] = None,
+    batch: Annotated[str | None, typer.Option("--batch")] = None,
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Reject requests awaiting approval."""
+    _decide(False, action_ids or [], batch, note, as_json)
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOption = False) -> None:
+    """Walk the audit chain; name every edited, deleted or reordered entry."""
+    settings = load()
+
+    async def go() -> tuple[int, list[tuple[int, str]]]:
+        async with open_runtime(settings) as rt:
+            count, breaks = await rt.audit.verify()
+        return count, [(b.seq, b.problem) for b in breaks]
+
+    count, breaks = run(go())
+    if as_json:
+        render.print_json(
+            {"entries": count, "ok": not breaks, "breaks": [{"seq": s, "problem": p} for s, p in breaks]}
+        )
+    else:
+        for seq, problem in breaks:
+            render.console.print(f"entry {seq}: {problem}", highlight=False)
+        render.console.print(
+            f"{count} entries checked: " + ("chain intact" if not breaks else f"{len(breaks)} breaks")
+        )
+    if breaks:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default: standard output).")
+    ] = None,
+) -> None:
+    """Export the audit log as JSON lines, with each entry's hashes for independent checking."""
+    settings = load()
+
+    async def go() -> int:
+        count = 0
+        handle = output.open("w", encoding="utf-8") if output else None
+        try:
+            async with open_runtime(settings) as rt:
+                async for row in rt.audit.rows():
+                    line = json.dumps(
+                        row, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)
+                    )
+                    if handle:
+                        handle.write(line + "\n")
+                    else:
+                        print(line)
+                    count += 1
+        finally:
+            if handle:
+                handle.close()
+        return count
+
+    count = run(go())
+    if output:
+        render.errors.print(f"{count} entries written to {output}")
+
+
+def pending_approvals(as_json: JsonOption = False) -> None:
+    """Requests awaiting approval."""
+    settings = load()
+
+    async def go() -> list[Action]:
+        async with open_runtime(settings) as rt:
+            return await rt.approvals.pending(await caller(rt))
+
+    found = run(go())
+    if as_json:
+        render.print_json([render.action_json(a) for a in found])
+    else:
+        render.console.print(render.actions_table(found))
