@@ -13,18 +13,22 @@ from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR, SECURITY_OPERATOR, 
 from clampdown.auth.principal import PermissionDenied, Principal
 from clampdown.auth.service import AuthService
 from clampdown.config import Settings
+from clampdown.connectors.base import Connector
 from clampdown.connectors.registry import build_connectors
 from clampdown.hunting.files import read_evtx
+from clampdown.hunting.identity import refresh_identity_info
 from clampdown.hunting.ingest import ingest_windows
+from clampdown.hunting.query import run_query
 from clampdown.hunting.schedule import run_schedule
 from clampdown.hunting.service import HuntingService
 from clampdown.hunting.settings import HuntingSettings
 from clampdown.hunting.store import EventStore
+from clampdown.model import ActionContext
 from clampdown.services.actions import ActionService
 from clampdown.store.actions import ActionFilter, ActionStore
 from clampdown.store.auth import AuthStore
 from tests.hunting.evtx_writer import write_evtx
-from tests.hunting.scenario import BRUTE_USER, security_events
+from tests.hunting.scenario import BRUTE_USER, NORMAL_USERS, SPRAY_USERS, security_events
 from tests.hunting.test_ingest_and_hunt import BRUTE_FORCE_KQL
 from tests.lab_config import memory_provider
 
@@ -37,6 +41,7 @@ class Env:
     admin: Principal
     operator: Principal
     reader: Principal
+    connectors: dict[str, Connector]
 
 
 @pytest.fixture
@@ -57,7 +62,7 @@ async def env(engine: AsyncEngine, tmp_path: Path) -> Env:
         user = await auth.create_user(name, frozenset({role}), None)
         principals.append(await auth.principal_for(user, "api"))
     service = HuntingService(events, actions, auth, auth.record_denial)
-    return Env(service, store, auth, *principals)
+    return Env(service, store, auth, *principals, connectors)
 
 
 async def test_a_rule_alerts_on_new_rows_once_and_acts_as_its_owner(
@@ -121,3 +126,31 @@ async def test_the_schedule_runs_due_rules_and_skips_disabled_ones(env: Env, day
     assert [a.row for a in alerts] == [{"IPAddress": "203.0.113.7", "Accounts": 12}]
     rules = {r.name: r for r in await service.rules(env.reader)}
     assert rules["spray"].last_run_at is not None and rules["off"].last_run_at is None
+
+
+async def test_identity_info_follows_the_accounts_seen_and_their_current_state(
+    env: Env, day_evtx: Path
+) -> None:
+    store = env.service.store
+    ingest_windows(store, read_evtx(day_evtx))
+    written = await refresh_identity_info(store, env.connectors)
+    names = run_query(store, "SELECT AccountName FROM IdentityInfo WHERE Provider = 'ad' ORDER BY 1").rows
+    expected = sorted([*NORMAL_USERS, BRUTE_USER, *SPRAY_USERS, "frank.fox"])
+    assert written == len(names) and [n[0] for n in names] == expected
+    assert not any(n[0].endswith("$") for n in names)  # DC1$ is a computer, not a person
+
+    still_enabled = (
+        "IdentityLogonEvents | where ActionType == 'LogonFailed'"
+        " | summarize Failures = count() by AccountName"
+        " | join kind=inner (IdentityInfo | where Provider == 'ad') on AccountName"
+        " | where IsAccountEnabled == true and Failures >= 10 | project AccountName"
+    )
+    assert run_query(store, still_enabled).rows == [[BRUTE_USER]]
+    ad = env.connectors["ad"]
+    account = await ad.resolve_user(BRUTE_USER)
+    await ad.disable_user(account, ActionContext(action_id=1, reason="test", requested_by="test"))  # type: ignore[attr-defined]
+    await refresh_identity_info(store, env.connectors)
+    assert run_query(store, still_enabled).rows == []  # bob is disabled now: nothing left to contain
+    assert run_query(store, "SELECT count(*) - count(DISTINCT AccountObjectId) FROM IdentityInfo").rows == [
+        [0]
+    ]

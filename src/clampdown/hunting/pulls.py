@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from clampdown.connectors.base import Connector
 from clampdown.connectors.entra import EntraConnector
 from clampdown.connectors.entra.client import GraphClient
 from clampdown.connectors.okta import OktaConnector
@@ -119,7 +121,7 @@ class EntraSignInSource:
 
 
 def api_sources(
-    store: EventStore, connectors: dict[str, object], page_size: int = 500
+    store: EventStore, connectors: Mapping[str, Connector], page_size: int = 500
 ) -> list[OktaLogSource | EntraSignInSource]:
     """A source for each configured Okta and Entra ID connector."""
     sources: list[OktaLogSource | EntraSignInSource] = []

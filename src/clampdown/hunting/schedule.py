@@ -7,16 +7,20 @@ import contextlib
 import logging
 from typing import Any
 
+from clampdown.connectors.base import Connector
 from clampdown.errors import ClampdownError
+from clampdown.hunting.identity import refresh_identity_info
 from clampdown.hunting.pulls import api_sources
 from clampdown.hunting.rules import run_due_rules
 from clampdown.hunting.service import HuntingService
 from clampdown.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
+# Each refresh looks up every recently seen account in its provider: hourly keeps that load small.
+IDENTITY_REFRESH_SECONDS = 3600.0
 
 
-async def pull_once(service: HuntingService, connectors: dict[str, object], page_size: int) -> None:
+async def pull_once(service: HuntingService, connectors: dict[str, Connector], page_size: int) -> None:
     """One pull from every configured API source; a failing source is logged and retried next time."""
     for source in api_sources(service.store, connectors, page_size):
         try:
@@ -27,17 +31,23 @@ async def pull_once(service: HuntingService, connectors: dict[str, object], page
             log.warning("hunting pull %s failed: %s", type(source).__name__, exc.message)
 
 
-async def run_schedule(service: HuntingService, connectors: dict[str, object], stop: asyncio.Event) -> None:
+async def run_schedule(
+    service: HuntingService, connectors: dict[str, Connector], stop: asyncio.Event
+) -> None:
     """Pull and evaluate rules at their intervals until `stop` is set."""
     settings = service.store.settings
     loop = asyncio.get_running_loop()
-    next_pull = next_rules = loop.time()
+    next_pull = next_rules = next_identities = loop.time()
     while not stop.is_set():
         now = loop.time()
         try:
             if now >= next_pull:
                 await pull_once(service, connectors, settings.pull_page_size)
                 next_pull = loop.time() + settings.pull_interval_seconds
+            if now >= next_identities:
+                written = await refresh_identity_info(service.store, connectors)
+                log.info("IdentityInfo: %d accounts refreshed", written)
+                next_identities = loop.time() + IDENTITY_REFRESH_SECONDS
             if now >= next_rules:
                 await run_due_rules(service.store, service.actions, service.auth)
                 next_rules = loop.time() + min(settings.rules_interval_seconds, 60.0)
@@ -55,5 +65,4 @@ def start_schedule(rt: Runtime, state: Any, stop: asyncio.Event) -> asyncio.Task
         return None
     service = HuntingService.from_runtime(rt)
     state.hunting = service
-    connectors: dict[str, object] = dict(rt.connectors)
-    return asyncio.create_task(run_schedule(service, connectors, stop), name="hunting-schedule")
+    return asyncio.create_task(run_schedule(service, dict(rt.connectors), stop), name="hunting-schedule")
