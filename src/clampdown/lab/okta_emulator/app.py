@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clampdown.lab.okta_emulator.auth import Authenticator, OAuthError
 from clampdown.lab.okta_emulator.control import control_routes
 from clampdown.lab.okta_emulator.faults import Fault, FaultPlan
+from clampdown.lab.okta_emulator.oidc import OidcEndpoints, OidcProvider
 from clampdown.lab.okta_emulator.ratelimit import RateLimiter, bucket_for
 from clampdown.lab.okta_emulator.state import OktaApiError, OrgState, new_error_id
 from clampdown.lab.okta_emulator.users_api import UsersApi
@@ -46,6 +47,7 @@ class Emulator:
     auth: Authenticator
     limiter: RateLimiter = field(default_factory=RateLimiter)
     faults: FaultPlan = field(default_factory=FaultPlan)
+    oidc: OidcProvider = field(default_factory=OidcProvider)
     deactivate_delay: float = 0.2
     latency: float = 0.0  # seconds each API request takes, as a real org's answers do
     # (method, path, status) of recent requests; bounded so a long-running lab stays small.
@@ -54,7 +56,11 @@ class Emulator:
     def asgi(self) -> ASGIApp:
         """The app to serve: Okta's API behind the rate-limit and fault layer."""
         api = UsersApi(self.state, self.auth, self.deactivate_delay)
+        oidc = OidcEndpoints(self.oidc, self.state)
         routes = [
+            Route("/.well-known/openid-configuration", oidc.discovery, methods=["GET"]),
+            Route("/oauth2/v1/authorize", oidc.authorize, methods=["GET", "POST"]),
+            Route("/oauth2/v1/keys", oidc.keys, methods=["GET"]),
             Route("/oauth2/v1/token", self._token, methods=["POST"]),
             Route("/api/v1/users", api.list_users, methods=["GET"]),
             Route("/api/v1/users", api.create_user, methods=["POST"]),
@@ -79,8 +85,13 @@ class Emulator:
             raise OAuthError(400, "invalid_request", "The token request must be form-urlencoded.")
         # Parsed by hand: Starlette's form parser needs python-multipart, not worth a dependency.
         form = dict(parse_qsl((await request.body()).decode()))
-        token_url = f"{str(request.base_url).rstrip('/')}/oauth2/v1/token"
-        return JSONResponse(self.auth.issue(form, token_url), headers={"Cache-Control": "no-store"})
+        issuer = OidcEndpoints.issuer(request)
+        if form.get("grant_type") == "authorization_code":
+            app = self.oidc.authenticate_client(form, request.headers.get("authorization"))
+            answer = self.oidc.redeem(app, form, issuer, self.state)
+        else:  # service apps: client_credentials with a private_key_jwt assertion
+            answer = self.auth.issue(form, f"{issuer}/oauth2/v1/token")
+        return JSONResponse(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
 async def _okta_error(request: Request, exc: Exception) -> Response:

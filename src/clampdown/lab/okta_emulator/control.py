@@ -1,4 +1,5 @@
-"""The emulator's own control API under /_emulator: seed users, set limits, inject faults, inspect.
+"""The emulator's control API under /_emulator: seed users, passwords and groups, register OIDC
+apps, set limits, inject faults, inspect.
 
 Not part of Okta's API; tests and benchmarks use it when the emulator runs in another process.
 """
@@ -12,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from clampdown.lab.okta_emulator.faults import Fault
+from clampdown.lab.okta_emulator.oidc import OidcWebApp
 from clampdown.lab.okta_emulator.users_api import validate_status
 
 if TYPE_CHECKING:
@@ -25,10 +27,9 @@ def control_routes(emulator: Emulator) -> list[Route]:
         body = await request.json()
         ids = {}
         for item in body.get("users", []):
-            status = validate_status(str(item.get("status", "ACTIVE")))
-            profile = {k: v for k, v in item.items() if k != "status"}
+            validate_status(str(item.get("status", "ACTIVE")))
             # An existing user keeps its status: seeding again must not undo an analyst's action.
-            record = emulator.state.add_user(profile, status=status)
+            record = emulator.state.seed(item)
             ids[record.login] = record.id
         emulator.state.save()
         return JSONResponse({"ids": ids})
@@ -37,7 +38,27 @@ def control_routes(emulator: Emulator) -> list[Route]:
         record = emulator.state.users.get(request.path_params["id"])
         if record is None:
             return JSONResponse({"error": "no such user"}, status_code=404)
-        return JSONResponse(record.to_json())
+        return JSONResponse(_without_secrets(record.to_json()))
+
+    async def set_credentials(request: Request) -> Response:
+        body: dict[str, Any] = await request.json()
+        record = emulator.state.lookup(request.path_params["id"])
+        groups = body.get("groups")
+        emulator.state.set_credentials(
+            record, body.get("password"), list(groups) if groups is not None else None
+        )
+        return JSONResponse(_without_secrets(record.to_json()))
+
+    async def register_oidc_app(request: Request) -> Response:
+        body: dict[str, Any] = await request.json()
+        app = OidcWebApp(
+            client_id=str(body["client_id"]),
+            client_secret=str(body["client_secret"]),
+            redirect_uris=tuple(str(u) for u in body["redirect_uris"]),
+            label=str(body.get("label", "OIDC web app")),
+        )
+        emulator.oidc.register(app)
+        return JSONResponse({"client_id": app.client_id, "redirect_uris": list(app.redirect_uris)}, 201)
 
     async def set_limits(request: Request) -> Response:
         body: dict[str, Any] = await request.json()
@@ -71,6 +92,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
                 "by_status": by_status,
                 "buckets": emulator.limiter.counters,
                 "tokens_issued": emulator.auth.tokens_issued,
+                "sign_ins": emulator.oidc.sign_ins,
                 "log_events": len(emulator.state.logs),
             }
         )
@@ -88,6 +110,8 @@ def control_routes(emulator: Emulator) -> list[Route]:
     return [
         Route("/_emulator/users", seed_users, methods=["POST"]),
         Route("/_emulator/users/{id}", get_user, methods=["GET"]),
+        Route("/_emulator/users/{id}/credentials", set_credentials, methods=["PUT"]),
+        Route("/_emulator/oidc/apps", register_oidc_app, methods=["POST"]),
         Route("/_emulator/rate-limits", set_limits, methods=["PUT"]),
         Route("/_emulator/faults", add_fault, methods=["POST"]),
         Route("/_emulator/faults", clear_faults, methods=["DELETE"]),
@@ -95,3 +119,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
         Route("/_emulator/stats", reset_stats, methods=["DELETE"]),
         Route("/_emulator/oauth/expire", expire_tokens, methods=["POST"]),
     ]
+
+
+def _without_secrets(user: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in user.items() if k != "password_hash"}

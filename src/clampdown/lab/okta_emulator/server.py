@@ -14,6 +14,7 @@ import uvicorn
 
 from clampdown.lab.okta_emulator.app import Emulator
 from clampdown.lab.okta_emulator.auth import Authenticator, ServiceApp
+from clampdown.lab.okta_emulator.oidc import OidcProvider, OidcWebApp, load_signing_key
 from clampdown.lab.okta_emulator.ratelimit import DEFAULT_CONCURRENCY, RateLimiter
 from clampdown.lab.okta_emulator.state import Actor, OrgState, stable_id
 
@@ -31,7 +32,10 @@ class EmulatorSettings:
     deactivate_delay: float = 0.2
     latency: float = 0.0
     state_file: str | None = None
-    users: list[dict[str, Any]] = field(default_factory=list)  # profiles (+ optional status) to seed
+    # profiles (+ optional status, password, groups) to seed
+    users: list[dict[str, Any]] = field(default_factory=list)
+    oidc_apps: list[dict[str, Any]] = field(default_factory=list)  # client_id, client_secret, redirect_uris
+    signing_key_pem: str | None = None  # the ID token key; a new one each start when not given
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -46,8 +50,21 @@ def build_emulator(settings: EmulatorSettings) -> Emulator:
     """An emulator with its org loaded from the state file (when given) and the users seeded."""
     state = OrgState.load(Path(settings.state_file)) if settings.state_file else OrgState()
     for item in settings.users:
-        profile = {k: v for k, v in item.items() if k != "status"}
-        state.add_user(profile, status=str(item.get("status", "ACTIVE")))
+        state.seed(item)
+    oidc = (
+        OidcProvider(load_signing_key(settings.signing_key_pem))
+        if settings.signing_key_pem
+        else OidcProvider()
+    )
+    for app in settings.oidc_apps:
+        oidc.register(
+            OidcWebApp(
+                str(app["client_id"]),
+                str(app["client_secret"]),
+                tuple(app["redirect_uris"]),
+                str(app.get("label", "OIDC web app")),
+            )
+        )
     auth = Authenticator(
         api_tokens={token: admin_actor(login) for token, login in settings.api_tokens.items()},
         apps={
@@ -66,6 +83,7 @@ def build_emulator(settings: EmulatorSettings) -> Emulator:
         limiter=limiter,
         deactivate_delay=settings.deactivate_delay,
         latency=settings.latency,
+        oidc=oidc,
     )
 
 

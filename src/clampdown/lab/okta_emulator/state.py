@@ -8,6 +8,7 @@ DEPROVISIONED users) the emulator answers 403 E0000038, which the OpenAPI docume
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 import string
@@ -29,6 +30,7 @@ STATUSES = (
     "STAGED",
     "SUSPENDED",
 )
+_PASSWORD_ROUNDS = 10_000  # a lab's passwords: enough to not store them plainly, cheap to check
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 
 
@@ -85,6 +87,8 @@ class UserRecord:
     transitioning_to: str | None = None
     sessions: int = 0  # open Okta sessions, cleared by DELETE .../sessions
     oauth_tokens: int = 0  # OAuth tokens issued to the user, revoked with oauthTokens=true
+    groups: list[str] = field(default_factory=list)  # names of the Okta groups the user belongs to
+    password_hash: str | None = None  # for sign-in at /oauth2/v1/authorize; None: cannot sign in
 
     @property
     def login(self) -> str:
@@ -93,6 +97,19 @@ class UserRecord:
     @property
     def display_name(self) -> str:
         return f"{self.profile.get('firstName', '')} {self.profile.get('lastName', '')}".strip()
+
+    def set_password(self, password: str) -> None:
+        salt = secrets.token_bytes(16)
+        digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, _PASSWORD_ROUNDS)
+        self.password_hash = f"{salt.hex()}${digest.hex()}"
+
+    def check_password(self, password: str) -> bool:
+        """True if `password` is the user's; always False for a user without one."""
+        if not self.password_hash:
+            return False
+        salt, _, expected = self.password_hash.partition("$")
+        digest = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), _PASSWORD_ROUNDS)
+        return hmac.compare_digest(digest.hex(), expected)
 
     def etag(self) -> str:
         digest = hashlib.sha1(f"{self.id}:{self.last_updated}:{self.status}".encode()).hexdigest()[:16]
@@ -110,6 +127,8 @@ class UserRecord:
             "transitioning_to": self.transitioning_to,
             "sessions": self.sessions,
             "oauth_tokens": self.oauth_tokens,
+            "groups": self.groups,
+            "password_hash": self.password_hash,
         }
 
     @classmethod
@@ -165,6 +184,29 @@ class OrgState:
         self._by_login[login.lower()] = record.id
         self.save()
         return record
+
+    def seed(self, item: dict[str, Any]) -> UserRecord:
+        """Add a user from a seed item: profile fields plus optional status, password and groups.
+
+        An existing user keeps its status (seeding again must not undo an analyst's action);
+        a password or groups given are set on new and existing users alike.
+        """
+        extras = ("status", "password", "groups")
+        record = self.add_user(
+            {k: v for k, v in item.items() if k not in extras}, status=str(item.get("status", "ACTIVE"))
+        )
+        self.set_credentials(record, item.get("password"), item.get("groups"))
+        return record
+
+    def set_credentials(self, record: UserRecord, password: str | None, groups: list[str] | None) -> None:
+        """Set the user's password and/or group names (None leaves one unchanged)."""
+        if password is not None:
+            record.set_password(str(password))
+        if groups is not None:
+            record.groups = [str(g) for g in groups]
+        if password is not None or groups is not None:
+            record.last_updated = self.clock()
+            self.save()
 
     def find_by_login(self, login: str) -> UserRecord | None:
         """The user whose login is `login`, ignoring case."""
@@ -346,6 +388,51 @@ class OrgState:
         legacy: str | None,
     ) -> None:
         """Record one System Log event for a change made to `record`, then persist the org."""
+        target = {
+            "id": record.id,
+            "type": "User",
+            "alternateId": record.login,
+            "displayName": record.display_name,
+        }
+        self._append_event(event_type, message, actor, request_id, [target], {"result": "SUCCESS"}, legacy)
+
+    def log_sign_in(
+        self,
+        login: str,
+        record: UserRecord | None,
+        reason: str | None,
+        request_id: str,
+        ip: str = "127.0.0.1",
+        user_agent: str = "",
+    ) -> None:
+        """user.session.start: SUCCESS when `reason` is None, else FAILURE with that reason.
+
+        As on Okta, the actor is the person signing in (by the login they typed when unknown).
+        """
+        actor = Actor(
+            record.id if record else "unknown",
+            "User",
+            record.login if record else login,
+            record.display_name if record else "unknown",
+            ip,
+            user_agent,
+        )
+        outcome: dict[str, Any] = {"result": "SUCCESS" if reason is None else "FAILURE"}
+        if reason is not None:
+            outcome["reason"] = reason
+        legacy = "core.user_auth.login_success" if reason is None else "core.user_auth.login_failed"
+        self._append_event("user.session.start", "User login to Okta", actor, request_id, [], outcome, legacy)
+
+    def _append_event(
+        self,
+        event_type: str,
+        message: str,
+        actor: Actor,
+        request_id: str,
+        targets: list[dict[str, Any]],
+        outcome: dict[str, Any],
+        legacy: str | None,
+    ) -> None:
         published = self.clock()
         # Fields Okta sends as null are left out: the OpenAPI document declares them not nullable.
         event: dict[str, Any] = {
@@ -353,7 +440,7 @@ class OrgState:
             "published": okta_timestamp(published),
             "eventType": event_type,
             "displayMessage": message,
-            "severity": "INFO",
+            "severity": "INFO" if outcome["result"] == "SUCCESS" else "WARN",
             "version": "0",
             "actor": {
                 "id": actor.id,
@@ -367,15 +454,8 @@ class OrgState:
                 "device": "Unknown",
                 "ipAddress": actor.ip,
             },
-            "outcome": {"result": "SUCCESS"},
-            "target": [
-                {
-                    "id": record.id,
-                    "type": "User",
-                    "alternateId": record.login,
-                    "displayName": record.display_name,
-                }
-            ],
+            "outcome": outcome,
+            "target": targets,
             "transaction": {"type": "WEB", "id": request_id, "detail": {}},
             "debugContext": {"debugData": {"requestId": request_id}},
             "authenticationContext": {"authenticationStep": 0, "externalSessionId": "unknown"},
