@@ -41,8 +41,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(config: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def start_server(config: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    port = port or free_port()
     env = {**os.environ, "CLAMPDOWN_CONFIG": str(config)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "clampdown", "serve", "--port", str(port)],

@@ -1,0 +1,308 @@
+"""Single sign-on end to end: a real `clampdown serve` with [sso] pointing at the Okta emulator.
+
+The browser is httpx following redirects by hand: Clampdown's login, the emulator's sign-in form,
+Clampdown's callback, then the console session it opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html import unescape
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+import pytest
+import tomli_w
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from clampdown.auth.service import token_hash
+from clampdown.lab.okta_emulator import EmulatorServer, EmulatorSettings, build_emulator
+from clampdown.lab.okta_emulator.oidc import OidcWebApp
+from clampdown.store.auth import AuthStore, Denial
+from clampdown.store.database import create_engine
+from tests.api.conftest import free_port, start_server
+from tests.lab_config import memory_provider
+
+CLIENT_ID = "0oaclampdownsso00001"
+CLIENT_SECRET = "emulator-client-secret-for-sso-tests"
+PASSWORD = "Correct-Horse-42"
+DOMAIN = "lab.example.test"
+SESSION_COOKIE = "clampdown_session"
+PENDING_COOKIE = "clampdown_sso"
+
+
+@dataclass
+class Deployment:
+    base: str  # Clampdown
+    idp: EmulatorServer
+    database_url: str
+
+    def events(self, event_type: str, login: str) -> list[dict[str, Any]]:
+        logs = self.idp.emulator.state.logs
+        return [e for e in logs if e["eventType"] == event_type and e["actor"]["alternateId"] == login]
+
+    def denials(self) -> list[Denial]:
+        async def read() -> list[Denial]:
+            engine = create_engine(self.database_url)
+            try:
+                return await AuthStore(engine).denials()
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(read())
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    home = tmp_path_factory.mktemp("sso")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    people = [
+        ("ines.operator", "ACTIVE", ["Everyone", "Clampdown Operators"]),
+        ("ravi.reader", "ACTIVE", ["Everyone", "Clampdown Readers", "Clampdown Operators"]),
+        ("bob.nguyen", "ACTIVE", ["Everyone", "Engineering"]),
+        ("carol.diaz", "SUSPENDED", ["Everyone", "Clampdown Operators"]),
+    ]
+    settings = EmulatorSettings(
+        users=[
+            {
+                "login": f"{name}@{DOMAIN}",
+                "firstName": name.split(".")[0].title(),
+                "lastName": "Test",
+                "status": status,
+                "password": PASSWORD,
+                "groups": groups,
+            }
+            for name, status, groups in people
+        ],
+        oidc_apps=[
+            {
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "redirect_uris": [f"{base}/auth/oidc/callback"],
+            }
+        ],
+    )
+    idp = EmulatorServer(build_emulator(settings)).start()
+    secret_file = home / "sso-client-secret"
+    secret_file.write_text(CLIENT_SECRET + "\n")
+    database_url = f"sqlite:///{home / 'clampdown.db'}"
+    config = {
+        "database": {"url": database_url},
+        "server": {"embedded_worker": False, "public_url": base, "session_secret": "s" * 48},
+        "providers": {"okta": memory_provider("okta", home / "okta.db")},
+        "hunting": {"scheduled": False},
+        "sso": {
+            "issuer": idp.url,
+            "client_id": CLIENT_ID,
+            "client_secret": {"file": str(secret_file)},
+            "role_mapping": {
+                "Clampdown Operators": ["Security Operator"],
+                "Clampdown Readers": ["Security Reader"],
+            },
+        },
+    }
+    path = home / "clampdown.toml"
+    path.write_text(tomli_w.dumps(config))
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        proc, _ = start_server(path, port)
+        yield Deployment(base, idp, database_url)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(15)
+        idp.stop()
+
+
+def _form_fields(html: str) -> dict[str, str]:
+    """The hidden inputs of the emulator's sign-in form, as a browser would post them."""
+    pattern = r'<input type="hidden" name="([^"]+)" value="([^"]*)">'
+    return {name: unescape(value) for name, value in re.findall(pattern, html)}
+
+
+def start_login(browser: httpx.Client, base: str) -> tuple[str, dict[str, str]]:
+    """Clampdown's login, then the emulator's form: (where the form posts, its hidden fields)."""
+    login = browser.get(f"{base}/auth/oidc/login")
+    assert login.status_code == 302
+    assert PENDING_COOKIE in login.cookies
+    authorize = login.headers["location"]
+    form = browser.get(authorize)
+    assert form.status_code == 200 and "<form" in form.text
+    parts = urlsplit(authorize)
+    return f"{parts.scheme}://{parts.netloc}/oauth2/v1/authorize", _form_fields(form.text)
+
+
+def sign_in_at_idp(browser: httpx.Client, base: str, login: str, password: str = PASSWORD) -> httpx.Response:
+    """Everything up to the emulator's answer to the submitted form."""
+    action, fields = start_login(browser, base)
+    return browser.post(action, data={**fields, "username": f"{login}@{DOMAIN}", "password": password})
+
+
+def sign_in(browser: httpx.Client, base: str, login: str) -> httpx.Response:
+    """The whole flow; returns Clampdown's answer at the callback."""
+    answer = sign_in_at_idp(browser, base, login)
+    assert answer.status_code == 302, answer.text
+    callback = answer.headers["location"]
+    assert callback.startswith(f"{base}/auth/oidc/callback?")
+    return browser.get(callback)
+
+
+def test_operator_signs_in_with_the_mapped_role(deployment: Deployment) -> None:
+    with httpx.Client() as browser:
+        answer = sign_in(browser, deployment.base, "ines.operator")
+        assert answer.status_code == 302 and answer.headers["location"] == "/"
+        assert SESSION_COOKIE in answer.cookies
+        me = browser.get(f"{deployment.base}/api/v1/me")
+    assert me.status_code == 200, me.text
+    body = me.json()
+    assert body["username"] == f"ines.operator@{DOMAIN}"
+    assert body["roles"] == ["Security Operator"] and body["channel"] == "console"
+    assert "response:read" in body["permissions"] and body["csrf_token"]
+    [event] = deployment.events("user.session.start", f"ines.operator@{DOMAIN}")
+    assert event["outcome"] == {"result": "SUCCESS"}
+
+
+def test_every_mapped_group_adds_its_role(deployment: Deployment) -> None:
+    with httpx.Client() as browser:
+        assert sign_in(browser, deployment.base, "ravi.reader").status_code == 302
+        roles = browser.get(f"{deployment.base}/api/v1/me").json()["roles"]
+    assert roles == ["Security Operator", "Security Reader"]
+
+
+def test_groups_changed_at_the_idp_change_the_roles_at_next_sign_in(deployment: Deployment) -> None:
+    state = deployment.idp.emulator.state
+    user = state.find_by_login(f"ravi.reader@{DOMAIN}")
+    state.set_credentials(user, None, ["Everyone", "Clampdown Readers"])
+    with httpx.Client() as browser:
+        assert sign_in(browser, deployment.base, "ravi.reader").status_code == 302
+        roles = browser.get(f"{deployment.base}/api/v1/me").json()["roles"]
+    assert roles == ["Security Reader"]
+
+
+def test_user_without_a_mapped_group_is_refused_and_the_denial_recorded(deployment: Deployment) -> None:
+    with httpx.Client() as browser:
+        answer = sign_in(browser, deployment.base, "bob.nguyen")
+        assert answer.status_code == 403
+        assert SESSION_COOKIE not in answer.cookies
+        error = answer.json()["error"]
+        assert error["code"] == "permission_denied" and "Engineering" in error["message"]
+        assert browser.get(f"{deployment.base}/api/v1/me").status_code == 401
+    denial = next(d for d in deployment.denials() if d.principal == f"bob.nguyen@{DOMAIN}")
+    assert (denial.attempted, denial.channel) == ("sign-in", "console")
+    assert denial.missing == "a group mapped to a Clampdown role"
+
+
+def test_tampered_state_is_refused(deployment: Deployment) -> None:
+    with httpx.Client() as browser:
+        answer = sign_in_at_idp(browser, deployment.base, "ines.operator")
+        query = dict(parse_qsl(urlsplit(answer.headers["location"]).query))
+        forged = {**query, "state": query["state"][:-2] + "xx"}
+        refused = browser.get(f"{deployment.base}/auth/oidc/callback?{urlencode(forged)}")
+    assert refused.status_code == 401, refused.text
+    assert "state does not match" in refused.json()["error"]["message"]
+    assert SESSION_COOKIE not in refused.cookies
+
+
+def test_tampered_or_missing_pending_cookie_is_refused(deployment: Deployment) -> None:
+    with httpx.Client() as browser:
+        answer = sign_in_at_idp(browser, deployment.base, "ines.operator")
+        callback = answer.headers["location"]
+        pending = browser.cookies[PENDING_COOKIE]
+        body, _, mac = pending.partition(".")
+        # Another nonce under the old signature: the MAC no longer matches.
+        browser.cookies.set(PENDING_COOKIE, body[:-3] + "AAA." + mac, domain="127.0.0.1", path="/auth/oidc")
+        altered = browser.get(callback)
+    assert altered.status_code == 401, altered.text
+    assert "altered" in altered.json()["error"]["message"]
+    with httpx.Client() as other_browser:  # the callback URL replayed where no sign-in started
+        assert other_browser.get(callback).status_code == 401
+
+
+def test_suspended_user_cannot_sign_in(deployment: Deployment) -> None:
+    with httpx.Client() as browser:
+        answer = sign_in_at_idp(browser, deployment.base, "carol.diaz")
+    assert answer.status_code == 401 and "Unable to sign in" in answer.text
+    assert "location" not in answer.headers
+    [event] = deployment.events("user.session.start", f"carol.diaz@{DOMAIN}")
+    assert event["outcome"]["result"] == "FAILURE" and "SUSPENDED" in event["outcome"]["reason"]
+
+
+def test_wrong_password_is_refused_at_the_idp(deployment: Deployment) -> None:
+    with httpx.Client() as browser:
+        answer = sign_in_at_idp(browser, deployment.base, "bob.nguyen", password="not-the-password")
+    assert answer.status_code == 401 and "location" not in answer.headers
+    failures = [
+        e for e in deployment.events("user.session.start", f"bob.nguyen@{DOMAIN}")
+        if e["outcome"]["result"] == "FAILURE"
+    ]  # fmt: skip
+    assert failures[-1]["outcome"]["reason"] == "INVALID_CREDENTIALS"
+
+
+def test_wrong_client_secret_is_refused(deployment: Deployment) -> None:
+    oidc = deployment.idp.emulator.oidc
+    registered = oidc.apps[CLIENT_ID]
+    # The app's secret rotated at the IdP: Clampdown's configured secret is now wrong.
+    oidc.register(OidcWebApp(CLIENT_ID, "rotated-secret", registered.redirect_uris))
+    try:
+        with httpx.Client() as browser:
+            answer = sign_in(browser, deployment.base, "ines.operator")
+    finally:
+        oidc.register(registered)
+    assert answer.status_code == 401, answer.text
+    assert "client secret" in answer.json()["error"]["message"]
+    assert SESSION_COOKIE not in answer.cookies
+
+
+def test_session_cookie_is_a_stored_console_session(deployment: Deployment) -> None:
+    with httpx.Client() as browser:
+        answer = sign_in(browser, deployment.base, "ines.operator")
+        session_id = answer.cookies[SESSION_COOKIE]
+
+    async def stored() -> object:
+        engine = create_engine(deployment.database_url)
+        try:
+            return await AuthStore(engine).session(token_hash(session_id))
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(stored()) is not None
+
+
+def test_state_that_is_not_ascii_is_refused_not_a_server_error(deployment: Deployment) -> None:
+    with httpx.Client() as browser:
+        answer = sign_in_at_idp(browser, deployment.base, "ines.operator")
+        query = dict(parse_qsl(urlsplit(answer.headers["location"]).query))
+        refused = browser.get(f"{deployment.base}/auth/oidc/callback?{urlencode({**query, 'state': 'é'})}")
+    assert refused.status_code == 401, refused.text
+
+
+def test_sign_in_survives_a_signing_key_rotation_at_the_idp(deployment: Deployment) -> None:
+    with httpx.Client() as browser:  # Clampdown has fetched the JWKS once
+        assert sign_in(browser, deployment.base, "ines.operator").status_code == 302
+    oidc = deployment.idp.emulator.oidc
+    old_key = oidc.signing_key
+    oidc.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    try:
+        with httpx.Client() as browser:
+            answer = sign_in(browser, deployment.base, "ines.operator")
+    finally:
+        oidc.signing_key = old_key
+    assert answer.status_code == 302, answer.text
+
+
+def test_sign_in_tolerates_a_small_clock_skew_with_the_idp(deployment: Deployment) -> None:
+    oidc = deployment.idp.emulator.oidc
+    oidc.clock = lambda: time.time() + 20  # the IdP's clock runs 20 s ahead of Clampdown's
+    try:
+        with httpx.Client() as browser:
+            answer = sign_in(browser, deployment.base, "ines.operator")
+    finally:
+        oidc.clock = time.time
+    assert answer.status_code == 302, answer.text
