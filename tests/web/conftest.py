@@ -19,7 +19,7 @@ from clampdown.lab.okta_emulator.component import OktaLabComponent
 from clampdown.lab.people import DEMO_PEOPLE
 from clampdown.lab.samba import SambaLab, SambaLabComponent
 from clampdown.lab.samba.component import run_script, samba_running
-from tests.api.conftest import start_server
+from tests.api.conftest import server, server_factory, start_server  # noqa: F401  (fixtures: a real `clampdown serve`)
 from tests.lab_config import clampdown
 from tests.web.lab import LAB_DIR, ScratchPerson, WebLab, create_person, delete_person
 
