@@ -102,7 +102,7 @@ def _name_hash(text: str) -> int:
 
 
 def _event_xml(event: SecurityEvent) -> _Element:
-    stamp = event.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    stamp = event.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")  # 7 digits, as Windows writes
     system = _Element(
         "System",
         children=[

@@ -27,7 +27,7 @@ def _event_data(section: Any) -> dict[str, str]:
     if isinstance(data, list):  # unnamed <Data> elements: nothing to key them by
         return {}
     return (
-        {str(k): _text(v) for k, v in data.items() if not str(k).startswith("#")}
+        {k: v if isinstance(v, str) else _text(v) for k, v in data.items() if not k.startswith("#")}
         if isinstance(data, dict)
         else {}
     )

@@ -77,14 +77,17 @@ class WindowsEvent:
 
 def parse_time(value: str) -> datetime:
     """An ISO 8601 time (Windows writes 7 fractional digits) as an aware UTC datetime."""
-    text = value.strip().replace("Z", "+00:00")
-    if "." in text:
+    if len(value) == 28 and value[19] == "." and value[27] == "Z":  # Windows: 7 digits, the fast path
+        return datetime.fromisoformat(value[:26]).replace(tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        text = value.strip().replace("Z", "+00:00")
         head, _, rest = text.partition(".")
         digits = "".join(c for c in rest if c.isdigit())
         zone = rest[len(digits) :] or "+00:00"
-        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
-    parsed = datetime.fromisoformat(text)
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        parsed = datetime.fromisoformat(f"{head}.{digits[:6].ljust(6, '0')}{zone}" if rest else text)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _clean(value: Any) -> str | None:
