@@ -4,6 +4,10 @@ Files under lab_dir/okta: settings.json (the emulator's settings, incl. the demo
 state.json (users and System Log, so ids and statuses survive restarts), api-token (the SSWS
 token, given to Clampdown as a secret file), service-app.pem (the key of an OAuth service app, for
 trying the private_key_jwt way), emulator.pid, emulator.log and component.json (the port).
+
+For single sign-on: oidc-client-secret (of the "Clampdown" OIDC web app), oidc-signing-key.pem (the
+org's ID token key, kept so that restarts keep the published JWKS) and demo-password (every demo
+person's password at the emulator's sign-in form). `details["oidc"]` is a ready [sso] section.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,18 @@ from clampdown.lab.okta_emulator.server import EmulatorSettings
 from clampdown.lab.people import LAB_DOMAIN, DemoPerson
 
 SERVICE_APP_CLIENT_ID = "0oaclampdownlab00001"
+OIDC_CLIENT_ID = "0oaclampdownsso00001"
+# Who may use Clampdown when signing in with single sign-on, by the Okta groups of demo people.
+LAB_ROLE_MAPPING = {
+    "Clampdown Administrators": ["Global Administrator"],
+    "Clampdown Operators": ["Security Operator"],
+    "Clampdown Readers": ["Security Reader"],
+}
+_CLAMPDOWN_GROUPS = {
+    "dave.okafor": "Clampdown Administrators",
+    "frank.li": "Clampdown Operators",
+    "grace.haddad": "Clampdown Readers",
+}
 _MODULE = "clampdown.lab.okta_emulator"
 
 
@@ -58,14 +75,34 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
+def _new_private_key_pem() -> bytes:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _secret_file(path: Path, make: Callable[[], bytes]) -> None:
+    """Write a new secret readable by the owner only, unless the lab already has one."""
+    if not path.exists():
+        path.write_bytes(make())
+        path.chmod(0o600)
+
+
 class OktaLabComponent:
     """The Okta part of the lab: one emulated org on loopback, seeded with the demo people."""
 
     name = "okta"
 
-    def __init__(self, host: str = "127.0.0.1", start_timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        start_timeout: float = 20.0,
+        clampdown_urls: tuple[str, ...] = ("http://127.0.0.1:8080", "http://localhost:8080"),
+    ) -> None:
         self.host = host
         self.start_timeout = start_timeout
+        self.clampdown_urls = clampdown_urls  # where the lab's `clampdown serve` is browsed to
 
     # --- LabComponent --------------------------------------------------------------------
     def up(self, lab_dir: Path, people: tuple[DemoPerson, ...]) -> LabService:
@@ -86,11 +123,11 @@ class OktaLabComponent:
             (home / "component.json").write_text(json.dumps({"port": port}), encoding="utf-8")
             self._wait_until_answering(url, home)
         # Seeding is idempotent: people already in the org keep their ids and statuses.
-        seeded = httpx.post(
-            f"{url}/_emulator/users", json={"users": [_person_profile(p) for p in people]}, timeout=10
-        )
+        seeded = httpx.post(f"{url}/_emulator/users", json={"users": self._seed(home, people)}, timeout=10)
         seeded.raise_for_status()
         ids: dict[str, str] = seeded.json()["ids"]
+        # A reused emulator started before this app was added learns it here; registering is idempotent.
+        httpx.post(f"{url}/_emulator/oidc/apps", json=self._oidc_app(home), timeout=10).raise_for_status()
         return LabService(
             name="okta",
             url=url,
@@ -104,6 +141,22 @@ class OktaLabComponent:
                 "service_app": {
                     "client_id": SERVICE_APP_CLIENT_ID,
                     "private_key": {"file": str(home / "service-app.pem")},
+                },
+                "oidc": {
+                    "issuer": url,
+                    "client_id": OIDC_CLIENT_ID,
+                    "client_secret": {"file": str(home / "oidc-client-secret")},
+                    "role_mapping": LAB_ROLE_MAPPING,
+                },
+                "oidc_sign_in": {
+                    "redirect_uris": self._redirect_uris(),
+                    "password": {"file": str(home / "demo-password")},
+                    # who signs in to Clampdown, and through which group
+                    "users": {
+                        p.upn: _CLAMPDOWN_GROUPS[p.username]
+                        for p in people
+                        if p.username in _CLAMPDOWN_GROUPS
+                    },
                 },
             },
         )
@@ -124,19 +177,33 @@ class OktaLabComponent:
         return f"okta emulator: running at http://{self.host}:{self._port(home)} (pid {pid})"
 
     # --- internals -----------------------------------------------------------------------
+    def _redirect_uris(self) -> list[str]:
+        return [f"{u.rstrip('/')}/auth/oidc/callback" for u in self.clampdown_urls]
+
+    def _oidc_app(self, home: Path) -> dict[str, Any]:
+        secret = (home / "oidc-client-secret").read_text(encoding="utf-8").strip()
+        return {"client_id": OIDC_CLIENT_ID, "client_secret": secret,
+                "redirect_uris": self._redirect_uris(), "label": "Clampdown"}  # fmt: skip
+
+    def _seed(self, home: Path, people: tuple[DemoPerson, ...]) -> list[dict[str, Any]]:
+        """The demo people with their password and groups (Everyone, their department, Clampdown's)."""
+        password = (home / "demo-password").read_text(encoding="utf-8").strip()
+        items = []
+        for person in people:
+            groups = ["Everyone", person.department]
+            if person.username in _CLAMPDOWN_GROUPS:
+                groups.append(_CLAMPDOWN_GROUPS[person.username])
+            items.append({**_person_profile(person), "password": password, "groups": groups})
+        return items
+
     def _write_settings(self, home: Path, people: tuple[DemoPerson, ...]) -> None:
-        token_file = home / "api-token"
-        if not token_file.exists():
-            token_file.write_text("00" + secrets.token_urlsafe(30), encoding="utf-8")
-            token_file.chmod(0o600)
+        _secret_file(home / "api-token", lambda: ("00" + secrets.token_urlsafe(30)).encode())
+        _secret_file(home / "oidc-client-secret", lambda: secrets.token_urlsafe(32).encode())
+        _secret_file(home / "demo-password", lambda: f"Lab-{secrets.token_urlsafe(9)}".encode())
+        _secret_file(home / "oidc-signing-key.pem", _new_private_key_pem)
         key_file = home / "service-app.pem"
-        if not key_file.exists():
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            pem = key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            key_file.write_bytes(pem)
-            key_file.chmod(0o600)
+        _secret_file(key_file, _new_private_key_pem)
+        token_file = home / "api-token"
         private = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
         public = private.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -151,9 +218,13 @@ class OktaLabComponent:
                 }
             ],
             state_file=str(home / "state.json"),
-            users=[_person_profile(p) for p in people],
+            users=self._seed(home, people),
+            oidc_apps=[self._oidc_app(home)],
+            signing_key_file=str(home / "oidc-signing-key.pem"),
         )
-        (home / "settings.json").write_text(json.dumps(settings.to_json(), indent=2), encoding="utf-8")
+        settings_file = home / "settings.json"
+        settings_file.write_text(json.dumps(settings.to_json(), indent=2), encoding="utf-8")
+        settings_file.chmod(0o600)  # it holds the API token, client secret and demo password
 
     def _port(self, home: Path) -> int:
         saved = home / "component.json"

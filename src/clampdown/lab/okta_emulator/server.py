@@ -35,7 +35,7 @@ class EmulatorSettings:
     # profiles (+ optional status, password, groups) to seed
     users: list[dict[str, Any]] = field(default_factory=list)
     oidc_apps: list[dict[str, Any]] = field(default_factory=list)  # client_id, client_secret, redirect_uris
-    signing_key_pem: str | None = None  # the ID token key; a new one each start when not given
+    signing_key_file: str | None = None  # PEM of the ID token key; else a new key at each start
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -51,11 +51,9 @@ def build_emulator(settings: EmulatorSettings) -> Emulator:
     state = OrgState.load(Path(settings.state_file)) if settings.state_file else OrgState()
     for item in settings.users:
         state.seed(item)
-    oidc = (
-        OidcProvider(load_signing_key(settings.signing_key_pem))
-        if settings.signing_key_pem
-        else OidcProvider()
-    )
+    oidc = OidcProvider()
+    if settings.signing_key_file:
+        oidc.signing_key = load_signing_key(Path(settings.signing_key_file).read_text(encoding="utf-8"))
     for app in settings.oidc_apps:
         oidc.register(
             OidcWebApp(
