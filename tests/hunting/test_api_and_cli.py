@@ -154,3 +154,46 @@ async def test_hunt_and_ingest_from_the_cli(server: Server, day_evtx: Path, day_
     assert "1 actions queued (okta.suspend_user on 1 accounts)" in _flat(acted.stdout)
     listed = clampdown(server.config, "actions", "list", "--json", token=admin)
     assert BRUTE_USER in listed.stdout and "brute force" in listed.stdout
+
+
+async def test_schema_rules_and_alerts_over_the_api(server: Server, day_evtx: Path) -> None:
+    admin = await server.token("boss", GLOBAL_ADMINISTRATOR)
+    operator = await server.token("op", SECURITY_OPERATOR)
+    reader = await server.token("viewer", SECURITY_READER)
+    _ingest(server, admin, day_evtx)
+    as_reader = {"Authorization": f"Bearer {reader}"}
+    schema = httpx.get(f"{server.base}/api/v1/hunting/schema", headers=as_reader).json()
+    tables = {t["name"]: {c["name"] for c in t["columns"]} for t in schema}
+    assert set(tables) == {
+        "IdentityLogonEvents",
+        "IdentityDirectoryEvents",
+        "CloudSignInEvents",
+        "IdentityInfo",
+    }
+    assert {"Timestamp", "AccountName", "AccountSid", "IPAddress", "ReportId"} <= tables[
+        "IdentityLogonEvents"
+    ]
+
+    rule = {"name": "brute force", "query": BRUTE_FORCE_KQL, "interval_seconds": 300,
+            "action": "okta.suspend_user", "account_column": "AccountName"}  # fmt: skip
+    assert _post(server, reader, "/rules", rule).status_code == 403
+    made = _post(server, operator, "/rules", rule)
+    assert made.status_code == 201, made.text
+    assert (made.json()["owner"], made.json()["enabled"]) == ("op", True)
+    ran = _post(server, reader, "/rules/brute force/run", {})
+    assert ran.status_code == 403
+    ran = _post(server, admin, "/rules/brute force/run", {})
+    assert ran.json()["new_alerts"] == 1 and ran.json()["batch_id"]
+    alerts = httpx.get(f"{server.base}/api/v1/hunting/alerts", headers=as_reader).json()
+    assert [(a["account"], a["row"]["Failures"]) for a in alerts] == [(BRUTE_USER, BRUTE_FAILURES)]
+    batch = httpx.get(
+        f"{server.base}/api/v1/actions", params={"batch": ran.json()["batch_id"]}, headers=as_reader
+    ).json()["items"]
+    assert [(a["target"], a["requested_by"], a["reason"]) for a in batch] == [
+        (BRUTE_USER, "op", "detection rule 'brute force'")
+    ]
+    off = httpx.patch(
+        f"{server.base}/api/v1/hunting/rules/brute force", json={"enabled": False},
+        headers={"Authorization": f"Bearer {operator}"},
+    )  # fmt: skip
+    assert off.json()["enabled"] is False

@@ -119,7 +119,7 @@ async def run_hunting_query(body: QueryIn, caller: CallerDep, service: HuntingDe
 @router.get("/schema", response_model=list[TableOut])
 async def hunting_schema(caller: CallerDep, service: HuntingDep) -> list[TableOut]:
     """The event tables and their documented columns."""
-    await service.saved(caller)  # the same right as reading queries: hunting:read
+    await service.require_read(caller, "read the hunting schema")
     return [
         TableOut(
             name=t.name,

@@ -72,6 +72,10 @@ class HuntingService:
             await self._record_denial(principal, f"hunting.{what}", None, exc.missing)
             raise
 
+    async def require_read(self, principal: Principal, what: str) -> None:
+        """PermissionDenied (and a recorded denial) unless the principal holds hunting:read."""
+        await self._allow(principal, HUNTING_READ, what)
+
     async def query(
         self,
         principal: Principal,
