@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -197,3 +198,17 @@ async def test_schema_rules_and_alerts_over_the_api(server: Server, day_evtx: Pa
         headers={"Authorization": f"Bearer {operator}"},
     )  # fmt: skip
     assert off.json()["enabled"] is False
+
+
+async def test_a_hunt_in_the_lab_finds_the_lab_day(server: Server) -> None:
+    admin = await server.token("lab-admin", GLOBAL_ADMINISTRATOR)
+    for day in ("2026-11-27", "2026-11-28", "2026-11-28"):
+        done = clampdown(server.config, "ingest", "lab-day", "--day", day, "--json", token=admin)
+        assert done.returncode == 0, done.stderr
+    hunted = clampdown(server.config, "hunt", BRUTE_FORCE_KQL, "--json", token=admin)
+    rows = json.loads(hunted.stdout)["rows"]
+    assert [r[:3] for r in rows] == [
+        ["bob.nguyen", "10.20.0.66", 50]
+    ]  # two days, the third run added nothing
+    sprayed = clampdown(server.config, "hunt", SPRAY_SQL.replace(">= 10", ">= 8"), "--json", token=admin)
+    assert json.loads(sprayed.stdout)["rows"] == [["203.0.113.7", 8, 16]]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +20,7 @@ from clampdown.cli.errors import fail, run
 from clampdown.errors import InvalidInput
 from clampdown.hunting.files import read_evtx, read_jsonl
 from clampdown.hunting.ingest import IngestReport, ingest_windows
+from clampdown.hunting.lab_day import write_lab_day
 from clampdown.hunting.pulls import PullReport, api_sources
 from clampdown.hunting.query import Language, QueryResult
 from clampdown.hunting.service import ActOnResults, HuntingService
@@ -122,6 +125,19 @@ def ingest_evtx(paths: PathsArg, as_json: JsonOption = False) -> None:
 def ingest_jsonl(paths: PathsArg, as_json: JsonOption = False) -> None:
     """Ingest Winlogbeat JSON lines files; events already stored are skipped."""
     _ingest(paths, "jsonl", as_json)
+
+
+@ingest_app.command("lab-day")
+def ingest_lab_day(
+    day: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="The day (UTC), default today.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest a lab day of DC Security events for the demo people (a brute force, a spray, ...)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_lab_day(Path(folder) / "lab-day.ndjson", day.replace(tzinfo=UTC) if day else None)
+        _ingest([path], "jsonl", as_json)
 
 
 @ingest_app.command("pull")
