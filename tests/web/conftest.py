@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import ldap3
 import pytest
 import tomli_w
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from clampdown.errors import ConfigError
+from clampdown.lab.component import LabService
 from clampdown.lab.graph_emulator.component import GraphLabComponent
 from clampdown.lab.okta_emulator.component import OktaLabComponent
 from clampdown.lab.people import DEMO_PEOPLE
 from clampdown.lab.samba import SambaLab, SambaLabComponent
-from clampdown.lab.samba.component import run_script, samba_running
+from clampdown.lab.samba.component import LDAPS_URL, run_script, samba_running
+from clampdown.lab.samba.seed import seed_people
 from tests.api.conftest import server, server_factory, start_server  # noqa: F401  (fixtures: a real `clampdown serve`)
 from tests.lab_config import clampdown
 from tests.web.lab import LAB_DIR, ScratchPerson, WebLab, create_person, delete_person
@@ -50,8 +55,9 @@ def web_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebLab]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Chromium is not installed at {CHROMIUM}")
     samba_dir = LAB_DIR / "samba"
-    started_here = samba_running(samba_dir) is None
-    ad = SambaLabComponent().up(LAB_DIR, DEMO_PEOPLE)
+    was_running = samba_running(samba_dir) is not None
+    ad, ran_up = _samba_up()
+    started_here = ran_up and not was_running
     home = tmp_path_factory.mktemp("web-lab")
     graph, okta = GraphLabComponent(), OktaLabComponent()
     entra = graph.up(home, DEMO_PEOPLE, on_premises=ad.people)
@@ -61,6 +67,34 @@ def web_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebLab]:
     graph.down(home)
     if started_here and not os.environ.get("CLAMPDOWN_AD_KEEP_SAMBA"):
         run_script("samba-down.sh", samba_dir)
+
+
+def _samba_up() -> tuple[LabService, bool]:
+    """Start or reuse the shared DC. Another session may be (re)starting it right now (the AD tests
+    restart it), and two concurrent samba-up.sh runs can leave samba-up.pid naming the loser: then
+    the DC that answers is reused as it is. Returns the service and whether samba-up.sh ran."""
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            return SambaLabComponent().up(LAB_DIR, DEMO_PEOPLE), True
+        except (ConfigError, ldap3.core.exceptions.LDAPException):
+            running = _answering_dc()
+            if running is not None:
+                return running, False
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(3)
+
+
+def _answering_dc() -> LabService | None:
+    """The running DC of LAB_DIR as a lab service, if it answers as Administrator."""
+    lab = SambaLab(LAB_DIR / "samba")
+    try:
+        ids = seed_people(lab.directory, DEMO_PEOPLE, lab.people_password_file.read_text().strip())
+    except (OSError, ldap3.core.exceptions.LDAPException):
+        return None
+    people = {p.username: ids[p.username] for p in DEMO_PEOPLE}
+    return LabService("ad", LDAPS_URL, lab.provider_config(), people)
 
 
 def _user(config: Path, username: str, role: str) -> str:
@@ -96,8 +130,10 @@ def console(web_lab: WebLab, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         proc.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module: Playwright's sync API keeps an event loop running while it is open, and the
+    async fixtures of other modules (tests/web/test_pages.py) need the thread's loop free."""
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
