@@ -85,6 +85,10 @@ class ActionOut(BaseModel):
     state_before: dict[str, Any] | None
     provider_request_id: str | None
     history: list[dict[str, Any]]
+    after_action_id: int | None = None
+    playbook: str | None = None
+    approval_reason: str | None = None
+    approved_by: str | None = None
 
     @classmethod
     def of(cls, a: Action) -> ActionOut:
@@ -109,6 +113,10 @@ class ActionOut(BaseModel):
             state_before=a.state_before.to_json() if a.state_before else None,
             provider_request_id=a.provider_request_id,
             history=[h.to_json() for h in a.history],
+            after_action_id=a.after_action_id,
+            playbook=a.playbook,
+            approval_reason=a.approval_reason,
+            approved_by=a.approved_by,
         )
 
 

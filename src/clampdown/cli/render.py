@@ -43,6 +43,10 @@ def action_json(action: Action) -> dict[str, Any]:
         "provider_request_id": action.provider_request_id,
         "parameters": action.parameters,
         "history": [h.to_json() for h in action.history],
+        "after_action_id": action.after_action_id,
+        "playbook": action.playbook,
+        "approval_reason": action.approval_reason,
+        "approved_by": action.approved_by,
     }
 
 

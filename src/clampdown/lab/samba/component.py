@@ -112,13 +112,17 @@ def start_samba(samba_dir: Path) -> SambaLab:
 
 
 def samba_running(samba_dir: Path) -> int | None:
-    """The pid of the DC started for `samba_dir`, if it runs."""
-    try:
-        pid = int((samba_dir / "samba-up.pid").read_text().strip())
-        comm = Path(f"/proc/{pid}/comm").read_text()
-    except (OSError, ValueError):
-        return None
-    return pid if comm.startswith("samba") else None
+    """The pid of the DC started for `samba_dir`, if it runs. Samba's own pid file is checked
+    too: two start-ups racing can leave ours naming the loser while the winner serves."""
+    for pid_file in (samba_dir / "samba-up.pid", samba_dir / "run" / "samba.pid"):
+        try:
+            pid = int(pid_file.read_text().strip())
+            comm = Path(f"/proc/{pid}/comm").read_text()
+        except (OSError, ValueError):
+            continue
+        if comm.startswith("samba"):
+            return pid
+    return None
 
 
 class SambaLabComponent:
