@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR, SECURITY_OPERATOR, SECURITY_READER
 from tests.api.conftest import Server
@@ -129,6 +130,8 @@ async def test_rights_errors_and_saved_queries_over_the_api(server: Server, day_
     assert httpx.get(f"{server.base}/api/v1/hunting/queries", headers=headers).json() == []
 
 
+# The CLI's hunting paths do not touch the SQL database beyond signing in: SQLite is enough.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_hunt_and_ingest_from_the_cli(server: Server, day_evtx: Path, day_jsonl: Path) -> None:
     admin = await server.token("cli-hunter", GLOBAL_ADMINISTRATOR)
     reader = await server.token("cli-reader", SECURITY_READER)
@@ -200,6 +203,7 @@ async def test_schema_rules_and_alerts_over_the_api(server: Server, day_evtx: Pa
     assert off.json()["enabled"] is False
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_hunt_in_the_lab_finds_the_lab_day(server: Server) -> None:
     admin = await server.token("lab-admin", GLOBAL_ADMINISTRATOR)
     for day in ("2026-11-27", "2026-11-28", "2026-11-28"):
