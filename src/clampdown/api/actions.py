@@ -96,8 +96,9 @@ async def request_action(
 ) -> ActionOut:
     """Queue one action. The same Idempotency-Key returns the same action, never a second one."""
     action = await runtime(request).actions.request(
-        body.type, body.target, body.reason, caller, idempotency_key=idempotency_key
-    )
+        body.type, body.target, body.reason, caller, idempotency_key=idempotency_key,
+        request_approval=body.request_approval, until=body.until,
+    )  # fmt: skip
     return ActionOut.of(action)
 
 

@@ -36,6 +36,8 @@ class ActionRequest(BaseModel):
     type: Text = Field(description="Action id from the catalog, e.g. okta.suspend_user", max_length=64)
     target: Text = Field(description="The user: name, UPN, email or provider id", max_length=512)
     reason: Text = Field(description="Why; recorded with the action", max_length=4000)
+    request_approval: bool = Field(default=False, description="Wait for a second person to approve")
+    until: datetime | None = Field(default=None, description="Undo automatically at this time")
 
 
 class BulkRequest(BaseModel):

@@ -1,0 +1,138 @@
+"""/api/v1 playbooks, dry-run plans, approvals and the audit chain's health."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from clampdown.api.actions import ERRORS
+from clampdown.api.auth import current_principal, runtime
+from clampdown.api.schemas import ActionOut, Text
+from clampdown.auth.permissions import SETTINGS_MANAGE
+from clampdown.auth.principal import Principal, require_permission
+from clampdown.services.planning import PlanItem, plan_actions
+from clampdown.services.playbooks import PlaybookRun
+
+router = APIRouter(prefix="/api/v1", tags=["guardrails"], responses=ERRORS)
+CallerDep = Annotated[Principal, Depends(current_principal)]
+
+
+class PlaybookRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: Text = Field(max_length=512, description="The person: any name, UPN, email or id")
+    reason: Text = Field(max_length=4000)
+    until: datetime | None = Field(default=None, description="Release automatically at this time")
+    request_approval: bool = False
+    dry_run: bool = False
+
+
+class PlanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Text = Field(max_length=64)
+    targets: list[Annotated[Text, Field(max_length=512)]] = Field(min_length=1, max_length=1000)
+    reason: Text = Field(max_length=4000)
+
+
+class PlanItemOut(BaseModel):
+    action: str
+    provider: str
+    target: str
+    account: str | None
+    current: str | None
+    outcome: str
+
+    @classmethod
+    def of(cls, item: PlanItem) -> PlanItemOut:
+        return cls(**vars(item))
+
+
+class PlaybookRunOut(BaseModel):
+    playbook: str
+    person: str
+    batch_id: str | None
+    actions: list[ActionOut]
+    skipped: list[str]
+    plan: list[PlanItemOut]
+
+    @classmethod
+    def of(cls, run: PlaybookRun) -> PlaybookRunOut:
+        return cls(
+            playbook=run.playbook,
+            person=run.person,
+            batch_id=run.batch_id,
+            actions=[ActionOut.of(a) for a in run.actions],
+            skipped=run.skipped,
+            plan=[PlanItemOut.of(p) for p in run.plan],
+        )
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approve: bool
+    action_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(default_factory=list, max_length=1000)
+    batch_id: Text | None = Field(default=None, max_length=64)
+    note: Text | None = Field(default=None, max_length=4000)
+
+
+class AuditBreak(BaseModel):
+    seq: int
+    problem: str
+
+
+class AuditReport(BaseModel):
+    entries: int
+    ok: bool
+    breaks: list[AuditBreak]
+
+
+@router.post("/playbooks/{name}/run", status_code=202, response_model=PlaybookRunOut)
+async def run_playbook(
+    body: PlaybookRequest,
+    request: Request,
+    caller: CallerDep,
+    name: Annotated[str, Path(max_length=64, pattern=r"^[\w.-]+$")],
+) -> PlaybookRunOut:
+    """Contain (or release) a person everywhere in one step; with dry_run, only the plan."""
+    run = await runtime(request).playbooks.run(
+        name, body.target, body.reason, caller,
+        until=body.until, request_approval=body.request_approval, dry_run=body.dry_run,
+    )  # fmt: skip
+    return PlaybookRunOut.of(run)
+
+
+@router.post("/actions/plan", response_model=list[PlanItemOut])
+async def plan(body: PlanRequest, request: Request, caller: CallerDep) -> list[PlanItemOut]:
+    """What an action on these targets would do now; nothing is written or changed."""
+    items = await plan_actions(runtime(request).actions, body.type, body.targets, body.reason, caller)
+    return [PlanItemOut.of(i) for i in items]
+
+
+@router.get("/approvals", response_model=list[ActionOut])
+async def pending_approvals(request: Request, caller: CallerDep) -> list[ActionOut]:
+    """Requests awaiting a second person."""
+    return [ActionOut.of(a) for a in await runtime(request).approvals.pending(caller)]
+
+
+@router.post("/approvals", response_model=list[ActionOut])
+async def decide(body: Decision, request: Request, caller: CallerDep) -> list[ActionOut]:
+    """Approve or reject waiting requests (never one's own)."""
+    decided = await runtime(request).approvals.decide(
+        caller, body.approve, action_ids=body.action_ids, batch_id=body.batch_id, note=body.note
+    )
+    return [ActionOut.of(a) for a in decided]
+
+
+@router.get("/audit/verify", response_model=AuditReport)
+async def verify_audit(request: Request, caller: CallerDep) -> AuditReport:
+    """Walk the hash chain and name every edited, deleted or reordered entry."""
+    require_permission(caller, SETTINGS_MANAGE, "verify the audit log")
+    count, breaks = await runtime(request).audit.verify()
+    return AuditReport(
+        entries=count, ok=not breaks, breaks=[AuditBreak(seq=b.seq, problem=b.problem) for b in breaks]
+    )
