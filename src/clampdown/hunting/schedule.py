@@ -63,6 +63,6 @@ def start_schedule(rt: Runtime, state: Any, stop: asyncio.Event) -> asyncio.Task
     unless [hunting] scheduled is off."""
     if not rt.settings.hunting.scheduled:
         return None
-    service = HuntingService.from_runtime(rt)
+    service = HuntingService.from_runtime(rt, open_now=False)
     state.hunting = service
     return asyncio.create_task(run_schedule(service, dict(rt.connectors), stop), name="hunting-schedule")

@@ -59,10 +59,12 @@ class HuntingService:
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
 
     @classmethod
-    def from_runtime(cls, rt: Runtime) -> HuntingService:
-        """The service over the configured event store, created if missing."""
+    def from_runtime(cls, rt: Runtime, *, open_now: bool = True) -> HuntingService:
+        """The service over the configured event store, created if missing (or, without
+        `open_now`, on first use: a busy or broken event file must not stop a server starting)."""
         store = EventStore(events_path(rt.settings), hunting_settings(rt.settings))
-        store.initialize()
+        if open_now:
+            store.initialize()
         return cls(store, rt.actions, rt.auth, rt.auth.record_denial)
 
     async def _allow(self, principal: Principal, permission: str, what: str) -> None:

@@ -82,6 +82,7 @@ class EventStore:
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection to the file, waiting while another process holds it."""
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             try:
                 con = self._open()
@@ -129,7 +130,6 @@ class EventStore:
 
     def initialize(self) -> None:
         """Create the file and its tables if they do not exist."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect():
             pass
 
