@@ -31,7 +31,12 @@ async def test_pages_carry_security_headers_and_the_csrf_token(server: Server) -
     await server.token("ana", GLOBAL_ADMINISTRATOR)
     with httpx.Client(base_url=server.base) as client:
         client.post("/api/v1/session", json={"username": "ana", "password": PASSWORD}).raise_for_status()
-        for path in ("/users", "/actions?tab=history", "/hunting", "/actions/rows"):
+        for path in (
+            "/users",
+            "/actions?tab=history&since=24h&provider=okta&status=failed",
+            "/hunting",
+            "/actions/rows?tab=history&since=1h",
+        ):
             answer = client.get(path)
             assert answer.status_code == 200, path
             assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -62,7 +62,8 @@ class Filters:
             return (ActionStatus(self.status),)
         return in_tab
 
-    def to_store(self) -> ActionFilter:
+    def to_store(self, now: datetime) -> ActionFilter:
+        """The store's filter; `since` (a period such as 24h) counts back from `now`."""
         return ActionFilter(
             statuses=self.statuses(),
             type=self.type or None,
@@ -70,6 +71,7 @@ class Filters:
             target=self.target or None,
             requested_by=self.requested_by or None,
             batch_id=self.batch or None,
+            since=now - PERIODS[self.since] if self.since else None,
         )
 
 
@@ -147,9 +149,7 @@ class Listing:
 
 async def _listing(request: Request, who: Viewer, filters: Filters) -> Listing:
     rt = runtime(request)
-    flt = filters.to_store()
-    if filters.since:
-        flt = ActionFilter(**{**flt.__dict__, "since": rt.actions.clock.now() - PERIODS[filters.since]})
+    flt = filters.to_store(rt.actions.clock.now())
     found = await rt.actions.list_actions(flt, who.principal, limit=PAGE_SIZE, before_id=filters.before)
     batches = []
     for batch_id in dict.fromkeys(a.batch_id for a in found if a.batch_id):
