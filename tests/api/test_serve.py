@@ -38,3 +38,17 @@ def test_embedded_worker_runs_what_the_cli_queues(served: tuple[str, Path, Path]
     assert result.returncode == 0, result.stderr
     assert "completed" in result.stdout
     assert [row[:2] for row in memory_rows(state, "changes")] == [("id-alice", "suspend_user")]
+
+
+def test_metrics_count_actions_and_provider_latency(served: tuple[str, Path, Path]) -> None:
+    base, config, _ = served
+    token = create_user_token(config, "metrics", "Global Administrator")
+    done = clampdown(
+        config, "act", "okta.suspend_user", "mia", "-r", "x", "--wait", "--timeout", "30", token=token
+    )
+    assert done.returncode == 0, done.stderr
+    text = httpx.get(f"{base}/metrics").text
+    assert 'clampdown_actions{status="completed",type="okta.suspend_user"} 1' in text
+    assert "clampdown_queue_depth 0" in text
+    assert 'clampdown_provider_call_seconds_count{provider="okta",step="perform"} 1.0' in text
+    assert 'clampdown_action_outcomes_total{outcome="completed",type="okta.suspend_user"} 1.0' in text

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from clampdown import __version__, catalog
-from clampdown.api import actions, guardrails, hunting, people, session, sso
+from clampdown.api import actions, guardrails, hunting, metrics, people, session, sso
 from clampdown.api.errors import install_error_handlers
 from clampdown.audit.webhooks import WebhookDispatcher
 from clampdown.auth.oidc import OidcClient
@@ -90,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
     mount_console(app)
     app.include_router(sso.router)
     app.include_router(guardrails.router)
+    app.include_router(metrics.router)
     app.include_router(hunting.router)
 
     @app.get("/healthz", tags=["health"])

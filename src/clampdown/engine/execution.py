@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from clampdown.catalog import ActionDefinition
 from clampdown.connectors.base import BatchingConnector, Connector, action_method
+from clampdown.engine.metrics import PROVIDER_LATENCY
 from clampdown.errors import PermanentError
 from clampdown.model import Account, AccountState, Action, ActionContext, ActionOutcome
 from clampdown.store.actions import Resolution
@@ -38,9 +39,10 @@ async def _gather_each(calls: Sequence[Awaitable[T]]) -> list[T | BaseException]
     return list(await asyncio.gather(*calls, return_exceptions=True))
 
 
-async def _limited(limit: asyncio.Semaphore, call: Awaitable[T]) -> T:
+async def _limited(limit: asyncio.Semaphore, call: Awaitable[T], provider: str = "", step: str = "") -> T:
     async with limit:
-        return await call
+        with PROVIDER_LATENCY.labels(provider, step).time():
+            return await call
 
 
 async def _resolve(
@@ -49,7 +51,9 @@ async def _resolve(
     async def one(item: Claimed) -> Account:
         if item.action.account is not None:
             return item.action.account
-        return await _limited(limit, connector.resolve_user(item.action.target))
+        return await _limited(
+            limit, connector.resolve_user(item.action.target), connector.provider, "resolve"
+        )
 
     return await _gather_each([one(i) for i in items])
 
@@ -58,8 +62,10 @@ async def _read_states(
     connector: Connector, accounts: Sequence[Account], limit: asyncio.Semaphore
 ) -> list[AccountState | BaseException]:
     if isinstance(connector, BatchingConnector) and len(accounts) > 1:
-        return list(await _limited(limit, connector.read_states(list(accounts))))
-    return await _gather_each([_limited(limit, connector.read_state(a)) for a in accounts])
+        return list(await _limited(limit, connector.read_states(list(accounts)), connector.provider, "read"))
+    return await _gather_each(
+        [_limited(limit, connector.read_state(a), connector.provider, "read") for a in accounts]
+    )
 
 
 def _context(item: Claimed, state: AccountState) -> ActionContext:
@@ -82,9 +88,12 @@ async def _perform(
     limit: asyncio.Semaphore,
 ) -> list[ItemOutcome]:
     if isinstance(connector, BatchingConnector) and len(pairs) > 1:
-        return list(await _limited(limit, connector.perform_batch(definition.method, list(pairs))))
+        batch = connector.perform_batch(definition.method, list(pairs))
+        return list(await _limited(limit, batch, connector.provider, "perform"))
     method = action_method(connector, definition.method)
-    return await _gather_each([_limited(limit, method(account, ctx)) for account, ctx in pairs])
+    return await _gather_each(
+        [_limited(limit, method(account, ctx), connector.provider, "perform") for account, ctx in pairs]
+    )
 
 
 async def execute_group(

@@ -24,6 +24,7 @@ from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.config import EngineSettings
 from clampdown.connectors.base import BatchingConnector, Connector
 from clampdown.engine.execution import Claimed, Guard, ItemOutcome, execute_group
+from clampdown.engine.metrics import OUTCOMES, THROTTLED, is_throttling
 from clampdown.engine.retry import RetryPolicy
 from clampdown.engine.writer import GroupWriter
 from clampdown.errors import ClampdownError, InvalidInput, TransientError
@@ -306,6 +307,7 @@ class Worker:
 
     async def _record(self, action: Action, outcome: ItemOutcome) -> None:
         if isinstance(outcome, ActionOutcome):
+            OUTCOMES.labels(action.type, "completed" if outcome.changed else "unchanged").inc()
             interrupted = self._interrupted(action)
             await self._writer.record_completion(
                 Completion(
@@ -328,7 +330,10 @@ class Worker:
                 f"unexpected error: {type(outcome).__name__}: {outcome}", code="unexpected_error"
             )
         transient = isinstance(error, TransientError)
+        if transient and is_throttling(error.code):
+            THROTTLED.labels(action.provider).inc()
         if transient and self._policy.should_retry(action.attempts):
+            OUTCOMES.labels(action.type, "retried").inc()
             hint = error.retry_after if isinstance(error, TransientError) else None
             retry_at = self._clock.now() + timedelta(seconds=self._policy.delay(action.attempts, hint))
             await self._writer.record_retry(
@@ -342,6 +347,7 @@ class Worker:
                 )
             )
             return
+        OUTCOMES.labels(action.type, "failed").inc()
         message = error.message
         if transient:
             message = f"{message} (gave up after {action.attempts} attempts)"
