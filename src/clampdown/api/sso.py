@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from clampdown.api.actions import ERRORS
 from clampdown.api.auth import SESSION_COOKIE, runtime
@@ -16,6 +16,14 @@ from clampdown.errors import NotFound
 REDIRECT: dict[int | str, dict[str, object]] = {302: {"description": "Redirect to the next step of sign-in"}}
 router = APIRouter(prefix="/auth/oidc", tags=["session"], responses={**ERRORS, **REDIRECT})
 PENDING_COOKIE = "clampdown_sso"
+# The session cookie is SameSite=Strict, and browsers count every hop of a navigation that the
+# identity provider's site started as cross-site: a 302 to "/" would arrive without the new cookie
+# and land on the sign-in page. This page moves on by itself, from this site, so the cookie goes.
+_SIGNED_IN_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    '<meta http-equiv="refresh" content="0;url=/"><title>Signed in</title></head>'
+    '<body><main><p><a href="/">Continue to Clampdown</a></p></main></body></html>'
+)
 
 
 def _client(request: Request) -> OidcClient:
@@ -37,11 +45,14 @@ async def sso_login(request: Request) -> RedirectResponse:
     return response
 
 
-@router.get("/callback", status_code=302, response_class=RedirectResponse)
-async def sso_callback(
-    request: Request, code: str | None = None, state: str | None = None
-) -> RedirectResponse:
-    """Finish the sign-in: check the ID token, map groups to roles, open a console session."""
+@router.get(
+    "/callback",
+    # Errors are JSON as everywhere; only the signed-in page is HTML.
+    responses={200: {"description": "Signed in: a page that goes on to /", "content": {"text/html": {}}}},
+)
+async def sso_callback(request: Request, code: str | None = None, state: str | None = None) -> HTMLResponse:
+    """Finish the sign-in: check the ID token, map groups to roles, open a console session, then
+    a page that goes on to "/" by itself."""
     identity = await _client(request).finish(code, state, request.cookies.get(PENDING_COOKIE))
     auth = runtime(request).auth
     if not identity.roles:
@@ -55,7 +66,7 @@ async def sso_callback(
         )
     user = await sso_user(auth, identity.username, identity.display_name, identity.roles)
     session = await auth.open_session(user)
-    response = RedirectResponse("/", status_code=302)
+    response = HTMLResponse(_SIGNED_IN_PAGE, headers={"Cache-Control": "no-store"})
     response.delete_cookie(PENDING_COOKIE, path="/auth/oidc")
     response.set_cookie(
         SESSION_COOKIE, session.session_id, httponly=True, samesite="strict",
