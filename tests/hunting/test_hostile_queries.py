@@ -160,3 +160,14 @@ def test_errors_point_at_the_offending_part(loaded: EventStore) -> None:
     with pytest.raises(QueryError) as typo:
         run_query(loaded, "SELECT * FRM IdentityLogonEvents")
     assert (typo.value.line, typo.value.column) == (1, 14)
+
+
+def test_deeply_nested_or_oversized_queries_are_refused(loaded: EventStore) -> None:
+    for query, language in (
+        ("print x = " + "(" * 3000 + "1" + ")" * 3000, Language.KQL),
+        ("IdentityLogonEvents | where " + " and ".join(f"Port == {i}" for i in range(2000)), Language.KQL),
+        ("SELECT " + "(" * 3000 + "1" + ")" * 3000, Language.SQL),
+        ("SELECT 1 -- " + "x" * 40_000, Language.SQL),
+    ):
+        with pytest.raises(QueryError):
+            run_query(loaded, query, language)

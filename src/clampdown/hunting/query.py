@@ -27,7 +27,7 @@ from clampdown.errors import InvalidInput
 from clampdown.hunting.schema import EVENT_TABLES
 from clampdown.hunting.store import EventStore
 
-MAX_QUERY_LENGTH = 100_000
+MAX_QUERY_LENGTH = 32_000  # also bounds the time KQL translation takes, which no limit stops
 _SQL_START = re.compile(
     r"^\s*(select|with|from|values|insert|update|delete|copy|attach|detach|create|drop|alter|pragma|set|"
     r"reset|call|install|load|export|import|begin|commit|rollback|checkpoint|vacuum|use|describe|show|"
@@ -95,6 +95,8 @@ def translate_kql(query: str) -> str:
         ) from None
     except duckdb_kql.KqlError as exc:
         raise QueryError(f"KQL error: {exc}") from None
+    except RecursionError:
+        raise QueryError("the query is nested too deeply to translate") from None
 
 
 def _position(sql: str, message: str) -> tuple[int | None, int | None]:
