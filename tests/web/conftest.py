@@ -38,7 +38,8 @@ PASSWORD = "correct horse battery staple"
 
 @dataclass(frozen=True)
 class Console:
-    """The running console and its users: an analyst (Global Administrator) and a reader."""
+    """The running console and its users: an analyst (Global Administrator), a reader (Security
+    Reader) and a second responder (Security Administrator, who approves the analyst's requests)."""
 
     base: str
     config: Path
@@ -121,6 +122,7 @@ def console(web_lab: WebLab, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     assert upgraded.returncode == 0, upgraded.stderr
     admin_token = _user(config, "analyst", "Global Administrator")
     reader_token = _user(config, "reader", "Security Reader")
+    _user(config, "second", "Security Administrator")  # the second person of four-eyes approvals
     proc, base = start_server(config)
     yield Console(base, config, admin_token, reader_token)
     proc.terminate()

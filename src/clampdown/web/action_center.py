@@ -23,7 +23,7 @@ from clampdown.web.templating import PROVIDER_TITLES, render, render_problem
 router = APIRouter(include_in_schema=False)
 ViewerDep = Annotated[Viewer, Depends(viewer)]
 PAGE_SIZE = 100
-PENDING = (ActionStatus.QUEUED, ActionStatus.RUNNING)
+PENDING = (ActionStatus.AWAITING_APPROVAL, ActionStatus.QUEUED, ActionStatus.RUNNING)
 HISTORY = (ActionStatus.COMPLETED, ActionStatus.FAILED, ActionStatus.CANCELLED)
 PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
            "30d": timedelta(days=30)}  # fmt: skip
@@ -120,6 +120,7 @@ class ActionRow:
     title: str
     may_undo: bool
     may_cancel: bool
+    may_decide: bool  # approve or reject: a second person with the right to run it
 
 
 def _row(action: Action, principal: Principal) -> ActionRow:
@@ -133,7 +134,11 @@ def _row(action: Action, principal: Principal) -> ActionRow:
         and action.status is ActionStatus.COMPLETED
         and action.changed is not False
     )
-    return ActionRow(action, definition.title, may_undo, may_run and action.status is ActionStatus.QUEUED)
+    waiting = action.status is ActionStatus.AWAITING_APPROVAL
+    may_decide = may_run and waiting and action.requested_by != principal.username
+    return ActionRow(
+        action, definition.title, may_undo, may_run and action.status is ActionStatus.QUEUED, may_decide
+    )
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,8 @@ async def action_center_page(request: Request, who: ViewerDep, filters: FiltersD
         who,
         listing=listing,
         filters=filters,
+        pending_statuses=[s.value for s in PENDING],
+        history_statuses=[s.value for s in HISTORY],
         action_types=list(catalog.all_actions()),
         providers=PROVIDER_TITLES,
         periods=list(PERIODS),

@@ -140,7 +140,7 @@
   const dialog = $("#action-dialog");
   let onConfirm = null;
 
-  function confirmAction({ title, account, provider, description, warning, confirmLabel, askReason, submit }) {
+  function confirmAction({ title, account, provider, description, warning, confirmLabel, askReason, offerApproval, submit }) {
     const field = (name) => $(`[data-field="${name}"]`, dialog);
     $("#action-dialog-title").textContent = title;
     field("account").textContent = account;
@@ -150,6 +150,8 @@
     field("warning").hidden = !warning;
     field("error").textContent = "";
     field("reason-block").hidden = !askReason;
+    field("approval-block").hidden = !offerApproval;
+    $("#action-approval").checked = false;
     field("confirm").textContent = confirmLabel;
     field("confirm").disabled = false;
     $("#action-reason").value = "";
@@ -170,7 +172,7 @@
     const confirm = $('[data-field="confirm"]', dialog);
     confirm.disabled = true;
     try {
-      const message = await onConfirm(reason);
+      const message = await onConfirm(reason, $("#action-approval").checked);
       dialog.close();
       toast(message, "ok");
     } catch (exc) {
@@ -183,12 +185,16 @@
     const d = button.dataset;
     confirmAction({
       title: d.title, account: d.account, provider: d.provider, description: d.description,
-      warning: d.warning, confirmLabel: `${d.title}`, askReason: true,
-      submit: async (reason) => {
-        const action = await api("POST", "/api/v1/actions", { type: d.type, target: d.target, reason },
+      warning: d.warning, confirmLabel: `${d.title}`, askReason: true, offerApproval: true,
+      submit: async (reason, requestApproval) => {
+        const action = await api("POST", "/api/v1/actions",
+          { type: d.type, target: d.target, reason, request_approval: requestApproval },
           { "Idempotency-Key": newKey() });
-        watch(action.id);
         refreshPage();
+        if (action.status === "awaiting_approval") {
+          return `Action ${action.id} waits for a second person to approve (${action.approval_reason})`;
+        }
+        watch(action.id);
         return `Action ${action.id} queued: ${d.title} for ${d.account}`;
       },
     });
@@ -204,6 +210,21 @@
         watch(action.id);
         refreshPage();
         return `Undo queued as action ${action.id}`;
+      },
+    });
+  }
+
+  function decideAction(button) {
+    const d = button.dataset;
+    const approve = d.approve === "yes";
+    confirmAction({
+      title: d.title, account: d.account, provider: d.provider, description: d.description,
+      confirmLabel: approve ? "Approve" : "Reject", askReason: true,
+      submit: async (note) => {
+        await api("POST", "/api/v1/approvals", { approve, action_ids: [Number(d.decideAction)], note });
+        if (approve) watch(Number(d.decideAction));
+        refreshPage();
+        return `Action ${d.decideAction} ${approve ? "approved" : "rejected"}`;
       },
     });
   }
@@ -251,6 +272,7 @@
     else if ("runAction" in d) { target.closest("details")?.removeAttribute("open"); runAction(target); }
     else if ("undoAction" in d) undoAction(target);
     else if ("cancelAction" in d) cancelAction(target);
+    else if ("decideAction" in d) decideAction(target);
     else if ("dialogCancel" in d) dialog.close();
     else if ("signOut" in d) signOut();
   });
