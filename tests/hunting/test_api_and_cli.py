@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +13,10 @@ import httpx
 import pytest
 
 from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR, SECURITY_OPERATOR, SECURITY_READER
+from clampdown.config import load_settings
+from clampdown.hunting.rules import create_rule, list_alerts
+from clampdown.hunting.settings import HuntingSettings, events_path
+from clampdown.hunting.store import EventStore
 from tests.api.conftest import Server
 from tests.hunting.scenario import (
     BRUTE_FAILURES,
@@ -216,3 +223,23 @@ async def test_a_hunt_in_the_lab_finds_the_lab_day(server: Server) -> None:
     ]  # two days, the third run added nothing
     sprayed = clampdown(server.config, "hunt", SPRAY_SQL.replace(">= 10", ">= 8"), "--json", token=admin)
     assert json.loads(sprayed.stdout)["rows"] == [["203.0.113.7", 8, 16]]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_ingest_watch_runs_the_schedule_outside_serve(server: Server) -> None:
+    admin = await server.token("watcher", GLOBAL_ADMINISTRATOR)
+    assert clampdown(server.config, "ingest", "lab-day", "--day", "2026-11-28", token=admin).returncode == 0
+    store = EventStore(events_path(load_settings(server.config)), HuntingSettings())
+    create_rule(store, "lab brute force", BRUTE_FORCE_KQL, "watcher", 60, account_column="AccountName")
+    env = {**os.environ, "CLAMPDOWN_CONFIG": str(server.config), "CLAMPDOWN_TOKEN": admin}
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "clampdown", "ingest", "watch"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list_alerts(store):
+            time.sleep(0.5)
+        assert [a.account for a in list_alerts(store)] == ["bob.nguyen"]
+    finally:
+        watch.terminate()
+        watch.wait(15)

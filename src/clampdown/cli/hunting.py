@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,11 +24,13 @@ from clampdown.hunting.ingest import IngestReport, ingest_windows
 from clampdown.hunting.lab_day import write_lab_day
 from clampdown.hunting.pulls import PullReport, api_sources
 from clampdown.hunting.query import Language, QueryResult
+from clampdown.hunting.schedule import run_schedule
 from clampdown.hunting.service import ActOnResults, HuntingService
 from clampdown.services.runtime import open_runtime
 
 ingest_app = typer.Typer(
-    help="Feed the hunting event store: EVTX files, Winlogbeat JSON lines.", no_args_is_help=True
+    help="Feed the hunting event store: EVTX, Winlogbeat JSON lines, API pulls; run its schedule.",
+    no_args_is_help=True,
 )
 
 
@@ -166,3 +169,19 @@ def ingest_pull(
             render.console.print(
                 f"{report.source}: {report.pages} pages, {report.read} events read, {report.added} rows added"
             )
+
+
+@ingest_app.command("watch")
+def ingest_watch() -> None:
+    """Pull the APIs, refresh IdentityInfo and run due detection rules until stopped (Ctrl-C); what
+    `clampdown serve` does by itself when it runs the embedded worker (SQLite)."""
+    settings = load()
+    logging.getLogger("clampdown").setLevel(logging.INFO)
+
+    async def go() -> None:
+        async with open_runtime(settings) as rt:
+            require_permission(await caller(rt), HUNTING_MANAGE, "run the hunting schedule")
+            service = HuntingService.from_runtime(rt)
+            await run_schedule(service, dict(rt.connectors), asyncio.Event())
+
+    run(go())
