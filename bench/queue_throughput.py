@@ -24,6 +24,9 @@ import psycopg
 import tomli_w
 from sqlalchemy import func, select
 
+from clampdown.audit.recorder import EventRecorder
+from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR
+from clampdown.auth.principal import Principal
 from clampdown.config import EngineSettings
 from clampdown.connectors.memory import MemoryConnector, MemorySettings
 from clampdown.engine.worker import Worker
@@ -33,6 +36,7 @@ from clampdown.store.database import create_engine
 from clampdown.store.migrate import upgrade
 from clampdown.store.tables import actions
 
+BENCH = Principal.from_roles("bench", frozenset({GLOBAL_ADMINISTRATOR}), {})
 PG_ADMIN = os.environ.get("CLAMPDOWN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 NAMES = {"sqlite": "SQLite, embedded worker", "pg1": "PostgreSQL, 1 worker", "pg4": "PostgreSQL, 4 workers"}
 NOOP = {"connector": "clampdown.connectors.memory:MemoryConnector", "provider": "okta"}
@@ -69,7 +73,7 @@ async def run_embedded(url: str, n: int) -> tuple[float, float]:
     """One worker in this process, as `clampdown serve` runs it on SQLite."""
     engine = create_engine(url)
     await upgrade(engine)
-    store = ActionStore(engine)
+    store = ActionStore(engine, EventRecorder())  # as in production: every event audited
     noop = MemoryConnector(MemorySettings(provider="okta"))
     worker = Worker(store, {"okta": noop}, EngineSettings(poll_interval_seconds=0.05))
     stop = asyncio.Event()
@@ -77,7 +81,7 @@ async def run_embedded(url: str, n: int) -> tuple[float, float]:
     await asyncio.sleep(0.2)
     started = time.time()
     await ActionService(store, {"okta": noop}).request_bulk(
-        "okta.suspend_user", [f"user{i}" for i in range(n)], "bench", "bench"
+        "okta.suspend_user", [f"user{i}" for i in range(n)], "bench", BENCH
     )
     await _wait_completed(store, n)
     stop.set()
@@ -91,7 +95,7 @@ async def run_processes(url: str, n: int, workers: int, config_dir: Path) -> tup
     """`workers` separate `clampdown worker` processes sharing the database."""
     engine = create_engine(url)
     await upgrade(engine)
-    store = ActionStore(engine)
+    store = ActionStore(engine, EventRecorder())
     config = config_dir / "bench.toml"
     config.write_text(
         tomli_w.dumps(
@@ -107,7 +111,7 @@ async def run_processes(url: str, n: int, workers: int, config_dir: Path) -> tup
     started = time.time()
     noop = MemoryConnector(MemorySettings(provider="okta"))
     await ActionService(store, {"okta": noop}).request_bulk(
-        "okta.suspend_user", [f"user{i}" for i in range(n)], "bench", "bench"
+        "okta.suspend_user", [f"user{i}" for i in range(n)], "bench", BENCH
     )
     await _wait_completed(store, n)
     for p in procs:

@@ -71,13 +71,16 @@ def serve(
     from clampdown.api.app import create_app
 
     settings = load()
+    # The address given here is the one single sign-on redirects come back to.
+    settings.server.host = host or settings.server.host
+    settings.server.port = port or settings.server.port
     logging.getLogger("clampdown").setLevel(logging.INFO)
     if is_sqlite(settings.database.url):
         run(upgrade_schema(settings))  # the embedded default sets itself up; PostgreSQL on purpose
     uvicorn.run(
         create_app(settings),
-        host=host or settings.server.host,
-        port=port or settings.server.port,
+        host=settings.server.host,
+        port=settings.server.port,
         log_level=settings.log_level.lower(),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, cast
@@ -26,12 +27,26 @@ def components() -> list[LabComponent]:
     return [cast(LabComponent, found[n].load()()) for n in names]
 
 
+def _session_secret(lab_dir: Path) -> Path:
+    """A random secret for the lab's sign-on cookie, made once and kept."""
+    path = lab_dir / "session-secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        os.chmod(path, 0o600)
+    return path
+
+
 def _config(lab_dir: Path, services: list[LabService]) -> dict[str, Any]:
-    return {
+    config: dict[str, Any] = {
         "database": {"url": "sqlite:///clampdown.db"},
         "server": {"host": "127.0.0.1", "port": 8080},
         "providers": {s.name: s.provider_config for s in services},
     }
+    sso = next((s.details["oidc"] for s in services if "oidc" in s.details), None)
+    if sso is not None:  # the Okta emulator is the lab's identity provider too
+        config["sso"] = sso
+        config["server"]["session_secret"] = {"file": str(_session_secret(lab_dir).resolve())}
+    return config
 
 
 def _lab_json(services: list[LabService]) -> dict[str, Any]:
