@@ -12,13 +12,15 @@ import pytest
 
 from clampdown.connectors.entra import EntraConnector
 from clampdown.connectors.okta import OktaConnector
-from clampdown.errors import TransientError
+from clampdown.errors import ProviderError, TransientError
 from clampdown.hunting.pulls import EntraSignInSource, OktaLogSource
 from clampdown.hunting.query import run_query
 from clampdown.hunting.settings import HuntingSettings
 from clampdown.hunting.store import EventStore
+from clampdown.lab.graph_emulator import Emulator, ThreadedEmulator
 from clampdown.lab.okta_emulator.faults import Fault
 from clampdown.model import ActionContext
+from tests.entra.support import READ_ONLY_APP, settings_for
 from tests.lab_config import bootstrap_admin, clampdown, write_config
 from tests.okta.org import API_TOKEN, Org
 
@@ -130,3 +132,17 @@ async def test_ingest_pull_from_the_cli_resumes_where_it_stopped(
         config, "hunt", "IdentityDirectoryEvents | where Application == 'Okta' | count", "--json", token=admin
     )
     assert json.loads(hunted.stdout)["rows"] == [[total]]
+
+
+async def test_an_app_without_audit_log_rights_is_told_what_it_lacks(
+    graph_emulator: ThreadedEmulator, emulator: Emulator, tmp_path: Path
+) -> None:
+    reader = EntraConnector(settings_for(graph_emulator, client_id=READ_ONLY_APP))
+    try:
+        store = EventStore(tmp_path / "events.duckdb", HuntingSettings())
+        with pytest.raises(ProviderError) as refused:
+            await EntraSignInSource(store, reader.graph).pull()
+        assert "AuditLog.Read.All" in refused.value.message
+        assert store.cursor("entra:signins") is None
+    finally:
+        await reader.aclose()

@@ -64,7 +64,8 @@ class OktaLogSource:
         while max_pages is None or pages < max_pages:
             answer = await self.client.request("GET", path, params=params)
             if answer.status != 200 or not isinstance(answer.body, list):
-                raise ProviderError(f"Okta System Log: {answer.error_text}", code="okta_logs")
+                needs = " (the app needs the okta.logs.read scope)" if answer.status in (401, 403) else ""
+                raise ProviderError(f"Okta System Log: {answer.error_text}{needs}", code="okta_logs")
             found = _NEXT_LINK.search(answer.headers.get("link", ""))
             following = _relative(found.group(1)) if found else path
             rows: dict[str, list[Row]] = {}
@@ -102,6 +103,11 @@ class EntraSignInSource:
             if max_pages is not None and pages >= max_pages:
                 return PullReport(ENTRA_CURSOR, pages, read, added)  # cut short: the watermark stays
             reply = await self.graph.send("GET", path, params=params)
+            if reply.status in (401, 403):
+                raise ProviderError(
+                    f"Graph refused the sign-in log (HTTP {reply.status}): the app needs AuditLog.Read.All",
+                    code="graph_signins",
+                )
             if not reply.ok or not isinstance(reply.body, dict):
                 raise TransientError(f"Graph sign-in log answered HTTP {reply.status}", code="graph_signins")
             entries = [e for e in reply.body.get("value") or [] if isinstance(e, dict)]
