@@ -69,6 +69,7 @@ def _lab_json(services: list[LabService]) -> dict[str, Any]:
 
 def lab_up(lab_dir: Path) -> list[LabService]:
     """Start (or reuse) every lab part and write the config and lab.json into lab_dir."""
+    lab_dir = lab_dir.resolve()  # the parts run detached, from another working directory
     lab_dir.mkdir(parents=True, exist_ok=True)
     services: list[LabService] = []
     for component in components():
@@ -90,10 +91,12 @@ def lab_up(lab_dir: Path) -> list[LabService]:
 
 def lab_status(lab_dir: Path) -> dict[str, str]:
     """One line per lab part."""
+    lab_dir = lab_dir.resolve()
     return {c.name: c.status(lab_dir) for c in components()}
 
 
 def lab_down(lab_dir: Path) -> None:
     """Stop every lab part, last started first."""
+    lab_dir = lab_dir.resolve()
     for component in reversed(components()):
         component.down(lab_dir)

@@ -105,6 +105,9 @@ def run_script(name: str, samba_dir: Path, **env: str) -> str:
 
 def start_samba(samba_dir: Path) -> SambaLab:
     """Install (if needed), provision (once), start (or reuse) the DC and delegate the action account."""
+    running = samba_running(samba_dir)
+    if running is not None:  # point our pid file at the DC that serves, so the script reuses it
+        (samba_dir / "samba-up.pid").write_text(f"{running}\n")
     # samba stops by itself after this long (a safety net for CI): half a day covers a lab session.
     run_script("samba-up.sh", samba_dir, SAMBA_MAX_RUNTIME=os.environ.get("SAMBA_MAX_RUNTIME", "43200"))
     run_script("setup_delegation.sh", samba_dir)
