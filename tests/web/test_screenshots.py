@@ -86,6 +86,11 @@ def test_screenshots(
     expect(page.get_by_test_id("status-okta")).to_contain_text("suspended", timeout=30_000)
     page.wait_for_timeout(500)
     shot("06-user-page")
+    page.get_by_role("button", name="Run playbook contain").click()
+    expect(page.get_by_test_id("plan")).to_contain_text("okta.suspend_user")
+    page.locator("#action-dialog").get_by_label("Reason").fill("confirmed compromise, INC-42")
+    shot("12-playbook-plan")
+    page.locator("#action-dialog").get_by_role("button", name="Cancel").click()
 
     failed_sign_ins(console, person)
     page.goto(f"{console.base}/hunting")

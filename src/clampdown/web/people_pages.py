@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,9 +11,11 @@ from fastapi.responses import HTMLResponse
 from clampdown.api.auth import runtime
 from clampdown.auth.permissions import RESPONSE_READ
 from clampdown.auth.principal import require_permission
+from clampdown.catalog import get_action
 from clampdown.errors import ClampdownError, NotFound
 from clampdown.model import Action
 from clampdown.services.people import Person, find_person
+from clampdown.services.playbooks import RELEASE
 from clampdown.store.actions import ActionFilter
 from clampdown.web.access import Viewer, viewer
 from clampdown.web.person_events import recent_events
@@ -82,7 +85,25 @@ async def user_page(reference: str, request: Request, who: ViewerDep) -> HTMLRes
         person = await load_person(request, reference, who, with_events=True)
     except ClampdownError as exc:
         return render_problem(request, who, exc)
-    return render(request, "user.html", who, person=person)
+    return render(request, "user.html", who, person=person, playbooks=_playbooks(request, who))
+
+
+@dataclass(frozen=True)
+class PlaybookChoice:
+    name: str
+    title: str
+    description: str
+
+
+def _playbooks(request: Request, who: Viewer) -> list[PlaybookChoice]:
+    """The configured playbooks whose every step the viewer may run, and the release."""
+    found = []
+    for name, playbook in runtime(request).settings.playbooks.items():
+        if all(who.principal.may_run(get_action(step.action)) for step in playbook.steps):
+            found.append(PlaybookChoice(name, f"Run playbook {name}", playbook.description))
+    if found:
+        found.append(PlaybookChoice(RELEASE, "Release", "Undo exactly what earlier containment changed."))
+    return found
 
 
 @router.get("/users/{reference}/panel", response_class=HTMLResponse)

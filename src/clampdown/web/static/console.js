@@ -151,6 +151,8 @@
     field("error").textContent = "";
     field("reason-block").hidden = !askReason;
     field("approval-block").hidden = !offerApproval;
+    field("plan-block").hidden = true;
+    field("plan").replaceChildren();
     $("#action-approval").checked = false;
     field("confirm").textContent = confirmLabel;
     field("confirm").disabled = false;
@@ -229,6 +231,56 @@
     });
   }
 
+  async function watchAll(ids, label) {
+    for (let i = 0; i < 120; i++) {
+      const actions = await Promise.all(ids.map((id) => api("GET", `/api/v1/actions/${id}`)));
+      if (actions.every((a) => ["completed", "failed", "cancelled"].includes(a.status))) {
+        const failed = actions.filter((a) => a.status !== "completed").length;
+        toast(`${label}: ${actions.length - failed} completed, ${failed} not`, failed ? "bad" : "ok");
+        await refreshPage();
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
+  async function showPlan(name, target) {
+    // A dry run writes and changes nothing; its reason is never recorded.
+    const plan = $('[data-field="plan"]', dialog);
+    $('[data-field="plan-block"]', dialog).hidden = false;
+    plan.replaceChildren(Object.assign(document.createElement("li"), { textContent: "Reading the accounts…" }));
+    try {
+      const run = await api("POST", `/api/v1/playbooks/${encodeURIComponent(name)}/run`,
+        { target, reason: "plan preview", dry_run: true });
+      const lines = [...run.plan.map((p) => `${p.action} on ${p.account || p.target}: ${p.outcome}` +
+        (p.current ? ` (now ${p.current})` : "")), ...run.skipped.map((s) => `skipped: ${s}`)];
+      plan.replaceChildren(...lines.map((text) => Object.assign(document.createElement("li"), { textContent: text })));
+    } catch (exc) {
+      plan.replaceChildren(Object.assign(document.createElement("li"), { textContent: exc.message }));
+    }
+  }
+
+  function runPlaybook(button) {
+    const d = button.dataset;
+    confirmAction({
+      title: d.title, account: d.account, provider: "every provider where this person has an account",
+      description: d.description, confirmLabel: d.title, askReason: true, offerApproval: d.runPlaybook !== "release",
+      submit: async (reason, requestApproval) => {
+        const body = { target: d.target, reason };
+        if (d.runPlaybook !== "release") body.request_approval = requestApproval;
+        const run = await api("POST", `/api/v1/playbooks/${encodeURIComponent(d.runPlaybook)}/run`, body);
+        const ids = run.actions.map((a) => a.id);
+        refreshPage();
+        if (run.actions.some((a) => a.status === "awaiting_approval")) {
+          return `${d.title}: ${ids.length} actions wait for a second person to approve`;
+        }
+        watchAll(ids, d.title);
+        return `${d.title}: ${ids.length} actions queued (batch ${(run.batch_id || "").slice(0, 8)})`;
+      },
+    });
+    showPlan(d.runPlaybook, d.target);
+  }
+
   function cancelAction(button) {
     const d = button.dataset;
     confirmAction({
@@ -273,6 +325,7 @@
     else if ("undoAction" in d) undoAction(target);
     else if ("cancelAction" in d) cancelAction(target);
     else if ("decideAction" in d) decideAction(target);
+    else if ("runPlaybook" in d) runPlaybook(target);
     else if ("dialogCancel" in d) dialog.close();
     else if ("signOut" in d) signOut();
   });
