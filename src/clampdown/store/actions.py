@@ -453,7 +453,6 @@ class ActionStore:
         with_history = [i for i in items if i.history is not None]
         events = [i.event for i in items if i.event is not None]
         async with self.engine.begin() as conn:
-            await self._record(conn, events)
             await conn.execute(
                 stmt,
                 [
@@ -483,6 +482,8 @@ class ActionStore:
                         for i in with_history
                     ],
                 )
+            # Last, so the audit chain's lock is held only for the append and the commit.
+            await self._record(conn, events)
         self._after_commit(events)
 
     async def reschedule(self, worker: str, items: Sequence[Retry]) -> None:
