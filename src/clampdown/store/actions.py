@@ -59,7 +59,7 @@ class ActionFilter:
     statuses: tuple[ActionStatus, ...] = ()
     type: str | None = None
     provider: str | None = None
-    target: str | None = None  # matches the target as given or the resolved account's name/id
+    target: str | None = None  # matches the target as given, or the resolved account id
     requested_by: str | None = None
     batch_id: str | None = None
     since: datetime | None = None
