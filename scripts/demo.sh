@@ -6,4 +6,7 @@ bash scripts/install-system.sh lab
 bash scripts/install-python.sh kerberos
 lab_dir="${CLAMPDOWN_LAB_DIR:-.lab}"
 .venv/bin/clampdown lab up --dir "$lab_dir"
+# A day of domain-controller events for the demo people, so a first hunt finds something.
+token=$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"]["token"])' "$lab_dir/lab.json")
+.venv/bin/clampdown --config "$lab_dir/clampdown.toml" --token "$token" ingest lab-day
 exec .venv/bin/clampdown --config "$lab_dir/clampdown.toml" serve
