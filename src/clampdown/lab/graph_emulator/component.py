@@ -9,21 +9,15 @@ API), tls/ (the lab CA and the server certificate), emulator.pid, emulator.log, 
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-import signal
-import socket
 import ssl
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from clampdown.lab.component import LabService
+from clampdown.lab.detached import DetachedProcess
 from clampdown.lab.graph_emulator.app import ADMIN_KEY_HEADER
 from clampdown.lab.graph_emulator.server import STATE_FILE
 from clampdown.lab.graph_emulator.tenant import ALL_ROLES, AppRecord, Tenant, object_id
@@ -35,12 +29,6 @@ _MODULE = "clampdown.lab.graph_emulator"
 # Sign-ins written once into a new lab tenant, so hunting has history to look at.
 _DEMO_SIGN_INS = (("203.0.113.10", "Paris", "FR"), ("198.51.100.23", "Lyon", "FR"))
 OnPremises = dict[str, dict[str, str]]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _person_seed(person: DemoPerson, on_premises: OnPremises | None) -> dict[str, Any]:
@@ -75,18 +63,9 @@ class GraphLabComponent:
         home = lab_dir / "entra"
         home.mkdir(parents=True, exist_ok=True)
         new_tenant = self._prepare(home)
-        pid = self._running_pid(home)
-        port = self._port(home)
-        url = f"https://{self.host}:{port}"
-        if pid is None or not self._answers(home, url):
-            if pid is not None:
-                self._stop(home, pid)
-            port = _free_port() if port == 0 or not self._port_is_free(port) else port
-            url = f"https://{self.host}:{port}"
-            process = self._start(home, port)
-            pid = process.pid
-            (home / "component.json").write_text(json.dumps({"port": port}), encoding="utf-8")
-            self._wait_until_answering(home, url, process)
+        pid, url = self._emulator(home).start_or_reuse(
+            self._url, lambda url: self._answers(home, url), self.start_timeout
+        )
         with self._admin(home, url) as admin:
             seeded = admin.post("/_emulator/people", json=[_person_seed(p, on_premises) for p in people])
             seeded.raise_for_status()
@@ -125,12 +104,13 @@ class GraphLabComponent:
         taken from the already started "ad" service (no-op without one)."""
         ad = next((s for s in services if s.name == "ad"), None)
         home = lab_dir / "entra"
-        if ad is None or self._running_pid(home) is None:
+        emulator = self._emulator(home)
+        if ad is None or emulator.running_pid() is None:
             return
         from clampdown.lab.people import DEMO_PEOPLE
 
         people = tuple(p for p in DEMO_PEOPLE if p.username in ad.people)
-        url = f"https://{self.host}:{self._port(home)}"
+        url = self._url(emulator.saved_port() or 0)
         with self._admin(home, url) as admin:
             admin.post(
                 "/_emulator/people", json=[_person_seed(p, ad.people) for p in people]
@@ -138,21 +118,20 @@ class GraphLabComponent:
 
     def down(self, lab_dir: Path) -> None:
         """Stop the emulator this lab_dir started; the tenant stays in tenant.json for the next `up`."""
-        home = lab_dir / "entra"
-        pid = self._running_pid(home)
-        if pid is not None:
-            self._stop(home, pid)
-        (home / "emulator.pid").unlink(missing_ok=True)
+        self._emulator(lab_dir / "entra").down()
 
     def status(self, lab_dir: Path) -> str:
         """One line: running where, or stopped."""
-        home = lab_dir / "entra"
-        pid = self._running_pid(home)
-        if pid is None:
-            return "entra (Graph emulator): stopped"
-        return f"entra (Graph emulator): running at https://{self.host}:{self._port(home)} (pid {pid})"
+        return self._emulator(lab_dir / "entra").status("entra (Graph emulator)", self._url)
 
     # -- internals ---------------------------------------------------------------------------
+    def _emulator(self, home: Path) -> DetachedProcess:
+        args = ["--state", str(home), "--host", self.host, "--admin-key-file", str(home / "admin-key")]
+        return DetachedProcess(home, _MODULE, [*args, "--graph-like-throttling"], "Graph emulator")
+
+    def _url(self, port: int) -> str:
+        return f"https://{self.host}:{port}"
+
     def _prepare(self, home: Path) -> bool:
         """Create the secrets, certificates and tenant file once; True if the tenant is new."""
         for name in ("client-secret", "admin-key"):
@@ -195,92 +174,9 @@ class GraphLabComponent:
         verify = ssl.create_default_context(cafile=str(home / "tls" / "ca.pem"))
         return httpx.Client(base_url=url, verify=verify, headers={ADMIN_KEY_HEADER: key}, timeout=10)
 
-    def _start(self, home: Path, port: int) -> subprocess.Popen[bytes]:
-        log = (home / "emulator.log").open("ab")
-        command = [
-            sys.executable,
-            "-m",
-            _MODULE,
-            "--state",
-            str(home),
-            "--port",
-            str(port),
-            "--host",
-            self.host,
-            "--admin-key-file",
-            str(home / "admin-key"),
-            "--graph-like-throttling",
-        ]
-        process = subprocess.Popen(  # detached: it outlives `clampdown lab up`
-            command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, cwd=home
-        )
-        log.close()
-        (home / "emulator.pid").write_text(str(process.pid), encoding="utf-8")
-        return process
-
-    def _wait_until_answering(self, home: Path, url: str, process: subprocess.Popen[bytes]) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self._answers(home, url):
-                return
-            if process.poll() is not None:  # it exited: its log says why
-                break
-            time.sleep(0.1)
-        tail = (home / "emulator.log").read_text(encoding="utf-8", errors="replace")[-2000:]
-        raise RuntimeError(f"the Graph emulator did not start at {url}; its log ends with:\n{tail}")
-
     def _answers(self, home: Path, url: str) -> bool:
         try:
             with self._admin(home, url) as admin:
                 return admin.get("/_emulator/health", timeout=1).status_code == 200
         except (httpx.HTTPError, OSError):
             return False
-
-    @staticmethod
-    def _port(home: Path) -> int:
-        try:
-            return int(json.loads((home / "component.json").read_text(encoding="utf-8"))["port"])
-        except (OSError, ValueError, KeyError):
-            return 0
-
-    @staticmethod
-    def _port_is_free(port: int) -> bool:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-            return True
-
-    @staticmethod
-    def _running_pid(home: Path) -> int | None:
-        try:
-            pid = int((home / "emulator.pid").read_text(encoding="utf-8").strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        try:  # a recycled pid is not our emulator
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return pid
-        return pid if _MODULE.encode() in cmdline else None
-
-    @staticmethod
-    def _stop(home: Path, pid: int) -> None:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            return
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-                waited, _ = os.waitpid(pid, os.WNOHANG)
-                if waited == pid:
-                    return
-            except ChildProcessError:
-                pass
-            except OSError:
-                return
-            time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)

@@ -13,13 +13,7 @@ person's password at the emulator's sign-in form). `details["oidc"]` is a ready 
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from clampdown.lab.component import LabService
+from clampdown.lab.detached import DetachedProcess
 from clampdown.lab.okta_emulator.server import EmulatorSettings
 from clampdown.lab.people import LAB_DOMAIN, DemoPerson
 
@@ -58,21 +53,6 @@ def _person_profile(person: DemoPerson) -> dict[str, Any]:
         "department": person.department,
         "title": person.title,
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def _new_private_key_pem() -> bytes:
@@ -110,18 +90,7 @@ class OktaLabComponent:
         home = lab_dir / "okta"
         home.mkdir(parents=True, exist_ok=True)
         self._write_settings(home, people)
-        pid = self._running_pid(home)
-        port = self._port(home)
-        url = f"http://{self.host}:{port}"
-        if pid is None or not self._answers(url):
-            if pid is not None:
-                self._stop(home, pid)
-            if not _port_is_free(port):
-                port = _free_port()
-                url = f"http://{self.host}:{port}"
-            pid = self._start(home, port)
-            (home / "component.json").write_text(json.dumps({"port": port}), encoding="utf-8")
-            self._wait_until_answering(url, home)
+        pid, url = self._emulator(home).start_or_reuse(self._url, self._answers, self.start_timeout)
         # Seeding is idempotent: people already in the org keep their ids and statuses.
         seeded = httpx.post(f"{url}/_emulator/users", json={"users": self._seed(home, people)}, timeout=10)
         seeded.raise_for_status()
@@ -163,20 +132,18 @@ class OktaLabComponent:
 
     def down(self, lab_dir: Path) -> None:
         """Stop the emulator this lab_dir started; its org stays in state.json for the next `up`."""
-        home = lab_dir / "okta"
-        pid = self._running_pid(home)
-        if pid is not None:
-            self._stop(home, pid)
-        (home / "emulator.pid").unlink(missing_ok=True)
+        self._emulator(lab_dir / "okta").down()
 
     def status(self, lab_dir: Path) -> str:
-        home = lab_dir / "okta"
-        pid = self._running_pid(home)
-        if pid is None:
-            return "okta emulator: stopped"
-        return f"okta emulator: running at http://{self.host}:{self._port(home)} (pid {pid})"
+        return self._emulator(lab_dir / "okta").status("okta emulator", self._url)
 
     # --- internals -----------------------------------------------------------------------
+    def _emulator(self, home: Path) -> DetachedProcess:
+        return DetachedProcess(home, _MODULE, ["--settings", str(home / "settings.json")], "Okta emulator")
+
+    def _url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"
+
     def _redirect_uris(self) -> list[str]:
         return [f"{u.rstrip('/')}/auth/oidc/callback" for u in self.clampdown_urls]
 
@@ -226,62 +193,8 @@ class OktaLabComponent:
         settings_file.write_text(json.dumps(settings.to_json(), indent=2), encoding="utf-8")
         settings_file.chmod(0o600)  # it holds the API token, client secret and demo password
 
-    def _port(self, home: Path) -> int:
-        saved = home / "component.json"
-        if saved.exists():
-            return int(json.loads(saved.read_text(encoding="utf-8"))["port"])
-        port = _free_port()
-        saved.write_text(json.dumps({"port": port}), encoding="utf-8")
-        return port
-
-    def _running_pid(self, home: Path) -> int | None:
-        """The pid in emulator.pid if that process is alive and is our emulator."""
-        try:
-            pid = int((home / "emulator.pid").read_text(encoding="utf-8").strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except (OSError, ValueError):
-            return None
-        return pid if _MODULE in cmdline and str(home) in cmdline else None
-
-    def _start(self, home: Path, port: int) -> int:
-        log = (home / "emulator.log").open("ab")
-        command = [
-            sys.executable,
-            "-m",
-            _MODULE,
-            "--settings",
-            str(home / "settings.json"),
-            "--port",
-            str(port),
-        ]
-        process = subprocess.Popen(  # detached: it outlives `clampdown lab up`
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd=home
-        )
-        log.close()
-        (home / "emulator.pid").write_text(str(process.pid), encoding="utf-8")
-        return process.pid
-
     def _answers(self, url: str) -> bool:
         try:
             return httpx.get(f"{url}/_emulator/stats", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
-
-    def _wait_until_answering(self, url: str, home: Path) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        while not self._answers(url):
-            if time.monotonic() > deadline or self._running_pid(home) is None:
-                log = (home / "emulator.log").read_text(encoding="utf-8", errors="replace")[-2000:]
-                raise RuntimeError(f"the Okta emulator did not start on {url}; its log ends with:\n{log}")
-            time.sleep(0.1)
-
-    def _stop(self, home: Path, pid: int) -> None:
-        try:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while self._running_pid(home) == pid and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if self._running_pid(home) == pid:
-                os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
