@@ -14,8 +14,9 @@ import os
 import socket
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from clampdown.audit.chain import AuditEvent
 from clampdown.audit.recorder import action_event
@@ -197,7 +198,11 @@ class Worker:
                 self._inflight.discard(action.id)
                 self._freed.set()
 
-        task = asyncio.create_task(record())
+        self._spawn(record())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task the worker waits for when it stops."""
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -224,9 +229,7 @@ class Worker:
             groups[item.action.type].append(item)
         for type_id, items in groups.items():
             for chunk, definition, connector, refusal in self._plan(type_id, items):
-                task = asyncio.create_task(self._run_group(chunk, definition, connector, refusal))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._run_group(chunk, definition, connector, refusal))
 
     def _plan(
         self, type_id: str, items: list[Claimed]

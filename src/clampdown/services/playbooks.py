@@ -15,7 +15,7 @@ from clampdown.model import Action, ActionStatus
 from clampdown.services.actions import ActionService, clean_reason
 from clampdown.services.people import LinkedAccount, find_person
 from clampdown.services.planning import PlanItem, plan_item
-from clampdown.store.actions import ActionFilter, NewAction
+from clampdown.store.actions import NewAction
 
 RELEASE = "release"
 
@@ -171,16 +171,12 @@ class PlaybookService:
         return PlaybookRun(RELEASE, person.reference, batch_id, queued, skipped)
 
     async def _latest_containment(self, principal: Principal, account_ids: set[str]) -> list[Action]:
-        recent = await self.actions.list_actions(ActionFilter(), principal, limit=1000)
-        runs = [
-            a
-            for a in recent
-            if a.playbook and a.playbook != RELEASE and a.account and a.account.id in account_ids
-        ]
+        # Asked of the database: a scan of recent actions would miss it after a large bulk.
+        await self.actions.authorize_read(principal)
+        runs = await self.actions.store.latest_playbook_run(sorted(account_ids), excluding=RELEASE)
         if not runs:
             raise NotFound("no containment of this person in the action center to release")
-        latest = runs[0].batch_id
-        return [a for a in runs if a.batch_id == latest]
+        return runs
 
     @staticmethod
     def _plan(inverse: ActionDefinition, action: Action, linked: LinkedAccount | None) -> PlanItem:

@@ -253,6 +253,7 @@ class ActionStore:
             await self._record(conn, events)
         out: list[Action] = []
         fresh_iter = iter(inserted)
+        fresh_ids = {a.id for a in inserted}  # an action found by its idempotency key keeps its links
         for item in items:
             if item.idempotency_key and item.idempotency_key in existing:
                 out.append(existing[item.idempotency_key])
@@ -267,7 +268,7 @@ class ActionStore:
                 else item.undoes_action_id,
             }
             for n, item in enumerate(items)
-            if (item.after_index is not None or item.undoes_index is not None) and out[n].attempts == 0
+            if (item.after_index is not None or item.undoes_index is not None) and out[n].id in fresh_ids
         ]
         if links:  # order within a playbook, timed undo: ids are known only after the insert
             await conn.execute(
@@ -570,6 +571,24 @@ class ActionStore:
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(actions).where(actions.c.id.in_(list(action_ids))))
             return {int(r["id"]): row_to_action(r) for r in rows.mappings()}
+
+    async def latest_playbook_run(self, account_ids: Sequence[str], excluding: str) -> list[Action]:
+        """Every action of the newest playbook run (other than `excluding`) touching these accounts."""
+        c = actions.c
+        newest = (
+            select(c.batch_id)
+            .where(c.account_id.in_(list(account_ids)), c.playbook.is_not(None), c.playbook != excluding)
+            .order_by(c.id.desc())
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            batch = (await conn.execute(newest)).scalar_one_or_none()
+            if batch is None:
+                return []
+            rows = await conn.execute(
+                select(actions).where(c.batch_id == batch, c.account_id.in_(list(account_ids))).order_by(c.id)
+            )
+            return [row_to_action(r) for r in rows.mappings()]
 
     async def expire_approvals(self, now: datetime) -> list[Action]:
         """Requests whose approval did not come in time end cancelled; returns them."""
