@@ -24,11 +24,11 @@ import httpx
 import psycopg
 import tomli_w
 
-from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR
 from clampdown.auth.service import AuthService
+from clampdown.db.database import create_engine
+from clampdown.db.migrate import upgrade
+from clampdown.permissions import GLOBAL_ADMINISTRATOR
 from clampdown.store.auth import AuthStore
-from clampdown.store.database import create_engine
-from clampdown.store.migrate import upgrade
 
 PG_ADMIN = os.environ.get("CLAMPDOWN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 NOOP = {"connector": "clampdown.connectors.memory:MemoryConnector", "provider": "okta"}

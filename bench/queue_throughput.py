@@ -25,16 +25,16 @@ import tomli_w
 from sqlalchemy import func, select
 
 from clampdown.audit.recorder import EventRecorder
-from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR
 from clampdown.auth.principal import Principal
 from clampdown.config import EngineSettings
 from clampdown.connectors.memory import MemoryConnector, MemorySettings
+from clampdown.db.database import create_engine
+from clampdown.db.migrate import upgrade
+from clampdown.db.tables import actions
 from clampdown.engine.worker import Worker
+from clampdown.permissions import GLOBAL_ADMINISTRATOR
 from clampdown.services.actions import ActionService
 from clampdown.store.actions import ActionStore
-from clampdown.store.database import create_engine
-from clampdown.store.migrate import upgrade
-from clampdown.store.tables import actions
 
 BENCH = Principal.from_roles("bench", frozenset({GLOBAL_ADMINISTRATOR}), {})
 PG_ADMIN = os.environ.get("CLAMPDOWN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")

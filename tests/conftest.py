@@ -11,10 +11,10 @@ import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR
 from clampdown.auth.principal import Principal
-from clampdown.store.database import create_engine
-from clampdown.store.migrate import upgrade
+from clampdown.db.database import create_engine
+from clampdown.db.migrate import upgrade
+from clampdown.permissions import GLOBAL_ADMINISTRATOR
 
 PG_ADMIN_URL = os.environ.get("CLAMPDOWN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clampdown import catalog
-from clampdown.auth import permissions
+from clampdown import catalog, permissions
 from clampdown.errors import InvalidInput
 
 FIXED_IDS = {

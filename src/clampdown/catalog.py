@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from clampdown.auth.permissions import (
+from clampdown.errors import InvalidInput
+from clampdown.permissions import (
     GLOBAL_ADMINISTRATOR,
     RESPONSE_MANAGE,
     SECURITY_ADMINISTRATOR,
     SECURITY_OPERATOR,
 )
-from clampdown.errors import InvalidInput
 
 
 @dataclass(frozen=True)

@@ -175,3 +175,18 @@ class Action:
         if self.result is None:
             return None
         return bool(self.result.get("changed"))
+
+
+@dataclass(frozen=True)
+class ActionFilter:
+    """Which actions to list or export; None or empty means any. Checked by the services
+    (`ActionService.list_actions`) before it reaches the store."""
+
+    statuses: tuple[ActionStatus, ...] = ()
+    type: str | None = None
+    provider: str | None = None
+    target: str | None = None  # matches the target as given, or the resolved account id
+    requested_by: str | None = None
+    batch_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None

@@ -9,8 +9,9 @@ import io
 
 import httpx
 
-from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR
-from clampdown.store.actions import ActionFilter, ActionStore
+from clampdown.model import ActionFilter
+from clampdown.permissions import GLOBAL_ADMINISTRATOR
+from clampdown.store.actions import ActionStore
 from tests.api.conftest import Server
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR, SECURITY_READER
+from clampdown.permissions import GLOBAL_ADMINISTRATOR, SECURITY_READER
 from tests.api.conftest import Server
 
 

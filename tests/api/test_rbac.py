@@ -5,7 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from clampdown.auth.permissions import (
+from clampdown.auth.service import AuthService
+from clampdown.catalog import all_actions
+from clampdown.model import ActionFilter
+from clampdown.permissions import (
     GLOBAL_ADMINISTRATOR,
     RESPONSE_MANAGE,
     RESPONSE_READ,
@@ -13,9 +16,7 @@ from clampdown.auth.permissions import (
     SECURITY_OPERATOR,
     SECURITY_READER,
 )
-from clampdown.auth.service import AuthService
-from clampdown.catalog import all_actions
-from clampdown.store.actions import ActionFilter, ActionStore
+from clampdown.store.actions import ActionStore
 from clampdown.store.auth import AuthStore
 from tests.api.conftest import Server
 from tests.lab_config import clampdown

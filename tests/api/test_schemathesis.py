@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR
+from clampdown.permissions import GLOBAL_ADMINISTRATOR
 from tests.api.conftest import Server
 
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from clampdown.store.actions import ActionFilter, ActionStore
+from clampdown.model import ActionFilter
+from clampdown.store.actions import ActionStore
 from tests.lab_config import bootstrap_admin, clampdown, memory_provider, write_config
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from clampdown.model import ActionStatus
-from clampdown.store.actions import ActionFilter, ActionStore
+from clampdown.model import ActionFilter, ActionStatus
+from clampdown.store.actions import ActionStore
 from tests.lab_config import (
     bootstrap_admin,
     clampdown,

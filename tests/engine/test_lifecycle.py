@@ -1,21 +1,19 @@
-"""An action's life in the engine: retries, permanent failures, undo, cancel, idempotency, leases."""
+"""An action's life in the engine: retries, permanent failures, undo, cancel, idempotency."""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR
 from clampdown.auth.principal import Principal
 from clampdown.config import EngineSettings
 from clampdown.connectors.memory import MemoryConnector, MemorySettings
 from clampdown.engine.worker import Worker
 from clampdown.errors import Conflict, PermanentError
-from clampdown.model import Account, AccountState, ActionContext, ActionOutcome, ActionStatus
+from clampdown.model import Account, ActionContext, ActionOutcome, ActionStatus
+from clampdown.permissions import GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR
 from clampdown.services.actions import ActionService
-from clampdown.store.actions import ActionStore, Completion
+from clampdown.store.actions import ActionStore
 
 ANALYST = Principal.from_roles("analyst", frozenset({SECURITY_ADMINISTRATOR}), {})
 LEAD = Principal.from_roles("lead", frozenset({GLOBAL_ADMINISTRATOR}), {})
@@ -129,38 +127,6 @@ async def test_idempotency_key_returns_the_same_action(engine: AsyncEngine) -> N
     assert len(bulk1.actions) == 2  # duplicates in one bulk are one action
     assert [a.id for a in bulk1.actions] == [a.id for a in bulk2.actions]
     assert bulk1.batch_id == bulk2.batch_id
-
-
-async def test_a_worker_that_lost_its_lease_cannot_write(engine: AsyncEngine) -> None:
-    store, _, service = _setup(engine)
-    action = await service.request("okta.suspend_user", "ivan", "x", ANALYST)
-    now = service.clock.now()
-    [(claimed, _)] = await store.claim_next_actions("w1", 10, now, now + timedelta(seconds=1))
-    later = now + timedelta(seconds=5)  # w1's lease expired: w2 takes the action over
-    [(taken, _)] = await store.claim_next_actions("w2", 10, later, later + timedelta(seconds=60))
-    assert taken.id == claimed.id and taken.attempts == 2
-    stale = Completion(
-        claimed.id, claimed.attempts, ActionStatus.FAILED, error_code="x", error_message="stale"
-    )
-    await store.finish("w1", [stale], later)
-    current = await store.get(action.id)
-    assert current.status is ActionStatus.RUNNING and current.lease_owner == "w2"
-
-
-async def test_state_before_is_kept_from_the_first_attempt(engine: AsyncEngine) -> None:
-    from clampdown.store.actions import Resolution
-
-    store, _, service = _setup(engine)
-    action = await service.request("okta.suspend_user", "judy", "x", ANALYST)
-    now = service.clock.now()
-    [(claimed, _)] = await store.claim_next_actions("w1", 1, now, now + timedelta(seconds=1))
-    account = claimed.account
-    assert account is not None
-    await store.record_resolutions("w1", [Resolution(action.id, 1, account, AccountState(enabled=True))])
-    later = now + timedelta(seconds=5)
-    await store.claim_next_actions("w2", 1, later, later + timedelta(seconds=60))
-    await store.record_resolutions("w2", [Resolution(action.id, 2, account, AccountState(enabled=False))])
-    assert (await store.get(action.id)).state_before == AccountState(enabled=True)
 
 
 def test_secrets_in_an_outcome_are_never_stored() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR
 from clampdown.auth.principal import Principal
 from clampdown.config import load_settings
+from clampdown.permissions import GLOBAL_ADMINISTRATOR
 from clampdown.services.runtime import open_runtime
 from tests.lab_config import memory_provider, write_config
 

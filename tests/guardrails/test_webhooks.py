@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.audit.webhooks import WebhookDispatcher
 from clampdown.config import load_settings
+from clampdown.db.tables import webhook_deliveries
 from clampdown.services.runtime import open_runtime
-from clampdown.store.tables import webhook_deliveries
 from tests.api.conftest import free_port
 from tests.lab_config import memory_provider, write_config
 
@@ -85,8 +85,8 @@ async def test_delivery_survives_a_receiver_outage(
     config.write_text(text)
     settings = load_settings(config)
     async with open_runtime(settings) as rt:
-        from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR
         from clampdown.auth.principal import Principal
+        from clampdown.permissions import GLOBAL_ADMINISTRATOR
 
         admin = Principal.from_roles("admin", frozenset({GLOBAL_ADMINISTRATOR}), {})
         bulk = await rt.actions.request_bulk("okta.suspend_user", ["u1", "u2", "u3"], "INC-5", admin)

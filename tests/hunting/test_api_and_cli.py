@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR, SECURITY_OPERATOR, SECURITY_READER
 from clampdown.config import load_settings
 from clampdown.hunting.rules import create_rule, list_alerts
 from clampdown.hunting.settings import HuntingSettings, events_path
 from clampdown.hunting.store import EventStore
+from clampdown.permissions import GLOBAL_ADMINISTRATOR, SECURITY_OPERATOR, SECURITY_READER
 from tests.api.conftest import Server
 from tests.hunting.scenario import (
     BRUTE_FAILURES,

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR, SECURITY_OPERATOR, SECURITY_READER
 from clampdown.auth.principal import PermissionDenied, Principal
 from clampdown.auth.service import AuthService
 from clampdown.config import Settings
@@ -23,9 +22,10 @@ from clampdown.hunting.schedule import run_schedule
 from clampdown.hunting.service import HuntingService
 from clampdown.hunting.settings import HuntingSettings
 from clampdown.hunting.store import EventStore
-from clampdown.model import ActionContext
+from clampdown.model import ActionContext, ActionFilter
+from clampdown.permissions import GLOBAL_ADMINISTRATOR, SECURITY_OPERATOR, SECURITY_READER
 from clampdown.services.actions import ActionService
-from clampdown.store.actions import ActionFilter, ActionStore
+from clampdown.store.actions import ActionStore
 from clampdown.store.auth import AuthStore
 from tests.hunting.evtx_writer import write_evtx
 from tests.hunting.scenario import BRUTE_USER, NORMAL_USERS, SPRAY_USERS, security_events

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR
+from clampdown.permissions import GLOBAL_ADMINISTRATOR
 from tests.api.conftest import Server
 
 WEB = Path(__file__).resolve().parents[2] / "src" / "clampdown" / "web"

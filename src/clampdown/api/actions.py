@@ -26,8 +26,7 @@ from clampdown.api.schemas import (
 from clampdown.auth.principal import Principal
 from clampdown.catalog import get_action
 from clampdown.errors import InvalidInput
-from clampdown.model import ActionStatus
-from clampdown.store.actions import ActionFilter
+from clampdown.model import ActionFilter, ActionStatus
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422, 503)

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from clampdown.api.actions import ERRORS
 from clampdown.api.auth import current_principal, runtime
 from clampdown.api.schemas import ActionOut, Text
-from clampdown.auth.permissions import SETTINGS_MANAGE
 from clampdown.auth.principal import Principal, require_permission
+from clampdown.permissions import SETTINGS_MANAGE
 from clampdown.services.planning import PlanItem, plan_actions
 from clampdown.services.playbooks import PlaybookRun
 

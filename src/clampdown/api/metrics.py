@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import func, select
 
 from clampdown.api.auth import runtime
-from clampdown.store.tables import actions, webhook_deliveries
+from clampdown.db.tables import actions, webhook_deliveries
 
 router = APIRouter(tags=["health"])
 

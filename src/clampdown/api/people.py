@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from clampdown.api.actions import ERRORS
 from clampdown.api.auth import current_principal, runtime
 from clampdown.api.schemas import AccountOut
-from clampdown.auth.permissions import RESPONSE_READ
 from clampdown.auth.principal import Principal, require_permission
+from clampdown.permissions import RESPONSE_READ
 from clampdown.services.people import Person, find_person
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=ERRORS)

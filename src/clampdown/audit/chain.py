@@ -18,7 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from clampdown.store.tables import audit_log
+from clampdown.db.tables import audit_log
 
 GENESIS = "0" * 64
 _APPEND_TRIES = 20

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
 
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,29 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from clampdown.audit.chain import AuditEvent, append_in
 from clampdown.audit.syslog import SyslogSender
 from clampdown.config import WebhookSettings
-from clampdown.model import Action
-from clampdown.store.tables import webhook_deliveries
+from clampdown.db.tables import webhook_deliveries
 
 _AUDIT_LOCK = 7_241_977  # a PostgreSQL advisory lock: appends to the chain go one at a time
-
-
-def action_event(
-    event: str, action: Action, actor: str, at: datetime | None = None, **extra: Any
-) -> AuditEvent:
-    """The audit event for something that happened to an action (at its request time by default)."""
-    data: dict[str, Any] = {
-        "action_id": action.id,
-        "type": action.type,
-        "provider": action.provider,
-        "target": action.target,
-        "account": action.account.id if action.account else None,
-        "reason": action.reason,
-        "batch_id": action.batch_id,
-        "status": action.status.value,
-        **extra,
-    }
-    subject = action.account.name if action.account else action.target
-    return AuditEvent(at=at or action.requested_at, actor=actor, event=event, subject=subject, data=data)
 
 
 class EventRecorder:

@@ -9,11 +9,16 @@ import socket
 
 from clampdown import __version__
 from clampdown.audit.chain import AuditEvent
+from clampdown.audit.events import EventName
 from clampdown.config import SyslogSettings
 
 log = logging.getLogger(__name__)
 _FACILITY_SECURITY = 13  # log audit
-_SEVERITY = {"access.denied": 4, "action.failed": 4, "approval.rejected": 5}  # warning, notice
+_SEVERITY: dict[str, int] = {  # warning, notice
+    EventName.ACCESS_DENIED: 4,
+    EventName.ACTION_FAILED: 4,
+    EventName.APPROVAL_REJECTED: 5,
+}
 _NIL = "-"
 
 
@@ -25,7 +30,7 @@ def _cef_escape(value: object, header: bool = False) -> str:
 
 def cef(event: AuditEvent) -> str:
     """ArcSight Common Event Format: header fields, then key=value extensions."""
-    severity = 7 if event.event == "access.denied" else 3
+    severity = 7 if event.event == EventName.ACCESS_DENIED else 3
     ext = {
         "rt": event.at.isoformat(),
         "suser": event.actor,

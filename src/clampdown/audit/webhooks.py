@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.config import WebhookSettings
-from clampdown.engine.retry import RetryPolicy
-from clampdown.store.tables import webhook_deliveries
+from clampdown.db.tables import webhook_deliveries
+from clampdown.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from clampdown.auth.permissions import BUILTIN_ROLES
 from clampdown.catalog import ActionDefinition
 from clampdown.errors import Forbidden
+from clampdown.permissions import BUILTIN_ROLES
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from clampdown.audit.chain import AuditEvent
-from clampdown.auth.permissions import ALL_PERMISSIONS, BUILTIN_ROLES
+from clampdown.audit.events import signin_event
 from clampdown.auth.principal import PermissionDenied, Principal
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.errors import ClampdownError, InvalidInput, NotFound
+from clampdown.permissions import ALL_PERMISSIONS, BUILTIN_ROLES
 from clampdown.store.auth import AuthStore, Denial, TokenRecord, UserRecord
 
 TOKEN_PREFIX = "cdt_"
@@ -145,10 +145,8 @@ class AuthService:
                 valid = False
         else:
             _hasher.hash(password)  # same work for unknown users: no timing oracle on usernames
-        outcome = "signin.succeeded" if valid and user is not None else "signin.failed"
-        await self.store.record_events(
-            [AuditEvent(self.clock.now(), username, outcome, username, {"method": "password"})]
-        )
+        succeeded = valid and user is not None
+        await self.store.record_events([signin_event(self.clock.now(), username, succeeded, "password")])
         if not valid or user is None:
             raise Unauthenticated("wrong username or password")
         return user, await self.open_session(user)

@@ -15,9 +15,9 @@ from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load
 from clampdown.cli.errors import EXIT_ACTION_FAILED, fail, run
 from clampdown.errors import InvalidInput
-from clampdown.model import Action, ActionStatus
+from clampdown.model import Action, ActionFilter, ActionStatus
 from clampdown.services.runtime import open_runtime
-from clampdown.store.actions import ActionFilter, ActionStore
+from clampdown.store.actions import ActionStore
 
 actions_app = typer.Typer(
     help="The action center: list, show, undo and cancel actions.", no_args_is_help=True

@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clampdown.auth.permissions import HUNTING_MANAGE
 from clampdown.auth.principal import require_permission
 from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load
@@ -26,6 +25,7 @@ from clampdown.hunting.pulls import PullReport, api_sources
 from clampdown.hunting.query import Language, QueryResult
 from clampdown.hunting.schedule import run_schedule
 from clampdown.hunting.service import ActOnResults, HuntingService
+from clampdown.permissions import HUNTING_MANAGE
 from clampdown.services.runtime import open_runtime
 
 ingest_app = typer.Typer(

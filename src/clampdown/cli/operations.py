@@ -16,10 +16,10 @@ from clampdown.cli.context import load, state
 from clampdown.cli.errors import fail, run
 from clampdown.config import Settings, load_settings
 from clampdown.connectors.registry import validate_provider
+from clampdown.db.database import create_engine, is_sqlite
+from clampdown.db.migrate import upgrade
 from clampdown.errors import ConfigError
 from clampdown.services.runtime import open_runtime, ping_database
-from clampdown.store.database import create_engine, is_sqlite
-from clampdown.store.migrate import upgrade
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
@@ -68,7 +68,7 @@ def serve(
     """Run the API and console (and, on SQLite, the embedded worker)."""
     import uvicorn
 
-    from clampdown.api.app import create_app
+    from clampdown.server import create_app
 
     settings = load()
     # The address given here is the one single sign-on redirects come back to.

@@ -17,7 +17,7 @@ from clampdown.connectors.base import BatchingConnector, Connector, action_metho
 from clampdown.engine.metrics import PROVIDER_LATENCY
 from clampdown.errors import PermanentError
 from clampdown.model import Account, AccountState, Action, ActionContext, ActionOutcome
-from clampdown.store.actions import Resolution
+from clampdown.store.queue import Resolution
 
 # Per item: the outcome, or the exception that ended this attempt.
 ItemOutcome = ActionOutcome | BaseException

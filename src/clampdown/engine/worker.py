@@ -19,18 +19,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clampdown.audit.chain import AuditEvent
-from clampdown.audit.recorder import action_event
+from clampdown.audit.events import outcome_event
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.config import EngineSettings
 from clampdown.connectors.base import BatchingConnector, Connector
 from clampdown.engine.execution import Claimed, Guard, ItemOutcome, execute_group
 from clampdown.engine.metrics import OUTCOMES, THROTTLED, is_throttling
-from clampdown.engine.retry import RetryPolicy
 from clampdown.engine.writer import GroupWriter
 from clampdown.errors import ClampdownError, InvalidInput, TransientError
-from clampdown.model import Action, ActionOutcome, ActionStatus, AttemptRecord
-from clampdown.store.actions import ActionFilter, ActionStore, Completion, Retry
+from clampdown.model import Action, ActionFilter, ActionOutcome, ActionStatus, AttemptRecord
+from clampdown.retry import RetryPolicy
+from clampdown.store.actions import ActionStore
+from clampdown.store.approvals import ApprovalStore
+from clampdown.store.queue import ActionQueue, Completion, Retry
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ class Worker:
     ) -> None:
         self.id = worker_id or new_worker_id()
         self._store = store
+        self._queue = ActionQueue(store.engine, store.recorder)
+        self._approvals = ApprovalStore(store.engine, store.recorder)
         self._connectors = connectors
         self._settings = settings
         self._clock = clock
@@ -65,7 +69,7 @@ class Worker:
         self._policy = RetryPolicy(
             settings.max_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds
         )
-        self._writer = GroupWriter(store, self.id, clock)
+        self._writer = GroupWriter(self._queue, self.id, clock)
         self._inflight: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()
@@ -135,7 +139,7 @@ class Worker:
         if free <= 0 or (self._inflight and free < worthwhile):
             return 0
         try:
-            claimed = await self._store.claim_next_actions(
+            claimed = await self._queue.claim_next_actions(
                 self.id, min(free, self._settings.claim_batch), self._clock.now(), self._lease_until()
             )
         except Exception as exc:  # database down: keep the loop alive, try again later
@@ -153,7 +157,7 @@ class Worker:
             return
         self._next_expiry_sweep = loop_time + 5.0
         try:
-            await self._store.expire_approvals(self._clock.now())
+            await self._approvals.expire_approvals(self._clock.now())
         except Exception as exc:
             log.warning("worker %s could not expire approvals: %s", self.id, exc)
 
@@ -207,18 +211,14 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
 
     def _event(self, action: Action, status: ActionStatus, message: str | None) -> AuditEvent:
-        name = {ActionStatus.COMPLETED: "action.completed", ActionStatus.FAILED: "action.failed"}
-        return action_event(
-            name.get(status, "action.cancelled"), action, f"worker:{self.id}", self._clock.now(),
-            status=status.value, message=message,
-        )  # fmt: skip
+        return outcome_event(action, status, f"worker:{self.id}", self._clock.now(), message)
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         interval = self._settings.lease_seconds / 3
         while not stop.is_set():
             await asyncio.sleep(interval)
             try:
-                await self._store.renew_leases(self.id, list(self._inflight), self._lease_until())
+                await self._queue.renew_leases(self.id, list(self._inflight), self._lease_until())
             except Exception as exc:
                 log.warning("worker %s could not renew leases: %s", self.id, exc)
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from clampdown.clock import Clock
-from clampdown.store.actions import ActionStore, Completion, Resolution, Retry
+from clampdown.store.queue import ActionQueue, Completion, Resolution, Retry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,8 +35,8 @@ class _Lane(Generic[T]):
 class GroupWriter:
     """Coalesces resolutions, completions and retries of one worker into batched transactions."""
 
-    def __init__(self, store: ActionStore, worker_id: str, clock: Clock) -> None:
-        self._store = store
+    def __init__(self, queue: ActionQueue, worker_id: str, clock: Clock) -> None:
+        self._store = queue
         self._worker = worker_id
         self._clock = clock
         self._resolutions: _Lane[Resolution] = _Lane()

@@ -13,7 +13,6 @@ from typing import Any
 
 import duckdb
 
-from clampdown.auth.permissions import HUNTING_READ
 from clampdown.auth.principal import Principal
 from clampdown.auth.service import AuthService
 from clampdown.catalog import get_action
@@ -21,6 +20,7 @@ from clampdown.errors import ClampdownError, Conflict, InvalidInput, NotFound
 from clampdown.hunting.query import account_values, run_query
 from clampdown.hunting.saved import clean_name
 from clampdown.hunting.store import EventStore
+from clampdown.permissions import HUNTING_READ
 from clampdown.services.actions import ActionService
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from clampdown.auth.permissions import HUNTING_MANAGE, HUNTING_READ
 from clampdown.auth.principal import PermissionDenied, Principal, require_permission
 from clampdown.auth.service import AuthService
 from clampdown.catalog import get_action
@@ -31,6 +30,7 @@ from clampdown.hunting.saved import (
 )
 from clampdown.hunting.settings import events_path, hunting_settings
 from clampdown.hunting.store import EventStore
+from clampdown.permissions import HUNTING_MANAGE, HUNTING_READ
 from clampdown.services.actions import ActionService, BulkRequest, DenialRecorder
 from clampdown.services.runtime import Runtime
 

@@ -9,9 +9,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from clampdown.auth.permissions import GLOBAL_ADMINISTRATOR
 from clampdown.auth.service import AuthService, Unauthenticated
 from clampdown.config import Settings
+from clampdown.permissions import GLOBAL_ADMINISTRATOR
 from clampdown.services.runtime import open_runtime
 
 LAB_ADMIN = "lab-admin"

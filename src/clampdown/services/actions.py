@@ -8,16 +8,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from clampdown.auth.permissions import RESPONSE_READ
 from clampdown.auth.principal import PermissionDenied, Principal, require_action, require_permission
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.config import ApprovalSettings, ProtectionSettings
 from clampdown.connectors.base import Connector
 from clampdown.errors import AccountNotFound, Conflict, InvalidInput, NotFound, TransientError
-from clampdown.model import Account, AccountState, Action, ActionStatus, StateValue
+from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus, StateValue
+from clampdown.permissions import RESPONSE_READ
 from clampdown.services.protection import ApprovalRules, ProtectedAccount, ProtectionRules
-from clampdown.store.actions import ActionFilter, ActionStore, NewAction
+from clampdown.store.actions import ActionStore, NewAction
 
 # Records a denied attempt: (principal, what was attempted, target, what was missing).
 DenialRecorder = Callable[[Principal, str, str | None, str], Awaitable[None]]

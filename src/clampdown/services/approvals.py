@@ -7,14 +7,15 @@ from collections.abc import Sequence
 from clampdown.auth.principal import Principal
 from clampdown.catalog import get_action
 from clampdown.errors import Conflict, InvalidInput
-from clampdown.model import Action, ActionStatus
+from clampdown.model import Action, ActionFilter, ActionStatus
 from clampdown.services.actions import ActionService
-from clampdown.store.actions import ActionFilter
+from clampdown.store.approvals import ApprovalStore
 
 
 class ApprovalService:
-    def __init__(self, actions: ActionService) -> None:
+    def __init__(self, actions: ActionService, store: ApprovalStore) -> None:
         self.actions = actions
+        self.store = store
 
     async def pending(self, principal: Principal, batch_id: str | None = None) -> list[Action]:
         """Requests awaiting approval, newest first."""
@@ -47,7 +48,7 @@ class ApprovalService:
                     f"{principal.username} requested action {action.id} and cannot approve their own request"
                 )
             await self.actions.authorize(principal, get_action(action.type), action.target)
-        decided = await self.actions.store.decide_approval(
+        decided = await self.store.decide_approval(
             [a.id for a in targets], principal.username, approve, self.actions.clock.now(), note
         )
         if len(decided) < len(targets):

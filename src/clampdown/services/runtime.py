@@ -20,15 +20,16 @@ from clampdown.auth.service import AuthService
 from clampdown.config import Settings
 from clampdown.connectors.base import Connector
 from clampdown.connectors.registry import build_connectors
+from clampdown.db.database import create_engine, is_sqlite
+from clampdown.db.migrate import current_revision, head_revision
 from clampdown.engine.worker import Worker
 from clampdown.errors import ConfigError, StoreUnavailable
 from clampdown.services.actions import ActionService, Guardrails
 from clampdown.services.approvals import ApprovalService
 from clampdown.services.playbooks import PlaybookService
 from clampdown.store.actions import ActionStore
+from clampdown.store.approvals import ApprovalStore
 from clampdown.store.auth import AuthStore
-from clampdown.store.database import create_engine, is_sqlite
-from clampdown.store.migrate import current_revision, head_revision
 
 CONNECT_TIMEOUT = 10.0
 
@@ -110,9 +111,10 @@ async def open_runtime(settings: Settings, *, check_schema: bool = True) -> Asyn
         auth = AuthService(AuthStore(engine, recorder))
         guardrails = Guardrails.from_settings(settings.protection, settings.approvals)
         actions = ActionService(store, connectors, record_denial=auth.record_denial, guardrails=guardrails)
+        approvals = ApprovalService(actions, ApprovalStore(engine, recorder))
         yield Runtime(
             settings, engine, store, connectors, actions, auth,
-            ApprovalService(actions), PlaybookService(actions, settings.playbooks), AuditLog(engine),
+            approvals, PlaybookService(actions, settings.playbooks), AuditLog(engine),
         )  # fmt: skip
     finally:
         for connector in connectors.values():

@@ -1,7 +1,6 @@
-"""Queries on the actions table: enqueue, claim with leases, record outcomes, list and cancel.
+"""The actions table as the action center sees it: row mapping, enqueue, reads and cancel.
 
-Every state change after a claim is fenced by (status, lease owner, attempt number): a worker whose
-lease expired and whose action another worker took over can no longer write to it.
+The lease protocol the workers use is in `store.queue`, approval decisions in `store.approvals`.
 """
 
 from __future__ import annotations
@@ -11,16 +10,25 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clampdown.audit.chain import AuditEvent
-from clampdown.audit.recorder import EventRecorder, action_event
+from clampdown.audit.events import EventName, action_event, requested_event
+from clampdown.db.tables import actions
 from clampdown.errors import Conflict, NotFound
-from clampdown.model import Account, AccountState, Action, ActionStatus, AttemptRecord, StateValue
-from clampdown.store.tables import actions
+from clampdown.model import (
+    Account,
+    AccountState,
+    Action,
+    ActionFilter,
+    ActionStatus,
+    AttemptRecord,
+    StateValue,
+)
+from clampdown.store.recording import RecordingStore
 
 _DUE = (ActionStatus.QUEUED.value, ActionStatus.RUNNING.value)
 _FINAL = tuple(s.value for s in ActionStatus if s.is_final)
@@ -50,57 +58,6 @@ class NewAction:
     playbook: str | None = None
     approval_reason: str | None = None  # set: the action waits in awaiting_approval
     not_before: datetime | None = None  # a timed release: not run before this time
-
-
-@dataclass(frozen=True)
-class ActionFilter:
-    """Filters for listing and exporting actions; None means any."""
-
-    statuses: tuple[ActionStatus, ...] = ()
-    type: str | None = None
-    provider: str | None = None
-    target: str | None = None  # matches the target as given, or the resolved account id
-    requested_by: str | None = None
-    batch_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """What a worker learned before changing anything: the account and its state."""
-
-    action_id: int
-    attempt: int
-    account: Account
-    state_before: AccountState
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A final outcome (completed or failed) for a claimed action."""
-
-    action_id: int
-    attempt: int
-    status: ActionStatus
-    result: dict[str, Any] | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    provider_request_id: str | None = None
-    history: tuple[AttemptRecord, ...] | None = None  # the whole new history, when it grew
-    event: AuditEvent | None = None  # recorded with the outcome, in the same transaction
-
-
-@dataclass(frozen=True)
-class Retry:
-    """A transient failure: the action goes back to the queue until `retry_at`."""
-
-    action_id: int
-    attempt: int
-    retry_at: datetime
-    error_code: str
-    error_message: str
-    history: tuple[AttemptRecord, ...]
 
 
 def _history_from_json(raw: Any) -> tuple[AttemptRecord, ...]:
@@ -192,25 +149,8 @@ def _new_row(item: NewAction, now: datetime, approval_deadline: datetime | None)
     }
 
 
-def _requested_event(action: Action) -> AuditEvent:
-    name = "approval.requested" if action.status is ActionStatus.AWAITING_APPROVAL else "action.requested"
-    return action_event(name, action, action.requested_by, approval_reason=action.approval_reason)
-
-
-class ActionStore:
-    """All reads and writes of actions. Methods are async and each runs in its own transaction."""
-
-    def __init__(self, engine: AsyncEngine, recorder: EventRecorder | None = None) -> None:
-        self.engine = engine
-        self.recorder = recorder
-
-    async def _record(self, conn: AsyncConnection, events: Sequence[AuditEvent]) -> None:
-        if self.recorder is not None and events:
-            await self.recorder.record_in(conn, events)
-
-    def _after_commit(self, events: Sequence[AuditEvent]) -> None:
-        if self.recorder is not None and events:
-            self.recorder.after_commit(events)
+class ActionStore(RecordingStore):
+    """Requests and reads of actions. Methods are async and each runs in its own transaction."""
 
     async def enqueue(
         self, items: Sequence[NewAction], now: datetime, approval_deadline: datetime | None = None
@@ -249,7 +189,7 @@ class ActionStore:
                 [_new_row(i, now, approval_deadline) for i in fresh],
             )
             inserted = [row_to_action(r) for r in result.mappings()]
-            events = [_requested_event(a) for a in inserted]
+            events = [requested_event(a) for a in inserted]
             await self._record(conn, events)
         out: list[Action] = []
         fresh_iter = iter(inserted)
@@ -341,184 +281,6 @@ class ActionStore:
             rows = (await conn.execute(query)).all()
         return {ActionStatus(status): int(n) for status, n in rows}
 
-    async def claim_next_actions(
-        self, worker: str, limit: int, now: datetime, lease_until: datetime
-    ) -> list[tuple[Action, AccountState | None]]:
-        """Take up to `limit` due actions (queued and due, or running with an expired lease),
-        marking them running under this worker's lease. Returns each with its restore state."""
-        c = actions.c
-        before = actions.alias("before")
-        # A playbook step waits until the step it comes after has ended.
-        ready = or_(
-            c.after_action_id.is_(None),
-            select(before.c.id).where(before.c.id == c.after_action_id, before.c.status.in_(_FINAL)).exists(),
-        )
-        due = (
-            select(c.id)
-            .where(c.status.in_(_DUE), c.available_at <= now, ready)
-            .order_by(c.available_at, c.id)
-            .limit(limit)
-        )
-        if self.engine.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        # On SQLite the single UPDATE statement is atomic: writers are serialized by the database.
-        stmt = (
-            update(actions)
-            .where(c.id.in_(due.scalar_subquery()))
-            .values(
-                status=ActionStatus.RUNNING.value,
-                lease_owner=worker,
-                available_at=lease_until,
-                attempts=c.attempts + 1,
-                started_at=func.coalesce(c.started_at, now),
-            )
-            .returning(*actions.c)
-        )
-        async with self.engine.begin() as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
-        claimed = [(row_to_action(r), restore_state_of(r)) for r in rows]
-        claimed.sort(key=lambda pair: pair[0].id)
-        return claimed
-
-    async def renew_leases(self, worker: str, action_ids: Sequence[int], lease_until: datetime) -> None:
-        """Extend the lease of actions this worker still holds."""
-        if not action_ids:
-            return
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(actions)
-                .where(
-                    actions.c.id.in_(list(action_ids)),
-                    actions.c.lease_owner == worker,
-                    actions.c.status == ActionStatus.RUNNING.value,
-                )
-                .values(available_at=lease_until)
-            )
-
-    def _fence(self, worker: str) -> Any:
-        c = actions.c
-        return and_(
-            c.id == bindparam("b_id"),
-            c.attempts == bindparam("b_attempt"),
-            c.lease_owner == worker,
-            c.status == ActionStatus.RUNNING.value,
-        )
-
-    async def record_resolutions(self, worker: str, items: Sequence[Resolution]) -> None:
-        """Store the resolved account and, the first time only, the state before any change:
-        a retry after a crash must not overwrite what was there originally."""
-        if not items:
-            return
-        c = actions.c
-        stmt = (
-            update(actions)
-            .where(self._fence(worker))
-            .values(
-                account=bindparam("b_account"),
-                account_id=bindparam("b_account_id"),
-                state_before=func.coalesce(
-                    c.state_before, bindparam("b_state", type_=actions.c.state_before.type)
-                ),
-            )
-        )
-        params = [
-            {
-                "b_id": i.action_id,
-                "b_attempt": i.attempt,
-                "b_account": i.account.to_json(),
-                "b_account_id": i.account.id,
-                "b_state": i.state_before.to_json(),
-            }
-            for i in items
-        ]
-        async with self.engine.begin() as conn:
-            await conn.execute(stmt, params)
-
-    async def finish(self, worker: str, items: Sequence[Completion], now: datetime) -> None:
-        """Record final outcomes (completed or failed)."""
-        if not items:
-            return
-        stmt = (
-            update(actions)
-            .where(self._fence(worker))
-            .values(
-                status=bindparam("b_status"),
-                result=bindparam("b_result", type_=actions.c.result.type),
-                error_code=bindparam("b_error_code"),
-                error_message=bindparam("b_error_message"),
-                provider_request_id=bindparam("b_request_id"),
-                finished_at=now,
-                lease_owner=None,
-            )
-        )
-        with_history = [i for i in items if i.history is not None]
-        events = [i.event for i in items if i.event is not None]
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                stmt,
-                [
-                    {
-                        "b_id": i.action_id,
-                        "b_attempt": i.attempt,
-                        "b_status": i.status.value,
-                        "b_result": i.result,
-                        "b_error_code": i.error_code,
-                        "b_error_message": i.error_message,
-                        "b_request_id": i.provider_request_id,
-                    }
-                    for i in items
-                ],
-            )
-            if with_history:
-                await conn.execute(
-                    update(actions)
-                    .where(actions.c.id == bindparam("b_id"), actions.c.attempts == bindparam("b_attempt"))
-                    .values(history=bindparam("b_history", type_=actions.c.history.type)),
-                    [
-                        {
-                            "b_id": i.action_id,
-                            "b_attempt": i.attempt,
-                            "b_history": [h.to_json() for h in i.history or ()],
-                        }
-                        for i in with_history
-                    ],
-                )
-            # Last, so the audit chain's lock is held only for the append and the commit.
-            await self._record(conn, events)
-        self._after_commit(events)
-
-    async def reschedule(self, worker: str, items: Sequence[Retry]) -> None:
-        """Put transiently failed actions back in the queue until their retry time."""
-        if not items:
-            return
-        stmt = (
-            update(actions)
-            .where(self._fence(worker))
-            .values(
-                status=ActionStatus.QUEUED.value,
-                available_at=bindparam("b_retry_at"),
-                error_code=bindparam("b_error_code"),
-                error_message=bindparam("b_error_message"),
-                history=bindparam("b_history", type_=actions.c.history.type),
-                lease_owner=None,
-            )
-        )
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                stmt,
-                [
-                    {
-                        "b_id": i.action_id,
-                        "b_attempt": i.attempt,
-                        "b_retry_at": i.retry_at,
-                        "b_error_code": i.error_code,
-                        "b_error_message": i.error_message,
-                        "b_history": [h.to_json() for h in i.history],
-                    }
-                    for i in items
-                ],
-            )
-
     async def cancel(self, action_id: int, now: datetime, cancelled_by: str) -> Action:
         """Cancel a queued action; Conflict if it already runs or ended."""
         async with self.engine.begin() as conn:
@@ -534,7 +296,8 @@ class ActionStore:
                 .returning(*actions.c)
             )
             row = result.mappings().first()
-            events = [action_event("action.cancelled", row_to_action(row), cancelled_by, now)] if row else []
+            cancelled = [row_to_action(row)] if row else []
+            events = [action_event(EventName.ACTION_CANCELLED, a, cancelled_by, now) for a in cancelled]
             await self._record(conn, events)
         self._after_commit(events)
         if row is not None:
@@ -590,57 +353,3 @@ class ActionStore:
             )
             return [row_to_action(r) for r in rows.mappings()]
 
-    async def expire_approvals(self, now: datetime) -> list[Action]:
-        """Requests whose approval did not come in time end cancelled; returns them."""
-        async with self.engine.begin() as conn:
-            rows = await conn.execute(
-                update(actions)
-                .where(
-                    actions.c.status == ActionStatus.AWAITING_APPROVAL.value,
-                    actions.c.available_at <= now,
-                )
-                .values(
-                    status=ActionStatus.CANCELLED.value,
-                    finished_at=now,
-                    error_code="approval_expired",
-                    error_message="no one approved the request in time",
-                )
-                .returning(*actions.c)
-            )
-            expired = [row_to_action(r) for r in rows.mappings()]
-            events = [action_event("approval.expired", a, "clampdown", now) for a in expired]
-            await self._record(conn, events)
-        self._after_commit(events)
-        return expired
-
-    async def decide_approval(
-        self, action_ids: Sequence[int], approver: str, approve: bool, now: datetime, note: str | None
-    ) -> list[Action]:
-        """Approve (queue now) or reject (cancel) actions still awaiting approval."""
-        values: dict[str, Any] = {"approved_by": approver}
-        if approve:
-            values.update(status=ActionStatus.QUEUED.value, available_at=now)
-        else:
-            values.update(
-                status=ActionStatus.CANCELLED.value,
-                finished_at=now,
-                error_code="approval_rejected",
-                error_message=f"rejected by {approver}" + (f": {note}" if note else ""),
-            )
-        async with self.engine.begin() as conn:
-            rows = await conn.execute(
-                update(actions)
-                .where(
-                    actions.c.id.in_(list(action_ids)),
-                    actions.c.status == ActionStatus.AWAITING_APPROVAL.value,
-                    actions.c.available_at > now,
-                )
-                .values(**values)
-                .returning(*actions.c)
-            )
-            decided = [row_to_action(r) for r in rows.mappings()]
-            name = "approval.approved" if approve else "approval.rejected"
-            events = [action_event(name, a, approver, now, note=note) for a in decided]
-            await self._record(conn, events)
-        self._after_commit(events)
-        return decided

@@ -12,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.audit.chain import AuditEvent
+from clampdown.audit.events import denial_event
 from clampdown.audit.recorder import EventRecorder
+from clampdown.db.tables import access_denials, api_tokens, custom_roles, sessions, users
 from clampdown.errors import Conflict, NotFound
-from clampdown.store.tables import access_denials, api_tokens, custom_roles, sessions, users
 
 
 @dataclass(frozen=True)
@@ -240,10 +241,9 @@ class AuthStore:
             await conn.execute(sessions.delete().where(sessions.c.id_hash == id_hash))
 
     async def record_denial(self, denial: Denial) -> None:
-        event = AuditEvent(
-            denial.at, denial.principal, "access.denied", denial.target,
-            {"attempted": denial.attempted, "missing": denial.missing, "channel": denial.channel},
-        )  # fmt: skip
+        event = denial_event(
+            denial.at, denial.principal, denial.attempted, denial.target, denial.missing, denial.channel
+        )
         async with self.engine.begin() as conn:
             if self.recorder is not None:
                 await self.recorder.record_in(conn, [event])

@@ -9,9 +9,9 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 
 from clampdown.api.auth import SESSION_COOKIE, runtime
-from clampdown.auth.permissions import HUNTING_READ, RESPONSE_READ
 from clampdown.auth.principal import Principal
 from clampdown.auth.service import Unauthenticated
+from clampdown.permissions import HUNTING_READ, RESPONSE_READ
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,7 @@ from clampdown.api.auth import runtime
 from clampdown.auth.principal import Principal
 from clampdown.catalog import get_action
 from clampdown.errors import ClampdownError
-from clampdown.model import Action, ActionStatus
-from clampdown.store.actions import ActionFilter
+from clampdown.model import Action, ActionFilter, ActionStatus
 from clampdown.web.access import Viewer, viewer
 from clampdown.web.templating import PROVIDER_TITLES, render, render_problem
 

@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse
 
 from clampdown import catalog
 from clampdown.api.hunting import hunting
-from clampdown.auth.permissions import HUNTING_MANAGE
 from clampdown.errors import ClampdownError
 from clampdown.hunting.schema import EVENT_TABLES
+from clampdown.permissions import HUNTING_MANAGE
 from clampdown.web.access import Viewer, viewer
 from clampdown.web.templating import provider_title, render, render_problem
 

@@ -9,14 +9,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from clampdown.api.auth import runtime
-from clampdown.auth.permissions import RESPONSE_READ
 from clampdown.auth.principal import require_permission
 from clampdown.catalog import get_action
 from clampdown.errors import ClampdownError, NotFound
-from clampdown.model import Action
+from clampdown.model import Action, ActionFilter
+from clampdown.permissions import RESPONSE_READ
 from clampdown.services.people import Person, find_person
 from clampdown.services.playbooks import RELEASE
-from clampdown.store.actions import ActionFilter
 from clampdown.web.access import Viewer, viewer
 from clampdown.web.person_events import recent_events
 from clampdown.web.person_view import PersonView, person_view

@@ -1,4 +1,4 @@
-"""The FastAPI application that `clampdown serve` runs."""
+"""The assembly: the one module above api and web that builds the application `clampdown serve` runs."""
 
 from __future__ import annotations
 
@@ -6,21 +6,19 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from clampdown import __version__, catalog
-from clampdown.api import actions, guardrails, hunting, metrics, people, session, sso
+from clampdown import __version__
+from clampdown.api import actions, guardrails, health, hunting, metrics, people, session, sso
 from clampdown.api.errors import install_error_handlers
 from clampdown.audit.webhooks import WebhookDispatcher
 from clampdown.auth.oidc import OidcClient
 from clampdown.config import Settings
-from clampdown.errors import ClampdownError, ConfigError
+from clampdown.db.database import is_sqlite
+from clampdown.errors import ConfigError
 from clampdown.hunting.schedule import start_schedule as start_hunting_schedule
-from clampdown.services.runtime import Runtime, open_runtime, ping_database
-from clampdown.store.database import is_sqlite
+from clampdown.services.runtime import open_runtime
 from clampdown.web import mount_console
 
 log = logging.getLogger(__name__)
@@ -92,39 +90,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(guardrails.router)
     app.include_router(metrics.router)
     app.include_router(hunting.router)
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        """The process is up."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"])
-    async def readyz(request: Request) -> JSONResponse:
-        """The database and every configured provider are reachable."""
-        rt: Runtime = request.app.state.runtime
-        checks: dict[str, Any] = {}
-        try:
-            await ping_database(rt.engine, settings.database.url)
-            checks["database"] = "ok"
-        except ClampdownError as exc:
-            checks["database"] = exc.message
-        for name, connector in rt.connectors.items():
-            try:
-                async with asyncio.timeout(10):
-                    await connector.check()
-                checks[name] = "ok"
-            except TimeoutError:
-                checks[name] = "timed out"
-            except ClampdownError as exc:
-                checks[name] = exc.message
-            except Exception as exc:
-                checks[name] = f"{type(exc).__name__}: {exc}"
-        ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
-
-    @app.get("/api/v1/catalog", tags=["catalog"])
-    async def get_catalog() -> list[dict[str, object]]:
-        """Every action type: provider, who may run it, its inverse."""
-        return [d.to_json() for d in catalog.all_actions()]
+    app.include_router(health.router)
 
     return app

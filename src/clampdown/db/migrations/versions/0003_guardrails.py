@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from clampdown.store.tables import ID, UTCDateTime
+from clampdown.db.tables import ID, UTCDateTime
 
 revision = "0003"
 down_revision = "0002"

@@ -1,10 +1,10 @@
-"""Alembic environment: always run with a connection handed in by `clampdown.store.migrate`."""
+"""Alembic environment: always run with a connection handed in by `clampdown.db.migrate`."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from clampdown.store.tables import metadata
+from clampdown.db.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -1,0 +1,78 @@
+"""The one place audit events are named and built. Every event in the chain, the webhooks and
+syslog is one of `EventName`; the functions below are the only constructors the product uses."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from clampdown.audit.chain import AuditEvent
+from clampdown.model import Action, ActionStatus
+
+
+class EventName(enum.StrEnum):
+    """Every kind of event Clampdown records, as webhook subscriptions and SIEMs see it."""
+
+    ACTION_REQUESTED = "action.requested"
+    ACTION_COMPLETED = "action.completed"
+    ACTION_FAILED = "action.failed"
+    ACTION_CANCELLED = "action.cancelled"
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVAL_APPROVED = "approval.approved"
+    APPROVAL_REJECTED = "approval.rejected"
+    APPROVAL_EXPIRED = "approval.expired"
+    ACCESS_DENIED = "access.denied"
+    SIGNIN_SUCCEEDED = "signin.succeeded"
+    SIGNIN_FAILED = "signin.failed"
+
+
+def action_event(
+    name: EventName, action: Action, actor: str, at: datetime | None = None, **extra: Any
+) -> AuditEvent:
+    """The event for something that happened to an action (at its request time by default)."""
+    data: dict[str, Any] = {
+        "action_id": action.id,
+        "type": action.type,
+        "provider": action.provider,
+        "target": action.target,
+        "account": action.account.id if action.account else None,
+        "reason": action.reason,
+        "batch_id": action.batch_id,
+        "status": action.status.value,
+        **extra,
+    }
+    subject = action.account.name if action.account else action.target
+    return AuditEvent(at=at or action.requested_at, actor=actor, event=name, subject=subject, data=data)
+
+
+def requested_event(action: Action) -> AuditEvent:
+    """A new request: waiting for approval, or queued."""
+    waiting = action.status is ActionStatus.AWAITING_APPROVAL
+    name = EventName.APPROVAL_REQUESTED if waiting else EventName.ACTION_REQUESTED
+    return action_event(name, action, action.requested_by, approval_reason=action.approval_reason)
+
+
+_OUTCOMES = {ActionStatus.COMPLETED: EventName.ACTION_COMPLETED, ActionStatus.FAILED: EventName.ACTION_FAILED}
+
+
+def outcome_event(
+    action: Action, status: ActionStatus, actor: str, at: datetime, message: str | None
+) -> AuditEvent:
+    """How an action ended: completed, failed, or cancelled (a skipped step)."""
+    name = _OUTCOMES.get(status, EventName.ACTION_CANCELLED)
+    return action_event(name, action, actor, at, status=status.value, message=message)
+
+
+def denial_event(
+    at: datetime, principal: str, attempted: str, target: str | None, missing: str, channel: str
+) -> AuditEvent:
+    """A caller was refused: what they attempted and what right was missing."""
+    data = {"attempted": attempted, "missing": missing, "channel": channel}
+    return AuditEvent(at, principal, EventName.ACCESS_DENIED, target, data)
+
+
+def signin_event(at: datetime, username: str, succeeded: bool, method: str) -> AuditEvent:
+    """A sign-in attempt to the console."""
+    name = EventName.SIGNIN_SUCCEEDED if succeeded else EventName.SIGNIN_FAILED
+    return AuditEvent(at, username, name, username, {"method": method})

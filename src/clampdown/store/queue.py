@@ -1,0 +1,257 @@
+"""The work queue: the lease protocol the engine's workers use on the actions table, and only they.
+
+The columns it works on, and what each means to it:
+
+- `status`: `queued` (waiting to run), `running` (held by a worker under a lease), or final
+  (`completed`, `failed`, `cancelled`). `awaiting_approval` actions are not in the queue yet.
+- `available_at` means one thing per status: for `queued`, the time the action is due (now, a
+  retry's back-off, or a timed release's `until`); for `running`, the time its lease expires, after
+  which another worker may take it over; for `awaiting_approval`, the approval deadline after which
+  the request expires (see `store.approvals`).
+- `lease_owner`: the worker holding a `running` action; cleared when it ends or goes back to the queue.
+- `attempts`: how many times the action was claimed; with `lease_owner` and `status` it fences
+  every write after a claim.
+- `after_action_id`: a playbook step is claimable only once that action has ended.
+- `state_before`: the state read before the first change, written once and never overwritten.
+- `history`: failed and interrupted attempts, oldest first.
+
+Every state change after a claim is fenced by (status, lease owner, attempt number): a worker whose
+lease expired and whose action another worker took over can no longer write to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, or_, select, update
+
+from clampdown.audit.chain import AuditEvent
+from clampdown.db.tables import actions
+from clampdown.model import Account, AccountState, Action, ActionStatus, AttemptRecord
+from clampdown.store.actions import restore_state_of, row_to_action
+from clampdown.store.recording import RecordingStore
+
+_DUE = (ActionStatus.QUEUED.value, ActionStatus.RUNNING.value)
+_FINAL = tuple(s.value for s in ActionStatus if s.is_final)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a worker learned before changing anything: the account and its state."""
+
+    action_id: int
+    attempt: int
+    account: Account
+    state_before: AccountState
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A final outcome (completed or failed) for a claimed action."""
+
+    action_id: int
+    attempt: int
+    status: ActionStatus
+    result: dict[str, Any] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    provider_request_id: str | None = None
+    history: tuple[AttemptRecord, ...] | None = None  # the whole new history, when it grew
+    event: AuditEvent | None = None  # recorded with the outcome, in the same transaction
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A transient failure: the action goes back to the queue until `retry_at`."""
+
+    action_id: int
+    attempt: int
+    retry_at: datetime
+    error_code: str
+    error_message: str
+    history: tuple[AttemptRecord, ...]
+
+
+class ActionQueue(RecordingStore):
+    """Claims, leases and outcomes. Methods are async and each runs in its own transaction."""
+
+    async def claim_next_actions(
+        self, worker: str, limit: int, now: datetime, lease_until: datetime
+    ) -> list[tuple[Action, AccountState | None]]:
+        """Take up to `limit` due actions (queued and due, or running with an expired lease),
+        marking them running under this worker's lease. Returns each with its restore state."""
+        c = actions.c
+        before = actions.alias("before")
+        # A playbook step waits until the step it comes after has ended.
+        ready = or_(
+            c.after_action_id.is_(None),
+            select(before.c.id).where(before.c.id == c.after_action_id, before.c.status.in_(_FINAL)).exists(),
+        )
+        due = (
+            select(c.id)
+            .where(c.status.in_(_DUE), c.available_at <= now, ready)
+            .order_by(c.available_at, c.id)
+            .limit(limit)
+        )
+        if self.engine.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        # On SQLite the single UPDATE statement is atomic: writers are serialized by the database.
+        stmt = (
+            update(actions)
+            .where(c.id.in_(due.scalar_subquery()))
+            .values(
+                status=ActionStatus.RUNNING.value,
+                lease_owner=worker,
+                available_at=lease_until,
+                attempts=c.attempts + 1,
+                started_at=func.coalesce(c.started_at, now),
+            )
+            .returning(*actions.c)
+        )
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        claimed = [(row_to_action(r), restore_state_of(r)) for r in rows]
+        claimed.sort(key=lambda pair: pair[0].id)
+        return claimed
+
+    async def renew_leases(self, worker: str, action_ids: Sequence[int], lease_until: datetime) -> None:
+        """Extend the lease of actions this worker still holds."""
+        if not action_ids:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(actions)
+                .where(
+                    actions.c.id.in_(list(action_ids)),
+                    actions.c.lease_owner == worker,
+                    actions.c.status == ActionStatus.RUNNING.value,
+                )
+                .values(available_at=lease_until)
+            )
+
+    def _fence(self, worker: str) -> Any:
+        c = actions.c
+        return and_(
+            c.id == bindparam("b_id"),
+            c.attempts == bindparam("b_attempt"),
+            c.lease_owner == worker,
+            c.status == ActionStatus.RUNNING.value,
+        )
+
+    async def record_resolutions(self, worker: str, items: Sequence[Resolution]) -> None:
+        """Store the resolved account and, the first time only, the state before any change:
+        a retry after a crash must not overwrite what was there originally."""
+        if not items:
+            return
+        c = actions.c
+        stmt = (
+            update(actions)
+            .where(self._fence(worker))
+            .values(
+                account=bindparam("b_account"),
+                account_id=bindparam("b_account_id"),
+                state_before=func.coalesce(
+                    c.state_before, bindparam("b_state", type_=actions.c.state_before.type)
+                ),
+            )
+        )
+        params = [
+            {
+                "b_id": i.action_id,
+                "b_attempt": i.attempt,
+                "b_account": i.account.to_json(),
+                "b_account_id": i.account.id,
+                "b_state": i.state_before.to_json(),
+            }
+            for i in items
+        ]
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, params)
+
+    async def finish(self, worker: str, items: Sequence[Completion], now: datetime) -> None:
+        """Record final outcomes (completed or failed)."""
+        if not items:
+            return
+        stmt = (
+            update(actions)
+            .where(self._fence(worker))
+            .values(
+                status=bindparam("b_status"),
+                result=bindparam("b_result", type_=actions.c.result.type),
+                error_code=bindparam("b_error_code"),
+                error_message=bindparam("b_error_message"),
+                provider_request_id=bindparam("b_request_id"),
+                finished_at=now,
+                lease_owner=None,
+            )
+        )
+        with_history = [i for i in items if i.history is not None]
+        events = [i.event for i in items if i.event is not None]
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                stmt,
+                [
+                    {
+                        "b_id": i.action_id,
+                        "b_attempt": i.attempt,
+                        "b_status": i.status.value,
+                        "b_result": i.result,
+                        "b_error_code": i.error_code,
+                        "b_error_message": i.error_message,
+                        "b_request_id": i.provider_request_id,
+                    }
+                    for i in items
+                ],
+            )
+            if with_history:
+                await conn.execute(
+                    update(actions)
+                    .where(actions.c.id == bindparam("b_id"), actions.c.attempts == bindparam("b_attempt"))
+                    .values(history=bindparam("b_history", type_=actions.c.history.type)),
+                    [
+                        {
+                            "b_id": i.action_id,
+                            "b_attempt": i.attempt,
+                            "b_history": [h.to_json() for h in i.history or ()],
+                        }
+                        for i in with_history
+                    ],
+                )
+            # Last, so the audit chain's lock is held only for the append and the commit.
+            await self._record(conn, events)
+        self._after_commit(events)
+
+    async def reschedule(self, worker: str, items: Sequence[Retry]) -> None:
+        """Put transiently failed actions back in the queue until their retry time."""
+        if not items:
+            return
+        stmt = (
+            update(actions)
+            .where(self._fence(worker))
+            .values(
+                status=ActionStatus.QUEUED.value,
+                available_at=bindparam("b_retry_at"),
+                error_code=bindparam("b_error_code"),
+                error_message=bindparam("b_error_message"),
+                history=bindparam("b_history", type_=actions.c.history.type),
+                lease_owner=None,
+            )
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                stmt,
+                [
+                    {
+                        "b_id": i.action_id,
+                        "b_attempt": i.attempt,
+                        "b_retry_at": i.retry_at,
+                        "b_error_code": i.error_code,
+                        "b_error_message": i.error_message,
+                        "b_history": [h.to_json() for h in i.history],
+                    }
+                    for i in items
+                ],
+            )

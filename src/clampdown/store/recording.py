@@ -1,0 +1,26 @@
+"""What every store that writes audited changes shares: the recorder, in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from clampdown.audit.chain import AuditEvent
+from clampdown.audit.recorder import EventRecorder
+
+
+class RecordingStore:
+    """A store over `engine` whose changes are recorded by `recorder` with their cause."""
+
+    def __init__(self, engine: AsyncEngine, recorder: EventRecorder | None = None) -> None:
+        self.engine = engine
+        self.recorder = recorder
+
+    async def _record(self, conn: AsyncConnection, events: Sequence[AuditEvent]) -> None:
+        if self.recorder is not None and events:
+            await self.recorder.record_in(conn, events)
+
+    def _after_commit(self, events: Sequence[AuditEvent]) -> None:
+        if self.recorder is not None and events:
+            self.recorder.after_commit(events)
