@@ -12,23 +12,14 @@ from fastapi import FastAPI
 from clampdown import __version__
 from clampdown.api import actions, guardrails, health, hunting, metrics, people, session, sso
 from clampdown.api.errors import install_error_handlers
-from clampdown.audit.webhooks import WebhookDispatcher
 from clampdown.auth.oidc import OidcClient
 from clampdown.config import Settings
-from clampdown.db.database import is_sqlite
 from clampdown.errors import ConfigError
 from clampdown.hunting.schedule import start_schedule as start_hunting_schedule
-from clampdown.services.runtime import open_runtime
+from clampdown.services.runtime import embedded_worker_enabled, open_runtime
 from clampdown.web import mount_console
 
 log = logging.getLogger(__name__)
-
-
-def embedded_worker_enabled(settings: Settings) -> bool:
-    """SQLite: one worker inside the server. PostgreSQL: separate `clampdown worker` processes."""
-    if settings.server.embedded_worker is not None:
-        return settings.server.embedded_worker
-    return is_sqlite(settings.database.url)
 
 
 def oidc_client(settings: Settings) -> OidcClient | None:
@@ -59,8 +50,8 @@ def create_app(settings: Settings) -> FastAPI:
                 task = asyncio.create_task(worker.run(stop), name="embedded-worker")
                 log.info("embedded worker %s started", worker.id)
             webhooks = None
-            if settings.webhooks:
-                dispatcher = WebhookDispatcher(rt.engine, settings.webhooks)
+            dispatcher = rt.webhook_dispatcher()
+            if dispatcher is not None:
                 webhooks = asyncio.create_task(dispatcher.run(stop), name="webhooks")
             # API pulls and detection rules run where the embedded worker does: one process.
             hunting_task = (

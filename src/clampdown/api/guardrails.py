@@ -12,6 +12,16 @@ from clampdown.api.actions import ERRORS
 from clampdown.api.auth import current_principal, runtime
 from clampdown.api.schemas import ActionOut, Text
 from clampdown.auth.principal import Principal, require_permission
+from clampdown.limits import (
+    MAX_ACTION_TYPE,
+    MAX_BATCH_ID,
+    MAX_DECISION_IDS,
+    MAX_ID,
+    MAX_PLAN_TARGETS,
+    MAX_PLAYBOOK_NAME,
+    MAX_REASON,
+    MAX_TARGET,
+)
 from clampdown.permissions import SETTINGS_MANAGE
 from clampdown.services.planning import PlanItem, plan_actions
 from clampdown.services.playbooks import PlaybookRun
@@ -23,8 +33,8 @@ CallerDep = Annotated[Principal, Depends(current_principal)]
 class PlaybookRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    target: Text = Field(max_length=512, description="The person: any name, UPN, email or id")
-    reason: Text = Field(max_length=4000)
+    target: Text = Field(max_length=MAX_TARGET, description="The person: any name, UPN, email or id")
+    reason: Text = Field(max_length=MAX_REASON)
     until: datetime | None = Field(default=None, description="Release automatically at this time")
     request_approval: bool = False
     dry_run: bool = False
@@ -33,9 +43,11 @@ class PlaybookRequest(BaseModel):
 class PlanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Text = Field(max_length=64)
-    targets: list[Annotated[Text, Field(max_length=512)]] = Field(min_length=1, max_length=1000)
-    reason: Text = Field(max_length=4000)
+    type: Text = Field(max_length=MAX_ACTION_TYPE)
+    targets: list[Annotated[Text, Field(max_length=MAX_TARGET)]] = Field(
+        min_length=1, max_length=MAX_PLAN_TARGETS
+    )
+    reason: Text = Field(max_length=MAX_REASON)
 
 
 class PlanItemOut(BaseModel):
@@ -75,9 +87,11 @@ class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     approve: bool
-    action_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(default_factory=list, max_length=1000)
-    batch_id: Text | None = Field(default=None, max_length=64)
-    note: Text | None = Field(default=None, max_length=4000)
+    action_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        default_factory=list, max_length=MAX_DECISION_IDS
+    )
+    batch_id: Text | None = Field(default=None, max_length=MAX_BATCH_ID)
+    note: Text | None = Field(default=None, max_length=MAX_REASON)
 
 
 class AuditBreak(BaseModel):
@@ -96,7 +110,7 @@ async def run_playbook(
     body: PlaybookRequest,
     request: Request,
     caller: CallerDep,
-    name: Annotated[str, Path(max_length=64, pattern=r"^[\w.-]+$")],
+    name: Annotated[str, Path(max_length=MAX_PLAYBOOK_NAME, pattern=r"^[\w.-]+$")],
 ) -> PlaybookRunOut:
     """Contain (or release) a person everywhere in one step; with dry_run, only the plan."""
     run = await runtime(request).playbooks.run(

@@ -12,15 +12,16 @@ from clampdown.api.actions import ERRORS
 from clampdown.api.auth import current_principal, runtime
 from clampdown.api.schemas import ActionOut, Text
 from clampdown.auth.principal import Principal
-from clampdown.hunting.query import MAX_QUERY_LENGTH, Language, QueryResult
+from clampdown.hunting.query import Language, QueryResult
 from clampdown.hunting.rules import DetectionRule
 from clampdown.hunting.saved import SavedQuery
 from clampdown.hunting.schema import EVENT_TABLES
 from clampdown.hunting.service import HuntingService
+from clampdown.limits import MAX_ACTION_TYPE, MAX_BULK_IDEMPOTENCY_KEY, MAX_NAME, MAX_QUERY, MAX_REASON
 
 router = APIRouter(prefix="/api/v1/hunting", tags=["hunting"], responses=ERRORS)
 CallerDep = Annotated[Principal, Depends(current_principal)]
-SavedRef = Annotated[str, Path(min_length=1, max_length=200, description="Saved query id or name")]
+SavedRef = Annotated[str, Path(min_length=1, max_length=MAX_NAME, description="Saved query id or name")]
 
 
 def hunting(request: Request) -> HuntingService:
@@ -38,7 +39,7 @@ HuntingDep = Annotated[HuntingService, Depends(hunting)]
 class QueryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: Text = Field(min_length=1, max_length=MAX_QUERY_LENGTH, description="KQL or DuckDB SQL")
+    query: Text = Field(min_length=1, max_length=MAX_QUERY, description="KQL or DuckDB SQL")
     language: Language | None = Field(None, description="kql or sql; guessed from the text when omitted")
     max_rows: int | None = Field(None, ge=1, le=1_000_000, description="At most the server's limit")
 
@@ -64,9 +65,9 @@ class QueryOut(BaseModel):
 class SavedQueryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Text = Field(min_length=1, max_length=200)
-    query: Text = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
-    description: Text = Field("", max_length=4000)
+    name: Text = Field(min_length=1, max_length=MAX_NAME)
+    query: Text = Field(min_length=1, max_length=MAX_QUERY)
+    description: Text = Field("", max_length=MAX_REASON)
 
 
 class SavedQueryOut(BaseModel):
@@ -85,11 +86,13 @@ class SavedQueryOut(BaseModel):
 class ActIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: Text = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
+    query: Text = Field(min_length=1, max_length=MAX_QUERY)
     language: Language | None = None
-    column: Text = Field(min_length=1, max_length=200, description="The result column holding accounts")
-    action: Text = Field(max_length=64, description="Action id from the catalog, e.g. ad.disable_user")
-    reason: Text = Field(max_length=4000, description="Why; recorded with every action")
+    column: Text = Field(min_length=1, max_length=MAX_NAME, description="The result column holding accounts")
+    action: Text = Field(
+        max_length=MAX_ACTION_TYPE, description="Action id from the catalog, e.g. ad.disable_user"
+    )
+    reason: Text = Field(max_length=MAX_REASON, description="Why; recorded with every action")
 
 
 class ActOut(BaseModel):
@@ -135,7 +138,7 @@ async def act_on_results(
     body: ActIn,
     caller: CallerDep,
     service: HuntingDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=MAX_BULK_IDEMPOTENCY_KEY)] = None,
 ) -> ActOut:
     """Run the query and queue the action on every distinct account in `column`, as one batch."""
     done = await service.act_on_results(
@@ -183,11 +186,15 @@ async def delete_saved(ref: SavedRef, caller: CallerDep, service: HuntingDep) ->
 class RuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Text = Field(min_length=1, max_length=200)
-    query: Text = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
+    name: Text = Field(min_length=1, max_length=MAX_NAME)
+    query: Text = Field(min_length=1, max_length=MAX_QUERY)
     interval_seconds: float = Field(300.0, ge=60, le=7 * 86400, description="How often the rule runs")
-    action: Text | None = Field(None, max_length=64, description="Action to request on each account found")
-    account_column: Text | None = Field(None, max_length=200, description="The column holding the accounts")
+    action: Text | None = Field(
+        None, max_length=MAX_ACTION_TYPE, description="Action to request on each account found"
+    )
+    account_column: Text | None = Field(
+        None, max_length=MAX_NAME, description="The column holding the accounts"
+    )
 
 
 class RuleOut(BaseModel):
@@ -259,7 +266,7 @@ async def run_rule_now(ref: SavedRef, caller: CallerDep, service: HuntingDep) ->
 
 @router.get("/alerts", response_model=list[AlertOut])
 async def list_alerts(
-    caller: CallerDep, service: HuntingDep, rule: Annotated[str | None, Query(max_length=200)] = None
+    caller: CallerDep, service: HuntingDep, rule: Annotated[str | None, Query(max_length=MAX_NAME)] = None
 ) -> list[AlertOut]:
     """Alerts raised by detection rules, newest first."""
     return [AlertOut(**a.__dict__) for a in await service.alerts(caller, rule)]

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from sqlalchemy import func, select
 
 from clampdown.api.auth import runtime
-from clampdown.db.tables import actions, webhook_deliveries
 
 router = APIRouter(tags=["health"])
 
@@ -27,20 +25,8 @@ def _gauge(name: str, help_text: str, samples: list[tuple[dict[str, str], int]])
 )
 async def metrics(request: Request) -> Response:
     """Actions by type and status, queue depth, webhook backlog, provider latency and throttling."""
-    engine = runtime(request).engine
-    async with engine.connect() as conn:
-        by_status = (
-            await conn.execute(
-                select(actions.c.type, actions.c.status, func.count()).group_by(
-                    actions.c.type, actions.c.status
-                )
-            )
-        ).all()
-        webhooks = (
-            await conn.execute(
-                select(webhook_deliveries.c.status, func.count()).group_by(webhook_deliveries.c.status)
-            )
-        ).all()
+    counts = await runtime(request).counts()
+    by_status, webhooks = counts.actions, counts.webhook_deliveries
     queue = sum(int(n) for _, status, n in by_status if status in ("queued", "running"))
     text = _gauge(
         "clampdown_actions",

@@ -11,6 +11,7 @@ from clampdown.api.actions import ERRORS
 from clampdown.api.auth import current_principal, runtime
 from clampdown.api.schemas import AccountOut
 from clampdown.auth.principal import Principal, require_permission
+from clampdown.limits import MAX_TARGET
 from clampdown.permissions import RESPONSE_READ
 from clampdown.services.people import Person, find_person
 
@@ -55,7 +56,7 @@ async def _person(request: Request, reference: str, caller: Principal) -> Person
 async def search_users(
     request: Request,
     caller: Annotated[Principal, Depends(current_principal)],
-    query: Annotated[str, Query(min_length=1, max_length=512, description="Name, UPN, email or id")],
+    query: Annotated[str, Query(min_length=1, max_length=MAX_TARGET, description="Name, UPN, email or id")],
 ) -> list[PersonOut]:
     """The person a reference names, across every provider (an empty list if none)."""
     from clampdown.errors import NotFound

@@ -7,11 +7,20 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from clampdown.limits import (
+    MAX_ACTION_TYPE,
+    MAX_BULK,
+    MAX_PASSWORD,
+    MAX_REASON,
+    MAX_TARGET,
+    MAX_USERNAME,
+)
 from clampdown.model import Action
 
 
 def _no_nul(value: str) -> str:
-    # PostgreSQL cannot store NUL in text; refuse it here with a clear message, not a 500.
+    # The schema's share of the rule in clampdown.limits: bodies such as a sign-in never reach a
+    # service that checks text, and PostgreSQL cannot store NUL.
     if "\x00" in value:
         raise ValueError("must not contain a NUL character")
     return value
@@ -33,9 +42,11 @@ class ErrorBody(BaseModel):
 class ActionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Text = Field(description="Action id from the catalog, e.g. okta.suspend_user", max_length=64)
-    target: Text = Field(description="The user: name, UPN, email or provider id", max_length=512)
-    reason: Text = Field(description="Why; recorded with the action", max_length=4000)
+    type: Text = Field(
+        description="Action id from the catalog, e.g. okta.suspend_user", max_length=MAX_ACTION_TYPE
+    )
+    target: Text = Field(description="The user: name, UPN, email or provider id", max_length=MAX_TARGET)
+    reason: Text = Field(description="Why; recorded with the action", max_length=MAX_REASON)
     request_approval: bool = Field(default=False, description="Wait for a second person to approve")
     until: datetime | None = Field(default=None, description="Undo automatically at this time")
 
@@ -43,15 +54,15 @@ class ActionRequest(BaseModel):
 class BulkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Text = Field(max_length=64)
-    targets: list[Annotated[Text, Field(max_length=512)]] = Field(min_length=1, max_length=100_000)
-    reason: Text = Field(max_length=4000)
+    type: Text = Field(max_length=MAX_ACTION_TYPE)
+    targets: list[Annotated[Text, Field(max_length=MAX_TARGET)]] = Field(min_length=1, max_length=MAX_BULK)
+    reason: Text = Field(max_length=MAX_REASON)
 
 
 class UndoRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Text | None = Field(default=None, max_length=4000)
+    reason: Text | None = Field(default=None, max_length=MAX_REASON)
 
 
 class AccountOut(BaseModel):
@@ -135,8 +146,8 @@ class BulkOut(BaseModel):
 class SignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: Text = Field(max_length=256)
-    password: Text = Field(max_length=1024)
+    username: Text = Field(max_length=MAX_USERNAME)
+    password: Text = Field(max_length=MAX_PASSWORD)
 
 
 class Me(BaseModel):

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.clock import SYSTEM_CLOCK, Clock
@@ -34,6 +34,13 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     """The value of X-Clampdown-Signature for a body sent at `timestamp`."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"sha256={mac}"
+
+
+async def deliveries_by_status(engine: AsyncEngine) -> list[tuple[str, int]]:
+    """(status, how many) over the outbox, for metrics."""
+    query = select(webhook_deliveries.c.status, func.count()).group_by(webhook_deliveries.c.status)
+    async with engine.connect() as conn:
+        return [(str(s), int(n)) for s, n in (await conn.execute(query)).all()]
 
 
 class WebhookDispatcher:

@@ -11,13 +11,14 @@ import typer
 from rich.progress import Progress
 
 from clampdown import catalog
+from clampdown.auth.principal import Principal
 from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load
 from clampdown.cli.errors import EXIT_ACTION_FAILED, fail, run
 from clampdown.errors import InvalidInput
 from clampdown.model import Action, ActionFilter, ActionStatus
+from clampdown.services.actions import ActionService
 from clampdown.services.runtime import open_runtime
-from clampdown.store.actions import ActionStore
 
 actions_app = typer.Typer(
     help="The action center: list, show, undo and cancel actions.", no_args_is_help=True
@@ -87,8 +88,9 @@ def act(
                     render.console.print(f"batch {bulk.batch_id}: {len(bulk.actions)} actions queued")
                 if not wait:
                     return bulk.actions
-                await _follow_batch(rt.store, bulk.batch_id, len(bulk.actions), timeout, as_json)
-                return [await rt.store.get(a.id) for a in bulk.actions]
+                await _follow_batch(rt.actions, principal, bulk.batch_id, len(bulk.actions), timeout, as_json)
+                found = await rt.actions.get_many([a.id for a in bulk.actions], principal)
+                return [found[a.id] for a in bulk.actions]
             assert user is not None
             action = await rt.actions.request(
                 action_id, user, reason, principal, idempotency_key=idempotency_key,
@@ -122,13 +124,15 @@ def _report(actions: list[Action], as_json: bool, waited: bool) -> None:
             raise typer.Exit(EXIT_ACTION_FAILED)
 
 
-async def _follow_batch(store: ActionStore, batch_id: str, total: int, timeout: float, quiet: bool) -> None:
+async def _follow_batch(
+    service: ActionService, principal: Principal, batch_id: str, total: int, timeout: float, quiet: bool
+) -> None:
     flt = ActionFilter(batch_id=batch_id)
     deadline = asyncio.get_running_loop().time() + timeout
     with Progress(disable=quiet, console=render.errors) as progress:
         task = progress.add_task("running", total=total)
         while True:
-            counts = await store.count_by_status(flt)
+            counts = await service.count_by_status(flt, principal)
             done = sum(n for s, n in counts.items() if s.is_final)
             progress.update(task, completed=done)
             if done >= total or asyncio.get_running_loop().time() >= deadline:

@@ -10,8 +10,8 @@ import typer
 from clampdown.cli import render
 from clampdown.cli.context import load
 from clampdown.cli.errors import fail, run
-from clampdown.cli.operations import upgrade_schema
 from clampdown.errors import ClampdownError
+from clampdown.services.runtime import upgrade_schema
 
 lab_app = typer.Typer(
     help="The local lab: Samba AD DC, Okta and Graph emulators, demo people.", no_args_is_help=True

@@ -10,29 +10,16 @@ from typing import Annotated
 import typer
 
 from clampdown import catalog
-from clampdown.audit.webhooks import WebhookDispatcher
 from clampdown.cli import render
 from clampdown.cli.context import load, state
 from clampdown.cli.errors import fail, run
-from clampdown.config import Settings, load_settings
+from clampdown.config import load_settings
 from clampdown.connectors.registry import validate_provider
-from clampdown.db.database import create_engine, is_sqlite
-from clampdown.db.migrate import upgrade
 from clampdown.errors import ConfigError
-from clampdown.services.runtime import open_runtime, ping_database
+from clampdown.services.runtime import is_sqlite_url, open_runtime, upgrade_schema
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
-
-
-async def upgrade_schema(settings: Settings) -> None:
-    """Create or migrate the schema of the configured database."""
-    engine = create_engine(settings.database.url)
-    try:
-        await ping_database(engine, settings.database.url)
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
 
 
 def worker(
@@ -51,8 +38,9 @@ def worker(
             w = rt.worker()
             render.errors.print(f"worker {w.id} running ({', '.join(rt.connectors) or 'no providers'})")
             webhooks = None
-            if settings.webhooks and not until_drained:
-                webhooks = asyncio.create_task(WebhookDispatcher(rt.engine, settings.webhooks).run(stop))
+            dispatcher = rt.webhook_dispatcher()
+            if dispatcher is not None and not until_drained:
+                webhooks = asyncio.create_task(dispatcher.run(stop))
             await w.run(stop, until_drained=until_drained)
             stop.set()
             if webhooks is not None:
@@ -75,7 +63,7 @@ def serve(
     settings.server.host = host or settings.server.host
     settings.server.port = port or settings.server.port
     logging.getLogger("clampdown").setLevel(logging.INFO)
-    if is_sqlite(settings.database.url):
+    if is_sqlite_url(settings.database.url):
         run(upgrade_schema(settings))  # the embedded default sets itself up; PostgreSQL on purpose
     uvicorn.run(
         create_app(settings),

@@ -26,8 +26,9 @@ import duckdb_kql
 from clampdown.errors import InvalidInput
 from clampdown.hunting.schema import EVENT_TABLES
 from clampdown.hunting.store import EventStore
+from clampdown.limits import MAX_QUERY
 
-MAX_QUERY_LENGTH = 32_000  # also bounds the time KQL translation takes, which no limit stops
+MAX_QUERY_LENGTH = MAX_QUERY
 _SQL_START = re.compile(
     r"^\s*(select|with|from|values|insert|update|delete|copy|attach|detach|create|drop|alter|pragma|set|"
     r"reset|call|install|load|export|import|begin|commit|rollback|checkpoint|vacuum|use|describe|show|"

@@ -9,8 +9,7 @@ import duckdb
 
 from clampdown.errors import Conflict, InvalidInput, NotFound
 from clampdown.hunting.store import EventStore
-
-MAX_NAME = 200
+from clampdown.limits import MAX_NAME
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,19 @@ from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.config import ApprovalSettings, ProtectionSettings
 from clampdown.connectors.base import Connector
 from clampdown.errors import AccountNotFound, Conflict, InvalidInput, NotFound, TransientError
+from clampdown.limits import (
+    MAX_ACTION_TYPE,
+    MAX_BATCH_ID,
+    MAX_BULK,
+    MAX_BULK_IDEMPOTENCY_KEY,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_PROVIDER,
+    MAX_REASON,
+    MAX_TARGET,
+    MAX_USERNAME,
+    clean_text,
+    optional_text,
+)
 from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus, StateValue
 from clampdown.permissions import RESPONSE_READ
 from clampdown.services.protection import ApprovalRules, ProtectedAccount, ProtectionRules
@@ -25,10 +38,6 @@ DenialRecorder = Callable[[Principal, str, str | None, str], Awaitable[None]]
 
 async def _ignore_denial(principal: Principal, attempted: str, target: str | None, missing: str) -> None:
     return None
-
-
-MAX_TARGET_LENGTH = 512
-MAX_BULK = 100_000
 
 
 @dataclass(frozen=True)
@@ -57,23 +66,58 @@ class BulkRequest:
 
 
 def clean_reason(definition: ActionDefinition, reason: str | None) -> str:
+    """The reason as recorded; InvalidInput if it is missing where required, or malformed."""
     text = (reason or "").strip()
     if "\x00" in text:
         raise InvalidInput("reason must not contain a NUL character")
+    if len(text) > MAX_REASON:
+        raise InvalidInput(f"reason is longer than {MAX_REASON} characters")
     if definition.reason_required and not text:
         raise InvalidInput(f"a reason is required for {definition.id}: say why the action is taken")
     return text
 
 
-def _clean_target(target: str) -> str:
+def clean_target(target: str) -> str:
+    """A user reference as given, stripped; InvalidInput if empty, too long or with a NUL."""
     text = (target or "").strip()
     if not text:
         raise InvalidInput("target is empty: give a user name, UPN, email or id")
     if "\x00" in text:
         raise InvalidInput(f"target {text!r} contains a NUL character")
-    if len(text) > MAX_TARGET_LENGTH:
-        raise InvalidInput(f"target is longer than {MAX_TARGET_LENGTH} characters")
+    if len(text) > MAX_TARGET:
+        raise InvalidInput(f"target is longer than {MAX_TARGET} characters")
     return text
+
+
+def check_filter(flt: ActionFilter) -> ActionFilter:
+    """The filter, if every field is one the store can take: InvalidInput naming the field."""
+    for name, value, limit in (
+        ("type", flt.type, MAX_ACTION_TYPE),
+        ("provider", flt.provider, MAX_PROVIDER),
+        ("target", flt.target, MAX_TARGET),
+        ("requested_by", flt.requested_by, MAX_USERNAME),
+        ("batch", flt.batch_id, MAX_BATCH_ID),
+    ):
+        if value is not None and clean_text(name, value, limit) != value.strip():
+            raise InvalidInput(f"{name}: not a value the action center holds")
+    if flt.type is not None:
+        get_action(flt.type)
+    for name, when in (("since", flt.since), ("until", flt.until)):
+        if when is not None and when.tzinfo is None:
+            raise InvalidInput(f"{name}: give a time zone, e.g. 2026-11-29T10:00:00Z")
+    return flt
+
+
+def undo_refusal(original: Action) -> str | None:
+    """Why `original` cannot be undone, or None: the one rule for the API, CLI and console."""
+    definition = get_action(original.type)
+    if definition.inverse is None:
+        return f"{definition.id} cannot be undone ({definition.title} has no inverse)"
+    if original.status is not ActionStatus.COMPLETED:
+        return f"action {original.id} is {original.status.value}; only a completed action can be undone"
+    if original.changed is False:
+        return f"nothing to undo: action {original.id} changed nothing, the account was already in that state"
+    return None
 
 
 class ActionService:
@@ -145,7 +189,8 @@ class ActionService:
         definition = get_action(type_id)
         await self.authorize(principal, definition, target)
         text = clean_reason(definition, reason)
-        ref = _clean_target(target)
+        ref = clean_target(target)
+        idempotency_key = optional_text("idempotency_key", idempotency_key, MAX_IDEMPOTENCY_KEY)
         connector = self.connector_for(definition)
         if idempotency_key:
             found = await self.store.list_by_idempotency_keys([idempotency_key])
@@ -254,8 +299,9 @@ class ActionService:
         definition = get_action(type_id)
         await self.authorize(principal, definition, f"{len(targets)} targets")
         text = clean_reason(definition, reason)
+        idempotency_key = optional_text("idempotency_key", idempotency_key, MAX_BULK_IDEMPOTENCY_KEY)
         self.connector_for(definition)
-        cleaned = list(dict.fromkeys(_clean_target(t) for t in targets))
+        cleaned = list(dict.fromkeys(clean_target(t) for t in targets))
         if not cleaned:
             raise InvalidInput("targets is empty: give at least one user")
         if len(cleaned) > MAX_BULK:
@@ -290,16 +336,10 @@ class ActionService:
         original = await self.store.get(action_id)
         definition = get_action(original.type)
         await self.authorize(principal, definition, original.target)
-        if definition.inverse is None:
-            raise Conflict(f"{definition.id} cannot be undone ({definition.title} has no inverse)")
-        if original.status is not ActionStatus.COMPLETED:
-            raise Conflict(
-                f"action {action_id} is {original.status.value}; only a completed action can be undone"
-            )
-        if original.changed is False:
-            raise Conflict(
-                f"nothing to undo: action {action_id} changed nothing, the account was already in that state"
-            )
+        refusal = undo_refusal(original)
+        if refusal is not None or definition.inverse is None:
+            raise Conflict(refusal or f"{definition.id} has no inverse")
+        text = clean_text("reason", reason, MAX_REASON)
         existing = await self.store.find_undo(action_id)
         if existing is not None:
             return existing
@@ -311,7 +351,7 @@ class ActionService:
             provider=inverse.provider,
             target=original.target,
             requested_by=principal.username,
-            reason=(reason or "").strip() or f"undo of action {action_id}: {original.reason}",
+            reason=text or f"undo of action {action_id}: {original.reason}",
             account=original.account,
             undoes_action_id=original.id,
             restore_state=original.state_before,
@@ -324,6 +364,21 @@ class ActionService:
         action = await self.store.get(action_id)
         await self.authorize(principal, get_action(action.type), action.target)
         return await self.store.cancel(action_id, self.clock.now(), principal.username)
+
+    async def get_many(self, action_ids: Sequence[int], principal: Principal) -> dict[int, Action]:
+        """Actions by id (those that exist), for a caller who may see the action center."""
+        await self.authorize_read(principal)
+        return await self.store.get_many(action_ids)
+
+    async def find_undo(self, action_id: int, principal: Principal) -> Action | None:
+        """The live or completed undo of an action, if one was requested."""
+        await self.authorize_read(principal)
+        return await self.store.find_undo(action_id)
+
+    async def count_by_status(self, flt: ActionFilter, principal: Principal) -> dict[ActionStatus, int]:
+        """How many actions match, per status (batch progress, the Pending count)."""
+        await self.authorize_read(principal)
+        return await self.store.count_by_status(check_filter(flt))
 
     async def wait(self, action_ids: Sequence[int], timeout: float, poll: float = 0.2) -> list[Action]:
         """Poll until every action is final or `timeout` seconds pass; the actions as last read."""
@@ -344,4 +399,4 @@ class ActionService:
     ) -> list[Action]:
         """Newest first, for a caller who may see the action center."""
         await self.authorize_read(principal)
-        return await self.store.list_actions(flt, limit=limit, before_id=before_id)
+        return await self.store.list_actions(check_filter(flt), limit=limit, before_id=before_id)

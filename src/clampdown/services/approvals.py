@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from clampdown.auth.principal import Principal
 from clampdown.catalog import get_action
 from clampdown.errors import Conflict, InvalidInput
+from clampdown.limits import MAX_BATCH_ID, MAX_REASON, optional_text
 from clampdown.model import Action, ActionFilter, ActionStatus
 from clampdown.services.actions import ActionService
 from clampdown.store.approvals import ApprovalStore
@@ -34,6 +35,8 @@ class ApprovalService:
         """Approve (they are queued at once) or reject requests; never one's own, and only with
         the rights to run the action itself."""
         await self.actions.authorize_read(principal)
+        batch_id = optional_text("batch_id", batch_id, MAX_BATCH_ID)
+        note = optional_text("note", note, MAX_REASON)
         found = await self.actions.store.get_many(list(action_ids)) if action_ids else {}
         targets = list(found.values())
         if batch_id:

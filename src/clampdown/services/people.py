@@ -10,6 +10,7 @@ from clampdown.auth.principal import Principal
 from clampdown.catalog import ActionDefinition, all_actions
 from clampdown.connectors.base import Connector
 from clampdown.errors import AccountNotFound, ClampdownError, InvalidInput, NotFound
+from clampdown.limits import MAX_TARGET
 from clampdown.model import Account, AccountState
 
 # Attributes connectors put on accounts that name the same person in another provider.
@@ -43,8 +44,8 @@ async def _try_resolve(connector: Connector, reference: str) -> Account | Clampd
 async def find_person(connectors: dict[str, Connector], reference: str, caller: Principal) -> Person:
     """Resolve `reference` in every provider, then follow the UPN / login it yields into the others."""
     ref = reference.strip()
-    if not ref or len(ref) > 512 or "\x00" in ref:
-        raise InvalidInput("user reference must be 1 to 512 characters, without NUL")
+    if not ref or len(ref) > MAX_TARGET or "\x00" in ref:
+        raise InvalidInput(f"user reference must be 1 to {MAX_TARGET} characters, without NUL")
     names = list(connectors)
     first = await asyncio.gather(*(_try_resolve(connectors[n], ref) for n in names))
     found: dict[str, Account] = {}

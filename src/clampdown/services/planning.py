@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from clampdown.auth.principal import Principal
 from clampdown.catalog import ActionDefinition, get_action
-from clampdown.errors import AccountNotFound, TransientError
+from clampdown.errors import AccountNotFound, InvalidInput, TransientError
+from clampdown.limits import MAX_PLAN_TARGETS
 from clampdown.model import Account, AccountState
-from clampdown.services.actions import ActionService, clean_reason
+from clampdown.services.actions import ActionService, clean_reason, clean_target
 from clampdown.services.protection import ProtectedAccount
 
 
@@ -73,7 +74,9 @@ async def plan_actions(
     clean_reason(definition, reason)
     connector = service.connector_for(definition)
     plan = []
-    for target in dict.fromkeys(t.strip() for t in targets if t.strip()):
+    if len(targets) > MAX_PLAN_TARGETS:
+        raise InvalidInput(f"too many targets: {len(targets)} (at most {MAX_PLAN_TARGETS} per dry-run)")
+    for target in dict.fromkeys(clean_target(t) for t in targets if t.strip()):
         try:
             account = await connector.resolve_user(target)
         except AccountNotFound:

@@ -16,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from clampdown.audit.chain import AuditLog
 from clampdown.audit.recorder import EventRecorder
 from clampdown.audit.syslog import SyslogSender
+from clampdown.audit.webhooks import WebhookDispatcher, deliveries_by_status
 from clampdown.auth.service import AuthService
 from clampdown.config import Settings
 from clampdown.connectors.base import Connector
 from clampdown.connectors.registry import build_connectors
 from clampdown.db.database import create_engine, is_sqlite
-from clampdown.db.migrate import current_revision, head_revision
+from clampdown.db.migrate import current_revision, head_revision, upgrade
 from clampdown.engine.worker import Worker
 from clampdown.errors import ConfigError, StoreUnavailable
 from clampdown.services.actions import ActionService, Guardrails
@@ -78,6 +79,36 @@ async def require_current_schema(engine: AsyncEngine) -> None:
         raise ConfigError(f"the database {state}: run `clampdown db upgrade`")
 
 
+@dataclass(frozen=True)
+class Counts:
+    """What the action center and the webhook outbox hold now, for metrics."""
+
+    actions: list[tuple[str, str, int]]  # (type, status, how many)
+    webhook_deliveries: list[tuple[str, int]]  # (status, how many)
+
+
+async def upgrade_schema(settings: Settings) -> None:
+    """Create or migrate the schema of the configured database."""
+    engine = create_engine(settings.database.url)
+    try:
+        await ping_database(engine, settings.database.url)
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def is_sqlite_url(url: str) -> bool:
+    """Whether a database URL names SQLite (the embedded default)."""
+    return is_sqlite(url)
+
+
+def embedded_worker_enabled(settings: Settings) -> bool:
+    """SQLite: one worker inside the server. PostgreSQL: separate `clampdown worker` processes."""
+    if settings.server.embedded_worker is not None:
+        return settings.server.embedded_worker
+    return is_sqlite(settings.database.url)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -94,6 +125,13 @@ class Runtime:
         """A worker with this runtime's connectors, engine settings and protection rules."""
         guard = self.actions.guardrails.protection.guard if self.actions.guardrails else None
         return Worker(self.store, self.connectors, self.settings.engine, guard=guard)
+
+    def webhook_dispatcher(self) -> WebhookDispatcher | None:
+        """The outbox's delivery loop, when webhooks are configured."""
+        return WebhookDispatcher(self.engine, self.settings.webhooks) if self.settings.webhooks else None
+
+    async def counts(self) -> Counts:
+        return Counts(await self.store.count_by_type_and_status(), await deliveries_by_status(self.engine))
 
 
 @asynccontextmanager

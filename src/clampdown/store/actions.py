@@ -281,6 +281,14 @@ class ActionStore(RecordingStore):
             rows = (await conn.execute(query)).all()
         return {ActionStatus(status): int(n) for status, n in rows}
 
+    async def count_by_type_and_status(self) -> list[tuple[str, str, int]]:
+        """(type, status, how many) over the whole action center, for metrics."""
+        query = select(actions.c.type, actions.c.status, func.count()).group_by(
+            actions.c.type, actions.c.status
+        )
+        async with self.engine.connect() as conn:
+            return [(str(t), str(s), int(n)) for t, s, n in (await conn.execute(query)).all()]
+
     async def cancel(self, action_id: int, now: datetime, cancelled_by: str) -> Action:
         """Cancel a queued action; Conflict if it already runs or ended."""
         async with self.engine.begin() as conn:

@@ -15,7 +15,9 @@ from clampdown.api.auth import runtime
 from clampdown.auth.principal import Principal
 from clampdown.catalog import get_action
 from clampdown.errors import ClampdownError
+from clampdown.limits import MAX_ACTION_TYPE, MAX_BATCH_ID, MAX_ID, MAX_PROVIDER, MAX_TARGET, MAX_USERNAME
 from clampdown.model import Action, ActionFilter, ActionStatus
+from clampdown.services.actions import undo_refusal
 from clampdown.web.access import Viewer, viewer
 from clampdown.web.templating import PROVIDER_TITLES, render, render_problem
 
@@ -77,13 +79,13 @@ class Filters:
 def _filters(
     tab: Annotated[str, Query(pattern="^(pending|history)$")] = "pending",
     status: Annotated[str, Query(max_length=16)] = "",
-    type: Annotated[str, Query(max_length=64)] = "",
-    provider: Annotated[str, Query(max_length=32)] = "",
-    requested_by: Annotated[str, Query(max_length=256)] = "",
-    target: Annotated[str, Query(max_length=512)] = "",
-    batch: Annotated[str, Query(max_length=64)] = "",
+    type: Annotated[str, Query(max_length=MAX_ACTION_TYPE)] = "",
+    provider: Annotated[str, Query(max_length=MAX_PROVIDER)] = "",
+    requested_by: Annotated[str, Query(max_length=MAX_USERNAME)] = "",
+    target: Annotated[str, Query(max_length=MAX_TARGET)] = "",
+    batch: Annotated[str, Query(max_length=MAX_BATCH_ID)] = "",
     since: Annotated[str, Query(max_length=8)] = "",
-    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> Filters:
     if type and type not in {d.id for d in catalog.all_actions()}:
         type = ""
@@ -127,11 +129,7 @@ def _row(action: Action, principal: Principal) -> ActionRow:
     may_run = principal.may_run(definition)
     inverse = get_action(definition.inverse) if definition.inverse else None
     may_undo = (
-        inverse is not None
-        and may_run
-        and principal.may_run(inverse)
-        and action.status is ActionStatus.COMPLETED
-        and action.changed is not False
+        inverse is not None and may_run and principal.may_run(inverse) and undo_refusal(action) is None
     )
     waiting = action.status is ActionStatus.AWAITING_APPROVAL
     may_decide = may_run and waiting and action.requested_by != principal.username
@@ -157,10 +155,10 @@ async def _listing(request: Request, who: Viewer, filters: Filters) -> Listing:
     found = await rt.actions.list_actions(flt, who.principal, limit=PAGE_SIZE, before_id=filters.before)
     batches = []
     for batch_id in dict.fromkeys(a.batch_id for a in found if a.batch_id):
-        counts = await rt.store.count_by_status(ActionFilter(batch_id=batch_id))
+        counts = await rt.actions.count_by_status(ActionFilter(batch_id=batch_id), who.principal)
         title = next(get_action(a.type).title for a in found if a.batch_id == batch_id)
         batches.append(BatchProgress(batch_id, title, {s.value: n for s, n in counts.items()}))
-    pending = await rt.store.count_by_status(ActionFilter(statuses=PENDING))
+    pending = await rt.actions.count_by_status(ActionFilter(statuses=PENDING), who.principal)
     return Listing(
         filters=filters,
         rows=[_row(a, who.principal) for a in found],
@@ -203,13 +201,13 @@ async def action_rows(request: Request, who: ViewerDep, filters: FiltersDep) -> 
 
 @router.get("/actions/{action_id}/panel", response_class=HTMLResponse)
 async def action_panel(
-    request: Request, who: ViewerDep, action_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
+    request: Request, who: ViewerDep, action_id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> HTMLResponse:
     """The detail drawer: every field of the action, its attempts and errors, undo or cancel."""
     rt = runtime(request)
     try:
         action = await rt.actions.get(action_id, who.principal)
-        undo = await rt.store.find_undo(action_id)
+        undo = await rt.actions.find_undo(action_id, who.principal)
     except ClampdownError as exc:
         return render_problem(request, who, exc, fragment=True)
     definition = get_action(action.type)

@@ -12,6 +12,7 @@ from clampdown.api.auth import runtime
 from clampdown.auth.principal import require_permission
 from clampdown.catalog import get_action
 from clampdown.errors import ClampdownError, NotFound
+from clampdown.limits import MAX_TARGET
 from clampdown.model import Action, ActionFilter
 from clampdown.permissions import RESPONSE_READ
 from clampdown.services.people import Person, find_person
@@ -50,7 +51,7 @@ async def load_person(
 
 @router.get("/users", response_class=HTMLResponse)
 async def user_search(
-    request: Request, who: ViewerDep, query: Annotated[str, Query(max_length=512)] = ""
+    request: Request, who: ViewerDep, query: Annotated[str, Query(max_length=MAX_TARGET)] = ""
 ) -> HTMLResponse:
     """Find a person by name, UPN, email or id; results open in the side panel or their page."""
     results: list[PersonView] = []

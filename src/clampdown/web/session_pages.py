@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from clampdown.limits import MAX_NEXT_URL
 from clampdown.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -27,7 +28,7 @@ async def front_door() -> RedirectResponse:
 
 @router.get("/login", response_class=HTMLResponse)
 async def sign_in_page(
-    request: Request, next: Annotated[str, Query(max_length=1024)] = "/users"
+    request: Request, next: Annotated[str, Query(max_length=MAX_NEXT_URL)] = "/users"
 ) -> HTMLResponse:
     """Local account sign-in (the form posts to /api/v1/session, which sets the session cookie), and
     single sign-on when it is configured."""

@@ -1,0 +1,48 @@
+"""Every input limit in one place, and the one check that applies them.
+
+The services check every target, reason, reference and filter against these before anything
+reaches the store or a provider; the API's schema declares the same numbers so clients see them.
+"""
+
+from __future__ import annotations
+
+from clampdown.errors import InvalidInput
+
+MAX_TARGET = 512  # a user reference: name, UPN, email, SID or provider id (actions.target)
+MAX_REASON = 4000  # why an action is taken, a decision's note, a description
+MAX_ACTION_TYPE = 64  # a catalog id such as okta.suspend_user
+MAX_PROVIDER = 32
+MAX_USERNAME = 256  # a Clampdown user (requested_by)
+MAX_PASSWORD = 1024
+MAX_BATCH_ID = 64
+MAX_IDEMPOTENCY_KEY = 256
+MAX_BULK_IDEMPOTENCY_KEY = 200  # suffixed with ":<target>" per action of the bulk
+MAX_BULK = 100_000  # targets of one bulk request
+MAX_PLAN_TARGETS = 1000  # targets of one dry-run
+MAX_DECISION_IDS = 1000  # actions approved or rejected at once
+MAX_PAGE = 1000  # actions listed per page
+MAX_PLAYBOOK_NAME = 64
+MAX_CURSOR = 64
+MAX_NAME = 200  # a saved query, a detection rule, a result column
+MAX_QUERY = 32_000  # a hunting query; also bounds the time KQL translation takes
+MAX_NEXT_URL = 1024
+MAX_ID = 2**63 - 1  # ids are 64-bit in PostgreSQL
+
+
+def clean_text(field: str, value: str | None, max_length: int, *, required: bool = False) -> str:
+    """`value` stripped; InvalidInput naming `field` if it has a NUL (PostgreSQL cannot store one),
+    is longer than `max_length`, or is empty while `required`."""
+    text = (value or "").strip()
+    if "\x00" in text:
+        raise InvalidInput(f"{field}: must not contain a NUL character")
+    if len(text) > max_length:
+        raise InvalidInput(f"{field}: longer than {max_length} characters")
+    if required and not text:
+        raise InvalidInput(f"{field}: must not be empty")
+    return text
+
+
+def optional_text(field: str, value: str | None, max_length: int) -> str | None:
+    """Like `clean_text`, but None (or blank) stays None."""
+    text = clean_text(field, value, max_length)
+    return text or None
