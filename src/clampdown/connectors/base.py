@@ -51,7 +51,12 @@ class Connector(Protocol):
 
 
 def action_method(connector: Connector, method: str) -> ActionMethod:
-    """The connector's bound method for a catalog entry; PermanentError if it has none."""
+    """The connector's bound method for a catalog entry; PermanentError if it has none.
+
+    `build_connectors` refuses to start without every method, so in a configured install this
+    never fires; it stays as the last line of defence (a connector built by hand, a worker of
+    another version), failing the one action while the worker carries on.
+    """
     from clampdown.errors import PermanentError
 
     bound = getattr(connector, method, None)
