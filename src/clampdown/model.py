@@ -168,6 +168,10 @@ class Action:
     playbook: str | None = None
     approval_reason: str | None = None  # why it waits for a second person
     approved_by: str | None = None
+    # The rules an approval of this action covers: a protection rule is lifted only if it is here.
+    approval_rules: tuple[str, ...] = ()
+    containment_id: int | None = None
+    containment_role: str | None = None  # step, timer (timed release), release, undo
 
     @property
     def changed(self) -> bool | None:
@@ -190,3 +194,75 @@ class ActionFilter:
     batch_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+class ContainmentState(enum.StrEnum):
+    """Where a containment is in its life. Stored: all but partly_contained, which is read from
+    the steps (an active containment some of whose steps failed or were undone)."""
+
+    AWAITING_APPROVAL = "awaiting_approval"
+    ACTIVE = "active"
+    PARTLY_CONTAINED = "partly_contained"
+    RELEASED = "released"  # a person released it
+    EXPIRED = "expired"  # its `until` passed and the timed release ran
+    SUPERSEDED = "superseded"  # a newer containment of the same person took over
+    CANCELLED = "cancelled"  # its approval was rejected or expired: nothing was changed
+
+    @property
+    def is_open(self) -> bool:
+        """Still holding the person (or about to): a release or a newer containment ends it."""
+        return self in (
+            ContainmentState.AWAITING_APPROVAL,
+            ContainmentState.ACTIVE,
+            ContainmentState.PARTLY_CONTAINED,
+        )
+
+
+class StepRole(enum.StrEnum):
+    """What an action is to its containment."""
+
+    STEP = "step"  # a step of the playbook
+    TIMER = "timer"  # the timed release of a step, due at the containment's `until`
+    RELEASE = "release"  # undoing a step when a person releases the containment
+    UNDO = "undo"  # undoing one step by hand
+
+
+@dataclass(frozen=True)
+class Containment:
+    """One containment of one person: who asked, why, which accounts, its state and its steps.
+    Release, timed release and undo all hang off it."""
+
+    id: int
+    person: str
+    playbook: str
+    requested_by: str
+    reason: str
+    state: ContainmentState
+    created_at: datetime
+    accounts: tuple[Account, ...] = ()
+    until: datetime | None = None
+    batch_id: str | None = None
+    supersedes_id: int | None = None  # the open containment this one took over
+    superseded_by_id: int | None = None
+    ended_at: datetime | None = None
+    ended_by: str | None = None  # who released it, or "timer"
+    end_reason: str | None = None
+    notes: tuple[str, ...] = ()  # steps left out, steps without an inverse under `until`
+    actions: tuple[Action, ...] = ()  # its steps, timers, releases and undos, in id order
+
+    @property
+    def steps(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.containment_role == StepRole.STEP)
+
+    @property
+    def effective_state(self) -> ContainmentState:
+        """The stored state, with `partly_contained` for an active containment some of whose
+        steps failed, were skipped or were undone by hand."""
+        if self.state is not ContainmentState.ACTIVE:
+            return self.state
+        steps = self.steps
+        undone = {a.undoes_action_id for a in self.actions
+                  if a.containment_role == StepRole.UNDO and a.status is ActionStatus.COMPLETED}
+        if any(s.status in (ActionStatus.FAILED, ActionStatus.CANCELLED) or s.id in undone for s in steps):
+            return ContainmentState.PARTLY_CONTAINED
+        return ContainmentState.ACTIVE

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from clampdown.audit.chain import AuditEvent
-from clampdown.model import Action, ActionStatus
+from clampdown.model import Action, ActionStatus, Containment
 
 
 class EventName(enum.StrEnum):
@@ -25,6 +25,8 @@ class EventName(enum.StrEnum):
     ACCESS_DENIED = "access.denied"
     SIGNIN_SUCCEEDED = "signin.succeeded"
     SIGNIN_FAILED = "signin.failed"
+    CONTAINMENT_CREATED = "containment.created"
+    CONTAINMENT_RELEASED = "containment.released"
 
 
 def action_event(
@@ -76,3 +78,18 @@ def signin_event(at: datetime, username: str, succeeded: bool, method: str) -> A
     """A sign-in attempt to the console."""
     name = EventName.SIGNIN_SUCCEEDED if succeeded else EventName.SIGNIN_FAILED
     return AuditEvent(at, username, name, username, {"method": method})
+
+
+def containment_event(name: EventName, containment: Containment, actor: str, at: datetime) -> AuditEvent:
+    """A containment was created (superseding any open one) or released."""
+    data: dict[str, Any] = {
+        "containment_id": containment.id,
+        "playbook": containment.playbook,
+        "reason": containment.reason,
+        "state": containment.state.value,
+        "accounts": [a.id for a in containment.accounts],
+        "until": containment.until.isoformat() if containment.until else None,
+        "supersedes": containment.supersedes_id,
+        "end_reason": containment.end_reason,
+    }
+    return AuditEvent(at=at, actor=actor, event=name, subject=containment.person, data=data)

@@ -92,6 +92,9 @@ actions = Table(
     Column("playbook", String(64), nullable=True),
     Column("approval_reason", Text, nullable=True),
     Column("approved_by", String(256), nullable=True),
+    Column("approval_rules", JSON, nullable=True),  # the rules an approval covers
+    Column("containment_id", ID, ForeignKey("containments.id"), nullable=True),
+    Column("containment_role", String(16), nullable=True),  # step, timer, release, undo
     Index(
         "ix_actions_due",
         "available_at",
@@ -104,6 +107,41 @@ actions = Table(
     Index("ix_actions_account_id", "account_id"),
     Index("ix_actions_status_requested_at", "status", "requested_at"),
     Index("ix_actions_after_action_id", "after_action_id"),
+    Index("ix_actions_containment_id", "containment_id"),
+)
+
+# One row per containment of a person; its steps, timers, releases and undos are actions that
+# point here. `state` is the lifecycle (see model.ContainmentState); `accounts` the linked Accounts.
+containments = Table(
+    "containments",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("person", String(512), nullable=False),
+    Column("playbook", String(64), nullable=False),
+    Column("requested_by", String(256), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("accounts", JSON, nullable=False),
+    Column("until", UTCDateTime, nullable=True),
+    Column("batch_id", String(64), nullable=True),
+    Column("supersedes_id", ID, ForeignKey("containments.id"), nullable=True),
+    Column("superseded_by_id", ID, ForeignKey("containments.id"), nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("ended_by", String(256), nullable=True),
+    Column("end_reason", Text, nullable=True),
+    Column("notes", JSON, nullable=True),
+    Index("ix_containments_state", "state"),
+    Index("ix_containments_created_at", "created_at"),
+)
+
+# Which accounts each containment covers: a person is found by any one of their accounts.
+containment_accounts = Table(
+    "containment_accounts",
+    metadata,
+    Column("containment_id", ID, ForeignKey("containments.id"), primary_key=True),
+    Column("account_id", String(256), primary_key=True),
+    Index("ix_containment_accounts_account_id", "account_id"),
 )
 
 users = Table(

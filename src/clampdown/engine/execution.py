@@ -17,22 +17,35 @@ from clampdown.connectors.base import BatchingConnector, Connector, action_metho
 from clampdown.engine.metrics import PROVIDER_LATENCY
 from clampdown.errors import PermanentError
 from clampdown.model import Account, AccountState, Action, ActionContext, ActionOutcome
+from clampdown.policy import Hold
 from clampdown.store.queue import Resolution
 
-# Per item: the outcome, or the exception that ended this attempt.
-ItemOutcome = ActionOutcome | BaseException
 T = TypeVar("T")
-# Names the protection rule an account falls under, or None: such accounts need an approval.
-Guard = Callable[[Account, AccountState], str | None]
+# The policy gate's check on the account just read (PolicyGate.hold): None, or why not now.
+Guard = Callable[[Action, Account, AccountState, tuple[str, ...]], Hold | None]
 PersistResolutions = Callable[[Sequence[Resolution]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Claimed:
-    """A claimed action and, for an undo, the state it must restore."""
+    """A claimed action and, for an undo, the state it must restore; for a timed release, the
+    rules its step's approval covered, which it inherits."""
 
     action: Action
     restore_state: AccountState | None = None
+    inherited_rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AwaitApproval:
+    """The gate found a rule no approval of this action covers: it waits for a second person."""
+
+    reason: str
+    rules: tuple[str, ...]
+
+
+# Per item: the outcome, the exception that ended this attempt, or back to awaiting approval.
+ItemOutcome = ActionOutcome | BaseException | AwaitApproval
 
 
 async def _gather_each(calls: Sequence[Awaitable[T]]) -> list[T | BaseException]:
@@ -91,9 +104,10 @@ async def _perform(
         batch = connector.perform_batch(definition.method, list(pairs))
         return list(await _limited(limit, batch, connector.provider, "perform"))
     method = action_method(connector, definition.method)
-    return await _gather_each(
+    done = await _gather_each(
         [_limited(limit, method(account, ctx), connector.provider, "perform") for account, ctx in pairs]
     )
+    return list(done)
 
 
 async def execute_group(
@@ -120,13 +134,12 @@ async def execute_group(
         if not isinstance(state, AccountState):
             outcomes[i] = state
             continue
-        rule = guard(account, state) if guard and not items[i].action.approved_by else None
-        if rule is not None:
-            outcomes[i] = PermanentError(
-                f"refused: {account.name} is a protected account ({rule}); "
-                "request it with approval so a second person can approve",
-                code="protected_account",
-            )
+        hold = guard(items[i].action, account, state, items[i].inherited_rules) if guard else None
+        if hold is not None and hold.refuse:
+            outcomes[i] = PermanentError(hold.message, code="protected_account")
+            continue
+        if hold is not None:
+            outcomes[i] = AwaitApproval(hold.message, hold.rules)
             continue
         ready.append((i, account, state))
     if ready:

@@ -15,24 +15,27 @@ import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from clampdown.audit.chain import AuditEvent
-from clampdown.audit.events import outcome_event
+from clampdown.audit.events import outcome_event, requested_event
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.config import EngineSettings
 from clampdown.connectors.base import BatchingConnector, Connector
-from clampdown.engine.execution import Claimed, Guard, ItemOutcome, execute_group
+from clampdown.engine.execution import AwaitApproval, Claimed, ItemOutcome, execute_group
 from clampdown.engine.metrics import OUTCOMES, THROTTLED, is_throttling
 from clampdown.engine.writer import GroupWriter
 from clampdown.errors import ClampdownError, InvalidInput, TransientError
-from clampdown.model import Action, ActionFilter, ActionOutcome, ActionStatus, AttemptRecord
+from clampdown.model import Action, ActionFilter, ActionOutcome, ActionStatus, AttemptRecord, StepRole
+from clampdown.policy import PolicyGate
 from clampdown.retry import RetryPolicy
 from clampdown.store.actions import ActionStore
 from clampdown.store.approvals import ApprovalStore
-from clampdown.store.queue import ActionQueue, Completion, Retry
+from clampdown.store.containments import ContainmentStore
+from clampdown.store.queue import ActionQueue, Completion, Held, Retry
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,11 @@ log = logging.getLogger(__name__)
 def new_worker_id() -> str:
     """host:pid:random, so a log line or an action's lease names the process that held it."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _timer_of(action: Action) -> int | None:
+    """For a timed release: its containment, which may have expired once it ends."""
+    return action.containment_id if action.containment_role == StepRole.TIMER else None
 
 
 class Worker:
@@ -54,7 +62,7 @@ class Worker:
         worker_id: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
         lookup: Callable[[str], ActionDefinition] = get_action,
-        guard: Guard | None = None,
+        gate: PolicyGate | None = None,
     ) -> None:
         self.id = worker_id or new_worker_id()
         self._store = store
@@ -64,11 +72,12 @@ class Worker:
         self._settings = settings
         self._clock = clock
         self._lookup = lookup
-        self._guard = guard
+        self._gate = gate
         self._next_expiry_sweep = 0.0
         self._policy = RetryPolicy(
             settings.max_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds
         )
+        self._containments = ContainmentStore(store)
         self._writer = GroupWriter(self._queue, self.id, clock)
         self._inflight: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -146,7 +155,11 @@ class Worker:
             log.warning("worker %s could not claim actions: %s", self.id, exc)
             return 0
         if claimed:
-            runnable = await self._settle_dependencies([Claimed(a, r) for a, r in claimed])
+            try:
+                runnable = await self._settle_dependencies([Claimed(a, r) for a, r in claimed])
+            except Exception as exc:  # the leases expire and the actions are claimed again
+                log.warning("worker %s could not read what its claimed actions wait for: %s", self.id, exc)
+                return len(claimed)
             self._dispatch(runnable)
         await self._sweep_expired_approvals()
         return len(claimed)
@@ -162,16 +175,31 @@ class Worker:
             log.warning("worker %s could not expire approvals: %s", self.id, exc)
 
     async def _settle_dependencies(self, claimed: list[Claimed]) -> list[Claimed]:
-        """Steps whose predecessor failed are skipped; a timed undo of an action that changed
-        nothing has nothing to do; a timed undo restores the state read before its action."""
+        """Steps whose predecessor failed are skipped; a timed release of a containment that is
+        no longer the latest word does nothing and says why; a timed undo of an action that
+        changed nothing has nothing to do; a timed undo restores the state read before its action
+        and inherits what that action's approval covered."""
         waits = [c.action.after_action_id for c in claimed if c.action.after_action_id]
+        timers = [c.action.containment_id for c in claimed if c.action.containment_role == StepRole.TIMER]
         if not waits:
             return claimed
         before = await self._store.get_many(waits)
+        states = await self._containments.states_of([i for i in timers if i is not None])
         runnable: list[Claimed] = []
         for item in claimed:
             action, after = item.action, before.get(item.action.after_action_id or 0)
-            if after is None:
+            is_timer = action.containment_role == StepRole.TIMER
+            ended = states.get(action.containment_id or 0) if is_timer else None
+            if ended is not None and not ended[0].is_open:
+                self._inflight.add(action.id)
+                state, by = ended
+                later = f" by containment {by}" if by else ""
+                message = (
+                    f"not run: containment {action.containment_id} was {state.value}{later}; "
+                    "a timed release acts only while its containment is the latest word"
+                )
+                self._finish_now(action, ActionStatus.CANCELLED, state.value, message)
+            elif after is None:
                 runnable.append(item)
             elif after.status is not ActionStatus.COMPLETED:
                 self._inflight.add(action.id)
@@ -181,8 +209,10 @@ class Worker:
                 self._inflight.add(action.id)
                 message = f"nothing to undo: action {after.id} found the account already in that state"
                 self._finish_now(action, ActionStatus.COMPLETED, None, message)
-            elif action.undoes_action_id == after.id and item.restore_state is None:
-                runnable.append(Claimed(action, after.state_before))
+            elif action.undoes_action_id == after.id:
+                inherited = after.approval_rules if after.approved_by else ()
+                restore = item.restore_state if item.restore_state is not None else after.state_before
+                runnable.append(Claimed(action, restore, inherited))
             else:
                 runnable.append(item)
         return runnable
@@ -196,6 +226,7 @@ class Worker:
                     Completion(
                         action.id, action.attempts, status, result=result,
                         error_code=code, error_message=message if code else None, event=event,
+                        ends_timer_of=_timer_of(action),
                     )
                 )  # fmt: skip
             finally:
@@ -283,8 +314,9 @@ class Worker:
     ) -> list[ItemOutcome]:
         try:
             limit = self._semaphore(definition.provider)
+            guard = self._gate.hold if self._gate else None
             return await execute_group(
-                connector, definition, items, self._writer.record_resolutions, limit, self._guard
+                connector, definition, items, self._writer.record_resolutions, limit, guard
             )
         except Exception as exc:  # a bug or an unexpected failure of the whole group
             log.exception("%s failed for a group of %d", definition.id, len(items))
@@ -309,6 +341,15 @@ class Worker:
         return (*action.history, *self._interrupted(action), current)
 
     async def _record(self, action: Action, outcome: ItemOutcome) -> None:
+        if isinstance(outcome, AwaitApproval):
+            OUTCOMES.labels(action.type, "held").inc()
+            now = self._clock.now()
+            lifetime = self._gate.approval_lifetime if self._gate else timedelta(hours=4)
+            waiting = replace(action, status=ActionStatus.AWAITING_APPROVAL, approval_reason=outcome.reason)
+            event = requested_event(waiting)
+            held = Held(action.id, action.attempts, outcome.reason, outcome.rules, now + lifetime, event)
+            await self._writer.record_hold(held)
+            return
         if isinstance(outcome, ActionOutcome):
             OUTCOMES.labels(action.type, "completed" if outcome.changed else "unchanged").inc()
             interrupted = self._interrupted(action)
@@ -321,6 +362,7 @@ class Worker:
                     provider_request_id=outcome.provider_request_id,
                     history=(*action.history, *interrupted) if interrupted else None,
                     event=self._event(action, ActionStatus.COMPLETED, outcome.message),
+                    ends_timer_of=_timer_of(action),
                 )
             )
             return
@@ -364,5 +406,6 @@ class Worker:
                 provider_request_id=getattr(error, "provider_request_id", None),
                 history=self._history(action, error, None),
                 event=self._event(action, ActionStatus.FAILED, message),
+                ends_timer_of=_timer_of(action),
             )
         )

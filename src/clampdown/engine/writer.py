@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from clampdown.clock import Clock
-from clampdown.store.queue import ActionQueue, Completion, Resolution, Retry
+from clampdown.store.queue import ActionQueue, Completion, Held, Resolution, Retry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,6 +42,7 @@ class GroupWriter:
         self._resolutions: _Lane[Resolution] = _Lane()
         self._completions: _Lane[Completion] = _Lane()
         self._retries: _Lane[Retry] = _Lane()
+        self._holds: _Lane[Held] = _Lane()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -76,6 +77,9 @@ class GroupWriter:
     async def record_retry(self, item: Retry) -> None:
         await self._submit(self._retries, [item])
 
+    async def record_hold(self, item: Held) -> None:
+        await self._submit(self._holds, [item])
+
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
@@ -90,6 +94,7 @@ class GroupWriter:
             self._completions, lambda xs: self._store.finish(self._worker, xs, self._clock.now())
         )
         await self._write(self._retries, lambda xs: self._store.reschedule(self._worker, xs))
+        await self._write(self._holds, lambda xs: self._store.hold_for_approval(self._worker, xs))
 
     async def _write(self, lane: _Lane[T], write: Callable[[list[T]], Awaitable[None]]) -> None:
         taken = lane.take()

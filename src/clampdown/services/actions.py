@@ -6,12 +6,11 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from clampdown.auth.principal import PermissionDenied, Principal, require_action, require_permission
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.clock import SYSTEM_CLOCK, Clock
-from clampdown.config import ApprovalSettings, ProtectionSettings
 from clampdown.connectors.base import Connector
 from clampdown.errors import AccountNotFound, Conflict, InvalidInput, NotFound, TransientError
 from clampdown.limits import (
@@ -27,9 +26,9 @@ from clampdown.limits import (
     clean_text,
     optional_text,
 )
-from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus, StateValue
+from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus, StateValue, StepRole
 from clampdown.permissions import RESPONSE_READ
-from clampdown.services.protection import ApprovalRules, ProtectedAccount, ProtectionRules
+from clampdown.policy import PolicyGate, ProtectedAccount, Verdict
 from clampdown.store.actions import ActionStore, NewAction
 
 # Records a denied attempt: (principal, what was attempted, target, what was missing).
@@ -41,20 +40,12 @@ async def _ignore_denial(principal: Principal, attempted: str, target: str | Non
 
 
 @dataclass(frozen=True)
-class Guardrails:
-    """Protected accounts and approval rules, applied to every request."""
+class Gated:
+    """What the policy gate said of one request: why it waits for a second person (None: it does
+    not) and the rules an approval of it covers."""
 
-    protection: ProtectionRules
-    approvals: ApprovalRules
-    approval_lifetime: timedelta
-
-    @classmethod
-    def from_settings(cls, protection: ProtectionSettings, approvals: ApprovalSettings) -> Guardrails:
-        return cls(
-            ProtectionRules(protection),
-            ApprovalRules(approvals),
-            timedelta(minutes=approvals.expires_after_minutes),
-        )
+    reason: str | None = None
+    rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +111,11 @@ def undo_refusal(original: Action) -> str | None:
     return None
 
 
+def _waiting_timer(action: Action) -> bool:
+    """A timed release that has not started: an undo asked for now replaces it."""
+    return action.containment_role == StepRole.TIMER and action.status is ActionStatus.QUEUED
+
+
 class ActionService:
     """Validates requests and writes them to the store; workers do the rest."""
 
@@ -129,7 +125,7 @@ class ActionService:
         connectors: dict[str, Connector],
         clock: Clock = SYSTEM_CLOCK,
         record_denial: DenialRecorder = _ignore_denial,
-        guardrails: Guardrails | None = None,
+        guardrails: PolicyGate | None = None,
     ) -> None:
         self.store = store
         self.connectors = connectors
@@ -198,8 +194,9 @@ class ActionService:
                 return found[0]
         inverse = self.timed_inverse(definition, until)
         account = await self._resolve_now(connector, ref)
-        approval = await self.approval_reason(
-            principal, definition, connector, ref, account, request_approval=request_approval
+        also = self.judge(inverse, account, None, ref) if inverse is not None else None
+        gated = await self.gate(
+            principal, definition, connector, ref, account, request_approval=request_approval, also=also
         )
         item = NewAction(
             type=definition.id,
@@ -210,7 +207,8 @@ class ActionService:
             account=account,
             idempotency_key=idempotency_key,
             parameters=dict(parameters or {}),
-            approval_reason=approval,
+            approval_reason=gated.reason,
+            approval_rules=gated.rules,
         )
         items = [item]
         if inverse is not None and until is not None:
@@ -221,7 +219,8 @@ class ActionService:
         return self.clock.now() + self.guardrails.approval_lifetime if self.guardrails else None
 
     def timed_inverse(self, definition: ActionDefinition, until: datetime | None) -> ActionDefinition | None:
-        """The inverse to schedule for `until`, checked before anything is written."""
+        """The inverse to schedule for `until` (None without `until`, or for an action that has
+        none: the caller says so), checked before anything is written."""
         if until is None:
             return None
         if until.tzinfo is None:
@@ -229,7 +228,7 @@ class ActionService:
         if until <= self.clock.now():
             raise InvalidInput(f"until: {until.isoformat()} is not in the future")
         if definition.inverse is None:
-            raise InvalidInput(f"until: {definition.id} has no inverse, so it cannot be released later")
+            return None
         inverse = get_action(definition.inverse)
         self.connector_for(inverse)
         return inverse
@@ -249,9 +248,23 @@ class ActionService:
             after_index=index,
             undoes_index=index,
             not_before=until,
+            containment_role=StepRole.TIMER,
         )
 
-    async def approval_reason(
+    def judge(
+        self,
+        definition: ActionDefinition,
+        account: Account | None,
+        state: AccountState | None,
+        target: str | None,
+        playbook: str | None = None,
+    ) -> Verdict | None:
+        """What the policy gate says of `definition` on this account now (None: no gate)."""
+        if self.guardrails is None:
+            return None
+        return self.guardrails.judge(definition.id, account, state, target, playbook)
+
+    async def gate(
         self,
         principal: Principal,
         definition: ActionDefinition,
@@ -262,28 +275,27 @@ class ActionService:
         request_approval: bool,
         playbook: str | None = None,
         state: AccountState | None = None,
-    ) -> str | None:
-        """Why the request must wait for a second person, or None. A protected account is
-        refused (and the refusal recorded) unless the requester asked for approval."""
+        also: Verdict | None = None,
+    ) -> Gated:
+        """Ask the policy gate about one request. A protected account is refused (and the refusal
+        recorded) unless the requester asked for approval; `also` adds what the gate said of
+        something approved together with it (a timed release, inherited by its step)."""
         if self.guardrails is None:
-            return f"approval requested by {principal.username}" if request_approval else None
-        rule = None
-        if account is not None:
-            if state is None:
-                try:
-                    state = await connector.read_state(account)
-                except TransientError:
-                    state = None  # the worker checks again on the state it reads before acting
-            rule = self.guardrails.protection.rule_for(account, state, target)
-        if rule is not None:
-            if not request_approval:
-                await self._record_denial(principal, definition.id, target, f"approval (protected: {rule})")
-                raise ProtectedAccount(account.name if account else target, rule)
-            return f"protected account: {rule}"
-        needed = self.guardrails.approvals.reason_for(definition.id, target, account, playbook)
-        if needed is None and request_approval:
-            needed = f"approval requested by {principal.username}"
-        return needed
+            return Gated(f"approval requested by {principal.username}") if request_approval else Gated()
+        if account is not None and state is None:
+            try:
+                state = await connector.read_state(account)
+            except TransientError:
+                state = None  # the worker checks again on the state it reads before acting
+        verdict = self.guardrails.judge(definition.id, account, state, target, playbook)
+        protection = verdict.protection or (also.protection if also else None)
+        rules = tuple(dict.fromkeys((*verdict.rules, *(also.rules if also else ()))))
+        if protection is not None and not request_approval:
+            await self._record_denial(principal, definition.id, target, f"approval (protected: {protection})")
+            raise ProtectedAccount(account.name if account else target, protection)
+        if not rules:
+            return Gated(f"approval requested by {principal.username}") if request_approval else Gated()
+        return Gated("; ".join(rules), rules)
 
     async def request_bulk(
         self,
@@ -309,29 +321,40 @@ class ActionService:
         batch_id = (
             str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)) if idempotency_key else str(uuid.uuid4())
         )
-        items = [
-            NewAction(
-                type=definition.id,
-                provider=definition.provider,
-                target=t,
-                requested_by=principal.username,
-                reason=text,
-                batch_id=batch_id,
-                idempotency_key=f"{idempotency_key}:{t}" if idempotency_key else None,
-                # Protected accounts are refused by the worker, on the state it reads.
-                approval_reason=self.guardrails.approvals.reason_for(definition.id, t, None, None)
-                if self.guardrails
-                else None,
+        items = []
+        for t in cleaned:
+            # Accounts are resolved by the workers, which ask the gate again on what they find:
+            # a protected account is refused there, a rule that matches the account waits there.
+            verdict = self.judge(definition, None, None, t)
+            rules = verdict.approvals if verdict else ()
+            items.append(
+                NewAction(
+                    type=definition.id,
+                    provider=definition.provider,
+                    target=t,
+                    requested_by=principal.username,
+                    reason=text,
+                    batch_id=batch_id,
+                    idempotency_key=f"{idempotency_key}:{t}" if idempotency_key else None,
+                    approval_reason="; ".join(rules) or None,
+                    approval_rules=rules,
+                )
             )
-            for t in cleaned
-        ]
         return BulkRequest(
             batch_id, await self.store.enqueue(items, self.clock.now(), self.approval_deadline())
         )
 
-    async def undo(self, action_id: int, principal: Principal, reason: str | None = None) -> Action:
-        """Queue the inverse of a completed action, restoring the state read before it ran.
-        An inverse needs what its action needs."""
+    async def undo(
+        self,
+        action_id: int,
+        principal: Principal,
+        reason: str | None = None,
+        *,
+        request_approval: bool = False,
+    ) -> Action:
+        """Queue the inverse of a completed action now, restoring the state read before it ran; a
+        timed release still waiting for its time is cancelled in its favour. An inverse needs what
+        its action needs, and the policy gate is asked about it like any other request."""
         await self.authorize_read(principal)
         original = await self.store.get(action_id)
         definition = get_action(original.type)
@@ -341,11 +364,16 @@ class ActionService:
             raise Conflict(refusal or f"{definition.id} has no inverse")
         text = clean_text("reason", reason, MAX_REASON)
         existing = await self.store.find_undo(action_id)
-        if existing is not None:
+        timer = existing if existing is not None and _waiting_timer(existing) else None
+        if existing is not None and timer is None:
             return existing
         inverse = get_action(definition.inverse)
         await self.authorize(principal, inverse, original.target)
-        self.connector_for(inverse)
+        connector = self.connector_for(inverse)
+        gated = await self.gate(
+            principal, inverse, connector, original.target, original.account,
+            request_approval=request_approval,
+        )  # fmt: skip
         item = NewAction(
             type=inverse.id,
             provider=inverse.provider,
@@ -355,8 +383,19 @@ class ActionService:
             account=original.account,
             undoes_action_id=original.id,
             restore_state=original.state_before,
+            approval_reason=gated.reason,
+            approval_rules=gated.rules,
+            containment_id=original.containment_id,
+            containment_role=StepRole.UNDO if original.containment_id else None,
         )
-        return (await self.store.enqueue([item], self.clock.now()))[0]
+        now = self.clock.now()
+        if timer is not None:
+            deadline = self.approval_deadline()
+            replaced = await self.store.enqueue_replacing(timer.id, item, now, deadline, principal.username)
+            if replaced is not None:
+                return replaced
+            return await self.store.find_undo(action_id) or timer  # the timer started meanwhile
+        return (await self.store.enqueue([item], now, self.approval_deadline()))[0]
 
     async def cancel(self, action_id: int, principal: Principal) -> Action:
         """Cancel a queued action; needs the right to run that action."""

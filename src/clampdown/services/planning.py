@@ -10,8 +10,8 @@ from clampdown.catalog import ActionDefinition, get_action
 from clampdown.errors import AccountNotFound, InvalidInput, TransientError
 from clampdown.limits import MAX_PLAN_TARGETS
 from clampdown.model import Account, AccountState
+from clampdown.policy import ProtectedAccount
 from clampdown.services.actions import ActionService, clean_reason, clean_target
-from clampdown.services.protection import ProtectedAccount
 
 
 @dataclass(frozen=True)
@@ -90,10 +90,10 @@ async def plan_actions(
             state = None
         refusal = None
         try:
-            approval = await service.approval_reason(
+            gated = await service.gate(
                 principal, definition, connector, target, account, request_approval=False, state=state
             )
-            refusal = f"needs approval: {approval}" if approval else None
+            refusal = f"needs approval: {gated.reason}" if gated.reason else None
         except ProtectedAccount as exc:
             refusal = exc.message
         plan.append(plan_item(definition, target, account, state, refusal))

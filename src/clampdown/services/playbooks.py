@@ -1,5 +1,6 @@
 """Playbooks: contain a person everywhere in one step, in the order that holds for hybrid users,
-and release them again by undoing exactly what the containment changed."""
+as one containment record; and release them again by undoing exactly what the containment (and
+the open containments it superseded) changed, once."""
 
 from __future__ import annotations
 
@@ -11,18 +12,21 @@ from clampdown.auth.principal import Principal
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.config import PlaybookSettings
 from clampdown.errors import InvalidInput, NotFound
-from clampdown.model import Action, ActionStatus
+from clampdown.limits import MAX_REASON, clean_text
+from clampdown.model import Action, ActionStatus, Containment, ContainmentState, StepRole
 from clampdown.services.actions import ActionService, clean_reason
 from clampdown.services.people import LinkedAccount, find_person
 from clampdown.services.planning import PlanItem, plan_item
 from clampdown.store.actions import NewAction
+from clampdown.store.containments import ContainmentStore, NewContainment
 
 RELEASE = "release"
 
 
 @dataclass(frozen=True)
 class PlaybookRun:
-    """One run: its batch id, the actions queued (in step order) and the steps left out."""
+    """One run: its containment, batch id, the actions queued (in step order), the steps left out
+    and, for a timed containment, the steps that have no inverse and so are not released later."""
 
     playbook: str
     person: str
@@ -30,12 +34,52 @@ class PlaybookRun:
     actions: list[Action] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     plan: list[PlanItem] = field(default_factory=list)  # for a dry-run: nothing was queued
+    containment_id: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _undone(containments: list[Containment]) -> set[int]:
+    """Steps already undone, or being undone, by hand or by a timer that started."""
+    live = (ActionStatus.AWAITING_APPROVAL, ActionStatus.QUEUED, ActionStatus.RUNNING, ActionStatus.COMPLETED)
+    return {
+        a.undoes_action_id
+        for c in containments
+        for a in c.actions
+        if a.undoes_action_id is not None
+        and a.status in live
+        and not (a.containment_role == StepRole.TIMER and a.status is ActionStatus.QUEUED)
+    }
+
+
+def steps_to_release(chain: list[Containment]) -> list[Action]:
+    """What a release undoes: every step of the chain that completed and changed something, has an
+    inverse and is not undone yet; of several on the same account and type, the earliest, whose
+    state before is the state before the first containment."""
+    undone = _undone(chain)
+    chosen: dict[tuple[str, str], Action] = {}
+    for containment in chain:
+        for step in containment.steps:
+            if (
+                step.status is not ActionStatus.COMPLETED
+                or not step.changed
+                or get_action(step.type).inverse is None
+                or step.id in undone
+                or step.account is None
+            ):
+                continue
+            key = (step.account.id, step.type)
+            if key not in chosen or step.id < chosen[key].id:
+                chosen[key] = step
+    return sorted(chosen.values(), key=lambda a: a.id)
 
 
 class PlaybookService:
-    def __init__(self, actions: ActionService, playbooks: dict[str, PlaybookSettings]) -> None:
+    def __init__(
+        self, actions: ActionService, playbooks: dict[str, PlaybookSettings], containments: ContainmentStore
+    ) -> None:
         self.actions = actions
         self.playbooks = playbooks
+        self.containments = containments
 
     def _playbook(self, name: str) -> PlaybookSettings:
         if name not in self.playbooks:
@@ -54,7 +98,8 @@ class PlaybookService:
         request_approval: bool = False,
         dry_run: bool = False,
     ) -> PlaybookRun:
-        """Run playbook `name` (or `release`) over every linked account of one person."""
+        """Run playbook `name` (or `release`) over every linked account of one person: one new
+        containment, which supersedes the person's open one."""
         if name == RELEASE:
             return await self.release(reference, reason, principal, dry_run=dry_run)
         playbook = self._playbook(name)
@@ -62,30 +107,44 @@ class PlaybookService:
         for definition in steps:  # all or nothing: a person is contained everywhere or not at all
             await self.actions.authorize(principal, definition, reference)
         text = clean_reason(steps[0], reason)
+        inverses = {d.id: self.actions.timed_inverse(d, until) for d in steps}
         person = await find_person(self.actions.connectors, reference, principal)
         by_provider = {la.account.provider: la for la in person.accounts}
         batch_id = str(uuid.uuid4())
         items: list[NewAction] = []
         index: dict[str, int] = {}
         skipped: list[str] = []
+        notes: list[str] = []
         plan: list[PlanItem] = []
         for step, definition in zip(playbook.steps, steps, strict=True):
             linked = by_provider.get(definition.provider)
             if linked is None:
                 skipped.append(f"{definition.id}: {person.reference} has no {definition.provider} account")
                 continue
+            inverse = inverses[definition.id]
+            if until is not None and inverse is None:
+                notes.append(f"{definition.id} has no inverse: it is not undone at {until.isoformat()}")
+            account = linked.account
             connector = self.actions.connector_for(definition)
-            approval = await self.actions.approval_reason(
-                principal, definition, connector, linked.account.name, linked.account,
-                request_approval=request_approval, playbook=name, state=linked.state,
-            )  # fmt: skip
+            also = self.actions.judge(inverse, account, linked.state, account.name) if inverse else None
+            gated = await self.actions.gate(
+                principal,
+                definition,
+                connector,
+                account.name,
+                account,
+                request_approval=request_approval,
+                playbook=name,
+                state=linked.state,
+                also=also,
+            )
             plan.append(
                 plan_item(
                     definition,
                     reference,
-                    linked.account,
+                    account,
                     linked.state,
-                    approval and f"needs approval: {approval}",
+                    gated.reason and f"needs approval: {gated.reason}",
                 )
             )
             index[definition.id] = len(items)
@@ -93,60 +152,109 @@ class PlaybookService:
                 NewAction(
                     type=definition.id,
                     provider=definition.provider,
-                    target=linked.account.name,
+                    target=account.name,
                     requested_by=principal.username,
                     reason=text,
-                    account=linked.account,
+                    account=account,
                     batch_id=batch_id,
                     playbook=name,
-                    approval_reason=approval,
+                    approval_reason=gated.reason,
+                    approval_rules=gated.rules,
                     after_index=index.get(step.after) if step.after else None,
+                    containment_role=StepRole.STEP,
                 )
             )
         if not items:
             raise NotFound(f"{person.reference} has no account any step of '{name}' acts on")
         if dry_run:
-            return PlaybookRun(name, person.reference, None, skipped=skipped, plan=plan)
+            return PlaybookRun(name, person.reference, None, skipped=skipped, plan=plan, notes=notes)
         if until is not None:
             for n, item in enumerate(list(items)):
-                inverse = self.actions.timed_inverse(get_action(item.type), until)
+                inverse = inverses[item.type]
                 if inverse is not None:
                     items.append(ActionService.timed_undo(inverse, item, n, until))
-        queued = await self.actions.store.enqueue(
-            items, self.actions.clock.now(), self.actions.approval_deadline()
+        waiting = any(i.approval_reason for i in items)
+        record = NewContainment(
+            person=person.reference,
+            playbook=name,
+            requested_by=principal.username,
+            reason=text,
+            accounts=tuple(la.account for la in person.accounts),
+            state=ContainmentState.AWAITING_APPROVAL if waiting else ContainmentState.ACTIVE,
+            until=until,
+            batch_id=batch_id,
+            notes=tuple([*skipped, *notes]),
         )
-        return PlaybookRun(name, person.reference, batch_id, queued, skipped)
+        created = await self.containments.create(
+            record, items, self.actions.clock.now(), self.actions.approval_deadline()
+        )
+        return PlaybookRun(
+            name,
+            person.reference,
+            batch_id,
+            list(created.actions),
+            skipped,
+            containment_id=created.id,
+            notes=notes,
+        )
+
+    async def open_containment(self, principal: Principal, account_ids: set[str]) -> Containment:
+        """The person's open containment; NotFound saying how the latest one ended, if none is open."""
+        await self.actions.authorize_read(principal)
+        ids = sorted(account_ids)
+        found = await self.containments.find(
+            states=[s for s in ContainmentState if s.is_open], account_ids=ids, limit=1
+        )
+        if found:
+            return found[0]
+        latest = await self.containments.find(account_ids=ids, limit=1)
+        if not latest:
+            raise NotFound("no containment of this person in the action center to release")
+        last = latest[0]
+        how = f": {last.end_reason}" if last.end_reason else ""
+        raise NotFound(f"nothing to release: containment {last.id} is {last.state.value}{how}")
 
     async def release(
         self, reference: str, reason: str | None, principal: Principal, *, dry_run: bool = False
     ) -> PlaybookRun:
-        """Undo what the person's latest containment changed, in the same order, restoring each
-        account's state as it was read before."""
+        """Undo what the person's open containment (and the open ones it superseded) changed, in
+        the same order, restoring each account's state as it was read before; once."""
         person = await find_person(self.actions.connectors, reference, principal)
-        ids = {la.account.id for la in person.accounts}
-        contained = await self._latest_containment(principal, ids)
+        containment = await self.open_containment(principal, {la.account.id for la in person.accounts})
+        chain = await self.containments.chain(containment)
         batch_id = str(uuid.uuid4())
         items: list[NewAction] = []
         plan: list[PlanItem] = []
         skipped: list[str] = []
         index: dict[int, int] = {}
-        for action in sorted(contained, key=lambda a: a.id):
+        chosen = steps_to_release(chain)
+        chosen_ids = {a.id for a in chosen}
+        for c in chain:
+            skipped += [
+                f"{a.type} (action {a.id}): nothing to undo" for a in c.steps if a.id not in chosen_ids
+            ]
+        given = clean_text("reason", reason, MAX_REASON)
+        for action in chosen:
             definition = get_action(action.type)
-            if (
-                action.status is not ActionStatus.COMPLETED
-                or not action.changed
-                or definition.inverse is None
-            ):
-                skipped.append(f"{action.type} (action {action.id}): nothing to undo")
-                continue
-            inverse = get_action(definition.inverse)
+            inverse = get_action(definition.inverse or "")
             await self.actions.authorize(principal, definition, action.target)
             await self.actions.authorize(principal, inverse, action.target)
-            text = clean_reason(inverse, reason) or f"release of action {action.id}"
+            text = given or f"release of action {action.id}"
             linked = next(
                 (la for la in person.accounts if action.account and la.account.id == action.account.id), None
             )
-            plan.append(self._plan(inverse, action, linked))
+            state = linked.state if linked else None
+            verdict = self.actions.judge(inverse, action.account, state, action.target)
+            inherited = action.approval_rules if action.approved_by else ()
+            missing = [r for r in (verdict.rules if verdict else ()) if r not in inherited]
+            if missing:
+                approval, rules, approved_by = "; ".join(missing), (verdict.rules if verdict else ()), None
+            elif action.approved_by:
+                approval = None
+                rules, approved_by = inherited, action.approved_by
+            else:
+                approval, rules, approved_by = None, (), None
+            plan.append(self._plan(inverse, action, linked, approval))
             index[action.id] = len(items)
             items.append(
                 NewAction(
@@ -161,23 +269,32 @@ class PlaybookService:
                     undoes_action_id=action.id,
                     restore_state=action.state_before,
                     after_index=index.get(action.after_action_id or 0),
+                    approval_reason=approval,
+                    approval_rules=rules,
+                    approved_by=approved_by,
+                    containment_role=StepRole.RELEASE,
                 )
             )
-        if not items:
-            raise NotFound(f"nothing to release for {person.reference}: no containment changed anything")
         if dry_run:
-            return PlaybookRun(RELEASE, person.reference, None, skipped=skipped, plan=plan)
-        queued = await self.actions.store.enqueue(items, self.actions.clock.now())
-        return PlaybookRun(RELEASE, person.reference, batch_id, queued, skipped)
-
-    async def _latest_containment(self, principal: Principal, account_ids: set[str]) -> list[Action]:
-        # Asked of the database: a scan of recent actions would miss it after a large bulk.
-        await self.actions.authorize_read(principal)
-        runs = await self.actions.store.latest_playbook_run(sorted(account_ids), excluding=RELEASE)
-        if not runs:
-            raise NotFound("no containment of this person in the action center to release")
-        return runs
+            return PlaybookRun(
+                RELEASE, person.reference, None, skipped=skipped, plan=plan, containment_id=containment.id
+            )
+        released = await self.containments.release(
+            chain,
+            items,
+            principal.username,
+            given or f"released by {principal.username}",
+            self.actions.clock.now(),
+            self.actions.approval_deadline(),
+        )
+        queued = [a for a in released.actions if a.batch_id == batch_id]
+        return PlaybookRun(RELEASE, person.reference, batch_id, queued, skipped, containment_id=released.id)
 
     @staticmethod
-    def _plan(inverse: ActionDefinition, action: Action, linked: LinkedAccount | None) -> PlanItem:
-        return plan_item(inverse, action.target, action.account, linked.state if linked else None)
+    def _plan(
+        inverse: ActionDefinition, action: Action, linked: LinkedAccount | None, approval: str | None
+    ) -> PlanItem:
+        state = linked.state if linked else None
+        return plan_item(
+            inverse, action.target, action.account, state, approval and f"needs approval: {approval}"
+        )

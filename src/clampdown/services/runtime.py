@@ -25,12 +25,14 @@ from clampdown.db.database import create_engine, is_sqlite
 from clampdown.db.migrate import current_revision, head_revision, upgrade
 from clampdown.engine.worker import Worker
 from clampdown.errors import ConfigError, StoreUnavailable
-from clampdown.services.actions import ActionService, Guardrails
+from clampdown.policy import PolicyGate
+from clampdown.services.actions import ActionService
 from clampdown.services.approvals import ApprovalService
 from clampdown.services.playbooks import PlaybookService
 from clampdown.store.actions import ActionStore
 from clampdown.store.approvals import ApprovalStore
 from clampdown.store.auth import AuthStore
+from clampdown.store.containments import ContainmentStore
 
 CONNECT_TIMEOUT = 10.0
 
@@ -123,8 +125,7 @@ class Runtime:
 
     def worker(self) -> Worker:
         """A worker with this runtime's connectors, engine settings and protection rules."""
-        guard = self.actions.guardrails.protection.guard if self.actions.guardrails else None
-        return Worker(self.store, self.connectors, self.settings.engine, guard=guard)
+        return Worker(self.store, self.connectors, self.settings.engine, gate=self.actions.guardrails)
 
     def webhook_dispatcher(self) -> WebhookDispatcher | None:
         """The outbox's delivery loop, when webhooks are configured."""
@@ -147,12 +148,12 @@ async def open_runtime(settings: Settings, *, check_schema: bool = True) -> Asyn
         recorder = EventRecorder(settings.webhooks, syslog)
         store = ActionStore(engine, recorder)
         auth = AuthService(AuthStore(engine, recorder))
-        guardrails = Guardrails.from_settings(settings.protection, settings.approvals)
+        guardrails = PolicyGate(settings.protection, settings.approvals)
         actions = ActionService(store, connectors, record_denial=auth.record_denial, guardrails=guardrails)
         approvals = ApprovalService(actions, ApprovalStore(engine, recorder))
+        playbooks = PlaybookService(actions, settings.playbooks, ContainmentStore(store))
         yield Runtime(
-            settings, engine, store, connectors, actions, auth,
-            approvals, PlaybookService(actions, settings.playbooks), AuditLog(engine),
+            settings, engine, store, connectors, actions, auth, approvals, playbooks, AuditLog(engine),
         )  # fmt: skip
     finally:
         for connector in connectors.values():

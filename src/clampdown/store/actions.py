@@ -57,7 +57,11 @@ class NewAction:
     after_action_id: int | None = None  # or after an action already stored
     playbook: str | None = None
     approval_reason: str | None = None  # set: the action waits in awaiting_approval
+    approval_rules: tuple[str, ...] = ()  # the rules its approval covers
+    approved_by: str | None = None  # only for an approval inherited from what it undoes
     not_before: datetime | None = None  # a timed release: not run before this time
+    containment_id: int | None = None
+    containment_role: str | None = None
 
 
 def _history_from_json(raw: Any) -> tuple[AttemptRecord, ...]:
@@ -107,6 +111,9 @@ def row_to_action(row: RowMapping) -> Action:
         playbook=row["playbook"],
         approval_reason=row["approval_reason"],
         approved_by=row["approved_by"],
+        approval_rules=tuple(row["approval_rules"] or ()),
+        containment_id=row["containment_id"],
+        containment_role=row["containment_role"],
     )
 
 
@@ -146,6 +153,10 @@ def _new_row(item: NewAction, now: datetime, approval_deadline: datetime | None)
         "after_action_id": item.after_action_id,
         "playbook": item.playbook,
         "approval_reason": item.approval_reason,
+        "approval_rules": list(item.approval_rules),
+        "approved_by": item.approved_by,
+        "containment_id": item.containment_id,
+        "containment_role": item.containment_role,
     }
 
 
@@ -161,20 +172,22 @@ class ActionStore(RecordingStore):
         for _ in range(3):  # a concurrent insert of the same key loses the race: read it back
             try:
                 async with self.engine.begin() as conn:
-                    out, events = await self._enqueue(conn, items, now, approval_deadline)
+                    out, events = await self.enqueue_in(conn, items, now, approval_deadline)
                 self._after_commit(events)
                 return out
             except IntegrityError:
                 continue
         raise Conflict("the same idempotency key is being used concurrently; try again")
 
-    async def _enqueue(
+    async def enqueue_in(
         self,
         conn: AsyncConnection,
         items: Sequence[NewAction],
         now: datetime,
         approval_deadline: datetime | None,
     ) -> tuple[list[Action], list[AuditEvent]]:
+        """`enqueue` inside the caller's transaction; the events are already recorded in it and
+        are returned for `after_commit`."""
         keys = [i.idempotency_key for i in items if i.idempotency_key]
         existing: dict[str, Action] = {}
         if keys:
@@ -225,6 +238,30 @@ class ActionStore(RecordingStore):
                 for a in out
             ]
         return out, events
+
+    async def enqueue_replacing(
+        self, timer_id: int, item: NewAction, now: datetime, approval_deadline: datetime | None, by: str
+    ) -> Action | None:
+        """Cancel a timed release that has not started and queue `item` instead, in one
+        transaction; None (nothing written) if the timer already started."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(actions)
+                .where(actions.c.id == timer_id, actions.c.status == ActionStatus.QUEUED.value)
+                .values(
+                    status=ActionStatus.CANCELLED.value, finished_at=now, error_code="replaced",
+                    error_message=f"replaced by an undo {by} asked for now",
+                )
+                .returning(*actions.c)
+            )  # fmt: skip
+            row = result.mappings().first()
+            if row is None:
+                return None
+            cancelled = [action_event(EventName.ACTION_CANCELLED, row_to_action(row), by, now)]
+            await self._record(conn, cancelled)
+            out, events = await self.enqueue_in(conn, [item], now, approval_deadline)
+        self._after_commit([*cancelled, *events])
+        return out[0]
 
     async def get(self, action_id: int) -> Action:
         """One action; NotFound if there is none with that id."""
@@ -320,9 +357,11 @@ class ActionStore(RecordingStore):
             .where(
                 actions.c.undoes_action_id == action_id,
                 actions.c.status.in_(
-                    [ActionStatus.QUEUED.value, ActionStatus.RUNNING.value, ActionStatus.COMPLETED.value]
+                    [ActionStatus.AWAITING_APPROVAL.value, ActionStatus.QUEUED.value,
+                     ActionStatus.RUNNING.value, ActionStatus.COMPLETED.value]
                 ),
             )
+            .order_by(actions.c.id.desc())
             .limit(1)
         )
         async with self.engine.connect() as conn:

@@ -15,6 +15,7 @@ from clampdown.audit.events import EventName, action_event
 from clampdown.db.tables import actions
 from clampdown.model import Action, ActionStatus
 from clampdown.store.actions import row_to_action
+from clampdown.store.containments import settle_after_approval
 from clampdown.store.recording import RecordingStore
 
 
@@ -40,6 +41,7 @@ class ApprovalStore(RecordingStore):
             )
             expired = [row_to_action(r) for r in rows.mappings()]
             events = [action_event(EventName.APPROVAL_EXPIRED, a, "clampdown", now) for a in expired]
+            await settle_after_approval(conn, [a.containment_id for a in expired if a.containment_id])
             await self._record(conn, events)
         self._after_commit(events)
         return expired
@@ -72,6 +74,7 @@ class ApprovalStore(RecordingStore):
             decided = [row_to_action(r) for r in rows.mappings()]
             name = EventName.APPROVAL_APPROVED if approve else EventName.APPROVAL_REJECTED
             events = [action_event(name, a, approver, now, note=note) for a in decided]
+            await settle_after_approval(conn, [a.containment_id for a in decided if a.containment_id])
             await self._record(conn, events)
         self._after_commit(events)
         return decided

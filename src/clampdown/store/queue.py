@@ -32,6 +32,7 @@ from clampdown.audit.chain import AuditEvent
 from clampdown.db.tables import actions
 from clampdown.model import Account, AccountState, Action, ActionStatus, AttemptRecord
 from clampdown.store.actions import restore_state_of, row_to_action
+from clampdown.store.containments import expire_after_timers
 from clampdown.store.recording import RecordingStore
 
 _DUE = (ActionStatus.QUEUED.value, ActionStatus.RUNNING.value)
@@ -61,6 +62,7 @@ class Completion:
     provider_request_id: str | None = None
     history: tuple[AttemptRecord, ...] | None = None  # the whole new history, when it grew
     event: AuditEvent | None = None  # recorded with the outcome, in the same transaction
+    ends_timer_of: int | None = None  # a timed release of this containment: it may expire now
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,19 @@ class Retry:
     error_code: str
     error_message: str
     history: tuple[AttemptRecord, ...]
+
+
+@dataclass(frozen=True)
+class Held:
+    """A claimed action the policy gate sent back to awaiting approval: a rule matched the
+    account the worker read that no approval of it covers."""
+
+    action_id: int
+    attempt: int
+    reason: str
+    rules: tuple[str, ...]
+    deadline: datetime
+    event: AuditEvent
 
 
 class ActionQueue(RecordingStore):
@@ -220,6 +235,7 @@ class ActionQueue(RecordingStore):
                         for i in with_history
                     ],
                 )
+            await expire_after_timers(conn, [i.ends_timer_of for i in items if i.ends_timer_of], now)
             # Last, so the audit chain's lock is held only for the append and the commit.
             await self._record(conn, events)
         self._after_commit(events)
@@ -255,3 +271,29 @@ class ActionQueue(RecordingStore):
                     for i in items
                 ],
             )
+
+    async def hold_for_approval(self, worker: str, items: Sequence[Held]) -> None:
+        """Put actions back in awaiting_approval, with the rules an approval must now cover."""
+        if not items:
+            return
+        stmt = (
+            update(actions)
+            .where(self._fence(worker))
+            .values(
+                status=ActionStatus.AWAITING_APPROVAL.value,
+                available_at=bindparam("b_deadline"),
+                approval_reason=bindparam("b_reason"),
+                approval_rules=bindparam("b_rules", type_=actions.c.approval_rules.type),
+                approved_by=None,
+                lease_owner=None,
+            )
+        )
+        params = [
+            {"b_id": i.action_id, "b_attempt": i.attempt, "b_deadline": i.deadline, "b_reason": i.reason,
+             "b_rules": list(i.rules)}
+            for i in items
+        ]  # fmt: skip
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, params)
+            await self._record(conn, [i.event for i in items])
+        self._after_commit([i.event for i in items])

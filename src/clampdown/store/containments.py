@@ -1,0 +1,356 @@
+"""Containment records: created with their steps in one transaction, superseding the person's
+open containment; released with their release steps in one transaction, cancelling the timers
+that are no longer the latest word."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clampdown.audit.chain import AuditEvent
+from clampdown.audit.events import EventName, action_event, containment_event
+from clampdown.db.tables import actions, containment_accounts, containments
+from clampdown.errors import NotFound
+from clampdown.model import Account, Action, ActionStatus, Containment, ContainmentState, StepRole
+from clampdown.store.actions import ActionStore, NewAction, row_to_action
+from clampdown.store.recording import RecordingStore
+
+_OPEN = tuple(s.value for s in ContainmentState if s.is_open)
+_LIVE = (ActionStatus.QUEUED.value, ActionStatus.AWAITING_APPROVAL.value)
+
+
+@dataclass(frozen=True)
+class NewContainment:
+    person: str
+    playbook: str
+    requested_by: str
+    reason: str
+    accounts: tuple[Account, ...]
+    state: ContainmentState
+    until: datetime | None = None
+    batch_id: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _containment(row: RowMapping, members: Sequence[Action] = ()) -> Containment:
+    return Containment(
+        id=int(row["id"]),
+        person=row["person"],
+        playbook=row["playbook"],
+        requested_by=row["requested_by"],
+        reason=row["reason"],
+        state=ContainmentState(row["state"]),
+        created_at=row["created_at"],
+        accounts=tuple(Account.from_json(a) for a in row["accounts"] or ()),
+        until=row["until"],
+        batch_id=row["batch_id"],
+        supersedes_id=row["supersedes_id"],
+        superseded_by_id=row["superseded_by_id"],
+        ended_at=row["ended_at"],
+        ended_by=row["ended_by"],
+        end_reason=row["end_reason"],
+        notes=tuple(row["notes"] or ()),
+        actions=tuple(members),
+    )
+
+
+class ContainmentStore(RecordingStore):
+    """Reads and lifecycle writes of containments; each method runs in its own transaction."""
+
+    def __init__(self, actions_store: ActionStore) -> None:
+        super().__init__(actions_store.engine, actions_store.recorder)
+        self._actions = actions_store
+
+    async def _members(self, conn: AsyncConnection, ids: Sequence[int]) -> dict[int, list[Action]]:
+        found: dict[int, list[Action]] = {i: [] for i in ids}
+        if not ids:
+            return found
+        rows = await conn.execute(
+            select(actions).where(actions.c.containment_id.in_(list(ids))).order_by(actions.c.id)
+        )
+        for row in rows.mappings():
+            found[int(row["containment_id"])].append(row_to_action(row))
+        return found
+
+    async def _read(self, conn: AsyncConnection, query: Any) -> list[Containment]:
+        rows = (await conn.execute(query)).mappings().all()
+        members = await self._members(conn, [int(r["id"]) for r in rows])
+        return [_containment(r, members[int(r["id"])]) for r in rows]
+
+    async def get(self, containment_id: int) -> Containment:
+        """One containment with its actions; NotFound if there is none with that id."""
+        async with self.engine.connect() as conn:
+            found = await self._read(conn, select(containments).where(containments.c.id == containment_id))
+        if not found:
+            raise NotFound(f"no containment with id {containment_id}")
+        return found[0]
+
+    async def find(
+        self,
+        *,
+        states: Sequence[ContainmentState] = (),
+        account_ids: Sequence[str] = (),
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[Containment]:
+        """Newest first; `account_ids`: only containments covering any of these accounts."""
+        query = select(containments).order_by(containments.c.id.desc()).limit(limit)
+        if states:
+            query = query.where(containments.c.state.in_([s.value for s in states]))
+        if account_ids:
+            covering = select(containment_accounts.c.containment_id).where(
+                containment_accounts.c.account_id.in_(list(account_ids))
+            )
+            query = query.where(containments.c.id.in_(covering))
+        if before_id is not None:
+            query = query.where(containments.c.id < before_id)
+        async with self.engine.connect() as conn:
+            return await self._read(conn, query)
+
+    async def chain(self, containment: Containment) -> list[Containment]:
+        """This containment and the ones it superseded, newest first: the steps a release undoes."""
+        found = [containment]
+        async with self.engine.connect() as conn:
+            while found[-1].supersedes_id is not None:
+                older = await self._read(
+                    conn, select(containments).where(containments.c.id == found[-1].supersedes_id)
+                )
+                if not older:
+                    break
+                found.append(older[0])
+        return found
+
+    async def states_of(
+        self, containment_ids: Sequence[int]
+    ) -> dict[int, tuple[ContainmentState, int | None]]:
+        """(state, superseded by) of each containment, for the worker's check before a timed release."""
+        if not containment_ids:
+            return {}
+        query = select(containments.c.id, containments.c.state, containments.c.superseded_by_id).where(
+            containments.c.id.in_(list(containment_ids))
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {int(i): (ContainmentState(s), by) for i, s, by in rows}
+
+    async def _cancel_live(
+        self,
+        conn: AsyncConnection,
+        containment_ids: Sequence[int],
+        roles: Sequence[StepRole],
+        now: datetime,
+        code: str,
+        message: str,
+        actor: str,
+    ) -> list[AuditEvent]:
+        rows = await conn.execute(
+            update(actions)
+            .where(
+                actions.c.containment_id.in_(list(containment_ids)),
+                actions.c.containment_role.in_([r.value for r in roles]),
+                actions.c.status.in_(_LIVE),
+            )
+            .values(
+                status=ActionStatus.CANCELLED.value, finished_at=now, error_code=code, error_message=message
+            )
+            .returning(*actions.c)
+        )
+        return [
+            action_event(EventName.ACTION_CANCELLED, row_to_action(r), actor, now) for r in rows.mappings()
+        ]
+
+    async def create(
+        self,
+        new: NewContainment,
+        items: Sequence[NewAction],
+        now: datetime,
+        approval_deadline: datetime | None,
+    ) -> Containment:
+        """Write the containment and its actions in one transaction. The person's open
+        containment, if any, is superseded: its timers and its requests still awaiting approval
+        are cancelled, and its steps are carried by the new one (a release undoes them too)."""
+        account_ids = sorted({a.id for a in new.accounts})
+        async with self.engine.begin() as conn:
+            covering = select(containment_accounts.c.containment_id).where(
+                containment_accounts.c.account_id.in_(account_ids)
+            )
+            open_rows = (
+                await conn.execute(
+                    select(containments.c.id)
+                    .where(containments.c.id.in_(covering), containments.c.state.in_(_OPEN))
+                    .order_by(containments.c.id.desc())
+                )
+            ).all()
+            older = [int(r[0]) for r in open_rows]
+            result = await conn.execute(
+                insert(containments)
+                .values(
+                    person=new.person,
+                    playbook=new.playbook,
+                    requested_by=new.requested_by,
+                    reason=new.reason,
+                    state=new.state.value,
+                    created_at=now,
+                    accounts=[a.to_json() for a in new.accounts],
+                    until=new.until,
+                    batch_id=new.batch_id,
+                    supersedes_id=older[0] if older else None,
+                    notes=list(new.notes),
+                )
+                .returning(containments.c.id)
+            )
+            containment_id = int(result.scalar_one())
+            if account_ids:
+                await conn.execute(
+                    insert(containment_accounts),
+                    [{"containment_id": containment_id, "account_id": a} for a in account_ids],
+                )
+            events: list[AuditEvent] = []
+            if older:
+                await conn.execute(
+                    update(containments)
+                    .where(containments.c.id.in_(older))
+                    .values(
+                        state=ContainmentState.SUPERSEDED.value,
+                        superseded_by_id=containment_id,
+                        ended_at=now,
+                        ended_by=new.requested_by,
+                        end_reason=f"superseded by containment {containment_id}: {new.reason}",
+                    )
+                )
+                events += await self._cancel_live(
+                    conn,
+                    older,
+                    (StepRole.TIMER, StepRole.STEP),
+                    now,
+                    "superseded",
+                    f"superseded by containment {containment_id} ({new.reason}): "
+                    "the newer containment is the latest word",
+                    new.requested_by,
+                )
+                await self._record(conn, events)
+            linked = [replace(i, containment_id=containment_id) for i in items]
+            _, requested = await self._actions.enqueue_in(conn, linked, now, approval_deadline)
+            record = await self._read(conn, select(containments).where(containments.c.id == containment_id))
+            created = containment_event(EventName.CONTAINMENT_CREATED, record[0], new.requested_by, now)
+            await self._record(conn, [created])
+        self._after_commit([*events, *requested, created])
+        return record[0]
+
+    async def release(
+        self,
+        chain: Sequence[Containment],
+        items: Sequence[NewAction],
+        released_by: str,
+        reason: str,
+        now: datetime,
+        approval_deadline: datetime | None,
+    ) -> Containment:
+        """End the chain's containments as released, cancel their timers, queue the release steps
+        (pointing to the newest containment), all in one transaction."""
+        ids = [c.id for c in chain]
+        newest = chain[0]
+        async with self.engine.begin() as conn:
+            changed = await conn.execute(
+                update(containments)
+                .where(containments.c.id == newest.id, containments.c.state.in_(_OPEN))
+                .values(
+                    state=ContainmentState.RELEASED.value,
+                    ended_at=now,
+                    ended_by=released_by,
+                    end_reason=reason,
+                )
+            )
+            if changed.rowcount == 0:
+                raise NotFound(
+                    f"containment {newest.id} is no longer open: it was released or superseded meanwhile"
+                )
+            events = await self._cancel_live(
+                conn,
+                ids,
+                (StepRole.TIMER,),
+                now,
+                "released",
+                f"released early by {released_by}: {reason}",
+                released_by,
+            )
+            await self._record(conn, events)
+            linked = [replace(i, containment_id=newest.id) for i in items]
+            _, requested = await self._actions.enqueue_in(conn, linked, now, approval_deadline)
+            record = await self._read(conn, select(containments).where(containments.c.id == newest.id))
+            released = containment_event(EventName.CONTAINMENT_RELEASED, record[0], released_by, now)
+            await self._record(conn, [released])
+        self._after_commit([*events, *requested, released])
+        return record[0]
+
+
+async def settle_after_approval(conn: AsyncConnection, containment_ids: Sequence[int]) -> None:
+    """A containment awaiting approval becomes active once none of its steps awaits approval and
+    one of them was approved; cancelled once every step was cancelled (rejected or expired)."""
+    ids = sorted({i for i in containment_ids if i is not None})
+    if not ids:
+        return
+    step = actions.alias("step")
+    role_step = step.c.containment_role == StepRole.STEP.value
+    waiting = (
+        select(step.c.id)
+        .where(
+            step.c.containment_id == containments.c.id,
+            role_step,
+            step.c.status == ActionStatus.AWAITING_APPROVAL.value,
+        )
+        .exists()
+    )
+    going = (
+        select(step.c.id)
+        .where(
+            step.c.containment_id == containments.c.id,
+            role_step,
+            step.c.status != ActionStatus.CANCELLED.value,
+        )
+        .exists()
+    )
+    pending = containments.c.state == ContainmentState.AWAITING_APPROVAL.value
+    await conn.execute(
+        update(containments)
+        .where(containments.c.id.in_(ids), pending, ~waiting, going)
+        .values(state=ContainmentState.ACTIVE.value)
+    )
+    await conn.execute(
+        update(containments)
+        .where(containments.c.id.in_(ids), pending, ~waiting, ~going)
+        .values(state=ContainmentState.CANCELLED.value, end_reason="no step was approved")
+    )
+
+
+async def expire_after_timers(conn: AsyncConnection, containment_ids: Sequence[int], now: datetime) -> None:
+    """An open containment whose timed releases have all ended has expired."""
+    ids = sorted(set(containment_ids))
+    if not ids:
+        return
+    timer = actions.alias("timer")
+    live = (
+        select(timer.c.id)
+        .where(
+            timer.c.containment_id == containments.c.id,
+            timer.c.containment_role == StepRole.TIMER.value,
+            timer.c.status.in_([*_LIVE, ActionStatus.RUNNING.value]),
+        )
+        .exists()
+    )
+    await conn.execute(
+        update(containments)
+        .where(containments.c.id.in_(ids), containments.c.state.in_(_OPEN), ~live)
+        .values(
+            state=ContainmentState.EXPIRED.value,
+            ended_at=now,
+            ended_by="timer",
+            end_reason="its until passed: the timed release ran",
+        )
+    )
