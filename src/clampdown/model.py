@@ -60,6 +60,14 @@ class AccountState:
     def to_json(self) -> dict[str, Any]:
         return {"enabled": self.enabled, "status": self.status, "values": dict(self.values)}
 
+    def value_at(self, key: str) -> object:
+        """The value a catalog effect names: "enabled", "status" or "values.<name>"."""
+        if key == "enabled":
+            return self.enabled
+        if key == "status":
+            return self.status
+        return self.values.get(key.removeprefix("values."))
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AccountState:
         return cls(

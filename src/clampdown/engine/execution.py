@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from clampdown.catalog import ActionDefinition
@@ -110,6 +110,20 @@ async def _perform(
     return list(done)
 
 
+def _credit_earlier_attempt(definition: ActionDefinition, action: Action, result: ItemOutcome) -> ItemOutcome:
+    """An attempt cut off after the provider changed the account finds it "already" done on the
+    retry; the state read before the first attempt shows this action made the change, so it
+    counts as changed (or a release would leave it undone)."""
+    before = action.state_before
+    if not isinstance(result, ActionOutcome) or result.changed or before is None or definition.effect is None:
+        return result
+    key, wanted = definition.effect
+    if before.value_at(key) == wanted:
+        return result
+    message = f"done by an earlier attempt of this action that ended before recording it ({result.message})"
+    return replace(result, changed=True, message=message)
+
+
 async def execute_group(
     connector: Connector,
     definition: ActionDefinition,
@@ -152,5 +166,5 @@ async def execute_group(
         pairs = [(account, _context(items[i], state)) for i, account, state in ready]
         results = await _perform(connector, definition, pairs, limit)
         for (i, _, _), result in zip(ready, results, strict=True):
-            outcomes[i] = result
+            outcomes[i] = _credit_earlier_attempt(definition, items[i].action, result)
     return [o if o is not None else RuntimeError("no outcome recorded") for o in outcomes]

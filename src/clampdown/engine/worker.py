@@ -99,9 +99,12 @@ class Worker:
     def _lease_until(self) -> datetime:
         return self._clock.now() + timedelta(seconds=self._settings.lease_seconds)
 
-    async def run(self, stop: asyncio.Event | None = None, *, until_drained: bool = False) -> None:
-        """Work until `stop` is set (then finish what is in flight), or with `until_drained`,
-        until no action is queued or running anywhere."""
+    async def run(
+        self, stop: asyncio.Event | None = None, *, until_drained: bool = False, until_idle: bool = False
+    ) -> None:
+        """Work until `stop` is set (then finish what is in flight); with `until_drained`, until no
+        action is queued or running anywhere; with `until_idle`, until nothing is due now (a timed
+        release waiting for its time does not keep it running)."""
         stop = stop or asyncio.Event()
         self._writer.start()
         heartbeat = asyncio.create_task(self._heartbeat(stop), name=f"heartbeat-{self.id}")
@@ -111,6 +114,8 @@ class Worker:
                 claimed = await self._claim_once()
                 if claimed:
                     continue
+                if until_idle and not self._inflight:
+                    break
                 if until_drained and not self._inflight and await self._drained():
                     break
                 await self._pause(stop)

@@ -26,14 +26,6 @@ class PlanItem:
     outcome: str  # would change / already / refused / needs approval / no account
 
 
-def _read(state: AccountState, key: str) -> object:
-    if key == "enabled":
-        return state.enabled
-    if key == "status":
-        return state.status
-    return state.values.get(key.removeprefix("values."))
-
-
 def predict(definition: ActionDefinition, state: AccountState | None) -> tuple[str | None, str]:
     """(current value in words, what the action would do)."""
     if definition.effect is None:
@@ -41,7 +33,7 @@ def predict(definition: ActionDefinition, state: AccountState | None) -> tuple[s
     key, value = definition.effect
     if state is None:
         return None, f"would set {key} to {value} (state unreadable now)"
-    current = _read(state, key)
+    current = state.value_at(key)
     if current == value:
         return f"{key}={current}", "already in the requested state: nothing would change"
     return f"{key}={current}", f"would change {key} from {current} to {value}"

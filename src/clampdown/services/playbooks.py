@@ -39,15 +39,14 @@ class PlaybookRun:
 
 
 def _undone(containments: list[Containment]) -> set[int]:
-    """Steps already undone, or being undone, by hand or by a timer that started."""
-    live = (ActionStatus.AWAITING_APPROVAL, ActionStatus.QUEUED, ActionStatus.RUNNING, ActionStatus.COMPLETED)
+    """Steps already undone, or being undone, by hand or by a timer that started. An undo or timer
+    still waiting (queued or for approval) does not count: the release cancels it and covers its step."""
+    going = (ActionStatus.RUNNING, ActionStatus.COMPLETED)
     return {
         a.undoes_action_id
         for c in containments
         for a in c.actions
-        if a.undoes_action_id is not None
-        and a.status in live
-        and not (a.containment_role == StepRole.TIMER and a.status is ActionStatus.QUEUED)
+        if a.undoes_action_id is not None and a.status in going
     }
 
 

@@ -274,7 +274,7 @@ class ContainmentStore(RecordingStore):
             events = await self._cancel_live(
                 conn,
                 ids,
-                (StepRole.TIMER,),
+                (StepRole.TIMER, StepRole.UNDO),
                 now,
                 "released",
                 f"released early by {released_by}: {reason}",
