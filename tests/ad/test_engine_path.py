@@ -13,12 +13,12 @@ from clampdown.catalog import SECURITY_ADMINISTRATOR
 from clampdown.config import EngineSettings
 from clampdown.connectors.ad import ADConnector
 from clampdown.engine.worker import Worker
-from clampdown.lab.samba.seed import OTHER_OU
 from clampdown.model import ActionStatus
 from clampdown.services.actions import ActionService
 from clampdown.store.actions import ActionStore
 from clampdown.store.database import create_engine
 from clampdown.store.migrate import upgrade
+from clampdown_lab.samba.seed import OTHER_OU
 from tests.ad.ad_checks import ScratchUser, read_int
 
 pytestmark = pytest.mark.samba

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from clampdown.lab.okta_emulator.state import OktaApiError, UserRecord, okta_timestamp
+from clampdown_lab.okta_emulator.state import OktaApiError, UserRecord, okta_timestamp
 
 Predicate = Callable[[Any], bool]
 # Reads a property of the object an expression is evaluated on; a list matches if any item does.

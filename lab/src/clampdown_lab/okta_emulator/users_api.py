@@ -11,9 +11,9 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from clampdown.lab.okta_emulator.auth import Authenticator, Principal, require_scope
-from clampdown.lab.okta_emulator.expressions import compile_expression, event_value
-from clampdown.lab.okta_emulator.state import (
+from clampdown_lab.okta_emulator.auth import Authenticator, Principal, require_scope
+from clampdown_lab.okta_emulator.expressions import compile_expression, event_value
+from clampdown_lab.okta_emulator.state import (
     STATUSES,
     OktaApiError,
     OrgState,

@@ -12,8 +12,8 @@ from typing import Any, cast
 
 import tomli_w
 
-from clampdown.lab.component import LabComponent, LabService
-from clampdown.lab.people import DEMO_PEOPLE
+from clampdown_lab.component import LabComponent, LabService
+from clampdown_lab.people import DEMO_PEOPLE
 
 ENTRY_POINT_GROUP = "clampdown.lab"
 # Start order matters: Entra ID links its users to the AD accounts started first.

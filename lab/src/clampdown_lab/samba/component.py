@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from clampdown.errors import ConfigError
-from clampdown.lab.component import LabService
-from clampdown.lab.people import LAB_NETBIOS, LAB_REALM, DemoPerson
-from clampdown.lab.samba.seed import (
+from clampdown_lab.component import LabService
+from clampdown_lab.people import LAB_NETBIOS, LAB_REALM, DemoPerson
+from clampdown_lab.samba.seed import (
     BASE_DN,
     MANAGED_OU,
     OTHER_OU,

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from clampdown.lab.okta_emulator.auth import OAuthError
-from clampdown.lab.okta_emulator.state import OrgState, UserRecord, stable_id
+from clampdown_lab.okta_emulator.auth import OAuthError
+from clampdown_lab.okta_emulator.state import OrgState, UserRecord, stable_id
 
 AUTHORIZE_PARAMS = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
                     "code_challenge", "code_challenge_method")  # fmt: skip

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from clampdown.lab.graph_emulator import odata
-from clampdown.lab.graph_emulator.tenant import Tenant, UserRecord, iso
-from clampdown.lab.graph_emulator.throttling import Counters, Faults, Throttle
-from clampdown.lab.graph_emulator.tokens import Caller
+from clampdown_lab.graph_emulator import odata
+from clampdown_lab.graph_emulator.tenant import Tenant, UserRecord, iso
+from clampdown_lab.graph_emulator.throttling import Counters, Faults, Throttle
+from clampdown_lab.graph_emulator.tokens import Caller
 
 USER_FIELDS = frozenset(UserRecord.__dataclass_fields__)
 DEFAULT_USER_SELECT = (

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from clampdown.lab.people import DemoPerson
+from clampdown_lab.people import DemoPerson
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Running the emulator: in a thread (tests, benchmarks) or as a detached process (the lab),
-over HTTPS on loopback. `python -m clampdown.lab.graph_emulator --state DIR --port N` is the
+over HTTPS on loopback. `python -m clampdown_lab.graph_emulator --state DIR --port N` is the
 command the lab component starts."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from clampdown.lab.graph_emulator.app import Emulator, create_app
-from clampdown.lab.graph_emulator.tenant import Tenant, write_snapshot
-from clampdown.lab.graph_emulator.throttling import ThrottleConfig
-from clampdown.lab.graph_emulator.tls import write_tls_files
+from clampdown_lab.graph_emulator.app import Emulator, create_app
+from clampdown_lab.graph_emulator.tenant import Tenant, write_snapshot
+from clampdown_lab.graph_emulator.throttling import ThrottleConfig
+from clampdown_lab.graph_emulator.tls import write_tls_files
 
 STATE_FILE = "tenant.json"
 SAVE_INTERVAL_SECONDS = 1.0

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import jwt
 
-from clampdown.lab.okta_emulator.state import Actor, OktaApiError
+from clampdown_lab.okta_emulator.state import Actor, OktaApiError
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _ASSERTION_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from clampdown.lab.people import LAB_DOMAIN, DemoPerson
+from clampdown_lab.people import LAB_DOMAIN, DemoPerson
 
 _ID_NAMESPACE = uuid.UUID("5b0c9b8e-4c39-4d55-9b53-3f2f0f6a1c11")
 LAB_TENANT_ID = str(uuid.uuid5(_ID_NAMESPACE, "tenant:" + LAB_DOMAIN))

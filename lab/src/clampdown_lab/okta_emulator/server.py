@@ -12,11 +12,11 @@ from typing import Any
 
 import uvicorn
 
-from clampdown.lab.okta_emulator.app import Emulator
-from clampdown.lab.okta_emulator.auth import Authenticator, ServiceApp
-from clampdown.lab.okta_emulator.oidc import OidcProvider, OidcWebApp, load_signing_key
-from clampdown.lab.okta_emulator.ratelimit import DEFAULT_CONCURRENCY, RateLimiter
-from clampdown.lab.okta_emulator.state import Actor, OrgState, stable_id
+from clampdown_lab.okta_emulator.app import Emulator
+from clampdown_lab.okta_emulator.auth import Authenticator, ServiceApp
+from clampdown_lab.okta_emulator.oidc import OidcProvider, OidcWebApp, load_signing_key
+from clampdown_lab.okta_emulator.ratelimit import DEFAULT_CONCURRENCY, RateLimiter
+from clampdown_lab.okta_emulator.state import Actor, OrgState, stable_id
 
 
 @dataclass
@@ -114,7 +114,7 @@ class EmulatorServer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run an emulator in the foreground: `python -m clampdown.lab.okta_emulator --settings F`."""
+    """Run an emulator in the foreground: `python -m clampdown_lab.okta_emulator --settings F`."""
     parser = argparse.ArgumentParser(description="Clampdown's local Okta org emulator")
     parser.add_argument("--settings", type=Path, required=True, help="JSON file of EmulatorSettings")
     parser.add_argument("--host", default="127.0.0.1")

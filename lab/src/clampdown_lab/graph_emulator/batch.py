@@ -8,14 +8,14 @@ import random
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from clampdown.lab.graph_emulator.graph_api import (
+from clampdown_lab.graph_emulator.graph_api import (
     GraphApi,
     GraphFault,
     GraphRequest,
     GraphResponse,
     error_response,
 )
-from clampdown.lab.graph_emulator.tokens import Caller
+from clampdown_lab.graph_emulator.tokens import Caller
 
 MAX_BATCH_REQUESTS = 20
 

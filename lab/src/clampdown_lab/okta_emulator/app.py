@@ -17,13 +17,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clampdown.lab.okta_emulator.auth import Authenticator, OAuthError
-from clampdown.lab.okta_emulator.control import control_routes
-from clampdown.lab.okta_emulator.faults import Fault, FaultPlan
-from clampdown.lab.okta_emulator.oidc import OidcEndpoints, OidcProvider
-from clampdown.lab.okta_emulator.ratelimit import RateLimiter, bucket_for
-from clampdown.lab.okta_emulator.state import OktaApiError, OrgState, new_error_id
-from clampdown.lab.okta_emulator.users_api import UsersApi
+from clampdown_lab.okta_emulator.auth import Authenticator, OAuthError
+from clampdown_lab.okta_emulator.control import control_routes
+from clampdown_lab.okta_emulator.faults import Fault, FaultPlan
+from clampdown_lab.okta_emulator.oidc import OidcEndpoints, OidcProvider
+from clampdown_lab.okta_emulator.ratelimit import RateLimiter, bucket_for
+from clampdown_lab.okta_emulator.state import OktaApiError, OrgState, new_error_id
+from clampdown_lab.okta_emulator.users_api import UsersApi
 
 logger = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from clampdown.lab.component import LabService
-from clampdown.lab.detached import DetachedProcess
-from clampdown.lab.okta_emulator.server import EmulatorSettings
-from clampdown.lab.people import LAB_DOMAIN, DemoPerson
+from clampdown_lab.component import LabService
+from clampdown_lab.detached import DetachedProcess
+from clampdown_lab.okta_emulator.server import EmulatorSettings
+from clampdown_lab.people import LAB_DOMAIN, DemoPerson
 
 SERVICE_APP_CLIENT_ID = "0oaclampdownlab00001"
 OIDC_CLIENT_ID = "0oaclampdownsso00001"
@@ -40,7 +40,7 @@ _CLAMPDOWN_GROUPS = {
     "frank.li": "Clampdown Operators",
     "grace.haddad": "Clampdown Readers",
 }
-_MODULE = "clampdown.lab.okta_emulator"
+_MODULE = "clampdown_lab.okta_emulator"
 
 
 def _person_profile(person: DemoPerson) -> dict[str, Any]:

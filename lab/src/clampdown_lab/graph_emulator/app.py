@@ -15,12 +15,12 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, Field
 
-from clampdown.lab.graph_emulator.batch import run_batch
-from clampdown.lab.graph_emulator.graph_api import GraphApi, GraphFault, GraphRequest, dumps, error_response
-from clampdown.lab.graph_emulator.tenant import AppRecord, Tenant, UserRecord, object_id
-from clampdown.lab.graph_emulator.throttling import Counters, FaultRule, Faults, Throttle, ThrottleConfig
-from clampdown.lab.graph_emulator.tokens import GraphAuthError, TokenError, TokenService
-from clampdown.lab.people import DemoPerson
+from clampdown_lab.graph_emulator.batch import run_batch
+from clampdown_lab.graph_emulator.graph_api import GraphApi, GraphFault, GraphRequest, dumps, error_response
+from clampdown_lab.graph_emulator.tenant import AppRecord, Tenant, UserRecord, object_id
+from clampdown_lab.graph_emulator.throttling import Counters, FaultRule, Faults, Throttle, ThrottleConfig
+from clampdown_lab.graph_emulator.tokens import GraphAuthError, TokenError, TokenService
+from clampdown_lab.people import DemoPerson
 
 ADMIN_KEY_HEADER = "x-emulator-admin-key"
 

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from clampdown.lab.graph_emulator.tenant import AppRecord, Tenant, iso
+from clampdown_lab.graph_emulator.tenant import AppRecord, Tenant, iso
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"

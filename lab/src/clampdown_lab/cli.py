@@ -1,15 +1,20 @@
-"""`clampdown lab up|status|down`: the local lab for trying Clampdown without a tenant."""
+"""`clampdown lab up|status|down` and `clampdown ingest lab-day`: the local lab for trying Clampdown
+without a tenant. `register` is the lab's `clampdown.cli` entry point; the core CLI calls it.
+"""
 
 from __future__ import annotations
 
+import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from clampdown.cli import render
-from clampdown.cli.context import load
+from clampdown.cli.context import JsonOption, load
 from clampdown.cli.errors import fail, run
+from clampdown.cli.hunting import ingest_app, ingest_files
 from clampdown.cli.operations import upgrade_schema
 from clampdown.errors import ClampdownError
 
@@ -22,8 +27,8 @@ LabDir = Annotated[Path, typer.Option("--dir", help="Where the lab keeps its sta
 @lab_app.command("up")
 def lab_up_command(lab_dir: LabDir = Path(".lab")) -> None:
     """Start everything on loopback, seed the demo people, write DIR/clampdown.toml and DIR/lab.json."""
-    from clampdown.lab.admin import ensure_lab_admin
-    from clampdown.lab.orchestrator import lab_up
+    from clampdown_lab.admin import ensure_lab_admin
+    from clampdown_lab.orchestrator import lab_up
 
     try:
         services = lab_up(lab_dir)
@@ -42,7 +47,7 @@ def lab_up_command(lab_dir: LabDir = Path(".lab")) -> None:
 @lab_app.command("status")
 def lab_status_command(lab_dir: LabDir = Path(".lab")) -> None:
     """Whether each lab part runs, and where."""
-    from clampdown.lab.orchestrator import lab_status
+    from clampdown_lab.orchestrator import lab_status
 
     for name, line in lab_status(lab_dir).items():
         render.console.print(f"{name}: {line}")
@@ -51,7 +56,27 @@ def lab_status_command(lab_dir: LabDir = Path(".lab")) -> None:
 @lab_app.command("down")
 def lab_down_command(lab_dir: LabDir = Path(".lab")) -> None:
     """Stop every lab part started under DIR."""
-    from clampdown.lab.orchestrator import lab_down
+    from clampdown_lab.orchestrator import lab_down
 
     lab_down(lab_dir)
     render.console.print("lab stopped")
+
+
+def ingest_lab_day(
+    day: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="The day (UTC), default today.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest a lab day of DC Security events for the demo people (a brute force, a spray, ...)."""
+    from clampdown_lab.lab_day import write_lab_day
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_lab_day(Path(folder) / "lab-day.ndjson", day.replace(tzinfo=UTC) if day else None)
+        ingest_files([path], "jsonl", as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `lab` group and `ingest lab-day` to the `clampdown` command."""
+    app.add_typer(lab_app, name="lab")
+    ingest_app.command("lab-day")(ingest_lab_day)

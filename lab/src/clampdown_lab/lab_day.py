@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from clampdown.lab.people import DEMO_PEOPLE, LAB_DOMAIN, LAB_NETBIOS
+from clampdown_lab.people import DEMO_PEOPLE, LAB_DOMAIN, LAB_NETBIOS
 
 DC = f"DC1.{LAB_DOMAIN}"
 BRUTE_FORCE_IP = "10.20.0.66"

@@ -16,16 +16,16 @@ from typing import Any
 
 import httpx
 
-from clampdown.lab.component import LabService
-from clampdown.lab.detached import DetachedProcess
-from clampdown.lab.graph_emulator.app import ADMIN_KEY_HEADER
-from clampdown.lab.graph_emulator.server import STATE_FILE
-from clampdown.lab.graph_emulator.tenant import ALL_ROLES, AppRecord, Tenant, object_id
-from clampdown.lab.graph_emulator.tls import write_client_certificate, write_tls_files
-from clampdown.lab.people import LAB_DOMAIN, DemoPerson
+from clampdown_lab.component import LabService
+from clampdown_lab.detached import DetachedProcess
+from clampdown_lab.graph_emulator.app import ADMIN_KEY_HEADER
+from clampdown_lab.graph_emulator.server import STATE_FILE
+from clampdown_lab.graph_emulator.tenant import ALL_ROLES, AppRecord, Tenant, object_id
+from clampdown_lab.graph_emulator.tls import write_client_certificate, write_tls_files
+from clampdown_lab.people import LAB_DOMAIN, DemoPerson
 
 APP_CLIENT_ID = object_id("app", "clampdown-lab")
-_MODULE = "clampdown.lab.graph_emulator"
+_MODULE = "clampdown_lab.graph_emulator"
 # Sign-ins written once into a new lab tenant, so hunting has history to look at.
 _DEMO_SIGN_INS = (("203.0.113.10", "Paris", "FR"), ("198.51.100.23", "Lyon", "FR"))
 OnPremises = dict[str, dict[str, str]]
@@ -107,7 +107,7 @@ class GraphLabComponent:
         emulator = self._emulator(home)
         if ad is None or emulator.running_pid() is None:
             return
-        from clampdown.lab.people import DEMO_PEOPLE
+        from clampdown_lab.people import DEMO_PEOPLE
 
         people = tuple(p for p in DEMO_PEOPLE if p.username in ad.people)
         url = self._url(emulator.saved_port() or 0)

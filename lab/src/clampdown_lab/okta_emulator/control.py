@@ -12,12 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from clampdown.lab.okta_emulator.faults import Fault
-from clampdown.lab.okta_emulator.oidc import OidcWebApp
-from clampdown.lab.okta_emulator.users_api import validate_status
+from clampdown_lab.okta_emulator.faults import Fault
+from clampdown_lab.okta_emulator.oidc import OidcWebApp
+from clampdown_lab.okta_emulator.users_api import validate_status
 
 if TYPE_CHECKING:
-    from clampdown.lab.okta_emulator.app import Emulator
+    from clampdown_lab.okta_emulator.app import Emulator
 
 
 def control_routes(emulator: Emulator) -> list[Route]:

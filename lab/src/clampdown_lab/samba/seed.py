@@ -11,7 +11,7 @@ from typing import Any
 import ldap3  # type: ignore[import-untyped]
 
 from clampdown.connectors.ad.references import escape_filter_value, guid_from_bytes, sid_from_bytes
-from clampdown.lab.people import LAB_DOMAIN, LAB_NETBIOS, DemoPerson
+from clampdown_lab.people import LAB_DOMAIN, LAB_NETBIOS, DemoPerson
 
 BASE_DN = "DC=" + ",DC=".join(LAB_DOMAIN.split("."))
 MANAGED_OU = f"OU=Managed,{BASE_DN}"
