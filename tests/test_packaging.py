@@ -201,3 +201,20 @@ def test_a_broken_cli_plugin_is_reported_once_and_skipped(
     assert len(lines) == 2
     assert "'gone' (no_such_module:register) not loaded: ModuleNotFoundError" in lines[0]
     assert "'fails' (tests:fails) not loaded: RuntimeError: register went wrong" in lines[1]
+
+
+@pytest.mark.parametrize("first", ["clampdown.cli", "clampdown_lab.cli"])
+def test_the_lab_plugin_registers_whichever_module_is_imported_first(first: str) -> None:
+    probe = (
+        f"import {first}\n"
+        "from clampdown.cli import app\n"
+        "from clampdown.cli.hunting import ingest_app\n"
+        "print(sorted(g.name for g in app.registered_groups if g.name == 'lab'),"
+        " [c.name for c in ingest_app.registered_commands if c.name == 'lab-day'])\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, env=_clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr == ""
+    assert ran.stdout.strip() == "['lab'] ['lab-day']"

@@ -1,5 +1,9 @@
 """`clampdown lab up|status|down` and `clampdown ingest lab-day`: the local lab for trying Clampdown
 without a tenant. `register` is the lab's `clampdown.cli` entry point; the core CLI calls it.
+
+Nothing from `clampdown.cli` is imported at module level: importing that package loads its plugins,
+this module among them, so a top-level import would meet this module half-initialised whenever it
+is imported first. The commands import what they use when they run, `register` when it is called.
 """
 
 from __future__ import annotations
@@ -11,22 +15,23 @@ from typing import Annotated
 
 import typer
 
-from clampdown.cli import render
-from clampdown.cli.context import JsonOption, load
-from clampdown.cli.errors import fail, run
-from clampdown.cli.hunting import ingest_app, ingest_files
-from clampdown.cli.operations import upgrade_schema
 from clampdown.errors import ClampdownError
 
 lab_app = typer.Typer(
     help="The local lab: Samba AD DC, Okta and Graph emulators, demo people.", no_args_is_help=True
 )
 LabDir = Annotated[Path, typer.Option("--dir", help="Where the lab keeps its state and config.")]
+# The same option as clampdown.cli.context.JsonOption, which this module may not import at load time.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @lab_app.command("up")
 def lab_up_command(lab_dir: LabDir = Path(".lab")) -> None:
     """Start everything on loopback, seed the demo people, write DIR/clampdown.toml and DIR/lab.json."""
+    from clampdown.cli import render
+    from clampdown.cli.context import load
+    from clampdown.cli.errors import fail, run
+    from clampdown.cli.operations import upgrade_schema
     from clampdown_lab.admin import ensure_lab_admin
     from clampdown_lab.orchestrator import lab_up
 
@@ -47,6 +52,7 @@ def lab_up_command(lab_dir: LabDir = Path(".lab")) -> None:
 @lab_app.command("status")
 def lab_status_command(lab_dir: LabDir = Path(".lab")) -> None:
     """Whether each lab part runs, and where."""
+    from clampdown.cli import render
     from clampdown_lab.orchestrator import lab_status
 
     for name, line in lab_status(lab_dir).items():
@@ -56,6 +62,7 @@ def lab_status_command(lab_dir: LabDir = Path(".lab")) -> None:
 @lab_app.command("down")
 def lab_down_command(lab_dir: LabDir = Path(".lab")) -> None:
     """Stop every lab part started under DIR."""
+    from clampdown.cli import render
     from clampdown_lab.orchestrator import lab_down
 
     lab_down(lab_dir)
@@ -69,6 +76,7 @@ def ingest_lab_day(
     as_json: JsonOption = False,
 ) -> None:
     """Ingest a lab day of DC Security events for the demo people (a brute force, a spray, ...)."""
+    from clampdown.cli.hunting import ingest_files
     from clampdown_lab.lab_day import write_lab_day
 
     with tempfile.TemporaryDirectory() as folder:
@@ -78,5 +86,7 @@ def ingest_lab_day(
 
 def register(app: typer.Typer) -> None:
     """Add the `lab` group and `ingest lab-day` to the `clampdown` command."""
+    from clampdown.cli.hunting import ingest_app
+
     app.add_typer(lab_app, name="lab")
     ingest_app.command("lab-day")(ingest_lab_day)
