@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -14,8 +15,9 @@ from clampdown.audit.events import EventName, action_event, outcome_event, reque
 from clampdown.audit.recorder import EventRecorder
 from clampdown.config import WebhookSettings
 from clampdown.db.tables import audit_log, webhook_deliveries
-from clampdown.model import Account, Action, ActionStatus
-from tests.audit.conftest import T0, make_event
+from clampdown.model import Action, ActionStatus
+from tests.audit.conftest import make_event
+from tests.sample_actions import REQUESTED_AT, sample_action
 
 HOOKS = [
     WebhookSettings(name="siem", url="https://siem.example.test/in", secret="s1"),  # events = ["*"]
@@ -103,27 +105,23 @@ def test_every_event_name_is_unique_dotted_and_fits_its_column() -> None:
         assert len(value) <= audit_log.c.event.type.length  # type: ignore[attr-defined]
 
 
-ACCOUNT = Account("okta", "00u1", "ivan@example.test")
-
-
-def _action(status: ActionStatus, account: Account | None = ACCOUNT) -> Action:
-    return Action(
-        id=7, type="okta.suspend_user", provider="okta", target="ivan", status=status,
-        requested_by="alice", reason="INC-7", requested_at=T0, account=account, batch_id="b1",
-        approval_reason="protected account: vip" if status is ActionStatus.AWAITING_APPROVAL else None,
-    )  # fmt: skip
+def _action(status: ActionStatus, **changes: Any) -> Action:
+    waiting = status is ActionStatus.AWAITING_APPROVAL
+    return sample_action(
+        status=status, approval_reason="protected account: vip" if waiting else None, **changes
+    )
 
 
 def test_action_event_describes_the_action_at_its_request_time() -> None:
     event = action_event(EventName.ACTION_REQUESTED, _action(ActionStatus.QUEUED), "alice", extra="x")
     assert (event.at, event.actor, event.event, event.subject) == (
-        T0, "alice", "action.requested", "ivan@example.test"
+        REQUESTED_AT, "alice", "action.requested", "ivan@example.test"
     )  # fmt: skip
     assert event.data == {
         "action_id": 7, "type": "okta.suspend_user", "provider": "okta", "target": "ivan",
         "account": "00u1", "reason": "INC-7", "batch_id": "b1", "status": "queued", "extra": "x",
     }  # fmt: skip
-    unresolved = action_event(EventName.ACTION_REQUESTED, _action(ActionStatus.QUEUED, None), "alice")
+    unresolved = action_event(EventName.ACTION_REQUESTED, _action(ActionStatus.QUEUED, account=None), "alice")
     assert unresolved.subject == "ivan" and unresolved.data["account"] is None
 
 
@@ -146,7 +144,7 @@ def test_requested_event_names_a_queued_or_waiting_request(status: ActionStatus,
     ],
 )
 def test_outcome_event_names_how_the_action_ended(status: ActionStatus, name: str) -> None:
-    at = T0 + timedelta(minutes=1)
+    at = REQUESTED_AT + timedelta(minutes=1)
     event = outcome_event(_action(ActionStatus.RUNNING), status, "worker-1", at, "done")
     assert (event.event, event.actor, event.at) == (name, "worker-1", at)
     assert event.data["status"] == status.value and event.data["message"] == "done"

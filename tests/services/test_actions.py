@@ -18,6 +18,7 @@ from clampdown.limits import MAX_REASON, MAX_TARGET, clean_text
 from clampdown.model import Action, ActionFilter, ActionStatus
 from clampdown.services.actions import ActionService, check_filter, clean_reason, clean_target, undo_refusal
 from clampdown.store.actions import ActionStore, NewAction
+from tests.sample_actions import sample_action
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 SUSPEND = get_action("okta.suspend_user")  # a reason is required
@@ -107,10 +108,7 @@ def test_check_filter_refuses_an_unknown_action_type_and_passes_a_good_filter() 
 
 
 def _action(type_id: str, status: ActionStatus, result: dict[str, Any] | None) -> Action:
-    return Action(
-        id=5, type=type_id, provider=type_id.split(".")[0], target="ivan", status=status,
-        requested_by="alice", reason="INC-5", requested_at=T0, result=result,
-    )  # fmt: skip
+    return sample_action(id=5, type=type_id, provider=type_id.split(".")[0], status=status, result=result)
 
 
 @pytest.mark.parametrize(
