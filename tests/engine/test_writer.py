@@ -127,7 +127,6 @@ async def test_stop_flushes_what_is_pending(
     assert [(await store.get(a.id)).status for a in actions] == [ActionStatus.COMPLETED] * 5
 
 
-@pytest.mark.xfail(strict=True, reason="stop() cancels a flush in progress: its batch is dropped")
 async def test_stop_during_a_flush_still_answers_its_callers(engine: AsyncEngine, admin: Principal) -> None:
     store, actions = await _claimed(engine, admin, 2)
     queue = CountingQueue(engine, delay=0.5)
