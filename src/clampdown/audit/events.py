@@ -25,6 +25,10 @@ class EventName(enum.StrEnum):
     ACCESS_DENIED = "access.denied"
     SIGNIN_SUCCEEDED = "signin.succeeded"
     SIGNIN_FAILED = "signin.failed"
+    RULE_CREATED = "rule.created"
+    RULE_ENABLED = "rule.enabled"
+    RULE_DISABLED = "rule.disabled"
+    RULE_RUN = "rule.run"
 
 
 def action_event(
@@ -76,3 +80,9 @@ def signin_event(at: datetime, username: str, succeeded: bool, method: str) -> A
     """A sign-in attempt to the console."""
     name = EventName.SIGNIN_SUCCEEDED if succeeded else EventName.SIGNIN_FAILED
     return AuditEvent(at, username, name, username, {"method": method})
+
+
+def rule_event(name: EventName, at: datetime, actor: str, rule: str, **data: Any) -> AuditEvent:
+    """Someone created, enabled, disabled or ran a detection rule (one of the RULE_ names); `data`
+    says whose rights it acts with and what it requests."""
+    return AuditEvent(at, actor, name, rule, {"rule": rule, **data})
