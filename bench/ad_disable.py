@@ -34,12 +34,12 @@ from clampdown.db.database import create_engine
 from clampdown.db.migrate import upgrade
 from clampdown.db.tables import actions
 from clampdown.engine.worker import Worker
-from clampdown.lab.people import DEMO_PEOPLE
-from clampdown.lab.samba import SambaLab, SambaLabComponent
-from clampdown.lab.samba.seed import MANAGED_OU
 from clampdown.model import ActionContext
 from clampdown.services.actions import ActionService
 from clampdown.store.actions import ActionStore
+from clampdown_lab.people import DEMO_PEOPLE
+from clampdown_lab.samba import SambaLab, SambaLabComponent
+from clampdown_lab.samba.seed import MANAGED_OU
 
 BENCH_OU = f"OU=Bench,{MANAGED_OU}"  # inside the delegated OU: the action account may act here
 NORMAL_NO_PASSWORD = 0x200 | 0x20  # enabled, PASSWD_NOTREQD: created fast, without password hashing

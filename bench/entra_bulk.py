@@ -36,12 +36,12 @@ from typing import Any
 import httpx
 
 from clampdown.connectors.entra import EntraConnector, EntraSettings
-from clampdown.lab.graph_emulator.app import ADMIN_KEY_HEADER
-from clampdown.lab.graph_emulator.server import STATE_FILE
-from clampdown.lab.graph_emulator.tenant import ALL_ROLES, AppRecord, Tenant, UserRecord, object_id
-from clampdown.lab.graph_emulator.throttling import BucketPolicy, ThrottleConfig
-from clampdown.lab.graph_emulator.tls import write_tls_files
 from clampdown.model import Account, AccountState, ActionContext
+from clampdown_lab.graph_emulator.app import ADMIN_KEY_HEADER
+from clampdown_lab.graph_emulator.server import STATE_FILE
+from clampdown_lab.graph_emulator.tenant import ALL_ROLES, AppRecord, Tenant, UserRecord, object_id
+from clampdown_lab.graph_emulator.throttling import BucketPolicy, ThrottleConfig
+from clampdown_lab.graph_emulator.tls import write_tls_files
 
 CLIENT_ID = object_id("app", "bench")
 SECRET = "bench-secret-0123456789abcdefghijklmnopq"
@@ -77,7 +77,7 @@ def start_emulator(home: Path, latency_ms: float) -> tuple[subprocess.Popen[byte
     command = [
         sys.executable,
         "-m",
-        "clampdown.lab.graph_emulator",
+        "clampdown_lab.graph_emulator",
         "--state",
         str(home),
         "--port",

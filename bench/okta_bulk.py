@@ -33,8 +33,8 @@ import httpx
 
 from clampdown.connectors.okta import OktaConnector, OktaSettings
 from clampdown.errors import ProviderError
-from clampdown.lab.okta_emulator.ratelimit import DEFAULT_LIMITS
 from clampdown.model import Account, ActionContext
+from clampdown_lab.okta_emulator.ratelimit import DEFAULT_LIMITS
 
 TOKEN = "00bench-okta-token"
 ENGINE_CONCURRENCY = 32  # EngineSettings.default_provider_concurrency
@@ -58,7 +58,7 @@ def start_emulator(workdir: Path, limit: int, latency: float) -> tuple[subproces
     path.write_text(json.dumps(settings), encoding="utf-8")
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "clampdown.lab.okta_emulator", "--settings", str(path), "--port", str(port)],
+        [sys.executable, "-m", "clampdown_lab.okta_emulator", "--settings", str(path), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

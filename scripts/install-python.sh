@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv and installs Clampdown into it (editable), with the given extras.
+# Creates .venv and installs Clampdown into it (editable) with the given extras, and the lab
+# (./lab, the separate distribution clampdown-lab: `clampdown lab ...`, the emulators, the demo people).
 # Usage: scripts/install-python.sh [EXTRAS]   e.g. test,kerberos
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,7 +8,7 @@ extras="${1:-}"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if [ -n "$extras" ]; then
-  .venv/bin/python -m pip install -q -e ".[$extras]"
+  .venv/bin/python -m pip install -q -e ".[$extras]" -e ./lab
 else
-  .venv/bin/python -m pip install -q -e .
+  .venv/bin/python -m pip install -q -e . -e ./lab
 fi

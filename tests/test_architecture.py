@@ -1,5 +1,6 @@
 """The floors written in the README hold: every import in the package points down or sideways
-within its own package, the faces never reach the store, and nothing imports the lab."""
+within its own package, and the faces never reach the store. (That nothing imports the lab is
+checked in test_packaging.py, with the wheel.)"""
 
 from __future__ import annotations
 
@@ -86,15 +87,6 @@ def test_the_faces_call_services_not_the_store() -> None:
         if _unit(module) in FACES and _unit(name) in BELOW_THE_SERVICES
     ]
     assert not wrong, "faces reaching below the services:\n" + "\n".join(wrong)
-
-
-def test_nothing_in_the_product_imports_the_lab() -> None:
-    wrong = [
-        f"{module}:{line} imports {name}"
-        for module, name, line in imports()
-        if name.split(".")[0] == "clampdown_lab" or name.startswith("clampdown.lab")
-    ]
-    assert not wrong, "the product reaches into the lab:\n" + "\n".join(wrong)
 
 
 def test_the_check_sees_an_import_that_points_up() -> None:

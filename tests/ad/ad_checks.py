@@ -6,8 +6,8 @@ from typing import Any
 
 import ldap3
 
-from clampdown.lab.samba import SambaLab
 from clampdown.model import ActionContext
+from clampdown_lab.samba import SambaLab
 
 USER_PASSWORD = "Test-User-Pw-4821!"
 

@@ -12,10 +12,10 @@ import ldap3
 import pytest
 
 from clampdown.connectors.ad import ADConnector, ADSettings
-from clampdown.lab.people import DEMO_PEOPLE, DemoPerson
-from clampdown.lab.samba import SambaLab, SambaLabComponent
-from clampdown.lab.samba.component import run_script, samba_running
-from clampdown.lab.samba.seed import MANAGED_OU, create_user
+from clampdown_lab.people import DEMO_PEOPLE, DemoPerson
+from clampdown_lab.samba import SambaLab, SambaLabComponent
+from clampdown_lab.samba.component import run_script, samba_running
+from clampdown_lab.samba.seed import MANAGED_OU, create_user
 from tests.ad.ad_checks import USER_PASSWORD, ScratchUser
 
 REPO = Path(__file__).resolve().parents[2]

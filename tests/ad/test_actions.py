@@ -11,8 +11,8 @@ import pytest
 from clampdown.connectors.ad import ADConnector, ADSettings
 from clampdown.connectors.ad.failures import bind_data_code
 from clampdown.errors import PermanentError
-from clampdown.lab.samba import SambaLab
 from clampdown.model import AccountState, ActionContext
+from clampdown_lab.samba import SambaLab
 from tests.ad.ad_checks import ScratchUser, bind_as, context, read_int
 
 pytestmark = pytest.mark.samba

@@ -11,8 +11,8 @@ import pytest
 from clampdown.connectors.ad import ADConnector
 from clampdown.connectors.base import BatchingConnector
 from clampdown.errors import AccountNotFound, ActionAccountError
-from clampdown.lab.samba.seed import OTHER_OU
 from clampdown.model import AccountState, ActionOutcome
+from clampdown_lab.samba.seed import OTHER_OU
 from tests.ad.ad_checks import ScratchUser, context, read_int
 
 pytestmark = pytest.mark.samba

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from clampdown.connectors.ad import ADConnector, ADSettings, DomainController
 from clampdown.connectors.ad.doctor import diagnose_ad
 from clampdown.errors import ActionAccountError, PermanentError, TransientError
-from clampdown.lab.samba import SambaLab, start_samba
-from clampdown.lab.samba.component import run_script
+from clampdown_lab.samba import SambaLab, start_samba
+from clampdown_lab.samba.component import run_script
 from tests.ad.ad_checks import context
 
 pytestmark = pytest.mark.samba

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clampdown.lab.samba import SambaLab
-from clampdown.lab.samba.seed import MANAGED_OU, OTHER_OU
+from clampdown_lab.samba import SambaLab
+from clampdown_lab.samba.seed import MANAGED_OU, OTHER_OU
 from tests.lab_config import clampdown, write_config
 
 

@@ -15,10 +15,10 @@ from clampdown.connectors.ad import ADConnector
 from clampdown.db.database import create_engine
 from clampdown.db.migrate import upgrade
 from clampdown.engine.worker import Worker
-from clampdown.lab.samba.seed import OTHER_OU
 from clampdown.model import ActionStatus
 from clampdown.services.actions import ActionService
 from clampdown.store.actions import ActionStore
+from clampdown_lab.samba.seed import OTHER_OU
 from tests.ad.ad_checks import ScratchUser, read_int
 
 pytestmark = pytest.mark.samba

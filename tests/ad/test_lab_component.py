@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from clampdown.connectors.ad import ADConnector, ADSettings
-from clampdown.lab.people import DEMO_PEOPLE
-from clampdown.lab.samba import SambaLab, SambaLabComponent
+from clampdown_lab.people import DEMO_PEOPLE
+from clampdown_lab.samba import SambaLab, SambaLabComponent
 from tests.ad.conftest import LAB_DIR
 
 pytestmark = pytest.mark.samba

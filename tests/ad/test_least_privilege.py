@@ -12,7 +12,7 @@ from ldap3.protocol.microsoft import security_descriptor_control
 from clampdown.connectors.ad import ADConnector
 from clampdown.connectors.ad.doctor import diagnose_ad
 from clampdown.errors import ActionAccountError
-from clampdown.lab.samba.seed import BASE_DN, MANAGED_OU, OTHER_OU
+from clampdown_lab.samba.seed import BASE_DN, MANAGED_OU, OTHER_OU
 from tests.ad.ad_checks import ScratchUser, context, read_int
 
 pytestmark = pytest.mark.samba

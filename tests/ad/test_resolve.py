@@ -15,7 +15,7 @@ from clampdown.connectors.ad.references import (
     user_query,
 )
 from clampdown.errors import AccountNotFound
-from clampdown.lab.people import DEMO_PEOPLE
+from clampdown_lab.people import DEMO_PEOPLE
 from tests.ad.ad_checks import ScratchUser, read_int
 
 HOSTILE = [

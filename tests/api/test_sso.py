@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from clampdown.auth.service import token_hash
 from clampdown.db.database import create_engine
-from clampdown.lab.okta_emulator import EmulatorServer, EmulatorSettings, build_emulator
-from clampdown.lab.okta_emulator.oidc import OidcWebApp
 from clampdown.store.auth import AuthStore, Denial
+from clampdown_lab.okta_emulator import EmulatorServer, EmulatorSettings, build_emulator
+from clampdown_lab.okta_emulator.oidc import OidcWebApp
 from tests.api.conftest import free_port, start_server
 from tests.lab_config import memory_provider
 

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from clampdown.connectors.entra import EntraConnector
-from clampdown.lab.graph_emulator import Emulator, Tenant, ThreadedEmulator
-from clampdown.lab.graph_emulator.tenant import ALL_ROLES, AppRecord
-from clampdown.lab.graph_emulator.throttling import ThrottleConfig
-from clampdown.lab.graph_emulator.tls import write_client_certificate
+from clampdown_lab.graph_emulator import Emulator, Tenant, ThreadedEmulator
+from clampdown_lab.graph_emulator.tenant import ALL_ROLES, AppRecord
+from clampdown_lab.graph_emulator.throttling import ThrottleConfig
+from clampdown_lab.graph_emulator.tls import write_client_certificate
 from tests.entra.support import CERT_APP, DIRECTORY_APP, FULL_APP, READ_ONLY_APP, SECRET, seed, settings_for
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from clampdown.connectors.entra import EntraSettings
-from clampdown.lab.graph_emulator import Tenant, ThreadedEmulator
-from clampdown.lab.people import DEMO_PEOPLE
+from clampdown_lab.graph_emulator import Tenant, ThreadedEmulator
+from clampdown_lab.people import DEMO_PEOPLE
 
 FULL_APP = "11111111-1111-4111-8111-111111111111"
 CERT_APP = "22222222-2222-4222-8222-222222222222"

@@ -10,10 +10,10 @@ import pytest
 
 from clampdown.connectors.entra import EntraConnector
 from clampdown.errors import AccountNotFound, PermanentError, TransientError
-from clampdown.lab.graph_emulator import Emulator, ThreadedEmulator
-from clampdown.lab.graph_emulator.tenant import UserRecord, object_id
-from clampdown.lab.graph_emulator.throttling import BucketPolicy, FaultRule, ThrottleConfig
 from clampdown.model import Account, AccountState, ActionContext
+from clampdown_lab.graph_emulator import Emulator, ThreadedEmulator
+from clampdown_lab.graph_emulator.tenant import UserRecord, object_id
+from clampdown_lab.graph_emulator.throttling import BucketPolicy, FaultRule, ThrottleConfig
 from tests.entra.support import settings_for
 
 ENABLED = AccountState(enabled=True, status="enabled", values={"accountEnabled": True})

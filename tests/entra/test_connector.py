@@ -9,9 +9,9 @@ import pytest
 
 from clampdown.connectors.entra import EntraConnector
 from clampdown.errors import AccountNotFound, ActionAccountError
-from clampdown.lab.graph_emulator import Emulator, ThreadedEmulator
-from clampdown.lab.graph_emulator.tenant import object_id
 from clampdown.model import AccountState, ActionContext
+from clampdown_lab.graph_emulator import Emulator, ThreadedEmulator
+from clampdown_lab.graph_emulator.tenant import object_id
 from tests.entra.support import CERT_APP, DIRECTORY_APP, READ_ONLY_APP, settings_for
 
 ALICE = "alice.martin@lab.example.test"

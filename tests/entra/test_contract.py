@@ -9,10 +9,10 @@ import pytest
 
 from clampdown.connectors.entra import EntraConnector
 from clampdown.errors import ActionAccountError
-from clampdown.lab.graph_emulator import Emulator, ThreadedEmulator
-from clampdown.lab.graph_emulator.tenant import UserRecord, object_id
-from clampdown.lab.graph_emulator.throttling import BucketPolicy, FaultRule, ThrottleConfig
 from clampdown.model import Account, ActionContext
+from clampdown_lab.graph_emulator import Emulator, ThreadedEmulator
+from clampdown_lab.graph_emulator.tenant import UserRecord, object_id
+from clampdown_lab.graph_emulator.throttling import BucketPolicy, FaultRule, ThrottleConfig
 from tests.entra.contract import Exchange, Recorder, validate
 from tests.entra.support import READ_ONLY_APP, settings_for
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import httpx
 
-from clampdown.lab.graph_emulator import Emulator
-from clampdown.lab.graph_emulator.tenant import iso
+from clampdown_lab.graph_emulator import Emulator
+from clampdown_lab.graph_emulator.tenant import iso
 from tests.entra.support import FULL_APP, SECRET
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"

@@ -9,11 +9,11 @@ from clampdown.auth.principal import Principal
 from clampdown.config import EngineSettings
 from clampdown.connectors.entra import EntraConnector
 from clampdown.engine.worker import Worker
-from clampdown.lab.graph_emulator import Emulator
-from clampdown.lab.graph_emulator.tenant import UserRecord, object_id
 from clampdown.model import ActionStatus
 from clampdown.services.actions import ActionService
 from clampdown.store.actions import ActionStore
+from clampdown_lab.graph_emulator import Emulator
+from clampdown_lab.graph_emulator.tenant import UserRecord, object_id
 
 FAST = EngineSettings(poll_interval_seconds=0.05, backoff_base_seconds=0.01, backoff_max_seconds=0.05)
 

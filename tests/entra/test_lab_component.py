@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from clampdown.connectors.entra import EntraConnector, EntraSettings
-from clampdown.lab.component import LabService
-from clampdown.lab.graph_emulator.component import GraphLabComponent
-from clampdown.lab.people import DEMO_PEOPLE
 from clampdown.model import ActionContext
+from clampdown_lab.component import LabService
+from clampdown_lab.graph_emulator.component import GraphLabComponent
+from clampdown_lab.people import DEMO_PEOPLE
 
 SID = "S-1-5-21-3623811015-3361044348-30300820-1106"
 GUID = str(uuid.uuid4())

@@ -8,7 +8,7 @@ from typing import Any
 
 import ldap3
 
-from clampdown.lab.samba.seed import BASE_DN
+from clampdown_lab.samba.seed import BASE_DN
 from tests.guardrails.conftest import Guarded
 from tests.lab_config import clampdown
 from tests.web.lab import ScratchPerson, WebLab

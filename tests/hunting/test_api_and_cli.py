@@ -190,7 +190,7 @@ async def test_schema_rules_and_alerts_over_the_api(server: Server, day_evtx: Pa
     assert _post(server, reader, "/rules", rule).status_code == 403
     made = _post(server, operator, "/rules", rule)
     assert made.status_code == 201, made.text
-    assert (made.json()["owner"], made.json()["enabled"]) == ("op", True)
+    assert (made.json()["owner"], made.json()["enabled"], made.json()["armed_by"]) == ("op", True, "op")
     ran = _post(server, reader, "/rules/brute force/run", {})
     assert ran.status_code == 403
     ran = _post(server, admin, "/rules/brute force/run", {})
@@ -208,6 +208,11 @@ async def test_schema_rules_and_alerts_over_the_api(server: Server, day_evtx: Pa
         headers={"Authorization": f"Bearer {operator}"},
     )  # fmt: skip
     assert off.json()["enabled"] is False
+    arm = {"Authorization": f"Bearer {admin}"}
+    on = httpx.patch(f"{server.base}/api/v1/hunting/rules/brute force", json={"enabled": True}, headers=arm)
+    assert (on.json()["enabled"], on.json()["armed_by"]) == (True, "boss")
+    disabling = {**rule, "name": "disable them", "action": "ad.disable_user"}
+    assert _post(server, operator, "/rules", disabling).status_code == 403  # not the operator's action
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -17,9 +17,9 @@ from clampdown.hunting.pulls import EntraSignInSource, OktaLogSource
 from clampdown.hunting.query import run_query
 from clampdown.hunting.settings import HuntingSettings
 from clampdown.hunting.store import EventStore
-from clampdown.lab.graph_emulator import Emulator, ThreadedEmulator
-from clampdown.lab.okta_emulator.faults import Fault
 from clampdown.model import ActionContext
+from clampdown_lab.graph_emulator import Emulator, ThreadedEmulator
+from clampdown_lab.okta_emulator.faults import Fault
 from tests.entra.support import READ_ONLY_APP, settings_for
 from tests.lab_config import bootstrap_admin, clampdown, write_config
 from tests.okta.org import API_TOKEN, Org

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from clampdown.connectors.okta import OktaConnector, OktaSettings
-from clampdown.lab.okta_emulator import EmulatorServer, EmulatorSettings, build_emulator
-from clampdown.lab.okta_emulator.ratelimit import DEFAULT_CONCURRENCY, DEFAULT_LIMITS
-from clampdown.lab.people import DEMO_PEOPLE
+from clampdown_lab.okta_emulator import EmulatorServer, EmulatorSettings, build_emulator
+from clampdown_lab.okta_emulator.ratelimit import DEFAULT_CONCURRENCY, DEFAULT_LIMITS
+from clampdown_lab.people import DEMO_PEOPLE
 from tests.okta.contract import Exchange, validate
 from tests.okta.org import API_TOKEN, CLIENT_ID, READ_ONLY_CLIENT_ID, Org, pem_pair
 

@@ -8,8 +8,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from clampdown.lab.okta_emulator import Emulator
 from clampdown.model import Account, ActionContext
+from clampdown_lab.okta_emulator import Emulator
 
 API_TOKEN = "00test-ssws-token-for-the-emulator"
 CLIENT_ID = "0oaclampdowntest0001"

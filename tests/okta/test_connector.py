@@ -10,8 +10,8 @@ import pytest
 from clampdown.connectors.okta import OktaConnector
 from clampdown.connectors.okta.connector import DEACTIVATE_WARNING
 from clampdown.errors import AccountNotFound, ActionAccountError, PermanentError
-from clampdown.lab.okta_emulator import Fault
 from clampdown.model import Account, AccountState
+from clampdown_lab.okta_emulator import Fault
 from tests.okta.org import CLIENT_ID, READ_ONLY_CLIENT_ID, Org, context
 
 ALICE = "alice.martin@lab.example.test"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from clampdown.connectors.okta import OktaConnector
-from clampdown.lab.okta_emulator import Fault
+from clampdown_lab.okta_emulator import Fault
 from tests.okta.contract import Exchange, validate
 from tests.okta.org import API_TOKEN, CLIENT_ID, Org, context
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from clampdown.connectors.okta import OktaConnector, OktaSettings
 from clampdown.connectors.registry import validate_provider
-from clampdown.lab.okta_emulator import OktaLabComponent
-from clampdown.lab.people import DEMO_PEOPLE
+from clampdown_lab.okta_emulator import OktaLabComponent
+from clampdown_lab.people import DEMO_PEOPLE
 from tests.okta.org import context
 
 

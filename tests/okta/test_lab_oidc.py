@@ -11,8 +11,8 @@ import httpx
 
 from clampdown.auth.oidc import OidcClient
 from clampdown.config import SsoSettings
-from clampdown.lab.okta_emulator import OktaLabComponent
-from clampdown.lab.people import DEMO_PEOPLE
+from clampdown_lab.okta_emulator import OktaLabComponent
+from clampdown_lab.people import DEMO_PEOPLE
 
 
 async def sign_in_with_lab_sso(details: dict[str, object], login: str) -> tuple[frozenset[str], str]:

@@ -17,8 +17,8 @@ import jwt
 import pytest
 from openapi_core.testing import MockRequest, MockResponse
 
-from clampdown.lab.okta_emulator.oidc import OidcWebApp
-from clampdown.lab.okta_emulator.state import OrgState
+from clampdown_lab.okta_emulator.oidc import OidcWebApp
+from clampdown_lab.okta_emulator.state import OrgState
 from tests.okta.contract import SPEC_HOST, Exchange, oauth_api, validate
 from tests.okta.org import API_TOKEN, Org
 

@@ -10,8 +10,8 @@ import pytest
 
 from clampdown.connectors.okta import OktaConnector
 from clampdown.errors import TransientError
-from clampdown.lab.okta_emulator import Fault
 from clampdown.model import Account
+from clampdown_lab.okta_emulator import Fault
 from tests.okta.org import Org, context
 
 

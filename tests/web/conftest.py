@@ -17,13 +17,13 @@ import tomli_w
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from clampdown.errors import ConfigError
-from clampdown.lab.component import LabService
-from clampdown.lab.graph_emulator.component import GraphLabComponent
-from clampdown.lab.okta_emulator.component import OktaLabComponent
-from clampdown.lab.people import DEMO_PEOPLE
-from clampdown.lab.samba import SambaLab, SambaLabComponent
-from clampdown.lab.samba.component import LDAPS_URL, run_script, samba_running
-from clampdown.lab.samba.seed import seed_people
+from clampdown_lab.component import LabService
+from clampdown_lab.graph_emulator.component import GraphLabComponent
+from clampdown_lab.okta_emulator.component import OktaLabComponent
+from clampdown_lab.people import DEMO_PEOPLE
+from clampdown_lab.samba import SambaLab, SambaLabComponent
+from clampdown_lab.samba.component import LDAPS_URL, run_script, samba_running
+from clampdown_lab.samba.seed import seed_people
 from tests.api.conftest import server, server_factory, start_server  # noqa: F401  (fixtures: a real `clampdown serve`)
 from tests.lab_config import clampdown
 from tests.web.lab import LAB_DIR, ScratchPerson, WebLab, create_person, delete_person

@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import ldap3
 
-from clampdown.lab.component import LabService
-from clampdown.lab.graph_emulator.app import ADMIN_KEY_HEADER
-from clampdown.lab.people import DemoPerson
-from clampdown.lab.samba import SambaLab
-from clampdown.lab.samba.seed import MANAGED_OU, create_user
+from clampdown_lab.component import LabService
+from clampdown_lab.graph_emulator.app import ADMIN_KEY_HEADER
+from clampdown_lab.people import DemoPerson
+from clampdown_lab.samba import SambaLab
+from clampdown_lab.samba.seed import MANAGED_OU, create_user
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_DIR = Path(os.environ.get("CLAMPDOWN_AD_LAB_DIR", REPO / ".lab")).resolve()

@@ -207,6 +207,7 @@ class RuleOut(BaseModel):
     account_column: str | None
     enabled: bool
     last_run_at: datetime | None
+    armed_by: str = Field(description="Who last created or enabled the rule: it acts with their rights")
 
     @classmethod
     def of(cls, rule: DetectionRule) -> RuleOut:
@@ -245,7 +246,8 @@ async def list_rules(caller: CallerDep, service: HuntingDep) -> list[RuleOut]:
 
 @router.post("/rules", status_code=201, response_model=RuleOut)
 async def create_rule(body: RuleIn, caller: CallerDep, service: HuntingDep) -> RuleOut:
-    """A rule owned by the caller; it acts as the caller, with the caller's rights at each run."""
+    """A rule owned and armed by the caller; it acts with the caller's rights at each run (one that
+    acts needs the caller to be allowed its action)."""
     rule = await service.create_rule(
         caller, body.name, body.query, body.interval_seconds, body.action, body.account_column
     )
@@ -254,13 +256,13 @@ async def create_rule(body: RuleIn, caller: CallerDep, service: HuntingDep) -> R
 
 @router.patch("/rules/{ref}", response_model=RuleOut)
 async def change_rule(ref: SavedRef, body: RuleState, caller: CallerDep, service: HuntingDep) -> RuleOut:
-    """Turn a rule on or off."""
+    """Turn a rule on (arming it as the caller, who needs its action's rights) or off."""
     return RuleOut.of(await service.set_rule_enabled(caller, ref, body.enabled))
 
 
 @router.post("/rules/{ref}/run", response_model=RuleRunOut)
 async def run_rule_now(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> RuleRunOut:
-    """Evaluate a rule now, as its owner."""
+    """Evaluate a rule now (the caller needs its action's rights), as whoever armed it."""
     return RuleRunOut(**(await service.run_rule_now(caller, ref)).__dict__)
 
 

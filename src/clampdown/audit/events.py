@@ -27,6 +27,10 @@ class EventName(enum.StrEnum):
     SIGNIN_FAILED = "signin.failed"
     CONTAINMENT_CREATED = "containment.created"
     CONTAINMENT_RELEASED = "containment.released"
+    RULE_CREATED = "rule.created"
+    RULE_ENABLED = "rule.enabled"
+    RULE_DISABLED = "rule.disabled"
+    RULE_RUN = "rule.run"
 
 
 def action_event(
@@ -93,3 +97,9 @@ def containment_event(name: EventName, containment: Containment, actor: str, at:
         "end_reason": containment.end_reason,
     }
     return AuditEvent(at=at, actor=actor, event=name, subject=containment.person, data=data)
+
+
+def rule_event(name: EventName, at: datetime, actor: str, rule: str, **data: Any) -> AuditEvent:
+    """Someone created, enabled, disabled or ran a detection rule (one of the RULE_ names); `data`
+    says whose rights it acts with and what it requests."""
+    return AuditEvent(at, actor, name, rule, {"rule": rule, **data})

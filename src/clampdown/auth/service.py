@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from clampdown.audit.chain import AuditEvent
 from clampdown.audit.events import signin_event
 from clampdown.auth.principal import PermissionDenied, Principal
 from clampdown.clock import SYSTEM_CLOCK, Clock
@@ -181,6 +182,10 @@ class AuthService:
 
     async def sign_out(self, session_id: str) -> None:
         await self.store.delete_session(token_hash(session_id))
+
+    async def record_events(self, events: list[AuditEvent]) -> None:
+        """Audit events of the acts the services check here (a detection rule armed or run)."""
+        await self.store.record_events(events)
 
     async def record_denial(
         self, principal: Principal, attempted: str, target: str | None, missing: str

@@ -1,7 +1,14 @@
-"""The `clampdown` command: parses, calls services, prints. Each group lives in its own module."""
+"""The `clampdown` command: parses, calls services, prints. Each group lives in its own module.
+
+Other distributions add commands through the `clampdown.cli` entry-point group: each entry point
+is a callable taking the root typer app (the lab's `clampdown lab ...` and `ingest lab-day`).
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +20,6 @@ from clampdown.cli.context import state
 from clampdown.cli.doctor import doctor_app
 from clampdown.cli.guardrails import approve, audit_app, contain, pending_approvals, reject, release
 from clampdown.cli.hunting import hunt, ingest_app
-from clampdown.cli.lab import lab_app
 from clampdown.cli.operations import config_app, db_app, serve, worker
 
 app = typer.Typer(
@@ -44,7 +50,6 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(actions_app, name="actions")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
-app.add_typer(lab_app, name="lab")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(roles_app, name="roles")
@@ -55,3 +60,30 @@ app.command()(release)
 actions_app.command("approve")(approve)
 actions_app.command("reject")(reject)
 actions_app.command("pending")(pending_approvals)
+
+
+PLUGIN_GROUP = "clampdown.cli"
+
+
+def load_plugins(root: typer.Typer, group: str = PLUGIN_GROUP) -> list[str]:
+    """Call every entry point of `group` with the root app; return the names that registered.
+
+    A plugin that fails to import or register is reported on stderr and skipped, so a broken or
+    half-removed extension never takes the core command down with it.
+    """
+    loaded: list[str] = []
+    for entry in entry_points(group=group):
+        try:
+            register: Callable[[typer.Typer], None] = entry.load()
+            register(root)
+        except Exception as exc:
+            print(
+                f"clampdown: plugin {entry.name!r} ({entry.value}) not loaded: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+            continue
+        loaded.append(entry.name)
+    return loaded
+
+
+load_plugins(app)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -20,7 +18,6 @@ from clampdown.cli.errors import fail, run
 from clampdown.errors import InvalidInput
 from clampdown.hunting.files import read_evtx, read_jsonl
 from clampdown.hunting.ingest import IngestReport, ingest_windows
-from clampdown.hunting.lab_day import write_lab_day
 from clampdown.hunting.pulls import PullReport, api_sources
 from clampdown.hunting.query import Language, QueryResult
 from clampdown.hunting.schedule import run_schedule
@@ -89,7 +86,14 @@ def hunt(
     render.errors.print(f"{len(outcome.rows)} rows in {outcome.elapsed_seconds * 1000:.0f} ms{more}")
 
 
-def _ingest(paths: list[Path], kind: str, as_json: bool) -> None:
+FileKind = Literal["evtx", "jsonl"]
+
+
+def ingest_files(paths: list[Path], kind: FileKind, as_json: bool) -> None:
+    """Ingest event files into the hunting store as the caller and print one report line per file.
+
+    The `ingest` commands share it, and so may plugins that add one (the lab's `ingest lab-day`).
+    """
     settings = load()
 
     async def go() -> list[IngestReport]:
@@ -121,26 +125,13 @@ PathsArg = Annotated[
 @ingest_app.command("evtx")
 def ingest_evtx(paths: PathsArg, as_json: JsonOption = False) -> None:
     """Ingest Windows Security EVTX files; events already stored are skipped."""
-    _ingest(paths, "evtx", as_json)
+    ingest_files(paths, "evtx", as_json)
 
 
 @ingest_app.command("jsonl")
 def ingest_jsonl(paths: PathsArg, as_json: JsonOption = False) -> None:
     """Ingest Winlogbeat JSON lines files; events already stored are skipped."""
-    _ingest(paths, "jsonl", as_json)
-
-
-@ingest_app.command("lab-day")
-def ingest_lab_day(
-    day: Annotated[
-        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="The day (UTC), default today.")
-    ] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Ingest a lab day of DC Security events for the demo people (a brute force, a spray, ...)."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = write_lab_day(Path(folder) / "lab-day.ndjson", day.replace(tzinfo=UTC) if day else None)
-        _ingest([path], "jsonl", as_json)
+    ingest_files(paths, "jsonl", as_json)
 
 
 @ingest_app.command("pull")

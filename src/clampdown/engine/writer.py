@@ -45,16 +45,19 @@ class GroupWriter:
         self._holds: _Lane[Held] = _Lane()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Future[None] | None = None  # the flush in progress, if any
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"writer-{self._worker}")
 
     async def stop(self) -> None:
-        """Flush what is pending, then stop."""
+        """Let a flush in progress finish, flush what is pending, then stop."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        if self._flushing is not None:
+            await asyncio.gather(self._flushing, return_exceptions=True)
         await self._flush()
 
     async def _submit(self, lane: _Lane[T], items: Sequence[T]) -> None:
@@ -86,7 +89,10 @@ class GroupWriter:
             # Linger a moment so the writes of tasks finishing together share one transaction.
             await asyncio.sleep(_LINGER_SECONDS)
             self._wake.clear()
-            await self._flush()
+            # Shielded: a batch taken from its lanes is written and answered even if the loop is
+            # cancelled meanwhile (stop() waits for it), or its callers would wait for ever.
+            self._flushing = asyncio.ensure_future(self._flush())
+            await asyncio.shield(self._flushing)
 
     async def _flush(self) -> None:
         await self._write(self._resolutions, lambda xs: self._store.record_resolutions(self._worker, xs))
@@ -109,7 +115,8 @@ class GroupWriter:
             except Exception as exc:  # the database blinked: try again before giving up
                 error = exc
                 log.warning("store write failed (try %d of %d): %s", attempt + 1, _WRITE_TRIES, exc)
-                await asyncio.sleep(0.2 * 2**attempt)
+                if attempt + 1 < _WRITE_TRIES:
+                    await asyncio.sleep(0.2 * 2**attempt)
         for _, fut in taken:
             if fut.done():
                 continue

@@ -1,5 +1,6 @@
 """Custom detection rules: a query on a schedule whose new rows raise alerts and, if the rule says
-so, request an action on each account found, as the rule's owner and through the normal RBAC."""
+so, request an action on each account found, as whoever last armed the rule (created or enabled
+it) and through the normal RBAC."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ from clampdown.services.actions import ActionService
 log = logging.getLogger(__name__)
 MIN_INTERVAL_SECONDS = 60.0
 
-_COLUMNS = "id, name, query, owner, interval_seconds, action_type, account_column, enabled, last_run_at"
+_COLUMNS = (
+    "id, name, query, owner, interval_seconds, action_type, account_column, enabled, last_run_at, armed_by"
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class DetectionRule:
     account_column: str | None
     enabled: bool
     last_run_at: datetime | None
+    armed_by: str  # who last created or enabled it: the rule queries and acts with their rights
 
     def due(self, now: datetime) -> bool:
         return self.enabled and (
@@ -68,8 +72,10 @@ class RuleRun:
 
 
 def _rule(row: tuple[Any, ...]) -> DetectionRule:
-    id_, name, query, owner, interval, action, column, enabled, last = row
-    return DetectionRule(int(id_), name, query, owner, float(interval), action, column, bool(enabled), last)
+    id_, name, query, owner, interval, action, column, enabled, last, armed_by = row
+    return DetectionRule(
+        int(id_), name, query, owner, float(interval), action, column, bool(enabled), last, armed_by
+    )
 
 
 def create_rule(
@@ -81,7 +87,8 @@ def create_rule(
     action_type: str | None = None,
     account_column: str | None = None,
 ) -> DetectionRule:
-    """Store a new rule; an action needs the column that holds the accounts."""
+    """Store a new rule, enabled and armed by its owner; an action needs the column that holds the
+    accounts."""
     if interval_seconds < MIN_INTERVAL_SECONDS:
         raise InvalidInput(f"interval_seconds: at least {MIN_INTERVAL_SECONDS:g}")
     if action_type is not None:
@@ -91,8 +98,9 @@ def create_rule(
     with store.connect() as con:
         try:
             row = con.execute(
-                "INSERT INTO clampdown_meta.rules"
-                " VALUES (nextval('clampdown_meta.ids'), ?, ?, ?, ?, ?, ?, true, NULL, ?)"
+                "INSERT INTO clampdown_meta.rules (id, name, query, owner, interval_seconds, action_type,"
+                " account_column, enabled, last_run_at, created_at, armed_by)"
+                " VALUES (nextval('clampdown_meta.ids'), ?, ?, ?, ?, ?, ?, true, NULL, ?, ?)"
                 f" RETURNING {_COLUMNS}",
                 [
                     clean_name(name),
@@ -102,6 +110,7 @@ def create_rule(
                     action_type,
                     account_column,
                     datetime.now(UTC),
+                    owner,
                 ],
             ).fetchone()
         except duckdb.ConstraintException:
@@ -129,10 +138,15 @@ def get_rule(store: EventStore, ref: str | int) -> DetectionRule:
     return _rule(rows[0])
 
 
-def set_rule_enabled(store: EventStore, ref: str | int, enabled: bool) -> DetectionRule:
+def set_rule_enabled(store: EventStore, ref: str | int, enabled: bool, by: str) -> DetectionRule:
+    """Switch a rule on or off; switching it on arms it as `by`, switching it off leaves who armed it."""
     rule = get_rule(store, ref)
     with store.connect() as con:
-        con.execute("UPDATE clampdown_meta.rules SET enabled = ? WHERE id = ?", [enabled, rule.id])
+        con.execute(
+            "UPDATE clampdown_meta.rules SET enabled = ?, armed_by = CASE WHEN ? THEN ? ELSE armed_by END"
+            " WHERE id = ?",
+            [enabled, enabled, by, rule.id],
+        )
     return get_rule(store, rule.id)
 
 
@@ -182,8 +196,8 @@ def _record(
         con.execute("COMMIT")
 
 
-async def owner_principal(auth: AuthService, username: str) -> Principal | None:
-    """The rule owner's current rights (a disabled or deleted owner has none)."""
+async def armer_principal(auth: AuthService, username: str) -> Principal | None:
+    """The current rights of whoever armed a rule (a disabled or deleted user has none)."""
     user = await auth.store.user_by_name(username)
     if user is None or user.disabled:
         return None
@@ -193,11 +207,14 @@ async def owner_principal(auth: AuthService, username: str) -> Principal | None:
 async def run_rule(
     rule: DetectionRule, store: EventStore, actions: ActionService, auth: AuthService
 ) -> RuleRun:
-    """Evaluate one rule as its owner: alert on rows never seen before, then act on their accounts."""
+    """Evaluate one rule as whoever armed it, with their rights now: alert on rows never seen before,
+    then act on their accounts."""
     now = datetime.now(UTC)
-    owner = await owner_principal(auth, rule.owner)
-    if owner is None or not owner.has(HUNTING_READ):
-        raise InvalidInput(f"rule {rule.name!r}: its owner {rule.owner!r} may no longer run hunting queries")
+    armer = await armer_principal(auth, rule.armed_by)
+    if armer is None or not armer.has(HUNTING_READ):
+        raise InvalidInput(
+            f"rule {rule.name!r}: {rule.armed_by!r}, who armed it, may no longer run hunting queries"
+        )
     result = await asyncio.to_thread(run_query, store, rule.query)
     hashes = [_row_hash(result.columns, row) for row in result.rows]
     fresh = await asyncio.to_thread(_new_rows, store, rule.id, hashes)
@@ -215,7 +232,7 @@ async def run_rule(
         if targets:
             key = f"rule-{rule.id}-" + hashlib.sha256("".join(h for h, _, _ in new).encode()).hexdigest()[:32]
             bulk = await actions.request_bulk(
-                rule.action_type, targets, f"detection rule '{rule.name}'", owner, idempotency_key=key
+                rule.action_type, targets, f"detection rule '{rule.name}'", armer, idempotency_key=key
             )
             batch_id = bulk.batch_id
     await asyncio.to_thread(_record, store, rule, new, batch_id, now)

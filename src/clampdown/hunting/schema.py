@@ -154,7 +154,11 @@ META_DDL = (
     " query VARCHAR, owner VARCHAR, description VARCHAR, created_at TIMESTAMPTZ)",
     "CREATE TABLE IF NOT EXISTS clampdown_meta.rules (id BIGINT PRIMARY KEY, name VARCHAR UNIQUE,"
     " query VARCHAR, owner VARCHAR, interval_seconds DOUBLE, action_type VARCHAR, account_column VARCHAR,"
-    " enabled BOOLEAN, last_run_at TIMESTAMPTZ, created_at TIMESTAMPTZ)",
+    " enabled BOOLEAN, last_run_at TIMESTAMPTZ, created_at TIMESTAMPTZ, armed_by VARCHAR)",
+    # A rule acts as whoever last armed it (created or enabled it). A file made before that was
+    # recorded gains the column, each rule armed by its owner, as such rules acted until then.
+    "ALTER TABLE clampdown_meta.rules ADD COLUMN IF NOT EXISTS armed_by VARCHAR",
+    "UPDATE clampdown_meta.rules SET armed_by = owner WHERE armed_by IS NULL",
     "CREATE TABLE IF NOT EXISTS clampdown_meta.alerts (id BIGINT PRIMARY KEY, rule_id BIGINT,"
     " row_hash VARCHAR, row_json VARCHAR, account VARCHAR, batch_id VARCHAR, raised_at TIMESTAMPTZ,"
     " UNIQUE (rule_id, row_hash))",

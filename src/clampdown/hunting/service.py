@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
+from clampdown.audit.events import EventName, rule_event
 from clampdown.auth.principal import PermissionDenied, Principal, require_permission
 from clampdown.auth.service import AuthService
 from clampdown.catalog import get_action
-from clampdown.errors import InvalidInput
+from clampdown.errors import ClampdownError, InvalidInput
 from clampdown.hunting.query import Language, QueryResult, account_values, run_query
 from clampdown.hunting.rules import (
     Alert,
@@ -134,6 +136,25 @@ class HuntingService:
         await self._allow(principal, HUNTING_MANAGE, "delete saved queries")
         await asyncio.to_thread(delete_saved_query, self.store, ref)
 
+    async def _allow_rule_action(self, principal: Principal, action_type: str | None) -> None:
+        """Arming or running a rule that acts needs the right to run its action (a denial is recorded)."""
+        if action_type is not None:
+            await self.actions.authorize(principal, get_action(action_type), None)
+
+    async def _audit_rule(self, name: EventName, actor: Principal, rule: DetectionRule, **data: Any) -> None:
+        event = rule_event(
+            name,
+            self.auth.clock.now(),
+            actor.username,
+            rule.name,
+            rule_id=rule.id,
+            action_type=rule.action_type,
+            armed_by=rule.armed_by,
+            channel=actor.channel,
+            **data,
+        )
+        await self.auth.record_events([event])
+
     async def create_rule(
         self,
         principal: Principal,
@@ -143,18 +164,17 @@ class HuntingService:
         action_type: str | None = None,
         account_column: str | None = None,
     ) -> DetectionRule:
-        """A new rule owned by the principal; one that acts needs its owner to be allowed the action now
-        (and it is checked again at every run, as the owner's rights are then)."""
+        """A new rule owned and armed by the principal; one that acts needs the principal to be allowed
+        the action now (and it is checked again at every run, with the armer's rights then)."""
         await self._allow(principal, HUNTING_MANAGE, "create detection rules")
-        if action_type is not None:
-            await self.actions.authorize(principal, get_action(action_type), None)
+        await self._allow_rule_action(principal, action_type)
         result = await self.query(principal, text, max_rows=1)
         if account_column and account_column not in result.columns:
             columns = ", ".join(result.columns)
             raise InvalidInput(
                 f"account_column: the query has no column {account_column!r}; columns: {columns}"
             )
-        return await asyncio.to_thread(
+        rule = await asyncio.to_thread(
             create_rule,
             self.store,
             name,
@@ -164,20 +184,52 @@ class HuntingService:
             action_type,
             account_column,
         )
+        await self._audit_rule(
+            EventName.RULE_CREATED,
+            principal,
+            rule,
+            query=rule.query,
+            interval_seconds=rule.interval_seconds,
+            account_column=rule.account_column,
+        )
+        return rule
 
     async def rules(self, principal: Principal) -> list[DetectionRule]:
         await self._allow(principal, HUNTING_READ, "read detection rules")
         return await asyncio.to_thread(list_rules, self.store)
 
     async def set_rule_enabled(self, principal: Principal, ref: str | int, enabled: bool) -> DetectionRule:
+        """Enabling arms the rule as the principal, so it needs the rule's action rights; disabling
+        needs hunting:manage only, so anyone who manages rules can always stop one."""
         await self._allow(principal, HUNTING_MANAGE, "change detection rules")
-        return await asyncio.to_thread(set_rule_enabled, self.store, ref, enabled)
+        before = await asyncio.to_thread(get_rule, self.store, ref)
+        if enabled:
+            await self._allow_rule_action(principal, before.action_type)
+        rule = await asyncio.to_thread(set_rule_enabled, self.store, before.id, enabled, principal.username)
+        name = EventName.RULE_ENABLED if enabled else EventName.RULE_DISABLED
+        await self._audit_rule(name, principal, rule, previously_armed_by=before.armed_by)
+        return rule
 
     async def run_rule_now(self, principal: Principal, ref: str | int) -> RuleRun:
-        """Evaluate a rule at once (as its owner, not as the caller)."""
+        """Evaluate a rule at once: the caller needs its action rights, and it acts as whoever armed it
+        (the caller is recorded as the one who ran it)."""
         await self._allow(principal, HUNTING_MANAGE, "run detection rules")
         rule = await asyncio.to_thread(get_rule, self.store, ref)
-        return await run_rule(rule, self.store, self.actions, self.auth)
+        await self._allow_rule_action(principal, rule.action_type)
+        try:
+            run = await run_rule(rule, self.store, self.actions, self.auth)
+        except ClampdownError as exc:
+            await self._audit_rule(EventName.RULE_RUN, principal, rule, error=exc.message)
+            raise
+        await self._audit_rule(
+            EventName.RULE_RUN,
+            principal,
+            rule,
+            rows=run.rows,
+            new_alerts=run.new_alerts,
+            batch_id=run.batch_id,
+        )
+        return run
 
     async def alerts(self, principal: Principal, rule: str | int | None = None) -> list[Alert]:
         await self._allow(principal, HUNTING_READ, "read alerts")

@@ -1,0 +1,92 @@
+"""`clampdown lab up|status|down` and `clampdown ingest lab-day`: the local lab for trying Clampdown
+without a tenant. `register` is the lab's `clampdown.cli` entry point; the core CLI calls it.
+
+Nothing from `clampdown.cli` is imported at module level: importing that package loads its plugins,
+this module among them, so a top-level import would meet this module half-initialised whenever it
+is imported first. The commands import what they use when they run, `register` when it is called.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clampdown.errors import ClampdownError
+
+lab_app = typer.Typer(
+    help="The local lab: Samba AD DC, Okta and Graph emulators, demo people.", no_args_is_help=True
+)
+LabDir = Annotated[Path, typer.Option("--dir", help="Where the lab keeps its state and config.")]
+# The same option as clampdown.cli.context.JsonOption, which this module may not import at load time.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@lab_app.command("up")
+def lab_up_command(lab_dir: LabDir = Path(".lab")) -> None:
+    """Start everything on loopback, seed the demo people, write DIR/clampdown.toml and DIR/lab.json."""
+    from clampdown.cli import render
+    from clampdown.cli.context import load
+    from clampdown.cli.errors import fail, run
+    from clampdown.services.runtime import upgrade_schema
+    from clampdown_lab.admin import ensure_lab_admin
+    from clampdown_lab.orchestrator import lab_up
+
+    try:
+        services = lab_up(lab_dir)
+    except ClampdownError as exc:
+        fail(exc.message, 1)
+    settings = load(lab_dir / "clampdown.toml")
+    run(upgrade_schema(settings))
+    admin = run(ensure_lab_admin(settings, lab_dir / "lab.json"))
+    for s in services:
+        render.console.print(f"{s.name}: {s.url}")
+    render.console.print(f"wrote {lab_dir / 'clampdown.toml'} and {lab_dir / 'lab.json'}")
+    render.console.print(f"console sign-in: {admin['username']} (password and API token in lab.json)")
+    render.console.print(f"next: clampdown --config {lab_dir / 'clampdown.toml'} serve")
+
+
+@lab_app.command("status")
+def lab_status_command(lab_dir: LabDir = Path(".lab")) -> None:
+    """Whether each lab part runs, and where."""
+    from clampdown.cli import render
+    from clampdown_lab.orchestrator import lab_status
+
+    for name, line in lab_status(lab_dir).items():
+        render.console.print(f"{name}: {line}")
+
+
+@lab_app.command("down")
+def lab_down_command(lab_dir: LabDir = Path(".lab")) -> None:
+    """Stop every lab part started under DIR."""
+    from clampdown.cli import render
+    from clampdown_lab.orchestrator import lab_down
+
+    lab_down(lab_dir)
+    render.console.print("lab stopped")
+
+
+def ingest_lab_day(
+    day: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="The day (UTC), default today.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest a lab day of DC Security events for the demo people (a brute force, a spray, ...)."""
+    from clampdown.cli.hunting import ingest_files
+    from clampdown_lab.lab_day import write_lab_day
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_lab_day(Path(folder) / "lab-day.ndjson", day.replace(tzinfo=UTC) if day else None)
+        ingest_files([path], "jsonl", as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `lab` group and `ingest lab-day` to the `clampdown` command."""
+    from clampdown.cli.hunting import ingest_app
+
+    app.add_typer(lab_app, name="lab")
+    ingest_app.command("lab-day")(ingest_lab_day)

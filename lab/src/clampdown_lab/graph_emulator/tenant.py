@@ -1,0 +1,320 @@
+"""The emulated tenant's state: users, risky users, sign-ins and app registrations.
+
+Kept in memory and, for the lab, saved to a JSON file so object ids stay stable across restarts.
+Ids are derived from the UPN (uuid5), so a re-seeded lab gets the same ids too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from clampdown_lab.people import LAB_DOMAIN, DemoPerson
+
+_ID_NAMESPACE = uuid.UUID("5b0c9b8e-4c39-4d55-9b53-3f2f0f6a1c11")
+LAB_TENANT_ID = str(uuid.uuid5(_ID_NAMESPACE, "tenant:" + LAB_DOMAIN))
+
+# Application permissions (app roles) an emulated app registration can hold.
+ALL_ROLES = (
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "User.EnableDisableAccount.All",
+    "User.RevokeSessions.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "IdentityRiskyUser.Read.All",
+    "IdentityRiskyUser.ReadWrite.All",
+    "AuditLog.Read.All",
+)
+
+
+def object_id(kind: str, key: str) -> str:
+    """A stable object id for a user, app or sign-in named by `key`."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{kind}:{key.lower()}"))
+
+
+def iso(moment: datetime) -> str:
+    """Graph's DateTimeOffset form: UTC with a Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class TenantClock:
+    """Wall-clock time plus an offset, so tests can move the tenant's time (token expiry)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@dataclass
+class UserRecord:
+    """One directory user; field names follow Graph's user resource."""
+
+    id: str
+    userPrincipalName: str
+    displayName: str
+    givenName: str | None = None
+    surname: str | None = None
+    mail: str | None = None
+    jobTitle: str | None = None
+    department: str | None = None
+    accountEnabled: bool = True
+    createdDateTime: str = ""
+    signInSessionsValidFromDateTime: str = ""
+    onPremisesSyncEnabled: bool | None = None
+    onPremisesSamAccountName: str | None = None
+    onPremisesSecurityIdentifier: str | None = None
+    onPremisesDomainName: str | None = None
+    onPremisesUserPrincipalName: str | None = None
+    onPremisesImmutableId: str | None = None
+    userType: str = "Member"
+
+
+@dataclass
+class RiskRecord:
+    """Identity Protection's view of one user; absent for a user never at risk."""
+
+    id: str
+    userPrincipalName: str
+    userDisplayName: str
+    riskLevel: str = "none"
+    riskState: str = "none"
+    riskDetail: str = "none"
+    riskLastUpdatedDateTime: str = ""
+    isDeleted: bool = False
+    isProcessing: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class AppRecord:
+    """An app registration: its credentials and granted application permissions."""
+
+    client_id: str
+    display_name: str
+    roles: list[str]
+    secrets: list[str] = field(default_factory=list)
+    certificates: list[str] = field(default_factory=list)  # PEM, public part only
+
+
+@dataclass
+class Tenant:
+    """The whole emulated tenant. All mutation happens on the server's event loop thread."""
+
+    tenant_id: str = LAB_TENANT_ID
+    domain: str = LAB_DOMAIN
+    users: dict[str, UserRecord] = field(default_factory=dict)
+    risky: dict[str, RiskRecord] = field(default_factory=dict)
+    sign_ins: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    apps: dict[str, AppRecord] = field(default_factory=dict)
+    clock: TenantClock = field(default_factory=TenantClock)
+    _upn_index: dict[str, str] = field(default_factory=dict)
+
+    def reset_directory(self) -> None:
+        """Forget every user, risk record and sign-in (the apps stay): a blank directory."""
+        self.users.clear()
+        self.risky.clear()
+        self.sign_ins.clear()
+        self._upn_index.clear()
+
+    # -- users -------------------------------------------------------------------------------
+    def add_user(self, user: UserRecord) -> UserRecord:
+        """Insert or replace a user, keeping the UPN index in step."""
+        old = self.users.get(user.id)
+        if old is not None:
+            self._upn_index.pop(old.userPrincipalName.lower(), None)
+        now = iso(self.clock.now())
+        user.createdDateTime = user.createdDateTime or now
+        user.signInSessionsValidFromDateTime = user.signInSessionsValidFromDateTime or user.createdDateTime
+        self.users[user.id] = user
+        self._upn_index[user.userPrincipalName.lower()] = user.id
+        return user
+
+    def find_user(self, key: str) -> UserRecord | None:
+        """A user by object id or by userPrincipalName (case-insensitive), as Graph's {id} accepts."""
+        user = self.users.get(key.lower()) or self.users.get(key)
+        if user is not None:
+            return user
+        user_id = self._upn_index.get(key.lower())
+        return self.users.get(user_id) if user_id else None
+
+    def add_person(self, person: DemoPerson, on_premises: dict[str, str] | None = None) -> UserRecord:
+        """Create (or refresh) a demo person with the stable id derived from the UPN."""
+        user = UserRecord(
+            id=object_id("user", person.upn),
+            userPrincipalName=person.upn,
+            displayName=person.display_name,
+            givenName=person.given_name,
+            surname=person.surname,
+            mail=person.upn,
+            jobTitle=person.title,
+            department=person.department,
+        )
+        existing = self.users.get(user.id)
+        if existing is not None:
+            user.accountEnabled = existing.accountEnabled
+            user.createdDateTime = existing.createdDateTime
+            user.signInSessionsValidFromDateTime = existing.signInSessionsValidFromDateTime
+        if on_premises:
+            user.onPremisesSyncEnabled = True
+            user.onPremisesSecurityIdentifier = on_premises.get("objectSid")
+            user.onPremisesSamAccountName = on_premises.get("sAMAccountName", person.username)
+            user.onPremisesDomainName = self.domain
+            user.onPremisesUserPrincipalName = person.upn
+            if on_premises.get("objectGUID"):
+                # Entra Connect's default source anchor: the base64 of the objectGUID's bytes.
+                guid = uuid.UUID(on_premises["objectGUID"])
+                user.onPremisesImmutableId = base64.b64encode(guid.bytes_le).decode()
+        elif existing is not None and existing.onPremisesSyncEnabled:
+            # Re-seeding without the AD link keeps the link made earlier.
+            for name in (
+                "onPremisesSyncEnabled",
+                "onPremisesSecurityIdentifier",
+                "onPremisesSamAccountName",
+                "onPremisesDomainName",
+                "onPremisesUserPrincipalName",
+                "onPremisesImmutableId",
+            ):
+                setattr(user, name, getattr(existing, name))
+        return self.add_user(user)
+
+    def directory_sync(self, on_premises_enabled: dict[str, bool]) -> list[str]:
+        """One Entra Connect sync cycle: each synced user takes accountEnabled from its AD account
+        (by sAMAccountName), undoing a cloud-only suspend. The ids of users it changed."""
+        changed = []
+        for user in self.users.values():
+            wanted = on_premises_enabled.get(user.onPremisesSamAccountName or "")
+            if user.onPremisesSyncEnabled and wanted is not None and user.accountEnabled != wanted:
+                user.accountEnabled = wanted
+                changed.append(user.id)
+        return changed
+
+    # -- risk --------------------------------------------------------------------------------
+    def set_risk(self, user: UserRecord, level: str, state: str, detail: str, initiated_by: str) -> None:
+        """Record a risk change and its history item, as Identity Protection does."""
+        now = iso(self.clock.now())
+        record = self.risky.get(user.id) or RiskRecord(
+            id=user.id, userPrincipalName=user.userPrincipalName, userDisplayName=user.displayName
+        )
+        record.riskLevel, record.riskState, record.riskDetail = level, state, detail
+        record.riskLastUpdatedDateTime = now
+        record.history.append(
+            {
+                "id": str(uuid.uuid4()),
+                "userId": user.id,
+                "initiatedBy": initiated_by,
+                "activity": {"detail": detail, "riskEventTypes": []},
+                "riskLevel": level,
+                "riskState": state,
+                "riskDetail": detail,
+                "riskLastUpdatedDateTime": now,
+                "userPrincipalName": user.userPrincipalName,
+                "userDisplayName": user.displayName,
+                "isDeleted": False,
+                "isProcessing": False,
+            }
+        )
+        self.risky[user.id] = record
+
+    # -- sign-ins ----------------------------------------------------------------------------
+    def record_sign_in(
+        self,
+        user: UserRecord,
+        *,
+        ip_address: str,
+        app_display_name: str = "Office 365",
+        city: str = "Paris",
+        country: str = "FR",
+        at: datetime | None = None,
+        session_issued_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Append a sign-in as Entra ID logs it; it fails when the account is disabled or the
+        presented session predates the user's revocation time."""
+        when = at or self.clock.now()
+        valid_from = datetime.fromisoformat(user.signInSessionsValidFromDateTime.replace("Z", "+00:00"))
+        error_code, reason = 0, None
+        if not user.accountEnabled:
+            error_code, reason = 50057, "User account is disabled."
+        elif session_issued_at is not None and session_issued_at < valid_from:
+            error_code, reason = 50133, "Session is invalid due to expiration or recent password change."
+        risk = self.risky.get(user.id)
+        entry = {
+            "id": str(uuid.uuid4()),
+            "createdDateTime": iso(when),
+            "userDisplayName": user.displayName,
+            "userPrincipalName": user.userPrincipalName,
+            "userId": user.id,
+            "appId": object_id("app", app_display_name),
+            "appDisplayName": app_display_name,
+            "ipAddress": ip_address,
+            "clientAppUsed": "Browser",
+            "correlationId": str(uuid.uuid4()),
+            "conditionalAccessStatus": "notApplied",
+            "isInteractive": True,
+            "riskDetail": "none",
+            "riskLevelAggregated": risk.riskLevel if risk else "none",
+            "riskLevelDuringSignIn": "none",
+            "riskState": risk.riskState if risk else "none",
+            "riskEventTypes_v2": [],
+            "resourceDisplayName": "Microsoft Graph",
+            "resourceId": "00000003-0000-0000-c000-000000000000",
+            "status": {"errorCode": error_code, "failureReason": reason, "additionalDetails": None},
+            "deviceDetail": {
+                "deviceId": "",
+                "displayName": None,
+                "operatingSystem": "Windows 10",
+                "browser": "Edge 120.0",
+                "isCompliant": False,
+                "isManaged": False,
+                "trustType": None,
+            },
+            "location": {"city": city, "state": None, "countryOrRegion": country, "geoCoordinates": None},
+            "appliedConditionalAccessPolicies": [],
+        }
+        self.sign_ins.append(entry)
+        return entry
+
+    # -- persistence -------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """A snapshot safe to serialize in another thread: records are copied (shallow copies
+        suffice, history and sign-in entries are never changed once written)."""
+        return {
+            "tenant_id": self.tenant_id,
+            "domain": self.domain,
+            "users": [dict(vars(u)) for u in self.users.values()],
+            "risky": [dict(vars(r), history=list(r.history)) for r in self.risky.values()],
+            "sign_ins": list(self.sign_ins),
+            "apps": [asdict(a) for a in self.apps.values()],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Tenant:
+        tenant = cls(tenant_id=data["tenant_id"], domain=data["domain"])
+        for raw in data.get("users", []):
+            tenant.add_user(UserRecord(**raw))
+        tenant.risky = {r["id"]: RiskRecord(**r) for r in data.get("risky", [])}
+        tenant.sign_ins = list(data.get("sign_ins", []))
+        tenant.apps = {a["client_id"]: AppRecord(**a) for a in data.get("apps", [])}
+        return tenant
+
+    def save(self, path: Path) -> None:
+        """Write the state atomically (a crash never leaves half a file)."""
+        write_snapshot(self.to_json(), path)
+
+    @classmethod
+    def load(cls, path: Path) -> Tenant:
+        return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def write_snapshot(snapshot: dict[str, Any], path: Path) -> None:
+    """Write a `Tenant.to_json` snapshot atomically."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(snapshot), encoding="utf-8")
+    tmp.replace(path)

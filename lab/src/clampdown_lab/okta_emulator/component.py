@@ -1,0 +1,200 @@
+"""`clampdown lab up` for Okta: the emulator as a detached process, its org kept under lab_dir/okta.
+
+Files under lab_dir/okta: settings.json (the emulator's settings, incl. the demo people),
+state.json (users and System Log, so ids and statuses survive restarts), api-token (the SSWS
+token, given to Clampdown as a secret file), service-app.pem (the key of an OAuth service app, for
+trying the private_key_jwt way), emulator.pid, emulator.log and component.json (the port).
+
+For single sign-on: oidc-client-secret (of the "Clampdown" OIDC web app), oidc-signing-key.pem (the
+org's ID token key, kept so that restarts keep the published JWKS) and demo-password (every demo
+person's password at the emulator's sign-in form). `details["oidc"]` is a ready [sso] section.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from clampdown_lab.component import LabService
+from clampdown_lab.detached import DetachedProcess
+from clampdown_lab.okta_emulator.server import EmulatorSettings
+from clampdown_lab.people import LAB_DOMAIN, DemoPerson
+
+SERVICE_APP_CLIENT_ID = "0oaclampdownlab00001"
+OIDC_CLIENT_ID = "0oaclampdownsso00001"
+# Who may use Clampdown when signing in with single sign-on, by the Okta groups of demo people.
+LAB_ROLE_MAPPING = {
+    "Clampdown Administrators": ["Global Administrator"],
+    "Clampdown Operators": ["Security Operator"],
+    "Clampdown Readers": ["Security Reader"],
+}
+_CLAMPDOWN_GROUPS = {
+    "dave.okafor": "Clampdown Administrators",
+    "frank.li": "Clampdown Operators",
+    "grace.haddad": "Clampdown Readers",
+}
+_MODULE = "clampdown_lab.okta_emulator"
+
+
+def _person_profile(person: DemoPerson) -> dict[str, Any]:
+    return {
+        "login": person.upn,
+        "email": person.upn,
+        "firstName": person.given_name,
+        "lastName": person.surname,
+        "displayName": person.display_name,
+        "department": person.department,
+        "title": person.title,
+    }
+
+
+def _new_private_key_pem() -> bytes:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _secret_file(path: Path, make: Callable[[], bytes]) -> None:
+    """Write a new secret readable by the owner only, unless the lab already has one."""
+    if not path.exists():
+        path.write_bytes(make())
+        path.chmod(0o600)
+
+
+class OktaLabComponent:
+    """The Okta part of the lab: one emulated org on loopback, seeded with the demo people."""
+
+    name = "okta"
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        start_timeout: float = 20.0,
+        clampdown_urls: tuple[str, ...] = ("http://127.0.0.1:8080", "http://localhost:8080"),
+    ) -> None:
+        self.host = host
+        self.start_timeout = start_timeout
+        self.clampdown_urls = clampdown_urls  # where the lab's `clampdown serve` is browsed to
+
+    # --- LabComponent --------------------------------------------------------------------
+    def up(self, lab_dir: Path, people: tuple[DemoPerson, ...]) -> LabService:
+        """Start (or reuse) the emulator in the background, seed `people`, say how to reach it."""
+        home = lab_dir / "okta"
+        home.mkdir(parents=True, exist_ok=True)
+        self._write_settings(home, people)
+        pid, url = self._emulator(home).start_or_reuse(self._url, self._answers, self.start_timeout)
+        # Seeding is idempotent: people already in the org keep their ids and statuses.
+        seeded = httpx.post(f"{url}/_emulator/users", json={"users": self._seed(home, people)}, timeout=10)
+        seeded.raise_for_status()
+        ids: dict[str, str] = seeded.json()["ids"]
+        # A reused emulator started before this app was added learns it here; registering is idempotent.
+        httpx.post(f"{url}/_emulator/oidc/apps", json=self._oidc_app(home), timeout=10).raise_for_status()
+        return LabService(
+            name="okta",
+            url=url,
+            provider_config={"org_url": url, "api_token": {"file": str(home / "api-token")}},
+            people={p.username: {"id": ids[p.upn], "login": p.upn} for p in people},
+            details={
+                "pid": pid,
+                "state_file": str(home / "state.json"),
+                "log_file": str(home / "emulator.log"),
+                "login_domain": LAB_DOMAIN,
+                "service_app": {
+                    "client_id": SERVICE_APP_CLIENT_ID,
+                    "private_key": {"file": str(home / "service-app.pem")},
+                },
+                "oidc": {
+                    "issuer": url,
+                    "client_id": OIDC_CLIENT_ID,
+                    "client_secret": {"file": str(home / "oidc-client-secret")},
+                    "role_mapping": LAB_ROLE_MAPPING,
+                },
+                "oidc_sign_in": {
+                    "redirect_uris": self._redirect_uris(),
+                    "password": {"file": str(home / "demo-password")},
+                    # who signs in to Clampdown, and through which group
+                    "users": {
+                        p.upn: _CLAMPDOWN_GROUPS[p.username]
+                        for p in people
+                        if p.username in _CLAMPDOWN_GROUPS
+                    },
+                },
+            },
+        )
+
+    def down(self, lab_dir: Path) -> None:
+        """Stop the emulator this lab_dir started; its org stays in state.json for the next `up`."""
+        self._emulator(lab_dir / "okta").down()
+
+    def status(self, lab_dir: Path) -> str:
+        return self._emulator(lab_dir / "okta").status("okta emulator", self._url)
+
+    # --- internals -----------------------------------------------------------------------
+    def _emulator(self, home: Path) -> DetachedProcess:
+        return DetachedProcess(home, _MODULE, ["--settings", str(home / "settings.json")], "Okta emulator")
+
+    def _url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"
+
+    def _redirect_uris(self) -> list[str]:
+        return [f"{u.rstrip('/')}/auth/oidc/callback" for u in self.clampdown_urls]
+
+    def _oidc_app(self, home: Path) -> dict[str, Any]:
+        secret = (home / "oidc-client-secret").read_text(encoding="utf-8").strip()
+        return {"client_id": OIDC_CLIENT_ID, "client_secret": secret,
+                "redirect_uris": self._redirect_uris(), "label": "Clampdown"}  # fmt: skip
+
+    def _seed(self, home: Path, people: tuple[DemoPerson, ...]) -> list[dict[str, Any]]:
+        """The demo people with their password and groups (Everyone, their department, Clampdown's)."""
+        password = (home / "demo-password").read_text(encoding="utf-8").strip()
+        items = []
+        for person in people:
+            groups = ["Everyone", person.department]
+            if person.username in _CLAMPDOWN_GROUPS:
+                groups.append(_CLAMPDOWN_GROUPS[person.username])
+            items.append({**_person_profile(person), "password": password, "groups": groups})
+        return items
+
+    def _write_settings(self, home: Path, people: tuple[DemoPerson, ...]) -> None:
+        _secret_file(home / "api-token", lambda: ("00" + secrets.token_urlsafe(30)).encode())
+        _secret_file(home / "oidc-client-secret", lambda: secrets.token_urlsafe(32).encode())
+        _secret_file(home / "demo-password", lambda: f"Lab-{secrets.token_urlsafe(9)}".encode())
+        _secret_file(home / "oidc-signing-key.pem", _new_private_key_pem)
+        key_file = home / "service-app.pem"
+        _secret_file(key_file, _new_private_key_pem)
+        token_file = home / "api-token"
+        private = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        public = private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        settings = EmulatorSettings(
+            api_tokens={token_file.read_text(encoding="utf-8").strip(): f"clampdown.action@{LAB_DOMAIN}"},
+            apps=[
+                {
+                    "client_id": SERVICE_APP_CLIENT_ID,
+                    "public_key_pem": public.decode(),
+                    "scopes": ["okta.users.read", "okta.users.manage", "okta.logs.read"],
+                }
+            ],
+            state_file=str(home / "state.json"),
+            users=self._seed(home, people),
+            oidc_apps=[self._oidc_app(home)],
+            signing_key_file=str(home / "oidc-signing-key.pem"),
+        )
+        settings_file = home / "settings.json"
+        settings_file.write_text(json.dumps(settings.to_json(), indent=2), encoding="utf-8")
+        settings_file.chmod(0o600)  # it holds the API token, client secret and demo password
+
+    def _answers(self, url: str) -> bool:
+        try:
+            return httpx.get(f"{url}/_emulator/stats", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False

@@ -1,0 +1,102 @@
+"""Seed the lab domain over LDAPS as Administrator: the demo people in OU=Managed, others in OU=Other."""
+
+from __future__ import annotations
+
+import ssl
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ldap3  # type: ignore[import-untyped]
+
+from clampdown.connectors.ad.references import escape_filter_value, guid_from_bytes, sid_from_bytes
+from clampdown_lab.people import LAB_DOMAIN, LAB_NETBIOS, DemoPerson
+
+BASE_DN = "DC=" + ",DC=".join(LAB_DOMAIN.split("."))
+MANAGED_OU = f"OU=Managed,{BASE_DN}"
+OTHER_OU = f"OU=Other,{BASE_DN}"
+# Users outside the action account's OU, for least-privilege checks and demos.
+OTHER_PEOPLE: tuple[DemoPerson, ...] = (
+    DemoPerson("olivia.other", "Olivia", "Other", "Facilities", "Facilities Manager"),
+    DemoPerson("oscar.other", "Oscar", "Other", "Executive", "Chief Executive"),
+)
+NORMAL_ACCOUNT = 0x200
+
+
+@dataclass(frozen=True)
+class Directory:
+    """How to reach the lab DC as Administrator."""
+
+    url: str
+    ca_file: Path
+    admin_password: str
+
+    def connect(self) -> Any:
+        """A bound Administrator connection over verified LDAPS."""
+        host, _, port = self.url.removeprefix("ldaps://").partition(":")
+        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(self.ca_file))
+        server = ldap3.Server(host, port=int(port or 636), use_ssl=True, tls=tls, get_info=ldap3.NONE)
+        conn = ldap3.Connection(server, user=f"Administrator@{LAB_DOMAIN}", password=self.admin_password,
+                                raise_exceptions=True)
+        conn.bind()
+        return conn
+
+
+def user_ids(conn: Any, username: str) -> dict[str, str] | None:
+    """dn, objectSid, objectGUID, sAMAccountName and upn of a user, or None if absent."""
+    conn.search(BASE_DN, f"(&(objectClass=user)(sAMAccountName={escape_filter_value(username)}))",
+                attributes=["objectSid", "objectGUID", "userPrincipalName"])
+    entries = [e for e in conn.response if e.get("type") == "searchResEntry"]
+    if not entries:
+        return None
+    raw = entries[0]["raw_attributes"]
+    return {
+        "dn": entries[0]["dn"],
+        "objectSid": sid_from_bytes(raw["objectSid"][0]),
+        "objectGUID": guid_from_bytes(raw["objectGUID"][0]),
+        "sAMAccountName": username,
+        "upn": "".join(entries[0]["attributes"].get("userPrincipalName") or []),
+        "netbios": f"{LAB_NETBIOS}\\{username}",
+    }
+
+
+def create_user(conn: Any, person: DemoPerson, ou: str, password: str) -> dict[str, str]:
+    """Create an enabled user with `password` in `ou` unless it exists; its ids either way."""
+    existing = user_ids(conn, person.username)
+    if existing is not None:
+        return existing
+    dn = f"CN={ldap3.utils.dn.escape_rdn(person.display_name)},{ou}"
+    conn.add(dn, ["top", "person", "organizationalPerson", "user"], {
+        "sAMAccountName": person.username,
+        "userPrincipalName": person.upn,
+        "givenName": person.given_name,
+        "sn": person.surname,
+        "displayName": person.display_name,
+        "department": person.department,
+        "title": person.title,
+        "mail": person.upn,
+        "unicodePwd": f'"{password}"'.encode("utf-16-le"),
+        "userAccountControl": str(NORMAL_ACCOUNT),
+    })
+    ids = user_ids(conn, person.username)
+    assert ids is not None
+    return ids
+
+
+def seed_people(
+    directory: Directory, people: tuple[DemoPerson, ...], password: str
+) -> dict[str, dict[str, str]]:
+    """The demo people in OU=Managed and OTHER_PEOPLE in OU=Other; ids of all, by username."""
+    conn = directory.connect()
+    try:
+        ids = {p.username: create_user(conn, p, MANAGED_OU, password) for p in people}
+        ids.update({p.username: create_user(conn, p, OTHER_OU, password) for p in OTHER_PEOPLE})
+        return ids
+    finally:
+        conn.unbind()
+
+
+def new_password() -> str:
+    """A random password meeting AD complexity, for lab accounts."""
+    return f"Lab-{uuid.uuid4().hex[:16]}-Pw9"

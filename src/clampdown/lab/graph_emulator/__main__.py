@@ -1,5 +1,0 @@
-"""`python -m clampdown.lab.graph_emulator`: serve a saved tenant (used by the lab component)."""
-
-from clampdown.lab.graph_emulator.server import main
-
-main()

@@ -1,5 +1,0 @@
-"""`python -m clampdown.lab.okta_emulator --settings FILE --port N`."""
-
-from clampdown.lab.okta_emulator.server import main
-
-main()

@@ -1,0 +1,198 @@
+"""Detection rules act with the rights of whoever last armed them (issue 13, scenario 8): creating,
+enabling and running a rule that acts need its action's rights, and each of those is audited."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from clampdown.audit.chain import AuditLog
+from clampdown.audit.recorder import EventRecorder
+from clampdown.auth.principal import PermissionDenied, Principal
+from clampdown.auth.service import AuthService
+from clampdown.config import Settings
+from clampdown.connectors.registry import build_connectors
+from clampdown.hunting.files import read_evtx
+from clampdown.hunting.ingest import ingest_windows
+from clampdown.hunting.rules import create_rule, get_rule, list_alerts, list_rules, run_due_rules
+from clampdown.hunting.service import HuntingService
+from clampdown.hunting.settings import HuntingSettings
+from clampdown.hunting.store import EventStore
+from clampdown.model import ActionFilter
+from clampdown.permissions import GLOBAL_ADMINISTRATOR, SECURITY_OPERATOR
+from clampdown.services.actions import ActionService
+from clampdown.store.actions import ActionStore
+from clampdown.store.auth import AuthStore
+from tests.hunting.scenario import BRUTE_USER
+from tests.hunting.test_ingest_and_hunt import BRUTE_FORCE_KQL
+from tests.lab_config import memory_provider
+
+RULE = "brute force"
+
+
+@dataclass
+class Env:
+    engine: AsyncEngine
+    service: HuntingService
+    actions: ActionStore
+    auth: AuthService
+    admin: Principal
+    second_admin: Principal
+    operator: Principal
+
+
+@pytest.fixture
+async def env(engine: AsyncEngine, tmp_path: Path) -> Env:
+    recorder = EventRecorder()  # the audit chain, as the runtime records it
+    auth = AuthService(AuthStore(engine, recorder))
+    providers = {p: memory_provider(p, tmp_path / f"{p}.db") for p in ("ad", "okta")}
+    store = ActionStore(engine, recorder)
+    actions = ActionService(
+        store, build_connectors(Settings(providers=providers)), record_denial=auth.record_denial
+    )
+    events = EventStore(tmp_path / "events.duckdb", HuntingSettings())
+    events.initialize()
+    principals = []
+    for name, role in (
+        ("admin", GLOBAL_ADMINISTRATOR),
+        ("admin2", GLOBAL_ADMINISTRATOR),
+        ("operator", SECURITY_OPERATOR),
+    ):
+        user = await auth.create_user(name, frozenset({role}), None)
+        principals.append(await auth.principal_for(user, "api"))
+    return Env(engine, HuntingService(events, actions, auth, auth.record_denial), store, auth, *principals)
+
+
+async def _rule_events(engine: AsyncEngine) -> list[tuple[str, str, str | None, dict[str, Any]]]:
+    return [
+        (r["event"], r["actor"], r["subject"], r["data"])
+        async for r in AuditLog(engine).rows()
+        if r["event"].startswith("rule.")
+    ]
+
+
+async def test_an_operator_can_stop_an_admins_rule_but_not_arm_create_or_run_it(
+    env: Env, day_evtx: Path
+) -> None:
+    service = env.service
+    await service.create_rule(env.admin, RULE, BRUTE_FORCE_KQL, 300, "ad.disable_user", "AccountName")
+    ingest_windows(service.store, read_evtx(day_evtx))
+
+    # Security Operator holds hunting:manage but may not disable AD accounts.
+    with pytest.raises(PermissionDenied):
+        await service.create_rule(
+            env.operator, "mine", BRUTE_FORCE_KQL, 300, "ad.disable_user", "AccountName"
+        )
+    with pytest.raises(PermissionDenied):
+        await service.run_rule_now(env.operator, RULE)
+    stopped = await service.set_rule_enabled(
+        env.operator, RULE, False
+    )  # stopping a response is always allowed
+    assert (stopped.enabled, stopped.armed_by) == (False, "admin")
+    with pytest.raises(PermissionDenied):
+        await service.set_rule_enabled(env.operator, RULE, True)
+
+    rule = get_rule(service.store, RULE)
+    assert (rule.enabled, rule.armed_by, rule.owner, rule.last_run_at) == (False, "admin", "admin", None)
+    assert [r.name for r in list_rules(service.store)] == [RULE]  # "mine" was never stored
+    assert list_alerts(service.store) == []
+    assert await env.actions.list_actions(ActionFilter(type="ad.disable_user")) == []
+    denials = [(d.principal, d.attempted) for d in await env.auth.store.denials()]
+    assert denials == [("operator", "ad.disable_user")] * 3
+
+    # A rule that requests no action needs hunting:manage only, and the operator arms it.
+    await service.create_rule(env.admin, "watch", BRUTE_FORCE_KQL, 300)
+    await service.set_rule_enabled(env.operator, "watch", False)
+    assert (await service.set_rule_enabled(env.operator, "watch", True)).armed_by == "operator"
+
+
+async def test_the_admin_who_enables_a_rule_arms_it_and_every_step_is_audited(
+    env: Env, day_evtx: Path
+) -> None:
+    service = env.service
+    made = await service.create_rule(env.admin, RULE, BRUTE_FORCE_KQL, 300, "ad.disable_user", "AccountName")
+    assert (made.owner, made.armed_by, made.enabled) == ("admin", "admin", True)
+    await service.set_rule_enabled(env.operator, RULE, False)
+    armed = await service.set_rule_enabled(env.second_admin, RULE, True)
+    assert (armed.owner, armed.armed_by, armed.enabled) == ("admin", "admin2", True)
+    assert get_rule(service.store, RULE).armed_by == "admin2"  # stored, not only returned
+
+    ingest_windows(service.store, read_evtx(day_evtx))
+    [run] = await run_due_rules(service.store, service.actions, service.auth)  # the schedule's path
+    queued = await env.actions.list_actions(ActionFilter(batch_id=run.batch_id))
+    assert [(a.type, a.target, a.requested_by) for a in queued] == [("ad.disable_user", BRUTE_USER, "admin2")]
+
+    again = await service.run_rule_now(env.admin, RULE)  # run by admin, still acting as admin2
+    assert (again.rows, again.new_alerts, again.batch_id) == (1, 0, None)
+    await service.set_rule_enabled(env.operator, RULE, False)
+
+    common = {"rule_id": made.id, "action_type": "ad.disable_user", "channel": "api"}
+    events = await _rule_events(env.engine)
+    assert [(e, actor, subject) for e, actor, subject, _ in events] == [
+        ("rule.created", "admin", RULE),
+        ("rule.disabled", "operator", RULE),
+        ("rule.enabled", "admin2", RULE),
+        ("rule.run", "admin", RULE),
+        ("rule.disabled", "operator", RULE),
+    ]
+    created, first_off, on, ran, off = (data for *_, data in events)
+    assert created == {
+        **common, "rule": RULE, "armed_by": "admin", "query": BRUTE_FORCE_KQL,
+        "interval_seconds": 300.0, "account_column": "AccountName",
+    }  # fmt: skip
+    assert first_off == {**common, "rule": RULE, "armed_by": "admin", "previously_armed_by": "admin"}
+    assert on == {**common, "rule": RULE, "armed_by": "admin2", "previously_armed_by": "admin"}
+    assert ran == {**common, "rule": RULE, "armed_by": "admin2", "rows": 1, "new_alerts": 0, "batch_id": None}
+    assert off["armed_by"] == "admin2"
+    checked, breaks = await AuditLog(env.engine).verify()
+    assert checked >= len(events) and breaks == []
+
+
+async def test_a_run_that_fails_as_its_armer_is_audited_with_who_ran_it(env: Env, day_evtx: Path) -> None:
+    service = env.service
+    await service.create_rule(env.second_admin, RULE, BRUTE_FORCE_KQL, 300, "ad.disable_user", "AccountName")
+    await env.auth.store.set_user_roles("admin2", frozenset({SECURITY_OPERATOR}))
+    ingest_windows(service.store, read_evtx(day_evtx))
+    with pytest.raises(PermissionDenied):  # admin may, but the rule acts as admin2, who no longer may
+        await service.run_rule_now(env.admin, RULE)
+    assert await env.actions.list_actions(ActionFilter(type="ad.disable_user")) == []
+    *_, (event, actor, _, data) = await _rule_events(env.engine)
+    assert (event, actor, data["armed_by"]) == ("rule.run", "admin", "admin2")
+    assert "admin2 may not run ad.disable_user" in data["error"]
+
+
+_OLD_RULES = (
+    "CREATE TABLE clampdown_meta.rules (id BIGINT PRIMARY KEY, name VARCHAR UNIQUE,"
+    " query VARCHAR, owner VARCHAR, interval_seconds DOUBLE, action_type VARCHAR, account_column VARCHAR,"
+    " enabled BOOLEAN, last_run_at TIMESTAMPTZ, created_at TIMESTAMPTZ)"
+)
+
+
+def test_an_event_store_from_before_armed_by_gains_it_set_to_each_owner(tmp_path: Path) -> None:
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as con:  # the bookkeeping as the previous release made it
+        con.execute("CREATE SCHEMA clampdown_meta")
+        con.execute("CREATE SEQUENCE clampdown_meta.ids")
+        con.execute(_OLD_RULES)
+        con.execute(
+            "INSERT INTO clampdown_meta.rules VALUES (nextval('clampdown_meta.ids'), 'old', 'IdentityInfo',"
+            " 'carol', 300, 'ad.disable_user', 'AccountName', true, NULL, now())"
+        )
+    store = EventStore(path, HuntingSettings())
+    store.initialize()
+    old = get_rule(store, "old")
+    assert (old.owner, old.armed_by, old.enabled, old.action_type) == (
+        "carol",
+        "carol",
+        True,
+        "ad.disable_user",
+    )
+    new = create_rule(store, "new", "IdentityInfo", "dave", 300)
+    assert (new.owner, new.armed_by) == ("dave", "dave")
+    reopened = EventStore(path, HuntingSettings())  # opening again changes nothing
+    assert [(r.name, r.armed_by) for r in list_rules(reopened)] == [("new", "dave"), ("old", "carol")]

@@ -1,0 +1,117 @@
+"""Playbooks (services/playbooks.py): contain a person everywhere in the hybrid-safe order, plan it
+without writing, schedule a timed release, and release exactly what the containment changed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from clampdown.auth.principal import Principal
+from clampdown.errors import InvalidInput
+from clampdown.model import Account, ActionContext, ActionFilter, ActionStatus
+from tests.services.conftest import Services
+
+CONTAIN_STEPS = [
+    "ad.disable_user",
+    "ad.force_password_reset",
+    "entra.suspend_user",
+    "entra.revoke_sessions",
+    "entra.mark_compromised",
+    "okta.suspend_user",
+]
+
+
+async def _stored(services: Services) -> list[tuple[str, ActionStatus]]:
+    found = await services.store.list_actions(ActionFilter(), limit=1000)
+    return sorted((a.type, a.status) for a in found)
+
+
+async def test_contain_queues_every_step_in_order_with_its_links(
+    services: Services, admin: Principal
+) -> None:
+    run = await services.playbooks.run("contain", "ivan", "INC-42", admin)
+    assert run.skipped == [] and run.batch_id is not None
+    stored = [await services.store.get(a.id) for a in run.actions]
+    assert [a.type for a in stored] == CONTAIN_STEPS
+    assert {(a.status, a.batch_id, a.playbook, a.reason) for a in stored} == {
+        (ActionStatus.QUEUED, run.batch_id, "contain", "INC-42")
+    }
+    ids = {a.type: a.id for a in stored}
+    assert [a.after_action_id for a in stored] == [
+        None, ids["ad.disable_user"], ids["ad.disable_user"], ids["entra.suspend_user"], None, None
+    ]  # fmt: skip
+    assert [a.account.provider if a.account else None for a in stored] == [
+        "ad", "ad", "entra", "entra", "entra", "okta"
+    ]  # fmt: skip
+
+
+async def test_a_step_whose_provider_the_person_lacks_is_skipped(
+    services: Services, admin: Principal
+) -> None:
+    services.directories["okta"].absent.add("ivan")
+    run = await services.playbooks.run("contain", "ivan", "INC-42", admin)
+    assert run.skipped == ["okta.suspend_user: ivan has no okta account"]
+    assert await _stored(services) == sorted((t, ActionStatus.QUEUED) for t in CONTAIN_STEPS[:-1])
+
+
+async def test_a_dry_run_plans_every_step_and_writes_nothing(services: Services, admin: Principal) -> None:
+    run = await services.playbooks.run("contain", "ivan", "INC-42", admin, dry_run=True)
+    assert run.batch_id is None and run.actions == []
+    assert [p.action for p in run.plan] == CONTAIN_STEPS
+    assert run.plan[0].outcome == "would change enabled from True to False"
+    assert await _stored(services) == []
+    assert await services.audit.verify() == (0, [])
+
+
+async def test_until_queues_a_timed_undo_for_every_step(services: Services, admin: Principal) -> None:
+    until = services.actions.clock.now() + timedelta(hours=8)
+    run = await services.playbooks.run("lockout", "ivan", "INC-42", admin, until=until)
+    steps, undos = run.actions[:3], run.actions[3:]
+    assert [a.type for a in undos] == ["ad.enable_user", "entra.enable_user", "okta.unsuspend_user"]
+    for step, undo in zip(steps, undos, strict=True):
+        stored = await services.store.get(undo.id)
+        assert (stored.undoes_action_id, stored.after_action_id) == (step.id, step.id)
+        assert stored.status is ActionStatus.QUEUED and stored.available_at == until
+
+
+async def test_until_is_refused_today_when_a_step_has_no_inverse(
+    services: Services, admin: Principal
+) -> None:
+    # Today's behaviour: contain has entra.revoke_sessions, which has no inverse (issue 13 changes it).
+    until = services.actions.clock.now() + timedelta(hours=8)
+    with pytest.raises(InvalidInput, match=r"entra\.revoke_sessions has no inverse"):
+        await services.playbooks.run("contain", "ivan", "INC-42", admin, until=until)
+    assert await _stored(services) == []
+
+
+async def test_release_undoes_exactly_what_the_containment_changed(
+    services: Services, admin: Principal
+) -> None:
+    ad = services.directories["ad"]
+    already = Account("ad", "id-ivan", "ivan")
+    await ad.disable_user(already, ActionContext(action_id=0, reason="earlier", requested_by="test"))
+    contained = await services.playbooks.run("contain", "ivan", "INC-42", admin)
+    await services.drain()
+    by_type = {a.type: await services.store.get(a.id) for a in contained.actions}
+    assert by_type["ad.disable_user"].changed is False  # it was disabled before the containment
+
+    release = await services.playbooks.run("release", "ivan", "false positive", admin)
+    undoes = {(await services.store.get(a.id)).undoes_action_id: a.type for a in release.actions}
+    assert undoes == {
+        by_type["ad.force_password_reset"].id: "ad.clear_password_reset",
+        by_type["entra.suspend_user"].id: "entra.enable_user",
+        by_type["entra.mark_compromised"].id: "entra.dismiss_user_risk",
+        by_type["okta.suspend_user"].id: "okta.unsuspend_user",
+    }
+    assert len(release.skipped) == 2
+    assert all("nothing to undo" in s for s in release.skipped)
+    await services.drain()
+    released = await services.store.get_many([a.id for a in release.actions])
+    assert {a.status for a in released.values()} == {ActionStatus.COMPLETED}
+    states = {}
+    for provider, directory in services.directories.items():
+        states[provider] = (await directory.read_state(await directory.resolve_user("ivan"))).values
+    assert states["ad"] == {"enabled": False, "must_change_password": False, "risk": "none"}  # as before
+    assert states["entra"] == {"enabled": True, "must_change_password": False, "risk": "none"}
+    assert states["okta"]["enabled"] is True
