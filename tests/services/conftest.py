@@ -20,11 +20,13 @@ from clampdown.connectors.memory import MemoryConnector, MemorySettings
 from clampdown.engine.worker import Worker
 from clampdown.errors import AccountNotFound
 from clampdown.model import Account
-from clampdown.services.actions import ActionService, Guardrails
+from clampdown.policy import PolicyGate
+from clampdown.services.actions import ActionService
 from clampdown.services.approvals import ApprovalService
 from clampdown.services.playbooks import PlaybookService
 from clampdown.store.actions import ActionStore
 from clampdown.store.approvals import ApprovalStore
+from clampdown.store.containments import ContainmentStore
 
 FAST = EngineSettings(poll_interval_seconds=0.02, backoff_base_seconds=0.01, backoff_max_seconds=0.02)
 # Only steps with an inverse, so a timed release can be scheduled for every one.
@@ -65,8 +67,8 @@ class Services:
 
     async def drain(self) -> None:
         """Run every queued action to its end."""
-        guard = self.actions.guardrails.protection.guard if self.actions.guardrails else None
-        await Worker(self.store, dict(self.directories), FAST, guard=guard).run(until_drained=True)
+        gate = self.actions.guardrails
+        await Worker(self.store, dict(self.directories), FAST, gate=gate).run(until_idle=True)
 
 
 @pytest.fixture
@@ -75,8 +77,8 @@ def services(engine: AsyncEngine) -> Services:
     recorder = EventRecorder(settings.webhooks)
     store = ActionStore(engine, recorder)
     directories = {name: Directory(name) for name in ("ad", "entra", "okta")}
-    guardrails = Guardrails.from_settings(settings.protection, settings.approvals)
+    guardrails = PolicyGate(settings.protection, settings.approvals)
     actions = ActionService(store, dict(directories), guardrails=guardrails)
     approvals = ApprovalService(actions, ApprovalStore(engine, recorder))
-    playbooks = PlaybookService(actions, {**settings.playbooks, "lockout": LOCKOUT})
+    playbooks = PlaybookService(actions, {**settings.playbooks, "lockout": LOCKOUT}, ContainmentStore(store))
     return Services(engine, store, directories, actions, approvals, playbooks)

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from clampdown.auth.principal import Principal
-from clampdown.errors import InvalidInput
 from clampdown.model import Account, ActionContext, ActionFilter, ActionStatus
 from tests.services.conftest import Services
 
@@ -75,14 +72,19 @@ async def test_until_queues_a_timed_undo_for_every_step(services: Services, admi
         assert stored.status is ActionStatus.QUEUED and stored.available_at == until
 
 
-async def test_until_is_refused_today_when_a_step_has_no_inverse(
+async def test_until_releases_what_has_an_inverse_and_names_what_has_none(
     services: Services, admin: Principal
 ) -> None:
-    # Today's behaviour: contain has entra.revoke_sessions, which has no inverse (issue 13 changes it).
+    # contain has entra.revoke_sessions, which has no inverse: it runs, and is not undone later.
     until = services.actions.clock.now() + timedelta(hours=8)
-    with pytest.raises(InvalidInput, match=r"entra\.revoke_sessions has no inverse"):
-        await services.playbooks.run("contain", "ivan", "INC-42", admin, until=until)
-    assert await _stored(services) == []
+    run = await services.playbooks.run("contain", "ivan", "INC-42", admin, until=until)
+    assert run.notes == [f"entra.revoke_sessions has no inverse: it is not undone at {until.isoformat()}"]
+    by_id = {a.id: a for a in run.actions}
+    timers = [a for a in run.actions if a.undoes_action_id is not None]
+    assert sorted(by_id[t.undoes_action_id or 0].type for t in timers) == sorted(
+        t for t in CONTAIN_STEPS if t != "entra.revoke_sessions"
+    )
+    assert {t.available_at for t in timers} == {until}
 
 
 async def test_release_undoes_exactly_what_the_containment_changed(

@@ -45,6 +45,11 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def _holds_the_person(action: Action) -> bool:
+    """A step or timed release of a containment: it may run only while that containment is open."""
+    return action.containment_id is not None and action.containment_role in (StepRole.STEP, StepRole.TIMER)
+
+
 def _timer_of(action: Action) -> int | None:
     """For a timed release: its containment, which may have expired once it ends."""
     return action.containment_id if action.containment_role == StepRole.TIMER else None
@@ -185,23 +190,22 @@ class Worker:
         changed nothing has nothing to do; a timed undo restores the state read before its action
         and inherits what that action's approval covered."""
         waits = [c.action.after_action_id for c in claimed if c.action.after_action_id]
-        timers = [c.action.containment_id for c in claimed if c.action.containment_role == StepRole.TIMER]
-        if not waits:
+        held = [c.action.containment_id for c in claimed if _holds_the_person(c.action)]
+        if not waits and not held:
             return claimed
         before = await self._store.get_many(waits)
-        states = await self._containments.states_of([i for i in timers if i is not None])
+        states = await self._containments.states_of([i for i in held if i is not None])
         runnable: list[Claimed] = []
         for item in claimed:
             action, after = item.action, before.get(item.action.after_action_id or 0)
-            is_timer = action.containment_role == StepRole.TIMER
-            ended = states.get(action.containment_id or 0) if is_timer else None
+            ended = states.get(action.containment_id or 0) if _holds_the_person(action) else None
             if ended is not None and not ended[0].is_open:
                 self._inflight.add(action.id)
                 state, by = ended
                 later = f" by containment {by}" if by else ""
                 message = (
                     f"not run: containment {action.containment_id} was {state.value}{later}; "
-                    "a timed release acts only while its containment is the latest word"
+                    "its steps and timed releases act only while it is the latest word"
                 )
                 self._finish_now(action, ActionStatus.CANCELLED, state.value, message)
             elif after is None:

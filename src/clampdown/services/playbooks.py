@@ -197,15 +197,15 @@ class PlaybookService:
             notes=notes,
         )
 
-    async def open_containment(self, principal: Principal, account_ids: set[str]) -> Containment:
-        """The person's open containment; NotFound saying how the latest one ended, if none is open."""
+    async def open_containments(self, principal: Principal, account_ids: set[str]) -> list[Containment]:
+        """The person's open containments, newest first (an active one, and one awaiting approval
+        beside it); NotFound saying how the latest one ended, if none is open."""
         await self.actions.authorize_read(principal)
         ids = sorted(account_ids)
-        found = await self.containments.find(
-            states=[s for s in ContainmentState if s.is_open], account_ids=ids, limit=1
-        )
+        open_states = [s for s in ContainmentState if s.is_open]
+        found = await self.containments.find(states=open_states, account_ids=ids)
         if found:
-            return found[0]
+            return found
         latest = await self.containments.find(account_ids=ids, limit=1)
         if not latest:
             raise NotFound("no containment of this person in the action center to release")
@@ -216,11 +216,13 @@ class PlaybookService:
     async def release(
         self, reference: str, reason: str | None, principal: Principal, *, dry_run: bool = False
     ) -> PlaybookRun:
-        """Undo what the person's open containment (and the open ones it superseded) changed, in
+        """Undo what the person's open containments (and the ones they superseded) changed, in
         the same order, restoring each account's state as it was read before; once."""
         person = await find_person(self.actions.connectors, reference, principal)
-        containment = await self.open_containment(principal, {la.account.id for la in person.accounts})
-        chain = await self.containments.chain(containment)
+        chain = await self.containments.chain(
+            await self.open_containments(principal, {la.account.id for la in person.accounts})
+        )
+        containment = chain[0]
         batch_id = str(uuid.uuid4())
         items: list[NewAction] = []
         plan: list[PlanItem] = []

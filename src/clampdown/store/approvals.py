@@ -41,7 +41,8 @@ class ApprovalStore(RecordingStore):
             )
             expired = [row_to_action(r) for r in rows.mappings()]
             events = [action_event(EventName.APPROVAL_EXPIRED, a, "clampdown", now) for a in expired]
-            await settle_after_approval(conn, [a.containment_id for a in expired if a.containment_id])
+            held = [a.containment_id for a in expired if a.containment_id]
+            events += await settle_after_approval(conn, held, now)
             await self._record(conn, events)
         self._after_commit(events)
         return expired
@@ -74,7 +75,8 @@ class ApprovalStore(RecordingStore):
             decided = [row_to_action(r) for r in rows.mappings()]
             name = EventName.APPROVAL_APPROVED if approve else EventName.APPROVAL_REJECTED
             events = [action_event(name, a, approver, now, note=note) for a in decided]
-            await settle_after_approval(conn, [a.containment_id for a in decided if a.containment_id])
+            held = [a.containment_id for a in decided if a.containment_id]
+            events += await settle_after_approval(conn, held, now)
             await self._record(conn, events)
         self._after_commit(events)
         return decided

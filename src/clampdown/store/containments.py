@@ -113,18 +113,18 @@ class ContainmentStore(RecordingStore):
         async with self.engine.connect() as conn:
             return await self._read(conn, query)
 
-    async def chain(self, containment: Containment) -> list[Containment]:
-        """This containment and the ones it superseded, newest first: the steps a release undoes."""
-        found = [containment]
+    async def chain(self, newest: Sequence[Containment]) -> list[Containment]:
+        """These containments and every one they superseded, newest first: what a release undoes."""
+        found = {c.id: c for c in newest}
+        frontier = list(found)
         async with self.engine.connect() as conn:
-            while found[-1].supersedes_id is not None:
+            while frontier:
                 older = await self._read(
-                    conn, select(containments).where(containments.c.id == found[-1].supersedes_id)
+                    conn, select(containments).where(containments.c.superseded_by_id.in_(frontier))
                 )
-                if not older:
-                    break
-                found.append(older[0])
-        return found
+                frontier = [c.id for c in older if c.id not in found]
+                found.update({c.id: c for c in older})
+        return sorted(found.values(), key=lambda c: c.id, reverse=True)
 
     async def states_of(
         self, containment_ids: Sequence[int]
@@ -139,32 +139,6 @@ class ContainmentStore(RecordingStore):
             rows = (await conn.execute(query)).all()
         return {int(i): (ContainmentState(s), by) for i, s, by in rows}
 
-    async def _cancel_live(
-        self,
-        conn: AsyncConnection,
-        containment_ids: Sequence[int],
-        roles: Sequence[StepRole],
-        now: datetime,
-        code: str,
-        message: str,
-        actor: str,
-    ) -> list[AuditEvent]:
-        rows = await conn.execute(
-            update(actions)
-            .where(
-                actions.c.containment_id.in_(list(containment_ids)),
-                actions.c.containment_role.in_([r.value for r in roles]),
-                actions.c.status.in_(_LIVE),
-            )
-            .values(
-                status=ActionStatus.CANCELLED.value, finished_at=now, error_code=code, error_message=message
-            )
-            .returning(*actions.c)
-        )
-        return [
-            action_event(EventName.ACTION_CANCELLED, row_to_action(r), actor, now) for r in rows.mappings()
-        ]
-
     async def create(
         self,
         new: NewContainment,
@@ -172,22 +146,11 @@ class ContainmentStore(RecordingStore):
         now: datetime,
         approval_deadline: datetime | None,
     ) -> Containment:
-        """Write the containment and its actions in one transaction. The person's open
-        containment, if any, is superseded: its timers and its requests still awaiting approval
-        are cancelled, and its steps are carried by the new one (a release undoes them too)."""
+        """Write the containment and its actions in one transaction. An active containment
+        supersedes the person's open ones at once; one awaiting approval does so when approved
+        (until then the older one still holds, and it still holds if the request is rejected)."""
         account_ids = sorted({a.id for a in new.accounts})
         async with self.engine.begin() as conn:
-            covering = select(containment_accounts.c.containment_id).where(
-                containment_accounts.c.account_id.in_(account_ids)
-            )
-            open_rows = (
-                await conn.execute(
-                    select(containments.c.id)
-                    .where(containments.c.id.in_(covering), containments.c.state.in_(_OPEN))
-                    .order_by(containments.c.id.desc())
-                )
-            ).all()
-            older = [int(r[0]) for r in open_rows]
             result = await conn.execute(
                 insert(containments)
                 .values(
@@ -200,7 +163,6 @@ class ContainmentStore(RecordingStore):
                     accounts=[a.to_json() for a in new.accounts],
                     until=new.until,
                     batch_id=new.batch_id,
-                    supersedes_id=older[0] if older else None,
                     notes=list(new.notes),
                 )
                 .returning(containments.c.id)
@@ -212,28 +174,8 @@ class ContainmentStore(RecordingStore):
                     [{"containment_id": containment_id, "account_id": a} for a in account_ids],
                 )
             events: list[AuditEvent] = []
-            if older:
-                await conn.execute(
-                    update(containments)
-                    .where(containments.c.id.in_(older))
-                    .values(
-                        state=ContainmentState.SUPERSEDED.value,
-                        superseded_by_id=containment_id,
-                        ended_at=now,
-                        ended_by=new.requested_by,
-                        end_reason=f"superseded by containment {containment_id}: {new.reason}",
-                    )
-                )
-                events += await self._cancel_live(
-                    conn,
-                    older,
-                    (StepRole.TIMER, StepRole.STEP),
-                    now,
-                    "superseded",
-                    f"superseded by containment {containment_id} ({new.reason}): "
-                    "the newer containment is the latest word",
-                    new.requested_by,
-                )
+            if new.state is ContainmentState.ACTIVE:
+                events = await supersede_older(conn, containment_id, now)
                 await self._record(conn, events)
             linked = [replace(i, containment_id=containment_id) for i in items]
             _, requested = await self._actions.enqueue_in(conn, linked, now, approval_deadline)
@@ -252,14 +194,16 @@ class ContainmentStore(RecordingStore):
         now: datetime,
         approval_deadline: datetime | None,
     ) -> Containment:
-        """End the chain's containments as released, cancel their timers, queue the release steps
+        """End the chain's open containments as released, cancel what of the chain has not run yet
+        (timers, undos, steps still queued or awaiting approval), queue the release steps
         (pointing to the newest containment), all in one transaction."""
         ids = [c.id for c in chain]
         newest = chain[0]
+        still_open = [c.id for c in chain if c.state.is_open]
         async with self.engine.begin() as conn:
             changed = await conn.execute(
                 update(containments)
-                .where(containments.c.id == newest.id, containments.c.state.in_(_OPEN))
+                .where(containments.c.id.in_(still_open), containments.c.state.in_(_OPEN))
                 .values(
                     state=ContainmentState.RELEASED.value,
                     ended_at=now,
@@ -267,14 +211,14 @@ class ContainmentStore(RecordingStore):
                     end_reason=reason,
                 )
             )
-            if changed.rowcount == 0:
+            if changed.rowcount != len(still_open):
                 raise NotFound(
                     f"containment {newest.id} is no longer open: it was released or superseded meanwhile"
                 )
-            events = await self._cancel_live(
+            events = await cancel_live(
                 conn,
                 ids,
-                (StepRole.TIMER, StepRole.UNDO),
+                (StepRole.TIMER, StepRole.UNDO, StepRole.STEP),
                 now,
                 "released",
                 f"released early by {released_by}: {reason}",
@@ -290,12 +234,15 @@ class ContainmentStore(RecordingStore):
         return record[0]
 
 
-async def settle_after_approval(conn: AsyncConnection, containment_ids: Sequence[int]) -> None:
+async def settle_after_approval(
+    conn: AsyncConnection, containment_ids: Sequence[int], now: datetime
+) -> list[AuditEvent]:
     """A containment awaiting approval becomes active once none of its steps awaits approval and
-    one of them was approved; cancelled once every step was cancelled (rejected or expired)."""
-    ids = sorted({i for i in containment_ids if i is not None})
+    one of them was approved, superseding the person's older open ones then; cancelled once every
+    step was cancelled (rejected or expired). Returns the events to record."""
+    ids = sorted(set(containment_ids))
     if not ids:
-        return
+        return []
     step = actions.alias("step")
     role_step = step.c.containment_role == StepRole.STEP.value
     waiting = (
@@ -317,16 +264,21 @@ async def settle_after_approval(conn: AsyncConnection, containment_ids: Sequence
         .exists()
     )
     pending = containments.c.state == ContainmentState.AWAITING_APPROVAL.value
-    await conn.execute(
+    activated = await conn.execute(
         update(containments)
         .where(containments.c.id.in_(ids), pending, ~waiting, going)
         .values(state=ContainmentState.ACTIVE.value)
+        .returning(containments.c.id)
     )
+    events: list[AuditEvent] = []
+    for (containment_id,) in activated.all():
+        events += await supersede_older(conn, int(containment_id), now)
     await conn.execute(
         update(containments)
         .where(containments.c.id.in_(ids), pending, ~waiting, ~going)
-        .values(state=ContainmentState.CANCELLED.value, end_reason="no step was approved")
+        .values(state=ContainmentState.CANCELLED.value, end_reason="no step was approved", ended_at=now)
     )
+    return events
 
 
 async def expire_after_timers(conn: AsyncConnection, containment_ids: Sequence[int], now: datetime) -> None:
@@ -353,4 +305,77 @@ async def expire_after_timers(conn: AsyncConnection, containment_ids: Sequence[i
             ended_by="timer",
             end_reason="its until passed: the timed release ran",
         )
+    )
+
+
+async def cancel_live(
+    conn: AsyncConnection,
+    containment_ids: Sequence[int],
+    roles: Sequence[StepRole],
+    now: datetime,
+    code: str,
+    message: str,
+    actor: str,
+) -> list[AuditEvent]:
+    rows = await conn.execute(
+        update(actions)
+        .where(
+            actions.c.containment_id.in_(list(containment_ids)),
+            actions.c.containment_role.in_([r.value for r in roles]),
+            actions.c.status.in_(_LIVE),
+        )
+        .values(status=ActionStatus.CANCELLED.value, finished_at=now, error_code=code, error_message=message)
+        .returning(*actions.c)
+    )
+    return [action_event(EventName.ACTION_CANCELLED, row_to_action(r), actor, now) for r in rows.mappings()]
+
+
+async def supersede_older(conn: AsyncConnection, containment_id: int, now: datetime) -> list[AuditEvent]:
+    """The person's other open containments, older than this one, are superseded by it: their
+    timers, and their steps not yet run, are cancelled; their changed steps are carried by it (a
+    release undoes them). Returns the cancellations' events, for the caller to record."""
+    this = (
+        (await conn.execute(select(containments).where(containments.c.id == containment_id))).mappings().one()
+    )
+    mine = select(containment_accounts.c.account_id).where(
+        containment_accounts.c.containment_id == containment_id
+    )
+    covering = select(containment_accounts.c.containment_id).where(
+        containment_accounts.c.account_id.in_(mine)
+    )
+    rows = await conn.execute(
+        select(containments.c.id)
+        .where(
+            containments.c.id.in_(covering),
+            containments.c.id < containment_id,
+            containments.c.state.in_(_OPEN),
+        )
+        .order_by(containments.c.id.desc())
+    )
+    older = [int(r[0]) for r in rows]
+    if not older:
+        return []
+    await conn.execute(
+        update(containments)
+        .where(containments.c.id.in_(older))
+        .values(
+            state=ContainmentState.SUPERSEDED.value,
+            superseded_by_id=containment_id,
+            ended_at=now,
+            ended_by=this["requested_by"],
+            end_reason=f"superseded by containment {containment_id}: {this['reason']}",
+        )
+    )
+    await conn.execute(
+        update(containments).where(containments.c.id == containment_id).values(supersedes_id=older[0])
+    )
+    return await cancel_live(
+        conn,
+        older,
+        (StepRole.TIMER, StepRole.STEP, StepRole.UNDO),
+        now,
+        "superseded",
+        f"superseded by containment {containment_id} ({this['reason']}): "
+        "the newer containment is the latest word",
+        this["requested_by"],
     )
