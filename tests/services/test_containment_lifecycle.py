@@ -140,7 +140,10 @@ class ContainmentMachine(RuleBasedStateMachine):
             await conn.execute(text("DELETE FROM actions"))
         base = Settings()
         self.gate = PolicyGate(
-            ProtectionSettings(accounts=[PROTECTED_PERSON]), ApprovalSettings(expires_after_minutes=60)
+            ProtectionSettings(accounts=[PROTECTED_PERSON]),
+            # ann's rule matches only her resolved account id, never the name typed: the gate must
+            # see the account; a bulk deactivation waits for approval, which never covers brk's protection.
+            ApprovalSettings(expires_after_minutes=60, targets=["id-ann"], actions=["okta.deactivate_user"]),
         )
         self.store = ActionStore(self.engine)
         self.actions = ActionService(self.store, dict(self.directories), self.clock, guardrails=self.gate)
@@ -167,6 +170,13 @@ class ContainmentMachine(RuleBasedStateMachine):
         until = self.clock.now() + timedelta(hours=hours) if hours else None
         self._attempt(
             "contain", self.playbooks.run("contain", person, "INC-1", LEAD, until=until, request_approval=ask)
+        )
+
+    @rule()
+    def bulk_deactivation(self) -> None:
+        """A bulk on the protected person and a bystander: approval is for the action, not for brk."""
+        self._attempt(
+            "bulk", self.actions.request_bulk("okta.deactivate_user", [PROTECTED_PERSON, "cy"], "x", LEAD)
         )
 
     @rule(person=st.sampled_from(PEOPLE))
@@ -287,7 +297,7 @@ class ContainmentMachine(RuleBasedStateMachine):
 
 EXAMPLES = int(os.environ.get("CLAMPDOWN_MACHINE_EXAMPLES", "60"))
 ContainmentMachine.TestCase.settings = settings(
-    max_examples=EXAMPLES, stateful_step_count=25, deadline=None, report_multiple_bugs=False,
+    max_examples=EXAMPLES, stateful_step_count=40, deadline=None, report_multiple_bugs=False,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )  # fmt: skip
 TestContainmentLifecycle = pytest.mark.slow(ContainmentMachine.TestCase)
