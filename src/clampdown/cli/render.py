@@ -41,7 +41,6 @@ def action_json(action: Action) -> dict[str, Any]:
         "error": {"code": action.error_code, "message": action.error_message} if action.error_code else None,
         "state_before": action.state_before.to_json() if action.state_before else None,
         "provider_request_id": action.provider_request_id,
-        "parameters": action.parameters,
         "history": [h.to_json() for h in action.history],
         "after_action_id": action.after_action_id,
         "playbook": action.playbook,

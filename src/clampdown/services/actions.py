@@ -14,7 +14,7 @@ from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.config import ApprovalSettings, ProtectionSettings
 from clampdown.connectors.base import Connector
 from clampdown.errors import AccountNotFound, Conflict, InvalidInput, NotFound, TransientError
-from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus, StateValue
+from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus
 from clampdown.permissions import RESPONSE_READ
 from clampdown.services.protection import ApprovalRules, ProtectedAccount, ProtectionRules
 from clampdown.store.actions import ActionStore, NewAction
@@ -136,7 +136,6 @@ class ActionService:
         principal: Principal,
         *,
         idempotency_key: str | None = None,
-        parameters: dict[str, StateValue] | None = None,
         request_approval: bool = False,
         until: datetime | None = None,
     ) -> Action:
@@ -164,7 +163,6 @@ class ActionService:
             reason=text,
             account=account,
             idempotency_key=idempotency_key,
-            parameters=dict(parameters or {}),
             approval_reason=approval,
         )
         items = [item]
