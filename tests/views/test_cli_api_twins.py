@@ -8,17 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from clampdown.permissions import GLOBAL_ADMINISTRATOR
-from tests.api.conftest import Server, server, server_factory  # noqa: F401
+from tests.api.conftest import Server
 from tests.lab_config import clampdown, spawn_worker
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """SQLite only: the views do not depend on the database."""
-    return f"sqlite:///{tmp_path / 'clampdown.db'}"
 
 
 def _cli(server: Server, token: str, *args: str) -> Any:
@@ -36,7 +29,7 @@ def _api(server: Server, token: str, method: str, path: str, key: str | None = N
     return answer.json()
 
 
-async def test_every_cli_json_is_its_api_twin(server: Server, tmp_path: Path) -> None:  # noqa: F811
+async def test_every_cli_json_is_its_api_twin(server: Server, tmp_path: Path) -> None:
     token = await server.token("twin-admin", GLOBAL_ADMINISTRATOR)
 
     # act: POST /api/v1/actions (the idempotency key makes the API return the action the CLI queued).
