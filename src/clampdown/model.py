@@ -79,7 +79,6 @@ class ActionContext:
     state_before: AccountState | None = None
     # For an undo: the state read before the action being undone, so it can be restored exactly.
     restore_state: AccountState | None = None
-    parameters: dict[str, StateValue] = field(default_factory=dict)
 
 
 def _is_secret(key: str) -> bool:
@@ -162,7 +161,6 @@ class Action:
     error_message: str | None = None
     state_before: AccountState | None = None
     provider_request_id: str | None = None
-    parameters: dict[str, StateValue] = field(default_factory=dict)
     history: tuple[AttemptRecord, ...] = ()
     after_action_id: int | None = None  # runs only once that action completed (playbook order)
     playbook: str | None = None

@@ -27,7 +27,7 @@ from clampdown.limits import (
     clean_text,
     optional_text,
 )
-from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus, StateValue
+from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus
 from clampdown.permissions import RESPONSE_READ
 from clampdown.services.protection import ApprovalRules, ProtectedAccount, ProtectionRules
 from clampdown.store.actions import ActionStore, NewAction
@@ -180,7 +180,6 @@ class ActionService:
         principal: Principal,
         *,
         idempotency_key: str | None = None,
-        parameters: dict[str, StateValue] | None = None,
         request_approval: bool = False,
         until: datetime | None = None,
     ) -> Action:
@@ -209,7 +208,6 @@ class ActionService:
             reason=text,
             account=account,
             idempotency_key=idempotency_key,
-            parameters=dict(parameters or {}),
             approval_reason=approval,
         )
         items = [item]
