@@ -35,6 +35,8 @@ class Account:
     id: str  # the provider's immutable id: objectGUID, Entra object id, Okta user id
     name: str  # what a person reads: UPN, login or DN
     attributes: dict[str, str] = field(default_factory=dict)  # stable identifiers (dn, sid, upn, ...)
+    # How this account was linked into its person, in words; provenance, not identity (no compare).
+    linked_by: str | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,6 +48,7 @@ class Account:
             id=str(data["id"]),
             name=str(data["name"]),
             attributes={str(k): str(v) for k, v in (data.get("attributes") or {}).items()},
+            linked_by=str(data["linked_by"]) if data.get("linked_by") else None,
         )
 
 

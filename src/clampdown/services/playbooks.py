@@ -180,4 +180,5 @@ class PlaybookService:
 
     @staticmethod
     def _plan(inverse: ActionDefinition, action: Action, linked: LinkedAccount | None) -> PlanItem:
-        return plan_item(inverse, action.target, action.account, linked.state if linked else None)
+        account = linked.account if linked else action.account  # linked: how it links today
+        return plan_item(inverse, action.target, account, linked.state if linked else None)
