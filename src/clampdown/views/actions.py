@@ -16,6 +16,7 @@ class AccountView(View):
     id: str
     name: str
     attributes: dict[str, str]
+    linked_by: str | None = Field(default=None, description="How this account was linked to the person")
 
 
 class AccountStateView(View):

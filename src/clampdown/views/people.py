@@ -15,6 +15,7 @@ class LinkedAccountView(View):
     account: AccountView
     state: AccountStateView | None
     state_error: str | None
+    linked_by: str = Field(description="The strong anchor that links this account to the person")
     allowed_actions: list[str] = Field(validation_alias="actions")
 
     @field_validator("allowed_actions", mode="before")
@@ -27,3 +28,4 @@ class PersonView(View):
     reference: str
     accounts: list[LinkedAccountView]
     unreachable: dict[str, str]
+    not_linked: list[str] = Field(description="Accounts a provider found that no strong anchor links")

@@ -13,6 +13,7 @@ class PlanItemView(View):
     account: str | None
     current: str | None
     outcome: str
+    linked_by: str | None = None
 
 
 class PlaybookRunView(View):
