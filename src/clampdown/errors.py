@@ -48,6 +48,13 @@ class Conflict(ClampdownError):
     code = "conflict"
 
 
+class IdentityConflict(Conflict):
+    """A reference's accounts in different providers do not link by a strong anchor (SID, UPN,
+    login), or their anchors disagree: Clampdown will not guess which person is meant."""
+
+    code = "identity_conflict"
+
+
 class StoreUnavailable(ClampdownError):
     """The database cannot be reached."""
 

@@ -35,6 +35,8 @@ class Account:
     id: str  # the provider's immutable id: objectGUID, Entra object id, Okta user id
     name: str  # what a person reads: UPN, login or DN
     attributes: dict[str, str] = field(default_factory=dict)  # stable identifiers (dn, sid, upn, ...)
+    # How this account was linked into its person, in words; provenance, not identity (no compare).
+    linked_by: str | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,6 +48,7 @@ class Account:
             id=str(data["id"]),
             name=str(data["name"]),
             attributes={str(k): str(v) for k, v in (data.get("attributes") or {}).items()},
+            linked_by=str(data["linked_by"]) if data.get("linked_by") else None,
         )
 
 
@@ -87,7 +90,6 @@ class ActionContext:
     state_before: AccountState | None = None
     # For an undo: the state read before the action being undone, so it can be restored exactly.
     restore_state: AccountState | None = None
-    parameters: dict[str, StateValue] = field(default_factory=dict)
 
 
 def _is_secret(key: str) -> bool:
@@ -170,7 +172,6 @@ class Action:
     error_message: str | None = None
     state_before: AccountState | None = None
     provider_request_id: str | None = None
-    parameters: dict[str, StateValue] = field(default_factory=dict)
     history: tuple[AttemptRecord, ...] = ()
     after_action_id: int | None = None  # runs only once that action completed (playbook order)
     playbook: str | None = None

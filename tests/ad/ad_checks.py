@@ -47,5 +47,5 @@ class ScratchUser:
         self.password = USER_PASSWORD
 
 
-def context(**parameters: Any) -> ActionContext:
-    return ActionContext(action_id=1, reason="test", requested_by="pytest", parameters=parameters)
+def context() -> ActionContext:
+    return ActionContext(action_id=1, reason="test", requested_by="pytest")

@@ -57,6 +57,14 @@ async def ad(ad_settings: ADSettings) -> AsyncIterator[ADConnector]:
     await connector.aclose()
 
 
+@pytest.fixture(scope="session")
+async def ad_random_password(ad_settings: ADSettings) -> AsyncIterator[ADConnector]:
+    """The same connector configured to set a new random password on force_password_reset."""
+    connector = ADConnector(ad_settings.model_copy(update={"set_random_password": True}))
+    yield connector
+    await connector.aclose()
+
+
 @pytest.fixture
 def make_user(admin: Any) -> Iterator[Callable[..., ScratchUser]]:
     """Create users (default: enabled, in OU=Managed); all deleted after the test."""

@@ -102,11 +102,11 @@ async def test_reset_of_never_expiring_password_says_it_has_no_effect(
 
 
 async def test_random_password_replaces_the_old_one_and_is_not_returned(
-    ad: ADConnector, admin: Any, lab: SambaLab, make_user: Callable[..., ScratchUser]
+    ad_random_password: ADConnector, admin: Any, lab: SambaLab, make_user: Callable[..., ScratchUser]
 ) -> None:
     user = make_user(uac=0x200 | DONT_EXPIRE)
-    account = await ad.resolve_user(user.sam)
-    outcome = await ad.force_password_reset(account, context(set_random_password=True))
+    account = await ad_random_password.resolve_user(user.sam)
+    outcome = await ad_random_password.force_password_reset(account, context())
     assert outcome.changed and outcome.details["password_set"]
     assert outcome.warnings and "DONT_EXPIRE_PASSWORD" in outcome.warnings[0]
     assert "new_password" not in outcome.details

@@ -130,11 +130,11 @@ async def test_doctor_reports_a_bind_failure_instead_of_raising(ad_settings: Any
 
 
 async def test_random_password_outside_its_ou_names_the_reset_password_right(
-    ad: ADConnector, admin: Any, make_user: Callable[..., ScratchUser]
+    ad_random_password: ADConnector, admin: Any, make_user: Callable[..., ScratchUser]
 ) -> None:
     user = make_user(ou=OTHER_OU)
-    account = await ad.resolve_user(user.sam)
+    account = await ad_random_password.resolve_user(user.sam)
     before = read_int(admin, user.dn, "pwdLastSet")
     with pytest.raises(ActionAccountError, match="Reset Password extended right"):
-        await ad.force_password_reset(account, context(set_random_password=True))
+        await ad_random_password.force_password_reset(account, context())
     assert read_int(admin, user.dn, "pwdLastSet") == before

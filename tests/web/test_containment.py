@@ -46,6 +46,11 @@ def test_analyst_disables_suspends_and_undoes(
     results.get_by_role("link", name="Open user page").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(person.upn)
     expect(page.get_by_test_id("status-ad")).to_contain_text("enabled")
+    # Each card says how its account was linked into the person.
+    linked = "Linked: matched the reference by userPrincipalName"
+    expect(page.get_by_test_id("linked-ad")).to_have_text(linked)
+    okta_link = f"Okta login = AD userPrincipalName {person.upn}"
+    expect(page.get_by_test_id("linked-okta")).to_contain_text(okta_link)
     page.get_by_test_id("actions-ad").locator("summary").click()
     page.get_by_role("button", name="Disable user in Active Directory").click()
     scope = page.locator("#action-dialog-scope")
@@ -62,6 +67,7 @@ def test_analyst_disables_suspends_and_undoes(
     panel = page.locator("#drawer")
     expect(panel).to_be_visible()
     expect(panel.get_by_test_id("status-okta")).to_contain_text("active")
+    expect(panel.get_by_test_id("linked-entra")).to_contain_text("matched the reference by userPrincipalName")
     panel.get_by_test_id("actions-okta").locator("summary").click()
     panel.get_by_role("button", name="Suspend user in Okta").click()
     expect(page.locator("#action-dialog-scope")).to_contain_text("Okta")

@@ -14,15 +14,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from clampdown.api.auth import current_principal, runtime
-from clampdown.api.schemas import (
-    ActionOut,
-    ActionPage,
-    ActionRequest,
-    BulkOut,
-    BulkRequest,
-    ErrorBody,
-    UndoRequest,
-)
+from clampdown.api.schemas import ActionPage, ActionRequest, BulkRequest, ErrorBody, UndoRequest
 from clampdown.auth.principal import Principal
 from clampdown.errors import InvalidInput
 from clampdown.limits import (
@@ -38,6 +30,7 @@ from clampdown.limits import (
     MAX_USERNAME,
 )
 from clampdown.model import ActionFilter, ActionStatus
+from clampdown.views import ActionView, BulkView
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422, 503)
@@ -90,33 +83,33 @@ def _filter(
 FilterDep = Annotated[ActionFilter, Depends(_filter)]
 
 
-@router.post("", status_code=202, response_model=ActionOut)
+@router.post("", status_code=202, response_model=ActionView)
 async def request_action(
     body: ActionRequest,
     request: Request,
     caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_IDEMPOTENCY_KEY)] = None,
-) -> ActionOut:
+) -> ActionView:
     """Queue one action. The same Idempotency-Key returns the same action, never a second one."""
     action = await runtime(request).actions.request(
         body.type, body.target, body.reason, caller, idempotency_key=idempotency_key,
         request_approval=body.request_approval, until=body.until,
     )  # fmt: skip
-    return ActionOut.of(action)
+    return ActionView.model_validate(action)
 
 
-@router.post("/bulk", status_code=202, response_model=BulkOut)
+@router.post("/bulk", status_code=202, response_model=BulkView)
 async def request_bulk(
     body: BulkRequest,
     request: Request,
     caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_BULK_IDEMPOTENCY_KEY)] = None,
-) -> BulkOut:
+) -> BulkView:
     """Queue one action per distinct target under one batch id."""
     bulk = await runtime(request).actions.request_bulk(
         body.type, body.targets, body.reason, caller, idempotency_key=idempotency_key
     )
-    return BulkOut(batch_id=bulk.batch_id, actions=[ActionOut.of(a) for a in bulk.actions])
+    return BulkView.model_validate(bulk)
 
 
 @router.get("", response_model=ActionPage)
@@ -131,7 +124,7 @@ async def list_actions(
     before = _decode_cursor(cursor) if cursor else None
     found = await runtime(request).actions.list_actions(flt, caller, limit=limit, before_id=before)
     next_cursor = _encode_cursor(found[-1].id) if len(found) == limit else None
-    return ActionPage(items=[ActionOut.of(a) for a in found], next_cursor=next_cursor)
+    return ActionPage(items=[ActionView.model_validate(a) for a in found], next_cursor=next_cursor)
 
 
 CSV_COLUMNS = (
@@ -141,7 +134,7 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def _csv_row(out: ActionOut) -> list[str]:
+def _csv_row(out: ActionView) -> list[str]:
     data = out.model_dump(mode="json")
     data["account"] = out.account.name if out.account else ""
     data["result"] = (out.result or {}).get("message", "")
@@ -165,13 +158,13 @@ async def export_actions(
     service = runtime(request).actions
     await service.authorize_read(caller)
 
-    async def pages() -> AsyncIterator[list[ActionOut]]:
+    async def pages() -> AsyncIterator[list[ActionView]]:
         before: int | None = None
         while True:
             page = await service.list_actions(flt, caller, limit=EXPORT_PAGE, before_id=before)
             if not page:
                 return
-            yield [ActionOut.of(a) for a in page]
+            yield [ActionView.model_validate(a) for a in page]
             before = page[-1].id
 
     async def as_csv() -> AsyncIterator[str]:
@@ -201,22 +194,22 @@ async def export_actions(
     return StreamingResponse(as_json(), media_type="application/json")
 
 
-@router.get("/{action_id}", response_model=ActionOut)
-async def get_action_detail(action_id: ActionId, request: Request, caller: CallerDep) -> ActionOut:
+@router.get("/{action_id}", response_model=ActionView)
+async def get_action_detail(action_id: ActionId, request: Request, caller: CallerDep) -> ActionView:
     """Every field of one action, with its attempts and errors."""
-    return ActionOut.of(await runtime(request).actions.get(action_id, caller))
+    return ActionView.model_validate(await runtime(request).actions.get(action_id, caller))
 
 
-@router.post("/{action_id}/cancel", response_model=ActionOut)
-async def cancel_action(action_id: ActionId, request: Request, caller: CallerDep) -> ActionOut:
+@router.post("/{action_id}/cancel", response_model=ActionView)
+async def cancel_action(action_id: ActionId, request: Request, caller: CallerDep) -> ActionView:
     """Cancel a queued action."""
-    return ActionOut.of(await runtime(request).actions.cancel(action_id, caller))
+    return ActionView.model_validate(await runtime(request).actions.cancel(action_id, caller))
 
 
-@router.post("/{action_id}/undo", status_code=202, response_model=ActionOut)
+@router.post("/{action_id}/undo", status_code=202, response_model=ActionView)
 async def undo_action(
     action_id: ActionId, request: Request, caller: CallerDep, body: UndoRequest | None = None
-) -> ActionOut:
+) -> ActionView:
     """Queue the inverse of a completed action, restoring the state read before it ran."""
     reason = body.reason if body else None
-    return ActionOut.of(await runtime(request).actions.undo(action_id, caller, reason))
+    return ActionView.model_validate(await runtime(request).actions.undo(action_id, caller, reason))

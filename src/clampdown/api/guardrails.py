@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clampdown.api.actions import ERRORS
 from clampdown.api.auth import current_principal, runtime
-from clampdown.api.schemas import ActionOut, Text
+from clampdown.api.schemas import Text
 from clampdown.auth.principal import Principal, require_permission
 from clampdown.limits import (
     MAX_ACTION_TYPE,
@@ -23,8 +23,8 @@ from clampdown.limits import (
     MAX_TARGET,
 )
 from clampdown.permissions import SETTINGS_MANAGE
-from clampdown.services.planning import PlanItem, plan_actions
-from clampdown.services.playbooks import PlaybookRun
+from clampdown.services.planning import plan_actions
+from clampdown.views import ActionView, AuditReportView, PlanItemView, PlaybookRunView
 
 router = APIRouter(prefix="/api/v1", tags=["guardrails"], responses=ERRORS)
 CallerDep = Annotated[Principal, Depends(current_principal)]
@@ -50,39 +50,6 @@ class PlanRequest(BaseModel):
     reason: Text = Field(max_length=MAX_REASON)
 
 
-class PlanItemOut(BaseModel):
-    action: str
-    provider: str
-    target: str
-    account: str | None
-    current: str | None
-    outcome: str
-
-    @classmethod
-    def of(cls, item: PlanItem) -> PlanItemOut:
-        return cls(**vars(item))
-
-
-class PlaybookRunOut(BaseModel):
-    playbook: str
-    person: str
-    batch_id: str | None
-    actions: list[ActionOut]
-    skipped: list[str]
-    plan: list[PlanItemOut]
-
-    @classmethod
-    def of(cls, run: PlaybookRun) -> PlaybookRunOut:
-        return cls(
-            playbook=run.playbook,
-            person=run.person,
-            batch_id=run.batch_id,
-            actions=[ActionOut.of(a) for a in run.actions],
-            skipped=run.skipped,
-            plan=[PlanItemOut.of(p) for p in run.plan],
-        )
-
-
 class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -94,59 +61,45 @@ class Decision(BaseModel):
     note: Text | None = Field(default=None, max_length=MAX_REASON)
 
 
-class AuditBreak(BaseModel):
-    seq: int
-    problem: str
-
-
-class AuditReport(BaseModel):
-    entries: int
-    ok: bool
-    breaks: list[AuditBreak]
-
-
-@router.post("/playbooks/{name}/run", status_code=202, response_model=PlaybookRunOut)
+@router.post("/playbooks/{name}/run", status_code=202, response_model=PlaybookRunView)
 async def run_playbook(
     body: PlaybookRequest,
     request: Request,
     caller: CallerDep,
     name: Annotated[str, Path(max_length=MAX_PLAYBOOK_NAME, pattern=r"^[\w.-]+$")],
-) -> PlaybookRunOut:
+) -> PlaybookRunView:
     """Contain (or release) a person everywhere in one step; with dry_run, only the plan."""
     run = await runtime(request).playbooks.run(
         name, body.target, body.reason, caller,
         until=body.until, request_approval=body.request_approval, dry_run=body.dry_run,
     )  # fmt: skip
-    return PlaybookRunOut.of(run)
+    return PlaybookRunView.model_validate(run)
 
 
-@router.post("/actions/plan", response_model=list[PlanItemOut])
-async def plan(body: PlanRequest, request: Request, caller: CallerDep) -> list[PlanItemOut]:
+@router.post("/actions/plan", response_model=list[PlanItemView])
+async def plan(body: PlanRequest, request: Request, caller: CallerDep) -> list[PlanItemView]:
     """What an action on these targets would do now; nothing is written or changed."""
     items = await plan_actions(runtime(request).actions, body.type, body.targets, body.reason, caller)
-    return [PlanItemOut.of(i) for i in items]
+    return [PlanItemView.model_validate(i) for i in items]
 
 
-@router.get("/approvals", response_model=list[ActionOut])
-async def pending_approvals(request: Request, caller: CallerDep) -> list[ActionOut]:
+@router.get("/approvals", response_model=list[ActionView])
+async def pending_approvals(request: Request, caller: CallerDep) -> list[ActionView]:
     """Requests awaiting a second person."""
-    return [ActionOut.of(a) for a in await runtime(request).approvals.pending(caller)]
+    return [ActionView.model_validate(a) for a in await runtime(request).approvals.pending(caller)]
 
 
-@router.post("/approvals", response_model=list[ActionOut])
-async def decide(body: Decision, request: Request, caller: CallerDep) -> list[ActionOut]:
+@router.post("/approvals", response_model=list[ActionView])
+async def decide(body: Decision, request: Request, caller: CallerDep) -> list[ActionView]:
     """Approve or reject waiting requests (never one's own)."""
     decided = await runtime(request).approvals.decide(
         caller, body.approve, action_ids=body.action_ids, batch_id=body.batch_id, note=body.note
     )
-    return [ActionOut.of(a) for a in decided]
+    return [ActionView.model_validate(a) for a in decided]
 
 
-@router.get("/audit/verify", response_model=AuditReport)
-async def verify_audit(request: Request, caller: CallerDep) -> AuditReport:
+@router.get("/audit/verify", response_model=AuditReportView)
+async def verify_audit(request: Request, caller: CallerDep) -> AuditReportView:
     """Walk the hash chain and name every edited, deleted or reordered entry."""
     require_permission(caller, SETTINGS_MANAGE, "verify the audit log")
-    count, breaks = await runtime(request).audit.verify()
-    return AuditReport(
-        entries=count, ok=not breaks, breaks=[AuditBreak(seq=b.seq, problem=b.problem) for b in breaks]
-    )
+    return AuditReportView.model_validate(await runtime(request).audit.verify())

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from clampdown.api.actions import ERRORS
 from clampdown.api.auth import current_principal, runtime
-from clampdown.api.schemas import ActionOut, Text
+from clampdown.api.schemas import Text
 from clampdown.auth.principal import Principal
-from clampdown.hunting.query import Language, QueryResult
-from clampdown.hunting.rules import DetectionRule
-from clampdown.hunting.saved import SavedQuery
+from clampdown.hunting.query import Language
 from clampdown.hunting.schema import EVENT_TABLES
 from clampdown.hunting.service import HuntingService
-from clampdown.limits import MAX_ACTION_TYPE, MAX_BULK_IDEMPOTENCY_KEY, MAX_NAME, MAX_QUERY, MAX_REASON
+from clampdown.limits import (
+    MAX_ACTION_TYPE,
+    MAX_BULK_IDEMPOTENCY_KEY,
+    MAX_NAME,
+    MAX_QUERY,
+    MAX_REASON,
+)
+from clampdown.views import (
+    ActOnResultsView,
+    AlertView,
+    DetectionRuleView,
+    EventTableView,
+    QueryResultView,
+    RuleRunView,
+    SavedQueryView,
+)
 
 router = APIRouter(prefix="/api/v1/hunting", tags=["hunting"], responses=ERRORS)
 CallerDep = Annotated[Principal, Depends(current_principal)]
@@ -44,43 +56,12 @@ class QueryIn(BaseModel):
     max_rows: int | None = Field(None, ge=1, le=1_000_000, description="At most the server's limit")
 
 
-class QueryOut(BaseModel):
-    language: Language
-    columns: list[str]
-    rows: list[list[Any]]
-    truncated: bool = Field(description="More rows matched than were returned")
-    elapsed_ms: float
-
-    @classmethod
-    def of(cls, result: QueryResult) -> QueryOut:
-        return cls(
-            language=result.language,
-            columns=result.columns,
-            rows=result.rows,
-            truncated=result.truncated,
-            elapsed_ms=round(result.elapsed_seconds * 1000, 3),
-        )
-
-
 class SavedQueryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Text = Field(min_length=1, max_length=MAX_NAME)
     query: Text = Field(min_length=1, max_length=MAX_QUERY)
     description: Text = Field("", max_length=MAX_REASON)
-
-
-class SavedQueryOut(BaseModel):
-    id: int
-    name: str
-    query: str
-    owner: str
-    description: str
-    created_at: datetime
-
-    @classmethod
-    def of(cls, saved: SavedQuery) -> SavedQueryOut:
-        return cls(**saved.__dict__)
 
 
 class ActIn(BaseModel):
@@ -95,86 +76,59 @@ class ActIn(BaseModel):
     reason: Text = Field(max_length=MAX_REASON, description="Why; recorded with every action")
 
 
-class ActOut(BaseModel):
-    batch_id: str
-    targets: list[str]
-    actions: list[ActionOut]
-
-
-class ColumnOut(BaseModel):
-    name: str
-    type: str
-    description: str
-
-
-class TableOut(BaseModel):
-    name: str
-    description: str
-    columns: list[ColumnOut]
-
-
-@router.post("/query", response_model=QueryOut)
-async def run_hunting_query(body: QueryIn, caller: CallerDep, service: HuntingDep) -> QueryOut:
+@router.post("/query", response_model=QueryResultView)
+async def run_hunting_query(body: QueryIn, caller: CallerDep, service: HuntingDep) -> QueryResultView:
     """Run one read-only query; errors name the line and column at fault."""
-    return QueryOut.of(await service.query(caller, body.query, body.language, body.max_rows))
+    result = await service.query(caller, body.query, body.language, body.max_rows)
+    return QueryResultView.model_validate(result)
 
 
-@router.get("/schema", response_model=list[TableOut])
-async def hunting_schema(caller: CallerDep, service: HuntingDep) -> list[TableOut]:
+@router.get("/schema", response_model=list[EventTableView])
+async def hunting_schema(caller: CallerDep, service: HuntingDep) -> list[EventTableView]:
     """The event tables and their documented columns."""
     await service.require_read(caller, "read the hunting schema")
-    return [
-        TableOut(
-            name=t.name,
-            description=t.doc,
-            columns=[ColumnOut(name=c.name, type=c.type, description=c.doc) for c in t.columns],
-        )
-        for t in EVENT_TABLES
-    ]
+    return [EventTableView.model_validate(t) for t in EVENT_TABLES]
 
 
-@router.post("/act", status_code=202, response_model=ActOut)
+@router.post("/act", status_code=202, response_model=ActOnResultsView)
 async def act_on_results(
     body: ActIn,
     caller: CallerDep,
     service: HuntingDep,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_BULK_IDEMPOTENCY_KEY)] = None,
-) -> ActOut:
+) -> ActOnResultsView:
     """Run the query and queue the action on every distinct account in `column`, as one batch."""
     done = await service.act_on_results(
         caller, body.query, body.column, body.action, body.reason,
         language=body.language, idempotency_key=idempotency_key,
     )  # fmt: skip
-    return ActOut(
-        batch_id=done.bulk.batch_id,
-        targets=done.targets,
-        actions=[ActionOut.of(a) for a in done.bulk.actions],
-    )
+    return ActOnResultsView.model_validate(done)
 
 
-@router.get("/queries", response_model=list[SavedQueryOut])
-async def list_saved(caller: CallerDep, service: HuntingDep) -> list[SavedQueryOut]:
+@router.get("/queries", response_model=list[SavedQueryView])
+async def list_saved(caller: CallerDep, service: HuntingDep) -> list[SavedQueryView]:
     """Every saved query, by name."""
-    return [SavedQueryOut.of(s) for s in await service.saved(caller)]
+    return [SavedQueryView.model_validate(s) for s in await service.saved(caller)]
 
 
-@router.post("/queries", status_code=201, response_model=SavedQueryOut)
-async def save(body: SavedQueryIn, caller: CallerDep, service: HuntingDep) -> SavedQueryOut:
+@router.post("/queries", status_code=201, response_model=SavedQueryView)
+async def save(body: SavedQueryIn, caller: CallerDep, service: HuntingDep) -> SavedQueryView:
     """Save a query under a unique name (needs hunting:manage); it must run."""
-    return SavedQueryOut.of(await service.save(caller, body.name, body.query, body.description))
+    saved = await service.save(caller, body.name, body.query, body.description)
+    return SavedQueryView.model_validate(saved)
 
 
-@router.get("/queries/{ref}", response_model=SavedQueryOut)
-async def get_saved(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> SavedQueryOut:
+@router.get("/queries/{ref}", response_model=SavedQueryView)
+async def get_saved(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> SavedQueryView:
     """One saved query."""
-    return SavedQueryOut.of(await service.get_saved(caller, ref))
+    return SavedQueryView.model_validate(await service.get_saved(caller, ref))
 
 
-@router.post("/queries/{ref}/run", response_model=QueryOut)
-async def run_saved(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> QueryOut:
+@router.post("/queries/{ref}/run", response_model=QueryResultView)
+async def run_saved(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> QueryResultView:
     """Run a saved query."""
     saved = await service.get_saved(caller, ref)
-    return QueryOut.of(await service.query(caller, saved.query))
+    return QueryResultView.model_validate(await service.query(caller, saved.query))
 
 
 @router.delete("/queries/{ref}", status_code=204)
@@ -197,78 +151,45 @@ class RuleIn(BaseModel):
     )
 
 
-class RuleOut(BaseModel):
-    id: int
-    name: str
-    query: str
-    owner: str
-    interval_seconds: float
-    action: str | None
-    account_column: str | None
-    enabled: bool
-    last_run_at: datetime | None
-    armed_by: str = Field(description="Who last created or enabled the rule: it acts with their rights")
-
-    @classmethod
-    def of(cls, rule: DetectionRule) -> RuleOut:
-        data = dict(rule.__dict__)
-        data["action"] = data.pop("action_type")
-        return cls(**data)
-
-
-class RuleRunOut(BaseModel):
-    rule: str
-    rows: int
-    new_alerts: int
-    batch_id: str | None
-
-
-class AlertOut(BaseModel):
-    id: int
-    rule_id: int
-    row: dict[str, Any]
-    account: str | None
-    batch_id: str | None
-    raised_at: datetime
-
-
 class RuleState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool
 
 
-@router.get("/rules", response_model=list[RuleOut])
-async def list_rules(caller: CallerDep, service: HuntingDep) -> list[RuleOut]:
+@router.get("/rules", response_model=list[DetectionRuleView])
+async def list_rules(caller: CallerDep, service: HuntingDep) -> list[DetectionRuleView]:
     """Every detection rule."""
-    return [RuleOut.of(r) for r in await service.rules(caller)]
+    return [DetectionRuleView.model_validate(r) for r in await service.rules(caller)]
 
 
-@router.post("/rules", status_code=201, response_model=RuleOut)
-async def create_rule(body: RuleIn, caller: CallerDep, service: HuntingDep) -> RuleOut:
+@router.post("/rules", status_code=201, response_model=DetectionRuleView)
+async def create_rule(body: RuleIn, caller: CallerDep, service: HuntingDep) -> DetectionRuleView:
     """A rule owned and armed by the caller; it acts with the caller's rights at each run (one that
     acts needs the caller to be allowed its action)."""
     rule = await service.create_rule(
         caller, body.name, body.query, body.interval_seconds, body.action, body.account_column
     )
-    return RuleOut.of(rule)
+    return DetectionRuleView.model_validate(rule)
 
 
-@router.patch("/rules/{ref}", response_model=RuleOut)
-async def change_rule(ref: SavedRef, body: RuleState, caller: CallerDep, service: HuntingDep) -> RuleOut:
+@router.patch("/rules/{ref}", response_model=DetectionRuleView)
+async def change_rule(
+    ref: SavedRef, body: RuleState, caller: CallerDep, service: HuntingDep
+) -> DetectionRuleView:
     """Turn a rule on (arming it as the caller, who needs its action's rights) or off."""
-    return RuleOut.of(await service.set_rule_enabled(caller, ref, body.enabled))
+    return DetectionRuleView.model_validate(await service.set_rule_enabled(caller, ref, body.enabled))
 
 
-@router.post("/rules/{ref}/run", response_model=RuleRunOut)
-async def run_rule_now(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> RuleRunOut:
+@router.post("/rules/{ref}/run", response_model=RuleRunView)
+async def run_rule_now(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> RuleRunView:
     """Evaluate a rule now (the caller needs its action's rights), as whoever armed it."""
-    return RuleRunOut(**(await service.run_rule_now(caller, ref)).__dict__)
+    return RuleRunView.model_validate(await service.run_rule_now(caller, ref))
 
 
-@router.get("/alerts", response_model=list[AlertOut])
+@router.get("/alerts", response_model=list[AlertView])
 async def list_alerts(
     caller: CallerDep, service: HuntingDep, rule: Annotated[str | None, Query(max_length=MAX_NAME)] = None
-) -> list[AlertOut]:
+) -> list[AlertView]:
     """Alerts raised by detection rules, newest first."""
-    return [AlertOut(**a.__dict__) for a in await service.alerts(caller, rule)]
+    return [AlertView.model_validate(a) for a in await service.alerts(caller, rule)]

@@ -1,9 +1,10 @@
-"""Request and response bodies of the REST API."""
+"""Request bodies, errors and envelopes of the REST API; what it returns of a domain object is its
+view (clampdown.views)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -15,7 +16,7 @@ from clampdown.limits import (
     MAX_TARGET,
     MAX_USERNAME,
 )
-from clampdown.model import Action
+from clampdown.views import ActionView
 
 
 def _no_nul(value: str) -> str:
@@ -65,82 +66,9 @@ class UndoRequest(BaseModel):
     reason: Text | None = Field(default=None, max_length=MAX_REASON)
 
 
-class AccountOut(BaseModel):
-    provider: str
-    id: str
-    name: str
-    attributes: dict[str, str]
-
-
-class ActionError(BaseModel):
-    code: str
-    message: str | None
-
-
-class ActionOut(BaseModel):
-    id: int
-    type: str
-    provider: str
-    target: str
-    account: AccountOut | None
-    status: str
-    requested_by: str
-    reason: str
-    idempotency_key: str | None
-    batch_id: str | None
-    undoes_action_id: int | None
-    attempts: int
-    requested_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    result: dict[str, Any] | None
-    error: ActionError | None
-    state_before: dict[str, Any] | None
-    provider_request_id: str | None
-    history: list[dict[str, Any]]
-    after_action_id: int | None = None
-    playbook: str | None = None
-    approval_reason: str | None = None
-    approved_by: str | None = None
-
-    @classmethod
-    def of(cls, a: Action) -> ActionOut:
-        return cls(
-            id=a.id,
-            type=a.type,
-            provider=a.provider,
-            target=a.target,
-            account=AccountOut(**a.account.to_json()) if a.account else None,
-            status=a.status.value,
-            requested_by=a.requested_by,
-            reason=a.reason,
-            idempotency_key=a.idempotency_key,
-            batch_id=a.batch_id,
-            undoes_action_id=a.undoes_action_id,
-            attempts=a.attempts,
-            requested_at=a.requested_at,
-            started_at=a.started_at,
-            finished_at=a.finished_at,
-            result=a.result,
-            error=ActionError(code=a.error_code, message=a.error_message) if a.error_code else None,
-            state_before=a.state_before.to_json() if a.state_before else None,
-            provider_request_id=a.provider_request_id,
-            history=[h.to_json() for h in a.history],
-            after_action_id=a.after_action_id,
-            playbook=a.playbook,
-            approval_reason=a.approval_reason,
-            approved_by=a.approved_by,
-        )
-
-
 class ActionPage(BaseModel):
-    items: list[ActionOut]
+    items: list[ActionView]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end")
-
-
-class BulkOut(BaseModel):
-    batch_id: str
-    actions: list[ActionOut]
 
 
 class SignIn(BaseModel):

@@ -58,6 +58,18 @@ class Break:
     problem: str
 
 
+@dataclass(frozen=True)
+class ChainReport:
+    """What a walk of the chain found: how many rows it checked and every break."""
+
+    entries: int
+    breaks: list[Break]
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+
 async def _head(conn: AsyncConnection) -> str:
     query = select(audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
     return (await conn.execute(query)).scalar_one_or_none() or GENESIS
@@ -109,8 +121,8 @@ class AuditLog:
             async for row in result.mappings():
                 yield dict(row)
 
-    async def verify(self) -> tuple[int, list[Break]]:
-        """(rows checked, every break found): edited content, deleted or reordered rows."""
+    async def verify(self) -> ChainReport:
+        """The rows checked and every break found: edited content, deleted or reordered rows."""
         breaks: list[Break] = []
         prev, count = GENESIS, 0
         async for row in self.rows():
@@ -126,4 +138,4 @@ class AuditLog:
             if row_hash(row["prev_hash"], event) != row["hash"]:
                 breaks.append(Break(row["seq"], "its content does not match its hash: the row was edited"))
             prev = row["hash"]
-        return count, breaks
+        return ChainReport(count, breaks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -17,8 +18,9 @@ from clampdown.cli.context import JsonOption, caller, load
 from clampdown.cli.errors import EXIT_ACTION_FAILED, fail, run
 from clampdown.errors import InvalidInput
 from clampdown.model import Action, ActionFilter, ActionStatus
-from clampdown.services.actions import ActionService
+from clampdown.services.actions import ActionService, BulkRequest
 from clampdown.services.runtime import open_runtime
+from clampdown.views import ActionView, BulkView, PlanItemView, View
 
 actions_app = typer.Typer(
     help="The action center: list, show, undo and cancel actions.", no_args_is_help=True
@@ -55,28 +57,28 @@ def act(
     as_json: JsonOption = False,
 ) -> None:
     """Request an action on one user, or on every user in a file."""
-    from clampdown.cli.guardrails import parse_until, plan_json
-    from clampdown.services.planning import plan_actions
+    from clampdown.cli.guardrails import parse_until, plan_rows
+    from clampdown.services.planning import PlanItem, plan_actions
 
     settings = load()
     if (user is None) == (from_file is None):
         fail("give either a USER or --from-file FILE", 2)
     if dry_run:
 
-        async def plan() -> list[dict[str, object]]:
+        async def plan() -> list[PlanItem]:
             targets = _read_targets(from_file) if from_file else [user or ""]
             async with open_runtime(settings) as rt:
-                return plan_json(await plan_actions(rt.actions, action_id, targets, reason, await caller(rt)))
+                return await plan_actions(rt.actions, action_id, targets, reason, await caller(rt))
 
-        rows = run(plan())
+        items = run(plan())
         if as_json:
-            render.print_json(rows)
+            render.print_view([PlanItemView.model_validate(i) for i in items])
         else:
             render.console.print("dry-run: nothing was changed")
-            render.console.print(render.rows_table(rows))
+            render.console.print(render.rows_table(plan_rows(items)))
         return
 
-    async def go() -> list[Action]:
+    async def go() -> Action | BulkRequest:
         async with open_runtime(settings) as rt:
             principal = await caller(rt)
             if from_file is not None:
@@ -87,10 +89,10 @@ def act(
                 if not as_json:
                     render.console.print(f"batch {bulk.batch_id}: {len(bulk.actions)} actions queued")
                 if not wait:
-                    return bulk.actions
+                    return bulk
                 await _follow_batch(rt.actions, principal, bulk.batch_id, len(bulk.actions), timeout, as_json)
                 found = await rt.actions.get_many([a.id for a in bulk.actions], principal)
-                return [found[a.id] for a in bulk.actions]
+                return replace(bulk, actions=[found[a.id] for a in bulk.actions])
             assert user is not None
             action = await rt.actions.request(
                 action_id, user, reason, principal, idempotency_key=idempotency_key,
@@ -98,15 +100,20 @@ def act(
             )  # fmt: skip
             if wait:
                 action = (await rt.actions.wait([action.id], timeout))[0]
-            return [action]
+            return action
 
-    _report(run(go()), as_json, wait)
+    done = run(go())
+    if isinstance(done, BulkRequest):
+        # The same JSON as POST /api/v1/actions/bulk.
+        _report(done.actions, BulkView.model_validate(done) if as_json else None, wait)
+    else:
+        _report([done], ActionView.model_validate(done) if as_json else None, wait)
 
 
-def _report(actions: list[Action], as_json: bool, waited: bool) -> None:
-    if as_json:
-        payload = [render.action_json(a) for a in actions]
-        render.print_json(payload[0] if len(payload) == 1 else payload)
+def _report(actions: list[Action], shown: View | None, waited: bool) -> None:
+    """`shown` is the JSON asked for (--json), the view of the API's twin route; else a summary."""
+    if shown is not None:
+        render.print_view(shown)
     elif len(actions) == 1:
         render.console.print(render.summary(actions[0]), highlight=False)
     elif waited:
@@ -189,7 +196,7 @@ def actions_list(
 
     found = run(go())
     if as_json:
-        render.print_json([render.action_json(a) for a in found])
+        render.print_view([ActionView.model_validate(a) for a in found])
     else:
         render.console.print(render.actions_table(found))
 
@@ -205,7 +212,7 @@ def actions_show(action_id: int, as_json: JsonOption = False) -> None:
 
     action = run(go())
     if as_json:
-        render.print_json(render.action_json(action))
+        render.print_view(ActionView.model_validate(action))
     else:
         render.console.print(render.action_detail(action))
 
@@ -226,7 +233,8 @@ def actions_undo(
             undo = await rt.actions.undo(action_id, await caller(rt), reason)
             return (await rt.actions.wait([undo.id], timeout))[0] if wait else undo
 
-    _report([run(go())], as_json, wait)
+    undo = run(go())
+    _report([undo], ActionView.model_validate(undo) if as_json else None, wait)
 
 
 @actions_app.command("cancel")
@@ -238,7 +246,8 @@ def actions_cancel(action_id: int, as_json: JsonOption = False) -> None:
         async with open_runtime(settings) as rt:
             return await rt.actions.cancel(action_id, await caller(rt))
 
-    _report([run(go())], as_json, False)
+    cancelled = run(go())
+    _report([cancelled], ActionView.model_validate(cancelled) if as_json else None, False)
 
 
 def catalog_command(as_json: JsonOption = False) -> None:

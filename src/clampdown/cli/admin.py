@@ -12,11 +12,13 @@ from typing import Annotated
 
 import typer
 
+from clampdown.auth.service import IssuedToken
 from clampdown.cli import render
 from clampdown.cli.context import JsonOption, load
 from clampdown.cli.errors import run
 from clampdown.errors import InvalidInput
 from clampdown.services.runtime import open_runtime
+from clampdown.views import IssuedTokenView, TokenView
 
 users_app = typer.Typer(help="Clampdown's own users (analysts, responders, readers).", no_args_is_help=True)
 tokens_app = typer.Typer(
@@ -66,20 +68,18 @@ def tokens_create(
     """Create an API token. It is printed once; only its hash is stored."""
     settings = load()
 
-    async def go() -> tuple[int, str, str | None]:
+    async def go() -> IssuedToken:
         lifetime = parse_lifetime(expires_in)
         async with open_runtime(settings) as rt:
-            issued = await rt.auth.create_token(user, name, lifetime)
-        return issued.id, issued.token, issued.expires_at.isoformat() if issued.expires_at else None
+            return await rt.auth.create_token(user, name, lifetime)
 
-    token_id, token, expires = run(go())
+    issued = run(go())
     if as_json:
-        render.print_json({"id": token_id, "token": token, "expires_at": expires})
+        render.print_view(IssuedTokenView.model_validate(issued))
     else:
-        print(token)
-        render.errors.print(
-            f"token {token_id} for {user}, expires {expires or 'never'}: it is shown only now"
-        )
+        print(issued.token)
+        expires = issued.expires_at.isoformat() if issued.expires_at else "never"
+        render.errors.print(f"token {issued.id} for {user}, expires {expires}: it is shown only now")
 
 
 @tokens_app.command("list")
@@ -89,28 +89,15 @@ def tokens_list(
     """Tokens with their prefix, owner and dates; never the token itself."""
     settings = load()
 
-    async def go() -> list[dict[str, object]]:
+    async def go() -> list[TokenView]:
         async with open_runtime(settings) as rt:
-            tokens = await rt.auth.list_tokens(user)
-        return [
-            {
-                "id": t.id,
-                "user": t.username,
-                "name": t.name,
-                "prefix": t.prefix,
-                "created_at": t.created_at.isoformat(),
-                "expires_at": t.expires_at.isoformat() if t.expires_at else None,
-                "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
-                "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
-            }
-            for t in tokens
-        ]
+            return [TokenView.model_validate(t) for t in await rt.auth.list_tokens(user)]
 
-    rows = run(go())
+    tokens = run(go())
     if as_json:
-        render.print_json(rows)
+        render.print_view(tokens)
     else:
-        render.console.print(render.rows_table(rows))
+        render.console.print(render.rows_table([t.model_dump(mode="json") for t in tokens]))
 
 
 @tokens_app.command("revoke")

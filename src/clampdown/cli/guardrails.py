@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from clampdown.audit.chain import ChainReport
 from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load
 from clampdown.cli.errors import EXIT_ACTION_FAILED, run
@@ -17,6 +18,7 @@ from clampdown.model import Action
 from clampdown.services.planning import PlanItem
 from clampdown.services.playbooks import RELEASE, PlaybookRun
 from clampdown.services.runtime import open_runtime
+from clampdown.views import ActionView, AuditReportView, PlanItemView, PlaybookRunView
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 Until = Annotated[
@@ -38,26 +40,18 @@ def parse_until(value: str | None) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def plan_json(plan: list[PlanItem]) -> list[dict[str, object]]:
-    return [vars(p) for p in plan]
+def plan_rows(plan: list[PlanItem]) -> list[dict[str, object]]:
+    """A plan as table rows for people."""
+    return [PlanItemView.model_validate(p).model_dump() for p in plan]
 
 
 def _print_run(result: PlaybookRun, as_json: bool) -> None:
     if as_json:
-        render.print_json(
-            {
-                "playbook": result.playbook,
-                "person": result.person,
-                "batch_id": result.batch_id,
-                "actions": [render.action_json(a) for a in result.actions],
-                "skipped": result.skipped,
-                "plan": plan_json(result.plan),
-            }
-        )
+        render.print_view(PlaybookRunView.model_validate(result))
         return
     if result.batch_id is None:
         render.console.print(f"dry-run of {result.playbook} for {result.person}: nothing was changed")
-        render.console.print(render.rows_table(plan_json(result.plan)))
+        render.console.print(render.rows_table(plan_rows(result.plan)))
     else:
         render.console.print(f"{result.playbook} for {result.person}: batch {result.batch_id}")
         for action in result.actions:
@@ -129,7 +123,7 @@ def _decide(approve: bool, action_ids: list[int], batch: str | None, note: str |
 
     decided = run(go())
     if as_json:
-        render.print_json([render.action_json(a) for a in decided])
+        render.print_view([ActionView.model_validate(a) for a in decided])
     else:
         for action in decided:
             render.console.print(render.summary(action), highlight=False)
@@ -160,23 +154,21 @@ def audit_verify(as_json: JsonOption = False) -> None:
     """Walk the audit chain; name every edited, deleted or reordered entry."""
     settings = load()
 
-    async def go() -> tuple[int, list[tuple[int, str]]]:
+    async def go() -> ChainReport:
         async with open_runtime(settings) as rt:
-            count, breaks = await rt.audit.verify()
-        return count, [(b.seq, b.problem) for b in breaks]
+            return await rt.audit.verify()
 
-    count, breaks = run(go())
+    report = run(go())
     if as_json:
-        render.print_json(
-            {"entries": count, "ok": not breaks, "breaks": [{"seq": s, "problem": p} for s, p in breaks]}
-        )
+        render.print_view(AuditReportView.model_validate(report))
     else:
-        for seq, problem in breaks:
-            render.console.print(f"entry {seq}: {problem}", highlight=False)
+        for found in report.breaks:
+            render.console.print(f"entry {found.seq}: {found.problem}", highlight=False)
         render.console.print(
-            f"{count} entries checked: " + ("chain intact" if not breaks else f"{len(breaks)} breaks")
+            f"{report.entries} entries checked: "
+            + ("chain intact" if report.ok else f"{len(report.breaks)} breaks")
         )
-    if breaks:
+    if not report.ok:
         raise typer.Exit(1)
 
 
@@ -223,6 +215,6 @@ def pending_approvals(as_json: JsonOption = False) -> None:
 
     found = run(go())
     if as_json:
-        render.print_json([render.action_json(a) for a in found])
+        render.print_view([ActionView.model_validate(a) for a in found])
     else:
         render.console.print(render.actions_table(found))

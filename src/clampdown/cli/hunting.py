@@ -24,6 +24,7 @@ from clampdown.hunting.schedule import run_schedule
 from clampdown.hunting.service import ActOnResults, HuntingService
 from clampdown.permissions import HUNTING_MANAGE
 from clampdown.services.runtime import open_runtime
+from clampdown.views import ActOnResultsView, QueryResultView
 
 ingest_app = typer.Typer(
     help="Feed the hunting event store: EVTX, Winlogbeat JSON lines, API pulls; run its schedule.",
@@ -49,6 +50,9 @@ def hunt(
     ] = None,
     column: Annotated[str | None, typer.Option(help="With --act: the column holding the accounts.")] = None,
     reason: Annotated[str | None, typer.Option("--reason", "-r", help="With --act: why.")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="With --act: the same key never queues a second batch.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a hunting query (read-only) and print the rows; with --act, act on the accounts found."""
@@ -61,14 +65,15 @@ def hunt(
             principal = await caller(rt)
             service = HuntingService.from_runtime(rt)
             if act is not None and column is not None:
-                return await service.act_on_results(principal, query, column, act, reason, language=language)
+                return await service.act_on_results(
+                    principal, query, column, act, reason, language=language, idempotency_key=idempotency_key
+                )
             return await service.query(principal, query, language, max_rows)
 
     outcome = run(go())
     if isinstance(outcome, ActOnResults):
         if as_json:
-            render.print_json({"batch_id": outcome.bulk.batch_id, "targets": outcome.targets,
-                               "actions": [a.id for a in outcome.bulk.actions]})  # fmt: skip
+            render.print_view(ActOnResultsView.model_validate(outcome))
         else:
             render.console.print(
                 f"batch {outcome.bulk.batch_id}: {len(outcome.bulk.actions)} actions queued "
@@ -76,10 +81,7 @@ def hunt(
             )
         return
     if as_json:
-        render.print_json(
-            {"language": outcome.language.value, "columns": outcome.columns,
-             "rows": outcome.rows, "truncated": outcome.truncated}
-        )  # fmt: skip
+        render.print_view(QueryResultView.model_validate(outcome))
         return
     render.console.print(_result_table(outcome))
     more = " (cut at the row limit: narrow the query or raise --max-rows)" if outcome.truncated else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -10,48 +11,21 @@ from rich.table import Table
 
 from clampdown.catalog import ActionDefinition
 from clampdown.model import Action
+from clampdown.views import ActionView, View
+from clampdown.views.base import views_json
 
 console = Console()
 errors = Console(stderr=True)
 
 
-def action_json(action: Action) -> dict[str, Any]:
-    """Every field of an action, JSON-safe."""
-
-    def ts(value: Any) -> str | None:
-        return value.isoformat() if value else None
-
-    return {
-        "id": action.id,
-        "type": action.type,
-        "provider": action.provider,
-        "target": action.target,
-        "account": action.account.to_json() if action.account else None,
-        "status": action.status.value,
-        "requested_by": action.requested_by,
-        "reason": action.reason,
-        "idempotency_key": action.idempotency_key,
-        "batch_id": action.batch_id,
-        "undoes_action_id": action.undoes_action_id,
-        "attempts": action.attempts,
-        "requested_at": ts(action.requested_at),
-        "started_at": ts(action.started_at),
-        "finished_at": ts(action.finished_at),
-        "result": action.result,
-        "error": {"code": action.error_code, "message": action.error_message} if action.error_code else None,
-        "state_before": action.state_before.to_json() if action.state_before else None,
-        "provider_request_id": action.provider_request_id,
-        "parameters": action.parameters,
-        "history": [h.to_json() for h in action.history],
-        "after_action_id": action.after_action_id,
-        "playbook": action.playbook,
-        "approval_reason": action.approval_reason,
-        "approved_by": action.approved_by,
-    }
-
-
 def print_json(data: Any) -> None:
+    """JSON for what has no view (the catalog, ingestion reports)."""
     print(json.dumps(data, indent=2, default=str))
+
+
+def print_view(shown: View | Sequence[View]) -> None:
+    """A view, or a list of views, exactly as the API's twin route returns it."""
+    print(shown.model_dump_json(indent=2) if isinstance(shown, View) else views_json(shown, indent=2))
 
 
 def summary(action: Action) -> str:
@@ -87,7 +61,7 @@ def action_detail(action: Action) -> Table:
     table = Table(show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    for key, value in action_json(action).items():
+    for key, value in ActionView.model_validate(action).model_dump(mode="json").items():
         if value in (None, [], {}):
             continue
         table.add_row(key, json.dumps(value, default=str) if isinstance(value, dict | list) else str(value))

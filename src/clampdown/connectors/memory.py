@@ -1,6 +1,10 @@
 """An in-process directory for engine tests and the queue benchmark, never for real accounts.
 
-Every reference names an existing user except those starting with `missing`. With `state_path`
+Every reference names an existing user except those starting with `missing`. Its account carries
+the anchors a real connector of the provider it stands in for would (ad: userPrincipalName,
+objectSid, sAMAccountName; entra: userPrincipalName, onPremisesSecurityIdentifier,
+onPremisesSamAccountName; okta: login, email), derived from the user name alone, so one name links
+into one person across memory providers. With `state_path`
 the state lives in a SQLite file, so several worker processes share it, and every call and every
 change that really happened is logged there: the crash and concurrency tests count those rows.
 """
@@ -8,6 +12,7 @@ change that really happened is logged there: the crash and concurrency tests cou
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import sqlite3
 import threading
@@ -41,6 +46,29 @@ _EFFECTS: dict[str, tuple[str, StateValue]] = {
     "dismiss_user_risk": ("risk", "none"),
 }
 _DEFAULTS: dict[str, StateValue] = {"enabled": True, "must_change_password": False, "risk": "none"}
+_DOMAIN = "memory.test"
+_DOMAIN_SID = "S-1-5-21-1004336348-1177238915-682003330"
+
+
+def anchors_for(provider: str, reference: str) -> dict[str, str]:
+    """The identifiers the account of `reference` carries in a memory directory standing in for
+    `provider`: the same user name gives the same UPN and SID in every provider."""
+    user = reference.split("@")[0]
+    upn = reference if "@" in reference else f"{reference}@{_DOMAIN}"
+    rid = 1000 + int.from_bytes(hashlib.sha256(user.casefold().encode()).digest()[:4], "big") % 10**8
+    sid = f"{_DOMAIN_SID}-{rid}"
+    if provider == "ad":
+        return {"userPrincipalName": upn, "objectSid": sid, "sAMAccountName": user}
+    if provider == "entra":
+        return {
+            "userPrincipalName": upn,
+            "onPremisesSecurityIdentifier": sid,
+            "onPremisesSamAccountName": user,
+        }
+    if provider == "okta":
+        return {"login": upn, "email": upn}
+    return {}
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (account TEXT, field TEXT, value TEXT, PRIMARY KEY (account, field));
@@ -80,7 +108,8 @@ class MemoryConnector:
     async def resolve_user(self, reference: str) -> Account:
         if reference.startswith("missing"):
             raise AccountNotFound(f"no user '{reference}'")
-        return Account(provider=self.provider, id=f"id-{reference}", name=reference)
+        attributes = anchors_for(self.provider, reference)
+        return Account(provider=self.provider, id=f"id-{reference}", name=reference, attributes=attributes)
 
     def _get(self, account: str, field: str) -> StateValue:
         if self._db is None:

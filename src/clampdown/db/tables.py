@@ -86,7 +86,6 @@ actions = Table(
     Column("state_before", JSON, nullable=True),
     Column("restore_state", JSON, nullable=True),  # for an undo: the state to put back
     Column("provider_request_id", String(256), nullable=True),
-    Column("parameters", JSON, nullable=True),
     Column("history", JSON, nullable=True),  # failed or interrupted attempts, oldest first
     Column("after_action_id", ID, ForeignKey("actions.id"), nullable=True),
     Column("playbook", String(64), nullable=True),

@@ -26,7 +26,7 @@ from clampdown.limits import (
     clean_text,
     optional_text,
 )
-from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus, StateValue, StepRole
+from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus, StepRole
 from clampdown.permissions import RESPONSE_READ
 from clampdown.policy import PolicyGate, ProtectedAccount, Verdict
 from clampdown.store.actions import ActionStore, NewAction
@@ -176,7 +176,6 @@ class ActionService:
         principal: Principal,
         *,
         idempotency_key: str | None = None,
-        parameters: dict[str, StateValue] | None = None,
         request_approval: bool = False,
         until: datetime | None = None,
     ) -> Action:
@@ -206,7 +205,6 @@ class ActionService:
             reason=text,
             account=account,
             idempotency_key=idempotency_key,
-            parameters=dict(parameters or {}),
             approval_reason=gated.reason,
             approval_rules=gated.rules,
         )

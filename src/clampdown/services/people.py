@@ -1,28 +1,51 @@
 """One person across providers: their account in AD, Entra ID and Okta, with state and the
-actions the caller may take on each."""
+actions the caller may take on each.
+
+Accounts are linked into one person only through strong anchors, values a user cannot set for
+themselves: AD objectSid = Entra onPremisesSecurityIdentifier (compared exactly), and the sign-in
+names AD userPrincipalName, Entra userPrincipalName and Okta login (compared ignoring case, as the
+directories do). Email never links: a user, or an attacker, can often set it. When the accounts a
+reference finds do not link, or their anchors disagree, `find_person` refuses (IdentityConflict)
+and says what it found, instead of guessing whose account to disable.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from clampdown.auth.principal import Principal
 from clampdown.catalog import ActionDefinition, all_actions
 from clampdown.connectors.base import Connector
-from clampdown.errors import AccountNotFound, ClampdownError, InvalidInput, NotFound
+from clampdown.errors import AccountNotFound, ClampdownError, IdentityConflict, InvalidInput, NotFound
 from clampdown.limits import MAX_TARGET
 from clampdown.model import Account, AccountState
 
-# Attributes connectors put on accounts that name the same person in another provider.
-_LINKING_ATTRIBUTES = ("upn", "userPrincipalName", "login", "email", "mail")
+SID = "sid"
+SIGN_IN_NAME = "sign-in name"
+# The strong anchors each provider's accounts carry: attribute -> kind. Anchors of one kind link.
+ANCHORS: dict[str, dict[str, str]] = {
+    "ad": {"objectSid": SID, "userPrincipalName": SIGN_IN_NAME},
+    "entra": {"onPremisesSecurityIdentifier": SID, "userPrincipalName": SIGN_IN_NAME},
+    "okta": {"login": SIGN_IN_NAME},
+}
+_TITLES = {"ad": "AD", "entra": "Entra", "okta": "Okta"}
+# Attributes that may have matched the reference, in the order worth naming.
+_MATCHED_BY = ("userPrincipalName", "login", "objectSid", "onPremisesSecurityIdentifier", "objectGUID",
+               "sAMAccountName", "onPremisesSamAccountName", "email", "mail", "dn")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class LinkedAccount:
-    account: Account
+    account: Account  # its `linked_by` says how it was linked into the person
     state: AccountState | None
     state_error: str | None
     actions: list[ActionDefinition]  # what the caller may run on it
+
+    @property
+    def linked_by(self) -> str:
+        """How the account was linked into the person, in words."""
+        return self.account.linked_by or ""
 
 
 @dataclass(frozen=True)
@@ -30,6 +53,90 @@ class Person:
     reference: str
     accounts: list[LinkedAccount] = field(default_factory=list)
     unreachable: dict[str, str] = field(default_factory=dict)  # provider -> why it was not asked
+    # Accounts met while following an anchor that did not carry it (found by email, say): not linked.
+    not_linked: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One strong anchor of one account."""
+
+    provider: str
+    attribute: str
+    kind: str
+    value: str
+
+    @property
+    def key(self) -> str:
+        """The value as the directory compares it: sign-in names ignore case, SIDs do not."""
+        return self.value.casefold() if self.kind == SIGN_IN_NAME else self.value
+
+    @property
+    def label(self) -> str:
+        return f"{_title(self.provider)} {self.attribute}"
+
+
+def _title(provider: str) -> str:
+    return _TITLES.get(provider, provider)
+
+
+def anchors(account: Account) -> list[Anchor]:
+    """The account's strong anchors, SIDs first."""
+    kinds = ANCHORS.get(account.provider, {})
+    found = [
+        Anchor(account.provider, attribute, kind, account.attributes[attribute])
+        for attribute, kind in kinds.items()
+        if account.attributes.get(attribute)
+    ]
+    return sorted(found, key=lambda a: a.kind != SID)
+
+
+def link(account: Account, other: Account) -> str | None:
+    """How `account` and `other` are the same person, in words; None if no anchor matches."""
+    for mine in anchors(account):
+        for theirs in anchors(other):
+            if mine.kind == theirs.kind and mine.key == theirs.key:
+                return f"{mine.label} = {theirs.label} {theirs.value}"
+    return None
+
+
+def contradiction(account: Account, other: Account) -> str | None:
+    """Why `account` and `other` cannot be one person: two SIDs that differ; None if none."""
+    for mine in anchors(account):
+        for theirs in anchors(other):
+            if mine.kind == theirs.kind == SID and mine.key != theirs.key:
+                return f"{mine.label} {mine.value} ≠ {theirs.label} {theirs.value}"
+    return None
+
+
+def matched_by(account: Account, reference: str) -> str:
+    """Which identifier of the account the reference matched, in words."""
+    ref = reference.strip()
+    folded = ref.strip("{}").casefold()
+    attributes = account.attributes
+    for attribute in _MATCHED_BY:
+        value = attributes.get(attribute)
+        if value and (value == ref if "Sid" in attribute or "Identifier" in attribute else
+                      value.casefold() == folded):  # fmt: skip
+            return f"matched the reference by {attribute}"
+    if folded == account.id.casefold():
+        return "matched the reference by its id"
+    if ref.count("\\") == 1:
+        name = ref.split("\\")[1].casefold()
+        for attribute in ("sAMAccountName", "onPremisesSamAccountName"):
+            if attributes.get(attribute, "").casefold() == name:
+                return f"matched the reference by {attribute}"
+    for attribute in ("login", "userPrincipalName"):
+        if attributes.get(attribute, "").casefold().split("@")[0] == folded:
+            return f"matched the reference by the name part of its {attribute}"
+    return "matched the reference (by the provider's own lookup)"
+
+
+def _shown(account: Account, how: str) -> str:
+    ids = ", ".join(f"{a.attribute} {a.value}" for a in anchors(account)) or "no strong anchor"
+    email = account.attributes.get("email")
+    extra = f", email {email}" if email else ""
+    return f"{_title(account.provider)} {account.name} ({how}; {ids}{extra})"
 
 
 async def _try_resolve(connector: Connector, reference: str) -> Account | ClampdownError | None:
@@ -41,37 +148,144 @@ async def _try_resolve(connector: Connector, reference: str) -> Account | Clampd
         return exc
 
 
+@dataclass
+class _Search:
+    """What one find_person call has found so far."""
+
+    reference: str
+    found: dict[str, Account] = field(default_factory=dict)  # provider -> account
+    how: dict[str, str] = field(default_factory=dict)  # provider -> how it was found
+    by_reference: set[str] = field(default_factory=set)  # providers whose account the reference matched
+    unreachable: dict[str, str] = field(default_factory=dict)
+    not_linked: list[str] = field(default_factory=list)
+
+    def found_text(self) -> str:
+        return "; ".join(_shown(a, self.how[p]) for p, a in self.found.items())
+
+
+async def _follow(search: _Search, connectors: dict[str, Connector], provider: str) -> None:
+    """Look for `provider`'s account by the anchors of the accounts found, keeping only one that
+    carries the anchor it was looked up by."""
+    kinds = set(ANCHORS.get(provider, {}).values())
+    sources: dict[str, Anchor] = {}  # lookup key -> the anchor that asks for it
+    for account in search.found.values():
+        for anchor in anchors(account):
+            asked = Anchor(provider, "", anchor.kind, search.reference).key  # the reference was asked
+            if anchor.kind in kinds and anchor.key != asked:
+                sources.setdefault(anchor.key, anchor)
+    keys = list(sources)
+    results = await asyncio.gather(*(_try_resolve(connectors[provider], sources[k].value) for k in keys))
+    candidates: dict[str, tuple[Account, str]] = {}
+    failures: list[str] = []
+    for key, result in zip(keys, results, strict=True):
+        source = sources[key]
+        if isinstance(result, ClampdownError):
+            failures.append(f"looking up {source.label} {source.value}: {result.message}")
+        elif isinstance(result, Account):
+            mine = [a for a in anchors(result) if a.kind == source.kind and a.key == source.key]
+            if mine:
+                candidates.setdefault(result.id, (result, f"{mine[0].label} = {source.label} {source.value}"))
+            else:
+                search.not_linked.append(
+                    f"{_shown(result, f'found looking up {source.label} {source.value}')}: it does not "
+                    f"carry that value as a strong anchor, so it is not linked (email never links)"
+                )
+    if len(candidates) > 1:
+        shown = "; ".join(_shown(a, how) for a, how in candidates.values())
+        raise IdentityConflict(
+            f"'{search.reference}' does not name one person: the anchors of {search.found_text()} "
+            f"lead to {len(candidates)} different {_title(provider)} accounts: {shown}. Nothing was "
+            f"done; give a reference that names one account, or fix the directories."
+        )
+    if candidates:  # verified by its anchor; the consistency check still compares it with all
+        account, how = next(iter(candidates.values()))
+        search.found[provider] = account
+        search.how[provider] = how
+    elif failures:
+        search.unreachable[provider] = "; ".join(failures)
+
+
+def _check_consistent(search: _Search) -> None:
+    """Refuse unless every account is linked to every other through anchor matches, and no two
+    carry SIDs that differ."""
+    accounts = list(search.found.values())
+    for n, account in enumerate(accounts):
+        for other in accounts[n + 1 :]:
+            if why := contradiction(account, other):
+                raise IdentityConflict(
+                    f"'{search.reference}' does not name one person: found {search.found_text()}; "
+                    f"their anchors disagree: {why}. Nothing was done; give the account's id in "
+                    f"each provider instead, or fix the directories."
+                )
+    reached, parent = _spanning(accounts)
+    apart = [a for a in accounts if a.provider not in reached]
+    if apart:
+        linked = [a for a in accounts if a.provider in reached]
+        why = "; ".join(
+            f"{_shown(a, search.how[a.provider])} shares no objectSid, userPrincipalName or login "
+            f"with {', '.join(f'{_title(b.provider)} {b.name}' for b in linked)}"
+            for a in apart
+        )
+        raise IdentityConflict(
+            f"'{search.reference}' does not name one person: found {search.found_text()}. They do "
+            f"not link: {why} (email never links). Nothing was done; give the account's id in each "
+            f"provider instead, or fix the directories."
+        )
+    for account in accounts[1:]:
+        edge = link(account, parent[account.provider])
+        if account.provider in search.by_reference and edge:
+            search.how[account.provider] += f"; {edge}"
+
+
+def _spanning(accounts: list[Account]) -> tuple[set[str], dict[str, Account]]:
+    """The providers (one account each) reachable from the first account over anchor matches,
+    and each one's parent on the way."""
+    if not accounts:
+        return set(), {}
+    reached, parent, queue = {accounts[0].provider}, {}, [accounts[0]]
+    while queue:
+        current = queue.pop(0)
+        for other in accounts:
+            if other.provider not in reached and link(other, current):
+                reached.add(other.provider)
+                parent[other.provider] = current
+                queue.append(other)
+    return reached, parent
+
+
 async def find_person(connectors: dict[str, Connector], reference: str, caller: Principal) -> Person:
-    """Resolve `reference` in every provider, then follow the UPN / login it yields into the others."""
+    """Resolve `reference` in every provider, follow the strong anchors found into the providers
+    that found nothing, and refuse (IdentityConflict) unless all the accounts link."""
     ref = reference.strip()
     if not ref or len(ref) > MAX_TARGET or "\x00" in ref:
         raise InvalidInput(f"user reference must be 1 to {MAX_TARGET} characters, without NUL")
     names = list(connectors)
     first = await asyncio.gather(*(_try_resolve(connectors[n], ref) for n in names))
-    found: dict[str, Account] = {}
-    unreachable: dict[str, str] = {}
+    search = _Search(ref)
     for name, result in zip(names, first, strict=True):
         if isinstance(result, Account):
-            found[name] = result
+            search.found[name] = result
+            search.how[name] = matched_by(result, ref)
+            search.by_reference.add(name)
         elif isinstance(result, ClampdownError):
-            unreachable[name] = result.message
-    links = {v for a in found.values() for k, v in a.attributes.items() if k in _LINKING_ATTRIBUTES}
-    for name in [n for n in names if n not in found and n not in unreachable]:
-        for link in sorted(links):
-            result = await _try_resolve(connectors[name], link)
-            if isinstance(result, Account):
-                found[name] = result
-                break
-    if not found:
-        if unreachable:
-            raise NotFound(f"no user '{ref}' in the providers that answered; unreachable: {unreachable}")
+            search.unreachable[name] = result.message
+    if search.found:
+        for name in [n for n in names if n not in search.found and n not in search.unreachable]:
+            await _follow(search, connectors, name)
+    if not search.found:
+        if search.unreachable:
+            raise NotFound(
+                f"no user '{ref}' in the providers that answered; unreachable: {search.unreachable}"
+            )
         raise NotFound(f"no user '{ref}' in {', '.join(names) or 'any provider (none configured)'}")
+    _check_consistent(search)
     accounts = []
-    for name, account in found.items():
+    for name, found in search.found.items():
+        account = replace(found, linked_by=search.how[name])
         try:
             state, error = await connectors[name].read_state(account), None
         except ClampdownError as exc:
             state, error = None, exc.message
         allowed = [d for d in all_actions() if d.provider == account.provider and caller.may_run(d)]
         accounts.append(LinkedAccount(account, state, error, allowed))
-    return Person(ref, accounts, unreachable)
+    return Person(ref, accounts, search.unreachable, search.not_linked)

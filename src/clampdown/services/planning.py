@@ -24,6 +24,7 @@ class PlanItem:
     account: str | None
     current: str | None  # the state the action looks at, now
     outcome: str  # would change / already / refused / needs approval / no account
+    linked_by: str | None = None  # how the account was linked into the person (playbooks)
 
 
 def predict(definition: ActionDefinition, state: AccountState | None) -> tuple[str | None, str]:
@@ -54,6 +55,7 @@ def plan_item(
         account=account.name if account else None,
         current=current,
         outcome=refusal or outcome,
+        linked_by=account.linked_by if account else None,
     )
 
 

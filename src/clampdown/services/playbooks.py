@@ -295,7 +295,6 @@ class PlaybookService:
     def _plan(
         inverse: ActionDefinition, action: Action, linked: LinkedAccount | None, approval: str | None
     ) -> PlanItem:
+        account = linked.account if linked else action.account  # linked: how it links today
         state = linked.state if linked else None
-        return plan_item(
-            inverse, action.target, action.account, state, approval and f"needs approval: {approval}"
-        )
+        return plan_item(inverse, action.target, account, state, approval and f"needs approval: {approval}")

@@ -6,7 +6,7 @@ The lease protocol the workers use is in `store.queue`, approval decisions in `s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,6 @@ from clampdown.model import (
     ActionFilter,
     ActionStatus,
     AttemptRecord,
-    StateValue,
 )
 from clampdown.store.recording import RecordingStore
 
@@ -48,7 +47,6 @@ class NewAction:
     batch_id: str | None = None
     undoes_action_id: int | None = None
     restore_state: AccountState | None = None
-    parameters: dict[str, StateValue] = field(default_factory=dict)
     status: ActionStatus = ActionStatus.QUEUED
     error_code: str | None = None  # only for an action recorded as refused at once
     error_message: str | None = None
@@ -105,7 +103,6 @@ def row_to_action(row: RowMapping) -> Action:
         error_message=row["error_message"],
         state_before=AccountState.from_json(row["state_before"]) if row["state_before"] else None,
         provider_request_id=row["provider_request_id"],
-        parameters=dict(row["parameters"] or {}),
         history=_history_from_json(row["history"]),
         after_action_id=row["after_action_id"],
         playbook=row["playbook"],
@@ -146,7 +143,6 @@ def _new_row(item: NewAction, now: datetime, approval_deadline: datetime | None)
         "finished_at": now if final else None,
         "available_at": available,
         "restore_state": item.restore_state.to_json() if item.restore_state else None,
-        "parameters": dict(item.parameters),
         "error_code": item.error_code,
         "error_message": item.error_message,
         "history": [],

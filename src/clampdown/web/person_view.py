@@ -60,6 +60,7 @@ class AccountView:
     details: list[tuple[str, str]]
     state_error: str | None
     actions: list[ActionChoice] = field(default_factory=list)
+    linked_by: str = ""  # how the account was linked into the person, in words
 
     @property
     def provider_title(self) -> str:
@@ -74,6 +75,7 @@ class PersonView:
     unreachable: dict[str, str]
     recent_actions: list[Action]
     events: RecentEvents | None = None
+    not_linked: list[str] = field(default_factory=list)  # accounts met on the way, not linked
 
     @property
     def any_actions(self) -> bool:
@@ -179,6 +181,7 @@ def account_view(linked: LinkedAccount) -> AccountView:
         details=[(k, _text(v)) for k, v in values.items()],
         state_error=linked.state_error,
         actions=_choices(linked),
+        linked_by=linked.linked_by,
     )
 
 
@@ -188,4 +191,6 @@ def person_view(
     """The person as the console shows them; titled by the first account's name."""
     accounts = [account_view(la) for la in person.accounts]
     title = accounts[0].name if accounts else person.reference
-    return PersonView(person.reference, title, accounts, person.unreachable, recent_actions, events)
+    return PersonView(
+        person.reference, title, accounts, person.unreachable, recent_actions, events, person.not_linked
+    )

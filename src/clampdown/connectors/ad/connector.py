@@ -170,9 +170,7 @@ class ADConnector:
         """pwdLastSet = 0 (change at next logon); optionally a new random password first."""
         if reason := _undo_keeps("force_password_reset", context):
             return ActionOutcome.already(reason)
-        wanted = context.parameters.get("set_random_password")
-        set_password = self.settings.set_random_password if wanted is None else bool(wanted)
-        new_password = _random_password() if set_password else None
+        new_password = _random_password() if self.settings.set_random_password else None
         outcome = await self.pool.run(lambda conn: _force_reset(conn, account, new_password))
         if new_password is not None and self.settings.hand_new_password_to_caller:
             details = {**outcome.details, "new_password": new_password}

@@ -253,7 +253,8 @@
       const run = await api("POST", `/api/v1/playbooks/${encodeURIComponent(name)}/run`,
         { target, reason: "plan preview", dry_run: true });
       const lines = [...run.plan.map((p) => `${p.action} on ${p.account || p.target}: ${p.outcome}` +
-        (p.current ? ` (now ${p.current})` : "")), ...run.skipped.map((s) => `skipped: ${s}`)];
+        (p.current ? ` (now ${p.current})` : "") + (p.linked_by ? `; linked: ${p.linked_by}` : "")),
+        ...run.skipped.map((s) => `skipped: ${s}`)];
       plan.replaceChildren(...lines.map((text) => Object.assign(document.createElement("li"), { textContent: text })));
     } catch (exc) {
       plan.replaceChildren(Object.assign(document.createElement("li"), { textContent: exc.message }));

@@ -4,7 +4,7 @@ containment (released if a release undid any of its steps), so a person containe
 upgrade can still be released after it.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from clampdown.db.tables import ID, UTCDateTime
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,47 @@
+"""One JSON view per domain type, shared by the API, the console and every CLI `--json`.
+
+Views sit above services and hunting and below api, web and cli: they read domain objects
+(`View.model_validate(obj)`, from attributes) and never import api, web, cli, store, db or engine.
+"""
+
+from clampdown.views.actions import AccountStateView, AccountView, ActionErrorView, ActionView, BulkView
+from clampdown.views.audit import AuditBreakView, AuditReportView
+from clampdown.views.auth import IssuedTokenView, TokenView
+from clampdown.views.base import View
+from clampdown.views.hunting import (
+    ActOnResultsView,
+    AlertView,
+    DetectionRuleView,
+    EventColumnView,
+    EventTableView,
+    QueryResultView,
+    RuleRunView,
+    SavedQueryView,
+)
+from clampdown.views.people import LinkedAccountView, PersonView
+from clampdown.views.playbooks import PlanItemView, PlaybookRunView
+
+__all__ = [
+    "AccountStateView",
+    "AccountView",
+    "ActOnResultsView",
+    "ActionErrorView",
+    "ActionView",
+    "AlertView",
+    "AuditBreakView",
+    "AuditReportView",
+    "BulkView",
+    "DetectionRuleView",
+    "EventColumnView",
+    "EventTableView",
+    "IssuedTokenView",
+    "LinkedAccountView",
+    "PersonView",
+    "PlanItemView",
+    "PlaybookRunView",
+    "QueryResultView",
+    "RuleRunView",
+    "SavedQueryView",
+    "TokenView",
+    "View",
+]

@@ -1,0 +1,84 @@
+"""Views of hunts, saved queries, detection rules, their runs and alerts, and the event tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AliasChoices, AliasPath, Field, field_validator
+
+from clampdown.hunting.query import Language
+from clampdown.views.actions import ActionView
+from clampdown.views.base import View
+
+
+class QueryResultView(View):
+    language: Language
+    columns: list[str]
+    rows: list[list[Any]]
+    truncated: bool = Field(description="More rows matched than were returned")
+    elapsed_ms: float = Field(validation_alias="elapsed_seconds")
+
+    @field_validator("elapsed_ms", mode="before")
+    @classmethod
+    def _milliseconds(cls, seconds: Any) -> Any:
+        # The domain measures seconds; people read milliseconds.
+        return round(float(seconds) * 1000, 3)
+
+
+class ActOnResultsView(View):
+    """A bulk action requested from a hunt: the batch and the distinct accounts it targets."""
+
+    batch_id: str = Field(validation_alias=AliasPath("bulk", "batch_id"))
+    targets: list[str]
+    actions: list[ActionView] = Field(validation_alias=AliasPath("bulk", "actions"))
+
+
+class SavedQueryView(View):
+    id: int
+    name: str
+    query: str
+    owner: str
+    description: str
+    created_at: datetime
+
+
+class DetectionRuleView(View):
+    id: int
+    name: str
+    query: str
+    owner: str
+    interval_seconds: float
+    action: str | None = Field(validation_alias=AliasChoices("action_type", "action"))
+    account_column: str | None
+    enabled: bool
+    last_run_at: datetime | None
+    armed_by: str = Field(description="Who last created or enabled the rule: it acts with their rights")
+
+
+class RuleRunView(View):
+    rule: str
+    rows: int
+    new_alerts: int
+    batch_id: str | None
+
+
+class AlertView(View):
+    id: int
+    rule_id: int
+    row: dict[str, Any]
+    account: str | None
+    batch_id: str | None
+    raised_at: datetime
+
+
+class EventColumnView(View):
+    name: str
+    type: str
+    description: str = Field(validation_alias=AliasChoices("doc", "description"))
+
+
+class EventTableView(View):
+    name: str
+    description: str = Field(validation_alias=AliasChoices("doc", "description"))
+    columns: list[EventColumnView]
