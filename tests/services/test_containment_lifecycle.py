@@ -14,7 +14,6 @@ In-process: memory directories, a clock the machine moves, SQLite.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -94,12 +93,22 @@ class Change:
     action_id: int
 
 
+class Crash:
+    """A worker process dying: after `after` more provider calls, a call makes its change and then
+    never returns, as if the process was killed before it could record the outcome."""
+
+    def __init__(self) -> None:
+        self.after: int | None = None
+        self.happened = asyncio.Event()
+
+
 class WatchedDirectory(MemoryConnector):
     """A memory directory that logs every change it really makes, with the action that made it."""
 
-    def __init__(self, provider: str, log: list[Change]) -> None:
+    def __init__(self, provider: str, log: list[Change], crash: Crash) -> None:
         super().__init__(MemorySettings(provider=provider))
         self.log = log
+        self.crash = crash
 
     def _apply(self, account: str, method: str, action_id: int) -> bool:
         changed = super()._apply(account, method, action_id)
@@ -108,8 +117,13 @@ class WatchedDirectory(MemoryConnector):
         return changed
 
     async def _perform(self, method: str, account: Account, context: ActionContext) -> ActionOutcome:
-        await asyncio.sleep(0)  # a point where a worker can be cut off
-        return await super()._perform(method, account, context)
+        outcome = await super()._perform(method, account, context)
+        if self.crash.after is not None:
+            self.crash.after -= 1
+            if self.crash.after < 0:
+                self.crash.happened.set()
+                await asyncio.Event().wait()  # the process is gone: nothing is ever recorded
+        return outcome
 
     def snapshot(self, account_id: str) -> dict[str, object]:
         return {f: self._get(account_id, f) for f in BASELINE}
@@ -121,7 +135,9 @@ class ContainmentMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.clock = MovableClock()
         self.changes: list[Change] = []
-        self.directories = {p: WatchedDirectory(p, self.changes) for p in ("ad", "entra", "okta")}
+        self.crash = Crash()
+        self.dead: list[asyncio.Future[None]] = []  # workers cut off: never awaited again
+        self.directories = {p: WatchedDirectory(p, self.changes, self.crash) for p in ("ad", "entra", "okta")}
         self.run(self._open())
 
     def run(self, work: Any) -> Any:
@@ -151,6 +167,12 @@ class ContainmentMachine(RuleBasedStateMachine):
         self.playbooks = PlaybookService(self.actions, base.playbooks, ContainmentStore(self.store))
 
     def teardown(self) -> None:
+        async def bury() -> None:
+            for task in self.dead:
+                task.cancel()
+            await asyncio.gather(*self.dead, return_exceptions=True)
+
+        self.run(bury())
         self.run(self.engine.dispose())
         self.loop.close()
 
@@ -213,20 +235,30 @@ class ContainmentMachine(RuleBasedStateMachine):
             )
         )
 
-    @rule(steps=st.integers(1, 40))
-    def worker_cut_off(self, steps: int) -> None:
-        """A worker stops part-way (its leases are left behind), then time passes beyond them."""
-        worker = Worker(self.store, dict(self.directories), ENGINE, clock=self.clock, gate=self.gate)
+    @rule(calls=st.integers(0, 12))
+    def worker_dies(self, calls: int) -> None:
+        """A worker dies after some provider calls, mid-action: its lease is left behind (its clock
+        stops with it, so it never renews), then time passes beyond the lease."""
+        frozen = MovableClock()
+        frozen.at = self.clock.now()
+        worker = Worker(self.store, dict(self.directories), ENGINE, clock=frozen, gate=self.gate)
+        stop = asyncio.Event()
 
-        async def cut() -> None:
-            task = asyncio.ensure_future(worker.run(until_idle=True))
-            for _ in range(steps):
-                await asyncio.sleep(0)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+        async def die() -> None:
+            self.crash.after, self.crash.happened = calls, asyncio.Event()
+            task = asyncio.ensure_future(worker.run(stop, until_idle=True))
+            crashed = asyncio.ensure_future(self.crash.happened.wait())
+            await asyncio.wait([task, crashed], return_when=asyncio.FIRST_COMPLETED)
+            self.crash.after = None
+            stop.set()  # no more claims; its stuck call keeps it from ever finishing
+            if crashed.done():
+                event("worker died mid-action")
+                self.dead.append(task)
+            else:
+                crashed.cancel()
                 await task
 
-        self.run(cut())
+        self.run(die())
         self.clock.at += timedelta(seconds=LEASE + 1)
 
     # ---- invariants
