@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import ldap3
 import pytest
-from clampdown.lab.people import DemoPerson
-from clampdown.lab.samba.seed import MANAGED_OU, create_user
 
+from clampdown_lab.people import DemoPerson
+from clampdown_lab.samba.seed import MANAGED_OU, create_user
 from tests.guardrails.conftest import Guarded
 from tests.lab_config import clampdown
 from tests.web.lab import PASSWORD, ScratchPerson, WebLab
