@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from clampdown import __version__
-from clampdown.api import actions, guardrails, health, hunting, metrics, people, session, sso
+from clampdown.api import actions, containments, guardrails, health, hunting, metrics, people, session, sso
 from clampdown.api.errors import install_error_handlers
 from clampdown.auth.oidc import OidcClient
 from clampdown.config import Settings
@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
     mount_console(app)
     app.include_router(sso.router)
     app.include_router(guardrails.router)
+    app.include_router(containments.router)
     app.include_router(metrics.router)
     app.include_router(hunting.router)
     app.include_router(health.router)

@@ -210,6 +210,8 @@ async def cancel_action(action_id: ActionId, request: Request, caller: CallerDep
 async def undo_action(
     action_id: ActionId, request: Request, caller: CallerDep, body: UndoRequest | None = None
 ) -> ActionView:
-    """Queue the inverse of a completed action, restoring the state read before it ran."""
-    reason = body.reason if body else None
-    return ActionView.model_validate(await runtime(request).actions.undo(action_id, caller, reason))
+    """Queue the inverse of a completed action now, restoring the state read before it ran; a timed
+    release still waiting for its time is cancelled in its favour."""
+    reason, ask = (body.reason, body.request_approval) if body else (None, False)
+    undo = await runtime(request).actions.undo(action_id, caller, reason, request_approval=ask)
+    return ActionView.model_validate(undo)

@@ -64,6 +64,9 @@ class UndoRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Text | None = Field(default=None, max_length=MAX_REASON)
+    request_approval: bool = Field(
+        default=False, description="Ask a second person (needed on a protected account)"
+    )
 
 
 class ActionPage(BaseModel):

@@ -16,6 +16,7 @@ import typer
 
 from clampdown.cli.actions import act, actions_app, catalog_command
 from clampdown.cli.admin import roles_app, tokens_app, users_app
+from clampdown.cli.containments import containments_app
 from clampdown.cli.context import state
 from clampdown.cli.doctor import doctor_app
 from clampdown.cli.guardrails import approve, audit_app, contain, pending_approvals, reject, release
@@ -48,6 +49,7 @@ app.command()(serve)
 app.command()(hunt)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(actions_app, name="actions")
+app.add_typer(containments_app, name="containments")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")

@@ -221,16 +221,18 @@ def actions_show(action_id: int, as_json: JsonOption = False) -> None:
 def actions_undo(
     action_id: int,
     reason: Annotated[str | None, typer.Option("--reason", "-r")] = None,
+    request_approval: Annotated[bool, typer.Option(help="Ask a second person to approve first.")] = False,
     wait: Annotated[bool, typer.Option("--wait")] = False,
     timeout: float = 300.0,
     as_json: JsonOption = False,
 ) -> None:
-    """Queue the inverse of a completed action, restoring what was there before."""
+    """Queue the inverse of a completed action now (a timed release waiting for its time is
+    replaced), restoring what was there before."""
     settings = load()
 
     async def go() -> Action:
         async with open_runtime(settings) as rt:
-            undo = await rt.actions.undo(action_id, await caller(rt), reason)
+            undo = await rt.actions.undo(action_id, await caller(rt), reason, request_approval=request_approval)
             return (await rt.actions.wait([undo.id], timeout))[0] if wait else undo
 
     undo = run(go())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +15,7 @@ from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load
 from clampdown.cli.errors import EXIT_ACTION_FAILED, run
 from clampdown.errors import InvalidInput
-from clampdown.model import Action
+from clampdown.model import Action, StepRole
 from clampdown.services.planning import PlanItem
 from clampdown.services.playbooks import RELEASE, PlaybookRun
 from clampdown.services.runtime import open_runtime
@@ -53,11 +54,16 @@ def _print_run(result: PlaybookRun, as_json: bool) -> None:
         render.console.print(f"dry-run of {result.playbook} for {result.person}: nothing was changed")
         render.console.print(render.rows_table(plan_rows(result.plan)))
     else:
-        render.console.print(f"{result.playbook} for {result.person}: batch {result.batch_id}")
+        render.console.print(
+            f"{result.playbook} for {result.person}: containment {result.containment_id}, "
+            f"batch {result.batch_id}"
+        )
         for action in result.actions:
             render.console.print("  " + render.summary(action), highlight=False)
     for line in result.skipped:
         render.console.print(f"  skipped {line}", highlight=False)
+    for line in result.notes:
+        render.console.print(f"  note: {line}", highlight=False)
 
 
 def _playbook_command(name: str, user: str, reason: str | None, until: str | None, dry_run: bool,
@@ -73,9 +79,9 @@ def _playbook_command(name: str, user: str, reason: str | None, until: str | Non
             )  # fmt: skip
             if wait and result.actions:
                 # A timed release is not waited for: it runs at --until.
-                now_ids = [a.id for a in result.actions if not (a.undoes_action_id and until)]
-                waited = await rt.actions.wait(now_ids, timeout)
-                result = PlaybookRun(result.playbook, result.person, result.batch_id, waited, result.skipped)
+                now_ids = [a.id for a in result.actions if a.containment_role != StepRole.TIMER]
+                waited = {a.id: a for a in await rt.actions.wait(now_ids, timeout)}
+                result = replace(result, actions=[waited.get(a.id, a) for a in result.actions])
             return result
 
     result = run(go())

@@ -197,6 +197,32 @@ class PlaybookService:
             notes=notes,
         )
 
+    async def containments_of(
+        self,
+        principal: Principal,
+        *,
+        states: list[ContainmentState] | None = None,
+        person: str | None = None,
+        limit: int = 100,
+    ) -> list[Containment]:
+        """Containments newest first, for a caller who may see the action center; `person`: only
+        that person's (any of their names), `states`: only those (partly_contained counts as active)."""
+        await self.actions.authorize_read(principal)
+        account_ids: list[str] = []
+        if person is not None:
+            found = await find_person(self.actions.connectors, person, principal)
+            account_ids = sorted(la.account.id for la in found.accounts)
+        partly = ContainmentState.PARTLY_CONTAINED
+        stored = sorted({ContainmentState.ACTIVE if s is partly else s for s in states or ()})
+        listed = await self.containments.find(states=stored, account_ids=account_ids, limit=limit)
+        wanted = set(states or ())
+        return [c for c in listed if not wanted or c.effective_state in wanted]
+
+    async def containment(self, principal: Principal, containment_id: int) -> Containment:
+        """One containment with every action that hangs off it."""
+        await self.actions.authorize_read(principal)
+        return await self.containments.get(containment_id)
+
     async def open_containments(self, principal: Principal, account_ids: set[str]) -> list[Containment]:
         """The person's open containments, newest first (an active one, and one awaiting approval
         beside it); NotFound saying how the latest one ended, if none is open."""

@@ -19,7 +19,7 @@ from clampdown.views.hunting import (
     SavedQueryView,
 )
 from clampdown.views.people import LinkedAccountView, PersonView
-from clampdown.views.playbooks import PlanItemView, PlaybookRunView
+from clampdown.views.playbooks import ContainmentView, PlanItemView, PlaybookRunView
 
 __all__ = [
     "AccountStateView",
@@ -31,6 +31,7 @@ __all__ = [
     "AuditBreakView",
     "AuditReportView",
     "BulkView",
+    "ContainmentView",
     "DetectionRuleView",
     "EventColumnView",
     "EventTableView",

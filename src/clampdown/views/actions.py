@@ -54,6 +54,9 @@ class ActionView(View):
     playbook: str | None = None
     approval_reason: str | None = None
     approved_by: str | None = None
+    approval_rules: list[str] = Field(default_factory=list, description="The rules its approval covers")
+    containment_id: int | None = None
+    containment_role: str | None = Field(default=None, description="step, timer, release or undo")
     # Read from the action, shown as one `error` object.
     error_code: str | None = Field(default=None, exclude=True)
     error_message: str | None = Field(default=None, exclude=True)

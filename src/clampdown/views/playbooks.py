@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from clampdown.views.actions import ActionView
+from datetime import datetime
+
+from pydantic import Field
+
+from clampdown.views.actions import AccountView, ActionView
 from clampdown.views.base import View
 
 
@@ -23,3 +27,27 @@ class PlaybookRunView(View):
     actions: list[ActionView]
     skipped: list[str]
     plan: list[PlanItemView]
+    containment_id: int | None = None
+    notes: list[str] = Field(default_factory=list, description="Steps with no inverse under `until`")
+
+
+class ContainmentView(View):
+    """One containment of one person: who, why, which accounts, its state and its actions."""
+
+    id: int
+    person: str
+    playbook: str
+    requested_by: str
+    reason: str
+    state: str = Field(validation_alias="effective_state", description="awaiting_approval, active, "
+                       "partly_contained, released, expired, superseded or cancelled")  # fmt: skip
+    created_at: datetime
+    until: datetime | None
+    accounts: list[AccountView]
+    supersedes_id: int | None
+    superseded_by_id: int | None
+    ended_at: datetime | None
+    ended_by: str | None
+    end_reason: str | None
+    notes: list[str]
+    actions: list[ActionView]

@@ -1,0 +1,85 @@
+"""`clampdown containments list|show`: who is contained, why, until when, and every step."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from clampdown.cli import render
+from clampdown.cli.context import JsonOption, caller, load
+from clampdown.cli.errors import run
+from clampdown.errors import InvalidInput
+from clampdown.model import Containment, ContainmentState
+from clampdown.services.runtime import open_runtime
+from clampdown.views import ContainmentView
+
+containments_app = typer.Typer(
+    help="Containments: one per person contained, with its steps.", no_args_is_help=True
+)
+
+
+def _states(given: list[str] | None) -> list[ContainmentState]:
+    try:
+        return [ContainmentState(s) for s in given or ()]
+    except ValueError:
+        known = ", ".join(s.value for s in ContainmentState)
+        raise InvalidInput(f"unknown state in {', '.join(given or [])}; use {known}") from None
+
+
+def _table(found: list[Containment]) -> Table:
+    table = Table()
+    for column in ("id", "person", "state", "until", "requested by", "reason", "created at"):
+        table.add_column(column)
+    for c in found:
+        until = c.until.strftime("%Y-%m-%d %H:%M:%S") if c.until else "-"
+        table.add_row(str(c.id), c.person, c.effective_state.value, until, c.requested_by, c.reason,
+                      c.created_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
+    return table
+
+
+@containments_app.command("list")
+def containments_list(
+    state: Annotated[list[str] | None, typer.Option("--state", help="active, released, expired, ...")] = None,
+    person: Annotated[str | None, typer.Option("--person", help="Any name of the person.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Containments newest first (`--state active`: who is contained now)."""
+    settings = load()
+
+    async def go() -> list[Containment]:
+        states = _states(state)
+        async with open_runtime(settings) as rt:
+            return await rt.playbooks.containments_of(
+                await caller(rt), states=states, person=person, limit=limit
+            )
+
+    found = run(go())
+    if as_json:
+        render.print_view([ContainmentView.model_validate(c) for c in found])
+    else:
+        render.console.print(_table(found))
+
+
+@containments_app.command("show")
+def containments_show(containment_id: int, as_json: JsonOption = False) -> None:
+    """One containment: its accounts, state, and every step, timed release, release and undo."""
+    settings = load()
+
+    async def go() -> Containment:
+        async with open_runtime(settings) as rt:
+            return await rt.playbooks.containment(await caller(rt), containment_id)
+
+    found = run(go())
+    if as_json:
+        render.print_view(ContainmentView.model_validate(found))
+        return
+    render.console.print(_table([found]))
+    for line in (*found.notes, *([f"ended: {found.end_reason}"] if found.end_reason else [])):
+        render.console.print(f"  {line}", highlight=False)
+    for action in found.actions:
+        render.console.print(
+            f"  [{action.containment_role}] " + render.summary(action), highlight=False, markup=False
+        )
