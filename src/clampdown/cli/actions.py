@@ -232,7 +232,8 @@ def actions_undo(
 
     async def go() -> Action:
         async with open_runtime(settings) as rt:
-            undo = await rt.actions.undo(action_id, await caller(rt), reason, request_approval=request_approval)
+            principal = await caller(rt)
+            undo = await rt.actions.undo(action_id, principal, reason, request_approval=request_approval)
             return (await rt.actions.wait([undo.id], timeout))[0] if wait else undo
 
     undo = run(go())
