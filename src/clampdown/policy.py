@@ -115,6 +115,14 @@ class PolicyGate:
         found += [f"actions on '{t}' need approval" for t in self.approvals.targets if t.lower() in names]
         return tuple(found)
 
+    def person_rules(self, accounts: Iterable[Account], target: str | None) -> tuple[str, ...]:
+        """The approval targets that name a person by any identifier of any of their accounts: a
+        containment of that person waits for approval on every account, not only the one named."""
+        names = identifiers(None, target)
+        for account in accounts:
+            names |= identifiers(account, target)
+        return tuple(f"actions on '{t}' need approval" for t in self.approvals.targets if t.lower() in names)
+
     def judge(
         self,
         action_type: str,

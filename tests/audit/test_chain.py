@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from clampdown.audit.chain import GENESIS, AuditEvent, AuditLog, row_hash
+from clampdown.audit.chain import GENESIS, AuditEvent, AuditLog, ChainReport, row_hash
 from clampdown.db.database import create_engine
 from tests.audit.conftest import make_event
 
@@ -41,20 +41,21 @@ async def test_append_keeps_order_and_each_hash_covers_the_previous(engine: Asyn
         prev = row["hash"]
     # The previous hash is part of the digest: the same content on another predecessor differs.
     assert rows[1]["hash"] != row_hash(GENESIS, _event_of(rows[1]))
-    assert await log.verify() == (4, [])
+    assert await log.verify() == ChainReport(4, [])
 
 
 async def test_an_empty_append_writes_nothing(engine: AsyncEngine) -> None:
     log = AuditLog(engine)
     await log.append([])
-    assert await log.verify() == (0, [])
+    assert await log.verify() == ChainReport(0, [])
 
 
 async def test_verify_finds_an_edited_row(engine: AsyncEngine) -> None:
     log = await _four(engine)
     async with engine.begin() as conn:
         await conn.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2"))
-    count, breaks = await log.verify()
+    report = await log.verify()
+    count, breaks = report.entries, report.breaks
     assert count == 4
     assert [(b.seq, "edited" in b.problem) for b in breaks] == [(2, True)]
 
@@ -63,7 +64,8 @@ async def test_verify_finds_a_deleted_row(engine: AsyncEngine) -> None:
     log = await _four(engine)
     async with engine.begin() as conn:
         await conn.execute(text("DELETE FROM audit_log WHERE seq = 2"))
-    count, breaks = await log.verify()
+    report = await log.verify()
+    count, breaks = report.entries, report.breaks
     assert count == 3
     assert [(b.seq, "deleted" in b.problem) for b in breaks] == [(3, True)]
 
@@ -74,7 +76,8 @@ async def test_verify_finds_two_swapped_rows(engine: AsyncEngine) -> None:
         await conn.execute(text("UPDATE audit_log SET seq = 1000 WHERE seq = 2"))
         await conn.execute(text("UPDATE audit_log SET seq = 2 WHERE seq = 3"))
         await conn.execute(text("UPDATE audit_log SET seq = 3 WHERE seq = 1000"))
-    count, breaks = await log.verify()
+    report = await log.verify()
+    count, breaks = report.entries, report.breaks
     assert count == 4
     # Rows 2 and 3 and the one after them no longer follow their predecessor; no content changed.
     assert [b.seq for b in breaks] == [2, 3, 4]
@@ -98,7 +101,7 @@ async def test_concurrent_appenders_on_one_engine_make_one_chain(engine: AsyncEn
     batches = [[make_event(10 * i + j) for j in range(3)] for i in range(8)]
     await asyncio.gather(*(log.append(batch) for batch in batches))
     _assert_one_unbroken_chain(await _rows(log), batches)
-    assert await log.verify() == (24, [])
+    assert await log.verify() == ChainReport(24, [])
 
 
 async def test_concurrent_appenders_on_two_engines_make_one_chain(
@@ -115,4 +118,4 @@ async def test_concurrent_appenders_on_two_engines_make_one_chain(
         await other.dispose()
     log = AuditLog(engine)
     _assert_one_unbroken_chain(await _rows(log), batches)
-    assert await log.verify() == (24, [])
+    assert await log.verify() == ChainReport(24, [])

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from clampdown.audit.chain import AuditEvent, AuditLog
+from clampdown.audit.chain import AuditEvent, AuditLog, ChainReport
 from clampdown.audit.events import EventName, action_event, outcome_event, requested_event
 from clampdown.audit.recorder import EventRecorder
 from clampdown.config import WebhookSettings
@@ -65,7 +65,7 @@ async def test_record_in_appends_to_the_chain_and_queues_one_delivery_per_matchi
     ]
     chained = [row async for row in AuditLog(engine).rows()]
     assert [(r["event"], r["data"]["n"]) for r in chained] == [(e.event, e.data["n"]) for e in EVENTS]
-    assert await AuditLog(engine).verify() == (3, [])
+    assert await AuditLog(engine).verify() == ChainReport(3, [])
 
 
 async def test_no_subscriber_means_no_delivery(engine: AsyncEngine) -> None:
@@ -73,7 +73,7 @@ async def test_no_subscriber_means_no_delivery(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await recorder.record_in(conn, [make_event(3, EventName.SIGNIN_FAILED)])
     assert await _outbox(engine) == []
-    assert (await AuditLog(engine).verify())[0] == 1
+    assert (await AuditLog(engine).verify()).entries == 1
 
 
 async def test_recorded_events_roll_back_with_their_cause(engine: AsyncEngine) -> None:

@@ -82,7 +82,7 @@ async def _made_by_the_release_before(engine: AsyncEngine) -> dict[str, int]:
         engine,
         _row(type="okta.unsuspend_user", provider="okta", target="bo", batch_id="b-bo", playbook="contain",
              undoes_action_id=ids["bo-okta"], after_action_id=ids["bo-okta"], status="queued", result=None,
-             finished_at=None, available_at=AT + timedelta(days=1), state_before=None),
+             attempts=0, finished_at=None, available_at=AT + timedelta(days=1), state_before=None),
     )  # fmt: skip
     for step in ("ann-ad", "ann-okta"):
         kind = "ad.enable_user" if step.endswith("ad") else "okta.unsuspend_user"

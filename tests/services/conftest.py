@@ -47,7 +47,7 @@ class Directory(MemoryConnector):
         self.absent: set[str] = set()
 
     async def resolve_user(self, reference: str) -> Account:
-        if reference in self.absent:
+        if reference.split("@")[0] in self.absent:  # by name, or by the UPN an anchor follows
             raise AccountNotFound(f"no user '{reference}'")
         return await super().resolve_user(reference)
 

@@ -157,9 +157,12 @@ class ContainmentMachine(RuleBasedStateMachine):
         base = Settings()
         self.gate = PolicyGate(
             ProtectionSettings(accounts=[PROTECTED_PERSON]),
-            # ann's rule matches only her resolved account id, never the name typed: the gate must
-            # see the account; a bulk deactivation waits for approval, which never covers brk's protection.
-            ApprovalSettings(expires_after_minutes=60, targets=["id-ann"], actions=["okta.deactivate_user"]),
+            # ann's and di's rules match only their resolved account id, never the name typed: the
+            # gate must see the account (for a bulk, only the worker does); a bulk deactivation
+            # waits for approval, which never covers brk's protection.
+            ApprovalSettings(
+                expires_after_minutes=60, targets=["id-ann", "id-di"], actions=["okta.deactivate_user"]
+            ),
         )
         self.store = ActionStore(self.engine)
         self.actions = ActionService(self.store, dict(self.directories), self.clock, guardrails=self.gate)
@@ -200,6 +203,11 @@ class ContainmentMachine(RuleBasedStateMachine):
         self._attempt(
             "bulk", self.actions.request_bulk("okta.deactivate_user", [PROTECTED_PERSON, "cy"], "x", LEAD)
         )
+
+    @rule()
+    def bulk_on_a_target_rule(self) -> None:
+        """A bulk naming di as typed: only the account the worker resolves matches di's rule."""
+        self._attempt("bulk on di", self.actions.request_bulk("okta.suspend_user", ["di"], "x", LEAD))
 
     @rule(person=st.sampled_from(PEOPLE))
     def release(self, person: str) -> None:
@@ -281,6 +289,15 @@ class ContainmentMachine(RuleBasedStateMachine):
             assert rule in covered, (
                 f"{action.type} (action {action.id}) changed {PROTECTED_PERSON} without approval"
             )
+
+    @invariant()
+    def a_target_rule_holds_on_the_resolved_account(self) -> None:
+        actions = self._actions()
+        for change in self.changes:
+            action = actions[change.action_id]
+            if change.account == "id-di":
+                rules = action.approval_rules if action.approved_by else ()
+                assert "actions on 'id-di' need approval" in rules, f"action {action.id} ran on di unapproved"
 
     @invariant()
     def no_action_changes_an_account_twice(self) -> None:

@@ -16,6 +16,7 @@ from clampdown.services.actions import ActionService
 from clampdown.services.people import Person, find_person
 from clampdown.services.playbooks import PlaybookService
 from clampdown.store.actions import ActionStore
+from clampdown.store.containments import ContainmentStore
 
 S1 = "S-1-5-21-3623811015-3361044348-30300820-1104"
 S2 = "S-1-5-21-3623811015-3361044348-30300820-1105"
@@ -235,8 +236,9 @@ async def test_the_plan_and_the_stored_actions_say_how_each_account_was_linked(
     )
     steps = [PlaybookStep(action="ad.disable_user"), PlaybookStep(action="entra.suspend_user"),
              PlaybookStep(action="okta.suspend_user")]  # fmt: skip
-    service = ActionService(ActionStore(engine), connectors)
-    playbooks = PlaybookService(service, {"contain": PlaybookSettings(steps=steps)})
+    store = ActionStore(engine)
+    service = ActionService(store, connectors)
+    playbooks = PlaybookService(service, {"contain": PlaybookSettings(steps=steps)}, ContainmentStore(store))
     dry = await playbooks.run("contain", "dave@corp.local", "INC-1", admin, dry_run=True)
     assert {p.provider: p.linked_by for p in dry.plan} == {
         "ad": "matched the reference by userPrincipalName",
@@ -252,9 +254,12 @@ async def test_the_plan_and_the_stored_actions_say_how_each_account_was_linked(
 
 async def test_a_refused_reference_queues_nothing(engine: AsyncEngine, admin: Principal) -> None:
     connectors = _world([_ad(VICTIM, S1)], [_entra(VICTIM, S1)], [_okta(MALLORY, email=VICTIM)])
-    service = ActionService(ActionStore(engine), connectors)
+    store = ActionStore(engine)
+    service = ActionService(store, connectors)
     playbooks = PlaybookService(
-        service, {"contain": PlaybookSettings(steps=[PlaybookStep(action="ad.disable_user")])}
+        service,
+        {"contain": PlaybookSettings(steps=[PlaybookStep(action="ad.disable_user")])},
+        ContainmentStore(store),
     )
     before = await service.store.latest_playbook_run(["guid-1104"], excluding="release")
     with pytest.raises(IdentityConflict):

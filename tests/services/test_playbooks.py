@@ -58,7 +58,7 @@ async def test_a_dry_run_plans_every_step_and_writes_nothing(services: Services,
     assert [p.action for p in run.plan] == CONTAIN_STEPS
     assert run.plan[0].outcome == "would change enabled from True to False"
     assert await _stored(services) == []
-    assert await services.audit.verify() == (0, [])
+    assert (await services.audit.verify()).entries == 0
 
 
 async def test_until_queues_a_timed_undo_for_every_step(services: Services, admin: Principal) -> None:

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from clampdown.audit.chain import ChainReport
 from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load
 from clampdown.cli.errors import EXIT_ACTION_FAILED, run
@@ -160,13 +159,13 @@ def audit_verify(as_json: JsonOption = False) -> None:
     """Walk the audit chain; name every edited, deleted or reordered entry."""
     settings = load()
 
-    async def go() -> ChainReport:
+    async def go() -> AuditReportView:
         async with open_runtime(settings) as rt:
-            return await rt.audit.verify()
+            return AuditReportView.model_validate(await rt.audit.verify())
 
     report = run(go())
     if as_json:
-        render.print_view(AuditReportView.model_validate(report))
+        render.print_view(report)
     else:
         for found in report.breaks:
             render.console.print(f"entry {found.seq}: {found.problem}", highlight=False)

@@ -46,8 +46,14 @@ def new_worker_id() -> str:
 
 
 def _holds_the_person(action: Action) -> bool:
-    """A step or timed release of a containment: it may run only while that containment is open."""
-    return action.containment_id is not None and action.containment_role in (StepRole.STEP, StepRole.TIMER)
+    """A step or timed release of a containment, claimed for the first time: it may start only
+    while that containment is open. One tried before may already have changed the account, so it
+    finishes (a release undoes it after it)."""
+    return (
+        action.containment_id is not None
+        and action.containment_role in (StepRole.STEP, StepRole.TIMER)
+        and action.attempts <= 1
+    )
 
 
 def _timer_of(action: Action) -> int | None:
@@ -218,7 +224,8 @@ class Worker:
                 self._inflight.add(action.id)
                 message = f"nothing to undo: action {after.id} found the account already in that state"
                 self._finish_now(action, ActionStatus.COMPLETED, None, message)
-            elif action.undoes_action_id == after.id:
+            elif action.undoes_action_id == after.id or action.containment_role == StepRole.TIMER:
+                # A timer may undo an older step its own step repeated (store.containments).
                 inherited = after.approval_rules if after.approved_by else ()
                 restore = item.restore_state if item.restore_state is not None else after.state_before
                 runnable.append(Claimed(action, restore, inherited))

@@ -387,7 +387,9 @@ class ActionService:
             containment_role=StepRole.UNDO if original.containment_id else None,
         )
         now = self.clock.now()
-        if timer is not None:
+        # An undo that runs now replaces the waiting timer; one that must wait for a second person
+        # leaves it in place, so the release still happens at `until` if no one approves.
+        if timer is not None and gated.reason is None:
             deadline = self.approval_deadline()
             replaced = await self.store.enqueue_replacing(timer.id, item, now, deadline, principal.username)
             if replaced is not None:

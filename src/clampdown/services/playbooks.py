@@ -14,6 +14,7 @@ from clampdown.config import PlaybookSettings
 from clampdown.errors import InvalidInput, NotFound
 from clampdown.limits import MAX_REASON, clean_text
 from clampdown.model import Action, ActionStatus, Containment, ContainmentState, StepRole
+from clampdown.policy import Verdict
 from clampdown.services.actions import ActionService, clean_reason
 from clampdown.services.people import LinkedAccount, find_person
 from clampdown.services.planning import PlanItem, plan_item
@@ -72,6 +73,28 @@ def steps_to_release(chain: list[Containment]) -> list[Action]:
     return sorted(chosen.values(), key=lambda a: a.id)
 
 
+def in_flight(chain: list[Containment]) -> list[Action]:
+    """Steps that started and have not ended (a worker holds them, or died holding them, or they
+    wait to retry): they may have changed the account, so a release undoes them once they end."""
+    undone = _undone(chain)
+    return [
+        s
+        for c in chain
+        for s in c.steps
+        if (s.status is ActionStatus.RUNNING or (s.status is ActionStatus.QUEUED and s.attempts > 0))
+        and get_action(s.type).inverse is not None
+        and s.id not in undone
+    ]
+
+
+def _joined(first: Verdict | None, second: Verdict | None) -> Verdict | None:
+    """Both verdicts' rules as one, for a request approved together with something else."""
+    if first is None or second is None:
+        return first or second
+    approvals = tuple(dict.fromkeys((*first.approvals, *second.approvals)))
+    return Verdict(first.protection or second.protection, approvals)
+
+
 class PlaybookService:
     def __init__(
         self, actions: ActionService, playbooks: dict[str, PlaybookSettings], containments: ContainmentStore
@@ -109,6 +132,9 @@ class PlaybookService:
         inverses = {d.id: self.actions.timed_inverse(d, until) for d in steps}
         person = await find_person(self.actions.connectors, reference, principal)
         by_provider = {la.account.provider: la for la in person.accounts}
+        gate = self.actions.guardrails
+        everyone = [la.account for la in person.accounts]
+        whole_person = Verdict(approvals=gate.person_rules(everyone, reference)) if gate else None
         batch_id = str(uuid.uuid4())
         items: list[NewAction] = []
         index: dict[str, int] = {}
@@ -125,7 +151,8 @@ class PlaybookService:
                 notes.append(f"{definition.id} has no inverse: it is not undone at {until.isoformat()}")
             account = linked.account
             connector = self.actions.connector_for(definition)
-            also = self.actions.judge(inverse, account, linked.state, account.name) if inverse else None
+            timer = self.actions.judge(inverse, account, linked.state, account.name) if inverse else None
+            also = _joined(timer, whole_person)
             gated = await self.actions.gate(
                 principal,
                 definition,
@@ -255,6 +282,8 @@ class PlaybookService:
         skipped: list[str] = []
         index: dict[int, int] = {}
         chosen = steps_to_release(chain)
+        running = {a.id for a in in_flight(chain)}
+        chosen = sorted([*chosen, *in_flight(chain)], key=lambda a: a.id)
         chosen_ids = {a.id for a in chosen}
         for c in chain:
             skipped += [
@@ -295,7 +324,9 @@ class PlaybookService:
                     playbook=RELEASE,
                     undoes_action_id=action.id,
                     restore_state=action.state_before,
-                    after_index=index.get(action.after_action_id or 0),
+                    # A step still in flight is undone once it ended (if it changed anything).
+                    after_index=None if action.id in running else index.get(action.after_action_id or 0),
+                    after_action_id=action.id if action.id in running else None,
                     approval_reason=approval,
                     approval_rules=rules,
                     approved_by=approved_by,

@@ -173,12 +173,12 @@ class ContainmentStore(RecordingStore):
                     insert(containment_accounts),
                     [{"containment_id": containment_id, "account_id": a} for a in account_ids],
                 )
+            linked = [replace(i, containment_id=containment_id) for i in items]
+            _, requested = await self._actions.enqueue_in(conn, linked, now, approval_deadline)
             events: list[AuditEvent] = []
             if new.state is ContainmentState.ACTIVE:
                 events = await supersede_older(conn, containment_id, now)
                 await self._record(conn, events)
-            linked = [replace(i, containment_id=containment_id) for i in items]
-            _, requested = await self._actions.enqueue_in(conn, linked, now, approval_deadline)
             record = await self._read(conn, select(containments).where(containments.c.id == containment_id))
             created = containment_event(EventName.CONTAINMENT_CREATED, record[0], new.requested_by, now)
             await self._record(conn, [created])
@@ -323,6 +323,9 @@ async def cancel_live(
             actions.c.containment_id.in_(list(containment_ids)),
             actions.c.containment_role.in_([r.value for r in roles]),
             actions.c.status.in_(_LIVE),
+            # Never claimed: one tried before may have changed the account; it finishes, and a
+            # release queues its undo after it.
+            actions.c.attempts == 0,
         )
         .values(status=ActionStatus.CANCELLED.value, finished_at=now, error_code=code, error_message=message)
         .returning(*actions.c)
@@ -369,6 +372,7 @@ async def supersede_older(conn: AsyncConnection, containment_id: int, now: datet
     await conn.execute(
         update(containments).where(containments.c.id == containment_id).values(supersedes_id=older[0])
     )
+    await _carry_timers(conn, containment_id, older)
     return await cancel_live(
         conn,
         older,
@@ -379,3 +383,55 @@ async def supersede_older(conn: AsyncConnection, containment_id: int, now: datet
         "the newer containment is the latest word",
         this["requested_by"],
     )
+
+
+async def _carry_timers(conn: AsyncConnection, containment_id: int, older: Sequence[int]) -> None:
+    """The newer containment's timed releases release what the person's containment holds: a
+    timer whose step repeats a change an older (superseded) step made points at that older step,
+    to restore the state before it; otherwise a step that found the account already contained
+    would leave the older change in place when `until` passes."""
+    chain, frontier = set(older), list(older)
+    while frontier:
+        rows = await conn.execute(
+            select(containments.c.id).where(containments.c.superseded_by_id.in_(frontier))
+        )
+        frontier = [int(r[0]) for r in rows if int(r[0]) not in chain]
+        chain.update(frontier)
+    query = (
+        select(actions)
+        .where(actions.c.containment_id.in_(sorted(chain)), actions.c.containment_role == StepRole.STEP.value)
+        .order_by(actions.c.id)
+    )
+    steps = [row_to_action(r) for r in (await conn.execute(query)).mappings()]
+    changed = [s for s in steps if s.status is ActionStatus.COMPLETED and s.changed and s.account is not None]
+    if not changed:
+        return
+    going = [ActionStatus.RUNNING.value, ActionStatus.COMPLETED.value]
+    undone_query = select(actions.c.undoes_action_id).where(
+        actions.c.undoes_action_id.in_([s.id for s in changed]), actions.c.status.in_(going)
+    )
+    undone = {int(r[0]) for r in await conn.execute(undone_query)}
+    earliest: dict[tuple[str, str], Action] = {}
+    for step in changed:
+        if step.account is not None and step.id not in undone:
+            earliest.setdefault((step.account.id, step.type), step)
+    mine = actions.alias("mine")
+    timers = await conn.execute(
+        select(actions.c.id, mine.c.type, mine.c.account_id)
+        .join(mine, mine.c.id == actions.c.undoes_action_id)
+        .where(
+            actions.c.containment_id == containment_id,
+            actions.c.containment_role == StepRole.TIMER.value,
+            actions.c.status == ActionStatus.QUEUED.value,
+        )
+    )
+    for timer_id, step_type, account_id in timers.all():
+        old = earliest.get((str(account_id), str(step_type)))
+        if old is None:
+            continue
+        state = old.state_before.to_json() if old.state_before else None
+        await conn.execute(
+            update(actions)
+            .where(actions.c.id == timer_id)
+            .values(undoes_action_id=old.id, restore_state=state)
+        )
