@@ -7,6 +7,7 @@ from playwright.sync_api import Page, expect
 
 from tests.web.conftest import Console, sign_in
 from tests.web.lab import ScratchPerson, WebLab
+from tests.web.test_accessibility import AUDIT
 from tests.web.test_containment import confirm, eventually
 
 
@@ -41,6 +42,7 @@ def test_a_containment_from_active_to_released(
     expect(steps).to_contain_text("Suspend user in Okta")
     expect(steps.get_by_test_id("status").filter(has_text="completed").first).to_be_visible()
     expect(page.get_by_test_id("containment-ending")).to_contain_text("Not ended")
+    assert page.evaluate(AUDIT) == [], page.url  # the page passes the same audit as every other
 
     # A step opens the action center's drawer.
     steps.locator("tr", has_text="Disable user in Active Directory").get_by_role(
