@@ -28,7 +28,8 @@ def test_pages_are_labelled_and_keyboard_usable(page: Page, console: Console, pe
     expect(page.get_by_label("Username")).to_be_focused()
     sign_in(page, console, "analyst")
     for path in (f"/users?query={person.upn}", f"/users/{person.upn}", "/hunting",
-                 "/actions?tab=pending", "/actions?tab=history"):  # fmt: skip
+                 "/actions?tab=pending", "/actions?tab=history", "/containments",
+                 "/containments?state=all"):  # fmt: skip
         page.goto(console.base + path)
         audit(page)
     page.goto(console.base + "/hunting")

@@ -13,7 +13,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def mount_console(app: FastAPI) -> None:
     """Serve the console's pages at / and its assets at /static (nothing from a CDN)."""
-    from clampdown.web import action_center, hunting_page, people_pages, session_pages
+    from clampdown.web import action_center, containments_page, hunting_page, people_pages, session_pages
     from clampdown.web.access import SignInRequired, sign_in_redirect
 
     async def to_sign_in(request: Request, exc: Exception) -> Response:
@@ -22,5 +22,5 @@ def mount_console(app: FastAPI) -> None:
 
     app.add_exception_handler(SignInRequired, to_sign_in)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (session_pages, people_pages, action_center, hunting_page):
+    for module in (session_pages, people_pages, action_center, containments_page, hunting_page):
         app.include_router(module.router)

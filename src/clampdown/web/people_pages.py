@@ -13,7 +13,7 @@ from clampdown.auth.principal import require_permission
 from clampdown.catalog import get_action
 from clampdown.errors import ClampdownError, NotFound
 from clampdown.limits import MAX_TARGET
-from clampdown.model import Action, ActionFilter
+from clampdown.model import Action, ActionFilter, Containment
 from clampdown.permissions import RESPONSE_READ
 from clampdown.services.people import Person, find_person
 from clampdown.services.playbooks import RELEASE
@@ -85,7 +85,21 @@ async def user_page(reference: str, request: Request, who: ViewerDep) -> HTMLRes
         person = await load_person(request, reference, who, with_events=True)
     except ClampdownError as exc:
         return render_problem(request, who, exc)
-    return render(request, "user.html", who, person=person, playbooks=_playbooks(request, who))
+    return render(
+        request, "user.html", who, person=person, playbooks=_playbooks(request, who),
+        containments=await _open_containments(request, person, who),
+    )  # fmt: skip
+
+
+async def _open_containments(request: Request, person: PersonView, who: Viewer) -> list[Containment]:
+    """The person's open containments, newest first (none: an empty list, not an error)."""
+    account_ids = {a.account_id for a in person.accounts}
+    if not account_ids:
+        return []
+    try:
+        return await runtime(request).playbooks.open_containments(who.principal, account_ids)
+    except NotFound:
+        return []
 
 
 @dataclass(frozen=True)
