@@ -23,6 +23,10 @@ from tests.lab_config import clampdown, create_user_token, spawn_worker
 from tests.web.lab import ScratchPerson, WebLab, create_person, delete_person
 
 T = TypeVar("T")
+# A short hybrid playbook for the scenarios that are about timers, not steps: AD first, then Entra ID.
+SHORT = {"contain": {"steps": [{"action": "ad.disable_user"},
+                               {"action": "entra.suspend_user", "after": "ad.disable_user"},
+                               {"action": "okta.suspend_user"}]}}  # fmt: skip
 
 
 @dataclass
@@ -36,9 +40,7 @@ class Clampdown:
 
     def run(self, *args: str, token: str | None = None) -> Any:
         """`clampdown <args> --json` as the lead (or `token`); its JSON, failing on a non-zero exit."""
-        t0 = time.monotonic()
         done = clampdown(self.config, *args, "--json", token=token or self.lead)
-        print("TIMING", args[:2], round(time.monotonic() - t0, 2))
         assert done.returncode == 0, f"clampdown {' '.join(args)}: {done.stdout}{done.stderr}"
         return json.loads(done.stdout)
 
@@ -90,6 +92,11 @@ def _iso(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
 
 
+def _in_time(until: datetime) -> None:
+    """The scenario's steps ran before its `until`: else the lab was too slow for this margin."""
+    assert datetime.now(UTC) < until, f"the steps took longer than the margin to {until.isoformat()}"
+
+
 def _sleep_past(when: datetime, margin: float = 0.0) -> None:
     time.sleep(max(0.0, (when - datetime.now(UTC)).total_seconds() + margin))
 
@@ -115,39 +122,103 @@ def _by_role(containment: Any) -> dict[str, list[Any]]:
     return roles
 
 
-def test_9_timed_containment_with_the_default_playbook_releases_what_has_an_inverse(
+def _steps(run: Any, role: str = "step") -> dict[str, Any]:
+    """A playbook run's (or a containment's) actions of one role, by type."""
+    return {a["type"]: a for a in run["actions"] if a["containment_role"] == role}
+
+
+def test_1_an_approval_never_carries_a_protected_account_past_its_protection(
+    web_lab: WebLab, person: ScratchPerson, other: ScratchPerson, tmp_path: Path,
+    lab_clampdown: Callable[..., Clampdown],
+) -> None:  # fmt: skip
+    """`person` is the break-glass account here: a scratch account, so a regression suspends nobody real."""
+    cd = lab_clampdown(protection={"accounts": [person.upn]}, approvals={"actions": ["okta.suspend_user"]})
+    users = tmp_path / "users.txt"
+    users.write_text(f"{person.upn}\n{other.upn}\n", encoding="utf-8")
+    bulk = cd.run("act", "okta.suspend_user", "--from-file", str(users), "-r", "INC-41")
+    assert [(a["target"], a["status"], a["approval_reason"]) for a in bulk["actions"]] == [
+        (person.upn, "awaiting_approval", "okta.suspend_user needs approval"),
+        (other.upn, "awaiting_approval", "okta.suspend_user needs approval"),
+    ]
+    approved = cd.run("actions", "approve", "--batch", bulk["batch_id"], token=cd.second)
+    assert {(a["status"], a["approved_by"]) for a in approved} == {("queued", "second")}
+
+    def batch() -> dict[str, Any]:
+        return {a["target"]: a for a in cd.run("actions", "list", "--batch", bulk["batch_id"])}
+
+    ended = _eventually(batch, lambda b: all(a["status"] in ("completed", "failed") for a in b.values()))
+    assert ended[other.upn]["status"] == "completed"
+    assert web_lab.okta_status(other.okta_id) == "SUSPENDED"
+    refused = ended[person.upn]
+    assert refused["status"] == "failed" and refused["error"]["code"] == "protected_account", refused
+    assert f"named protected account '{person.upn}'" in refused["error"]["message"]
+    assert "the approval given covered only: okta.suspend_user needs approval" in refused["error"]["message"]
+    assert web_lab.okta_status(person.okta_id) == "ACTIVE"
+
+
+def test_2_an_old_timed_release_never_undoes_a_newer_containment(
     web_lab: WebLab, person: ScratchPerson, lab_clampdown: Callable[..., Clampdown]
 ) -> None:
-    cd = lab_clampdown()  # no [playbooks]: the default `contain`
+    cd = lab_clampdown(playbooks=SHORT)
     before = _world(web_lab, person)
-    until = _soon(12)
-    run = cd.run("contain", person.upn, "-r", "INC-43", "--until", _iso(until), "--wait")
-    assert run["notes"] == [f"entra.revoke_sessions has no inverse: it is not undone at {until.isoformat()}"]
-    steps = [a for a in run["actions"] if a["containment_role"] == "step"]
-    timers = {a["type"] for a in run["actions"] if a["containment_role"] == "timer"}
-    assert {a["status"] for a in steps} == {"completed"}, steps
-    assert timers == {"ad.enable_user", "ad.clear_password_reset", "entra.enable_user",
-                      "entra.dismiss_user_risk", "okta.unsuspend_user"}  # fmt: skip
-    assert _contained(_world(web_lab, person))
-    [listed] = cd.containments(person)
-    assert (listed["id"], listed["state"], listed["until"]) == (run["containment_id"], "active", _iso(until))
+    until = _soon(25)
+    first = cd.run("contain", person.upn, "-r", "INC-43", "--until", _iso(until), "--wait")
+    assert {a["status"] for a in _steps(first).values()} == {"completed"}
+    released = cd.run("release", person.upn, "-r", "false positive", "--wait")
+    assert {a["status"] for a in released["actions"]} == {"completed"}
+    assert _world(web_lab, person) == before
+    second = cd.run("contain", person.upn, "-r", "INC-44 (a new incident)", "--wait")
+    assert {a["status"] for a in _steps(second).values()} == {"completed"}
+    _in_time(until)
+    old_timers = _steps(cd.containment(first["containment_id"]), "timer")
+    assert {(t["status"], t["error"]["code"]) for t in old_timers.values()} == {("cancelled", "released")}
 
-    _sleep_past(until)
-    after = _eventually(lambda: _world(web_lab, person), lambda w: w == before)
-    assert after == before
-    shown = _eventually(lambda: cd.containment(run["containment_id"]), lambda c: c["state"] == "expired")
-    assert shown["state"] == "expired" and shown["ended_by"] == "timer"
-    assert {a["status"] for a in _by_role(shown)["timer"]} == {"completed"}
-    assert run["notes"][0] in shown["notes"]
+    _sleep_past(until, margin=3)  # the worker runs all along: a timer still due would have run by now
+    assert _contained(_world(web_lab, person))
+    listed = cd.containments(person)
+    assert [(c["id"], c["state"]) for c in listed] == [
+        (second["containment_id"], "active"), (first["containment_id"], "released")
+    ]  # fmt: skip
+    assert listed[1]["ended_by"] == "lead" and listed[1]["end_reason"] == "false positive"
+
+
+def test_2_a_newer_containment_supersedes_the_timers_of_an_older_one(
+    web_lab: WebLab, person: ScratchPerson, lab_clampdown: Callable[..., Clampdown]
+) -> None:
+    """The same without the early release: the older containment is superseded, its timers cancelled,
+    and one release then undoes what both changed, once."""
+    cd = lab_clampdown(playbooks=SHORT)
+    before = _world(web_lab, person)
+    until = _soon(18)
+    first = cd.run("contain", person.upn, "-r", "INC-46", "--until", _iso(until), "--wait")
+    second = cd.run("contain", person.upn, "-r", "INC-47", "--wait")
+    # The second found every account already contained: nothing it did changed anything.
+    assert {a["status"] for a in _steps(second).values()} == {"completed"}
+    _in_time(until)
+    _sleep_past(until, margin=3)
+    assert _contained(_world(web_lab, person))
+    old = cd.containment(first["containment_id"])
+    assert (old["state"], old["superseded_by_id"]) == ("superseded", second["containment_id"])
+    assert {(t["status"], t["error"]["code"]) for t in _steps(old, "timer").values()} == {
+        ("cancelled", "superseded")
+    }
+
+    released = cd.run("release", person.upn, "-r", "both incidents closed", "--wait")
+    assert sorted(a["undoes_action_id"] for a in released["actions"]) == sorted(
+        a["id"] for a in _steps(first).values()
+    )  # the steps that changed something: the first containment's
+    assert {a["status"] for a in released["actions"]} == {"completed"}
+    assert _world(web_lab, person) == before
 
 
 def test_3_release_after_the_timed_release_has_nothing_to_release(
     web_lab: WebLab, person: ScratchPerson, lab_clampdown: Callable[..., Clampdown]
 ) -> None:
-    cd = lab_clampdown()
+    cd = lab_clampdown(playbooks=SHORT)
     before = _world(web_lab, person)
-    until = _soon(8)
+    until = _soon(12)
     run = cd.run("contain", person.upn, "-r", "INC-45", "--until", _iso(until), "--wait")
+    _in_time(until)
     assert _contained(_world(web_lab, person))
     _sleep_past(until)
     shown = _eventually(lambda: cd.containment(run["containment_id"]), lambda c: c["state"] == "expired")
@@ -162,3 +233,113 @@ def test_3_release_after_the_timed_release_has_nothing_to_release(
     time.sleep(1.5)  # a worker that had something to run would have started it
     assert cd.run("actions", "list") == actions_before  # nothing queued
     assert _world(web_lab, person) == before
+
+
+def test_4_approval_targets_match_every_identifier_of_the_resolved_account(
+    web_lab: WebLab, person: ScratchPerson, lab_clampdown: Callable[..., Clampdown]
+) -> None:
+    """The rule names the person by sAMAccountName; the request names them by UPN."""
+    cd = lab_clampdown(approvals={"targets": [person.username]})
+    rule = f"actions on '{person.username}' need approval"
+    disable = cd.run("act", "ad.disable_user", person.upn, "-r", "INC-48")
+    assert (disable["status"], disable["approval_reason"]) == ("awaiting_approval", rule)
+    suspend = cd.run("act", "okta.suspend_user", person.upn, "-r", "INC-48")
+    assert (suspend["status"], suspend["approval_reason"]) == ("awaiting_approval", rule)
+    time.sleep(1)
+    assert not web_lab.ad_disabled(person.ad_dn) and web_lab.okta_status(person.okta_id) == "ACTIVE"
+
+
+def test_4_an_undo_or_release_whose_inverse_needs_approval_waits_for_it(
+    web_lab: WebLab, person: ScratchPerson, lab_clampdown: Callable[..., Clampdown]
+) -> None:
+    cd = lab_clampdown(playbooks=SHORT, approvals={"actions": ["okta.unsuspend_user"]})
+    rule = "okta.unsuspend_user needs approval"
+    suspended = cd.run("act", "okta.suspend_user", person.upn, "-r", "INC-49", "--wait")
+    assert suspended["status"] == "completed"
+    undo = cd.run("actions", "undo", str(suspended["id"]), "-r", "false positive")
+    assert (undo["status"], undo["approval_reason"]) == ("awaiting_approval", rule)
+    time.sleep(1)
+    assert web_lab.okta_status(person.okta_id) == "SUSPENDED"
+    cd.run("actions", "approve", str(undo["id"]), token=cd.second)
+    assert _eventually(lambda: web_lab.okta_status(person.okta_id), lambda s: s == "ACTIVE") == "ACTIVE"
+
+    # A containment approved by a second person: its release inherits that approval, except for
+    # the rule the approver was never shown (the inverse's own).
+    run = cd.run("contain", person.upn, "-r", "INC-50", "--request-approval")
+    cd.run("actions", "approve", "--batch", run["batch_id"], token=cd.second)
+    assert _contained(_eventually(lambda: _world(web_lab, person), _contained))
+    released = cd.run("release", person.upn, "-r", "closed")
+    statuses = {a["type"]: (a["status"], a["approval_reason"]) for a in released["actions"]}
+    assert statuses["okta.unsuspend_user"] == ("awaiting_approval", rule)
+    assert statuses["ad.enable_user"][1] is None and statuses["entra.enable_user"][1] is None
+    world = _eventually(lambda: _world(web_lab, person), lambda w: w["entra_enabled"])
+    assert not world["ad_uac"] & 2 and world["entra_enabled"] and world["okta"] == "SUSPENDED"
+    okta_release = next(a for a in released["actions"] if a["type"] == "okta.unsuspend_user")
+    cd.run("actions", "approve", str(okta_release["id"]), token=cd.second)
+    assert _eventually(lambda: web_lab.okta_status(person.okta_id), lambda s: s == "ACTIVE") == "ACTIVE"
+
+
+def test_4_a_timed_undo_whose_inverse_needs_approval_is_approved_with_its_action(
+    web_lab: WebLab, person: ScratchPerson, lab_clampdown: Callable[..., Clampdown]
+) -> None:
+    """The timer cannot ask anyone when it runs: the approval is asked for with the action, and the
+    approver is shown the inverse's rule."""
+    cd = lab_clampdown(approvals={"actions": ["okta.unsuspend_user"]})
+    until = _soon(14)
+    asked = cd.run("act", "okta.suspend_user", person.upn, "-r", "INC-51", "--until", _iso(until))
+    rule = "okta.unsuspend_user needs approval"
+    assert (asked["status"], asked["approval_reason"]) == ("awaiting_approval", rule)
+    cd.run("actions", "approve", str(asked["id"]), token=cd.second)
+    assert _eventually(lambda: web_lab.okta_status(person.okta_id), lambda s: s == "SUSPENDED") == "SUSPENDED"
+    _in_time(until)
+    _sleep_past(until)
+    assert _eventually(lambda: web_lab.okta_status(person.okta_id), lambda s: s == "ACTIVE") == "ACTIVE"
+    [timer] = [a for a in cd.run("actions", "list") if a["undoes_action_id"] == asked["id"]]
+    assert timer["status"] == "completed" and timer["approved_by"] is None
+
+
+def test_5_the_timed_release_of_an_approved_protected_containment_restores_the_account(
+    web_lab: WebLab, person: ScratchPerson, lab_clampdown: Callable[..., Clampdown]
+) -> None:
+    cd = lab_clampdown(playbooks=SHORT, protection={"accounts": [person.upn]})
+    before = _world(web_lab, person)
+    until = _soon(20)
+    run = cd.run("contain", person.upn, "-r", "INC-52", "--until", _iso(until), "--request-approval")
+    protection = f"protected account: named protected account '{person.upn}'"
+    assert {a["status"] for a in _steps(run).values()} == {"awaiting_approval"}
+    assert all(protection in a["approval_rules"] for a in _steps(run).values())
+    assert cd.containment(run["containment_id"])["state"] == "awaiting_approval"
+    cd.run("actions", "approve", "--batch", run["batch_id"], token=cd.second)
+    assert _contained(_eventually(lambda: _world(web_lab, person), _contained))
+    _in_time(until)
+    assert cd.containment(run["containment_id"])["state"] == "active"
+
+    _sleep_past(until)
+    assert _eventually(lambda: _world(web_lab, person), lambda w: w == before) == before
+    shown = _eventually(lambda: cd.containment(run["containment_id"]), lambda c: c["state"] == "expired")
+    assert shown["state"] == "expired"
+    timers = _steps(shown, "timer")
+    assert {(t["status"], t["error"]) for t in timers.values()} == {("completed", None)}, timers
+
+
+def test_6_undo_before_until_runs_now_and_cancels_the_timer(
+    web_lab: WebLab, person: ScratchPerson, lab_clampdown: Callable[..., Clampdown]
+) -> None:
+    cd = lab_clampdown(playbooks=SHORT)
+    run = cd.run("contain", person.upn, "-r", "INC-53", "--until", _iso(_soon(3600)), "--wait")
+    assert _contained(_world(web_lab, person))
+    okta_step = _steps(run)["okta.suspend_user"]
+    undo = cd.run("actions", "undo", str(okta_step["id"]), "-r", "Okta was a false positive")
+    assert undo["containment_role"] == "undo" and undo["status"] in ("queued", "running", "completed")
+    assert _eventually(lambda: web_lab.okta_status(person.okta_id), lambda s: s == "ACTIVE") == "ACTIVE"
+    again = cd.run("actions", "undo", str(okta_step["id"]))
+    assert again["id"] == undo["id"]  # never a second undo
+
+    shown = cd.containment(run["containment_id"])
+    timers = _steps(shown, "timer")
+    okta_timer = timers.pop("okta.unsuspend_user")
+    assert okta_timer["status"] == "cancelled" and okta_timer["error"]["code"] == "replaced"
+    assert okta_timer["error"]["message"] == "replaced by an undo lead asked for now"
+    assert {t["status"] for t in timers.values()} == {"queued"}  # the others still wait for until
+    assert web_lab.ad_disabled(person.ad_dn)
+    assert shown["state"] == "partly_contained"
