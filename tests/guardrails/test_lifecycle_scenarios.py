@@ -285,9 +285,10 @@ def test_4_an_undo_or_release_whose_inverse_needs_approval_waits_for_it(
     cd.run("actions", "approve", "--batch", run["batch_id"], token=cd.second)
     assert _contained(_eventually(lambda: _world(web_lab, person), _contained))
     released = cd.run("release", person.upn, "-r", "closed")
-    statuses = {a["type"]: (a["status"], a["approval_reason"]) for a in released["actions"]}
-    assert statuses["okta.unsuspend_user"] == ("awaiting_approval", rule)
-    assert statuses["ad.enable_user"][1] is None and statuses["entra.enable_user"][1] is None
+    asked = {a["type"]: (a["approval_reason"], a["approved_by"]) for a in released["actions"]}
+    assert asked["okta.unsuspend_user"] == (rule, None)
+    assert asked["ad.enable_user"] == asked["entra.enable_user"] == (None, "second")  # inherited
+    assert _steps(released, "release")["okta.unsuspend_user"]["status"] == "awaiting_approval"
     world = _eventually(lambda: _world(web_lab, person), lambda w: w["entra_enabled"])
     assert not world["ad_uac"] & 2 and world["entra_enabled"] and world["okta"] == "SUSPENDED"
     okta_release = next(a for a in released["actions"] if a["type"] == "okta.unsuspend_user")
