@@ -251,9 +251,6 @@ def test_4_approval_targets_match_every_identifier_of_the_resolved_account(
     assert not world["ad_uac"] & 2 and world["entra_enabled"]
 
 
-@pytest.mark.xfail(strict=True, reason="approvals.targets is matched per account: the Okta account "
-                   "(login, email, id) does not carry the sAMAccountName the rule names the person by, "
-                   "so its step runs at once while the containment awaits approval")  # fmt: skip
 def test_4_an_approval_target_naming_the_person_holds_every_account_of_the_containment(
     web_lab: WebLab, person: ScratchPerson, lab_clampdown: Callable[..., Clampdown]
 ) -> None:
