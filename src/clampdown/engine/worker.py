@@ -56,6 +56,13 @@ def _holds_the_person(action: Action) -> bool:
     )
 
 
+def _hands_back(action: Action) -> bool:
+    """An undo, release or timed release of a containment: it gives an account back."""
+    return action.containment_id is not None and action.containment_role in (
+        StepRole.RELEASE, StepRole.UNDO, StepRole.TIMER,
+    )  # fmt: skip
+
+
 def _timer_of(action: Action) -> int | None:
     """For a timed release: its containment, which may have expired once it ends."""
     return action.containment_id if action.containment_role == StepRole.TIMER else None
@@ -197,15 +204,28 @@ class Worker:
         and inherits what that action's approval covered."""
         waits = [c.action.after_action_id for c in claimed if c.action.after_action_id]
         held = [c.action.containment_id for c in claimed if _holds_the_person(c.action)]
-        if not waits and not held:
+        handing_back = [c.action.account.id for c in claimed if _hands_back(c.action) and c.action.account]
+        if not waits and not held and not handing_back:
             return claimed
         before = await self._store.get_many(waits)
         states = await self._containments.states_of([i for i in held if i is not None])
+        holders = await self._containments.active_holders(handing_back)
         runnable: list[Claimed] = []
         for item in claimed:
             action, after = item.action, before.get(item.action.after_action_id or 0)
             ended = states.get(action.containment_id or 0) if _holds_the_person(action) else None
-            if ended is not None and not ended[0].is_open:
+            newer = [
+                c for c in holders.get(action.account.id if action.account else "", [])
+                if _hands_back(action) and c > (action.containment_id or 0)
+            ]  # fmt: skip
+            if newer:
+                self._inflight.add(action.id)
+                message = (
+                    f"not run: containment {newer[0]} holds {action.target} now, "
+                    f"the latest word over containment {action.containment_id}"
+                )
+                self._finish_now(action, ActionStatus.CANCELLED, "superseded", message)
+            elif ended is not None and not ended[0].is_open:
                 self._inflight.add(action.id)
                 state, by = ended
                 later = f" by containment {by}" if by else ""

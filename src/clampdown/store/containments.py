@@ -126,6 +126,25 @@ class ContainmentStore(RecordingStore):
                 found.update({c.id: c for c in older})
         return sorted(found.values(), key=lambda c: c.id, reverse=True)
 
+    async def active_holders(self, account_ids: Sequence[str]) -> dict[str, list[int]]:
+        """For each account, the active containments that hold it: a release, undo or timed release
+        of an older containment must not hand the account back while a newer one holds it."""
+        if not account_ids:
+            return {}
+        query = (
+            select(containment_accounts.c.account_id, containments.c.id)
+            .join(containments, containments.c.id == containment_accounts.c.containment_id)
+            .where(
+                containment_accounts.c.account_id.in_(sorted(set(account_ids))),
+                containments.c.state == ContainmentState.ACTIVE.value,
+            )
+        )
+        found: dict[str, list[int]] = {}
+        async with self.engine.connect() as conn:
+            for account_id, containment_id in (await conn.execute(query)).all():
+                found.setdefault(str(account_id), []).append(int(containment_id))
+        return found
+
     async def states_of(
         self, containment_ids: Sequence[int]
     ) -> dict[int, tuple[ContainmentState, int | None]]:
