@@ -348,7 +348,8 @@ EXAMPLES = int(os.environ.get("CLAMPDOWN_MACHINE_EXAMPLES", "60"))
 # CI explores the same examples every run; CLAMPDOWN_MACHINE_RANDOM=1 explores new ones.
 DERANDOMIZE = not os.environ.get("CLAMPDOWN_MACHINE_RANDOM")
 ContainmentMachine.TestCase.settings = settings(
-    max_examples=EXAMPLES, stateful_step_count=40, deadline=None, report_multiple_bugs=False, derandomize=DERANDOMIZE,
+    max_examples=EXAMPLES, stateful_step_count=40, deadline=None,
+    report_multiple_bugs=False, derandomize=DERANDOMIZE,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )  # fmt: skip
 TestContainmentLifecycle = pytest.mark.slow(ContainmentMachine.TestCase)
