@@ -219,6 +219,7 @@ class Worker:
                 if _hands_back(action) and c > (action.containment_id or 0)
             ]  # fmt: skip
             if newer:
+                await self._containments.adopt_by(action.containment_id or 0, newer[0])
                 self._inflight.add(action.id)
                 message = (
                     f"not run: containment {newer[0]} holds {action.target} now, "

@@ -145,6 +145,11 @@ class ContainmentStore(RecordingStore):
                 found.setdefault(str(account_id), []).append(int(containment_id))
         return found
 
+    async def adopt_by(self, ended: int, newer: int) -> None:
+        """The worker did not hand an account back because `newer` holds it: `newer` carries it."""
+        async with self.engine.begin() as conn:
+            await adopt(conn, [ended], newer)
+
     async def states_of(
         self, containment_ids: Sequence[int]
     ) -> dict[int, tuple[ContainmentState, int | None]]:
@@ -375,8 +380,34 @@ async def supersede_older(conn: AsyncConnection, containment_id: int, now: datet
         .order_by(containments.c.id.desc())
     )
     older = [int(r[0]) for r in rows]
+    # A containment that ended but is still handing accounts back (a release or undo not yet
+    # done) is carried too: the new one is the latest word, its hand-backs are cancelled here
+    # or by the worker, and the new one's release undoes its steps instead.
+    live = [ActionStatus.QUEUED.value, ActionStatus.AWAITING_APPROVAL.value, ActionStatus.RUNNING.value]
+    handing_back = select(actions.c.containment_id).where(
+        actions.c.containment_role.in_([StepRole.RELEASE.value, StepRole.UNDO.value, StepRole.TIMER.value]),
+        actions.c.status.in_(live),
+    )
+    ended = await conn.execute(
+        select(containments.c.id).where(
+            containments.c.id.in_(covering),
+            containments.c.id < containment_id,
+            containments.c.state.not_in(_OPEN),
+            containments.c.superseded_by_id.is_(None),
+            containments.c.id.in_(handing_back),
+        )
+    )
+    releasing = [int(r[0]) for r in ended]
+    events: list[AuditEvent] = []
+    if releasing:
+        await adopt(conn, releasing, containment_id)
+        events += await cancel_live(
+            conn, releasing, (StepRole.RELEASE, StepRole.UNDO, StepRole.TIMER), now, "superseded",
+            f"not handed back: containment {containment_id} ({this['reason']}) holds the account now",
+            this["requested_by"],
+        )  # fmt: skip
     if not older:
-        return []
+        return events
     await conn.execute(
         update(containments)
         .where(containments.c.id.in_(older))
@@ -392,7 +423,7 @@ async def supersede_older(conn: AsyncConnection, containment_id: int, now: datet
         update(containments).where(containments.c.id == containment_id).values(supersedes_id=older[0])
     )
     await _carry_timers(conn, containment_id, older)
-    return await cancel_live(
+    return events + await cancel_live(
         conn,
         older,
         (StepRole.TIMER, StepRole.STEP, StepRole.UNDO),
@@ -454,3 +485,13 @@ async def _carry_timers(conn: AsyncConnection, containment_id: int, older: Seque
             .where(actions.c.id == timer_id)
             .values(undoes_action_id=old.id, restore_state=state)
         )
+
+
+async def adopt(conn: AsyncConnection, ended: Sequence[int], newer: int) -> None:
+    """Containments that ended while still handing accounts back join `newer`'s chain: its release
+    undoes their changed steps (they keep their own state and history)."""
+    await conn.execute(
+        update(containments)
+        .where(containments.c.id.in_(list(ended)), containments.c.superseded_by_id.is_(None))
+        .values(superseded_by_id=newer)
+    )
