@@ -44,12 +44,15 @@ def free_port() -> int:
 def start_server(config: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = port or free_port()
     env = {**os.environ, "CLAMPDOWN_CONFIG": str(config)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "clampdown", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    # The server's log goes to a file: a pipe nobody reads fills up and blocks the server.
+    log = config.with_name(f"serve-{port}.log")
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clampdown", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -59,7 +62,7 @@ def start_server(config: Path, port: int | None = None) -> tuple[subprocess.Pope
         except httpx.TransportError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError(f"clampdown serve did not start: {proc.stderr.read() if proc.stderr else ''}")
+    raise RuntimeError(f"clampdown serve did not start: {log.read_text(errors='replace')}")
 
 
 @pytest.fixture

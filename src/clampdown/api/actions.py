@@ -30,6 +30,7 @@ from clampdown.limits import (
     MAX_USERNAME,
 )
 from clampdown.model import ActionFilter, ActionStatus
+from clampdown.services.actions import check_filter
 from clampdown.views import ActionView, BulkView
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -157,6 +158,7 @@ async def export_actions(
     """Every action matching the filters, streamed page by page as CSV or a JSON array."""
     service = runtime(request).actions
     await service.authorize_read(caller)
+    check_filter(flt)  # before the first byte: once streaming, an error can only cut the body
 
     async def pages() -> AsyncIterator[list[ActionView]]:
         before: int | None = None
