@@ -377,22 +377,3 @@ class ActionStore(RecordingStore):
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(actions).where(actions.c.id.in_(list(action_ids))))
             return {int(r["id"]): row_to_action(r) for r in rows.mappings()}
-
-    async def latest_playbook_run(self, account_ids: Sequence[str], excluding: str) -> list[Action]:
-        """Every action of the newest playbook run (other than `excluding`) touching these accounts."""
-        c = actions.c
-        newest = (
-            select(c.batch_id)
-            .where(c.account_id.in_(list(account_ids)), c.playbook.is_not(None), c.playbook != excluding)
-            .order_by(c.id.desc())
-            .limit(1)
-        )
-        async with self.engine.connect() as conn:
-            batch = (await conn.execute(newest)).scalar_one_or_none()
-            if batch is None:
-                return []
-            rows = await conn.execute(
-                select(actions).where(c.batch_id == batch, c.account_id.in_(list(account_ids))).order_by(c.id)
-            )
-            return [row_to_action(r) for r in rows.mappings()]
-
