@@ -61,7 +61,9 @@ async def test_sigkill_mid_bulk_loses_nothing_and_changes_each_account_once(
     store = ActionStore(engine)
 
     first = spawn_worker(config)
-    counts = await _wait_for(store, lambda c: c[ActionStatus.COMPLETED] >= 100, 60)
+    # Kill at a moment the worker holds actions, not between two of its claims.
+    mid_bulk = lambda c: c[ActionStatus.COMPLETED] >= 100 and c[ActionStatus.RUNNING] > 0  # noqa: E731
+    counts = await _wait_for(store, mid_bulk, 60)
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     counts = await _counts(store)
