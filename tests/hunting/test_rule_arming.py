@@ -149,7 +149,8 @@ async def test_the_admin_who_enables_a_rule_arms_it_and_every_step_is_audited(
     assert on == {**common, "rule": RULE, "armed_by": "admin2", "previously_armed_by": "admin"}
     assert ran == {**common, "rule": RULE, "armed_by": "admin2", "rows": 1, "new_alerts": 0, "batch_id": None}
     assert off["armed_by"] == "admin2"
-    checked, breaks = await AuditLog(env.engine).verify()
+    report = await AuditLog(env.engine).verify()
+    checked, breaks = report.entries, report.breaks
     assert checked >= len(events) and breaks == []
 
 

@@ -84,7 +84,7 @@ def test_person_view_lists_each_account_with_state_and_allowed_action_ids() -> N
     person = Person("alice", [linked, LinkedAccount(ACCOUNT, None, "down", [])], {"ad": "unreachable"})
     data = PersonView.model_validate(person).model_dump(mode="json")
     assert data["accounts"][0] == {
-        "account": ACCOUNT.to_json(), "state": STATE.to_json(), "state_error": None,
+        "account": ACCOUNT.to_json(), "state": STATE.to_json(), "state_error": None, "linked_by": "",
         "allowed_actions": ["okta.suspend_user"],
     }  # fmt: skip
     assert data["accounts"][1]["state"] is None and data["unreachable"] == {"ad": "unreachable"}
@@ -99,7 +99,7 @@ def test_hunting_views() -> None:
     assert acted.batch_id == "b-3" and acted.targets == ["alice"] and acted.actions[0].id == 7
     saved = SavedQuery(1, "brute", "IdentityLogonEvents", "ana", "", AT)
     assert SavedQueryView.model_validate(saved).model_dump() == vars(saved)
-    rule = DetectionRule(2, "spray", "q", "ana", 300.0, "ad.disable_user", "AccountName", True, None)
+    rule = DetectionRule(2, "spray", "q", "ana", 300.0, "ad.disable_user", "AccountName", True, None, "ana")
     assert DetectionRuleView.model_validate(rule).action == "ad.disable_user"
     ran = RuleRun("spray", 3, 1, "b-4")
     assert RuleRunView.model_validate(ran).model_dump() == vars(ran)

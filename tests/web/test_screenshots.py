@@ -55,6 +55,10 @@ def test_screenshots(
     _queue(console, "entra.mark_compromised", DEMO, "impossible travel, INC-42")
     disabled = _queue(console, "ad.disable_user", person.upn, "phishing, INC-41")
     eventually(lambda: web_lab.ad_disabled(person.ad_dn))
+    # Disabled in Samba is not yet recorded as completed: undo takes only a completed action.
+    admin = {"Authorization": f"Bearer {console.admin_token}"}
+    url = f"{console.base}/api/v1/actions/{disabled}"
+    eventually(lambda: httpx.get(url, headers=admin).json()["status"] == "completed")
     httpx.post(
         f"{console.base}/api/v1/actions/{disabled}/undo",
         json={"reason": "false positive, INC-41"},
