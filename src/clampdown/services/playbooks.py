@@ -282,8 +282,9 @@ class PlaybookService:
         skipped: list[str] = []
         index: dict[int, int] = {}
         chosen = steps_to_release(chain)
-        running = {a.id for a in in_flight(chain)}
-        chosen = sorted([*chosen, *in_flight(chain)], key=lambda a: a.id)
+        flying = in_flight(chain)
+        running = {a.id for a in flying}
+        chosen = sorted([*chosen, *flying], key=lambda a: a.id)
         chosen_ids = {a.id for a in chosen}
         for c in chain:
             skipped += [
