@@ -263,3 +263,56 @@ def test_passwords_and_groups_survive_a_restart(tmp_path: Any) -> None:
     state.set_credentials(state.find_by_login("kept@lab.example.test"), "kept-password", None)  # type: ignore[arg-type]
     reloaded = OrgState.load(tmp_path / "state.json").find_by_login("kept@lab.example.test")
     assert reloaded is not None and reloaded.groups == ["G"] and reloaded.check_password("kept-password")
+
+
+async def refresh(idp: httpx.AsyncClient, token: str, **extra: Any) -> httpx.Response:
+    auth = extra.pop("auth", (CLIENT_ID, SECRET))
+    data = {"grant_type": "refresh_token", "refresh_token": token, **extra}
+    return await idp.post("/oauth2/v1/token", data=data, auth=auth)
+
+
+async def test_offline_access_gives_a_refresh_token_whose_id_tokens_carry_the_groups_now(
+    org: Org, idp: httpx.AsyncClient
+) -> None:
+    meta = (await idp.get("/.well-known/openid-configuration")).json()
+    assert "refresh_token" in meta["grant_types_supported"] and "offline_access" in meta["scopes_supported"]
+    plain = redirected_with(await sign_in(idp))
+    assert "refresh_token" not in (await redeem(idp, plain["code"])).json()
+    code = redirected_with(await sign_in(idp, scope="openid profile groups offline_access"))["code"]
+    first = (await redeem(idp, code)).json()
+    assert first["refresh_token"]
+    org.state.set_credentials(org.user(ALICE), None, ["Everyone", "Finance"])
+    again = await refresh(idp, first["refresh_token"])
+    assert again.status_code == 200, again.text
+    claims = jwt.decode(again.json()["id_token"], options={"verify_signature": False})
+    assert claims["groups"] == ["Everyone", "Finance"] and claims["preferred_username"] == ALICE
+    assert claims["aud"] == CLIENT_ID and "nonce" not in claims
+    narrower = await refresh(idp, first["refresh_token"], scope="openid")
+    assert narrower.status_code == 200 and narrower.json()["scope"] == "openid"
+    wider = await refresh(idp, first["refresh_token"], scope="openid okta.users.manage")
+    assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+
+
+async def test_a_refresh_token_ends_with_the_user_or_their_revoked_tokens(
+    org: Org, idp: httpx.AsyncClient
+) -> None:
+    scope = "openid profile groups offline_access"
+    token = (await redeem(idp, redirected_with(await sign_in(idp, scope=scope))["code"])).json()["refresh_token"]
+    assert (await refresh(idp, token, auth=(CLIENT_ID, "wrong"))).status_code == 401
+    org.user(ALICE).status = "SUSPENDED"
+    refused = await refresh(idp, token)
+    assert refused.status_code == 400 and refused.json() == {
+        "error": "invalid_grant",
+        "error_description": "The refresh token is invalid or expired.",
+    }
+    org.user(ALICE).status = "ACTIVE"  # a spent refresh token stays spent
+    assert (await refresh(idp, token)).json()["error"] == "invalid_grant"
+    token = (await redeem(idp, redirected_with(await sign_in(idp, scope=scope))["code"])).json()["refresh_token"]
+    cleared = await idp.delete(
+        f"/api/v1/users/{org.user(ALICE).id}/sessions",
+        params={"oauthTokens": "true"},
+        headers={"Authorization": f"SSWS {API_TOKEN}"},
+    )
+    assert cleared.status_code == 204
+    assert (await refresh(idp, token)).json()["error"] == "invalid_grant"
+    assert (await refresh(idp, "never-issued")).json()["error"] == "invalid_grant"

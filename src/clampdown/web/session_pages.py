@@ -7,17 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from clampdown.auth.redirects import DEFAULT_LANDING, safe_next
 from clampdown.limits import MAX_NEXT_URL
 from clampdown.web.templating import render
 
 router = APIRouter(include_in_schema=False)
-
-
-def _safe_next(next_url: str) -> str:
-    """Only a path on this site: never an open redirect to another origin."""
-    if next_url.startswith("/") and not next_url.startswith("//") and "\\" not in next_url:
-        return next_url
-    return "/users"
 
 
 @router.get("/", response_class=RedirectResponse)
@@ -28,9 +22,9 @@ async def front_door() -> RedirectResponse:
 
 @router.get("/login", response_class=HTMLResponse)
 async def sign_in_page(
-    request: Request, next: Annotated[str, Query(max_length=MAX_NEXT_URL)] = "/users"
+    request: Request, next: Annotated[str, Query(max_length=MAX_NEXT_URL)] = DEFAULT_LANDING
 ) -> HTMLResponse:
     """Local account sign-in (the form posts to /api/v1/session, which sets the session cookie), and
     single sign-on when it is configured."""
     sso_enabled = getattr(request.app.state, "oidc", None) is not None
-    return render(request, "login.html", None, next_url=_safe_next(next), sso_enabled=sso_enabled)
+    return render(request, "login.html", None, next_url=safe_next(next), sso_enabled=sso_enabled)

@@ -89,6 +89,9 @@ class Emulator:
         if form.get("grant_type") == "authorization_code":
             app = self.oidc.authenticate_client(form, request.headers.get("authorization"))
             answer = self.oidc.redeem(app, form, issuer, self.state)
+        elif form.get("grant_type") == "refresh_token":
+            app = self.oidc.authenticate_client(form, request.headers.get("authorization"))
+            answer = self.oidc.refresh(app, form, issuer, self.state)
         else:  # service apps: client_credentials with a private_key_jwt assertion
             answer = self.auth.issue(form, f"{issuer}/oauth2/v1/token")
         return JSONResponse(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})

@@ -1,9 +1,12 @@
 """Okta's org authorization server for OpenID Connect web apps.
 
 Discovery, /oauth2/v1/authorize (a minimal sign-in form in place of Okta's widget), the
-authorization_code grant of /oauth2/v1/token (client_secret_basic or client_secret_post, PKCE
-S256 required) and /oauth2/v1/keys. Error answers follow the shared Okta OAuth contract. As on
-Okta, the ID token carries a `groups` claim when the `groups` scope was requested.
+authorization_code and refresh_token grants of /oauth2/v1/token (client_secret_basic or
+client_secret_post, PKCE S256 required) and /oauth2/v1/keys. Error answers follow the shared Okta
+OAuth contract. As on Okta, the ID token carries a `groups` claim when the `groups` scope was
+requested, and a refresh token comes with the `offline_access` scope; a refresh answers a new ID
+token with the user's groups as they are now, and stops working once the user is no longer
+active or their OAuth tokens were revoked (deactivation, clearing sessions with oauthTokens=true).
 """
 
 from __future__ import annotations
@@ -61,6 +64,19 @@ class _Grant:
     expires_at: float
 
 
+@dataclass(frozen=True)
+class _RefreshGrant:
+    """What a refresh token stands for: the client, the user and the scopes first granted."""
+
+    client_id: str
+    user_id: str
+    scopes: tuple[str, ...]
+    auth_time: float
+
+
+_INVALID_REFRESH = "The refresh token is invalid or expired."
+
+
 def _generate_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
@@ -83,7 +99,9 @@ class OidcProvider:
     code_lifetime: float = 300.0  # Okta: authorization codes are valid for five minutes
     id_token_lifetime: int = 3600
     codes: dict[str, _Grant] = field(default_factory=dict)
+    refresh_tokens: dict[str, _RefreshGrant] = field(default_factory=dict)
     sign_ins: int = 0
+    refreshes: int = 0
 
     def register(self, app: OidcWebApp) -> None:
         """Add or replace an OIDC web app."""
@@ -178,12 +196,48 @@ class OidcProvider:
             raise OAuthError(400, "invalid_grant", _INVALID_CODE)  # suspended since signing in
         user.oauth_tokens += 1
         state.save()
-        return {
+        answer = {
             "token_type": "Bearer",
             "expires_in": self.id_token_lifetime,
             "access_token": secrets.token_urlsafe(32),
             "scope": " ".join(grant.scopes),
             "id_token": self._id_token(grant, user, issuer),
+        }
+        if "offline_access" in grant.scopes:
+            refresh = secrets.token_urlsafe(32)
+            self.refresh_tokens[refresh] = _RefreshGrant(app.client_id, user.id, grant.scopes, grant.auth_time)
+            answer["refresh_token"] = refresh
+        return answer
+
+    def refresh(self, app: OidcWebApp, form: dict[str, str], issuer: str, state: OrgState) -> dict[str, Any]:
+        """The token answer for a refresh_token grant: a new ID token with the user's groups now."""
+        token = form.get("refresh_token", "")
+        if not token:
+            raise OAuthError(400, "invalid_request", "The 'refresh_token' parameter is required.")
+        grant = self.refresh_tokens.get(token)
+        if grant is None or grant.client_id != app.client_id:
+            raise OAuthError(400, "invalid_grant", _INVALID_REFRESH)
+        user = state.users.get(grant.user_id)
+        if user is None or user.status not in SIGN_IN_STATUSES or user.oauth_tokens <= 0:
+            del self.refresh_tokens[token]  # revoked with the user's tokens, or the user is gone
+            raise OAuthError(400, "invalid_grant", _INVALID_REFRESH)
+        scopes = grant.scopes
+        if form.get("scope"):
+            asked = tuple(form["scope"].split())
+            if not set(asked) <= set(grant.scopes):
+                raise OAuthError(
+                    400, "invalid_scope", "The requested scope is invalid, unknown, or malformed."
+                )
+            scopes = asked
+        self.refreshes += 1
+        as_code = _Grant(app.client_id, "", user.id, scopes, None, "", grant.auth_time, 0.0)
+        return {
+            "token_type": "Bearer",
+            "expires_in": self.id_token_lifetime,
+            "access_token": secrets.token_urlsafe(32),
+            "scope": " ".join(scopes),
+            "refresh_token": token,  # Okta's default: the refresh token is not rotated
+            "id_token": self._id_token(as_code, user, issuer),
         }
 
     def _id_token(self, grant: _Grant, user: UserRecord, issuer: str) -> str:
@@ -251,10 +305,10 @@ class OidcEndpoints:
                 "jwks_uri": f"{issuer}/oauth2/v1/keys",
                 "response_types_supported": ["code"],
                 "response_modes_supported": ["query"],
-                "grant_types_supported": ["authorization_code", "client_credentials"],
+                "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
-                "scopes_supported": ["openid", "email", "profile", "groups"],
+                "scopes_supported": ["openid", "email", "profile", "groups", "offline_access"],
                 "token_endpoint_auth_methods_supported": list(_CLIENT_AUTH_METHODS),
                 "code_challenge_methods_supported": ["S256"],
                 "claims_supported": list(_CLAIMS),

@@ -50,11 +50,18 @@
 
   // --- sign in / out -------------------------------------------------------------------
   const signInForm = $("#sign-in-form");
+  // The server only renders a same-site path into data-next; checked again here, so no edit of
+  // the page can turn the sign-in into a redirect to another origin.
+  const landing = () => {
+    const next = signInForm?.dataset.next || "/users";
+    const url = new URL(next, location.origin);
+    return url.origin === location.origin && /^\/(?![\/\\])/.test(next) ? url.pathname + url.search + url.hash : "/users";
+  };
   // Back from single sign-on, the first page of the redirect chain was cross-site, so the browser
   // kept the SameSite=Strict cookie from it; asking from this page shows whether we are signed in.
   if (signInForm) {
     fetch("/api/v1/me", { credentials: "same-origin" }).then((r) => {
-      if (r.ok) location.assign(signInForm.dataset.next || "/users");
+      if (r.ok) location.assign(landing());
     });
   }
   signInForm?.addEventListener("submit", async (event) => {
@@ -65,7 +72,7 @@
       await api("POST", "/api/v1/session", {
         username: signInForm.username.value, password: signInForm.password.value,
       });
-      location.assign(signInForm.dataset.next || "/users");
+      location.assign(landing());
     } catch (exc) {
       error.textContent = exc.message;
       signInForm.password.select();
