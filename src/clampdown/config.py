@@ -78,12 +78,31 @@ class SsoSettings(_Section):
     issuer: str  # discovery at {issuer}/.well-known/openid-configuration
     client_id: str
     client_secret: Secret
-    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email", "groups"])
+    # offline_access asks for a refresh token, with which group membership is checked again.
+    scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile", "email", "groups", "offline_access"]
+    )
+    # A session in use is checked with the identity provider again after this long: roles follow
+    # the groups, and a person the provider no longer signs in (or maps to no role) is signed out.
+    recheck_seconds: float = Field(900.0, ge=0)
     roles_claim: str = "groups"  # Okta: groups; Entra ID: roles (app roles) or groups
     username_claim: str = "preferred_username"
     role_mapping: dict[str, list[str]] = Field(default_factory=dict)  # group or app role -> roles
     ca_file: str | None = None
     tls_verify_disabled_unsafe: bool = False  # only for a lab; never for a real identity provider
+
+
+class SigninSettings(_Section):
+    """Throttling of failed password sign-ins, per account and per source address."""
+
+    account_free_failures: int = Field(3, ge=1)  # failures in the window before back-off starts
+    address_free_failures: int = Field(20, ge=1)
+    backoff_base_seconds: float = Field(1.0, gt=0)  # doubles with every further failure, up to:
+    backoff_max_seconds: float = Field(300.0, gt=0)
+    account_lockout_failures: int = Field(10, ge=1)  # then the account is locked for lockout_seconds
+    address_lockout_failures: int = Field(100, ge=1)
+    lockout_seconds: float = Field(900.0, gt=0)
+    window_seconds: float = Field(900.0, gt=0)  # failures older than this are forgotten
 
 
 class HuntingSettings(_Section):
@@ -175,6 +194,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sso: SsoSettings | None = None
+    signin: SigninSettings = Field(default_factory=SigninSettings)
     hunting: HuntingSettings = Field(default_factory=HuntingSettings)
     protection: ProtectionSettings = Field(default_factory=ProtectionSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)

@@ -55,6 +55,16 @@ class IdentityConflict(Conflict):
     code = "identity_conflict"
 
 
+class TooManyAttempts(ClampdownError):
+    """Too many failed sign-ins: the caller must wait `retry_after` seconds."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class StoreUnavailable(ClampdownError):
     """The database cannot be reached."""
 

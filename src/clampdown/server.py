@@ -13,6 +13,7 @@ from clampdown import __version__
 from clampdown.api import actions, containments, guardrails, health, hunting, metrics, people, session, sso
 from clampdown.api.errors import install_error_handlers
 from clampdown.auth.oidc import OidcClient
+from clampdown.auth.sso_access import SsoAccess
 from clampdown.config import Settings
 from clampdown.errors import ConfigError
 from clampdown.hunting.schedule import start_schedule as start_hunting_schedule
@@ -43,6 +44,8 @@ def create_app(settings: Settings) -> FastAPI:
         async with open_runtime(settings) as rt:
             app.state.runtime = rt
             app.state.oidc = oidc_client(settings)
+            if app.state.oidc is not None:  # SSO sessions and tokens follow the provider's groups
+                SsoAccess(rt.auth, app.state.oidc).attach()
             stop = asyncio.Event()
             task = None
             if embedded_worker_enabled(settings):

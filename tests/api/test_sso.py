@@ -162,7 +162,7 @@ def sign_in(browser: httpx.Client, base: str, login: str) -> httpx.Response:
 def test_operator_signs_in_with_the_mapped_role(deployment: Deployment) -> None:
     with httpx.Client() as browser:
         answer = sign_in(browser, deployment.base, "ines.operator")
-        assert answer.status_code == 200 and '<meta http-equiv="refresh" content="0;url=/">' in answer.text
+        assert answer.status_code == 200 and '<meta http-equiv="refresh" content="0;url=/users">' in answer.text
         assert SESSION_COOKIE in answer.cookies
         me = browser.get(f"{deployment.base}/api/v1/me")
     assert me.status_code == 200, me.text

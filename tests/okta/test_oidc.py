@@ -297,7 +297,9 @@ async def test_a_refresh_token_ends_with_the_user_or_their_revoked_tokens(
     org: Org, idp: httpx.AsyncClient
 ) -> None:
     scope = "openid profile groups offline_access"
-    token = (await redeem(idp, redirected_with(await sign_in(idp, scope=scope))["code"])).json()["refresh_token"]
+    token = (await redeem(idp, redirected_with(await sign_in(idp, scope=scope))["code"])).json()[
+        "refresh_token"
+    ]
     assert (await refresh(idp, token, auth=(CLIENT_ID, "wrong"))).status_code == 401
     org.user(ALICE).status = "SUSPENDED"
     refused = await refresh(idp, token)
@@ -307,7 +309,9 @@ async def test_a_refresh_token_ends_with_the_user_or_their_revoked_tokens(
     }
     org.user(ALICE).status = "ACTIVE"  # a spent refresh token stays spent
     assert (await refresh(idp, token)).json()["error"] == "invalid_grant"
-    token = (await redeem(idp, redirected_with(await sign_in(idp, scope=scope))["code"])).json()["refresh_token"]
+    token = (await redeem(idp, redirected_with(await sign_in(idp, scope=scope))["code"])).json()[
+        "refresh_token"
+    ]
     cleared = await idp.delete(
         f"/api/v1/users/{org.user(ALICE).id}/sessions",
         params={"oauthTokens": "true"},

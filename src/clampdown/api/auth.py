@@ -12,6 +12,12 @@ CSRF_HEADER = "X-CSRF-Token"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
+def client_address(request: Request) -> str | None:
+    """Where a request came from, for throttling and the audit trail (the peer uvicorn reports,
+    which honours X-Forwarded-For only from the proxies it trusts)."""
+    return request.client.host if request.client else None
+
+
 def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt

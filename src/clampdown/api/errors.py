@@ -17,6 +17,7 @@ from clampdown.errors import (
     InvalidInput,
     NotFound,
     StoreUnavailable,
+    TooManyAttempts,
     TransientError,
 )
 
@@ -27,6 +28,7 @@ _STATUSES: list[tuple[type[ClampdownError], int]] = [
     (NotFound, 404),
     (Forbidden, 403),
     (Conflict, 409),
+    (TooManyAttempts, 429),
     (StoreUnavailable, 503),
     (TransientError, 503),
     (ConfigError, 500),
@@ -51,7 +53,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ClampdownError)
     async def clampdown_error(_: Request, exc: ClampdownError) -> JSONResponse:
-        return error_response(status_for(exc), exc.code, exc.message)
+        response = error_response(status_for(exc), exc.code, exc.message)
+        if isinstance(exc, TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

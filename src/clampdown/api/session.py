@@ -7,10 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from clampdown.api.actions import ERRORS
-from clampdown.api.auth import SESSION_COOKIE, current_principal, runtime
+from clampdown.api.auth import SESSION_COOKIE, client_address, current_principal, runtime
 from clampdown.api.schemas import Me, SignIn
 from clampdown.auth.principal import Principal
 
+_THROTTLED: dict[int | str, dict[str, object]] = {
+    429: {"description": "Too many failed sign-ins: wait for Retry-After seconds"}
+}
 router = APIRouter(prefix="/api/v1", tags=["session"], responses=ERRORS)
 
 
@@ -19,12 +22,13 @@ def secure_cookies(request: Request) -> bool:
     return request.url.scheme == "https" or request.url.hostname not in ("127.0.0.1", "localhost", "::1")
 
 
-@router.post("/session", response_model=Me)
+@router.post("/session", response_model=Me, responses=_THROTTLED)
 async def sign_in(body: SignIn, request: Request, response: Response) -> Me:
     """Check a local password; sets an HttpOnly, SameSite=Strict session cookie. Send the returned
-    csrf_token as X-CSRF-Token with every POST made with the cookie."""
+    csrf_token as X-CSRF-Token with every POST made with the cookie. After repeated failures for
+    the account or from the address, 429 with Retry-After: no password is checked until then."""
     auth = runtime(request).auth
-    user, session = await auth.sign_in(body.username, body.password)
+    user, session = await auth.sign_in(body.username, body.password, client_address(request))
     response.set_cookie(
         SESSION_COOKIE,
         session.session_id,

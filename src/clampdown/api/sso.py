@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from html import escape
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from clampdown.api.actions import ERRORS
-from clampdown.api.auth import SESSION_COOKIE, runtime
+from clampdown.api.auth import SESSION_COOKIE, client_address, runtime
 from clampdown.api.session import secure_cookies
 from clampdown.auth.oidc import PENDING_LIFETIME, OidcClient
 from clampdown.auth.principal import PermissionDenied, Principal
-from clampdown.auth.service import sso_user
+from clampdown.auth.redirects import DEFAULT_LANDING
+from clampdown.auth.service import Unauthenticated
+from clampdown.auth.sso_access import SsoAccess
 from clampdown.errors import NotFound
+from clampdown.limits import MAX_NEXT_URL
 
 REDIRECT: dict[int | str, dict[str, object]] = {302: {"description": "Redirect to the next step of sign-in"}}
 router = APIRouter(prefix="/auth/oidc", tags=["session"], responses={**ERRORS, **REDIRECT})
@@ -19,10 +25,11 @@ PENDING_COOKIE = "clampdown_sso"
 # The session cookie is SameSite=Strict, and browsers count every hop of a navigation that the
 # identity provider's site started as cross-site: a 302 to "/" would arrive without the new cookie
 # and land on the sign-in page. This page moves on by itself, from this site, so the cookie goes.
+# `next` is a same-site path (auth.redirects checked it when the sign-in started), escaped.
 _SIGNED_IN_PAGE = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-    '<meta http-equiv="refresh" content="0;url=/"><title>Signed in</title></head>'
-    '<body><main><p><a href="/">Continue to Clampdown</a></p></main></body></html>'
+    '<meta http-equiv="refresh" content="0;url={next}"><title>Signed in</title></head>'
+    '<body><main><p><a href="{next}">Continue to Clampdown</a></p></main></body></html>'
 )
 
 
@@ -34,9 +41,12 @@ def _client(request: Request) -> OidcClient:
 
 
 @router.get("/login", status_code=302, response_class=RedirectResponse)
-async def sso_login(request: Request) -> RedirectResponse:
-    """Send the browser to the identity provider."""
-    url, pending = await _client(request).start()
+async def sso_login(
+    request: Request, next: Annotated[str, Query(max_length=MAX_NEXT_URL)] = DEFAULT_LANDING
+) -> RedirectResponse:
+    """Send the browser to the identity provider; back signed in, it goes on to `next` if that
+    is a path on this site."""
+    url, pending = await _client(request).start(next)
     response = RedirectResponse(url, status_code=302)
     response.set_cookie(
         PENDING_COOKIE, pending, max_age=PENDING_LIFETIME, httponly=True, samesite="lax",
@@ -53,20 +63,31 @@ async def sso_login(request: Request) -> RedirectResponse:
 async def sso_callback(request: Request, code: str | None = None, state: str | None = None) -> HTMLResponse:
     """Finish the sign-in: check the ID token, map groups to roles, open a console session, then
     a page that goes on to "/" by itself."""
-    identity = await _client(request).finish(code, state, request.cookies.get(PENDING_COOKIE))
+    client = _client(request)
     auth = runtime(request).auth
+    access = SsoAccess(auth, client)
+    source = client_address(request)
+    try:
+        done = await client.finish(code, state, request.cookies.get(PENDING_COOKIE))
+    except Unauthenticated as exc:
+        await access.failed(exc.message, source)
+        raise
+    identity = done.identity
     if not identity.roles:
         denied = Principal(identity.username, frozenset(), frozenset(), "console")
         groups = ", ".join(identity.provider_groups) or "none"
         await auth.record_denial(denied, "sign-in", None, "a group mapped to a Clampdown role")
+        await access.failed(f"none of their groups ({groups}) is mapped", source, identity.username)
         raise PermissionDenied(
             f"{identity.username} has no Clampdown role: none of their groups ({groups}) "
             "is mapped in sso.role_mapping",
             "a group mapped to a Clampdown role",
         )
-    user = await sso_user(auth, identity.username, identity.display_name, identity.roles)
-    session = await auth.open_session(user)
-    response = HTMLResponse(_SIGNED_IN_PAGE, headers={"Cache-Control": "no-store"})
+    user = await access.signed_in(identity, source)
+    sealed = client.seal(done.refresh_token) if done.refresh_token else None
+    session = await auth.open_session(user, sealed)
+    page = _SIGNED_IN_PAGE.format(next=escape(done.next_url, quote=True))
+    response = HTMLResponse(page, headers={"Cache-Control": "no-store"})
     response.delete_cookie(PENDING_COOKIE, path="/auth/oidc")
     response.set_cookie(
         SESSION_COOKIE, session.session_id, httponly=True, samesite="strict",

@@ -31,6 +31,17 @@ class EventName(enum.StrEnum):
     RULE_ENABLED = "rule.enabled"
     RULE_DISABLED = "rule.disabled"
     RULE_RUN = "rule.run"
+    # auth and access
+    SIGNIN_THROTTLED = "signin.throttled"  # failed sign-ins: the account or address must wait
+    SIGNIN_LOCKED = "signin.locked"  # as many failures as the lockout allows: locked for a while
+    SESSION_ENDED = "session.ended"  # the identity provider no longer signs the person in
+    TOKEN_CREATED = "token.created"
+    TOKEN_REVOKED = "token.revoked"
+    USER_CREATED = "user.created"
+    USER_ROLES_CHANGED = "user.roles_changed"  # by an administrator, or synced from SSO groups
+    ROLE_CREATED = "role.created"
+    ROLE_CHANGED = "role.changed"
+    ROLE_DELETED = "role.deleted"
 
 
 def action_event(
@@ -78,10 +89,15 @@ def denial_event(
     return AuditEvent(at, principal, EventName.ACCESS_DENIED, target, data)
 
 
-def signin_event(at: datetime, username: str, succeeded: bool, method: str) -> AuditEvent:
-    """A sign-in attempt to the console."""
+def signin_event(
+    at: datetime, username: str, succeeded: bool, method: str, source: str | None = None, **data: Any
+) -> AuditEvent:
+    """A sign-in attempt to the console (method password or sso), from `source` (an address).
+    `username` is a known user's name, or a stand-in for an unknown one: never what was typed."""
     name = EventName.SIGNIN_SUCCEEDED if succeeded else EventName.SIGNIN_FAILED
-    return AuditEvent(at, username, name, username, {"method": method})
+    return AuditEvent(
+        at, username, name, username, {"method": method, "channel": "console", "source": source, **data}
+    )
 
 
 def containment_event(name: EventName, containment: Containment, actor: str, at: datetime) -> AuditEvent:
@@ -103,3 +119,20 @@ def rule_event(name: EventName, at: datetime, actor: str, rule: str, **data: Any
     """Someone created, enabled, disabled or ran a detection rule (one of the RULE_ names); `data`
     says whose rights it acts with and what it requests."""
     return AuditEvent(at, actor, name, rule, {"rule": rule, **data})
+
+
+# auth and access
+
+
+def access_event(
+    name: EventName,
+    at: datetime,
+    actor: str,
+    subject: str | None,
+    channel: str,
+    source: str | None = None,
+    **data: Any,
+) -> AuditEvent:
+    """A change to who may do what (a user, a token, a role, a session, a sign-in throttle):
+    `actor` did it through `channel` (api, cli, console or sso) from `source` (an address or host)."""
+    return AuditEvent(at, actor, name, subject, {"channel": channel, "source": source, **data})

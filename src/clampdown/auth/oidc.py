@@ -4,6 +4,11 @@ The pending login (state, nonce, PKCE verifier) travels in a short-lived cookie 
 server's session secret, so any instance behind a balancer can finish a login any other started.
 The ID token is checked against the provider's published keys: signature, issuer, audience,
 expiry and nonce. The provider's groups or app roles are mapped to Clampdown roles by config.
+
+With the `offline_access` scope the provider also hands a refresh token. It is kept with the
+console session, sealed (encrypted and authenticated) under a key derived from the session
+secret, and used to ask the provider again, every `sso.recheck_seconds`, whether the person still
+signs in and which groups they are in now.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from urllib.parse import urlencode
 
 import httpx
 import jwt
+from cryptography.fernet import Fernet, InvalidToken
 
+from clampdown.auth.redirects import safe_next
 from clampdown.auth.service import Unauthenticated
 from clampdown.config import SsoSettings
 from clampdown.errors import ConfigError, TransientError
@@ -37,6 +44,20 @@ class SsoIdentity:
     display_name: str | None
     roles: frozenset[str]
     provider_groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SsoSignIn:
+    """A finished sign-in: who, where the browser goes next, and the refresh token if one came."""
+
+    identity: SsoIdentity
+    next_url: str
+    refresh_token: str | None
+
+
+class IdentityProviderRefused(Unauthenticated):
+    """The identity provider no longer accepts the person's refresh token: they are deactivated,
+    suspended, deleted, or their tokens were revoked."""
 
 
 def _b64(data: bytes) -> str:
@@ -60,6 +81,19 @@ class OidcClient:
         self._http = httpx.AsyncClient(verify=verify, timeout=15)
         self._discovery: dict[str, Any] | None = None
         self._keys: jwt.PyJWKSet | None = None
+        sealing_key = hashlib.sha256(b"clampdown sso refresh token\x00" + secret).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(sealing_key))
+
+    def seal(self, refresh_token: str) -> str:
+        """The refresh token encrypted for storage: the database alone does not reveal it."""
+        return self._fernet.encrypt(refresh_token.encode()).decode()
+
+    def unseal(self, sealed: str) -> str | None:
+        """The refresh token, or None if it was sealed under another secret or altered."""
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except (InvalidToken, ValueError):
+            return None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -98,8 +132,9 @@ class OidcClient:
             raise Unauthenticated("sign-in took too long: start again")
         return payload
 
-    async def start(self) -> tuple[str, str]:
-        """(URL to send the browser to, signed cookie holding the pending login)."""
+    async def start(self, next_url: str | None = None) -> tuple[str, str]:
+        """(URL to send the browser to, signed cookie holding the pending login); the browser
+        lands on `next_url` afterwards if it is a path on this site."""
         meta = await self.discovery()
         state, nonce, verifier = (
             secrets.token_urlsafe(24),
@@ -123,39 +158,62 @@ class OidcClient:
             "state": state,
             "nonce": nonce,
             "verifier": verifier,
+            "next": safe_next(next_url),
             "exp": time.time() + PENDING_LIFETIME,
         }
         return f"{meta['authorization_endpoint']}?{query}", self._sign(pending)
 
-    async def finish(self, code: str | None, state: str | None, cookie: str | None) -> SsoIdentity:
+    async def finish(self, code: str | None, state: str | None, cookie: str | None) -> SsoSignIn:
         """Exchange the code, check the ID token, map groups to roles."""
         pending = self._unsign(cookie)
         if not state or not hmac.compare_digest(state.encode(), str(pending["state"]).encode()):
             raise Unauthenticated("sign-in state does not match: start again")
         if not code:
             raise Unauthenticated("the identity provider returned no authorization code")
+        grant = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.redirect_url,
+            "code_verifier": pending["verifier"],
+        }
+        answer = await self._token(grant, Unauthenticated, "the identity provider refused the sign-in")
+        claims = await self._verify(str(answer.get("id_token", "")), str(pending["nonce"]))
+        refresh = answer.get("refresh_token")
+        return SsoSignIn(
+            self._identity(claims), safe_next(pending.get("next")), str(refresh) if refresh else None
+        )
+
+    async def refresh(self, refresh_token: str) -> tuple[SsoIdentity, str]:
+        """Who the refresh token's person is now, by a new ID token; and the refresh token to keep
+        (the same, or its successor where the provider rotates them). IdentityProviderRefused when
+        the provider no longer accepts it; TransientError when it cannot be asked."""
+        grant = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        answer = await self._token(grant, IdentityProviderRefused, "the identity provider ended the sign-in")
+        claims = await self._verify(str(answer.get("id_token", "")), None)
+        return self._identity(claims), str(answer.get("refresh_token") or refresh_token)
+
+    async def _token(
+        self, grant: dict[str, str], refused: type[Unauthenticated], refused_text: str
+    ) -> dict[str, Any]:
         meta = await self.discovery()
         try:
             response = await self._http.post(
                 meta["token_endpoint"],
-                data={
-                    "grant_type": "authorization_code",
-                    "code": code,
-                    "redirect_uri": self.redirect_url,
-                    "code_verifier": pending["verifier"],
-                },
+                data=grant,
                 auth=(self.settings.client_id, self.settings.client_secret.get_secret_value()),
             )
         except httpx.HTTPError as exc:
             raise TransientError(f"identity provider unreachable: {exc}") from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientError(f"identity provider answered {response.status_code} at its token endpoint")
         if response.status_code != 200:
             try:
                 detail = str(response.json().get("error_description", ""))
             except ValueError:  # not JSON: a proxy's error page
                 detail = f"HTTP {response.status_code}"
-            raise Unauthenticated(f"the identity provider refused the sign-in: {detail}".rstrip(": "))
-        claims = await self._verify(response.json().get("id_token", ""), pending["nonce"])
-        return self._identity(claims)
+            raise refused(f"{refused_text}: {detail}".rstrip(": "))
+        answer: dict[str, Any] = response.json()
+        return answer
 
     async def _signing_key(self, id_token: str) -> jwt.PyJWK:
         """The provider's key for this token; the key set is fetched again for a key not seen
@@ -170,7 +228,9 @@ class OidcClient:
                 return found[0]
         raise jwt.InvalidKeyError(f"the provider publishes no key {kid!r}")
 
-    async def _verify(self, id_token: str, nonce: str) -> dict[str, Any]:
+    async def _verify(self, id_token: str, nonce: str | None) -> dict[str, Any]:
+        """The ID token's claims once signature, issuer, audience and expiry hold; and its nonce
+        is this sign-in's (a refreshed ID token has none to check, `nonce` None)."""
         meta = await self.discovery()
         try:
             key = await self._signing_key(id_token)
@@ -185,7 +245,10 @@ class OidcClient:
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the ID token is not valid: {exc}") from None
-        if not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
+        # Compared as bytes: compare_digest refuses str with characters beyond ASCII.
+        if nonce is not None and not hmac.compare_digest(
+            str(claims.get("nonce", "")).encode(), nonce.encode()
+        ):
             raise Unauthenticated("the ID token's nonce does not match this sign-in")
         return claims
 

@@ -6,13 +6,15 @@ administers Clampdown), which is how the first administrator and their first tok
 
 from __future__ import annotations
 
+import getpass
+import socket
 import sys
 from datetime import timedelta
 from typing import Annotated
 
 import typer
 
-from clampdown.auth.service import IssuedToken
+from clampdown.auth.service import Actor, IssuedToken
 from clampdown.cli import render
 from clampdown.cli.context import JsonOption, load
 from clampdown.cli.errors import run
@@ -25,6 +27,15 @@ tokens_app = typer.Typer(
     help="API tokens: shown once, stored hashed, expiring, revocable.", no_args_is_help=True
 )
 roles_app = typer.Typer(help="Custom roles made of permissions.", no_args_is_help=True)
+
+
+def administrator() -> Actor:
+    """Who runs the command, for the audit trail: the operating system user, on this host."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        name = "unknown"
+    return Actor(f"database administrator {name}", "cli", socket.gethostname())
 
 
 def parse_lifetime(value: str) -> timedelta | None:
@@ -52,10 +63,26 @@ def users_create(
 
     async def go() -> None:
         async with open_runtime(settings) as rt:
-            await rt.auth.create_user(username, frozenset(role), password, display_name)
+            await rt.auth.create_user(username, frozenset(role), password, display_name, by=administrator())
 
     run(go())
     render.console.print(f"user {username} created with roles: {', '.join(sorted(role))}")
+
+
+@users_app.command("set-roles")
+def users_set_roles(
+    username: str,
+    role: Annotated[list[str], typer.Option("--role", help="Built-in or custom role; repeat for more.")],
+) -> None:
+    """Replace a local user's roles (single sign-on users' roles follow sso.role_mapping)."""
+    settings = load()
+
+    async def go() -> None:
+        async with open_runtime(settings) as rt:
+            await rt.auth.set_user_roles(username, frozenset(role), by=administrator())
+
+    run(go())
+    render.console.print(f"user {username} now has roles: {', '.join(sorted(role))}")
 
 
 @tokens_app.command("create")
@@ -63,15 +90,23 @@ def tokens_create(
     user: Annotated[str, typer.Option("--user", help="Whose token.")],
     name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
     expires_in: Annotated[str, typer.Option(help="90d, 12h, 30m or never.")] = "90d",
+    service: Annotated[
+        bool,
+        typer.Option(
+            "--service",
+            help="A service token: for a single sign-on user it keeps working without their console session.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Create an API token. It is printed once; only its hash is stored."""
+    """Create an API token. It is printed once; only its hash is stored. A single sign-on user's
+    token works while they have a console session, unless it is made with --service."""
     settings = load()
 
     async def go() -> IssuedToken:
         lifetime = parse_lifetime(expires_in)
         async with open_runtime(settings) as rt:
-            return await rt.auth.create_token(user, name, lifetime)
+            return await rt.auth.create_token(user, name, lifetime, service=service, by=administrator())
 
     issued = run(go())
     if as_json:
@@ -107,7 +142,7 @@ def tokens_revoke(token_id: int) -> None:
 
     async def go() -> None:
         async with open_runtime(settings) as rt:
-            await rt.auth.revoke_token(token_id)
+            await rt.auth.revoke_token(token_id, by=administrator())
 
     run(go())
     render.console.print(f"token {token_id} revoked")
@@ -124,7 +159,20 @@ def roles_create(
 
     async def go() -> None:
         async with open_runtime(settings) as rt:
-            await rt.auth.define_role(name, frozenset(permission), description)
+            await rt.auth.define_role(name, frozenset(permission), description, by=administrator())
 
     run(go())
     render.console.print(f"role {name}: {', '.join(sorted(permission))}")
+
+
+@roles_app.command("delete")
+def roles_delete(name: str) -> None:
+    """Delete a custom role that no user holds."""
+    settings = load()
+
+    async def go() -> None:
+        async with open_runtime(settings) as rt:
+            await rt.auth.delete_role(name, by=administrator())
+
+    run(go())
+    render.console.print(f"role {name} deleted")

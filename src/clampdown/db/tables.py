@@ -176,6 +176,8 @@ api_tokens = Table(
     Column("expires_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
     Column("last_used_at", UTCDateTime, nullable=True),
+    # Made by an administrator for a service: does not end with its single sign-on user's sessions.
+    Column("service", Boolean, nullable=False, server_default=text("false")),
 )
 
 sessions = Table(
@@ -186,6 +188,30 @@ sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    # Single sign-on: the identity provider's refresh token (encrypted under the session secret)
+    # and when group membership was last checked with it.
+    Column("refresh_token", Text, nullable=True),
+    Column("sso_checked_at", UTCDateTime, nullable=True),
+)
+
+# Failed password sign-ins per account and per source address, for back-off and lockout; shared
+# by every instance on the database. `key` is "account:<hash>" or "address:<ip>".
+signin_throttle = Table(
+    "signin_throttle",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", UTCDateTime, nullable=False),
+    Column("blocked_until", UTCDateTime, nullable=True),
+)
+
+# Keys the server makes for itself when none is configured (the key that hashes unknown
+# usernames in the audit trail).
+server_keys = Table(
+    "server_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
 )
 
 access_denials = Table(

@@ -147,7 +147,12 @@ async def open_runtime(settings: Settings, *, check_schema: bool = True) -> Asyn
         syslog = SyslogSender(settings.syslog) if settings.syslog else None
         recorder = EventRecorder(settings.webhooks, syslog)
         store = ActionStore(engine, recorder)
-        auth = AuthService(AuthStore(engine, recorder))
+        secret = settings.server.session_secret
+        auth = AuthService(
+            AuthStore(engine, recorder),
+            signin=settings.signin,
+            secret=secret.get_secret_value().encode() if secret is not None else None,
+        )
         guardrails = PolicyGate(settings.protection, settings.approvals)
         actions = ActionService(store, connectors, record_denial=auth.record_denial, guardrails=guardrails)
         approvals = ApprovalService(actions, ApprovalStore(engine, recorder))

@@ -26,3 +26,4 @@ class TokenView(View):
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    service: bool = False  # keeps working without its single sign-on user's session
