@@ -114,7 +114,11 @@ def throttled_server(database_url: str, engine: AsyncEngine, tmp_path: Path) -> 
                 "database": {"url": database_url},
                 "server": {"embedded_worker": False},
                 "hunting": {"scheduled": False},
-                "signin": {"account_free_failures": 2, "backoff_base_seconds": 30, "address_free_failures": 3},
+                "signin": {
+                    "account_free_failures": 2,
+                    "backoff_base_seconds": 30,
+                    "address_free_failures": 3,
+                },
             }
         )
     )

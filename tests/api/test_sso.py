@@ -23,7 +23,8 @@ import pytest
 import tomli_w
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from clampdown.auth.service import token_hash
+from clampdown.audit.chain import AuditLog
+from clampdown.auth.service import AuthService, token_hash
 from clampdown.db.database import create_engine
 from clampdown.store.auth import AuthStore, Denial
 from clampdown_lab.okta_emulator import EmulatorServer, EmulatorSettings, build_emulator
@@ -39,6 +40,7 @@ SESSION_COOKIE = "clampdown_session"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 PENDING_COOKIE = "clampdown_sso"
+RECHECK = 1  # seconds between re-checks of a session with the identity provider
 
 
 @dataclass
@@ -61,6 +63,31 @@ class Deployment:
 
         return asyncio.run(read())
 
+    def audit(self, event: str) -> list[dict[str, Any]]:
+        async def read() -> list[dict[str, Any]]:
+            engine = create_engine(self.database_url)
+            try:
+                return [row async for row in AuditLog(engine).rows() if row["event"] == event]
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(read())
+
+    def token(self, login: str, *, service: bool = False) -> str:
+        """An API token for a signed-in-before SSO user, made as `clampdown tokens create` does."""
+
+        async def make() -> str:
+            engine = create_engine(self.database_url)
+            try:
+                issued = await AuthService(AuthStore(engine)).create_token(
+                    f"{login}@{DOMAIN}", "test", None, service=service
+                )
+                return issued.token
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(make())
+
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
@@ -72,6 +99,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         ("ravi.reader", "ACTIVE", ["Everyone", "Clampdown Readers", "Clampdown Operators"]),
         ("bob.nguyen", "ACTIVE", ["Everyone", "Engineering"]),
         ("carol.diaz", "SUSPENDED", ["Everyone", "Clampdown Operators"]),
+        # Each re-check test has its own person: ending a person's access ends all their sessions.
+        ("dana.regroup", "ACTIVE", ["Everyone", "Clampdown Operators"]),
+        ("eve.leaver", "ACTIVE", ["Everyone", "Clampdown Operators"]),
+        ("fay.suspended", "ACTIVE", ["Everyone", "Clampdown Operators"]),
+        ("gus.tokens", "ACTIVE", ["Everyone", "Clampdown Operators"]),
     ]
     settings = EmulatorSettings(
         users=[
@@ -107,6 +139,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "issuer": idp.url.replace("127.0.0.1", "localhost"),
             "client_id": CLIENT_ID,
             "client_secret": {"file": str(secret_file)},
+            "recheck_seconds": RECHECK,
             "role_mapping": {
                 "Clampdown Operators": ["Security Operator"],
                 "Clampdown Readers": ["Security Reader"],
@@ -132,9 +165,11 @@ def _form_fields(html: str) -> dict[str, str]:
     return {name: unescape(value) for name, value in re.findall(pattern, html)}
 
 
-def start_login(browser: httpx.Client, base: str) -> tuple[str, dict[str, str]]:
+def start_login(browser: httpx.Client, base: str, next_url: str | None = None) -> tuple[str, dict[str, str]]:
     """Clampdown's login, then the emulator's form: (where the form posts, its hidden fields)."""
-    login = browser.get(f"{base}/auth/oidc/login")
+    login = browser.get(
+        f"{base}/auth/oidc/login", params={"next": next_url} if next_url is not None else None
+    )
     assert login.status_code == 302
     assert PENDING_COOKIE in login.cookies
     authorize = login.headers["location"]
@@ -144,15 +179,17 @@ def start_login(browser: httpx.Client, base: str) -> tuple[str, dict[str, str]]:
     return f"{parts.scheme}://{parts.netloc}/oauth2/v1/authorize", _form_fields(form.text)
 
 
-def sign_in_at_idp(browser: httpx.Client, base: str, login: str, password: str = PASSWORD) -> httpx.Response:
+def sign_in_at_idp(
+    browser: httpx.Client, base: str, login: str, password: str = PASSWORD, next_url: str | None = None
+) -> httpx.Response:
     """Everything up to the emulator's answer to the submitted form."""
-    action, fields = start_login(browser, base)
+    action, fields = start_login(browser, base, next_url)
     return browser.post(action, data={**fields, "username": f"{login}@{DOMAIN}", "password": password})
 
 
-def sign_in(browser: httpx.Client, base: str, login: str) -> httpx.Response:
+def sign_in(browser: httpx.Client, base: str, login: str, next_url: str | None = None) -> httpx.Response:
     """The whole flow; returns Clampdown's answer at the callback."""
-    answer = sign_in_at_idp(browser, base, login)
+    answer = sign_in_at_idp(browser, base, login, next_url=next_url)
     assert answer.status_code == 302, answer.text
     callback = answer.headers["location"]
     assert callback.startswith(f"{base}/auth/oidc/callback?")
@@ -162,7 +199,9 @@ def sign_in(browser: httpx.Client, base: str, login: str) -> httpx.Response:
 def test_operator_signs_in_with_the_mapped_role(deployment: Deployment) -> None:
     with httpx.Client() as browser:
         answer = sign_in(browser, deployment.base, "ines.operator")
-        assert answer.status_code == 200 and '<meta http-equiv="refresh" content="0;url=/users">' in answer.text
+        assert (
+            answer.status_code == 200 and '<meta http-equiv="refresh" content="0;url=/users">' in answer.text
+        )
         assert SESSION_COOKIE in answer.cookies
         me = browser.get(f"{deployment.base}/api/v1/me")
     assert me.status_code == 200, me.text
@@ -311,6 +350,117 @@ def test_sign_in_tolerates_a_small_clock_skew_with_the_idp(deployment: Deploymen
     finally:
         oidc.clock = time.time
     assert answer.status_code == 200, answer.text
+
+
+def test_sign_in_goes_on_to_next_only_on_this_site(deployment: Deployment) -> None:
+    for next_url, lands in [
+        ("/actions", "/actions"),
+        ("/\t/evil.example", "/users"),
+        ("//evil.example", "/users"),
+        ("/\\evil.example", "/users"),
+        ("https://evil.example/", "/users"),
+        ('/x"><script>', "/x&quot;&gt;&lt;script&gt;"),
+    ]:
+        with httpx.Client() as browser:
+            answer = sign_in(browser, deployment.base, "ines.operator", next_url)
+        assert answer.status_code == 200, answer.text
+        assert f'content="0;url={lands}"' in answer.text, (next_url, answer.text)
+
+
+def test_sso_sign_ins_are_audited_with_their_outcome(deployment: Deployment) -> None:
+    with httpx.Client() as browser:
+        assert sign_in(browser, deployment.base, "ines.operator").status_code == 200
+        answer = sign_in_at_idp(browser, deployment.base, "ines.operator")
+        query = dict(parse_qsl(urlsplit(answer.headers["location"]).query))
+        forged = {**query, "state": "not-the-state"}
+        assert browser.get(f"{deployment.base}/auth/oidc/callback?{urlencode(forged)}").status_code == 401
+        assert sign_in(browser, deployment.base, "bob.nguyen").status_code == 403
+    succeeded = [e for e in deployment.audit("signin.succeeded") if e["data"]["method"] == "sso"]
+    assert succeeded[-1]["actor"] == f"ines.operator@{DOMAIN}"
+    assert succeeded[-1]["data"]["source"] == "127.0.0.1" and succeeded[-1]["data"]["channel"] == "console"
+    failed = [e for e in deployment.audit("signin.failed") if e["data"]["method"] == "sso"]
+    assert any(e["actor"] == "unknown user" and "state does not match" in e["data"]["reason"] for e in failed)
+    assert any(e["actor"] == f"bob.nguyen@{DOMAIN}" and "Engineering" in e["data"]["reason"] for e in failed)
+
+
+def _me(browser: httpx.Client, base: str) -> httpx.Response:
+    return browser.get(f"{base}/api/v1/me")
+
+
+def test_roles_follow_the_groups_while_signed_in(deployment: Deployment) -> None:
+    login = f"dana.regroup@{DOMAIN}"
+    with httpx.Client() as browser:
+        assert sign_in(browser, deployment.base, "dana.regroup").status_code == 200
+        assert _me(browser, deployment.base).json()["roles"] == ["Security Operator"]
+        state = deployment.idp.emulator.state
+        state.set_credentials(state.find_by_login(login), None, ["Everyone", "Clampdown Readers"])
+        assert _me(browser, deployment.base).json()["roles"] == ["Security Operator"]  # not due yet
+        time.sleep(RECHECK + 0.2)
+        me = _me(browser, deployment.base)
+    assert me.status_code == 200 and me.json()["roles"] == ["Security Reader"]
+    [synced] = [e for e in deployment.audit("user.roles_changed") if e["subject"] == login]
+    assert synced["actor"] == "sso" and synced["data"]["synced_from"] == "sso"
+    assert synced["data"]["before"] == ["Security Operator"] and synced["data"]["roles"] == [
+        "Security Reader"
+    ]
+
+
+def test_a_person_removed_from_the_mapped_groups_loses_sessions_and_session_tokens(
+    deployment: Deployment,
+) -> None:
+    login = f"eve.leaver@{DOMAIN}"
+    with httpx.Client() as browser:
+        assert sign_in(browser, deployment.base, "eve.leaver").status_code == 200
+        session_token = deployment.token("eve.leaver")
+        service_token = deployment.token("eve.leaver", service=True)
+        by_token = httpx.get(
+            f"{deployment.base}/api/v1/me", headers={"Authorization": f"Bearer {session_token}"}
+        )
+        assert by_token.status_code == 200 and by_token.json()["roles"] == ["Security Operator"]
+        state = deployment.idp.emulator.state
+        state.set_credentials(state.find_by_login(login), None, ["Everyone", "Engineering"])
+        time.sleep(RECHECK + 0.2)
+        ended = _me(browser, deployment.base)
+        assert ended.status_code == 401 and "no longer" not in ended.text
+        assert "sso.role_mapping" in ended.json()["error"]["message"]
+        assert _me(browser, deployment.base).status_code == 401  # the session is gone for good
+    revoked = httpx.get(f"{deployment.base}/api/v1/me", headers={"Authorization": f"Bearer {session_token}"})
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
+    service = httpx.get(f"{deployment.base}/api/v1/me", headers={"Authorization": f"Bearer {service_token}"})
+    assert service.status_code == 200 and service.json()["roles"] == []  # it stays, with no role left
+    [event] = [e for e in deployment.audit("session.ended") if e["subject"] == login]
+    assert (
+        event["actor"] == "sso"
+        and event["data"]["sessions"] == 1
+        and len(event["data"]["tokens_revoked"]) == 1
+    )
+
+
+def test_a_person_suspended_at_the_idp_is_signed_out(deployment: Deployment) -> None:
+    login = f"fay.suspended@{DOMAIN}"
+    with httpx.Client() as browser:
+        assert sign_in(browser, deployment.base, "fay.suspended").status_code == 200
+        deployment.idp.emulator.state.find_by_login(login).status = "SUSPENDED"
+        time.sleep(RECHECK + 0.2)
+        ended = _me(browser, deployment.base)
+        console = browser.get(f"{deployment.base}/users")
+    assert ended.status_code == 401, ended.text
+    assert "ended the sign-in" in ended.json()["error"]["message"]
+    assert console.status_code == 303 and console.headers["location"].startswith("/login")
+    [event] = [e for e in deployment.audit("session.ended") if e["subject"] == login]
+    assert "refresh token is invalid" in event["data"]["reason"]
+
+
+def test_a_session_token_of_an_sso_user_ends_with_their_sessions(deployment: Deployment) -> None:
+    with httpx.Client() as browser:
+        assert sign_in(browser, deployment.base, "gus.tokens").status_code == 200
+        token = deployment.token("gus.tokens")
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{deployment.base}/api/v1/me", headers=bearer).status_code == 200
+        csrf = _me(browser, deployment.base).json()["csrf_token"]
+        browser.request("DELETE", f"{deployment.base}/api/v1/session", headers={"X-CSRF-Token": csrf})
+    after = httpx.get(f"{deployment.base}/api/v1/me", headers=bearer)
+    assert after.status_code == 401 and "ends with their console session" in after.json()["error"]["message"]
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed")
