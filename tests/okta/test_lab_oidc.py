@@ -37,7 +37,7 @@ async def sign_in_with_lab_sso(details: dict[str, object], login: str) -> tuple[
             )
         assert answer.status_code == 302, answer.text
         query = dict(parse_qsl(urlsplit(answer.headers["location"]).query))
-        identity = await client.finish(query["code"], query["state"], cookie)
+        identity = (await client.finish(query["code"], query["state"], cookie)).identity
         keys = (await client.discovery())["jwks_uri"]
         kid = httpx.get(keys).json()["keys"][0]["kid"]
         return identity.roles, kid

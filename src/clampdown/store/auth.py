@@ -323,7 +323,7 @@ class AuthStore:
                     created_at=now,
                     expires_at=expires_at,
                     refresh_token=refresh_token,
-                    sso_checked_at=now if refresh_token is not None else None,
+                    sso_checked_at=now,  # signing in is a check; single sign-on checks again later
                 )
             )
 

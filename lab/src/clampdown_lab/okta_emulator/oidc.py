@@ -205,7 +205,9 @@ class OidcProvider:
         }
         if "offline_access" in grant.scopes:
             refresh = secrets.token_urlsafe(32)
-            self.refresh_tokens[refresh] = _RefreshGrant(app.client_id, user.id, grant.scopes, grant.auth_time)
+            self.refresh_tokens[refresh] = _RefreshGrant(
+                app.client_id, user.id, grant.scopes, grant.auth_time
+            )
             answer["refresh_token"] = refresh
         return answer
 
