@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -189,8 +189,9 @@ class AuditLog:
             prev = row["hash"]
         for i in range(nxt, len(valid)):
             held[i] = count
-        breaks += _checkpoint_breaks(valid, held, found)
-        return _report(count, breaks, self.key is not None, valid, stored)
+        mismatches = _checkpoint_breaks(valid, held, found)
+        report = _report(count, breaks + mismatches, self.key is not None, valid, stored)
+        return replace(report, anchored=False) if mismatches else report
 
 
 def _checkpoint_breaks(valid: list[Checkpoint], held: list[int], found: list[str | None]) -> list[Break]:
