@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,8 +125,9 @@ def _decide(approve: bool, action_ids: list[int], batch: str | None, note: str |
         async with open_runtime(settings) as rt:
             principal = await caller(rt)
             return await rt.approvals.decide(
-                principal, approve, action_ids=action_ids, batch_id=batch, note=note
-            )
+                principal, approve, action_ids=action_ids, batch_id=batch, note=note,
+                source=socket.gethostname(),
+            )  # fmt: skip
 
     decided = run(go())
     if as_json:
