@@ -34,7 +34,6 @@ class EventName(enum.StrEnum):
     RULE_RUN = "rule.run"
     # audit anchoring and settings
     AUDIT_CHECKPOINT = "audit.checkpoint"
-    SETTINGS_CHANGED = "settings.changed"
 
 
 def action_event(
@@ -115,13 +114,3 @@ def rule_event(name: EventName, at: datetime, actor: str, rule: str, **data: Any
 def checkpoint_event(checkpoint: Checkpoint) -> AuditEvent:
     """A signed checkpoint of the chain's head, for webhooks and syslog (it is not itself in the chain)."""
     return AuditEvent(checkpoint.at, "clampdown", EventName.AUDIT_CHECKPOINT, None, checkpoint.to_json())
-
-
-def settings_event(
-    at: datetime, actor: str, source: str, before: dict[str, Any], after: dict[str, Any]
-) -> AuditEvent:
-    """Settings differ from the ones last recorded: each changed section before and after, secrets
-    redacted; `source` says where they came from (the config file)."""
-    sections = sorted(set(before) | set(after))
-    return AuditEvent(at, actor, EventName.SETTINGS_CHANGED, "settings",
-                      {"source": source, "sections": sections, "before": before, "after": after})  # fmt: skip
