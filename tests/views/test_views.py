@@ -112,7 +112,10 @@ def test_hunting_views() -> None:
 
 def test_audit_and_token_views() -> None:
     report = AuditReportView.model_validate(ChainReport(3, [Break(2, "edited")]))
-    assert report.model_dump() == {"entries": 3, "ok": False, "breaks": [{"seq": 2, "problem": "edited"}]}
+    assert report.model_dump() == {
+        "entries": 3, "ok": False, "breaks": [{"seq": 2, "problem": "edited"}],
+        "anchored": False, "checkpoint": None, "warnings": [],
+    }  # fmt: skip
     assert AuditReportView.model_validate(ChainReport(1, [])).ok
     issued = IssuedTokenView.model_validate(IssuedToken(4, "cdt_secret", None))
     assert issued.model_dump() == {"id": 4, "token": "cdt_secret", "expires_at": None}

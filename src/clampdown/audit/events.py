@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from clampdown.audit.chain import AuditEvent
+from clampdown.audit.checkpoint import Checkpoint
 from clampdown.model import Action, ActionStatus, Containment
 
 
@@ -31,6 +32,8 @@ class EventName(enum.StrEnum):
     RULE_ENABLED = "rule.enabled"
     RULE_DISABLED = "rule.disabled"
     RULE_RUN = "rule.run"
+    # audit anchoring and settings
+    AUDIT_CHECKPOINT = "audit.checkpoint"
 
 
 def action_event(
@@ -103,3 +106,11 @@ def rule_event(name: EventName, at: datetime, actor: str, rule: str, **data: Any
     """Someone created, enabled, disabled or ran a detection rule (one of the RULE_ names); `data`
     says whose rights it acts with and what it requests."""
     return AuditEvent(at, actor, name, rule, {"rule": rule, **data})
+
+
+# audit anchoring and settings
+
+
+def checkpoint_event(checkpoint: Checkpoint) -> AuditEvent:
+    """A signed checkpoint of the chain's head, for webhooks and syslog (it is not itself in the chain)."""
+    return AuditEvent(checkpoint.at, "clampdown", EventName.AUDIT_CHECKPOINT, None, checkpoint.to_json())

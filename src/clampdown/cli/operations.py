@@ -41,10 +41,15 @@ def worker(
             dispatcher = rt.webhook_dispatcher()
             if dispatcher is not None and not until_drained:
                 webhooks = asyncio.create_task(dispatcher.run(stop))
+            anchor_stop = asyncio.Event()  # stopped last: the final checkpoint covers the last events
+            anchor = asyncio.create_task(rt.anchor.run(anchor_stop)) if rt.anchor else None
             await w.run(stop, until_drained=until_drained)
             stop.set()
             if webhooks is not None:
                 await webhooks
+            anchor_stop.set()
+            if anchor is not None:
+                await anchor
 
     run(go())
 

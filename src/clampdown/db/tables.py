@@ -216,6 +216,19 @@ audit_log = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# Signed checkpoints of the audit chain's head (audit/anchor.py): the signature's key lives outside
+# the database, so a truncated or rewritten chain no longer matches the latest checkpoint.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, nullable=False, unique=True),  # the head's sequence number
+    Column("hash", String(64), nullable=False),  # the head's hash
+    Column("entries", BigInteger, nullable=False),  # rows in the chain up to and including the head
+    Column("at", UTCDateTime, nullable=False),
+    Column("signature", String(64), nullable=False),  # HMAC-SHA256 of the above under the key
+)
+
 # The webhook outbox: an event is committed here with its cause, then delivered with retries.
 webhook_deliveries = Table(
     "webhook_deliveries",

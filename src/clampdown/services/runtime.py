@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clampdown.audit.anchor import Anchor
 from clampdown.audit.chain import AuditLog
 from clampdown.audit.recorder import EventRecorder
 from clampdown.audit.syslog import SyslogSender
@@ -122,6 +123,7 @@ class Runtime:
     approvals: ApprovalService
     playbooks: PlaybookService
     audit: AuditLog
+    anchor: Anchor | None = None  # checkpoints of the audit chain, when a key is configured
 
     def worker(self) -> Worker:
         """A worker with this runtime's connectors, engine settings and protection rules."""
@@ -152,8 +154,12 @@ async def open_runtime(settings: Settings, *, check_schema: bool = True) -> Asyn
         actions = ActionService(store, connectors, record_denial=auth.record_denial, guardrails=guardrails)
         approvals = ApprovalService(actions, ApprovalStore(engine, recorder))
         playbooks = PlaybookService(actions, settings.playbooks, ContainmentStore(store))
+        key = settings.audit.checkpoint_key
+        secret = key.get_secret_value().encode() if key is not None else None
+        anchor = Anchor(engine, secret, settings.audit, recorder) if secret is not None else None
         yield Runtime(
-            settings, engine, store, connectors, actions, auth, approvals, playbooks, AuditLog(engine),
+            settings, engine, store, connectors, actions, auth, approvals, playbooks,
+            AuditLog(engine, secret), anchor,
         )  # fmt: skip
     finally:
         for connector in connectors.values():

@@ -5,7 +5,7 @@ Views sit above services and hunting and below api, web and cli: they read domai
 """
 
 from clampdown.views.actions import AccountStateView, AccountView, ActionErrorView, ActionView, BulkView
-from clampdown.views.audit import AuditBreakView, AuditReportView
+from clampdown.views.audit import AuditBreakView, AuditCheckpointView, AuditReportView
 from clampdown.views.auth import IssuedTokenView, TokenView
 from clampdown.views.base import View
 from clampdown.views.hunting import (
@@ -29,6 +29,7 @@ __all__ = [
     "ActionView",
     "AlertView",
     "AuditBreakView",
+    "AuditCheckpointView",
     "AuditReportView",
     "BulkView",
     "ContainmentView",
