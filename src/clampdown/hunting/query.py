@@ -143,9 +143,7 @@ def translate_kql(query: str, timeout: float = KQL_TRANSLATION_SECONDS) -> str:
     QueryError with the position on a mistake, before any parsing if it is nested too deeply."""
     depth = nesting_depth(query)
     if depth > MAX_QUERY_NESTING:
-        raise QueryError(
-            f"query: brackets nested {depth} deep; at most {MAX_QUERY_NESTING} are allowed"
-        )
+        raise QueryError(f"query: brackets nested {depth} deep; at most {MAX_QUERY_NESTING} are allowed")
     return _translated(query, min(timeout, KQL_TRANSLATION_SECONDS))
 
 
