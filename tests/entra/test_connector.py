@@ -259,6 +259,6 @@ async def test_a_target_never_becomes_more_than_one_plain_path_segment(connector
         with pytest.raises(AccountNotFound):
             await connector.resolve_user(reference)
     assert paths and set(paths) == {"/v1.0/users"}, paths
-    found = await connector.resolve_users(HOSTILE_REFERENCES + [ALICE])
+    found = await connector.resolve_users([*HOSTILE_REFERENCES, ALICE])
     assert all(isinstance(r, AccountNotFound) for r in found[:-1])
     assert getattr(found[-1], "name", None) == ALICE

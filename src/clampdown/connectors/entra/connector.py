@@ -291,7 +291,8 @@ class EntraConnector:
             else:
                 results.append(ActionOutcome(changed=True, message=""))
                 todo.append(index)
-        requests = [SubRequest("PATCH", object_path(items[i][0].id), {"accountEnabled": enable}) for i in todo]
+        body = {"accountEnabled": enable}
+        requests = [SubRequest("PATCH", object_path(items[i][0].id), body) for i in todo]
         replies = await self.graph.run_many(requests) if requests else []
         for index, reply in zip(todo, replies, strict=True):
             account = items[index][0]
@@ -318,7 +319,9 @@ class EntraConnector:
         return results
 
     async def _revoke(self, items: list[tuple[Account, ActionContext]]) -> Outcomes:
-        requests = [SubRequest("POST", object_path(account.id, "/revokeSignInSessions")) for account, _ in items]
+        requests = [
+            SubRequest("POST", object_path(account.id, "/revokeSignInSessions")) for account, _ in items
+        ]
         replies = await self.graph.run_many(requests)
         results: Outcomes = []
         for (account, _), reply in zip(items, replies, strict=True):
