@@ -17,7 +17,8 @@ from clampdown.connectors.entra.auth import TokenSource
 from clampdown.connectors.entra.graph_errors import RETRYABLE_STATUSES, retry_after
 from clampdown.connectors.entra.pacing import AdaptiveWindow, Pacer
 from clampdown.connectors.entra.settings import EntraSettings
-from clampdown.errors import AccountNotFound, TransientError
+from clampdown.connectors.links import is_relative_path, same_origin_path
+from clampdown.errors import AccountNotFound, PermanentError, TransientError
 
 MAX_BATCH = 20
 TRANSPORT_RETRIES = 2
@@ -133,6 +134,18 @@ class GraphClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
+    def follow(self, link: str) -> str:
+        """The path (below the version) of a link Graph gave (`@odata.nextLink`), only if it is on
+        the configured Graph URL; a link elsewhere is refused, so the token never goes there."""
+        path = same_origin_path(link, self.settings.graph_url)
+        if path is None:
+            raise PermanentError(
+                f"Graph answered with a next link to {link[:200]!r}, not on {self.settings.graph_url};"
+                " not followed",
+                code="foreign_link",
+            )
+        return path
+
     def _backoff(self, attempt: int, identity_protection: bool) -> float:
         base = max(self.settings.identity_protection_interval_seconds, 1.0) if identity_protection else 0.5
         return float(min(base * 2**attempt, 30.0))
@@ -165,6 +178,11 @@ class GraphClient:
         identity_protection: bool,
         weight: int,
     ) -> GraphReply:
+        if not is_relative_path(path):
+            raise PermanentError(
+                f"refusing to send the Graph token to {path!r}: not a path on {self.settings.graph_url}",
+                code="foreign_url",
+            )
         pacer = self.identity_protection_pacer if identity_protection else self.pacer
         renewed = False
         transport_failures = transient_failures = throttled_rounds = 0
