@@ -158,7 +158,7 @@ class _Listener:
         seen: list[tuple[str, str | None]] = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            def do_GET(self) -> None:
                 seen.append((self.path, self.headers.get("Authorization")))
                 body = b'{"value": []}'
                 self.send_response(200)
