@@ -31,6 +31,9 @@ class EventName(enum.StrEnum):
     RULE_ENABLED = "rule.enabled"
     RULE_DISABLED = "rule.disabled"
     RULE_RUN = "rule.run"
+    # hunting
+    SAVED_QUERY_CREATED = "saved_query.created"
+    SAVED_QUERY_DELETED = "saved_query.deleted"
 
 
 def action_event(
@@ -103,3 +106,10 @@ def rule_event(name: EventName, at: datetime, actor: str, rule: str, **data: Any
     """Someone created, enabled, disabled or ran a detection rule (one of the RULE_ names); `data`
     says whose rights it acts with and what it requests."""
     return AuditEvent(at, actor, name, rule, {"rule": rule, **data})
+
+
+# hunting
+def saved_query_event(name: EventName, at: datetime, actor: str, query_name: str, **data: Any) -> AuditEvent:
+    """Someone saved or deleted a hunting query (one of the SAVED_QUERY_ names); `data` holds the
+    query's id and text, the channel and, for an HTTP request, the source address."""
+    return AuditEvent(at, actor, name, query_name, {"saved_query": query_name, **data})
