@@ -24,7 +24,10 @@ MAX_PAGE = 1000  # actions listed per page
 MAX_PLAYBOOK_NAME = 64
 MAX_CURSOR = 64
 MAX_NAME = 200  # a saved query, a detection rule, a result column
-MAX_QUERY = 32_000  # a hunting query; also bounds the time KQL translation takes
+MAX_QUERY = 32_000  # a hunting query, in characters
+MAX_QUERY_NESTING = 32  # brackets open at once in a KQL query: deeper input is refused before parsing
+KQL_TRANSLATION_SECONDS = 10.0  # the KQL translator is stopped after this (or the query's time limit)
+MAX_RESULT_BYTES = 16 * 2**20  # a hunt's rows as JSON: fetching stops there and the result is truncated
 MAX_NEXT_URL = 1024
 MAX_ID = 2**63 - 1  # ids are 64-bit in PostgreSQL
 

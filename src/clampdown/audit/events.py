@@ -34,6 +34,9 @@ class EventName(enum.StrEnum):
     RULE_RUN = "rule.run"
     # audit anchoring and settings
     AUDIT_CHECKPOINT = "audit.checkpoint"
+    # hunting
+    SAVED_QUERY_CREATED = "saved_query.created"
+    SAVED_QUERY_DELETED = "saved_query.deleted"
 
 
 def action_event(
@@ -114,3 +117,12 @@ def rule_event(name: EventName, at: datetime, actor: str, rule: str, **data: Any
 def checkpoint_event(checkpoint: Checkpoint) -> AuditEvent:
     """A signed checkpoint of the chain's head, for webhooks and syslog (it is not itself in the chain)."""
     return AuditEvent(checkpoint.at, "clampdown", EventName.AUDIT_CHECKPOINT, None, checkpoint.to_json())
+
+
+# hunting
+
+
+def saved_query_event(name: EventName, at: datetime, actor: str, query_name: str, **data: Any) -> AuditEvent:
+    """Someone saved or deleted a hunting query (one of the SAVED_QUERY_ names); `data` holds the
+    query's id and text, the channel and, for an HTTP request, the source address."""
+    return AuditEvent(at, actor, name, query_name, {"saved_query": query_name, **data})

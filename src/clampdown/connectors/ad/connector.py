@@ -174,8 +174,9 @@ class ADConnector:
         outcome = await self.pool.run(lambda conn: _force_reset(conn, account, new_password))
         if new_password is not None and self.settings.hand_new_password_to_caller:
             details = {**outcome.details, "new_password": new_password}
-            return ActionOutcome(outcome.changed, outcome.message, outcome.provider_request_id,
-                                 outcome.warnings, details)
+            return ActionOutcome(
+                outcome.changed, outcome.message, outcome.provider_request_id, outcome.warnings, details
+            )
         return outcome
 
     async def clear_password_reset(self, account: Account, context: ActionContext) -> ActionOutcome:
@@ -315,8 +316,12 @@ def _account(found: dict[str, Any]) -> Account:
     guid = guid_from_bytes(raw["objectGUID"][0])
     sam = _first(attrs.get("sAMAccountName"))
     upn = _first(attrs.get("userPrincipalName"))
-    ids = {"dn": found["dn"], "objectGUID": guid, "objectSid": sid_from_bytes(raw["objectSid"][0]),
-           "sAMAccountName": sam}
+    ids = {
+        "dn": found["dn"],
+        "objectGUID": guid,
+        "objectSid": sid_from_bytes(raw["objectSid"][0]),
+        "sAMAccountName": sam,
+    }
     if upn:
         ids["userPrincipalName"] = upn
     return Account(provider="ad", id=guid, name=upn or sam, attributes=ids)
