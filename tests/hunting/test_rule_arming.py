@@ -218,10 +218,10 @@ async def test_saved_query_changes_are_audited_with_who_what_and_from_where(env:
     service = env.service
     saved = await service.save(env.admin, "failures", BRUTE_FORCE_KQL, "brute force", source="198.51.100.4")
     await service.delete_saved(env.operator, "failures", source="198.51.100.5")
-    events = await _audit(env.engine, "saved_query.")
+    events = await _audit(env.engine, "query.")
     assert [(e, actor, subject) for e, actor, subject, _ in events] == [
-        ("saved_query.created", "admin", "failures"),
-        ("saved_query.deleted", "operator", "failures"),
+        ("query.saved", "admin", "failures"),
+        ("query.deleted", "operator", "failures"),
     ]
     created, deleted = (data for *_, data in events)
     assert created == {
@@ -264,11 +264,11 @@ async def test_hunting_changes_over_the_api_record_the_source_address(server: Se
     events = [
         (e, actor, subject, data.get("channel"), data.get("source"))
         for e, actor, subject, data in await _audit(server.engine, "")
-        if e.startswith(("rule.", "saved_query."))
+        if e.startswith(("rule.", "query."))
     ]
     assert events == [
-        ("saved_query.created", "hunter", "q", "api", "127.0.0.1"),
-        ("saved_query.deleted", "hunter", "q", "api", "127.0.0.1"),
+        ("query.saved", "hunter", "q", "api", "127.0.0.1"),
+        ("query.deleted", "hunter", "q", "api", "127.0.0.1"),
         ("rule.created", "hunter", "r", "api", "127.0.0.1"),
         ("rule.disabled", "hunter", "r", "api", "127.0.0.1"),
         ("rule.enabled", "hunter", "r", "api", "127.0.0.1"),

@@ -35,8 +35,8 @@ class EventName(enum.StrEnum):
     # audit anchoring and settings
     AUDIT_CHECKPOINT = "audit.checkpoint"
     # hunting
-    SAVED_QUERY_CREATED = "saved_query.created"
-    SAVED_QUERY_DELETED = "saved_query.deleted"
+    SAVED_QUERY_CREATED = "query.saved"
+    SAVED_QUERY_DELETED = "query.deleted"
 
 
 def action_event(
