@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -43,30 +42,20 @@ def create_app(settings: Settings) -> FastAPI:
         async with open_runtime(settings) as rt:
             app.state.runtime = rt
             app.state.oidc = oidc_client(settings)
-            stop = asyncio.Event()
-            task = None
-            if embedded_worker_enabled(settings):
-                worker = rt.worker()
-                task = asyncio.create_task(worker.run(stop), name="embedded-worker")
+            if embedded_worker_enabled(settings):  # each job restarts after an error (rt.jobs)
+                worker = rt.worker(embedded=True)
+                rt.jobs.start("worker", worker.run)
                 log.info("embedded worker %s started", worker.id)
-            webhooks = None
             dispatcher = rt.webhook_dispatcher()
             if dispatcher is not None:
-                webhooks = asyncio.create_task(dispatcher.run(stop), name="webhooks")
+                rt.jobs.start("webhooks", dispatcher.run)
             # API pulls and detection rules run where the embedded worker does: one process.
-            hunting_task = (
-                start_hunting_schedule(rt, app.state, stop) if embedded_worker_enabled(settings) else None
-            )
+            if embedded_worker_enabled(settings):
+                start_hunting_schedule(rt, app.state)
             try:
                 yield
             finally:
-                stop.set()
-                if task is not None:
-                    await task
-                if hunting_task is not None:
-                    await hunting_task
-                if webhooks is not None:
-                    await webhooks
+                await rt.jobs.stop()
                 if app.state.oidc is not None:
                     await app.state.oidc.aclose()
 
