@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from clampdown import __version__
 from clampdown.api import actions, containments, guardrails, health, hunting, metrics, people, session, sso
+from clampdown.api import workers as workers_api
 from clampdown.api.errors import install_error_handlers
 from clampdown.auth.oidc import OidcClient
 from clampdown.config import Settings
@@ -72,5 +73,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(hunting.router)
     app.include_router(health.router)
+    app.include_router(workers_api.router)
 
     return app

@@ -24,7 +24,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["health"])
 async def readyz(request: Request) -> JSONResponse:
-    """The database and every configured provider are reachable."""
+    """The database and every configured provider are reachable; every background job runs."""
     rt = runtime(request)
     checks: dict[str, Any] = {}
     try:
@@ -43,6 +43,8 @@ async def readyz(request: Request) -> JSONResponse:
             checks[name] = exc.message
         except Exception as exc:
             checks[name] = f"{type(exc).__name__}: {exc}"
+    for job in rt.job_health():  # the supervised background jobs: worker, webhooks, hunting
+        checks[f"job:{job.name}"] = job.describe()
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

@@ -8,10 +8,7 @@ from clampdown.auth.principal import Principal
 from clampdown.services.actions import ActionService
 from clampdown.store.workers import WorkerRecord, WorkerRegistry
 
-NO_WORKER = (
-    "no worker is running: start `clampdown serve` (SQLite) or `clampdown worker`; "
-    "the action stays queued until one does"
-)
+NO_WORKER = "no worker is running: start `clampdown serve` (SQLite) or `clampdown worker`"
 
 
 class WorkerService:
