@@ -50,4 +50,4 @@ async def warn_without_worker(rt: Runtime, queued: bool) -> None:
     """`--wait` on queued work that no live worker can take: say so at once, then wait anyway (a
     worker started meanwhile still takes it; the timeout ends the wait)."""
     if queued and (warning := await rt.workers.no_worker_warning()):
-        render.errors.print(f"warning: {warning}; waiting anyway ...", highlight=False)
+        render.errors.print(f"warning: {warning}; waiting anyway ...", highlight=False, soft_wrap=True)
