@@ -75,6 +75,7 @@ class Supervisor:
         if name in self._tasks:
             raise ValueError(f"a background job named {name!r} is already supervised")
         self._set(name, JobState.RUNNING, restarts=0)
+        JOB_RESTARTS.labels(name)  # shown as 0 from the start, so a rate over it is defined
         self._tasks[name] = asyncio.create_task(self._keep(name, factory), name=f"job-{name}")
 
     def health(self) -> list[JobHealth]:
