@@ -1,4 +1,4 @@
-"""Prometheus metrics of the engine: provider latency, outcomes, throttling."""
+"""Prometheus metrics of the engine: provider latency, outcomes, throttling, background jobs."""
 
 from __future__ import annotations
 
