@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from clampdown import __version__
 from clampdown.api import actions, containments, guardrails, health, hunting, metrics, people, session, sso
+from clampdown.api import workers as workers_api
 from clampdown.api.errors import install_error_handlers
 from clampdown.auth.oidc import OidcClient
 from clampdown.config import Settings
@@ -81,42 +82,26 @@ def create_app(settings: Settings) -> FastAPI:
         async with open_runtime(settings) as rt:
             app.state.runtime = rt
             app.state.oidc = oidc_client(settings)
-            stop = asyncio.Event()
-            task = None
-            if embedded_worker_enabled(settings):
-                worker = rt.worker()
-                task = asyncio.create_task(worker.run(stop), name="embedded-worker")
+            if embedded_worker_enabled(settings):  # each job restarts after an error (rt.jobs)
+                worker = rt.worker(embedded=True)
+                rt.jobs.start("worker", worker.run)
                 log.info("embedded worker %s started", worker.id)
-            webhooks = None
             dispatcher = rt.webhook_dispatcher()
             if dispatcher is not None:
-                webhooks = asyncio.create_task(dispatcher.run(stop), name="webhooks")
+                rt.jobs.start("webhooks", dispatcher.run)
             # API pulls and detection rules run where the embedded worker does: one process.
-            hunting_task = (
-                start_hunting_schedule(rt, app.state, stop) if embedded_worker_enabled(settings) else None
-            )
-            # Stopped last, so the final checkpoint covers the worker's last events too.
-            anchor_stop = asyncio.Event()
-            anchor = (
-                asyncio.create_task(rt.anchor.run(anchor_stop), name="audit-anchor") if rt.anchor else None
-            )
+            if embedded_worker_enabled(settings):
+                start_hunting_schedule(rt, app.state)
+            if rt.anchor is not None:  # stopped last: the final checkpoint covers the last events
+                rt.jobs.start("audit-anchor", rt.anchor.run, last=True)
             metrics_listener = await _serve_metrics(settings, rt)
             try:
                 yield
             finally:
-                stop.set()
                 if metrics_listener is not None:
                     metrics_listener[0].should_exit = True
                     await metrics_listener[1]
-                if task is not None:
-                    await task
-                if hunting_task is not None:
-                    await hunting_task
-                if webhooks is not None:
-                    await webhooks
-                anchor_stop.set()
-                if anchor is not None:
-                    await anchor
+                await rt.jobs.stop()
                 if app.state.oidc is not None:
                     await app.state.oidc.aclose()
 
@@ -134,5 +119,6 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(metrics.router)
     app.include_router(hunting.router)
     app.include_router(health.router)
+    app.include_router(workers_api.router)
 
     return app

@@ -27,8 +27,9 @@ def test_health_ready_and_catalog(served: tuple[str, Path, Path]) -> None:
     ready = httpx.get(f"{base}/readyz")
     assert ready.status_code == 200 and ready.json() == {
         "ready": True,
-        "checks": {"database": "ok", "ad": "ok", "entra": "ok", "okta": "ok"},
-    }
+        "checks": {"database": "ok", "ad": "ok", "entra": "ok", "okta": "ok", "job:worker": "ok",
+                   "job:hunting": "ok"},
+    }  # fmt: skip
     ids = {d["id"] for d in httpx.get(f"{base}/api/v1/catalog").json()}
     assert "okta.deactivate_user" in ids
     assert "/api/v1/catalog" in httpx.get(f"{base}/openapi.json").json()["paths"]
@@ -57,6 +58,8 @@ def test_metrics_count_actions_and_provider_latency(served: tuple[str, Path, Pat
     assert "clampdown_queue_depth 0" in text
     assert 'clampdown_provider_call_seconds_count{provider="okta",step="perform"} 1.0' in text
     assert 'clampdown_action_outcomes_total{outcome="completed",type="okta.suspend_user"} 1.0' in text
+    assert 'clampdown_background_job_up{job="worker"} 1.0' in text
+    assert 'clampdown_background_job_restarts_total{job="worker"} 0.0' in text
 
 
 def _serve_with(

@@ -35,8 +35,9 @@ async def _authenticated(request: Request) -> bool:
 
 @router.get("/readyz", tags=["health"])
 async def readyz(request: Request) -> JSONResponse:
-    """The database and every configured provider are reachable: "ok" or "failing" for each, and
-    why one fails only to a signed-in caller (the reasons name internal hosts and drivers)."""
+    """The database and every configured provider are reachable and every background job runs:
+    "ok" or "failing" for each, and why one fails only to a signed-in caller (the reasons name
+    internal hosts and drivers)."""
     rt = runtime(request)
     checks: dict[str, str] = {}
     try:
@@ -55,6 +56,8 @@ async def readyz(request: Request) -> JSONResponse:
             checks[name] = exc.message
         except Exception as exc:
             checks[name] = f"{type(exc).__name__}: {exc}"
+    for job in rt.job_health():  # the supervised background jobs: worker, webhooks, hunting
+        checks[f"job:{job.name}"] = job.describe()
     ready = all(v == "ok" for v in checks.values())
     body: dict[str, Any] = {"ready": ready}
     if ready or await _authenticated(request):

@@ -16,6 +16,7 @@ from clampdown.auth.principal import Principal
 from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load
 from clampdown.cli.errors import EXIT_ACTION_FAILED, fail, run
+from clampdown.cli.workers import warn_without_worker
 from clampdown.errors import InvalidInput
 from clampdown.model import Action, ActionFilter, ActionStatus
 from clampdown.services.actions import ActionService, BulkRequest
@@ -90,6 +91,7 @@ def act(
                     render.console.print(f"batch {bulk.batch_id}: {len(bulk.actions)} actions queued")
                 if not wait:
                     return bulk
+                await warn_without_worker(rt, any(a.status is ActionStatus.QUEUED for a in bulk.actions))
                 await _follow_batch(rt.actions, principal, bulk.batch_id, len(bulk.actions), timeout, as_json)
                 found = await rt.actions.get_many([a.id for a in bulk.actions], principal)
                 return replace(bulk, actions=[found[a.id] for a in bulk.actions])
@@ -99,6 +101,7 @@ def act(
                 request_approval=request_approval, until=parse_until(until),
             )  # fmt: skip
             if wait:
+                await warn_without_worker(rt, action.status is ActionStatus.QUEUED)
                 action = (await rt.actions.wait([action.id], timeout))[0]
             return action
 

@@ -245,3 +245,20 @@ webhook_deliveries = Table(
     Column("last_error", Text, nullable=True),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )
+
+# The workers alive now and lately: each registers when it starts, heartbeats with its lease renewal
+# and deletes its row when it stops cleanly. Times are the database's; one whose `expires_at` has
+# passed is dead. What each holds is read from actions.lease_owner.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(128), primary_key=True),  # as in actions.lease_owner
+    Column("host", String(256), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # embedded (in `clampdown serve`) or standalone
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # last_seen_at plus the worker's lease
+    Column("inflight", Integer, nullable=False, server_default=text("0")),
+    Index("ix_workers_expires_at", "expires_at"),
+)

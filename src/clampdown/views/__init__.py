@@ -20,6 +20,7 @@ from clampdown.views.hunting import (
 )
 from clampdown.views.people import LinkedAccountView, PersonView
 from clampdown.views.playbooks import ContainmentView, PlanItemView, PlaybookRunView
+from clampdown.views.workers import WorkerView
 
 __all__ = [
     "AccountStateView",
@@ -46,4 +47,5 @@ __all__ = [
     "SavedQueryView",
     "TokenView",
     "View",
+    "WorkerView",
 ]
