@@ -135,13 +135,23 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """The cell as text a spreadsheet never evaluates: targets and reasons can come from event data
+    an attacker wrote, through detection rules, so a leading formula character gets a quote."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 def _csv_row(out: ActionView) -> list[str]:
     data = out.model_dump(mode="json")
     data["account"] = out.account.name if out.account else ""
     data["result"] = (out.result or {}).get("message", "")
     data["error_code"] = out.error.code if out.error else ""
     data["error_message"] = out.error.message if out.error else ""
-    return ["" if data.get(c) is None else str(data[c]) for c in CSV_COLUMNS]
+    return [spreadsheet_safe("" if data.get(c) is None else str(data[c])) for c in CSV_COLUMNS]
 
 
 @router.get(
@@ -171,7 +181,7 @@ async def export_actions(
 
     async def as_csv() -> AsyncIterator[str]:
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)  # every cell quoted, quotes doubled
         writer.writerow(CSV_COLUMNS)
         async for page in pages():
             for out in page:
