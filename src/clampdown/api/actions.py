@@ -28,6 +28,7 @@ from clampdown.limits import (
     MAX_PROVIDER,
     MAX_TARGET,
     MAX_USERNAME,
+    clean_id,
 )
 from clampdown.model import ActionFilter, ActionStatus
 from clampdown.services.actions import check_filter
@@ -49,8 +50,8 @@ def _encode_cursor(last_id: int) -> str:
 def _decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if text.startswith("id:"):
-            return int(text[3:])
+        if text.startswith("id:") and text[3:].isascii() and text[3:].isdigit():
+            return clean_id("cursor", int(text[3:]))  # a 64-bit id, or the database cannot compare it
     except (ValueError, UnicodeDecodeError):
         pass
     raise InvalidInput("cursor: not a cursor this API returned")
