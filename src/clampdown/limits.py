@@ -34,7 +34,7 @@ MAX_ID = 2**63 - 1  # ids are 64-bit in PostgreSQL
 # Outside these a time is a typo, and near the ends of datetime an offset overflows on conversion.
 EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(9999, 1, 1, tzinfo=UTC)
-MAX_STORED_IDEMPOTENCY_KEY = 256  # actions.idempotency_key; a bulk key + ":" + a target digest fits
+MAX_SECRET_KEY = 64  # a one-time key to open a sealed secret (43 characters of base64)
 
 
 def clean_text(field: str, value: str | None, max_length: int, *, required: bool = False) -> str:

@@ -34,7 +34,7 @@ async def test_export_neutralises_spreadsheet_formulas(server: Server) -> None:
             assert made.status_code == 202, made.text
         normal = await client.post(
             "/api/v1/actions",
-            json={"type": "okta.suspend_user", "target": "alice", "reason": "INC-7, \"quoted\" note"},
+            json={"type": "okta.suspend_user", "target": "alice", "reason": 'INC-7, "quoted" note'},
         )
         assert normal.status_code == 202
         exported = await client.get("/api/v1/actions/export", params={"format": "csv"})

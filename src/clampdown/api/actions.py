@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from clampdown.api.auth import current_principal, runtime
 from clampdown.api.schemas import ActionPage, ActionRequest, BulkRequest, ErrorBody, UndoRequest
@@ -26,6 +27,7 @@ from clampdown.limits import (
     MAX_IDEMPOTENCY_KEY,
     MAX_PAGE,
     MAX_PROVIDER,
+    MAX_SECRET_KEY,
     MAX_TARGET,
     MAX_USERNAME,
     clean_id,
@@ -85,19 +87,52 @@ def _filter(
 FilterDep = Annotated[ActionFilter, Depends(_filter)]
 
 
-@router.post("", status_code=202, response_model=ActionView)
+class RequestedActionView(ActionView):
+    secret_key: str | None = Field(
+        default=None,
+        description="Only for an action that makes a secret for you (a new random AD password), "
+        "only in this answer: the one-time key to open it with POST /api/v1/actions/{id}/secret",
+    )
+
+
+class SecretRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    secret_key: str = Field(max_length=MAX_SECRET_KEY, description="The key the request's answer carried")
+
+
+class SecretView(BaseModel):
+    action_id: int
+    secret: str = Field(description="Shown once: it is removed from Clampdown as it is sent")
+
+
+@router.post("", status_code=202, response_model=RequestedActionView)
 async def request_action(
     body: ActionRequest,
     request: Request,
     caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_IDEMPOTENCY_KEY)] = None,
-) -> ActionView:
+) -> Response:
     """Queue one action. The same Idempotency-Key returns the same action, never a second one."""
     action = await runtime(request).actions.request(
         body.type, body.target, body.reason, caller, idempotency_key=idempotency_key,
         request_approval=body.request_approval, until=body.until,
     )  # fmt: skip
-    return ActionView.model_validate(action)
+    if action.secret_key is None:  # the CLI's twin: secret_key is absent, not null
+        return JSONResponse(ActionView.model_validate(action).model_dump(mode="json"), status_code=202)
+    shown = RequestedActionView.model_validate(action).model_dump(mode="json")
+    return JSONResponse(shown, status_code=202, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/{action_id}/secret", response_model=SecretView)
+async def open_action_secret(
+    action_id: ActionId, body: SecretRequest, request: Request, response: Response, caller: CallerDep
+) -> SecretView:
+    """The secret a completed action made for you (a new random AD password), opened with the key
+    its request's answer carried; once, and only by the requester."""
+    secret = await runtime(request).actions.open_secret(action_id, body.secret_key, caller)
+    response.headers["Cache-Control"] = "no-store"
+    return SecretView(action_id=action_id, secret=secret)
 
 
 @router.post("/bulk", status_code=202, response_model=BulkView)

@@ -97,6 +97,7 @@ actions = Table(
     Column("approval_rules", JSON, nullable=True),  # the rules an approval covers
     Column("containment_id", ID, ForeignKey("containments.id"), nullable=True),
     Column("containment_role", String(16), nullable=True),  # step, timer, release, undo
+    Column("seal_key", String(64), nullable=True),  # public key a secret of the result is sealed to
     Index(
         "ix_actions_due",
         "available_at",

@@ -13,7 +13,7 @@ from clampdown.auth.principal import PermissionDenied, Principal, require_action
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.connectors.base import Connector
-from clampdown.errors import AccountNotFound, Conflict, InvalidInput, NotFound, TransientError
+from clampdown.errors import AccountNotFound, Conflict, Forbidden, InvalidInput, NotFound, TransientError
 from clampdown.limits import (
     MAX_ACTION_TYPE,
     MAX_BATCH_ID,
@@ -31,6 +31,7 @@ from clampdown.limits import (
 from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus, StepRole
 from clampdown.permissions import RESPONSE_READ
 from clampdown.policy import PolicyGate, ProtectedAccount, Verdict
+from clampdown.sealing import SealingKey, new_sealing_key, open_sealed
 from clampdown.store.actions import ActionStore, IdempotentRequest, NewAction
 
 # Records a denied attempt: (principal, what was attempted, target, what was missing).
@@ -95,7 +96,9 @@ def check_filter(flt: ActionFilter) -> ActionFilter:
             clean_text(name, value, limit)
     if flt.type is not None:
         get_action(flt.type)
-    return replace(flt, since=clean_time("since", flt.since), until=clean_time("until", flt.until))
+    clean_time("since", flt.since)  # in range, so the store converts it to UTC without overflow
+    clean_time("until", flt.until)
+    return flt
 
 
 def bulk_item_key(idempotency_key: str, target: str) -> str:
@@ -107,6 +110,13 @@ def bulk_item_key(idempotency_key: str, target: str) -> str:
 def targets_digest(targets: Sequence[str]) -> str:
     """One digest of a bulk's distinct targets, whatever their order: the body a bulk key covers."""
     return hashlib.sha256("\n".join(sorted(targets)).encode()).hexdigest()
+
+
+def hands_secret(connector: Connector, definition: ActionDefinition) -> bool:
+    """Whether the connector makes a secret for the requester when it performs `definition` (the
+    AD connector's random password, when configured to hand it over)."""
+    check = getattr(connector, "hands_secret", None)
+    return bool(check(definition.method)) if callable(check) else False
 
 
 def undo_refusal(original: Action) -> str | None:
@@ -209,6 +219,8 @@ class ActionService:
             if found is not None:
                 return found
         inverse = self.timed_inverse(definition, until)
+        # A secret the action makes is sealed to a key only this answer carries (clampdown.sealing).
+        sealing: SealingKey | None = new_sealing_key() if hands_secret(connector, definition) else None
         account = await self._resolve_now(connector, ref)
         also = self.judge(inverse, account, None, ref) if inverse is not None else None
         gated = await self.gate(
@@ -225,11 +237,35 @@ class ActionService:
             idempotent_request=keyed,
             approval_reason=gated.reason,
             approval_rules=gated.rules,
+            seal_key=sealing.public if sealing else None,
         )
         items = [item]
         if inverse is not None and until is not None:
             items.append(self.timed_undo(inverse, item, 0, until))
-        return (await self.store.enqueue(items, self.clock.now(), self.approval_deadline()))[0]
+        queued = (await self.store.enqueue(items, self.clock.now(), self.approval_deadline()))[0]
+        if sealing is not None and queued.seal_key == sealing.public:  # new, not a repeated key
+            return replace(queued, secret_key=sealing.private)
+        return queued
+
+    async def open_secret(self, action_id: int, secret_key: str, principal: Principal) -> str:
+        """The secret action `action_id` made for its requester (a new random password), opened
+        with the key the request's answer carried; once: it is removed from the store after."""
+        await self.authorize_read(principal)
+        action = await self.store.get(action_id)
+        if action.requested_by != principal.username:
+            await self._record_denial(principal, "actions.open_secret", action.target, "being the requester")
+            raise Forbidden(
+                f"only {action.requested_by}, who requested action {action_id}, may open its secret"
+            )
+        sealed = action.sealed_secret
+        if sealed is None:
+            if action.status.is_final:
+                raise Conflict(f"action {action_id} has no secret to hand over (none, or opened already)")
+            raise Conflict(f"action {action_id} is {action.status.value}: no secret before it completes")
+        secret = open_sealed(secret_key, sealed, f"action:{action_id}")
+        if not await self.store.hand_over_sealed(action_id, sealed):
+            raise Conflict(f"action {action_id}: its secret was opened already")
+        return secret
 
     def approval_deadline(self) -> datetime | None:
         return self.clock.now() + self.guardrails.approval_lifetime if self.guardrails else None

@@ -20,6 +20,7 @@ from clampdown.audit.events import EventName, action_event, requested_event
 from clampdown.db.tables import actions
 from clampdown.errors import Conflict, NotFound
 from clampdown.model import (
+    SEALED_DETAIL,
     Account,
     AccountState,
     Action,
@@ -111,6 +112,7 @@ class NewAction:
     not_before: datetime | None = None  # a timed release: not run before this time
     containment_id: int | None = None
     containment_role: str | None = None
+    seal_key: str | None = None  # a secret this action makes is sealed to it
 
 
 def _history_from_json(raw: Any) -> tuple[AttemptRecord, ...]:
@@ -162,6 +164,7 @@ def row_to_action(row: RowMapping) -> Action:
         approval_rules=tuple(row["approval_rules"] or ()),
         containment_id=row["containment_id"],
         containment_role=row["containment_role"],
+        seal_key=row["seal_key"],
     )
 
 
@@ -205,6 +208,7 @@ def _new_row(item: NewAction, now: datetime, approval_deadline: datetime | None)
         "approved_by": item.approved_by,
         "containment_id": item.containment_id,
         "containment_role": item.containment_role,
+        "seal_key": item.seal_key,
     }
 
 
@@ -452,6 +456,26 @@ class ActionStore(RecordingStore):
         if difference is not None:
             raise Conflict(difference)
         return row_to_action(row)
+
+    async def hand_over_sealed(self, action_id: int, sealed: str) -> bool:
+        """Remove the sealed secret of an action once its requester opened it; False if it was
+        already taken (the secret is handed over once)."""
+        async with self.engine.begin() as conn:
+            query = select(actions.c.result).where(
+                actions.c.id == action_id, actions.c.seal_key.is_not(None)
+            ).with_for_update()  # fmt: skip
+            result = (await conn.execute(query)).scalar_one_or_none()
+            details = dict((result or {}).get("details") or {})
+            if details.get(SEALED_DETAIL) != sealed:
+                return False
+            details.pop(SEALED_DETAIL)
+            details["secret_handed_over"] = True
+            done = await conn.execute(
+                update(actions)
+                .where(actions.c.id == action_id, actions.c.seal_key.is_not(None))
+                .values(result={**(result or {}), "details": details}, seal_key=None)
+            )
+            return bool(done.rowcount)
 
     async def get_many(self, action_ids: Sequence[int]) -> dict[int, Action]:
         """Actions by id (those that exist)."""

@@ -1,7 +1,8 @@
 """Idempotency keys belong to their requester: unique per (requested_by, idempotency_key) instead
 of across everyone, with the body a key was first used with beside it (the same key with another
 body is refused). Keys of bulk actions, "<bulk key>:<target>", become "<bulk key>:<target digest>"
-so a long target still fits the column.
+so a long target still fits the column. And actions.seal_key: the public half of a requester's
+one-time key, to which a secret the action makes (a new random password) is sealed.
 
 Revision ID: 0006
 Revises: 0005
@@ -33,6 +34,7 @@ def upgrade() -> None:
     with op.batch_alter_table("actions") as batch:
         batch.drop_constraint("uq_actions_idempotency_key", type_="unique")
         batch.add_column(sa.Column("idempotency_request", sa.JSON, nullable=True))
+        batch.add_column(sa.Column("seal_key", sa.String(64), nullable=True))
         batch.create_unique_constraint(
             "uq_actions_requested_by_idempotency_key", ["requested_by", "idempotency_key"]
         )
@@ -57,4 +59,5 @@ def downgrade() -> None:
     with op.batch_alter_table("actions") as batch:
         batch.drop_constraint("uq_actions_requested_by_idempotency_key", type_="unique")
         batch.drop_column("idempotency_request")
+        batch.drop_column("seal_key")
         batch.create_unique_constraint("uq_actions_idempotency_key", ["idempotency_key"])
