@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +15,7 @@ from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load
 from clampdown.cli.errors import EXIT_ACTION_FAILED, run
 from clampdown.errors import ConfigError, InvalidInput
+from clampdown.limits import clean_time
 from clampdown.model import Action, StepRole
 from clampdown.services.audit_trail import read_outside_checkpoints
 from clampdown.services.planning import PlanItem
@@ -37,9 +38,7 @@ def parse_until(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"--until: '{value}' is not an ISO time like 2026-11-30T08:00:00+00:00") from None
-    if parsed.tzinfo is None:
-        raise InvalidInput("--until: give a time zone, e.g. 2026-11-30T08:00:00Z")
-    return parsed.astimezone(UTC)
+    return clean_time("--until", parsed)  # a zone and a sane range, or converting it may overflow
 
 
 def plan_rows(plan: list[PlanItem]) -> list[dict[str, object]]:

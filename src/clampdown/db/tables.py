@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -69,7 +70,9 @@ actions = Table(
     Column("account_id", String(256), nullable=True),  # the provider's id, for lookups
     Column("requested_by", String(256), nullable=False),
     Column("reason", Text, nullable=False),
-    Column("idempotency_key", String(256), nullable=True, unique=True),
+    # The requester's own key: unique per requested_by; the body it was first used with beside it.
+    Column("idempotency_key", String(256), nullable=True),
+    Column("idempotency_request", JSON, nullable=True),
     Column("batch_id", String(64), nullable=True),
     Column("undoes_action_id", ID, ForeignKey("actions.id"), nullable=True),
     Column("status", String(20), nullable=False),
@@ -94,6 +97,7 @@ actions = Table(
     Column("approval_rules", JSON, nullable=True),  # the rules an approval covers
     Column("containment_id", ID, ForeignKey("containments.id"), nullable=True),
     Column("containment_role", String(16), nullable=True),  # step, timer, release, undo
+    Column("seal_key", String(64), nullable=True),  # public key a secret of the result is sealed to
     Index(
         "ix_actions_due",
         "available_at",
@@ -107,6 +111,7 @@ actions = Table(
     Index("ix_actions_status_requested_at", "status", "requested_at"),
     Index("ix_actions_after_action_id", "after_action_id"),
     Index("ix_actions_containment_id", "containment_id"),
+    UniqueConstraint("requested_by", "idempotency_key"),
 )
 
 # One row per containment of a person; its steps, timers, releases and undos are actions that
