@@ -13,7 +13,16 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from clampdown.errors import ConfigError
@@ -138,6 +147,44 @@ class SyslogSettings(_Section):
     format: Literal["json", "cef"] = "json"
 
 
+def _long_secret(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and len(value.get_secret_value()) < 32:
+        raise ValueError("give at least 32 random characters, e.g. the output of `openssl rand -hex 32`")
+    return value
+
+
+class AuditSettings(_Section):
+    """Anchoring the audit chain: checkpoints of its head signed with a key kept outside the database."""
+
+    checkpoint_key: Annotated[Secret | None, AfterValidator(_long_secret)] = None  # HMAC-SHA256 key
+    checkpoint_every_entries: int = Field(500, ge=1)  # a checkpoint once this many entries are new
+    checkpoint_interval_seconds: float = Field(60.0, gt=0)  # or once this long has passed with any new
+
+
+class MetricsSettings(_Section):
+    """Who may scrape /metrics and where it is served."""
+
+    token: Secret | None = None  # Prometheus sends it as `Authorization: Bearer ...`
+    public: bool = True  # false: /metrics is not on the server's listener (only on `listen`, if set)
+    listen: str | None = None  # "127.0.0.1:9464": /metrics on a listener of its own
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("give host:port, e.g. 127.0.0.1:9464")
+        return value
+
+    def listen_address(self) -> tuple[str, int] | None:
+        """(host, port) of the metrics listener, when one is configured."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class ProtectionSettings(_Section):
     """Accounts no action may touch unless a second person approves."""
 
@@ -201,6 +248,8 @@ class Settings(BaseSettings):
     playbooks: dict[str, PlaybookSettings] = Field(default_factory=_default_playbooks)
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     syslog: SyslogSettings | None = None
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log_level: str = "WARNING"
     config_path: Path | None = None
 

@@ -6,6 +6,8 @@ reaches the store or a provider; the API's schema declares the same numbers so c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from clampdown.errors import InvalidInput
 
 MAX_TARGET = 512  # a user reference: name, UPN, email, SID or provider id (actions.target)
@@ -24,9 +26,18 @@ MAX_PAGE = 1000  # actions listed per page
 MAX_PLAYBOOK_NAME = 64
 MAX_CURSOR = 64
 MAX_NAME = 200  # a saved query, a detection rule, a result column
-MAX_QUERY = 32_000  # a hunting query; also bounds the time KQL translation takes
+MAX_QUERY = 32_000  # a hunting query, in characters
+MAX_QUERY_NESTING = 32  # brackets open at once in a KQL query: deeper input is refused before parsing
+KQL_TRANSLATION_SECONDS = 10.0  # the KQL translator is stopped after this (or the query's time limit)
+MAX_RESULT_BYTES = 16 * 2**20  # a hunt's rows as JSON: fetching stops there and the result is truncated
 MAX_NEXT_URL = 1024
 MAX_ID = 2**63 - 1  # ids are 64-bit in PostgreSQL
+
+# Actions (issue 14): times a request or filter may name, and the stored idempotency key.
+# Outside these a time is a typo, and near the ends of datetime an offset overflows on conversion.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9999, 1, 1, tzinfo=UTC)
+MAX_SECRET_KEY = 64  # a one-time key to open a sealed secret (43 characters of base64)
 
 
 def clean_text(field: str, value: str | None, max_length: int, *, required: bool = False) -> str:
@@ -46,3 +57,25 @@ def optional_text(field: str, value: str | None, max_length: int) -> str | None:
     """Like `clean_text`, but None (or blank) stays None."""
     text = clean_text(field, value, max_length)
     return text or None
+
+
+def clean_time(field: str, value: datetime | None) -> datetime | None:
+    """`value` in UTC; InvalidInput naming `field` if it has no time zone or lies outside
+    EARLIEST_TIME..LATEST_TIME (where converting it to UTC could overflow)."""
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(f"{field}: give a time zone, e.g. 2026-11-30T08:00:00Z")
+    if not EARLIEST_TIME <= value < LATEST_TIME:  # aware comparison never overflows
+        raise InvalidInput(
+            f"{field}: {value.isoformat()} is out of range; give a time from "
+            f"{EARLIEST_TIME.date().isoformat()} to before {LATEST_TIME.date().isoformat()}"
+        )
+    return value.astimezone(UTC)
+
+
+def clean_id(field: str, value: int) -> int:
+    """`value` if it is a positive id a 64-bit database integer holds; InvalidInput naming `field`."""
+    if not 1 <= value <= MAX_ID:
+        raise InvalidInput(f"{field}: {value} is not an id (1 to {MAX_ID})")
+    return value

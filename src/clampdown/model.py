@@ -90,6 +90,13 @@ class ActionContext:
     state_before: AccountState | None = None
     # For an undo: the state read before the action being undone, so it can be restored exactly.
     restore_state: AccountState | None = None
+    # The public half of the requester's one-time key: a secret the action makes (a new random
+    # password) is sealed to it, never stored or returned in the clear (clampdown.sealing).
+    seal_to: str | None = None
+
+
+# The detail holding a secret sealed for the requester: opened once through the service.
+SEALED_DETAIL = "sealed_for_requester"
 
 
 def _is_secret(key: str) -> bool:
@@ -181,6 +188,16 @@ class Action:
     approval_rules: tuple[str, ...] = ()
     containment_id: int | None = None
     containment_role: str | None = None  # step, timer (timed release), release, undo
+    seal_key: str | None = None  # public: what a secret this action makes is sealed to
+    # Only on the answer to the request that queued it, for the requester: the private half.
+    secret_key: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def sealed_secret(self) -> str | None:
+        """The secret sealed for the requester, until it is opened."""
+        details = (self.result or {}).get("details") or {}
+        sealed = details.get(SEALED_DETAIL)
+        return str(sealed) if sealed else None
 
     @property
     def changed(self) -> bool | None:

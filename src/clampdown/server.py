@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
+import uvicorn
 from fastapi import FastAPI
 
 from clampdown import __version__
 from clampdown.api import actions, containments, guardrails, health, hunting, metrics, people, session, sso
+from clampdown.api import workers as workers_api
 from clampdown.api.errors import install_error_handlers
 from clampdown.auth.oidc import OidcClient
 from clampdown.auth.sso_access import SsoAccess
 from clampdown.config import Settings
 from clampdown.errors import ConfigError
 from clampdown.hunting.schedule import start_schedule as start_hunting_schedule
-from clampdown.services.runtime import embedded_worker_enabled, open_runtime
+from clampdown.services.runtime import Runtime, embedded_worker_enabled, open_runtime
 from clampdown.web import mount_console
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,42 @@ def oidc_client(settings: Settings) -> OidcClient | None:
     return OidcClient(settings.sso, secret, base.rstrip("/") + "/auth/oidc/callback")
 
 
+class _ListenerServer(uvicorn.Server):
+    """A second listener inside the server's process: the main server owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def create_metrics_app(settings: Settings) -> FastAPI:
+    """/metrics alone, for `metrics.listen`; its runtime is the main app's (set in its lifespan)."""
+    app = FastAPI(title="Clampdown metrics", version=__version__, openapi_url=None, docs_url=None,
+                  redoc_url=None)  # fmt: skip
+    install_error_handlers(app)
+    app.include_router(metrics.router)
+    return app
+
+
+async def _serve_metrics(settings: Settings, rt: Runtime) -> tuple[uvicorn.Server, asyncio.Task[None]] | None:
+    address = settings.metrics.listen_address()
+    if address is None:
+        return None
+    app = create_metrics_app(settings)
+    app.state.runtime = rt
+    config = uvicorn.Config(app, host=address[0], port=address[1], lifespan="off",
+                            log_level=settings.log_level.lower())  # fmt: skip
+    server = _ListenerServer(config)
+    task = asyncio.create_task(server.serve(), name="metrics-listener")
+    while not server.started and not task.done():  # refuse to come up half: the port may be taken
+        await asyncio.sleep(0.02)
+    if task.done():
+        task.result()
+        raise ConfigError(f"metrics.listen: could not listen on {settings.metrics.listen}")
+    log.info("metrics on http://%s:%s/metrics", *address)
+    return server, task
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The app with its runtime opened for the app's lifetime."""
 
@@ -46,30 +85,26 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.oidc = oidc_client(settings)
             if app.state.oidc is not None:  # SSO sessions and tokens follow the provider's groups
                 SsoAccess(rt.auth, app.state.oidc).attach()
-            stop = asyncio.Event()
-            task = None
-            if embedded_worker_enabled(settings):
-                worker = rt.worker()
-                task = asyncio.create_task(worker.run(stop), name="embedded-worker")
+            if embedded_worker_enabled(settings):  # each job restarts after an error (rt.jobs)
+                worker = rt.worker(embedded=True)
+                rt.jobs.start("worker", worker.run)
                 log.info("embedded worker %s started", worker.id)
-            webhooks = None
             dispatcher = rt.webhook_dispatcher()
             if dispatcher is not None:
-                webhooks = asyncio.create_task(dispatcher.run(stop), name="webhooks")
+                rt.jobs.start("webhooks", dispatcher.run)
             # API pulls and detection rules run where the embedded worker does: one process.
-            hunting_task = (
-                start_hunting_schedule(rt, app.state, stop) if embedded_worker_enabled(settings) else None
-            )
+            if embedded_worker_enabled(settings):
+                start_hunting_schedule(rt, app.state)
+            if rt.anchor is not None:  # stopped last: the final checkpoint covers the last events
+                rt.jobs.start("audit-anchor", rt.anchor.run, last=True)
+            metrics_listener = await _serve_metrics(settings, rt)
             try:
                 yield
             finally:
-                stop.set()
-                if task is not None:
-                    await task
-                if hunting_task is not None:
-                    await hunting_task
-                if webhooks is not None:
-                    await webhooks
+                if metrics_listener is not None:
+                    metrics_listener[0].should_exit = True
+                    await metrics_listener[1]
+                await rt.jobs.stop()
                 if app.state.oidc is not None:
                     await app.state.oidc.aclose()
 
@@ -83,8 +118,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sso.router)
     app.include_router(guardrails.router)
     app.include_router(containments.router)
-    app.include_router(metrics.router)
+    if settings.metrics.public:
+        app.include_router(metrics.router)
     app.include_router(hunting.router)
     app.include_router(health.router)
+    app.include_router(workers_api.router)
 
     return app

@@ -8,7 +8,7 @@ from typing import Any
 import ldap3
 import pytest
 
-from clampdown.connectors.ad import ADConnector, ADSettings
+from clampdown.connectors.ad import ADConnector
 from clampdown.connectors.ad.failures import bind_data_code
 from clampdown.errors import PermanentError
 from clampdown.model import AccountState, ActionContext
@@ -113,25 +113,6 @@ async def test_random_password_replaces_the_old_one_and_is_not_returned(
     assert read_int(admin, user.dn, "pwdLastSet") == 0
     bound = bind_as(lab, user.upn, user.password)
     assert bound["result"] == 49 and bind_data_code(bound["message"]) == "52e"
-
-
-async def test_random_password_handed_to_caller_once_when_configured(
-    ad_settings: ADSettings, lab: SambaLab, make_user: Callable[..., ScratchUser]
-) -> None:
-    user = make_user()
-    handing = {"set_random_password": True, "hand_new_password_to_caller": True}
-    settings = ad_settings.model_copy(update=handing)
-    connector = ADConnector(settings)
-    try:
-        account = await connector.resolve_user(user.sam)
-        outcome = await connector.force_password_reset(account, context())
-    finally:
-        await connector.aclose()
-    new_password = str(outcome.details["new_password"])
-    assert len(new_password) >= 20
-    assert new_password not in outcome.message
-    bound = bind_as(lab, user.upn, new_password)
-    assert bound["result"] == 49 and bind_data_code(bound["message"]) == "773"
 
 
 async def test_read_state_for_the_user_page(

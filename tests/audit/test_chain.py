@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from clampdown.audit.chain import GENESIS, AuditEvent, AuditLog, ChainReport, row_hash
+from clampdown.audit.chain import GENESIS, NOT_ANCHORED, AuditEvent, AuditLog, ChainReport, row_hash
 from clampdown.db.database import create_engine
 from tests.audit.conftest import make_event
 
@@ -41,13 +41,13 @@ async def test_append_keeps_order_and_each_hash_covers_the_previous(engine: Asyn
         prev = row["hash"]
     # The previous hash is part of the digest: the same content on another predecessor differs.
     assert rows[1]["hash"] != row_hash(GENESIS, _event_of(rows[1]))
-    assert await log.verify() == ChainReport(4, [])
+    assert await log.verify() == ChainReport(4, [], warnings=[NOT_ANCHORED])
 
 
 async def test_an_empty_append_writes_nothing(engine: AsyncEngine) -> None:
     log = AuditLog(engine)
     await log.append([])
-    assert await log.verify() == ChainReport(0, [])
+    assert await log.verify() == ChainReport(0, [], warnings=[NOT_ANCHORED])
 
 
 async def test_verify_finds_an_edited_row(engine: AsyncEngine) -> None:
@@ -101,7 +101,7 @@ async def test_concurrent_appenders_on_one_engine_make_one_chain(engine: AsyncEn
     batches = [[make_event(10 * i + j) for j in range(3)] for i in range(8)]
     await asyncio.gather(*(log.append(batch) for batch in batches))
     _assert_one_unbroken_chain(await _rows(log), batches)
-    assert await log.verify() == ChainReport(24, [])
+    assert await log.verify() == ChainReport(24, [], warnings=[NOT_ANCHORED])
 
 
 async def test_concurrent_appenders_on_two_engines_make_one_chain(
@@ -118,4 +118,4 @@ async def test_concurrent_appenders_on_two_engines_make_one_chain(
         await other.dispose()
     log = AuditLog(engine)
     _assert_one_unbroken_chain(await _rows(log), batches)
-    assert await log.verify() == ChainReport(24, [])
+    assert await log.verify() == ChainReport(24, [], warnings=[NOT_ANCHORED])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -49,7 +49,7 @@ async def _claimed(engine: AsyncEngine, admin: Principal, n: int) -> tuple[Actio
     service = ActionService(store, {"okta": MemoryConnector(MemorySettings(provider="okta"))})
     await service.request_bulk("okta.suspend_user", [f"u{i}" for i in range(n)], "INC-1", admin)
     now = SYSTEM_CLOCK.now()
-    claimed = await ActionQueue(engine).claim_next_actions(WORKER, n, now, now + timedelta(minutes=5))
+    claimed = await ActionQueue(engine).claim_next_actions(WORKER, n, 300, now)
     assert len(claimed) == n
     return store, [action for action, _ in claimed]
 

@@ -48,6 +48,7 @@ def emulator(graph_emulator: ThreadedEmulator) -> Emulator:
     seed(emu.tenant)
     emu.throttle.configure(ThrottleConfig())
     emu.faults.rules.clear()
+    emu.faults.next_link_base = None
     emu.counters.reset()
     emu.tenant.clock.offset = type(emu.tenant.clock.offset)()
     return emu

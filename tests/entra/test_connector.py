@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from clampdown.connectors.entra import EntraConnector
@@ -230,3 +231,34 @@ async def test_without_identity_protection_the_directory_actions_still_work(
         assert emulator.tenant.users[alice.id].accountEnabled is False
     finally:
         await conn.aclose()
+
+
+HOSTILE_REFERENCES = [
+    "me",
+    "..",
+    "a/../me@lab.example.test",
+    "alice.martin@lab.example.test/../../me",
+    "alice.martin@lab.example.test?$select=id",
+    "alice.martin@lab.example.test#x",
+    "$alice@lab.example.test",
+    "%2e%2e@lab.example.test",
+    "alice martin@lab.example.test",
+]
+
+
+async def test_a_target_never_becomes_more_than_one_plain_path_segment(connector: EntraConnector) -> None:
+    """Anything but an object id or a well-formed UPN is looked up by `$filter`, never by path, so a
+    planted target cannot reach another Graph resource (`/me`, a parent path, a query)."""
+    paths: list[str] = []
+
+    async def note(request: httpx.Request) -> None:
+        paths.append(request.url.raw_path.decode().split("?")[0])
+
+    connector.graph.http.event_hooks["request"].append(note)
+    for reference in HOSTILE_REFERENCES:
+        with pytest.raises(AccountNotFound):
+            await connector.resolve_user(reference)
+    assert paths and set(paths) == {"/v1.0/users"}, paths
+    found = await connector.resolve_users([*HOSTILE_REFERENCES, ALICE])
+    assert all(isinstance(r, AccountNotFound) for r in found[:-1])
+    assert getattr(found[-1], "name", None) == ALICE

@@ -11,17 +11,19 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clampdown.audit.checkpoint import Checkpoint
 from clampdown.audit.webhooks import WebhookDispatcher
 from clampdown.config import load_settings
-from clampdown.db.tables import webhook_deliveries
+from clampdown.db.tables import audit_log, webhook_deliveries
 from clampdown.services.runtime import open_runtime
 from tests.api.conftest import free_port
 from tests.lab_config import memory_provider, write_config
 
 SECRET = "whsec-test-31337"
+CHECKPOINT_KEY = "audit-checkpoint-key-for-tests-0123456789"
 
 
 class Later:
@@ -125,3 +127,41 @@ async def test_delivery_survives_a_receiver_outage(
         async with rt.engine.connect() as conn:
             rows = (await conn.execute(select(webhook_deliveries))).mappings().all()
         assert {r["status"] for r in rows} == {"delivered"} and {r["attempts"] for r in rows} == {2}
+
+
+async def test_an_audit_checkpoint_reaches_the_webhook_signed(
+    engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = write_config(
+        tmp_path / "c.toml", database_url, providers={"okta": memory_provider("okta", tmp_path / "o.db")}
+    )
+    (tmp_path / "audit.key").write_text(CHECKPOINT_KEY)
+    config.write_text(
+        config.read_text()
+        + f'\n[audit]\ncheckpoint_key = {{file = "{tmp_path / "audit.key"}"}}\n'
+        + f'\n[[webhooks]]\nname = "siem"\nurl = "http://127.0.0.1:{port}/hook"\nsecret = "{SECRET}"\n'
+    )
+    settings = load_settings(config)
+    receiver = Receiver(port)
+    receiver.start()
+    try:
+        async with open_runtime(settings) as rt:
+            from clampdown.auth.principal import Principal
+            from clampdown.permissions import GLOBAL_ADMINISTRATOR
+
+            admin = Principal.from_roles("admin", frozenset({GLOBAL_ADMINISTRATOR}), {})
+            await rt.actions.request("okta.suspend_user", "u1", "INC-6", admin)
+            assert rt.anchor is not None
+            made = await rt.anchor.checkpoint()
+            assert made is not None and made.entries == 1
+            assert await WebhookDispatcher(rt.engine, settings.webhooks).deliver_due() == 2
+    finally:
+        receiver.stop()
+    assert receiver.bad_signatures == 0
+    bodies = {str(p["event"]): p for p in receiver.received.values()}
+    assert set(bodies) == {"action.requested", "audit.checkpoint"}
+    copy = Checkpoint.from_json(bodies["audit.checkpoint"])
+    assert copy == made and copy.signature_holds(CHECKPOINT_KEY.encode())
+    async with engine.connect() as conn:  # the checkpoint describes the chain: it is not an entry in it
+        assert (await conn.execute(select(func.count()).select_from(audit_log))).scalar_one() == 1

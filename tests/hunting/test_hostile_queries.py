@@ -3,16 +3,29 @@ or stopped, and the store is unchanged afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from clampdown.hunting.files import read_jsonl
 from clampdown.hunting.ingest import ingest_windows
-from clampdown.hunting.query import Language, QueryError, QueryTimeout, run_query
+from clampdown.hunting.query import (
+    Language,
+    QueryError,
+    QueryTimeout,
+    nesting_depth,
+    run_query,
+    translate_kql,
+)
 from clampdown.hunting.store import EventStore
+from clampdown.limits import MAX_QUERY, MAX_QUERY_NESTING, MAX_RESULT_BYTES
+from clampdown.permissions import SECURITY_READER
+from tests.api.conftest import Server
 
 COUNTS = (
     "SELECT (SELECT count(*) FROM IdentityLogonEvents), (SELECT count(*) FROM IdentityDirectoryEvents),"
@@ -171,3 +184,83 @@ def test_deeply_nested_or_oversized_queries_are_refused(loaded: EventStore) -> N
     ):
         with pytest.raises(QueryError):
             run_query(loaded, query, language)
+
+
+BIG_SELECT = "SELECT repeat('x', 200000) AS padding FROM range(10000)"
+# Brackets nested past the limit inside a filter: duckdb-kql spends about a minute of CPU on this.
+NESTED_KQL = "IdentityLogonEvents | where " + "(" * 15000 + "Port == 1" + ")" * 15000
+# Legal (nothing nested) but slow to translate: seconds of parsing in pure Python.
+SLOW_KQL = "IdentityLogonEvents" + " | where Port == 1" * 1700
+
+
+def test_a_huge_result_is_cut_at_the_byte_limit_while_fetching(loaded: EventStore) -> None:
+    started = time.monotonic()
+    result = run_query(loaded, BIG_SELECT, Language.SQL)
+    assert time.monotonic() - started < 30  # a guard, not a benchmark
+    assert result.truncated and result.truncated_by == "bytes"
+    assert 0 < len(result.rows) < 1000
+    assert len(json.dumps(result.rows)) <= MAX_RESULT_BYTES
+    small = run_query(loaded, "SELECT * FROM range(100000)", max_rows=50)
+    assert small.truncated_by == "rows"
+    assert run_query(loaded, "SELECT 1").truncated_by is None
+
+
+def test_deep_kql_nesting_is_refused_before_parsing(loaded: EventStore) -> None:
+    assert len(NESTED_KQL) <= MAX_QUERY
+    started = time.monotonic()
+    with pytest.raises(QueryError) as refused:
+        run_query(loaded, NESTED_KQL, Language.KQL)
+    assert time.monotonic() - started < 5  # a guard: it was about a minute of CPU
+    assert refused.value.message.startswith("query: brackets nested 15000 deep")
+    assert f"at most {MAX_QUERY_NESTING}" in refused.value.message
+
+
+def test_nesting_is_counted_outside_strings_and_comments() -> None:
+    assert nesting_depth('T | where A == "((((" and B == @"c:\\((" and C == \'[[[\'') == 0
+    assert nesting_depth("T // ((((((\n| where (A == 1)") == 1
+    assert nesting_depth("print x = dynamic({'a': [1, (2)]})") == 4
+    legal = "IdentityLogonEvents | where " + "(" * MAX_QUERY_NESTING + "Port == 1" + ")" * MAX_QUERY_NESTING
+    assert "Port" in translate_kql(legal)
+
+
+def test_kql_translation_is_stopped_at_its_time_limit() -> None:
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout) as stopped:
+        translate_kql(SLOW_KQL + " | take 1", timeout=0.2)
+    assert time.monotonic() - started < 5
+    assert "translation took longer than 0.2 seconds" in stopped.value.message
+    # The killed child is not reused: the next translation gets a working one.
+    assert "IdentityLogonEvents" in translate_kql("IdentityLogonEvents | take 1")
+
+
+async def test_hostile_hunts_over_the_api_are_bounded_and_the_server_stays_responsive(
+    server: Server,
+) -> None:
+    reader = await server.token("curious", SECURITY_READER)
+    headers = {"Authorization": f"Bearer {reader}"}
+    async with httpx.AsyncClient(base_url=server.base, headers=headers, timeout=120) as client:
+        started = time.monotonic()
+        big = await client.post("/api/v1/hunting/query", json={"query": BIG_SELECT})
+        assert time.monotonic() - started < 60  # a guard, not a benchmark
+        assert big.status_code == 200, big.text[:500]
+        assert len(big.content) <= MAX_RESULT_BYTES + 4096
+        assert big.json()["truncated"] and big.json()["truncated_by"] == "bytes"
+
+        started = time.monotonic()
+        nested = await client.post("/api/v1/hunting/query", json={"query": NESTED_KQL})
+        assert time.monotonic() - started < 5
+        assert nested.status_code == 422
+        assert "query: brackets nested" in nested.text
+
+        slow = asyncio.create_task(client.post("/api/v1/hunting/query", json={"query": SLOW_KQL}))
+        await asyncio.sleep(0.3)
+        answered = 0
+        while not slow.done():
+            probe = time.monotonic()
+            health = await client.get("/healthz")
+            assert health.status_code == 200
+            assert time.monotonic() - probe < 1.0, "the event loop was blocked"
+            answered += 1
+            await asyncio.sleep(0.1)
+        assert answered >= 3  # /healthz answered again and again while the translation ran
+        assert (await slow).status_code in (200, 422)

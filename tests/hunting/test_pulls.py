@@ -4,7 +4,9 @@ after interruptions and restarts, and hunts that find the effects of Clampdown's
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -12,7 +14,7 @@ import pytest
 
 from clampdown.connectors.entra import EntraConnector
 from clampdown.connectors.okta import OktaConnector
-from clampdown.errors import ProviderError, TransientError
+from clampdown.errors import PermanentError, ProviderError, TransientError
 from clampdown.hunting.pulls import EntraSignInSource, OktaLogSource
 from clampdown.hunting.query import run_query
 from clampdown.hunting.settings import HuntingSettings
@@ -146,3 +148,88 @@ async def test_an_app_without_audit_log_rights_is_told_what_it_lacks(
         assert store.cursor("entra:signins") is None
     finally:
         await reader.aclose()
+
+
+class _Listener:
+    """A plain HTTP server on loopback that records every request it receives and whether it
+    carried an Authorization header (where a poisoned next link would send the token)."""
+
+    def __init__(self) -> None:
+        seen: list[tuple[str, str | None]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append((self.path, self.headers.get("Authorization")))
+                body = b'{"value": []}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.seen = seen
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def listener() -> Iterator[_Listener]:
+    made = _Listener()
+    yield made
+    made.close()
+
+
+async def test_a_poisoned_graph_next_link_ends_the_pull_without_sending_the_token(
+    connector: EntraConnector, emulator_admin: httpx.Client, listener: _Listener, tmp_path: Path
+) -> None:
+    for user in ("alice.martin", "bob.nguyen", "carol.diaz"):
+        emulator_admin.post("/_emulator/signins", json={"user": f"{user}@lab.example.test"})
+    poisoned = emulator_admin.put("/_emulator/next-link", params={"base": f"{listener.url}/v1.0"})
+    assert poisoned.status_code == 200, poisoned.text
+    store = EventStore(tmp_path / "events.duckdb", HuntingSettings())
+    try:
+        with pytest.raises(ProviderError) as stopped:
+            await EntraSignInSource(store, connector.graph, page_size=2).pull()
+    finally:
+        emulator_admin.put("/_emulator/next-link")
+    assert stopped.value.code == "foreign_link" and listener.url in stopped.value.message
+    assert listener.seen == []  # not even a request, let alone the bearer token
+    assert store.count("CloudSignInEvents") == 2 and store.cursor("entra:signins") is None
+    # Nothing else in the connector sends the token off the Graph URL either.
+    with pytest.raises(PermanentError):
+        await connector.graph.send("GET", f"{listener.url}/v1.0/users")
+    for link in (f"{listener.url}/v1.0/users", "https://graph.example.test.evil/v1.0/users", "//evil/v1.0/x"):
+        with pytest.raises(PermanentError):
+            connector.graph.follow(link)
+    assert listener.seen == []
+    # A link on the Graph URL itself is followed as before.
+    assert (await EntraSignInSource(store, connector.graph, page_size=2).pull()).read == 3
+
+
+async def test_a_poisoned_okta_next_link_ends_the_pull_without_sending_the_token(
+    org: Org, make_connector: Callable[..., OktaConnector], listener: _Listener, tmp_path: Path
+) -> None:
+    okta = make_connector()
+    for name in SUSPENDED[:3]:
+        await okta.suspend_user(await okta.resolve_user(f"{name}@lab.example.test"), CONTEXT)
+    store = EventStore(tmp_path / "events.duckdb", HuntingSettings())
+    org.emulator.faults.add(Fault("foreign_links", path="/api/v1/logs", link_base=listener.url))
+    with pytest.raises(ProviderError) as stopped:
+        await OktaLogSource(store, okta.client, page_size=2).pull()
+    assert stopped.value.code == "foreign_link" and listener.url in stopped.value.message
+    assert listener.seen == []
+    assert store.count("IdentityDirectoryEvents") == 2  # the page read is kept
+    assert store.cursor("okta:logs") is None  # the cursor did not move to the foreign link
+    with pytest.raises(PermanentError):
+        await okta.client.request("GET", f"{listener.url}/api/v1/logs")
+    assert listener.seen == []
+    resumed = await OktaLogSource(store, okta.client, page_size=2).pull()
+    assert store.count("IdentityDirectoryEvents") == len(org.state.logs) and resumed.pages >= 2

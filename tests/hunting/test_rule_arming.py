@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,6 +29,7 @@ from clampdown.permissions import GLOBAL_ADMINISTRATOR, SECURITY_OPERATOR
 from clampdown.services.actions import ActionService
 from clampdown.store.actions import ActionStore
 from clampdown.store.auth import AuthStore
+from tests.api.conftest import Server
 from tests.hunting.scenario import BRUTE_USER
 from tests.hunting.test_ingest_and_hunt import BRUTE_FORCE_KQL
 from tests.lab_config import memory_provider
@@ -137,10 +139,15 @@ async def test_the_admin_who_enables_a_rule_arms_it_and_every_step_is_audited(
         ("rule.created", "admin", RULE),
         ("rule.disabled", "operator", RULE),
         ("rule.enabled", "admin2", RULE),
+        ("rule.run", "admin2", RULE),  # the schedule's run, which acted: as whoever armed it
         ("rule.run", "admin", RULE),
         ("rule.disabled", "operator", RULE),
     ]
-    created, first_off, on, ran, off = (data for *_, data in events)
+    created, first_off, on, scheduled, ran, off = (data for *_, data in events)
+    assert scheduled == {
+        **common, "channel": "schedule", "rule": RULE, "armed_by": "admin2",
+        "rows": 1, "new_alerts": 1, "batch_id": run.batch_id,
+    }  # fmt: skip
     assert created == {
         **common, "rule": RULE, "armed_by": "admin", "query": BRUTE_FORCE_KQL,
         "interval_seconds": 300.0, "account_column": "AccountName",
@@ -197,3 +204,73 @@ def test_an_event_store_from_before_armed_by_gains_it_set_to_each_owner(tmp_path
     assert (new.owner, new.armed_by) == ("dave", "dave")
     reopened = EventStore(path, HuntingSettings())  # opening again changes nothing
     assert [(r.name, r.armed_by) for r in list_rules(reopened)] == [("new", "dave"), ("old", "carol")]
+
+
+async def _audit(engine: AsyncEngine, prefix: str) -> list[tuple[str, str, str | None, dict[str, Any]]]:
+    return [
+        (r["event"], r["actor"], r["subject"], r["data"])
+        async for r in AuditLog(engine).rows()
+        if r["event"].startswith(prefix)
+    ]
+
+
+async def test_saved_query_changes_are_audited_with_who_what_and_from_where(env: Env) -> None:
+    service = env.service
+    saved = await service.save(env.admin, "failures", BRUTE_FORCE_KQL, "brute force", source="198.51.100.4")
+    await service.delete_saved(env.operator, "failures", source="198.51.100.5")
+    events = await _audit(env.engine, "query.")
+    assert [(e, actor, subject) for e, actor, subject, _ in events] == [
+        ("query.saved", "admin", "failures"),
+        ("query.deleted", "operator", "failures"),
+    ]
+    created, deleted = (data for *_, data in events)
+    assert created == {
+        "saved_query": "failures", "saved_query_id": saved.id, "owner": "admin", "channel": "api",
+        "source": "198.51.100.4", "query": BRUTE_FORCE_KQL, "description": "brute force",
+    }  # fmt: skip
+    assert (deleted["source"], deleted["query"], deleted["owner"]) == (
+        "198.51.100.5",
+        BRUTE_FORCE_KQL,
+        "admin",
+    )
+
+
+async def test_a_scheduled_run_that_fails_is_audited(env: Env, day_evtx: Path) -> None:
+    service = env.service
+    await service.create_rule(env.second_admin, RULE, BRUTE_FORCE_KQL, 300, "ad.disable_user", "AccountName")
+    await env.auth.store.set_user_roles("admin2", frozenset())
+    ingest_windows(service.store, read_evtx(day_evtx))
+    assert await run_due_rules(service.store, service.actions, service.auth) == []
+    *_, (event, actor, subject, data) = await _audit(env.engine, "rule.")
+    assert (event, actor, subject, data["channel"]) == ("rule.run", "admin2", RULE, "schedule")
+    assert "may no longer run hunting queries" in data["error"]
+
+
+async def test_hunting_changes_over_the_api_record_the_source_address(server: Server) -> None:
+    admin = await server.token("hunter", GLOBAL_ADMINISTRATOR)
+    headers = {"Authorization": f"Bearer {admin}"}
+    async with httpx.AsyncClient(
+        base_url=f"{server.base}/api/v1/hunting", headers=headers, timeout=60
+    ) as api:
+        assert (
+            await api.post("/queries", json={"name": "q", "query": "IdentityLogonEvents | take 1"})
+        ).is_success
+        assert (await api.delete("/queries/q")).status_code == 204
+        rule = {"name": "r", "query": "IdentityLogonEvents | take 1", "interval_seconds": 300}
+        assert (await api.post("/rules", json=rule)).status_code == 201
+        assert (await api.patch("/rules/r", json={"enabled": False})).is_success
+        assert (await api.patch("/rules/r", json={"enabled": True})).is_success
+        assert (await api.post("/rules/r/run")).is_success
+    events = [
+        (e, actor, subject, data.get("channel"), data.get("source"))
+        for e, actor, subject, data in await _audit(server.engine, "")
+        if e.startswith(("rule.", "query."))
+    ]
+    assert events == [
+        ("query.saved", "hunter", "q", "api", "127.0.0.1"),
+        ("query.deleted", "hunter", "q", "api", "127.0.0.1"),
+        ("rule.created", "hunter", "r", "api", "127.0.0.1"),
+        ("rule.disabled", "hunter", "r", "api", "127.0.0.1"),
+        ("rule.enabled", "hunter", "r", "api", "127.0.0.1"),
+        ("rule.run", "hunter", "r", "api", "127.0.0.1"),
+    ]

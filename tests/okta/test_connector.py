@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from clampdown.connectors.okta import OktaConnector
@@ -12,7 +13,8 @@ from clampdown.connectors.okta.connector import DEACTIVATE_WARNING
 from clampdown.errors import AccountNotFound, ActionAccountError, PermanentError
 from clampdown.model import Account, AccountState
 from clampdown_lab.okta_emulator import Fault
-from tests.okta.org import CLIENT_ID, READ_ONLY_CLIENT_ID, Org, context
+from clampdown_lab.okta_emulator.server import admin_actor
+from tests.okta.org import API_TOKEN, CLIENT_ID, READ_ONLY_CLIENT_ID, Org, context
 
 ALICE = "alice.martin@lab.example.test"
 BOB = "bob.nguyen@lab.example.test"
@@ -227,3 +229,32 @@ async def test_suspend_during_a_deactivation_is_refused_with_the_reason(
     org.state.begin_deactivate(org.user(BOB))
     with pytest.raises(PermanentError, match=r"ACTIVE \(transitioning to DEPROVISIONED\)"):
         await connector.suspend_user(account, context())
+
+
+TOKEN_OWNER = "clampdown.action@lab.example.test"  # whom the tests' API token belongs to
+
+
+async def test_reserved_words_never_resolve_to_the_token_owner(
+    org: Org, connector: OktaConnector, check_contract: list
+) -> None:
+    """A planted account name `me` must not suspend Clampdown's own Okta admin: Okta reads
+    /api/v1/users/me as the token's owner, and so does the emulator."""
+    owner = org.state.add_user(
+        {"login": TOKEN_OWNER, "firstName": "Clampdown", "lastName": "Action"},
+        user_id=admin_actor(TOKEN_OWNER).id,
+    )
+    async with httpx.AsyncClient(headers={"Authorization": f"SSWS {API_TOKEN}"}) as raw:
+        me = await raw.get(f"{org.url}/api/v1/users/me")
+    assert me.status_code == 200 and me.json()["id"] == owner.id  # the trap is real
+    org.emulator.request_log.clear()
+
+    for planted in ("me", "ME", " me ", "..", ".", "me/lifecycle/suspend", "me?x=1", "me#", "%2e%2e"):
+        with pytest.raises(AccountNotFound):
+            await connector.resolve_user(planted)
+    posing = Account(provider="okta", id="me", name="me")
+    for method in (connector.suspend_user, connector.unsuspend_user, connector.deactivate_user):
+        with pytest.raises(AccountNotFound, match="not an Okta user id"):
+            await method(posing, context())
+    assert org.user(TOKEN_OWNER).status == "ACTIVE"
+    paths = [path for _, path, _ in org.emulator.request_log]
+    assert paths and all(p == "/api/v1/users" for p in paths), paths  # only searches, never by path

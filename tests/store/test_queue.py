@@ -27,9 +27,9 @@ async def test_a_worker_that_lost_its_lease_cannot_write(engine: AsyncEngine) ->
     store, queue, service = _setup(engine)
     action = await service.request("okta.suspend_user", "ivan", "x", ANALYST)
     now = service.clock.now()
-    [(claimed, _)] = await queue.claim_next_actions("w1", 10, now, now + timedelta(seconds=1))
+    [(claimed, _)] = await queue.claim_next_actions("w1", 10, 1, now)
     later = now + timedelta(seconds=5)  # w1's lease expired: w2 takes the action over
-    [(taken, _)] = await queue.claim_next_actions("w2", 10, later, later + timedelta(seconds=60))
+    [(taken, _)] = await queue.claim_next_actions("w2", 10, 60, later)
     assert taken.id == claimed.id and taken.attempts == 2
     stale = Completion(
         claimed.id, claimed.attempts, ActionStatus.FAILED, error_code="x", error_message="stale"
@@ -43,11 +43,11 @@ async def test_state_before_is_kept_from_the_first_attempt(engine: AsyncEngine) 
     store, queue, service = _setup(engine)
     action = await service.request("okta.suspend_user", "judy", "x", ANALYST)
     now = service.clock.now()
-    [(claimed, _)] = await queue.claim_next_actions("w1", 1, now, now + timedelta(seconds=1))
+    [(claimed, _)] = await queue.claim_next_actions("w1", 1, 1, now)
     account = claimed.account
     assert account is not None
     await queue.record_resolutions("w1", [Resolution(action.id, 1, account, AccountState(enabled=True))])
     later = now + timedelta(seconds=5)
-    await queue.claim_next_actions("w2", 1, later, later + timedelta(seconds=60))
+    await queue.claim_next_actions("w2", 1, 60, later)
     await queue.record_resolutions("w2", [Resolution(action.id, 2, account, AccountState(enabled=False))])
     assert (await store.get(action.id)).state_before == AccountState(enabled=True)

@@ -101,6 +101,12 @@ async def test_every_cli_json_is_its_api_twin(server: Server, tmp_path: Path) ->
             if all(a["status"] == "completed" for a in batch):
                 break
             time.sleep(0.2)
+        # workers: GET /api/v1/workers; a heartbeat's fields are measurements, so only compared as present.
+        twins = [_cli(server, token, "workers"), _api(server, token, "GET", "/api/v1/workers")]
+        for listed in twins:
+            for w in listed:
+                assert all(w.pop(k) is not None for k in ("last_seen_at", "expires_at", "inflight"))
+        assert twins[0] == twins[1] and len(twins[0]) == 1 and twins[0][0]["live"], twins
     finally:
         worker.terminate()
         worker.wait(15)

@@ -94,7 +94,7 @@ def test_hunting_views() -> None:
     result = QueryResult(Language.KQL, ["AccountName"], [["alice"]], False, 0.0123456, "SELECT 1")
     data = QueryResultView.model_validate(result).model_dump(mode="json")
     assert data == {"language": "kql", "columns": ["AccountName"], "rows": [["alice"]], "truncated": False,
-                    "elapsed_ms": 12.346}  # fmt: skip
+                    "truncated_by": None, "elapsed_ms": 12.346}  # fmt: skip
     acted = ActOnResultsView.model_validate(ActOnResults(BulkRequest("b-3", [_action()]), ["alice"]))
     assert acted.batch_id == "b-3" and acted.targets == ["alice"] and acted.actions[0].id == 7
     saved = SavedQuery(1, "brute", "IdentityLogonEvents", "ana", "", AT)
@@ -112,7 +112,10 @@ def test_hunting_views() -> None:
 
 def test_audit_and_token_views() -> None:
     report = AuditReportView.model_validate(ChainReport(3, [Break(2, "edited")]))
-    assert report.model_dump() == {"entries": 3, "ok": False, "breaks": [{"seq": 2, "problem": "edited"}]}
+    assert report.model_dump() == {
+        "entries": 3, "ok": False, "breaks": [{"seq": 2, "problem": "edited"}],
+        "anchored": False, "checkpoint": None, "warnings": [],
+    }  # fmt: skip
     assert AuditReportView.model_validate(ChainReport(1, [])).ok
     issued = IssuedTokenView.model_validate(IssuedToken(4, "cdt_secret", None))
     assert issued.model_dump() == {"id": 4, "token": "cdt_secret", "expires_at": None}

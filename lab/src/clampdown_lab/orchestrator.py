@@ -27,9 +27,9 @@ def components() -> list[LabComponent]:
     return [cast(LabComponent, found[n].load()()) for n in names]
 
 
-def _session_secret(lab_dir: Path) -> Path:
-    """A random secret for the lab's sign-on cookie, made once and kept."""
-    path = lab_dir / "session-secret"
+def _secret_file(lab_dir: Path, name: str) -> Path:
+    """A random secret in DIR/name, made once and kept (readable by its owner only)."""
+    path = lab_dir / name
     if not path.exists():
         path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
         os.chmod(path, 0o600)
@@ -45,7 +45,11 @@ def _config(lab_dir: Path, services: list[LabService]) -> dict[str, Any]:
     sso = next((s.details["oidc"] for s in services if "oidc" in s.details), None)
     if sso is not None:  # the Okta emulator is the lab's identity provider too
         config["sso"] = sso
-        config["server"]["session_secret"] = {"file": str(_session_secret(lab_dir).resolve())}
+        config["server"]["session_secret"] = {"file": str(_secret_file(lab_dir, "session-secret").resolve())}
+    # The key that signs audit checkpoints lives beside the database, not in it.
+    config["audit"] = {
+        "checkpoint_key": {"file": str(_secret_file(lab_dir, "audit-checkpoint-key").resolve())}
+    }
     return config
 
 

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from clampdown.api.auth import current_principal, runtime
 from clampdown.api.schemas import ActionPage, ActionRequest, BulkRequest, ErrorBody, UndoRequest
@@ -26,8 +27,10 @@ from clampdown.limits import (
     MAX_IDEMPOTENCY_KEY,
     MAX_PAGE,
     MAX_PROVIDER,
+    MAX_SECRET_KEY,
     MAX_TARGET,
     MAX_USERNAME,
+    clean_id,
 )
 from clampdown.model import ActionFilter, ActionStatus
 from clampdown.services.actions import check_filter
@@ -49,8 +52,8 @@ def _encode_cursor(last_id: int) -> str:
 def _decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if text.startswith("id:"):
-            return int(text[3:])
+        if text.startswith("id:") and text[3:].isascii() and text[3:].isdigit():
+            return clean_id("cursor", int(text[3:]))  # a 64-bit id, or the database cannot compare it
     except (ValueError, UnicodeDecodeError):
         pass
     raise InvalidInput("cursor: not a cursor this API returned")
@@ -84,19 +87,52 @@ def _filter(
 FilterDep = Annotated[ActionFilter, Depends(_filter)]
 
 
-@router.post("", status_code=202, response_model=ActionView)
+class RequestedActionView(ActionView):
+    secret_key: str | None = Field(
+        default=None,
+        description="Only for an action that makes a secret for you (a new random AD password), "
+        "only in this answer: the one-time key to open it with POST /api/v1/actions/{id}/secret",
+    )
+
+
+class SecretRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    secret_key: str = Field(max_length=MAX_SECRET_KEY, description="The key the request's answer carried")
+
+
+class SecretView(BaseModel):
+    action_id: int
+    secret: str = Field(description="Shown once: it is removed from Clampdown as it is sent")
+
+
+@router.post("", status_code=202, response_model=RequestedActionView)
 async def request_action(
     body: ActionRequest,
     request: Request,
     caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_IDEMPOTENCY_KEY)] = None,
-) -> ActionView:
+) -> Response:
     """Queue one action. The same Idempotency-Key returns the same action, never a second one."""
     action = await runtime(request).actions.request(
         body.type, body.target, body.reason, caller, idempotency_key=idempotency_key,
         request_approval=body.request_approval, until=body.until,
     )  # fmt: skip
-    return ActionView.model_validate(action)
+    if action.secret_key is None:  # the CLI's twin: secret_key is absent, not null
+        return JSONResponse(ActionView.model_validate(action).model_dump(mode="json"), status_code=202)
+    shown = RequestedActionView.model_validate(action).model_dump(mode="json")
+    return JSONResponse(shown, status_code=202, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/{action_id}/secret", response_model=SecretView)
+async def open_action_secret(
+    action_id: ActionId, body: SecretRequest, request: Request, response: Response, caller: CallerDep
+) -> SecretView:
+    """The secret a completed action made for you (a new random AD password), opened with the key
+    its request's answer carried; once, and only by the requester."""
+    secret = await runtime(request).actions.open_secret(action_id, body.secret_key, caller)
+    response.headers["Cache-Control"] = "no-store"
+    return SecretView(action_id=action_id, secret=secret)
 
 
 @router.post("/bulk", status_code=202, response_model=BulkView)
@@ -135,13 +171,23 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """The cell as text a spreadsheet never evaluates: targets and reasons can come from event data
+    an attacker wrote, through detection rules, so a leading formula character gets a quote."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 def _csv_row(out: ActionView) -> list[str]:
     data = out.model_dump(mode="json")
     data["account"] = out.account.name if out.account else ""
     data["result"] = (out.result or {}).get("message", "")
     data["error_code"] = out.error.code if out.error else ""
     data["error_message"] = out.error.message if out.error else ""
-    return ["" if data.get(c) is None else str(data[c]) for c in CSV_COLUMNS]
+    return [spreadsheet_safe("" if data.get(c) is None else str(data[c])) for c in CSV_COLUMNS]
 
 
 @router.get(
@@ -171,7 +217,7 @@ async def export_actions(
 
     async def as_csv() -> AsyncIterator[str]:
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)  # every cell quoted, quotes doubled
         writer.writerow(CSV_COLUMNS)
         async for page in pages():
             for out in page:

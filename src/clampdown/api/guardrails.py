@@ -92,9 +92,11 @@ async def pending_approvals(request: Request, caller: CallerDep) -> list[ActionV
 @router.post("/approvals", response_model=list[ActionView])
 async def decide(body: Decision, request: Request, caller: CallerDep) -> list[ActionView]:
     """Approve or reject waiting requests (never one's own)."""
+    source = request.client.host if request.client else None
     decided = await runtime(request).approvals.decide(
-        caller, body.approve, action_ids=body.action_ids, batch_id=body.batch_id, note=body.note
-    )
+        caller, body.approve, action_ids=body.action_ids, batch_id=body.batch_id, note=body.note,
+        source=source,
+    )  # fmt: skip
     return [ActionView.model_validate(a) for a in decided]
 
 

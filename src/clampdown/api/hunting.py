@@ -111,10 +111,19 @@ async def list_saved(caller: CallerDep, service: HuntingDep) -> list[SavedQueryV
     return [SavedQueryView.model_validate(s) for s in await service.saved(caller)]
 
 
+def source_address(request: Request) -> str | None:
+    """The caller's address, recorded with every change it makes."""
+    return request.client.host if request.client else None
+
+
 @router.post("/queries", status_code=201, response_model=SavedQueryView)
-async def save(body: SavedQueryIn, caller: CallerDep, service: HuntingDep) -> SavedQueryView:
+async def save(
+    body: SavedQueryIn, caller: CallerDep, service: HuntingDep, request: Request
+) -> SavedQueryView:
     """Save a query under a unique name (needs hunting:manage); it must run."""
-    saved = await service.save(caller, body.name, body.query, body.description)
+    saved = await service.save(
+        caller, body.name, body.query, body.description, source=source_address(request)
+    )
     return SavedQueryView.model_validate(saved)
 
 
@@ -132,9 +141,9 @@ async def run_saved(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> Qu
 
 
 @router.delete("/queries/{ref}", status_code=204)
-async def delete_saved(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> None:
+async def delete_saved(ref: SavedRef, caller: CallerDep, service: HuntingDep, request: Request) -> None:
     """Delete a saved query (needs hunting:manage)."""
-    await service.delete_saved(caller, ref)
+    await service.delete_saved(caller, ref, source=source_address(request))
 
 
 class RuleIn(BaseModel):
@@ -164,27 +173,34 @@ async def list_rules(caller: CallerDep, service: HuntingDep) -> list[DetectionRu
 
 
 @router.post("/rules", status_code=201, response_model=DetectionRuleView)
-async def create_rule(body: RuleIn, caller: CallerDep, service: HuntingDep) -> DetectionRuleView:
+async def create_rule(
+    body: RuleIn, caller: CallerDep, service: HuntingDep, request: Request
+) -> DetectionRuleView:
     """A rule owned and armed by the caller; it acts with the caller's rights at each run (one that
     acts needs the caller to be allowed its action)."""
     rule = await service.create_rule(
-        caller, body.name, body.query, body.interval_seconds, body.action, body.account_column
-    )
+        caller, body.name, body.query, body.interval_seconds, body.action, body.account_column,
+        source=source_address(request),
+    )  # fmt: skip
     return DetectionRuleView.model_validate(rule)
 
 
 @router.patch("/rules/{ref}", response_model=DetectionRuleView)
 async def change_rule(
-    ref: SavedRef, body: RuleState, caller: CallerDep, service: HuntingDep
+    ref: SavedRef, body: RuleState, caller: CallerDep, service: HuntingDep, request: Request
 ) -> DetectionRuleView:
     """Turn a rule on (arming it as the caller, who needs its action's rights) or off."""
-    return DetectionRuleView.model_validate(await service.set_rule_enabled(caller, ref, body.enabled))
+    changed = await service.set_rule_enabled(caller, ref, body.enabled, source=source_address(request))
+    return DetectionRuleView.model_validate(changed)
 
 
 @router.post("/rules/{ref}/run", response_model=RuleRunView)
-async def run_rule_now(ref: SavedRef, caller: CallerDep, service: HuntingDep) -> RuleRunView:
+async def run_rule_now(
+    ref: SavedRef, caller: CallerDep, service: HuntingDep, request: Request
+) -> RuleRunView:
     """Evaluate a rule now (the caller needs its action's rights), as whoever armed it."""
-    return RuleRunView.model_validate(await service.run_rule_now(caller, ref))
+    run = await service.run_rule_now(caller, ref, source=source_address(request))
+    return RuleRunView.model_validate(run)
 
 
 @router.get("/alerts", response_model=list[AlertView])

@@ -1,11 +1,19 @@
-"""/metrics: Prometheus text, the engine's counters plus the action center's counts at scrape time."""
+"""/metrics: Prometheus text, the engine's counters plus the action center's counts at scrape time.
+
+With `metrics.token` set, a scrape needs `Authorization: Bearer <token>` (Prometheus' `authorization`
+setting); with `metrics.listen`, /metrics is also served on a listener of its own (server.py).
+"""
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import SecretStr
 
 from clampdown.api.auth import runtime
+from clampdown.auth.service import Unauthenticated
 
 router = APIRouter(tags=["health"])
 
@@ -18,6 +26,17 @@ def _gauge(name: str, help_text: str, samples: list[tuple[dict[str, str], int]])
     return "\n".join(lines) + "\n"
 
 
+def _require_scrape_token(request: Request, token: SecretStr | None) -> None:
+    """Unauthenticated (401) unless the configured scrape token is sent as a bearer token."""
+    if token is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    # Compared as bytes: a non-ASCII header must be refused, not raise.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise Unauthenticated("metrics need 'Authorization: Bearer <metrics.token>'")
+
+
 @router.get(
     "/metrics",
     response_class=Response,
@@ -25,7 +44,9 @@ def _gauge(name: str, help_text: str, samples: list[tuple[dict[str, str], int]])
 )
 async def metrics(request: Request) -> Response:
     """Actions by type and status, queue depth, webhook backlog, provider latency and throttling."""
-    counts = await runtime(request).counts()
+    rt = runtime(request)
+    _require_scrape_token(request, rt.settings.metrics.token)
+    counts = await rt.counts()
     by_status, webhooks = counts.actions, counts.webhook_deliveries
     queue = sum(int(n) for _, status, n in by_status if status in ("queued", "running"))
     text = _gauge(

@@ -2,7 +2,8 @@
 
 Each row's hash covers the previous row's hash and the row's own content. `prev_hash` is unique
 in the table, so concurrent writers cannot fork the chain: the loser of a race retries on top of
-the winner. `verify` walks the rows in sequence order and names every break.
+the winner. `verify` walks the rows in sequence order and names every break. A chain alone cannot
+show that its newest rows were cut or that someone rewrote all of it: signed checkpoints can.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from clampdown.db.tables import audit_log
+from clampdown.audit.checkpoint import Checkpoint
+from clampdown.db.tables import audit_checkpoints, audit_log
 
 GENESIS = "0" * 64
 _APPEND_TRIES = 20
@@ -58,12 +60,22 @@ class Break:
     problem: str
 
 
+NOT_ANCHORED = (
+    "the chain is not anchored: no [audit] checkpoint_key is configured, so deleting the newest "
+    "entries or rewriting the whole chain would not show"
+)
+
+
 @dataclass(frozen=True)
 class ChainReport:
-    """What a walk of the chain found: how many rows it checked and every break."""
+    """What a walk of the chain found: how many rows it checked, every break, and whether a signed
+    checkpoint anchors it (`checkpoint`: the latest that verified, `warnings`: what is not covered)."""
 
     entries: int
     breaks: list[Break]
+    anchored: bool = False
+    checkpoint: Checkpoint | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -98,8 +110,11 @@ async def append_in(conn: AsyncConnection, events: Sequence[AuditEvent]) -> None
 
 
 class AuditLog:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """The chain in the database; with `key`, verified against the signed checkpoints too."""
+
+    def __init__(self, engine: AsyncEngine, key: bytes | None = None) -> None:
         self.engine = engine
+        self.key = key
 
     async def append(self, events: Sequence[AuditEvent]) -> None:
         """Append events in order, retrying when another writer extended the chain first."""
@@ -121,11 +136,41 @@ class AuditLog:
             async for row in result.mappings():
                 yield dict(row)
 
-    async def verify(self) -> ChainReport:
-        """The rows checked and every break found: edited content, deleted or reordered rows."""
+    async def checkpoints(self) -> list[Checkpoint]:
+        """The stored checkpoints, oldest first (signatures not yet checked)."""
+        c = audit_checkpoints.c
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(audit_checkpoints).order_by(c.seq, c.id))).mappings().all()
+        return [Checkpoint(r["seq"], r["hash"], r["entries"], r["at"], r["signature"]) for r in rows]
+
+    async def verify(self, outside: Sequence[Checkpoint] = ()) -> ChainReport:
+        """The rows checked and every break found: edited content, deleted or reordered rows, and
+        (with a key) a chain that is shorter than, or differs from, a signed checkpoint. `outside`
+        are checkpoints kept elsewhere (a SIEM's copy), checked like the stored ones."""
         breaks: list[Break] = []
-        prev, count = GENESIS, 0
+        valid: list[Checkpoint] = []
+        stored = [*await self.checkpoints(), *outside]
+        if self.key is not None:
+            for cp in stored:
+                if cp.signature_holds(self.key):
+                    valid.append(cp)
+                else:
+                    breaks.append(
+                        Break(
+                            cp.seq,
+                            f"the checkpoint of {cp.at.isoformat()} at entry {cp.seq} "
+                            "has a signature that does not verify: it is forged",
+                        )
+                    )
+        valid.sort(key=lambda cp: cp.seq)
+        # For each checkpoint: how many rows the chain holds up to its entry, and that entry's hash.
+        held: list[int] = [0] * len(valid)
+        found: list[str | None] = [None] * len(valid)
+        prev, count, nxt = GENESIS, 0, 0
         async for row in self.rows():
+            while nxt < len(valid) and valid[nxt].seq < row["seq"]:
+                held[nxt] = count
+                nxt += 1
             count += 1
             event = AuditEvent(row["at"], row["actor"], row["event"], row["subject"], row["data"] or {})
             if row["prev_hash"] != prev:
@@ -137,5 +182,60 @@ class AuditLog:
                 )
             if row_hash(row["prev_hash"], event) != row["hash"]:
                 breaks.append(Break(row["seq"], "its content does not match its hash: the row was edited"))
+            for i in range(nxt, len(valid)):
+                if valid[i].seq != row["seq"]:
+                    break
+                found[i] = row["hash"]
             prev = row["hash"]
-        return ChainReport(count, breaks)
+        for i in range(nxt, len(valid)):
+            held[i] = count
+        mismatches = _checkpoint_breaks(valid, held, found)
+        report = _report(count, breaks + mismatches, self.key is not None, valid, stored)
+        return replace(report, anchored=False) if mismatches else report
+
+
+def _checkpoint_breaks(valid: list[Checkpoint], held: list[int], found: list[str | None]) -> list[Break]:
+    """The latest checkpoint the chain does not match, and the earliest if that is another one (where
+    the difference begins); checkpoints are many, one break per checkpoint would drown the report."""
+    failing: list[Break] = []
+    for cp, rows, head in zip(valid, held, found, strict=True):
+        when = f"the checkpoint of {cp.at.isoformat()}"
+        if rows < cp.entries:
+            missing = cp.entries - rows
+            failing.append(
+                Break(
+                    cp.seq,
+                    f"{missing} entries missing: {when} covers {cp.entries} entries up "
+                    f"to entry {cp.seq}, the chain holds {rows} of them",
+                )
+            )
+        elif head != cp.hash:
+            state = "is gone since" if head is None else "has another hash than in"
+            failing.append(
+                Break(
+                    cp.seq,
+                    f"entry {cp.seq} {state} {when}: entries up to it were altered (the chain was rewritten)",
+                )
+            )
+    return failing if len(failing) <= 2 else [failing[0], failing[-1]]
+
+
+def _report(
+    count: int, breaks: list[Break], keyed: bool, valid: list[Checkpoint], stored: list[Checkpoint]
+) -> ChainReport:
+    if not keyed:
+        warning = NOT_ANCHORED + (f" ({len(stored)} stored checkpoints were not checked)" if stored else "")
+        return ChainReport(count, breaks, warnings=[warning])
+    latest = valid[-1] if valid else None
+    warnings = []
+    if latest is None and count:
+        warnings.append(
+            "no signed checkpoint is stored yet: the chain is not anchored until the server "
+            "or a worker makes one (or run `clampdown audit checkpoint`)"
+        )
+    elif latest is not None and count > latest.entries:
+        warnings.append(
+            f"{count - latest.entries} entries after the checkpoint of {latest.at.isoformat()} "
+            "are not covered by a checkpoint yet"
+        )
+    return ChainReport(count, breaks, anchored=latest is not None, checkpoint=latest, warnings=warnings)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from clampdown.audit.chain import AuditEvent
+from clampdown.audit.checkpoint import Checkpoint
 from clampdown.model import Action, ActionStatus, Containment
 
 
@@ -42,6 +43,11 @@ class EventName(enum.StrEnum):
     ROLE_CREATED = "role.created"
     ROLE_CHANGED = "role.changed"
     ROLE_DELETED = "role.deleted"
+    # audit anchoring and settings
+    AUDIT_CHECKPOINT = "audit.checkpoint"
+    # hunting
+    SAVED_QUERY_CREATED = "query.saved"
+    SAVED_QUERY_DELETED = "query.deleted"
 
 
 def action_event(
@@ -136,3 +142,20 @@ def access_event(
     """A change to who may do what (a user, a token, a role, a session, a sign-in throttle):
     `actor` did it through `channel` (api, cli, console or sso) from `source` (an address or host)."""
     return AuditEvent(at, actor, name, subject, {"channel": channel, "source": source, **data})
+
+
+# audit anchoring and settings
+
+
+def checkpoint_event(checkpoint: Checkpoint) -> AuditEvent:
+    """A signed checkpoint of the chain's head, for webhooks and syslog (it is not itself in the chain)."""
+    return AuditEvent(checkpoint.at, "clampdown", EventName.AUDIT_CHECKPOINT, None, checkpoint.to_json())
+
+
+# hunting
+
+
+def saved_query_event(name: EventName, at: datetime, actor: str, query_name: str, **data: Any) -> AuditEvent:
+    """Someone saved or deleted a hunting query (one of the SAVED_QUERY_ names); `data` holds the
+    query's id and text, the channel and, for an HTTP request, the source address."""
+    return AuditEvent(at, actor, name, query_name, {"saved_query": query_name, **data})

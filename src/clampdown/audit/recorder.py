@@ -34,6 +34,10 @@ class EventRecorder:
         if conn.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK})
         await append_in(conn, events)
+        await self.emit_in(conn, events)
+
+    async def emit_in(self, conn: AsyncConnection, events: Sequence[AuditEvent]) -> None:
+        """Queue webhook deliveries only: for events about the chain (a checkpoint), not in it."""
         deliveries = [
             {
                 "webhook": name,

@@ -22,6 +22,7 @@ from clampdown.cli.doctor import doctor_app
 from clampdown.cli.guardrails import approve, audit_app, contain, pending_approvals, reject, release
 from clampdown.cli.hunting import hunt, ingest_app
 from clampdown.cli.operations import config_app, db_app, serve, worker
+from clampdown.cli.workers import workers
 
 app = typer.Typer(
     help="Clampdown: contain a compromised identity in AD, Entra ID and Okta.", no_args_is_help=True
@@ -45,6 +46,7 @@ def main(
 app.command()(act)
 app.command("catalog")(catalog_command)
 app.command()(worker)
+app.command()(workers)
 app.command()(serve)
 app.command()(hunt)
 app.add_typer(ingest_app, name="ingest")

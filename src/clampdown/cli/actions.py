@@ -16,6 +16,7 @@ from clampdown.auth.principal import Principal
 from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load
 from clampdown.cli.errors import EXIT_ACTION_FAILED, fail, run
+from clampdown.cli.workers import warn_without_worker
 from clampdown.errors import InvalidInput
 from clampdown.model import Action, ActionFilter, ActionStatus
 from clampdown.services.actions import ActionService, BulkRequest
@@ -78,6 +79,8 @@ def act(
             render.console.print(render.rows_table(plan_rows(items)))
         return
 
+    opened: list[str] = []  # a secret the action made for the requester, opened once
+
     async def go() -> Action | BulkRequest:
         async with open_runtime(settings) as rt:
             principal = await caller(rt)
@@ -90,6 +93,7 @@ def act(
                     render.console.print(f"batch {bulk.batch_id}: {len(bulk.actions)} actions queued")
                 if not wait:
                     return bulk
+                await warn_without_worker(rt, any(a.status is ActionStatus.QUEUED for a in bulk.actions))
                 await _follow_batch(rt.actions, principal, bulk.batch_id, len(bulk.actions), timeout, as_json)
                 found = await rt.actions.get_many([a.id for a in bulk.actions], principal)
                 return replace(bulk, actions=[found[a.id] for a in bulk.actions])
@@ -98,8 +102,17 @@ def act(
                 action_id, user, reason, principal, idempotency_key=idempotency_key,
                 request_approval=request_approval, until=parse_until(until),
             )  # fmt: skip
+            key = action.secret_key
             if wait:
+                await warn_without_worker(rt, action.status is ActionStatus.QUEUED)
                 action = (await rt.actions.wait([action.id], timeout))[0]
+                if key and action.sealed_secret:
+                    opened.append(await rt.actions.open_secret(action.id, key, principal))
+            elif key and not as_json:
+                render.console.print(
+                    "note: this action makes a new password for you; it is handed over only with --wait",
+                    highlight=False,
+                )
             return action
 
     done = run(go())
@@ -108,6 +121,11 @@ def act(
         _report(done.actions, BulkView.model_validate(done) if as_json else None, wait)
     else:
         _report([done], ActionView.model_validate(done) if as_json else None, wait)
+        for secret in opened:  # shown once, on the terminal only: Clampdown keeps no copy
+            if as_json:
+                render.print_json({"action_id": done.id, "secret": secret})
+            else:
+                render.console.print(f"new password (shown once, not stored): {secret}", highlight=False)
 
 
 def _report(actions: list[Action], shown: View | None, waited: bool) -> None:

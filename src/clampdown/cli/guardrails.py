@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,12 +14,14 @@ import typer
 from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load
 from clampdown.cli.errors import EXIT_ACTION_FAILED, run
-from clampdown.errors import InvalidInput
+from clampdown.errors import ConfigError, InvalidInput
+from clampdown.limits import clean_time
 from clampdown.model import Action, StepRole
+from clampdown.services.audit_trail import read_outside_checkpoints
 from clampdown.services.planning import PlanItem
 from clampdown.services.playbooks import RELEASE, PlaybookRun
 from clampdown.services.runtime import open_runtime
-from clampdown.views import ActionView, AuditReportView, PlanItemView, PlaybookRunView
+from clampdown.views import ActionView, AuditCheckpointView, AuditReportView, PlanItemView, PlaybookRunView
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 Until = Annotated[
@@ -35,9 +38,7 @@ def parse_until(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"--until: '{value}' is not an ISO time like 2026-11-30T08:00:00+00:00") from None
-    if parsed.tzinfo is None:
-        raise InvalidInput("--until: give a time zone, e.g. 2026-11-30T08:00:00Z")
-    return parsed.astimezone(UTC)
+    return clean_time("--until", parsed)  # a zone and a sane range, or converting it may overflow
 
 
 def plan_rows(plan: list[PlanItem]) -> list[dict[str, object]]:
@@ -123,8 +124,9 @@ def _decide(approve: bool, action_ids: list[int], batch: str | None, note: str |
         async with open_runtime(settings) as rt:
             principal = await caller(rt)
             return await rt.approvals.decide(
-                principal, approve, action_ids=action_ids, batch_id=batch, note=note
-            )
+                principal, approve, action_ids=action_ids, batch_id=batch, note=note,
+                source=socket.gethostname(),
+            )  # fmt: skip
 
     decided = run(go())
     if as_json:
@@ -155,13 +157,21 @@ def reject(
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: JsonOption = False) -> None:
-    """Walk the audit chain; name every edited, deleted or reordered entry."""
+def audit_verify(
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option("--checkpoint", help="Also check against checkpoints kept elsewhere (JSON files)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Walk the audit chain; name every edited, deleted or reordered entry, and (with a checkpoint
+    key) entries missing or rewritten since the latest signed checkpoint."""
     settings = load()
+    outside = read_outside_checkpoints(checkpoint or [])
 
     async def go() -> AuditReportView:
         async with open_runtime(settings) as rt:
-            return AuditReportView.model_validate(await rt.audit.verify())
+            return AuditReportView.model_validate(await rt.audit.verify(outside))
 
     report = run(go())
     if as_json:
@@ -169,12 +179,42 @@ def audit_verify(as_json: JsonOption = False) -> None:
     else:
         for found in report.breaks:
             render.console.print(f"entry {found.seq}: {found.problem}", highlight=False)
+        for warning in report.warnings:
+            render.errors.print(f"warning: {warning}", highlight=False)
+        anchored = ""
+        if report.checkpoint is not None:
+            cp = report.checkpoint
+            anchored = f", anchored by the checkpoint of {cp.at.isoformat()} (entry {cp.seq})"
         render.console.print(
             f"{report.entries} entries checked: "
-            + ("chain intact" if report.ok else f"{len(report.breaks)} breaks")
+            + ("chain intact" + anchored if report.ok else f"{len(report.breaks)} breaks"),
+            highlight=False,
         )
     if not report.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(as_json: JsonOption = False) -> None:
+    """Sign a checkpoint of the chain's head now (the server and workers make them on their own)."""
+    settings = load()
+
+    async def go() -> AuditCheckpointView | None:
+        async with open_runtime(settings) as rt:
+            if rt.anchor is None:
+                raise ConfigError("no [audit] checkpoint_key is configured: nothing can sign a checkpoint")
+            made = await rt.anchor.checkpoint()
+            return AuditCheckpointView.model_validate(made) if made else None
+
+    made = run(go())
+    if as_json:
+        print(made.model_dump_json(indent=2) if made else "null")
+    elif made is None:
+        render.console.print("nothing new since the latest checkpoint")
+    else:
+        render.console.print(
+            f"checkpoint of entry {made.seq} ({made.entries} entries) at {made.at.isoformat()}"
+        )
 
 
 @audit_app.command("export")

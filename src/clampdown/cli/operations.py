@@ -30,21 +30,21 @@ def worker(
 
     async def go() -> None:
         async with open_runtime(settings) as rt:
-            stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, rt.jobs.stopping.set)
             logging.getLogger("clampdown").setLevel(logging.INFO)
             w = rt.worker()
             render.errors.print(f"worker {w.id} running ({', '.join(rt.connectors) or 'no providers'})")
-            webhooks = None
+            # Supervised: the worker and the webhook dispatcher restart after an error.
+            rt.jobs.start("worker", lambda stop: w.run(stop, until_drained=until_drained))
             dispatcher = rt.webhook_dispatcher()
             if dispatcher is not None and not until_drained:
-                webhooks = asyncio.create_task(dispatcher.run(stop))
-            await w.run(stop, until_drained=until_drained)
-            stop.set()
-            if webhooks is not None:
-                await webhooks
+                rt.jobs.start("webhooks", dispatcher.run)
+            if rt.anchor is not None:  # stopped last: the final checkpoint covers the last events
+                rt.jobs.start("audit-anchor", rt.anchor.run, last=True)
+            await rt.jobs.wait("worker")
+            await rt.jobs.stop()
 
     run(go())
 

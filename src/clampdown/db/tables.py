@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -69,7 +70,9 @@ actions = Table(
     Column("account_id", String(256), nullable=True),  # the provider's id, for lookups
     Column("requested_by", String(256), nullable=False),
     Column("reason", Text, nullable=False),
-    Column("idempotency_key", String(256), nullable=True, unique=True),
+    # The requester's own key: unique per requested_by; the body it was first used with beside it.
+    Column("idempotency_key", String(256), nullable=True),
+    Column("idempotency_request", JSON, nullable=True),
     Column("batch_id", String(64), nullable=True),
     Column("undoes_action_id", ID, ForeignKey("actions.id"), nullable=True),
     Column("status", String(20), nullable=False),
@@ -94,6 +97,7 @@ actions = Table(
     Column("approval_rules", JSON, nullable=True),  # the rules an approval covers
     Column("containment_id", ID, ForeignKey("containments.id"), nullable=True),
     Column("containment_role", String(16), nullable=True),  # step, timer, release, undo
+    Column("seal_key", String(64), nullable=True),  # public key a secret of the result is sealed to
     Index(
         "ix_actions_due",
         "available_at",
@@ -107,6 +111,7 @@ actions = Table(
     Index("ix_actions_status_requested_at", "status", "requested_at"),
     Index("ix_actions_after_action_id", "after_action_id"),
     Index("ix_actions_containment_id", "containment_id"),
+    UniqueConstraint("requested_by", "idempotency_key"),
 )
 
 # One row per containment of a person; its steps, timers, releases and undos are actions that
@@ -242,6 +247,19 @@ audit_log = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# Signed checkpoints of the audit chain's head (audit/anchor.py): the signature's key lives outside
+# the database, so a truncated or rewritten chain no longer matches the latest checkpoint.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, nullable=False, unique=True),  # the head's sequence number
+    Column("hash", String(64), nullable=False),  # the head's hash
+    Column("entries", BigInteger, nullable=False),  # rows in the chain up to and including the head
+    Column("at", UTCDateTime, nullable=False),
+    Column("signature", String(64), nullable=False),  # HMAC-SHA256 of the above under the key
+)
+
 # The webhook outbox: an event is committed here with its cause, then delivered with retries.
 webhook_deliveries = Table(
     "webhook_deliveries",
@@ -257,4 +275,21 @@ webhook_deliveries = Table(
     Column("delivered_at", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+# The workers alive now and lately: each registers when it starts, heartbeats with its lease renewal
+# and deletes its row when it stops cleanly. Times are the database's; one whose `expires_at` has
+# passed is dead. What each holds is read from actions.lease_owner.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(128), primary_key=True),  # as in actions.lease_owner
+    Column("host", String(256), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # embedded (in `clampdown serve`) or standalone
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # last_seen_at plus the worker's lease
+    Column("inflight", Integer, nullable=False, server_default=text("0")),
+    Index("ix_workers_expires_at", "expires_at"),
 )

@@ -90,6 +90,7 @@ def _context(item: Claimed, state: AccountState) -> ActionContext:
         # On a retry the first state read is the true "before"; this attempt's read may be after.
         state_before=action.state_before or state,
         restore_state=item.restore_state,
+        seal_to=action.seal_key,
     )
 
 

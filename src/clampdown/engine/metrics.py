@@ -1,8 +1,8 @@
-"""Prometheus metrics of the engine: provider latency, outcomes, throttling."""
+"""Prometheus metrics of the engine: provider latency, outcomes, throttling, background jobs."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 PROVIDER_LATENCY = Histogram(
     "clampdown_provider_call_seconds",
@@ -26,3 +26,15 @@ def is_throttling(code: str) -> bool:
     """Whether a transient error's code says the provider throttled us."""
     lowered = code.lower()
     return "rate" in lowered or "throttl" in lowered or "429" in lowered
+
+
+JOB_UP = Gauge(
+    "clampdown_background_job_up",
+    "1 while a background job (worker, webhooks, hunting) runs, 0 while it restarts or after it stopped",
+    ["job"],
+)
+JOB_RESTARTS = Counter(
+    "clampdown_background_job_restarts_total",
+    "Restarts of a background job after it failed",
+    ["job"],
+)

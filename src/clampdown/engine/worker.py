@@ -4,6 +4,12 @@ Any number of workers may share one PostgreSQL database (claims use FOR UPDATE S
 SQLite one worker runs embedded in `clampdown serve`. A worker that dies leaves its actions
 `running` until their lease expires; then another worker claims them again, and because each
 connector method is idempotent the retry changes nothing that was already changed.
+
+Each worker registers in the workers table when it starts, heartbeats there with its lease renewal
+and deregisters when it stops cleanly, so `clampdown workers`, `act --wait` and the console can tell
+whether anything is working the queue. Leases run on the database's clock (see store.queue). No
+database error ends `run()`: each one is logged and the loop carries on; the supervisor
+(engine.supervisor) restarts a worker that still fails.
 """
 
 from __future__ import annotations
@@ -36,8 +42,13 @@ from clampdown.store.actions import ActionStore
 from clampdown.store.approvals import ApprovalStore
 from clampdown.store.containments import ContainmentStore
 from clampdown.store.queue import ActionQueue, Completion, Held, Retry
+from clampdown.store.workers import WorkerRegistry
 
 log = logging.getLogger(__name__)
+
+
+EMBEDDED = "embedded"  # inside `clampdown serve`
+STANDALONE = "standalone"  # a `clampdown worker` process
 
 
 def new_worker_id() -> str:
@@ -81,8 +92,15 @@ class Worker:
         clock: Clock = SYSTEM_CLOCK,
         lookup: Callable[[str], ActionDefinition] = get_action,
         gate: PolicyGate | None = None,
+        kind: str = STANDALONE,
     ) -> None:
         self.id = worker_id or new_worker_id()
+        self.kind = kind
+        self._registry = WorkerRegistry(store.engine)
+        # Leases are set and compared on the database's clock, never on this machine's. A clock
+        # injected by a test moves the time of the whole system (services and workers alike), so
+        # it is given to the queue explicitly.
+        self._lease_clock: Clock | None = None if clock is SYSTEM_CLOCK else clock
         self._store = store
         self._queue = ActionQueue(store.engine, store.recorder)
         self._approvals = ApprovalStore(store.engine, store.recorder)
@@ -114,8 +132,9 @@ class Worker:
             self._semaphores[provider] = asyncio.Semaphore(limit)
         return self._semaphores[provider]
 
-    def _lease_until(self) -> datetime:
-        return self._clock.now() + timedelta(seconds=self._settings.lease_seconds)
+    def _lease_now(self) -> datetime | None:
+        """The time leases run from: None for the database's clock."""
+        return self._lease_clock.now() if self._lease_clock is not None else None
 
     async def run(
         self, stop: asyncio.Event | None = None, *, until_drained: bool = False, until_idle: bool = False
@@ -125,8 +144,10 @@ class Worker:
         release waiting for its time does not keep it running)."""
         stop = stop or asyncio.Event()
         self._writer.start()
+        await self._register()
         heartbeat = asyncio.create_task(self._heartbeat(stop), name=f"heartbeat-{self.id}")
         log.info("worker %s started", self.id)
+        clean = False
         try:
             while not stop.is_set():
                 claimed = await self._claim_once()
@@ -138,17 +159,37 @@ class Worker:
                     break
                 await self._pause(stop)
             await self._drain_inflight()
+            clean = True
         finally:
             heartbeat.cancel()
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(heartbeat, *self._tasks, return_exceptions=True)
             await self._writer.stop()
+            if clean:
+                await self._deregister()
             log.info("worker %s stopped", self.id)
+
+    async def _register(self) -> None:
+        host, pid = socket.gethostname(), os.getpid()
+        try:
+            await self._registry.register(self.id, host, pid, self.kind, self._settings.lease_seconds)
+        except Exception as exc:  # the heartbeat registers it once the database answers
+            log.warning("worker %s could not register: %s", self.id, exc)
+
+    async def _deregister(self) -> None:
+        try:
+            await self._registry.deregister(self.id)
+        except Exception as exc:  # its row expires with its lease
+            log.warning("worker %s could not deregister: %s", self.id, exc)
 
     async def _drained(self) -> bool:
         flt = ActionFilter(statuses=(ActionStatus.QUEUED, ActionStatus.RUNNING))
-        return not await self._store.count_by_status(flt)
+        try:
+            return not await self._store.count_by_status(flt)
+        except Exception as exc:  # cannot tell: keep working
+            log.warning("worker %s could not count what is left: %s", self.id, exc)
+            return False
 
     async def _pause(self, stop: asyncio.Event) -> None:
         """Sleep for the poll interval, or less if capacity frees up or we are told to stop."""
@@ -172,7 +213,10 @@ class Worker:
             return 0
         try:
             claimed = await self._queue.claim_next_actions(
-                self.id, min(free, self._settings.claim_batch), self._clock.now(), self._lease_until()
+                self.id,
+                min(free, self._settings.claim_batch),
+                self._settings.lease_seconds,
+                self._lease_now(),
             )
         except Exception as exc:  # database down: keep the loop alive, try again later
             log.warning("worker %s could not claim actions: %s", self.id, exc)
@@ -266,6 +310,8 @@ class Worker:
                         ends_timer_of=_timer_of(action),
                     )
                 )  # fmt: skip
+            except Exception as exc:  # the write failed for good: the lease expires, it is claimed again
+                log.warning("worker %s could not record that action %s %s: %s", self.id, action.id, code, exc)
             finally:
                 self._inflight.discard(action.id)
                 self._freed.set()
@@ -286,9 +332,15 @@ class Worker:
         while not stop.is_set():
             await asyncio.sleep(interval)
             try:
-                await self._queue.renew_leases(self.id, list(self._inflight), self._lease_until())
+                lease = self._settings.lease_seconds
+                known = await self._queue.renew_leases(
+                    self.id, list(self._inflight), lease, self._lease_now()
+                )
             except Exception as exc:
                 log.warning("worker %s could not renew leases: %s", self.id, exc)
+                continue
+            if not known:  # its row was lost (or never written: the database was down at start)
+                await self._register()
 
     def _dispatch(self, claimed: Sequence[Claimed]) -> None:
         groups: dict[str, list[Claimed]] = defaultdict(list)

@@ -92,7 +92,12 @@ class GroupWriter:
             # Shielded: a batch taken from its lanes is written and answered even if the loop is
             # cancelled meanwhile (stop() waits for it), or its callers would wait for ever.
             self._flushing = asyncio.ensure_future(self._flush())
-            await asyncio.shield(self._flushing)
+            try:
+                await asyncio.shield(self._flushing)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in a flush must not end the writer: every later write would hang
+                log.exception("worker %s: a group write failed", self._worker)
 
     async def _flush(self) -> None:
         await self._write(self._resolutions, lambda xs: self._store.record_resolutions(self._worker, xs))

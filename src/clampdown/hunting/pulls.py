@@ -7,7 +7,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 from clampdown.connectors.base import Connector
 from clampdown.connectors.entra import EntraConnector
@@ -36,11 +35,6 @@ class PullReport:
     added: int
 
 
-def _relative(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
 class OktaLogSource:
     """GET /api/v1/logs oldest first; the cursor is the `next` link after the last stored page."""
 
@@ -67,12 +61,17 @@ class OktaLogSource:
                 needs = " (the app needs the okta.logs.read scope)" if answer.status in (401, 403) else ""
                 raise ProviderError(f"Okta System Log: {answer.error_text}{needs}", code="okta_logs")
             found = _NEXT_LINK.search(answer.headers.get("link", ""))
-            following = _relative(found.group(1)) if found else path
             rows: dict[str, list[Row]] = {}
             for event in answer.body:
                 mapped = okta_event_row(event)
                 if mapped is not None:
                     rows.setdefault(mapped[0], []).append(mapped[1])
+            try:
+                following = self.client.follow(found.group(1)) if found else path
+            except ProviderError:
+                # The page is kept, the cursor stays: the next pull reads it again and stops again.
+                await asyncio.to_thread(self.store.append, Batch(rows, {}))
+                raise
             added += await asyncio.to_thread(self.store.append, Batch(rows, {OKTA_CURSOR: following}))
             pages += 1
             read += len(answer.body)
@@ -120,7 +119,7 @@ class EntraSignInSource:
             following = reply.body.get("@odata.nextLink")
             if not following:
                 break
-            path, params = str(following), None
+            path, params = self.graph.follow(str(following)), None
         if newest is not None:
             await asyncio.to_thread(self.store.append, Batch({}, {ENTRA_CURSOR: newest.isoformat()}))
         return PullReport(ENTRA_CURSOR, pages, read, added)

@@ -9,6 +9,7 @@ time limit. Errors name the line and column at fault.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 import threading
@@ -21,12 +22,16 @@ from typing import Any
 from uuid import UUID
 
 import duckdb
-import duckdb_kql
 
 from clampdown.errors import InvalidInput
-from clampdown.hunting.schema import EVENT_TABLES
+from clampdown.hunting.kql_worker import KqlTranslator, TranslationFailed, TranslationTimedOut
 from clampdown.hunting.store import EventStore
-from clampdown.limits import MAX_QUERY
+from clampdown.limits import (
+    KQL_TRANSLATION_SECONDS,
+    MAX_QUERY,
+    MAX_QUERY_NESTING,
+    MAX_RESULT_BYTES,
+)
 
 MAX_QUERY_LENGTH = MAX_QUERY
 _SQL_START = re.compile(
@@ -35,7 +40,7 @@ _SQL_START = re.compile(
     r"summarize|explain|truncate|merge|prepare|execute|deallocate|\()\b",
     re.IGNORECASE,
 )
-_SCHEMA = {t.name: t.column_names for t in EVENT_TABLES}
+FETCH_CHUNK_ROWS = 64
 
 
 class Language(enum.StrEnum):
@@ -61,7 +66,7 @@ class QueryTimeout(QueryError):
 
 @dataclass(frozen=True)
 class QueryResult:
-    """Columns, JSON-safe rows, whether rows were cut at the limit, and the SQL that ran."""
+    """Columns, JSON-safe rows, whether rows were cut at a limit (and which), and the SQL that ran."""
 
     language: Language
     columns: list[str]
@@ -69,6 +74,7 @@ class QueryResult:
     truncated: bool
     elapsed_seconds: float
     sql: str
+    truncated_by: str | None = None  # "rows" (the row limit) or "bytes" (MAX_RESULT_BYTES)
 
 
 def detect_language(query: str) -> Language:
@@ -76,28 +82,69 @@ def detect_language(query: str) -> Language:
     return Language.SQL if _SQL_START.match(query) else Language.KQL
 
 
-def translate_kql(query: str) -> str:
-    """The DuckDB SQL for a KQL query; QueryError with the position on a mistake."""
+def nesting_depth(query: str) -> int:
+    """How many brackets ((, [, {) a KQL query has open at its deepest, outside strings and comments."""
+    depth = deepest = 0
+    i, n = 0, len(query)
+    while i < n:
+        c = query[i]
+        if query.startswith("//", i):
+            end = query.find("\n", i)
+            i = n if end < 0 else end + 1
+            continue
+        if query.startswith("```", i):
+            end = query.find("```", i + 3)
+            i = n if end < 0 else end + 3
+            continue
+        if c == "@" and i + 1 < n and query[i + 1] in "'\"":
+            # A verbatim string: no escapes, the quote doubled to include it.
+            quote, i = query[i + 1], i + 2
+            while i < n and not (query[i] == quote and query[i + 1 : i + 2] != quote):
+                i += 2 if query[i] == quote else 1
+            i += 1
+            continue
+        if c in "'\"":
+            i += 1
+            while i < n and query[i] != c:
+                i += 2 if query[i] == "\\" else 1
+            i += 1
+            continue
+        if c in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in ")]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return deepest
+
+
+_translator = KqlTranslator()
+
+
+@functools.lru_cache(maxsize=256)
+def _translated(query: str, timeout: float) -> str:
+    # Only successes are cached (errors raise): a rule's query is translated once, not every run.
     try:
-        return str(duckdb_kql.to_sql(query, schema=_SCHEMA, allow_write=False))
-    except duckdb_kql.KqlSyntaxError as exc:
-        first = exc.diagnostics[0] if exc.diagnostics else None
-        if first is None:
-            raise QueryError(f"KQL syntax error: {exc}") from None
-        raise QueryError(
-            f"KQL syntax error: {first.message}", first.span.line, first.span.column + 1
+        answer = _translator.translate(query, timeout)
+    except TranslationTimedOut:
+        raise QueryTimeout(
+            f"query: the KQL translation took longer than {timeout:g} seconds and was stopped;"
+            " simplify the query"
         ) from None
-    except duckdb_kql.KqlUnsupportedError as exc:
-        span = exc.span
-        raise QueryError(
-            f"KQL construct not supported here: {exc.construct}" + (f" ({exc.hint})" if exc.hint else ""),
-            span.line if span else None,
-            span.column + 1 if span else None,
-        ) from None
-    except duckdb_kql.KqlError as exc:
-        raise QueryError(f"KQL error: {exc}") from None
-    except RecursionError:
-        raise QueryError("the query is nested too deeply to translate") from None
+    except TranslationFailed as exc:
+        raise QueryError(f"query: {exc}") from None
+    if answer.sql is None:
+        raise QueryError(answer.error or "KQL error", answer.line, answer.column)
+    return answer.sql
+
+
+def translate_kql(query: str, timeout: float = KQL_TRANSLATION_SECONDS) -> str:
+    """The DuckDB SQL for a KQL query, translated in a child process stopped after `timeout` seconds;
+    QueryError with the position on a mistake, before any parsing if it is nested too deeply."""
+    depth = nesting_depth(query)
+    if depth > MAX_QUERY_NESTING:
+        raise QueryError(f"query: brackets nested {depth} deep; at most {MAX_QUERY_NESTING} are allowed")
+    return _translated(query, min(timeout, KQL_TRANSLATION_SECONDS))
 
 
 def _position(sql: str, message: str) -> tuple[int | None, int | None]:
@@ -153,23 +200,26 @@ def run_query(
     *,
     max_rows: int | None = None,
     timeout_seconds: float | None = None,
+    max_bytes: int = MAX_RESULT_BYTES,
 ) -> QueryResult:
-    """Run one read-only query (blocking); at most `max_rows` rows, stopped after the time limit."""
+    """Run one read-only query (blocking); at most `max_rows` rows and `max_bytes` of them as JSON,
+    stopped after the time limit (which the KQL translation counts against)."""
     text = (query or "").strip()
     if not text:
         raise QueryError("the query is empty")
     if len(text) > MAX_QUERY_LENGTH or "\x00" in text:
         raise QueryError(f"the query must be at most {MAX_QUERY_LENGTH} characters with no NUL")
     lang = language or detect_language(text)
-    sql = translate_kql(text) if lang is Language.KQL else text
-    limit = min(max_rows or store.settings.max_rows, store.settings.max_rows)
     timeout = min(
         timeout_seconds or store.settings.query_timeout_seconds, store.settings.query_timeout_seconds
     )
     started = time.monotonic()
+    sql = translate_kql(text, timeout) if lang is Language.KQL else text
+    limit = min(max_rows or store.settings.max_rows, store.settings.max_rows)
+    left = max(0.1, timeout - (time.monotonic() - started))
     with store.connect() as con:
         _checked_select(con, sql)
-        timer = threading.Timer(timeout, con.interrupt)
+        timer = threading.Timer(left, con.interrupt)
         con.execute("BEGIN TRANSACTION READ ONLY")
         timer.start()
         try:
@@ -177,7 +227,7 @@ def run_query(
             columns = [d[0] for d in cursor.description or []]
             # KQL's dynamic values (make_set, pack ...) come back as JSON text: return them as JSON.
             json_columns = {i for i, d in enumerate(cursor.description or []) if str(d[1]) == "JSON"}
-            fetched = cursor.fetchmany(limit + 1)
+            rows, truncated_by = _fetch(cursor, json_columns, limit, max_bytes)
         except duckdb.InterruptException:
             raise QueryTimeout(f"the query ran longer than {timeout:g} seconds and was stopped") from None
         except duckdb.Error as exc:
@@ -188,14 +238,32 @@ def run_query(
         finally:
             timer.cancel()
             con.execute("ROLLBACK")
-    rows = [
-        [
-            json.loads(v) if i in json_columns and isinstance(v, str) else _json_value(v)
-            for i, v in enumerate(row)
-        ]
-        for row in fetched[:limit]
-    ]
-    return QueryResult(lang, columns, rows, len(fetched) > limit, time.monotonic() - started, sql)
+    elapsed = time.monotonic() - started
+    return QueryResult(lang, columns, rows, truncated_by is not None, elapsed, sql, truncated_by)
+
+
+def _fetch(
+    cursor: duckdb.DuckDBPyConnection, json_columns: set[int], limit: int, max_bytes: int
+) -> tuple[list[list[Any]], str | None]:
+    """At most `limit` rows and `max_bytes` of them as JSON, fetched a chunk at a time so a huge
+    result is never held whole; the second value says which limit cut the rows, if any."""
+    rows: list[list[Any]] = []
+    size = 2  # the brackets of the list
+    while True:
+        chunk = cursor.fetchmany(FETCH_CHUNK_ROWS)
+        if not chunk:
+            return rows, None
+        for raw in chunk:
+            if len(rows) == limit:
+                return rows, "rows"
+            row = [
+                json.loads(v) if i in json_columns and isinstance(v, str) else _json_value(v)
+                for i, v in enumerate(raw)
+            ]
+            size += len(json.dumps(row, default=str, ensure_ascii=False).encode()) + 1
+            if size > max_bytes:
+                return rows, "bytes"
+            rows.append(row)
 
 
 def account_values(columns: list[str], rows: list[list[Any]], column: str) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 
+from clampdown.audit.events import EventName, rule_event
 from clampdown.auth.principal import Principal
 from clampdown.auth.service import AuthService
 from clampdown.catalog import get_action
@@ -247,7 +248,23 @@ async def run_due_rules(store: EventStore, actions: ActionService, auth: AuthSer
         if not rule.due(now):
             continue
         try:
-            runs.append(await run_rule(rule, store, actions, auth))
+            run = await run_rule(rule, store, actions, auth)
         except ClampdownError as exc:
             log.warning("detection rule %r failed: %s", rule.name, exc.message)
+            await _audit_scheduled(auth, rule, error=exc.message)
+            continue
+        runs.append(run)
+        if run.new_alerts or run.batch_id:  # a quiet run is not worth an entry a minute
+            await _audit_scheduled(
+                auth, rule, rows=run.rows, new_alerts=run.new_alerts, batch_id=run.batch_id
+            )
     return runs
+
+
+async def _audit_scheduled(auth: AuthService, rule: DetectionRule, **data: Any) -> None:
+    """A scheduled run that alerted, acted or failed, recorded as done by whoever armed the rule."""
+    event = rule_event(
+        EventName.RULE_RUN, auth.clock.now(), rule.armed_by, rule.name,
+        rule_id=rule.id, action_type=rule.action_type, armed_by=rule.armed_by, channel="schedule", **data,
+    )  # fmt: skip
+    await auth.record_events([event])

@@ -58,11 +58,12 @@ async def run_schedule(
             await asyncio.wait_for(stop.wait(), timeout=wait)
 
 
-def start_schedule(rt: Runtime, state: Any, stop: asyncio.Event) -> asyncio.Task[None] | None:
-    """Start the schedule for the app whose `state` is given (its HuntingService is kept there),
-    unless [hunting] scheduled is off."""
+def start_schedule(rt: Runtime, state: Any) -> None:
+    """Start the schedule, as the runtime's supervised job `hunting`, for the app whose `state` is
+    given (its HuntingService is kept there), unless [hunting] scheduled is off."""
     if not rt.settings.hunting.scheduled:
-        return None
+        return
     service = HuntingService.from_runtime(rt, open_now=False)
     state.hunting = service
-    return asyncio.create_task(run_schedule(service, dict(rt.connectors), stop), name="hunting-schedule")
+    connectors = dict(rt.connectors)
+    rt.jobs.start("hunting", lambda stop: run_schedule(service, connectors, stop))

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from clampdown.audit.events import EventName, rule_event
+from clampdown.audit.events import EventName, rule_event, saved_query_event
 from clampdown.auth.principal import PermissionDenied, Principal, require_permission
 from clampdown.auth.service import AuthService
 from clampdown.catalog import get_action
@@ -118,11 +118,23 @@ class HuntingService:
         )
         return ActOnResults(bulk, targets)
 
-    async def save(self, principal: Principal, name: str, text: str, description: str = "") -> SavedQuery:
-        """Save a query under a unique name; it is checked by translating it first."""
+    async def save(
+        self, principal: Principal, name: str, text: str, description: str = "", *, source: str | None = None
+    ) -> SavedQuery:
+        """Save a query under a unique name; it is checked by translating it first. Audited, with
+        the caller's `source` address when there is one."""
         await self._allow(principal, HUNTING_MANAGE, "save hunting queries")
         await self.query(principal, text, max_rows=1)
-        return await asyncio.to_thread(save_query, self.store, name, text, principal.username, description)
+        saved = await asyncio.to_thread(save_query, self.store, name, text, principal.username, description)
+        await self._audit_saved(
+            EventName.SAVED_QUERY_CREATED,
+            principal,
+            saved,
+            source,
+            query=saved.query,
+            description=description,
+        )
+        return saved
 
     async def saved(self, principal: Principal) -> list[SavedQuery]:
         await self._allow(principal, HUNTING_READ, "read saved queries")
@@ -132,16 +144,33 @@ class HuntingService:
         await self._allow(principal, HUNTING_READ, "read saved queries")
         return await asyncio.to_thread(get_saved_query, self.store, ref)
 
-    async def delete_saved(self, principal: Principal, ref: str | int) -> None:
+    async def delete_saved(self, principal: Principal, ref: str | int, *, source: str | None = None) -> None:
+        """Delete a saved query; audited with what it held."""
         await self._allow(principal, HUNTING_MANAGE, "delete saved queries")
-        await asyncio.to_thread(delete_saved_query, self.store, ref)
+        found = await asyncio.to_thread(get_saved_query, self.store, ref)
+        await asyncio.to_thread(delete_saved_query, self.store, found.id)
+        await self._audit_saved(EventName.SAVED_QUERY_DELETED, principal, found, source, query=found.query)
+
+    async def _audit_saved(
+        self, name: EventName, actor: Principal, saved: SavedQuery, source: str | None, **data: Any
+    ) -> None:
+        where = {"source": source} if source else {}
+        event = saved_query_event(
+            name, self.auth.clock.now(), actor.username, saved.name,
+            saved_query_id=saved.id, owner=saved.owner, channel=actor.channel, **where, **data,
+        )  # fmt: skip
+        await self.auth.record_events([event])
 
     async def _allow_rule_action(self, principal: Principal, action_type: str | None) -> None:
         """Arming or running a rule that acts needs the right to run its action (a denial is recorded)."""
         if action_type is not None:
             await self.actions.authorize(principal, get_action(action_type), None)
 
-    async def _audit_rule(self, name: EventName, actor: Principal, rule: DetectionRule, **data: Any) -> None:
+    async def _audit_rule(
+        self, name: EventName, actor: Principal, rule: DetectionRule, source: str | None = None, **data: Any
+    ) -> None:
+        if source:
+            data["source"] = source
         event = rule_event(
             name,
             self.auth.clock.now(),
@@ -163,6 +192,8 @@ class HuntingService:
         interval_seconds: float,
         action_type: str | None = None,
         account_column: str | None = None,
+        *,
+        source: str | None = None,
     ) -> DetectionRule:
         """A new rule owned and armed by the principal; one that acts needs the principal to be allowed
         the action now (and it is checked again at every run, with the armer's rights then)."""
@@ -188,6 +219,7 @@ class HuntingService:
             EventName.RULE_CREATED,
             principal,
             rule,
+            source,
             query=rule.query,
             interval_seconds=rule.interval_seconds,
             account_column=rule.account_column,
@@ -198,7 +230,9 @@ class HuntingService:
         await self._allow(principal, HUNTING_READ, "read detection rules")
         return await asyncio.to_thread(list_rules, self.store)
 
-    async def set_rule_enabled(self, principal: Principal, ref: str | int, enabled: bool) -> DetectionRule:
+    async def set_rule_enabled(
+        self, principal: Principal, ref: str | int, enabled: bool, *, source: str | None = None
+    ) -> DetectionRule:
         """Enabling arms the rule as the principal, so it needs the rule's action rights; disabling
         needs hunting:manage only, so anyone who manages rules can always stop one."""
         await self._allow(principal, HUNTING_MANAGE, "change detection rules")
@@ -207,10 +241,12 @@ class HuntingService:
             await self._allow_rule_action(principal, before.action_type)
         rule = await asyncio.to_thread(set_rule_enabled, self.store, before.id, enabled, principal.username)
         name = EventName.RULE_ENABLED if enabled else EventName.RULE_DISABLED
-        await self._audit_rule(name, principal, rule, previously_armed_by=before.armed_by)
+        await self._audit_rule(name, principal, rule, source, previously_armed_by=before.armed_by)
         return rule
 
-    async def run_rule_now(self, principal: Principal, ref: str | int) -> RuleRun:
+    async def run_rule_now(
+        self, principal: Principal, ref: str | int, *, source: str | None = None
+    ) -> RuleRun:
         """Evaluate a rule at once: the caller needs its action rights, and it acts as whoever armed it
         (the caller is recorded as the one who ran it)."""
         await self._allow(principal, HUNTING_MANAGE, "run detection rules")
@@ -219,12 +255,13 @@ class HuntingService:
         try:
             run = await run_rule(rule, self.store, self.actions, self.auth)
         except ClampdownError as exc:
-            await self._audit_rule(EventName.RULE_RUN, principal, rule, error=exc.message)
+            await self._audit_rule(EventName.RULE_RUN, principal, rule, source, error=exc.message)
             raise
         await self._audit_rule(
             EventName.RULE_RUN,
             principal,
             rule,
+            source,
             rows=run.rows,
             new_alerts=run.new_alerts,
             batch_id=run.batch_id,

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from clampdown.auth.principal import PermissionDenied, Principal, require_action, require_permission
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.connectors.base import Connector
-from clampdown.errors import AccountNotFound, Conflict, InvalidInput, NotFound, TransientError
+from clampdown.errors import AccountNotFound, Conflict, Forbidden, InvalidInput, NotFound, TransientError
 from clampdown.limits import (
     MAX_ACTION_TYPE,
     MAX_BATCH_ID,
@@ -24,12 +25,14 @@ from clampdown.limits import (
     MAX_TARGET,
     MAX_USERNAME,
     clean_text,
+    clean_time,
     optional_text,
 )
 from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus, StepRole
 from clampdown.permissions import RESPONSE_READ
 from clampdown.policy import PolicyGate, ProtectedAccount, Verdict
-from clampdown.store.actions import ActionStore, NewAction
+from clampdown.sealing import SealingKey, new_sealing_key, open_sealed
+from clampdown.store.actions import ActionStore, IdempotentRequest, NewAction
 
 # Records a denied attempt: (principal, what was attempted, target, what was missing).
 DenialRecorder = Callable[[Principal, str, str | None, str], Awaitable[None]]
@@ -93,10 +96,27 @@ def check_filter(flt: ActionFilter) -> ActionFilter:
             clean_text(name, value, limit)
     if flt.type is not None:
         get_action(flt.type)
-    for name, when in (("since", flt.since), ("until", flt.until)):
-        if when is not None and when.tzinfo is None:
-            raise InvalidInput(f"{name}: give a time zone, e.g. 2026-11-29T10:00:00Z")
+    clean_time("since", flt.since)  # in range, so the store converts it to UTC without overflow
+    clean_time("until", flt.until)
     return flt
+
+
+def bulk_item_key(idempotency_key: str, target: str) -> str:
+    """The stored key of one action of a keyed bulk: the bulk's key and a digest of the target,
+    so it fits the column however long the target is."""
+    return f"{idempotency_key}:{hashlib.sha256(target.encode()).hexdigest()[:40]}"
+
+
+def targets_digest(targets: Sequence[str]) -> str:
+    """One digest of a bulk's distinct targets, whatever their order: the body a bulk key covers."""
+    return hashlib.sha256("\n".join(sorted(targets)).encode()).hexdigest()
+
+
+def hands_secret(connector: Connector, definition: ActionDefinition) -> bool:
+    """Whether the connector makes a secret for the requester when it performs `definition` (the
+    AD connector's random password, when configured to hand it over)."""
+    check = getattr(connector, "hands_secret", None)
+    return bool(check(definition.method)) if callable(check) else False
 
 
 def undo_refusal(original: Action) -> str | None:
@@ -186,12 +206,21 @@ class ActionService:
         text = clean_reason(definition, reason)
         ref = clean_target(target)
         idempotency_key = optional_text("idempotency_key", idempotency_key, MAX_IDEMPOTENCY_KEY)
+        until = clean_time("until", until)
         connector = self.connector_for(definition)
-        if idempotency_key:
-            found = await self.store.list_by_idempotency_keys([idempotency_key])
-            if found:
-                return found[0]
+        # A key is the requester's own: the same key and body return the first action; the same
+        # key with another body is a Conflict naming what differs, never a silently dropped request.
+        keyed = IdempotentRequest(
+            type=definition.id, target=ref, reason=text,
+            until=until.isoformat() if until else None, request_approval=request_approval,
+        ) if idempotency_key else None  # fmt: skip
+        if idempotency_key and keyed:
+            found = await self.store.find_idempotent(principal.username, idempotency_key, keyed)
+            if found is not None:
+                return found
         inverse = self.timed_inverse(definition, until)
+        # A secret the action makes is sealed to a key only this answer carries (clampdown.sealing).
+        sealing: SealingKey | None = new_sealing_key() if hands_secret(connector, definition) else None
         account = await self._resolve_now(connector, ref)
         also = self.judge(inverse, account, None, ref) if inverse is not None else None
         gated = await self.gate(
@@ -205,13 +234,38 @@ class ActionService:
             reason=text,
             account=account,
             idempotency_key=idempotency_key,
+            idempotent_request=keyed,
             approval_reason=gated.reason,
             approval_rules=gated.rules,
+            seal_key=sealing.public if sealing else None,
         )
         items = [item]
         if inverse is not None and until is not None:
             items.append(self.timed_undo(inverse, item, 0, until))
-        return (await self.store.enqueue(items, self.clock.now(), self.approval_deadline()))[0]
+        queued = (await self.store.enqueue(items, self.clock.now(), self.approval_deadline()))[0]
+        if sealing is not None and queued.seal_key == sealing.public:  # new, not a repeated key
+            return replace(queued, secret_key=sealing.private)
+        return queued
+
+    async def open_secret(self, action_id: int, secret_key: str, principal: Principal) -> str:
+        """The secret action `action_id` made for its requester (a new random password), opened
+        with the key the request's answer carried; once: it is removed from the store after."""
+        await self.authorize_read(principal)
+        action = await self.store.get(action_id)
+        if action.requested_by != principal.username:
+            await self._record_denial(principal, "actions.open_secret", action.target, "being the requester")
+            raise Forbidden(
+                f"only {action.requested_by}, who requested action {action_id}, may open its secret"
+            )
+        sealed = action.sealed_secret
+        if sealed is None:
+            if action.status.is_final:
+                raise Conflict(f"action {action_id} has no secret to hand over (none, or opened already)")
+            raise Conflict(f"action {action_id} is {action.status.value}: no secret before it completes")
+        secret = open_sealed(secret_key, sealed, f"action:{action_id}")
+        if not await self.store.hand_over_sealed(action_id, sealed):
+            raise Conflict(f"action {action_id}: its secret was opened already")
+        return secret
 
     def approval_deadline(self) -> datetime | None:
         return self.clock.now() + self.guardrails.approval_lifetime if self.guardrails else None
@@ -219,10 +273,9 @@ class ActionService:
     def timed_inverse(self, definition: ActionDefinition, until: datetime | None) -> ActionDefinition | None:
         """The inverse to schedule for `until` (None without `until`, or for an action that has
         none: the caller says so), checked before anything is written."""
+        until = clean_time("until", until)
         if until is None:
             return None
-        if until.tzinfo is None:
-            raise InvalidInput("until: give a time zone, e.g. 2026-11-30T08:00:00Z")
         if until <= self.clock.now():
             raise InvalidInput(f"until: {until.isoformat()} is not in the future")
         if definition.inverse is None:
@@ -316,9 +369,15 @@ class ActionService:
             raise InvalidInput("targets is empty: give at least one user")
         if len(cleaned) > MAX_BULK:
             raise InvalidInput(f"too many targets: {len(cleaned)} (at most {MAX_BULK} per bulk)")
+        # The key is the requester's: two people's equal keys are two batches.
         batch_id = (
-            str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key)) if idempotency_key else str(uuid.uuid4())
+            str(uuid.uuid5(uuid.NAMESPACE_URL, f"{principal.username}\n{idempotency_key}"))
+            if idempotency_key
+            else str(uuid.uuid4())
         )
+        keyed = IdempotentRequest(
+            type=definition.id, reason=text, targets=targets_digest(cleaned), target_count=len(cleaned)
+        ) if idempotency_key else None  # fmt: skip
         items = []
         for t in cleaned:
             # Accounts are resolved by the workers, which ask the gate again on what they find:
@@ -333,14 +392,15 @@ class ActionService:
                     requested_by=principal.username,
                     reason=text,
                     batch_id=batch_id,
-                    idempotency_key=f"{idempotency_key}:{t}" if idempotency_key else None,
+                    idempotency_key=bulk_item_key(idempotency_key, t) if idempotency_key else None,
+                    idempotent_request=keyed,
                     approval_reason="; ".join(rules) or None,
                     approval_rules=rules,
                 )
             )
-        return BulkRequest(
-            batch_id, await self.store.enqueue(items, self.clock.now(), self.approval_deadline())
-        )
+        queued = await self.store.enqueue(items, self.clock.now(), self.approval_deadline())
+        # A repeated key returns the first request's actions, and so its batch.
+        return BulkRequest(queued[0].batch_id or batch_id, queued)
 
     async def undo(
         self,

@@ -31,9 +31,11 @@ class ApprovalService:
         action_ids: Sequence[int] = (),
         batch_id: str | None = None,
         note: str | None = None,
+        source: str | None = None,
     ) -> list[Action]:
         """Approve (they are queued at once) or reject requests; never one's own, and only with
-        the rights to run the action itself."""
+        the rights to run the action itself. `source` is where the decision came from (the client's
+        address, or the host the CLI ran on), recorded with the principal's channel."""
         await self.actions.authorize_read(principal)
         batch_id = optional_text("batch_id", batch_id, MAX_BATCH_ID)
         note = optional_text("note", note, MAX_REASON)
@@ -52,8 +54,9 @@ class ApprovalService:
                 )
             await self.actions.authorize(principal, get_action(action.type), action.target)
         decided = await self.store.decide_approval(
-            [a.id for a in targets], principal.username, approve, self.actions.clock.now(), note
-        )
+            [a.id for a in targets], principal.username, approve, self.actions.clock.now(), note,
+            channel=principal.channel, source=source,
+        )  # fmt: skip
         if len(decided) < len(targets):
             missed = sorted({a.id for a in targets} - {a.id for a in decided})
             raise Conflict(f"the approval window of action(s) {missed} has closed; ask again")

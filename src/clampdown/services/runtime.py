@@ -6,13 +6,14 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clampdown.audit.anchor import Anchor
 from clampdown.audit.chain import AuditLog
 from clampdown.audit.recorder import EventRecorder
 from clampdown.audit.syslog import SyslogSender
@@ -23,12 +24,14 @@ from clampdown.connectors.base import Connector
 from clampdown.connectors.registry import build_connectors
 from clampdown.db.database import create_engine, is_sqlite
 from clampdown.db.migrate import current_revision, head_revision, upgrade
-from clampdown.engine.worker import Worker
+from clampdown.engine.supervisor import JobHealth, Supervisor
+from clampdown.engine.worker import EMBEDDED, STANDALONE, Worker
 from clampdown.errors import ConfigError, StoreUnavailable
 from clampdown.policy import PolicyGate
 from clampdown.services.actions import ActionService
 from clampdown.services.approvals import ApprovalService
 from clampdown.services.playbooks import PlaybookService
+from clampdown.services.workers import WorkerService
 from clampdown.store.actions import ActionStore
 from clampdown.store.approvals import ApprovalStore
 from clampdown.store.auth import AuthStore
@@ -122,10 +125,21 @@ class Runtime:
     approvals: ApprovalService
     playbooks: PlaybookService
     audit: AuditLog
+    workers: WorkerService
+    anchor: Anchor | None = None  # checkpoints of the audit chain, when a key is configured
+    # The background jobs of this process (worker, webhooks, hunting), restarted when they fail.
+    jobs: Supervisor = field(default_factory=Supervisor)
 
-    def worker(self) -> Worker:
+    def worker(self, *, embedded: bool = False) -> Worker:
         """A worker with this runtime's connectors, engine settings and protection rules."""
-        return Worker(self.store, self.connectors, self.settings.engine, gate=self.actions.guardrails)
+        kind = EMBEDDED if embedded else STANDALONE
+        return Worker(
+            self.store, self.connectors, self.settings.engine, gate=self.actions.guardrails, kind=kind
+        )
+
+    def job_health(self) -> list[JobHealth]:
+        """Each background job's health, for /readyz."""
+        return self.jobs.health()
 
     def webhook_dispatcher(self) -> WebhookDispatcher | None:
         """The outbox's delivery loop, when webhooks are configured."""
@@ -147,18 +161,23 @@ async def open_runtime(settings: Settings, *, check_schema: bool = True) -> Asyn
         syslog = SyslogSender(settings.syslog) if settings.syslog else None
         recorder = EventRecorder(settings.webhooks, syslog)
         store = ActionStore(engine, recorder)
-        secret = settings.server.session_secret
+        session_secret = settings.server.session_secret
         auth = AuthService(
             AuthStore(engine, recorder),
             signin=settings.signin,
-            secret=secret.get_secret_value().encode() if secret is not None else None,
+            secret=session_secret.get_secret_value().encode() if session_secret is not None else None,
         )
         guardrails = PolicyGate(settings.protection, settings.approvals)
         actions = ActionService(store, connectors, record_denial=auth.record_denial, guardrails=guardrails)
         approvals = ApprovalService(actions, ApprovalStore(engine, recorder))
         playbooks = PlaybookService(actions, settings.playbooks, ContainmentStore(store))
+        key = settings.audit.checkpoint_key
+        secret = key.get_secret_value().encode() if key is not None else None
+        anchor = Anchor(engine, secret, settings.audit, recorder) if secret is not None else None
+        workers = WorkerService(engine, actions)
         yield Runtime(
-            settings, engine, store, connectors, actions, auth, approvals, playbooks, AuditLog(engine),
+            settings, engine, store, connectors, actions, auth, approvals, playbooks,
+            AuditLog(engine, secret), workers, anchor,
         )  # fmt: skip
     finally:
         for connector in connectors.values():

@@ -20,6 +20,7 @@ from clampdown.audit.events import EventName, action_event, requested_event
 from clampdown.db.tables import actions
 from clampdown.errors import Conflict, NotFound
 from clampdown.model import (
+    SEALED_DETAIL,
     Account,
     AccountState,
     Action,
@@ -34,6 +35,56 @@ _FINAL = tuple(s.value for s in ActionStatus if s.is_final)
 
 
 @dataclass(frozen=True)
+class IdempotentRequest:
+    """What an idempotency key covers: the body of the request first made with it. The same key
+    with another body is a Conflict naming the first field that differs. None: not part of it."""
+
+    type: str
+    reason: str
+    target: str | None = None  # a single request
+    until: str | None = None  # ISO 8601, UTC
+    request_approval: bool | None = None
+    targets: str | None = None  # a bulk: the digest of its distinct targets
+    target_count: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    def difference(self, was: dict[str, Any]) -> str | None:
+        """Why a request with this body may not reuse the key of `was` (a stored body), or None."""
+        now = self.to_json()
+        for name in ("type", "target", "targets", "reason", "until", "request_approval"):
+            if name not in was and (name not in now or was.get("legacy")):
+                continue
+            before, after = was.get(name), now.get(name)
+            if before == after:
+                continue
+            if name == "targets":
+                return (
+                    "idempotency key reused with different targets: was "
+                    f"{was.get('target_count')} distinct targets, now {self.target_count} (or others)"
+                )
+            return (
+                f"idempotency key reused with a different {name.replace('_', ' ')}: "
+                f"was {_shown(before)}, now {_shown(after)}"
+            )
+        return None
+
+
+def _shown(value: object) -> str:
+    text = "none" if value is None else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _stored_request(row: RowMapping) -> dict[str, Any]:
+    """The body a stored key covers; for an action keyed before bodies were recorded, its own fields."""
+    if row["idempotency_request"]:
+        return dict(row["idempotency_request"])
+    legacy = {"type": row["type"], "reason": row["reason"], "legacy": True}
+    return legacy if row["batch_id"] else {**legacy, "target": row["target"]}
+
+
+@dataclass(frozen=True)
 class NewAction:
     """An action to enqueue; written whole before anything runs."""
 
@@ -43,7 +94,8 @@ class NewAction:
     requested_by: str
     reason: str
     account: Account | None = None
-    idempotency_key: str | None = None
+    idempotency_key: str | None = None  # the requester's own: unique per requested_by
+    idempotent_request: IdempotentRequest | None = None  # what the key covers
     batch_id: str | None = None
     undoes_action_id: int | None = None
     restore_state: AccountState | None = None
@@ -60,6 +112,7 @@ class NewAction:
     not_before: datetime | None = None  # a timed release: not run before this time
     containment_id: int | None = None
     containment_role: str | None = None
+    seal_key: str | None = None  # a secret this action makes is sealed to it
 
 
 def _history_from_json(raw: Any) -> tuple[AttemptRecord, ...]:
@@ -111,6 +164,7 @@ def row_to_action(row: RowMapping) -> Action:
         approval_rules=tuple(row["approval_rules"] or ()),
         containment_id=row["containment_id"],
         containment_role=row["containment_role"],
+        seal_key=row["seal_key"],
     )
 
 
@@ -135,6 +189,7 @@ def _new_row(item: NewAction, now: datetime, approval_deadline: datetime | None)
         "requested_by": item.requested_by,
         "reason": item.reason,
         "idempotency_key": item.idempotency_key,
+        "idempotency_request": item.idempotent_request.to_json() if item.idempotent_request else None,
         "batch_id": item.batch_id,
         "undoes_action_id": item.undoes_action_id,
         "status": status.value,
@@ -153,7 +208,17 @@ def _new_row(item: NewAction, now: datetime, approval_deadline: datetime | None)
         "approved_by": item.approved_by,
         "containment_id": item.containment_id,
         "containment_role": item.containment_role,
+        "seal_key": item.seal_key,
     }
+
+
+def _check_same_request(item: NewAction, row: RowMapping) -> None:
+    """Conflict if `item` reuses the key of `row` with another body."""
+    if item.idempotent_request is None:
+        return
+    difference = item.idempotent_request.difference(_stored_request(row))
+    if difference is not None:
+        raise Conflict(difference)
 
 
 class ActionStore(RecordingStore):
@@ -184,12 +249,27 @@ class ActionStore(RecordingStore):
     ) -> tuple[list[Action], list[AuditEvent]]:
         """`enqueue` inside the caller's transaction; the events are already recorded in it and
         are returned for `after_commit`."""
-        keys = [i.idempotency_key for i in items if i.idempotency_key]
-        existing: dict[str, Action] = {}
-        if keys:
-            rows = await conn.execute(select(actions).where(actions.c.idempotency_key.in_(keys)))
-            existing = {r["idempotency_key"]: row_to_action(r) for r in rows.mappings()}
-        fresh = [i for i in items if not (i.idempotency_key and i.idempotency_key in existing)]
+        keyed = {(i.requested_by, i.idempotency_key): i for i in items if i.idempotency_key}
+        existing: dict[tuple[str, str | None], Action] = {}
+        if keyed:
+            c = actions.c
+            rows = await conn.execute(
+                select(actions).where(
+                    c.idempotency_key.in_([k for _, k in keyed]),
+                    c.requested_by.in_({r for r, _ in keyed}),
+                )
+            )
+            for r in rows.mappings():
+                mine = keyed.get((r["requested_by"], r["idempotency_key"]))
+                if mine is None:
+                    continue  # another requester's key, or another pair of this query's product
+                _check_same_request(mine, r)
+                existing[(r["requested_by"], r["idempotency_key"])] = row_to_action(r)
+
+        def found(item: NewAction) -> Action | None:
+            return existing.get((item.requested_by, item.idempotency_key)) if item.idempotency_key else None
+
+        fresh = [i for i in items if found(i) is None]
         inserted: list[Action] = []
         events: list[AuditEvent] = []
         if fresh:
@@ -204,10 +284,7 @@ class ActionStore(RecordingStore):
         fresh_iter = iter(inserted)
         fresh_ids = {a.id for a in inserted}  # an action found by its idempotency key keeps its links
         for item in items:
-            if item.idempotency_key and item.idempotency_key in existing:
-                out.append(existing[item.idempotency_key])
-            else:
-                out.append(next(fresh_iter))
+            out.append(found(item) or next(fresh_iter))
         links = [
             {
                 "b_id": out[n].id,
@@ -364,11 +441,41 @@ class ActionStore(RecordingStore):
             row = (await conn.execute(query)).mappings().first()
         return row_to_action(row) if row else None
 
-    async def list_by_idempotency_keys(self, keys: Sequence[str]) -> list[Action]:
-        """Actions already requested with any of these keys."""
+    async def find_idempotent(
+        self, requested_by: str, idempotency_key: str, request: IdempotentRequest
+    ) -> Action | None:
+        """The action `requested_by` already requested with this key, or None; Conflict naming the
+        difference if it was requested with another body."""
+        c = actions.c
+        query = select(actions).where(c.requested_by == requested_by, c.idempotency_key == idempotency_key)
         async with self.engine.connect() as conn:
-            rows = await conn.execute(select(actions).where(actions.c.idempotency_key.in_(list(keys))))
-            return [row_to_action(r) for r in rows.mappings()]
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            return None
+        difference = request.difference(_stored_request(row))
+        if difference is not None:
+            raise Conflict(difference)
+        return row_to_action(row)
+
+    async def hand_over_sealed(self, action_id: int, sealed: str) -> bool:
+        """Remove the sealed secret of an action once its requester opened it; False if it was
+        already taken (the secret is handed over once)."""
+        async with self.engine.begin() as conn:
+            query = select(actions.c.result).where(
+                actions.c.id == action_id, actions.c.seal_key.is_not(None)
+            ).with_for_update()  # fmt: skip
+            result = (await conn.execute(query)).scalar_one_or_none()
+            details = dict((result or {}).get("details") or {})
+            if details.get(SEALED_DETAIL) != sealed:
+                return False
+            details.pop(SEALED_DETAIL)
+            details["secret_handed_over"] = True
+            done = await conn.execute(
+                update(actions)
+                .where(actions.c.id == action_id, actions.c.seal_key.is_not(None))
+                .values(result={**(result or {}), "details": details}, seal_key=None)
+            )
+            return bool(done.rowcount)
 
     async def get_many(self, action_ids: Sequence[int]) -> dict[int, Action]:
         """Actions by id (those that exist)."""

@@ -48,9 +48,17 @@ class ApprovalStore(RecordingStore):
         return expired
 
     async def decide_approval(
-        self, action_ids: Sequence[int], approver: str, approve: bool, now: datetime, note: str | None
+        self,
+        action_ids: Sequence[int],
+        approver: str,
+        approve: bool,
+        now: datetime,
+        note: str | None,
+        channel: str | None = None,
+        source: str | None = None,
     ) -> list[Action]:
-        """Approve (queue now) or reject (cancel) actions still awaiting approval."""
+        """Approve (queue now) or reject (cancel) actions still awaiting approval; the events say who
+        decided, through which channel (api, console, cli) and from where (address or host)."""
         values: dict[str, Any] = {"approved_by": approver}
         if approve:
             values.update(status=ActionStatus.QUEUED.value, available_at=now)
@@ -74,7 +82,10 @@ class ApprovalStore(RecordingStore):
             )
             decided = [row_to_action(r) for r in rows.mappings()]
             name = EventName.APPROVAL_APPROVED if approve else EventName.APPROVAL_REJECTED
-            events = [action_event(name, a, approver, now, note=note) for a in decided]
+            events = [
+                action_event(name, a, approver, now, note=note, channel=channel, source=source)
+                for a in decided
+            ]
             held = [a.containment_id for a in decided if a.containment_id]
             events += await settle_after_approval(conn, held, now)
             await self._record(conn, events)

@@ -15,6 +15,11 @@ The columns it works on, and what each means to it:
 - `state_before`: the state read before the first change, written once and never overwritten.
 - `history`: failed and interrupted attempts, oldest first.
 
+Lease times are the database's: a claim compares `available_at` with the database's clock and sets
+the new lease from it, and so does a renewal, so a worker whose own clock runs ahead can neither
+take over an action early nor, running behind, hold one past its lease. A caller may pass `now`
+explicitly instead: a test that moves the time of the whole system does.
+
 Every state change after a claim is fenced by (status, lease owner, attempt number): a worker whose
 lease expired and whose action another worker took over can no longer write to it.
 """
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
@@ -33,7 +38,9 @@ from clampdown.db.tables import actions
 from clampdown.model import Account, AccountState, Action, ActionStatus, AttemptRecord
 from clampdown.store.actions import restore_state_of, row_to_action
 from clampdown.store.containments import expire_after_timers
+from clampdown.store.database_time import database_now
 from clampdown.store.recording import RecordingStore
+from clampdown.store.workers import touch
 
 _DUE = (ActionStatus.QUEUED.value, ActionStatus.RUNNING.value)
 _FINAL = tuple(s.value for s in ActionStatus if s.is_final)
@@ -94,10 +101,19 @@ class ActionQueue(RecordingStore):
     """Claims, leases and outcomes. Methods are async and each runs in its own transaction."""
 
     async def claim_next_actions(
-        self, worker: str, limit: int, now: datetime, lease_until: datetime
+        self, worker: str, limit: int, lease_seconds: float, now: datetime | None = None
     ) -> list[tuple[Action, AccountState | None]]:
         """Take up to `limit` due actions (queued and due, or running with an expired lease),
-        marking them running under this worker's lease. Returns each with its restore state."""
+        marking them running under this worker's lease of `lease_seconds`. Returns each with its
+        restore state. Due and the lease are by the database's clock unless `now` is given."""
+        async with self.engine.begin() as conn:
+            at = now or await database_now(conn)
+            rows = (await conn.execute(self._claim(worker, limit, at, lease_seconds))).mappings().all()
+        claimed = [(row_to_action(r), restore_state_of(r)) for r in rows]
+        claimed.sort(key=lambda pair: pair[0].id)
+        return claimed
+
+    def _claim(self, worker: str, limit: int, now: datetime, lease_seconds: float) -> Any:
         c = actions.c
         before = actions.alias("before")
         # A playbook step waits until the step it comes after has ended.
@@ -120,32 +136,33 @@ class ActionQueue(RecordingStore):
             .values(
                 status=ActionStatus.RUNNING.value,
                 lease_owner=worker,
-                available_at=lease_until,
+                available_at=now + timedelta(seconds=lease_seconds),
                 attempts=c.attempts + 1,
                 started_at=func.coalesce(c.started_at, now),
             )
             .returning(*actions.c)
         )
-        async with self.engine.begin() as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
-        claimed = [(row_to_action(r), restore_state_of(r)) for r in rows]
-        claimed.sort(key=lambda pair: pair[0].id)
-        return claimed
+        return stmt
 
-    async def renew_leases(self, worker: str, action_ids: Sequence[int], lease_until: datetime) -> None:
-        """Extend the lease of actions this worker still holds."""
-        if not action_ids:
-            return
+    async def renew_leases(
+        self, worker: str, action_ids: Sequence[int], lease_seconds: float, now: datetime | None = None
+    ) -> bool:
+        """The heartbeat: extend the lease of actions this worker still holds and, in the same
+        transaction, its row in the workers table. False if that row is missing (register again).
+        The lease runs from the database's clock unless `now` is given; the row's always does."""
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(actions)
-                .where(
-                    actions.c.id.in_(list(action_ids)),
-                    actions.c.lease_owner == worker,
-                    actions.c.status == ActionStatus.RUNNING.value,
+            db_now = await database_now(conn)
+            if action_ids:
+                await conn.execute(
+                    update(actions)
+                    .where(
+                        actions.c.id.in_(list(action_ids)),
+                        actions.c.lease_owner == worker,
+                        actions.c.status == ActionStatus.RUNNING.value,
+                    )
+                    .values(available_at=(now or db_now) + timedelta(seconds=lease_seconds))
                 )
-                .values(available_at=lease_until)
-            )
+            return await touch(conn, worker, db_now, lease_seconds, len(action_ids))
 
     def _fence(self, worker: str) -> Any:
         c = actions.c

@@ -5,7 +5,7 @@ Views sit above services and hunting and below api, web and cli: they read domai
 """
 
 from clampdown.views.actions import AccountStateView, AccountView, ActionErrorView, ActionView, BulkView
-from clampdown.views.audit import AuditBreakView, AuditReportView
+from clampdown.views.audit import AuditBreakView, AuditCheckpointView, AuditReportView
 from clampdown.views.auth import IssuedTokenView, TokenView
 from clampdown.views.base import View
 from clampdown.views.hunting import (
@@ -20,6 +20,7 @@ from clampdown.views.hunting import (
 )
 from clampdown.views.people import LinkedAccountView, PersonView
 from clampdown.views.playbooks import ContainmentView, PlanItemView, PlaybookRunView
+from clampdown.views.workers import WorkerView
 
 __all__ = [
     "AccountStateView",
@@ -29,6 +30,7 @@ __all__ = [
     "ActionView",
     "AlertView",
     "AuditBreakView",
+    "AuditCheckpointView",
     "AuditReportView",
     "BulkView",
     "ContainmentView",
@@ -45,4 +47,5 @@ __all__ = [
     "SavedQueryView",
     "TokenView",
     "View",
+    "WorkerView",
 ]

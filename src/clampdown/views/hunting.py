@@ -17,6 +17,9 @@ class QueryResultView(View):
     columns: list[str]
     rows: list[list[Any]]
     truncated: bool = Field(description="More rows matched than were returned")
+    truncated_by: str | None = Field(
+        None, description="Which limit cut the rows: rows (the row limit) or bytes (the result size limit)"
+    )
     elapsed_ms: float = Field(validation_alias="elapsed_seconds")
 
     @field_validator("elapsed_ms", mode="before")

@@ -147,6 +147,7 @@ class Listing:
     batches: list[BatchProgress]
     pending_count: int
     older: int | None
+    no_worker: str | None = None  # queued actions and no live worker to take them: say so
 
 
 async def _listing(request: Request, who: Viewer, filters: Filters) -> Listing:
@@ -159,12 +160,15 @@ async def _listing(request: Request, who: Viewer, filters: Filters) -> Listing:
         title = next(get_action(a.type).title for a in found if a.batch_id == batch_id)
         batches.append(BatchProgress(batch_id, title, {s.value: n for s, n in counts.items()}))
     pending = await rt.actions.count_by_status(ActionFilter(statuses=PENDING), who.principal)
+    queued = pending.get(ActionStatus.QUEUED, 0)
+    no_worker = await rt.workers.no_worker_warning() if queued else None
     return Listing(
         filters=filters,
         rows=[_row(a, who.principal) for a in found],
         batches=batches[:5],
         pending_count=sum(pending.values()),
         older=found[-1].id if len(found) == PAGE_SIZE else None,
+        no_worker=f"{queued} queued: {no_worker}." if no_worker else None,
     )
 
 

@@ -285,7 +285,16 @@ def create_app(emulator: Emulator) -> FastAPI:
         if (denied := admin(request)) is not None:
             return denied
         emulator.faults.rules.clear()
+        emulator.faults.next_link_base = None
         return _json(200, {"armed": 0})
+
+    @app.put("/_emulator/next-link")
+    async def poison_next_links(request: Request, base: str | None = None) -> Response:
+        """Point every @odata.nextLink at `base` (e.g. http://elsewhere/v1.0); no base: the emulator."""
+        if (denied := admin(request)) is not None:
+            return denied
+        emulator.faults.next_link_base = base
+        return _json(200, {"next_link_base": base})
 
     @app.post("/_emulator/clock")
     async def move_clock(request: Request, advance_seconds: float) -> Response:

@@ -321,7 +321,8 @@ class GraphApi:
         if offset + top < len(items):
             query = {k: v for k, v in request.query.items() if k != "$skiptoken"}
             query["$skiptoken"] = odata.encode_skiptoken(offset + top)
-            body["@odata.nextLink"] = f"{request.base_url}{request.path}?{urlencode(query)}"
+            base = self.faults.next_link_base or request.base_url
+            body["@odata.nextLink"] = f"{base}{request.path}?{urlencode(query)}"
         return GraphResponse(200, body, {"Content-Type": "application/json"})
 
     @staticmethod

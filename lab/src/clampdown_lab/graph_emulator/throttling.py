@@ -106,9 +106,12 @@ class FaultRule(BaseModel):
 
 @dataclass
 class Faults:
-    """Armed fault rules, consumed in order."""
+    """Armed fault rules, consumed in order; `next_link_base`, when set, is where every
+    `@odata.nextLink` points instead of the emulator (a poisoned link, as a hostile or
+    compromised endpoint could send)."""
 
     rules: list[FaultRule] = field(default_factory=list)
+    next_link_base: str | None = None
 
     def match(self, method: str, path: str) -> FaultRule | None:
         for rule in self.rules:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -184,10 +185,17 @@ class _OktaEdge:
             return
         extra = [(k.lower().encode(), v.encode()) for k, v in {**base_headers, **decision.headers()}.items()]
         drop_after = fault is not None and fault.kind == "drop_after"
+        foreign = fault.link_base if fault is not None and fault.kind == "foreign_links" else None
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
+                headers = list(message.get("headers", []))
+                if foreign is not None:
+                    headers = [
+                        (k, re.sub(rb"<https?://[^/>]+", b"<" + foreign.encode(), v) if k == b"link" else v)
+                        for k, v in headers
+                    ]
+                message = {**message, "headers": [*headers, *extra]}
                 if drop_after:
                     await _drop(send)
             await send(message)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["status", "delay", "drop_before", "drop_after"]
+FaultKind = Literal["status", "delay", "drop_before", "drop_after", "foreign_links"]
 
 
 @dataclass
@@ -17,6 +17,8 @@ class Fault:
     delay: wait `delay` seconds, then perform the request normally.
     drop_before: close the connection without performing the request.
     drop_after: perform the request, then close the connection before the answer is complete.
+    foreign_links: perform the request, but point the links of its `Link` header at `link_base`
+    (another host), as a hostile or compromised endpoint could.
     """
 
     kind: FaultKind
@@ -25,6 +27,7 @@ class Fault:
     count: int = 1
     status: int = 500
     delay: float = 0.0
+    link_base: str = ""
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:

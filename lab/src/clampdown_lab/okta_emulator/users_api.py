@@ -18,6 +18,7 @@ from clampdown_lab.okta_emulator.state import (
     OktaApiError,
     OrgState,
     UserRecord,
+    not_found,
     okta_timestamp,
     stable_id,
 )
@@ -73,14 +74,25 @@ class UsersApi:
         request.state.actor = replace(principal.actor, ip=client_ip, user_agent=user_agent)
         return principal
 
+    def user(self, request: Request, principal: Principal, param: str) -> UserRecord:
+        """The user a path names; `me` is the caller itself, as in a real org (for an API token,
+        the admin who owns it), so a client that puts `me` in a path acts on its own admin."""
+        reference = request.path_params[param]
+        if reference == "me":
+            record = self.state.users.get(principal.actor.id)
+            if record is None:
+                raise not_found(reference)
+            return record
+        return self.state.lookup(reference)
+
     @staticmethod
     def base_url(request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
     # --- users -----------------------------------------------------------------------------
     async def get_user(self, request: Request) -> Response:
-        self.principal(request, "okta.users.read")
-        record = self.state.lookup(request.path_params["id"])
+        principal = self.principal(request, "okta.users.read")
+        record = self.user(request, principal, "id")
         return JSONResponse(user_json(record, self.base_url(request)), headers={"Etag": record.etag()})
 
     async def list_users(self, request: Request) -> Response:
@@ -146,16 +158,16 @@ class UsersApi:
         return JSONResponse(user_json(record, self.base_url(request)))
 
     async def delete_user(self, request: Request) -> Response:
-        self.principal(request, "okta.users.manage")
-        record = self.state.lookup(request.path_params["id"])
+        principal = self.principal(request, "okta.users.manage")
+        record = self.user(request, principal, "id")
         self.state.delete(record, request.state.actor, request.state.request_id)
         return Response(status_code=204)
 
     # --- lifecycle -------------------------------------------------------------------------
     async def lifecycle(self, request: Request) -> Response:
-        self.principal(request, "okta.users.manage")
+        principal = self.principal(request, "okta.users.manage")
         operation = request.path_params["operation"]
-        record = self.state.lookup(request.path_params["id"])
+        record = self.user(request, principal, "id")
         actor, request_id = request.state.actor, request.state.request_id
         simple = {
             "suspend": self.state.suspend,
@@ -206,8 +218,8 @@ class UsersApi:
         self.state.finish_deactivate(record, actor, request_id)
 
     async def clear_sessions(self, request: Request) -> Response:
-        self.principal(request, "okta.users.manage")
-        record = self.state.lookup(request.path_params["userId"])
+        principal = self.principal(request, "okta.users.manage")
+        record = self.user(request, principal, "userId")
         if record.id != request.path_params["userId"]:
             raise OktaApiError(
                 404, "E0000007", f"Not found: Resource not found: {request.path_params['userId']} (User)"

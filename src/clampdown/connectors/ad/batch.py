@@ -23,8 +23,9 @@ def read_many(
 ) -> dict[str, tuple[str, dict[str, list[str]]]]:
     """objectGUID -> (dn, attribute values) for the accounts found under base_dn, in one search."""
     terms = "".join(f"(objectGUID={escape_filter_bytes(uuid.UUID(a.id).bytes_le)})" for a in accounts)
-    conn.search(base_dn, f"(&(objectClass=user)(|{terms}))", ldap3.SUBTREE,
-                attributes=[*attributes, "objectGUID"])
+    conn.search(
+        base_dn, f"(&(objectClass=user)(|{terms}))", ldap3.SUBTREE, attributes=[*attributes, "objectGUID"]
+    )
     if conn.result["result"] != SUCCESS:
         raise operation_failure(conn.result, "read the users", base_dn)
     found: dict[str, tuple[str, dict[str, list[str]]]] = {}

@@ -6,7 +6,7 @@ import asyncio
 import secrets
 import string
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import ldap3  # type: ignore[import-untyped]
@@ -20,7 +20,8 @@ from clampdown.connectors.ad.references import guid_from_bytes, sid_from_bytes, 
 from clampdown.connectors.ad.settings import ADSettings
 from clampdown.connectors.base import action_method
 from clampdown.errors import AccountNotFound, PermanentError
-from clampdown.model import Account, AccountState, ActionContext, ActionOutcome
+from clampdown.model import SEALED_DETAIL, Account, AccountState, ActionContext, ActionOutcome
+from clampdown.sealing import seal
 
 _STATE_ATTRIBUTES = [
     "userAccountControl",
@@ -172,11 +173,25 @@ class ADConnector:
             return ActionOutcome.already(reason)
         new_password = _random_password() if self.settings.set_random_password else None
         outcome = await self.pool.run(lambda conn: _force_reset(conn, account, new_password))
-        if new_password is not None and self.settings.hand_new_password_to_caller:
-            details = {**outcome.details, "new_password": new_password}
-            return ActionOutcome(outcome.changed, outcome.message, outcome.provider_request_id,
-                                 outcome.warnings, details)
-        return outcome
+        if new_password is None or not outcome.changed:
+            return outcome
+        # The password leaves this method only sealed to the requester's one-time key: the action
+        # center, the audit chain, webhooks and logs see a ciphertext at most, never the password.
+        if self.settings.hand_new_password_to_caller and context.seal_to:
+            sealed = seal(context.seal_to, new_password, f"action:{context.action_id}")
+            details = {**outcome.details, SEALED_DETAIL: sealed}
+            message = f"{outcome.message}; the new password is sealed for {context.requested_by}"
+        else:
+            details, message = dict(outcome.details), (
+                f"{outcome.message}; the new password was handed to nobody: reset it to give it out"
+            )
+        return replace(outcome, message=message, details=details)
+
+    def hands_secret(self, method: str) -> bool:
+        """Whether `method` makes a secret for the requester: force_password_reset with
+        set_random_password and hand_new_password_to_caller."""
+        s = self.settings
+        return method == "force_password_reset" and s.set_random_password and s.hand_new_password_to_caller
 
     async def clear_password_reset(self, account: Account, context: ActionContext) -> ActionOutcome:
         """pwdLastSet = -1 (the DC stores now), unless the user already had to change it before."""
@@ -315,8 +330,12 @@ def _account(found: dict[str, Any]) -> Account:
     guid = guid_from_bytes(raw["objectGUID"][0])
     sam = _first(attrs.get("sAMAccountName"))
     upn = _first(attrs.get("userPrincipalName"))
-    ids = {"dn": found["dn"], "objectGUID": guid, "objectSid": sid_from_bytes(raw["objectSid"][0]),
-           "sAMAccountName": sam}
+    ids = {
+        "dn": found["dn"],
+        "objectGUID": guid,
+        "objectSid": sid_from_bytes(raw["objectSid"][0]),
+        "sAMAccountName": sam,
+    }
     if upn:
         ids["userPrincipalName"] = upn
     return Account(provider="ad", id=guid, name=upn or sam, attributes=ids)

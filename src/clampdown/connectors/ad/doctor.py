@@ -54,14 +54,27 @@ class Right:
         return f"(OA;CIIO;{kind};{self.guids[0]};{USER_CLASS};{sid})"
 
 
-WRITE_UAC = Right("Write userAccountControl", RIGHT_DS_WRITE_PROP,
-                  ("bf967a68-0de6-11d0-a285-00aa003049e2", USER_ACCOUNT_RESTRICTIONS),
-                  "userAccountControl", "WP;userAccountControl;user")
-WRITE_PWDLASTSET = Right("Write pwdLastSet", RIGHT_DS_WRITE_PROP,
-                         ("bf967a0a-0de6-11d0-a285-00aa003049e2", USER_ACCOUNT_RESTRICTIONS),
-                         "pwdLastSet", "WP;pwdLastSet;user")
-RESET_PASSWORD = Right("Reset Password (extended right)", RIGHT_DS_CONTROL_ACCESS,
-                       ("00299570-246d-11d0-a768-00aa006e0529",), None, "CA;Reset Password;user")
+WRITE_UAC = Right(
+    "Write userAccountControl",
+    RIGHT_DS_WRITE_PROP,
+    ("bf967a68-0de6-11d0-a285-00aa003049e2", USER_ACCOUNT_RESTRICTIONS),
+    "userAccountControl",
+    "WP;userAccountControl;user",
+)
+WRITE_PWDLASTSET = Right(
+    "Write pwdLastSet",
+    RIGHT_DS_WRITE_PROP,
+    ("bf967a0a-0de6-11d0-a285-00aa003049e2", USER_ACCOUNT_RESTRICTIONS),
+    "pwdLastSet",
+    "WP;pwdLastSet;user",
+)
+RESET_PASSWORD = Right(
+    "Reset Password (extended right)",
+    RIGHT_DS_CONTROL_ACCESS,
+    ("00299570-246d-11d0-a768-00aa006e0529",),
+    None,
+    "CA;Reset Password;user",
+)
 
 
 @dataclass(frozen=True)
@@ -183,8 +196,9 @@ def _action_account(conn: Connection, connector: ADConnector) -> tuple[str, str,
 
 
 def _read_dacl(conn: Connection, dn: str, extra: list[str]) -> tuple[dict[str, Any], list[Any]]:
-    conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["nTSecurityDescriptor", *extra],
-                controls=_DACL_ONLY)
+    conn.search(
+        dn, "(objectClass=*)", ldap3.BASE, attributes=["nTSecurityDescriptor", *extra], controls=_DACL_ONLY
+    )
     if conn.result["result"] != SUCCESS or not conn.response:
         raise operation_failure(conn.result, "read the security descriptor", dn)
     entry = conn.response[0]
@@ -192,8 +206,16 @@ def _read_dacl(conn: Connection, dn: str, extra: list[str]) -> tuple[dict[str, A
     return entry, parse_dacl(raw[0]) if raw else []
 
 
-def _report(target: str, kind: Literal["ou", "user"], granted: dict[Right, bool], connector: ADConnector,
-            sid: str, trustee: str, grant_on: str | None, notes: tuple[str, ...] = ()) -> TargetReport:
+def _report(
+    target: str,
+    kind: Literal["ou", "user"],
+    granted: dict[Right, bool],
+    connector: ADConnector,
+    sid: str,
+    trustee: str,
+    grant_on: str | None,
+    notes: tuple[str, ...] = (),
+) -> TargetReport:
     checks = []
     lacking: list[Right] = []  # only what some action needs: least privilege, nothing more
     for action in all_actions():
@@ -213,24 +235,29 @@ def _report(target: str, kind: Literal["ou", "user"], granted: dict[Right, bool]
     return TargetReport(target, kind, tuple(checks), notes, grants)
 
 
-def _check_ou(conn: Connection, ou: str, token: set[str], connector: ADConnector, sid: str,
-              trustee: str) -> TargetReport:
+def _check_ou(
+    conn: Connection, ou: str, token: set[str], connector: ADConnector, sid: str, trustee: str
+) -> TargetReport:
     try:
         _, aces = _read_dacl(conn, ou, [])
     except ClampdownError as exc:
         return TargetReport(ou, "ou", error=exc.message)
-    granted = {r: inherits_right(aces, token, r.mask, r.guids, USER_CLASS)
-               for r in (WRITE_UAC, WRITE_PWDLASTSET, RESET_PASSWORD)}
+    granted = {
+        r: inherits_right(aces, token, r.mask, r.guids, USER_CLASS)
+        for r in (WRITE_UAC, WRITE_PWDLASTSET, RESET_PASSWORD)
+    }
     note = ("Users with adminCount=1 (AdminSDHolder-protected) in this OU do not inherit these rights.",)
     return _report(ou, "ou", granted, connector, sid, trustee, ou, note)
 
 
-def _check_user(conn: Connection, reference: str, token: set[str], connector: ADConnector, sid: str,
-                trustee: str) -> TargetReport:
+def _check_user(
+    conn: Connection, reference: str, token: set[str], connector: ADConnector, sid: str, trustee: str
+) -> TargetReport:
     try:
         query = user_query(reference, connector.settings.netbios_domain)
-        conn.search(connector.settings.base_dn, query.ldap_filter, ldap3.SUBTREE, attributes=["cn"],
-                    size_limit=1)
+        conn.search(
+            connector.settings.base_dn, query.ldap_filter, ldap3.SUBTREE, attributes=["cn"], size_limit=1
+        )
         found = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
         if not found:
             raise AccountNotFound(f"no user with {query.described}")
@@ -247,7 +274,9 @@ def _check_user(conn: Connection, reference: str, token: set[str], connector: AD
     notes: tuple[str, ...] = ()
     parent: str | None = ",".join(ldap3.utils.dn.to_dn(dn)[1:])  # the OU to delegate on
     if int((entry["attributes"].get("adminCount") or ["0"])[0]):
-        notes = ("adminCount=1: AdminSDHolder resets this user's ACL every hour, so OU delegation does "
-                 "not apply; a privileged administrator must act on it.",)
+        notes = (
+            "adminCount=1: AdminSDHolder resets this user's ACL every hour, so OU delegation does "
+            "not apply; a privileged administrator must act on it.",
+        )
         parent = None  # no delegation on its OU would help
     return _report(dn, "user", granted, connector, sid, trustee, parent, notes)

@@ -49,8 +49,11 @@ class DirectoryPool:
         # One in-memory Kerberos ticket cache per pool: the keytab is the only credential.
         self._ccache = f"MEMORY:clampdown-ad-{os.getpid()}-{next(_pool_ids)}"
         if not settings.verify_tls:
-            log.warning("AD: TLS certificates of the domain controllers are NOT verified (tls_verify = "
-                        "'%s'): anyone on the network path can impersonate the DC", settings.tls_verify)
+            log.warning(
+                "AD: TLS certificates of the domain controllers are NOT verified (tls_verify = "
+                "'%s'): anyone on the network path can impersonate the DC",
+                settings.tls_verify,
+            )
         if settings.bind == "kerberos" and importlib.util.find_spec("gssapi") is None:
             raise ConfigError(
                 "bind = 'kerberos' needs the gssapi package: pip install 'clampdown[kerberos]' "

@@ -78,7 +78,8 @@ class ADSettings(BaseModel):
 
     # force_password_reset also sets a new random password (the attacker's one stops working).
     set_random_password: bool = False
-    # Put that password in the action's result once, for an operator to hand over; off: nobody sees it.
+    # Hand that password to the requester once: sealed to a one-time key the API and CLI give
+    # them when they ask (never stored or logged in the clear); off: nobody ever sees it.
     hand_new_password_to_caller: bool = False
     # OUs the action account is meant to act on; `clampdown doctor ad` checks each.
     managed_ous: list[str] = Field(default_factory=list)

@@ -5,6 +5,7 @@ were throttled or failed transiently."""
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,8 @@ from clampdown.connectors.entra.auth import TokenSource
 from clampdown.connectors.entra.graph_errors import RETRYABLE_STATUSES, retry_after
 from clampdown.connectors.entra.pacing import AdaptiveWindow, Pacer
 from clampdown.connectors.entra.settings import EntraSettings
-from clampdown.errors import TransientError
+from clampdown.connectors.links import is_relative_path, same_origin_path
+from clampdown.errors import AccountNotFound, PermanentError, TransientError
 
 MAX_BATCH = 20
 TRANSPORT_RETRIES = 2
@@ -75,9 +77,28 @@ def _body(response: httpx.Response) -> Any:
         return {"error": {"code": "NonJsonResponse", "message": f"not a Graph answer: {text}"}}
 
 
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# The characters Entra allows in a user principal name; no `/`, `\\`, `%`, `?`, space or a leading `$`
+# (which Graph reads as a path function), so a UPN is always one plain path segment.
+_UPN = re.compile(r"[A-Za-z0-9'._!#^~+&-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def addressable(reference: str) -> bool:
+    """Whether Graph may be asked for the reference by path: an object id or a well-formed UPN."""
+    return bool(_GUID.fullmatch(reference) or _UPN.fullmatch(reference))
+
+
 def user_path(reference: str) -> str:
-    """`/users/{id or UPN}` with the reference escaped for a path segment."""
+    """`/users/{id or UPN}` with the reference escaped for a path segment; anything else is refused
+    (it is looked up by `$filter`, where no word is special)."""
+    if not addressable(reference):
+        raise AccountNotFound(f"'{reference}' is neither an Entra object id nor a user principal name")
     return "/users/" + quote(reference, safe="@")
+
+
+def object_path(object_id: str, rest: str = "") -> str:
+    """`/users/{id}{rest}` for an id Graph gave us, escaped whole so it stays one path segment."""
+    return "/users/" + quote(object_id, safe="") + rest
 
 
 class GraphClient:
@@ -113,6 +134,18 @@ class GraphClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
+    def follow(self, link: str) -> str:
+        """The path (below the version) of a link Graph gave (`@odata.nextLink`), only if it is on
+        the configured Graph URL; a link elsewhere is refused, so the token never goes there."""
+        path = same_origin_path(link, self.settings.graph_url)
+        if path is None:
+            raise PermanentError(
+                f"Graph answered with a next link to {link[:200]!r}, not on {self.settings.graph_url};"
+                " not followed",
+                code="foreign_link",
+            )
+        return path
+
     def _backoff(self, attempt: int, identity_protection: bool) -> float:
         base = max(self.settings.identity_protection_interval_seconds, 1.0) if identity_protection else 0.5
         return float(min(base * 2**attempt, 30.0))
@@ -145,6 +178,11 @@ class GraphClient:
         identity_protection: bool,
         weight: int,
     ) -> GraphReply:
+        if not is_relative_path(path):
+            raise PermanentError(
+                f"refusing to send the Graph token to {path!r}: not a path on {self.settings.graph_url}",
+                code="foreign_url",
+            )
         pacer = self.identity_protection_pacer if identity_protection else self.pacer
         renewed = False
         transport_failures = transient_failures = throttled_rounds = 0

@@ -4,13 +4,19 @@ one user at a time or many per Graph request (`$batch` and the `userIds` lists).
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any, ClassVar
 
 import jwt
 
 from clampdown.connectors.entra.auth import TokenSource
-from clampdown.connectors.entra.client import GraphClient, GraphReply, SubRequest, user_path
+from clampdown.connectors.entra.client import (
+    GraphClient,
+    GraphReply,
+    SubRequest,
+    addressable,
+    object_path,
+    user_path,
+)
 from clampdown.connectors.entra.graph_errors import graph_error
 from clampdown.connectors.entra.risk import AT_RISK_STATES, NO_RISK, RISKY_USERS, RiskView
 from clampdown.connectors.entra.settings import EntraSettings
@@ -21,7 +27,6 @@ USER_SELECT = (
     "id,userPrincipalName,displayName,accountEnabled,onPremisesSyncEnabled,"
     "onPremisesSamAccountName,onPremisesSecurityIdentifier,signInSessionsValidFromDateTime"
 )
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 REQUIRED_ROLES = {
     "User.Read.All": "resolve users and read their state",
     "User.EnableDisableAccount.All": "entra.suspend_user / entra.enable_user",
@@ -96,13 +101,15 @@ class EntraConnector:
     async def resolve_user(self, reference: str) -> Account:
         """The user an object id, UPN, on-premises SID or sAMAccountName names."""
         reference = reference.strip()
-        if _GUID.match(reference) or "@" in reference:
+        if addressable(reference):
             reply = await self.graph.send("GET", user_path(reference), params={"$select": USER_SELECT})
             if not reply.ok:
                 raise self._error(reply, "read_user", reference)
             return self._account(reply.body)
         literal = reference.replace("'", "''")
-        if reference.upper().startswith("S-1-"):
+        if "@" in reference:  # not a well-formed UPN: ask by value, never by path
+            filters = [f"userPrincipalName eq '{literal}'"]
+        elif reference.upper().startswith("S-1-"):
             filters = [f"onPremisesSecurityIdentifier eq '{literal}'"]
         else:
             # A synced user by its sAMAccountName; a cloud-only one by the name part of its UPN.
@@ -128,7 +135,7 @@ class EntraConnector:
     async def resolve_users(self, references: list[str]) -> list[Account | Exception]:
         """Many references at once (object ids and UPNs in `$batch`es of 20, the rest one by one);
         one Account or error per reference, in order."""
-        direct = [i for i, r in enumerate(references) if _GUID.match(r.strip()) or "@" in r]
+        direct = [i for i, r in enumerate(references) if addressable(r.strip())]
         results: list[Account | Exception | None] = [None] * len(references)
         requests = [
             SubRequest("GET", f"{user_path(references[i].strip())}?$select={USER_SELECT}") for i in direct
@@ -173,7 +180,7 @@ class EntraConnector:
 
     async def read_states(self, accounts: list[Account]) -> list[AccountState | Exception]:
         """The state of each account: users in `$batch`es, risk from the tenant's at-risk list."""
-        requests = [SubRequest("GET", f"/users/{a.id}?$select={USER_SELECT}") for a in accounts]
+        requests = [SubRequest("GET", object_path(a.id, f"?$select={USER_SELECT}")) for a in accounts]
         users, at_risk = await asyncio.gather(self.graph.run_many(requests), self.risk.at_risk())
         out: list[AccountState | Exception] = []
         for account, reply in zip(accounts, users, strict=True):
@@ -284,7 +291,8 @@ class EntraConnector:
             else:
                 results.append(ActionOutcome(changed=True, message=""))
                 todo.append(index)
-        requests = [SubRequest("PATCH", f"/users/{items[i][0].id}", {"accountEnabled": enable}) for i in todo]
+        body = {"accountEnabled": enable}
+        requests = [SubRequest("PATCH", object_path(items[i][0].id), body) for i in todo]
         replies = await self.graph.run_many(requests) if requests else []
         for index, reply in zip(todo, replies, strict=True):
             account = items[index][0]
@@ -311,7 +319,9 @@ class EntraConnector:
         return results
 
     async def _revoke(self, items: list[tuple[Account, ActionContext]]) -> Outcomes:
-        requests = [SubRequest("POST", f"/users/{account.id}/revokeSignInSessions") for account, _ in items]
+        requests = [
+            SubRequest("POST", object_path(account.id, "/revokeSignInSessions")) for account, _ in items
+        ]
         replies = await self.graph.run_many(requests)
         results: Outcomes = []
         for (account, _), reply in zip(items, replies, strict=True):

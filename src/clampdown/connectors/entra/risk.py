@@ -56,8 +56,8 @@ class RiskView:
                 )
             found.update({r["id"]: r for r in reply.body.get("value", []) if keep(r)})
             next_link = reply.body.get("@odata.nextLink")
-            # nextLink is absolute and complete; the client's base URL already carries the version.
-            path = next_link.split("/v1.0", 1)[1] if next_link else None
+            # nextLink is absolute and complete; followed only on the configured Graph URL.
+            path = self.graph.follow(str(next_link)) if next_link else None
             params = {}
         return found
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import httpx
 
+from clampdown.connectors.links import is_relative_path, same_origin_path
 from clampdown.connectors.okta.auth import OktaAuth
 from clampdown.connectors.okta.pacer import RateHeaders, RateLimitPacer, okta_bucket
-from clampdown.errors import TransientError
+from clampdown.errors import PermanentError, TransientError
 
 USER_AGENT = "clampdown-okta-connector/0.1"
 
@@ -95,6 +96,17 @@ class OktaClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
+    def follow(self, link: str) -> str:
+        """The path of a link Okta gave (`Link: rel="next"`), only if it is on the org itself;
+        a link elsewhere is refused, so the pull stops there and says why."""
+        path = same_origin_path(link, self.org_url)
+        if path is None:
+            raise PermanentError(
+                f"Okta answered with a link to {link[:200]!r}, not on the org {self.org_url}; not followed",
+                code="foreign_link",
+            )
+        return path
+
     async def request(
         self,
         method: str,
@@ -103,7 +115,12 @@ class OktaClient:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> OktaAnswer:
-        """Send one request, waiting out rate limits and retrying lost answers; any final status."""
+        """Send one request, waiting out rate limits and retrying lost answers; any final status.
+        `path` is a path on the org: the credentials never go to another host."""
+        if not is_relative_path(path):
+            raise PermanentError(
+                f"refusing to send Okta credentials to {path!r}: not a path on the org", code="foreign_url"
+            )
         bucket = okta_bucket(method, path)
         started = self.clock()
         failures = 0

@@ -8,9 +8,9 @@ transition Okta does not allow (a permanent failure that names the status).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 from clampdown.connectors.okta.auth import ApiTokenAuth, OktaAuth, ServiceAppAuth
 from clampdown.connectors.okta.client import OktaAnswer, OktaClient
@@ -25,6 +25,8 @@ from clampdown.errors import (
 )
 from clampdown.model import Account, AccountState, ActionContext, ActionOutcome
 
+# Okta user ids: "00u" and 17 letters or digits.
+_OKTA_USER_ID = re.compile(r"00u[0-9A-Za-z]{17}")
 _REFUSED_TRANSITION = {"E0000001", "E0000038"}
 _CANNOT_SIGN_IN = {"SUSPENDED", "DEPROVISIONED", "STAGED", "PROVISIONED"}
 DEACTIVATE_WARNING = (
@@ -61,18 +63,26 @@ class OktaConnector:
 
     # --- reading ---------------------------------------------------------------------------
     async def resolve_user(self, reference: str) -> Account:
-        """The user a reference names: Okta id, login, login shortname or email."""
+        """The user a reference names: Okta user id, login, login shortname or email.
+
+        Only a reference shaped like an Okta user id is fetched by path: Okta reads some path
+        segments specially (`/users/me` is the API token's owner: a planted account named "me"
+        must not resolve to Clampdown's own admin); everything else is searched for by login and
+        email, where no word is special."""
         reference = reference.strip()
         if not reference:
             raise InvalidInput("an Okta user reference is empty")
-        if "/" not in reference:  # Okta cannot fetch logins containing '/' by path
-            answer = await self.client.request("GET", f"/api/v1/users/{quote(reference, safe='@')}")
+        if _OKTA_USER_ID.fullmatch(reference):
+            answer = await self.client.request("GET", _user_path(reference))
             if answer.status == 200:
                 return _account(answer.body)
             if answer.status != 404:
                 raise _failure(answer, f"look up the Okta user '{reference}'")
         escaped = reference.replace("\\", "\\\\").replace('"', '\\"')
-        search = f'profile.login eq "{escaped}" or profile.email eq "{escaped}"'
+        if "@" in reference:
+            search = f'profile.login eq "{escaped}" or profile.email eq "{escaped}"'
+        else:  # a login shortname: the part of the login before the @
+            search = f'profile.login eq "{escaped}" or profile.login sw "{escaped}@"'
         answer = await self.client.request("GET", "/api/v1/users", params={"search": search, "limit": "2"})
         if answer.status != 200:
             raise _failure(answer, f"search Okta for '{reference}'")
@@ -87,7 +97,7 @@ class OktaConnector:
 
     async def read_state(self, account: Account) -> AccountState:
         """The user's status as Okta reports it now."""
-        answer = await self.client.request("GET", f"/api/v1/users/{account.id}")
+        answer = await self.client.request("GET", _user_path(account.id))
         if answer.status != 200:
             raise _failure(answer, f"read the Okta user {account.name}", account)
         return _state(answer)
@@ -170,7 +180,7 @@ class OktaConnector:
     ) -> tuple[bool, OktaAnswer]:
         """POST the lifecycle operation; (changed, answer), or the error a person can act on."""
         answer = await self.client.request(
-            "POST", f"/api/v1/users/{account.id}/lifecycle/{operation}", headers=headers
+            "POST", _user_path(account.id, f"/lifecycle/{operation}"), headers=headers
         )
         if answer.status == 200:
             return True, answer
@@ -194,7 +204,7 @@ class OktaConnector:
 
     async def _clear_sessions(self, account: Account) -> bool:
         params = {"oauthTokens": "true" if self.settings.revoke_oauth_tokens else "false"}
-        answer = await self.client.request("DELETE", f"/api/v1/users/{account.id}/sessions", params=params)
+        answer = await self.client.request("DELETE", _user_path(account.id, "/sessions"), params=params)
         if answer.status != 204:
             raise _failure(answer, f"clear the sessions of the Okta user {account.name}", account)
         return True
@@ -239,6 +249,14 @@ class OktaConnector:
             answer.request_id,
             details={"sessions_cleared": sessions_cleared},
         )
+
+
+def _user_path(user_id: str, rest: str = "") -> str:
+    """`/api/v1/users/{id}{rest}`, only for an id shaped like an Okta user id: nothing else (`me`,
+    `..`, a login with `/`, `?` or `#`) may become a path segment."""
+    if not _OKTA_USER_ID.fullmatch(user_id):
+        raise AccountNotFound(f"'{user_id}' is not an Okta user id")
+    return f"/api/v1/users/{user_id}{rest}"
 
 
 def _auth_from(settings: OktaSettings) -> OktaAuth:

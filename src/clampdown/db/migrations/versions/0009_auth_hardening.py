@@ -1,8 +1,8 @@
 """Sign-in hardening: throttling of failed password sign-ins, a server key for hashing unknown
 usernames, single sign-on refresh tokens on sessions, and service tokens.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2027-01-10
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from clampdown.db.tables import UTCDateTime
 
-revision = "0006"
-down_revision = "0005"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
