@@ -123,7 +123,9 @@ def test_the_wheel_alone_serves_without_the_lab(wheel_venv: Path, served: str) -
     assert health.status_code == 200
     ready = httpx.get(f"{served}/readyz", timeout=30)
     assert ready.status_code == 200, ready.text
-    assert ready.json() == {"ready": True, "checks": {"database": "ok"}}
+    # The embedded worker and the hunting schedule are background jobs, reported with the database.
+    checks = {"database": "ok", "job:worker": "ok", "job:hunting": "ok"}
+    assert ready.json() == {"ready": True, "checks": checks}
 
     env = _clean_env()
     no_lab = subprocess.run(

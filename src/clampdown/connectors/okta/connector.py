@@ -79,21 +79,28 @@ class OktaConnector:
             if answer.status != 404:
                 raise _failure(answer, f"look up the Okta user '{reference}'")
         escaped = reference.replace("\\", "\\\\").replace('"', '\\"')
-        if "@" in reference:
-            search = f'profile.login eq "{escaped}" or profile.email eq "{escaped}"'
-        else:  # a login shortname: the part of the login before the @
-            search = f'profile.login eq "{escaped}" or profile.login sw "{escaped}@"'
-        answer = await self.client.request("GET", "/api/v1/users", params={"search": search, "limit": "2"})
-        if answer.status != 200:
-            raise _failure(answer, f"search Okta for '{reference}'")
-        if not answer.body:
+        # The login is unique in an org and is the strong anchor: it wins over another user's email.
+        found = await self._search(f'profile.login eq "{escaped}"', reference)
+        if not found:
+            if "@" in reference:
+                found = await self._search(f'profile.email eq "{escaped}"', reference)
+            else:  # a login shortname: the part of the login before the @
+                found = await self._search(f'profile.login sw "{escaped}@"', reference)
+        if not found:
             raise AccountNotFound(f"Okta has no user with id, login or email '{reference}'")
-        if len(answer.body) > 1:
+        if len(found) > 1:
             raise PermanentError(
                 f"'{reference}' matches several Okta users; give the Okta user id or login instead",
                 code="ambiguous_user",
             )
-        return _account(answer.body[0])
+        return _account(found[0])
+
+    async def _search(self, search: str, reference: str) -> list[dict[str, Any]]:
+        """At most two users matching a search expression (two are enough to say it is ambiguous)."""
+        answer = await self.client.request("GET", "/api/v1/users", params={"search": search, "limit": "2"})
+        if answer.status != 200:
+            raise _failure(answer, f"search Okta for '{reference}'")
+        return list(answer.body or [])
 
     async def read_state(self, account: Account) -> AccountState:
         """The user's status as Okta reports it now."""
