@@ -6,13 +6,12 @@ setting); with `metrics.listen`, /metrics is also served on a listener of its ow
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import SecretStr
 
 from clampdown.api.auth import runtime
+from clampdown.auth.compare import same_secret
 from clampdown.auth.service import Unauthenticated
 
 router = APIRouter(tags=["health"])
@@ -31,9 +30,7 @@ def _require_scrape_token(request: Request, token: SecretStr | None) -> None:
     if token is None:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    expected = token.get_secret_value().encode()
-    # Compared as bytes: a non-ASCII header must be refused, not raise.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+    if scheme.lower() != "bearer" or not same_secret(given.strip(), token.get_secret_value()):
         raise Unauthenticated("metrics need 'Authorization: Bearer <metrics.token>'")
 
 

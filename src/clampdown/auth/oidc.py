@@ -27,6 +27,7 @@ import httpx
 import jwt
 from cryptography.fernet import Fernet, InvalidToken
 
+from clampdown.auth.compare import same_secret
 from clampdown.auth.redirects import safe_next
 from clampdown.auth.service import Unauthenticated
 from clampdown.config import SsoSettings
@@ -125,7 +126,7 @@ class OidcClient:
     def _unsign(self, cookie: str | None) -> dict[str, Any]:
         body, _, mac = (cookie or "").partition(".")
         expected = _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
-        if not body or not hmac.compare_digest(mac.encode(), expected.encode()):
+        if not body or not same_secret(mac, expected):
             raise Unauthenticated("sign-in was not started here, or its cookie was altered: start again")
         payload: dict[str, Any] = json.loads(_unb64(body))
         if payload.get("exp", 0) < time.time():
@@ -166,7 +167,7 @@ class OidcClient:
     async def finish(self, code: str | None, state: str | None, cookie: str | None) -> SsoSignIn:
         """Exchange the code, check the ID token, map groups to roles."""
         pending = self._unsign(cookie)
-        if not state or not hmac.compare_digest(state.encode(), str(pending["state"]).encode()):
+        if not state or not same_secret(state, str(pending["state"])):
             raise Unauthenticated("sign-in state does not match: start again")
         if not code:
             raise Unauthenticated("the identity provider returned no authorization code")
@@ -245,10 +246,7 @@ class OidcClient:
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the ID token is not valid: {exc}") from None
-        # Compared as bytes: compare_digest refuses str with characters beyond ASCII.
-        if nonce is not None and not hmac.compare_digest(
-            str(claims.get("nonce", "")).encode(), nonce.encode()
-        ):
+        if nonce is not None and not same_secret(str(claims.get("nonce", "")), nonce):
             raise Unauthenticated("the ID token's nonce does not match this sign-in")
         return claims
 

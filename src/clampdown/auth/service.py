@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from clampdown.audit.chain import AuditEvent
 from clampdown.audit.events import EventName, access_event, signin_event
+from clampdown.auth.compare import same_secret
 from clampdown.auth.principal import PermissionDenied, Principal
 from clampdown.auth.throttle import AttemptKeys, SigninThrottle
 from clampdown.clock import SYSTEM_CLOCK, Clock
@@ -327,10 +328,7 @@ class AuthService:
         session = await self.store.session(token_hash(session_id))
         if session is None or session.expires_at <= self.clock.now():
             raise Unauthenticated("session expired: sign in again")
-        # Compared as bytes: compare_digest raises on a str with characters beyond ASCII.
-        if unsafe_method and not (
-            csrf_header and hmac.compare_digest(csrf_header.encode(), session.csrf_token.encode())
-        ):
+        if unsafe_method and not (csrf_header and same_secret(csrf_header, session.csrf_token)):
             raise PermissionDenied("missing or wrong CSRF token (X-CSRF-Token header)", "CSRF token")
         user = await self.store.user_by_id(session.user_id)
         if user is None or user.disabled:
