@@ -6,6 +6,7 @@ reaches the store or a provider; the API's schema declares the same numbers so c
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from clampdown.errors import InvalidInput
@@ -39,6 +40,11 @@ EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(9999, 1, 1, tzinfo=UTC)
 MAX_SECRET_KEY = 64  # a one-time key to open a sealed secret (43 characters of base64)
 
+# Reliability (issue 15): keys built from outside data fit their columns, and bulks are written in
+# chunks, each its own transaction, so no one request holds the database for long.
+MAX_ACCOUNT_ID = 256  # a provider's account id as stored for lookups (actions.account_id)
+BULK_CHUNK = 1000  # actions of a bulk request inserted per transaction
+
 
 def clean_text(field: str, value: str | None, max_length: int, *, required: bool = False) -> str:
     """`value` stripped; InvalidInput naming `field` if it has a NUL (PostgreSQL cannot store one),
@@ -57,6 +63,16 @@ def optional_text(field: str, value: str | None, max_length: int) -> str | None:
     """Like `clean_text`, but None (or blank) stays None."""
     text = clean_text(field, value, max_length)
     return text or None
+
+
+def fit_key(value: str, max_length: int) -> str:
+    """`value` if it fits `max_length` characters, else its start and a SHA-256 digest of all of it,
+    `max_length` long: a key made from outside data (a provider's id, an event's user name) always
+    fits its column and two different values never share one."""
+    if len(value) <= max_length:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{value[: max_length - len(digest) - 1]}#{digest}"
 
 
 def clean_time(field: str, value: datetime | None) -> datetime | None:

@@ -97,6 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
                 start_hunting_schedule(rt, app.state)
             if rt.anchor is not None:  # stopped last: the final checkpoint covers the last events
                 rt.jobs.start("audit-anchor", rt.anchor.run, last=True)
+            if rt.syslog is not None:  # stopped last too; the runtime's close sends the final checkpoint
+                rt.jobs.start("syslog", rt.syslog.run, last=True)
             metrics_listener = await _serve_metrics(settings, rt)
             try:
                 yield

@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from clampdown.audit.chain import NOT_ANCHORED, AuditEvent, AuditLog, ChainReport
+from clampdown.audit.chain import NOT_ANCHORED, AuditLog, ChainReport
 from clampdown.audit.events import EventName, action_event, outcome_event, requested_event
 from clampdown.audit.recorder import EventRecorder
-from clampdown.config import WebhookSettings
-from clampdown.db.tables import audit_log, webhook_deliveries
+from clampdown.audit.syslog import SyslogOutput
+from clampdown.config import SyslogSettings, WebhookSettings
+from clampdown.db.tables import audit_log, syslog_outbox, webhook_deliveries
 from clampdown.model import Action, ActionStatus
 from tests.audit.conftest import make_event
 from tests.sample_actions import REQUESTED_AT, sample_action
@@ -32,14 +33,6 @@ EVENTS = [
     make_event(2, EventName.APPROVAL_REQUESTED),
     make_event(3, EventName.SIGNIN_FAILED),
 ]
-
-
-class FakeSyslog:
-    def __init__(self) -> None:
-        self.sent: list[AuditEvent] = []
-
-    def send(self, event: AuditEvent) -> None:
-        self.sent.append(event)
 
 
 async def _outbox(engine: AsyncEngine) -> list[tuple[str, str, int]]:
@@ -87,14 +80,22 @@ async def test_recorded_events_roll_back_with_their_cause(engine: AsyncEngine) -
     assert await _outbox(engine) == []
 
 
-async def test_syslog_gets_the_events_only_after_commit(engine: AsyncEngine) -> None:
-    syslog = FakeSyslog()
-    recorder = EventRecorder(syslog=syslog)  # type: ignore[arg-type]
+async def test_syslog_messages_commit_with_their_cause_and_roll_back_with_it(engine: AsyncEngine) -> None:
+    syslog = SyslogOutput(engine, SyslogSettings())
+    recorder = EventRecorder(syslog=syslog)
+    with pytest.raises(RuntimeError, match="the cause failed"):
+        async with engine.begin() as conn:
+            await recorder.record_in(conn, EVENTS)
+            raise RuntimeError("the cause failed")
+    assert await syslog.pending() == 0
     async with engine.begin() as conn:
         await recorder.record_in(conn, EVENTS)
-    assert syslog.sent == []
-    recorder.after_commit(EVENTS)
-    assert syslog.sent == EVENTS
+    recorder.after_commit(EVENTS)  # wakes the sender, sends nothing itself
+    async with engine.connect() as conn:
+        query = select(syslog_outbox.c.message).order_by(syslog_outbox.c.id)
+        messages = (await conn.execute(query)).scalars()
+        names = [m.split(" ")[5] for m in messages]
+    assert names == ["action_requested", "approval_requested", "signin_failed"]
 
 
 def test_every_event_name_is_unique_dotted_and_fits_its_column() -> None:

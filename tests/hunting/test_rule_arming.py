@@ -146,7 +146,7 @@ async def test_the_admin_who_enables_a_rule_arms_it_and_every_step_is_audited(
     created, first_off, on, scheduled, ran, off = (data for *_, data in events)
     assert scheduled == {
         **common, "channel": "schedule", "rule": RULE, "armed_by": "admin2",
-        "rows": 1, "new_alerts": 1, "batch_id": run.batch_id,
+        "rows": 1, "new_alerts": 1, "batch_id": run.batch_id, "skipped": 0,
     }  # fmt: skip
     assert created == {
         **common, "rule": RULE, "armed_by": "admin", "query": BRUTE_FORCE_KQL,
@@ -154,7 +154,10 @@ async def test_the_admin_who_enables_a_rule_arms_it_and_every_step_is_audited(
     }  # fmt: skip
     assert first_off == {**common, "rule": RULE, "armed_by": "admin", "previously_armed_by": "admin"}
     assert on == {**common, "rule": RULE, "armed_by": "admin2", "previously_armed_by": "admin"}
-    assert ran == {**common, "rule": RULE, "armed_by": "admin2", "rows": 1, "new_alerts": 0, "batch_id": None}
+    assert ran == {
+        **common, "rule": RULE, "armed_by": "admin2", "rows": 1, "new_alerts": 0, "batch_id": None,
+        "skipped": 0,
+    }  # fmt: skip
     assert off["armed_by"] == "admin2"
     report = await AuditLog(env.engine).verify()
     checked, breaks = report.entries, report.breaks

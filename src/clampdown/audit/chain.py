@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -24,6 +24,7 @@ from clampdown.db.tables import audit_checkpoints, audit_log
 
 GENESIS = "0" * 64
 _APPEND_TRIES = 20
+_CHAIN_LOCK = 7_241_977  # a PostgreSQL advisory lock: appends to the chain go one at a time
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,16 @@ async def _head(conn: AsyncConnection) -> str:
 
 
 async def append_in(conn: AsyncConnection, events: Sequence[AuditEvent]) -> None:
-    """Append within the caller's transaction (so the event commits with its cause)."""
+    """Append within the caller's transaction (so the event commits with its cause).
+
+    Appends queue for the chain instead of racing for its head: on PostgreSQL behind an advisory
+    lock held until the transaction ends; on SQLite a write transaction holds the database's write
+    lock from its BEGIN IMMEDIATE (db/database.py), in every process. So the head read here is
+    still the head at commit, and no path (sign-ins, denials, cancels, approvals) fails on it."""
+    if not events:
+        return
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
     prev = await _head(conn)
     rows = []
     for event in events:

@@ -1,26 +1,25 @@
-"""Where every event goes: the audit chain and the webhook outbox in the caller's transaction
-(so an event commits with what caused it), then syslog once committed."""
+"""Where every event goes: the audit chain, the webhook outbox and the syslog outbox, all in the
+caller's transaction (so an event commits with what caused it, or not at all); once committed, the
+syslog sender is woken. Nothing here waits on a receiver."""
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clampdown.audit.chain import AuditEvent, append_in
-from clampdown.audit.syslog import SyslogSender
+from clampdown.audit.syslog import SyslogOutput
 from clampdown.config import WebhookSettings
 from clampdown.db.tables import webhook_deliveries
-
-_AUDIT_LOCK = 7_241_977  # a PostgreSQL advisory lock: appends to the chain go one at a time
 
 
 class EventRecorder:
     """Records events durably with their cause, and fans them out."""
 
-    def __init__(self, webhooks: Sequence[WebhookSettings] = (), syslog: SyslogSender | None = None) -> None:
+    def __init__(self, webhooks: Sequence[WebhookSettings] = (), syslog: SyslogOutput | None = None) -> None:
         self.webhooks = list(webhooks)
         self.syslog = syslog
 
@@ -31,13 +30,12 @@ class EventRecorder:
         """Append to the audit chain and queue webhook deliveries, inside `conn`'s transaction."""
         if not events:
             return
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK})
         await append_in(conn, events)
         await self.emit_in(conn, events)
 
     async def emit_in(self, conn: AsyncConnection, events: Sequence[AuditEvent]) -> None:
-        """Queue webhook deliveries only: for events about the chain (a checkpoint), not in it."""
+        """Queue webhook deliveries and syslog messages only: for events about the chain (a
+        checkpoint), not in it."""
         deliveries = [
             {
                 "webhook": name,
@@ -53,9 +51,10 @@ class EventRecorder:
         ]
         if deliveries:
             await conn.execute(insert(webhook_deliveries), deliveries)
+        if self.syslog is not None:
+            await self.syslog.queue_in(conn, events)
 
     def after_commit(self, events: Sequence[AuditEvent]) -> None:
-        """Best-effort copies that need no transaction (syslog)."""
-        if self.syslog is not None:
-            for event in events:
-                self.syslog.send(event)
+        """The events are committed: wake the syslog sender (it never blocks the caller)."""
+        if self.syslog is not None and events:
+            self.syslog.notify()

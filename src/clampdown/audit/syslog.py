@@ -1,18 +1,48 @@
-"""Syslog out (RFC 5424) for SIEMs, each message as JSON or as CEF."""
+"""Syslog out (RFC 5424) for SIEMs, each message as JSON or as CEF, through an outbox.
+
+An event's frame is committed to `syslog_outbox` in the transaction of its cause (so it exists if and
+only if the event does), and a background sender (the supervised job "syslog") delivers the rows in
+order over one persistent connection: a TCP stream (RFC 6587 octet counting) or a UDP datagram
+transport. Nothing on the request or action path waits for the receiver: when it is down, stuck
+or slow, the events wait in the outbox, the sender reconnects with back-off (the one retry policy)
+and delivers them, oldest first, once it answers again. In memory it holds one batch at a time.
+
+Delivery is at least once: a sender that dies after writing a batch and before deleting it, or a
+write that timed out half-way, sends that batch again. One sender at a time per database (a claim
+on the rows, held by a lease) keeps the order when several processes run the job.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
 import socket
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from clampdown import __version__
 from clampdown.audit.chain import AuditEvent
 from clampdown.audit.events import EventName
+from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.config import SyslogSettings
+from clampdown.db.tables import syslog_outbox
+from clampdown.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
+BATCH = 500  # rows claimed and written at once: what the sender holds in memory
+LEASE = timedelta(seconds=60)  # a claim another process's sender respects, in case this one dies
+CONNECT_SECONDS = 5.0
+WRITE_SECONDS = 10.0  # a receiver that reads nothing for this long is taken as stuck: reconnect
+POLL_SECONDS = 1.0  # how often to look for rows queued by other processes
+FLUSH_SECONDS = 3.0  # at shutdown: how long to try delivering what is left (the rest stays queued)
+RECONNECT = RetryPolicy(max_attempts=1_000_000, base_seconds=0.5, max_seconds=30.0)
+_SENDER_LOCK = 7_241_978  # a PostgreSQL advisory lock: one claim at a time
 _FACILITY_SECURITY = 13  # log audit
 _SEVERITY: dict[str, int] = {  # warning, notice
     EventName.ACCESS_DENIED: 4,
@@ -54,26 +84,193 @@ def rfc5424(event: AuditEvent, body: str, hostname: str) -> str:
     return f"<{pri}>1 {event.at.isoformat()} {hostname} clampdown {os.getpid()} {msgid} {_NIL} {body}"
 
 
-class SyslogSender:
-    """Sends events to one syslog receiver; never blocks or fails the caller."""
+class _Transport:
+    """One persistent connection to the receiver, opened on first use and after a failure."""
 
-    def __init__(self, settings: SyslogSettings) -> None:
+    def __init__(self, settings: SyslogSettings, connect_seconds: float, write_seconds: float) -> None:
+        self.settings = settings
+        self.connect_seconds = connect_seconds
+        self.write_seconds = write_seconds
+        self._stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._datagram: asyncio.DatagramTransport | None = None
+
+    async def send(self, messages: Sequence[str]) -> None:
+        """Write every message, or raise OSError (TimeoutError included) with the connection closed."""
+        frames = [m.encode() for m in messages]
+        if self.settings.protocol == "udp":
+            datagram = await self._open_datagram()
+            for frame in frames:
+                datagram.sendto(frame)
+            return
+        _, writer = await self._open_stream()
+        try:
+            writer.write(b"".join(f"{len(f)} ".encode() + f for f in frames))  # RFC 6587 octet counting
+            await asyncio.wait_for(writer.drain(), self.write_seconds)
+        except BaseException:
+            self.close()
+            raise
+
+    async def _open_stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._stream is not None:
+            reader, writer = self._stream
+            if not reader.at_eof() and not writer.is_closing():  # the receiver has not hung up
+                return self._stream
+            self.close()
+        address = (self.settings.host, self.settings.port)
+        self._stream = await asyncio.wait_for(asyncio.open_connection(*address), self.connect_seconds)
+        return self._stream
+
+    async def _open_datagram(self) -> asyncio.DatagramTransport:
+        if self._datagram is None or self._datagram.is_closing():
+            loop = asyncio.get_running_loop()
+            self._datagram, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, remote_addr=(self.settings.host, self.settings.port)
+            )
+        return self._datagram
+
+    def close(self) -> None:
+        if self._stream is not None:
+            # Gracefully: what the receiver has not read yet still reaches it if it reads again
+            # (the batch that timed out is sent again too: repeated, never lost).
+            self._stream[1].close()
+            self._stream = None
+        if self._datagram is not None:
+            self._datagram.close()
+            self._datagram = None
+
+
+class SyslogOutput:
+    """Queues events for one syslog receiver in the caller's transaction; `run` delivers them."""
+
+    def __init__(
+        self, engine: AsyncEngine, settings: SyslogSettings, *, clock: Clock = SYSTEM_CLOCK,
+        policy: RetryPolicy = RECONNECT, connect_seconds: float = CONNECT_SECONDS,
+        write_seconds: float = WRITE_SECONDS, poll_seconds: float = POLL_SECONDS,
+    ) -> None:  # fmt: skip
+        self.engine = engine
         self.settings = settings
         self.hostname = socket.gethostname()
+        self.clock = clock
+        self.policy = policy
+        self.poll_seconds = poll_seconds
+        self.address = f"{settings.host}:{settings.port}/{settings.protocol}"
+        self._transport = _Transport(settings, connect_seconds, write_seconds)
+        self._wake = asyncio.Event()
+        self._queued = False  # this process queued rows since its outbox was last seen empty
+        self._failing = False  # the last attempt failed: shutdown does not wait for the receiver
 
     def format(self, event: AuditEvent) -> str:
         body = cef(event) if self.settings.format == "cef" else json.dumps(event.to_json(), default=str)
         return rfc5424(event, body, self.hostname)
 
-    def send(self, event: AuditEvent) -> None:
-        message = self.format(event).encode()
-        address = (self.settings.host, self.settings.port)
+    async def queue_in(self, conn: AsyncConnection, events: Sequence[AuditEvent]) -> None:
+        """Add the events' frames to the outbox, inside `conn`'s transaction."""
+        if events:
+            now = self.clock.now()
+            await conn.execute(
+                insert(syslog_outbox), [{"message": self.format(e), "created_at": now} for e in events]
+            )
+
+    def notify(self) -> None:
+        """Rows were committed: wake the sender (never blocks, never fails)."""
+        self._queued = True
+        self._wake.set()
+
+    async def pending(self) -> int:
+        """How many events wait in the outbox (for metrics and tests)."""
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(syslog_outbox))).scalar_one())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set, then what is left for a moment (the rest stays queued)."""
+        failures = 0
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                sent = await self.deliver_due()
+            except OSError as exc:  # refused, reset, timed out: the receiver is down or stuck
+                failures += 1
+                self._failing = True
+                if failures == 1:
+                    log.warning("syslog to %s failed (%s); events wait in the outbox", self.address, exc)
+                await _wait(self.policy.delay(failures), stop)
+                continue
+            except Exception as exc:  # the database blinked: try again next round
+                log.warning("syslog delivery round failed: %s", exc)
+                await _wait(self.poll_seconds, stop)
+                continue
+            if failures:
+                log.info("syslog to %s delivers again (after %d failed attempts)", self.address, failures)
+                failures = 0
+                self._failing = False
+            if not sent:
+                await _wait(self.poll_seconds, stop, self._wake)
+        await self.flush()
+
+    async def flush(self, seconds: float = FLUSH_SECONDS) -> None:
+        """Deliver what this process queued, for at most `seconds`, unless the receiver is known to
+        be failing; never raises."""
+        if not self._queued or self._failing:
+            return
         try:
-            if self.settings.protocol == "udp":
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                    sock.sendto(message, address)
-            else:  # RFC 6587 octet counting
-                with socket.create_connection(address, timeout=2) as sock:
-                    sock.sendall(f"{len(message)} ".encode() + message)
-        except OSError as exc:
-            log.warning("syslog to %s:%s failed: %s", *address, exc)
+            async with asyncio.timeout(seconds):
+                while await self.deliver_due():
+                    pass
+        except Exception as exc:
+            self._failing = True
+            log.warning("syslog to %s: events stay in the outbox for the next sender (%s)", self.address, exc)
+
+    async def aclose(self) -> None:
+        """Flush for a moment, then close the connection."""
+        await self.flush()
+        self._transport.close()
+
+    async def deliver_due(self) -> int:
+        """Send the oldest batch and delete it; how many were sent. OSError when the receiver fails."""
+        rows = await self._claim()
+        if not rows:
+            self._queued = False
+            return 0
+        ids = [row_id for row_id, _ in rows]
+        try:
+            await self._transport.send([message for _, message in rows])
+        except Exception:
+            with contextlib.suppress(Exception):  # else the lease runs out
+                await self._release(ids)
+            raise
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(syslog_outbox).where(syslog_outbox.c.id.in_(ids)))
+        return len(rows)
+
+    async def _claim(self) -> list[tuple[int, str]]:
+        """The oldest rows, unless another sender is delivering (then nothing: the order holds)."""
+        c = syslog_outbox.c
+        now = self.clock.now()
+        async with self.engine.begin() as conn:  # on SQLite, BEGIN IMMEDIATE: one claimer at a time
+            if conn.dialect.name == "postgresql":
+                locked = await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _SENDER_LOCK})
+                if not locked.scalar_one():
+                    return []
+            if (await conn.execute(select(c.id).where(c.claimed_until > now).limit(1))).first():
+                return []
+            rows = (await conn.execute(select(c.id, c.message).order_by(c.id).limit(BATCH))).all()
+            if rows:
+                claimed = update(syslog_outbox).where(c.id.in_([r.id for r in rows]))
+                await conn.execute(claimed.values(claimed_until=now + LEASE))
+        return [(int(r.id), str(r.message)) for r in rows]
+
+    async def _release(self, ids: list[int]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(syslog_outbox).where(syslog_outbox.c.id.in_(ids)).values(claimed_until=None)
+            )
+
+
+async def _wait(seconds: float, *events: asyncio.Event) -> None:
+    """Until `seconds` have passed or one of `events` is set."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

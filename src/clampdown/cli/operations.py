@@ -43,6 +43,8 @@ def worker(
                 rt.jobs.start("webhooks", dispatcher.run)
             if rt.anchor is not None:  # stopped last: the final checkpoint covers the last events
                 rt.jobs.start("audit-anchor", rt.anchor.run, last=True)
+            if rt.syslog is not None:  # stopped last too; the runtime's close sends the final checkpoint
+                rt.jobs.start("syslog", rt.syslog.run, last=True)
             await rt.jobs.wait("worker")
             await rt.jobs.stop()
 

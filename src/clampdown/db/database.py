@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from clampdown.errors import ConfigError
 
@@ -35,7 +37,14 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+_WRITE = "clampdown_write"  # the execution option that marks a write transaction
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling begins a transaction only at the first INSERT, so a
+    # read before it sees no snapshot and two processes can both extend the same head: off, and
+    # SQLAlchemy's `begin` below says BEGIN itself (SQLAlchemy's documented pattern for pysqlite).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the one writer; busy_timeout makes writers queue, not fail.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -43,6 +52,42 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A write transaction takes SQLite's one write lock at BEGIN, waiting its turn (busy_timeout),
+    # so what it reads stays true until it commits: writers from several processes queue instead of
+    # failing with "database is locked" or a unique violation on the audit chain's head. A read
+    # (engine.connect()) begins deferred: WAL readers never wait for the writer, nor block it.
+    write = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+async def sqlite_pragma_outside_transaction(conn: AsyncConnection, pragma: str) -> None:
+    """Run a PRAGMA that SQLite ignores inside a transaction (foreign_keys), on `conn`'s raw
+    connection, before or after any transaction: SQLAlchemy's autobegin would wrap it in one."""
+    if conn.in_transaction():
+        raise RuntimeError(f"PRAGMA {pragma} must run outside a transaction")
+
+    def run(sync: Connection) -> None:
+        cursor = sync.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(f"PRAGMA {pragma}")
+        finally:
+            cursor.close()
+
+    await conn.run_sync(run)
+
+
+class SQLiteEngine(AsyncEngine):
+    """An engine whose `begin()` is a write transaction (BEGIN IMMEDIATE); `connect()` reads."""
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self.connect() as conn:
+            await conn.execution_options(**{_WRITE: True})
+            async with conn.begin():
+                yield conn
 
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
@@ -54,7 +99,8 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         # is fairer and much faster.
         engine = create_async_engine(driver_url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return SQLiteEngine(engine.sync_engine)
     return create_async_engine(
         driver_url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )

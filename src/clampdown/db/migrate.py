@@ -11,6 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clampdown.db.database import sqlite_pragma_outside_transaction
+
 _SCRIPTS = Path(__file__).with_name("migrations")
 
 
@@ -51,8 +53,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     # table whose rows point at each other (an undo at what it undoes) fails. The pragma only
     # changes outside a transaction; the references are checked once the copy is done.
     async with engine.connect() as conn:
-        await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-        await conn.commit()
+        await sqlite_pragma_outside_transaction(conn, "foreign_keys=OFF")
         try:
             await conn.run_sync(run)
             broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
@@ -63,5 +64,4 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
             await conn.rollback()
             raise
         finally:
-            await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-            await conn.commit()
+            await sqlite_pragma_outside_transaction(conn, "foreign_keys=ON")

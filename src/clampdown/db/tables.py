@@ -277,6 +277,17 @@ webhook_deliveries = Table(
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )
 
+# The syslog outbox: an event's RFC 5424 frame is committed here with its cause, and a background
+# sender delivers the rows in order over one persistent connection, deleting them once sent.
+syslog_outbox = Table(
+    "syslog_outbox",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("message", Text, nullable=False),  # formatted by the process where the event happened
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("claimed_until", UTCDateTime, nullable=True),  # a sender is delivering it until then
+)
+
 # The workers alive now and lately: each registers when it starts, heartbeats with its lease renewal
 # and deletes its row when it stops cleanly. Times are the database's; one whose `expires_at` has
 # passed is dead. What each holds is read from actions.lease_owner.

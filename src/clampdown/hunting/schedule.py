@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from clampdown.connectors.base import Connector
@@ -29,6 +30,8 @@ async def pull_once(service: HuntingService, connectors: dict[str, Connector], p
                 log.info("%s: %d events added", report.source, report.added)
         except ClampdownError as exc:
             log.warning("hunting pull %s failed: %s", type(source).__name__, exc.message)
+        except Exception:  # a bug or a driver's error, with its trace; the next source still pulls
+            log.exception("hunting pull %s failed", type(source).__name__)
 
 
 async def run_schedule(
@@ -40,22 +43,33 @@ async def run_schedule(
     next_pull = next_rules = next_identities = loop.time()
     while not stop.is_set():
         now = loop.time()
-        try:
-            if now >= next_pull:
-                await pull_once(service, connectors, settings.pull_page_size)
-                next_pull = loop.time() + settings.pull_interval_seconds
-            if now >= next_identities:
-                written = await refresh_identity_info(service.store, connectors)
-                log.info("IdentityInfo: %d accounts refreshed", written)
-                next_identities = loop.time() + IDENTITY_REFRESH_SECONDS
-            if now >= next_rules:
-                await run_due_rules(service.store, service.actions, service.auth)
-                next_rules = loop.time() + min(settings.rules_interval_seconds, 60.0)
-        except Exception:  # the schedule must outlive any one failure; the log has it
-            log.exception("hunting schedule round failed")
+        # Each part fails alone and waits its own interval after a failure, as after a success:
+        # a part that fails at once every time must not spin the loop or starve the others.
+        if now >= next_pull:
+            await _guarded("pull", pull_once(service, connectors, settings.pull_page_size))
+            next_pull = loop.time() + settings.pull_interval_seconds
+        if now >= next_identities:
+            await _guarded("IdentityInfo refresh", _refresh_identities(service, connectors))
+            next_identities = loop.time() + IDENTITY_REFRESH_SECONDS
+        if now >= next_rules:
+            await _guarded("detection rules", run_due_rules(service.store, service.actions, service.auth))
+            next_rules = loop.time() + min(settings.rules_interval_seconds, 60.0)
         wait = max(0.05, min(next_pull, next_rules) - loop.time())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=wait)
+
+
+async def _refresh_identities(service: HuntingService, connectors: dict[str, Connector]) -> None:
+    written = await refresh_identity_info(service.store, connectors)
+    log.info("IdentityInfo: %d accounts refreshed", written)
+
+
+async def _guarded(what: str, work: Awaitable[object]) -> None:
+    """Run one part of a round; the schedule outlives any failure of it (the log has it)."""
+    try:
+        await work
+    except Exception:
+        log.exception("hunting schedule: %s failed", what)
 
 
 def start_schedule(rt: Runtime, state: Any) -> None:

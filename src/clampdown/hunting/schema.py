@@ -162,4 +162,10 @@ META_DDL = (
     "CREATE TABLE IF NOT EXISTS clampdown_meta.alerts (id BIGINT PRIMARY KEY, rule_id BIGINT,"
     " row_hash VARCHAR, row_json VARCHAR, account VARCHAR, batch_id VARCHAR, raised_at TIMESTAMPTZ,"
     " UNIQUE (rule_id, row_hash))",
+    # How each rule's last run ended (issue 15): the error that failed it, or the rows it alerted
+    # on but could not act on and why; an alert keeps why its account was not acted on.
+    "ALTER TABLE clampdown_meta.rules ADD COLUMN IF NOT EXISTS last_run_error VARCHAR",
+    "ALTER TABLE clampdown_meta.rules ADD COLUMN IF NOT EXISTS last_run_skipped BIGINT DEFAULT 0",
+    "ALTER TABLE clampdown_meta.rules ADD COLUMN IF NOT EXISTS last_run_note VARCHAR",
+    "ALTER TABLE clampdown_meta.alerts ADD COLUMN IF NOT EXISTS skipped VARCHAR",
 )

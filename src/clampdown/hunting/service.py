@@ -10,16 +10,18 @@ from clampdown.audit.events import EventName, rule_event, saved_query_event
 from clampdown.auth.principal import PermissionDenied, Principal, require_permission
 from clampdown.auth.service import AuthService
 from clampdown.catalog import get_action
-from clampdown.errors import ClampdownError, InvalidInput
+from clampdown.errors import InvalidInput
 from clampdown.hunting.query import Language, QueryResult, account_values, run_query
 from clampdown.hunting.rules import (
     Alert,
     DetectionRule,
     RuleRun,
     create_rule,
+    failure_text,
     get_rule,
     list_alerts,
     list_rules,
+    run_details,
     run_rule,
     set_rule_enabled,
 )
@@ -254,18 +256,10 @@ class HuntingService:
         await self._allow_rule_action(principal, rule.action_type)
         try:
             run = await run_rule(rule, self.store, self.actions, self.auth)
-        except ClampdownError as exc:
-            await self._audit_rule(EventName.RULE_RUN, principal, rule, source, error=exc.message)
+        except Exception as exc:  # recorded as the rule's last run by run_rule, audited here
+            await self._audit_rule(EventName.RULE_RUN, principal, rule, source, error=failure_text(exc))
             raise
-        await self._audit_rule(
-            EventName.RULE_RUN,
-            principal,
-            rule,
-            source,
-            rows=run.rows,
-            new_alerts=run.new_alerts,
-            batch_id=run.batch_id,
-        )
+        await self._audit_rule(EventName.RULE_RUN, principal, rule, source, **run_details(run))
         return run
 
     async def alerts(self, principal: Principal, rule: str | int | None = None) -> list[Alert]:

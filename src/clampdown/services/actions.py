@@ -15,6 +15,7 @@ from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.connectors.base import Connector
 from clampdown.errors import AccountNotFound, Conflict, Forbidden, InvalidInput, NotFound, TransientError
 from clampdown.limits import (
+    BULK_CHUNK,
     MAX_ACTION_TYPE,
     MAX_BATCH_ID,
     MAX_BULK,
@@ -146,8 +147,10 @@ class ActionService:
         clock: Clock = SYSTEM_CLOCK,
         record_denial: DenialRecorder = _ignore_denial,
         guardrails: PolicyGate | None = None,
+        bulk_chunk: int = BULK_CHUNK,
     ) -> None:
         self.store = store
+        self.bulk_chunk = bulk_chunk  # actions of a bulk written per transaction
         self.connectors = connectors
         self.clock = clock
         self._record_denial = record_denial
@@ -358,7 +361,8 @@ class ActionService:
         idempotency_key: str | None = None,
     ) -> BulkRequest:
         """Queue one action per distinct target under a new batch id; accounts are resolved by
-        the workers, so a bulk of thousands is accepted at once."""
+        the workers, so a bulk of thousands is accepted at once. Written in chunks of
+        `bulk_chunk`, each committed (and visible to the workers) before the next."""
         definition = get_action(type_id)
         await self.authorize(principal, definition, f"{len(targets)} targets")
         text = clean_reason(definition, reason)
@@ -398,7 +402,16 @@ class ActionService:
                     approval_rules=rules,
                 )
             )
-        queued = await self.store.enqueue(items, self.clock.now(), self.approval_deadline())
+        if idempotency_key and keyed:  # the same key with other targets is refused before any chunk
+            await self.store.check_bulk_key(principal.username, batch_id, keyed)
+        # In chunks, each its own transaction: a bulk of 100,000 never holds the database (the one
+        # SQLite connection) or the audit chain for the whole insert, and the workers start on the
+        # first chunk while the others are written. With a key, a retry after a failure part way
+        # finds the chunks already written by their keys and writes the rest, once.
+        now, deadline = self.clock.now(), self.approval_deadline()
+        queued: list[Action] = []
+        for start in range(0, len(items), self.bulk_chunk):
+            queued += await self.store.enqueue(items[start : start + self.bulk_chunk], now, deadline)
         # A repeated key returns the first request's actions, and so its batch.
         return BulkRequest(queued[0].batch_id or batch_id, queued)
 

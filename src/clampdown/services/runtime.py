@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from clampdown.audit.anchor import Anchor
 from clampdown.audit.chain import AuditLog
 from clampdown.audit.recorder import EventRecorder
-from clampdown.audit.syslog import SyslogSender
+from clampdown.audit.syslog import SyslogOutput
 from clampdown.audit.webhooks import WebhookDispatcher, deliveries_by_status
 from clampdown.auth.service import AuthService
 from clampdown.config import Settings
@@ -127,6 +127,7 @@ class Runtime:
     audit: AuditLog
     workers: WorkerService
     anchor: Anchor | None = None  # checkpoints of the audit chain, when a key is configured
+    syslog: SyslogOutput | None = None  # the syslog outbox's sender (job "syslog"), when configured
     # The background jobs of this process (worker, webhooks, hunting), restarted when they fail.
     jobs: Supervisor = field(default_factory=Supervisor)
 
@@ -154,11 +155,12 @@ async def open_runtime(settings: Settings, *, check_schema: bool = True) -> Asyn
     """Connect to the database and build the configured connectors; closes them on exit."""
     connectors = build_connectors(settings)
     engine = create_engine(settings.database.url, echo=settings.database.echo)
+    syslog: SyslogOutput | None = None
     try:
         await ping_database(engine, settings.database.url)
         if check_schema:
             await require_current_schema(engine)
-        syslog = SyslogSender(settings.syslog) if settings.syslog else None
+        syslog = SyslogOutput(engine, settings.syslog) if settings.syslog else None
         recorder = EventRecorder(settings.webhooks, syslog)
         store = ActionStore(engine, recorder)
         session_secret = settings.server.session_secret
@@ -177,9 +179,11 @@ async def open_runtime(settings: Settings, *, check_schema: bool = True) -> Asyn
         workers = WorkerService(engine, actions)
         yield Runtime(
             settings, engine, store, connectors, actions, auth, approvals, playbooks,
-            AuditLog(engine, secret), workers, anchor,
+            AuditLog(engine, secret), workers, anchor, syslog,
         )  # fmt: skip
     finally:
+        if syslog is not None:  # what this process queued goes out now if the receiver answers
+            await syslog.aclose()
         for connector in connectors.values():
             await connector.aclose()
         await engine.dispose()

@@ -19,6 +19,7 @@ from clampdown.audit.chain import AuditEvent
 from clampdown.audit.events import EventName, action_event, requested_event
 from clampdown.db.tables import actions
 from clampdown.errors import Conflict, NotFound
+from clampdown.limits import MAX_ACCOUNT_ID, fit_key
 from clampdown.model import (
     SEALED_DETAIL,
     Account,
@@ -185,7 +186,7 @@ def _new_row(item: NewAction, now: datetime, approval_deadline: datetime | None)
         "provider": item.provider,
         "target": item.target,
         "account": item.account.to_json() if item.account else None,
-        "account_id": item.account.id if item.account else None,
+        "account_id": fit_key(item.account.id, MAX_ACCOUNT_ID) if item.account else None,
         "requested_by": item.requested_by,
         "reason": item.reason,
         "idempotency_key": item.idempotency_key,
@@ -363,7 +364,8 @@ class ActionStore(RecordingStore):
         if flt.provider:
             query = query.where(c.provider == flt.provider)
         if flt.target:
-            query = query.where(or_(c.target == flt.target, c.account_id == flt.target))
+            account_id = fit_key(flt.target, MAX_ACCOUNT_ID)  # as stored
+            query = query.where(or_(c.target == flt.target, c.account_id == account_id))
         if flt.requested_by:
             query = query.where(c.requested_by == flt.requested_by)
         if flt.batch_id:
@@ -456,6 +458,22 @@ class ActionStore(RecordingStore):
         if difference is not None:
             raise Conflict(difference)
         return row_to_action(row)
+
+    async def check_bulk_key(self, requested_by: str, batch_id: str, request: IdempotentRequest) -> None:
+        """Conflict naming the difference if `requested_by` already made the keyed bulk `batch_id`
+        (whole, or the chunks written before a failure) with another body: checked once, before
+        any chunk of the new request is written."""
+        c = actions.c
+        query = (
+            select(actions)
+            .where(c.batch_id == batch_id, c.requested_by == requested_by, c.idempotency_key.is_not(None))
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        difference = request.difference(_stored_request(row)) if row is not None else None
+        if difference is not None:
+            raise Conflict(difference)
 
     async def hand_over_sealed(self, action_id: int, sealed: str) -> bool:
         """Remove the sealed secret of an action once its requester opened it; False if it was

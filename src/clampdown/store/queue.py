@@ -35,6 +35,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from clampdown.audit.chain import AuditEvent
 from clampdown.db.tables import actions
+from clampdown.limits import MAX_ACCOUNT_ID, fit_key
 from clampdown.model import Account, AccountState, Action, ActionStatus, AttemptRecord
 from clampdown.store.actions import restore_state_of, row_to_action
 from clampdown.store.containments import expire_after_timers
@@ -195,7 +196,7 @@ class ActionQueue(RecordingStore):
                 "b_id": i.action_id,
                 "b_attempt": i.attempt,
                 "b_account": i.account.to_json(),
-                "b_account_id": i.account.id,
+                "b_account_id": fit_key(i.account.id, MAX_ACCOUNT_ID),  # a long id hashed to fit
                 "b_state": i.state_before.to_json(),
             }
             for i in items

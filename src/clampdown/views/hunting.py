@@ -57,6 +57,9 @@ class DetectionRuleView(View):
     enabled: bool
     last_run_at: datetime | None
     armed_by: str = Field(description="Who last created or enabled the rule: it acts with their rights")
+    last_run_error: str | None = Field(None, description="Why the last run failed; null if it did not")
+    last_run_skipped: int = Field(0, description="Rows the last run alerted on but could not act on")
+    last_run_note: str | None = Field(None, description="skipped N rows: why (a target the service refuses)")
 
 
 class RuleRunView(View):
@@ -64,6 +67,8 @@ class RuleRunView(View):
     rows: int
     new_alerts: int
     batch_id: str | None
+    skipped: int = Field(0, description="New rows alerted on but not acted on: their account is refused")
+    note: str | None = Field(None, description="skipped N rows: why")
 
 
 class AlertView(View):
@@ -73,6 +78,7 @@ class AlertView(View):
     account: str | None
     batch_id: str | None
     raised_at: datetime
+    skipped: str | None = Field(None, description="Why its account was not acted on")
 
 
 class EventColumnView(View):
