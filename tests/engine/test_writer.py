@@ -141,3 +141,29 @@ async def test_stop_during_a_flush_still_answers_its_callers(engine: AsyncEngine
         task.cancel()
     assert len(done) == 2
     assert [(await store.get(a.id)).status for a in actions] == [ActionStatus.COMPLETED] * 2
+
+
+async def test_one_unstorable_row_fails_alone_not_the_group(engine: AsyncEngine, admin: Principal) -> None:
+    store, actions = await _claimed(engine, admin, 8)
+    queue = CountingQueue(engine)
+    writer = GroupWriter(queue, WORKER, SYSTEM_CLOCK)
+    writer.start()
+    bad = actions[5]
+    completions = [
+        Completion(a.id, a.attempts, ActionStatus.COMPLETED, result={"details": {"x": object()}})
+        if a is bad
+        else _done(a)
+        for a in actions
+    ]
+    try:
+        results = await asyncio.gather(
+            *(writer.record_completion(c) for c in completions), return_exceptions=True
+        )
+    finally:
+        await writer.stop()
+    failed = [a.id for a, r in zip(actions, results, strict=True) if isinstance(r, Exception)]
+    assert failed == [bad.id]
+    statuses = {a.id: (await store.get(a.id)).status for a in actions}
+    assert statuses.pop(bad.id) is ActionStatus.RUNNING
+    assert set(statuses.values()) == {ActionStatus.COMPLETED}
+    assert queue.batches[0] == 8 and len(queue.batches) < 16  # split in parts, not tried row by row

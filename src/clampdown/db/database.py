@@ -8,7 +8,14 @@ from typing import Any
 
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    ProgrammingError,
+    StatementError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from clampdown.errors import ConfigError
@@ -35,6 +42,17 @@ def async_url(url: str) -> str:
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True for a write the data itself makes fail (too long, a broken constraint, a value the
+    driver cannot send), which fails the same way when tried again; False for a failure of the
+    database (down, restarting, locked), which the same write may survive."""
+    if isinstance(exc, (DataError, IntegrityError, ProgrammingError)):
+        return True
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return True  # raised while binding the parameters, before the database saw them
+    return isinstance(exc, (TypeError, ValueError))
 
 
 _WRITE = "clampdown_write"  # the execution option that marks a write transaction

@@ -31,6 +31,7 @@ from clampdown.catalog import ActionDefinition, get_action
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.config import EngineSettings
 from clampdown.connectors.base import BatchingConnector, Connector
+from clampdown.db.database import is_data_error
 from clampdown.engine.execution import AwaitApproval, Claimed, ItemOutcome, execute_group
 from clampdown.engine.metrics import OUTCOMES, THROTTLED, is_throttling
 from clampdown.engine.writer import GroupWriter
@@ -442,18 +443,34 @@ class Worker:
         if isinstance(outcome, ActionOutcome):
             OUTCOMES.labels(action.type, "completed" if outcome.changed else "unchanged").inc()
             interrupted = self._interrupted(action)
-            await self._writer.record_completion(
-                Completion(
-                    action.id,
-                    action.attempts,
-                    ActionStatus.COMPLETED,
-                    result=outcome.to_json(),
-                    provider_request_id=outcome.provider_request_id,
-                    history=(*action.history, *interrupted) if interrupted else None,
-                    event=self._event(action, ActionStatus.COMPLETED, outcome.message),
-                    ends_timer_of=_timer_of(action),
-                )
+            completion = Completion(
+                action.id,
+                action.attempts,
+                ActionStatus.COMPLETED,
+                result=outcome.to_json(),
+                provider_request_id=outcome.provider_request_id,
+                history=(*action.history, *interrupted) if interrupted else None,
+                event=self._event(action, ActionStatus.COMPLETED, outcome.message),
+                ends_timer_of=_timer_of(action),
             )
+            try:
+                await self._writer.record_completion(completion)
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                # The change was made but its details cannot be stored: record that it was, and
+                # why the details are missing, rather than run it again.
+                log.error("action %s: its outcome could not be stored: %s", action.id, exc)
+                message = f"done, but its details could not be stored: {str(exc)[:500]}"
+                await self._writer.record_completion(
+                    replace(
+                        completion,
+                        result={"changed": outcome.changed, "message": message},
+                        provider_request_id=None,
+                        history=None,
+                        event=self._event(action, ActionStatus.COMPLETED, message),
+                    )
+                )
             return
         if isinstance(outcome, ClampdownError):
             error = outcome

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from clampdown.clock import Clock
+from clampdown.db.database import is_data_error
 from clampdown.store.queue import ActionQueue, Completion, Held, Resolution, Retry
 
 log = logging.getLogger(__name__)
@@ -109,19 +110,36 @@ class GroupWriter:
 
     async def _write(self, lane: _Lane[T], write: Callable[[list[T]], Awaitable[None]]) -> None:
         taken = lane.take()
-        if not taken:
-            return
+        if taken:
+            await self._write_taken(taken, write, _WRITE_TRIES)
+
+    async def _write_taken(
+        self,
+        taken: list[tuple[T, asyncio.Future[None]]],
+        write: Callable[[list[T]], Awaitable[None]],
+        tries: int,
+    ) -> None:
         error: BaseException | None = None
-        for attempt in range(_WRITE_TRIES):
+        for attempt in range(tries):
             try:
                 await write([item for item, _ in taken])
                 error = None
                 break
-            except Exception as exc:  # the database blinked: try again before giving up
+            except Exception as exc:
                 error = exc
-                log.warning("store write failed (try %d of %d): %s", attempt + 1, _WRITE_TRIES, exc)
-                if attempt + 1 < _WRITE_TRIES:
+                if is_data_error(exc):
+                    break  # the data is at fault: the same write fails the same way
+                log.warning("store write failed (try %d of %d): %s", attempt + 1, tries, exc)
+                if attempt + 1 < tries:  # the database blinked: try again before giving up
                     await asyncio.sleep(0.2 * 2**attempt)
+        if error is not None and len(taken) > 1 and is_data_error(error):
+            # One bad row must not fail the many sharing its transaction: write the halves apart,
+            # until only the rows at fault fail (each with its own error).
+            log.warning("a group write of %d failed (%s); writing it in parts", len(taken), error)
+            half = len(taken) // 2
+            await self._write_taken(taken[:half], write, 1)
+            await self._write_taken(taken[half:], write, 1)
+            return
         for _, fut in taken:
             if fut.done():
                 continue
