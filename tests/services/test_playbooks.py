@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from clampdown.auth.principal import Principal
+from clampdown.limits import MAX_ACCOUNT_ID
 from clampdown.model import Account, ActionContext, ActionFilter, ActionStatus
 from tests.services.conftest import Services
 
@@ -117,3 +118,28 @@ async def test_release_undoes_exactly_what_the_containment_changed(
     assert states["ad"] == {"enabled": False, "must_change_password": False, "risk": "none"}  # as before
     assert states["entra"] == {"enabled": True, "must_change_password": False, "risk": "none"}
     assert states["okta"]["enabled"] is True
+
+
+async def test_an_account_id_longer_than_its_column_is_held_and_released(
+    services: Services, admin: Principal
+) -> None:
+    # A provider may hand back ids longer than the lookup column: stored hashed to fit, found again.
+    person = "p" + "x" * 400
+    first = await services.playbooks.run("lockout", person, "INC-1", admin)
+    await services.drain()
+    account = f"id-{person}"
+    assert len(account) > MAX_ACCOUNT_ID
+    found = await services.playbooks.containments.find(account_ids=[account])
+    assert [c.id for c in found] == [first.containment_id]
+    assert set(await services.playbooks.containments.active_holders([account])) == {account}
+    second = await services.playbooks.run("lockout", person, "INC-2", admin, until=None)
+    await services.drain()
+    assert (await services.playbooks.containments.active_holders([account]))[account] == [
+        second.containment_id
+    ]  # the newer one superseded the first, by the same hashed key
+    release = await services.playbooks.run("release", person, "false positive", admin)
+    await services.drain()
+    assert {(await services.store.get(a.id)).status for a in release.actions} == {ActionStatus.COMPLETED}
+    assert await services.playbooks.containments.active_holders([account]) == {}
+    ad = services.directories["ad"]
+    assert (await ad.read_state(await ad.resolve_user(person))).values["enabled"] is True

@@ -17,12 +17,18 @@ from clampdown.audit.chain import AuditEvent
 from clampdown.audit.events import EventName, action_event, containment_event
 from clampdown.db.tables import actions, containment_accounts, containments
 from clampdown.errors import NotFound
+from clampdown.limits import MAX_ACCOUNT_ID, fit_key
 from clampdown.model import Account, Action, ActionStatus, Containment, ContainmentState, StepRole
 from clampdown.store.actions import ActionStore, NewAction, row_to_action
 from clampdown.store.recording import RecordingStore
 
 _OPEN = tuple(s.value for s in ContainmentState if s.is_open)
 _LIVE = (ActionStatus.QUEUED.value, ActionStatus.AWAITING_APPROVAL.value)
+
+
+def _key(account_id: str) -> str:
+    """An account id as stored for lookups (a long one hashed to fit, as in actions.account_id)."""
+    return fit_key(account_id, MAX_ACCOUNT_ID)
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ class ContainmentStore(RecordingStore):
             query = query.where(containments.c.state.in_([s.value for s in states]))
         if account_ids:
             covering = select(containment_accounts.c.containment_id).where(
-                containment_accounts.c.account_id.in_(list(account_ids))
+                containment_accounts.c.account_id.in_([_key(a) for a in account_ids])
             )
             query = query.where(containments.c.id.in_(covering))
         if before_id is not None:
@@ -131,18 +137,19 @@ class ContainmentStore(RecordingStore):
         of an older containment must not hand the account back while a newer one holds it."""
         if not account_ids:
             return {}
+        raw = {_key(a): a for a in account_ids}  # stored as a key that fits; answered as given
         query = (
             select(containment_accounts.c.account_id, containments.c.id)
             .join(containments, containments.c.id == containment_accounts.c.containment_id)
             .where(
-                containment_accounts.c.account_id.in_(sorted(set(account_ids))),
+                containment_accounts.c.account_id.in_(sorted(raw)),
                 containments.c.state == ContainmentState.ACTIVE.value,
             )
         )
         found: dict[str, list[int]] = {}
         async with self.engine.connect() as conn:
             for account_id, containment_id in (await conn.execute(query)).all():
-                found.setdefault(str(account_id), []).append(int(containment_id))
+                found.setdefault(raw[str(account_id)], []).append(int(containment_id))
         return found
 
     async def adopt_by(self, ended: int, newer: int) -> None:
@@ -173,7 +180,7 @@ class ContainmentStore(RecordingStore):
         """Write the containment and its actions in one transaction. An active containment
         supersedes the person's open ones at once; one awaiting approval does so when approved
         (until then the older one still holds, and it still holds if the request is rejected)."""
-        account_ids = sorted({a.id for a in new.accounts})
+        account_ids = sorted({_key(a.id) for a in new.accounts})
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 insert(containments)
@@ -464,7 +471,7 @@ async def _carry_timers(conn: AsyncConnection, containment_id: int, older: Seque
     earliest: dict[tuple[str, str], Action] = {}
     for step in changed:
         if step.account is not None and step.id not in undone:
-            earliest.setdefault((step.account.id, step.type), step)
+            earliest.setdefault((_key(step.account.id), step.type), step)  # as actions.account_id
     mine = actions.alias("mine")
     timers = await conn.execute(
         select(actions.c.id, mine.c.type, mine.c.account_id)
