@@ -123,8 +123,9 @@ def test_the_wheel_alone_serves_without_the_lab(wheel_venv: Path, served: str) -
     assert health.status_code == 200
     ready = httpx.get(f"{served}/readyz", timeout=30)
     assert ready.status_code == 200, ready.text
-    # The embedded worker and the hunting schedule are background jobs, reported with the database.
-    checks = {"database": "ok", "job:worker": "ok", "job:hunting": "ok"}
+    # The embedded worker, the hunting schedule and the containment watch are background jobs,
+    # reported with the database.
+    checks = {"database": "ok", "job:worker": "ok", "job:hunting": "ok", "job:containment-watch": "ok"}
     assert ready.json() == {"ready": True, "checks": checks}
 
     env = _clean_env()

@@ -128,6 +128,16 @@ class HuntingSettings(_Section):
     scheduled: bool = True  # run API pulls and detection rules inside `clampdown serve`
 
 
+class WatchSettings(_Section):
+    """The containment watch: active containments' accounts read again on a schedule, so a change
+    made outside Clampdown (a directory sync, another admin) is seen, audited and, where the
+    playbook says so, contained again."""
+
+    enabled: bool = True  # inside `clampdown serve`
+    interval_seconds: float = Field(300.0, gt=0)
+    concurrency: int = Field(8, ge=1, le=64)  # accounts read at once
+
+
 class WebhookSettings(_Section):
     """A receiver of events, signed with HMAC-SHA256 of `timestamp.body` under `secret`."""
 
@@ -215,6 +225,9 @@ class PlaybookStep(_Section):
 class PlaybookSettings(_Section):
     description: str = ""
     steps: list[PlaybookStep] = Field(min_length=1)
+    # When the watch finds a step undone outside Clampdown while the containment is active:
+    # "alert" (audit it and note it on the containment) or "recontain" (also apply it again).
+    on_drift: Literal["alert", "recontain"] = "alert"
 
 
 def _default_playbooks() -> dict[str, PlaybookSettings]:
@@ -228,7 +241,8 @@ def _default_playbooks() -> dict[str, PlaybookSettings]:
         PlaybookStep(action="entra.mark_compromised"),
         PlaybookStep(action="okta.suspend_user"),
     ]
-    return {"contain": PlaybookSettings(description="Contain a person everywhere", steps=steps)}
+    contain = PlaybookSettings(description="Contain a person everywhere", steps=steps, on_drift="recontain")
+    return {"contain": contain}
 
 
 class Settings(BaseSettings):
@@ -243,6 +257,7 @@ class Settings(BaseSettings):
     sso: SsoSettings | None = None
     signin: SigninSettings = Field(default_factory=SigninSettings)
     hunting: HuntingSettings = Field(default_factory=HuntingSettings)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
     protection: ProtectionSettings = Field(default_factory=ProtectionSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     playbooks: dict[str, PlaybookSettings] = Field(default_factory=_default_playbooks)

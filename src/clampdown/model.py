@@ -273,7 +273,7 @@ class Containment:
     ended_at: datetime | None = None
     ended_by: str | None = None  # who released it, or "timer"
     end_reason: str | None = None
-    notes: tuple[str, ...] = ()  # steps left out, steps without an inverse under `until`
+    notes: tuple[str, ...] = ()  # steps left out or without an inverse; drift the watch saw
     actions: tuple[Action, ...] = ()  # its steps, timers, releases and undos, in id order
 
     @property

@@ -95,6 +95,8 @@ def create_app(settings: Settings) -> FastAPI:
             # API pulls and detection rules run where the embedded worker does: one process.
             if embedded_worker_enabled(settings):
                 start_hunting_schedule(rt, app.state)
+            if settings.watch.enabled:  # active containments' accounts read again on a schedule
+                rt.jobs.start("containment-watch", rt.watch().run)
             if rt.anchor is not None:  # stopped last: the final checkpoint covers the last events
                 rt.jobs.start("audit-anchor", rt.anchor.run, last=True)
             if rt.syslog is not None:  # stopped last too; the runtime's close sends the final checkpoint

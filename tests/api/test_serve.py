@@ -28,7 +28,7 @@ def test_health_ready_and_catalog(served: tuple[str, Path, Path]) -> None:
     assert ready.status_code == 200 and ready.json() == {
         "ready": True,
         "checks": {"database": "ok", "ad": "ok", "entra": "ok", "okta": "ok", "job:worker": "ok",
-                   "job:hunting": "ok"},
+                   "job:hunting": "ok", "job:containment-watch": "ok"},
     }  # fmt: skip
     ids = {d["id"] for d in httpx.get(f"{base}/api/v1/catalog").json()}
     assert "okta.deactivate_user" in ids

@@ -60,7 +60,7 @@ START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 LEASE = 30.0
 ENGINE = EngineSettings(poll_interval_seconds=0.01, lease_seconds=LEASE, max_attempts=50)
 OPEN = [s for s in ContainmentState if s.is_open]
-BASELINE: dict[str, object] = {"enabled": True, "must_change_password": False, "risk": "none"}
+BASELINE: dict[str, object] = {"enabled": True, "must_change_password": False, "riskLevel": "none"}
 
 
 _DATABASE: list[Path] = []

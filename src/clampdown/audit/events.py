@@ -48,6 +48,8 @@ class EventName(enum.StrEnum):
     # hunting
     SAVED_QUERY_CREATED = "query.saved"
     SAVED_QUERY_DELETED = "query.deleted"
+    # containment watch
+    CONTAINMENT_DRIFTED = "containment.drifted"  # an account changed outside Clampdown while held
 
 
 def action_event(
@@ -119,6 +121,27 @@ def containment_event(name: EventName, containment: Containment, actor: str, at:
         "end_reason": containment.end_reason,
     }
     return AuditEvent(at=at, actor=actor, event=name, subject=containment.person, data=data)
+
+
+def drift_event(
+    containment: Containment, step: Action, key: str, expected: object, found: object, at: datetime,
+    response: str,
+) -> AuditEvent:
+    """The watch found that what a containment's step made true no longer holds on its account;
+    `response` says what it does about it ("alert" or "recontain")."""
+    data: dict[str, Any] = {
+        "containment_id": containment.id,
+        "step_id": step.id,
+        "type": step.type,
+        "provider": step.provider,
+        "account": step.account.id if step.account else None,
+        "key": key,
+        "expected": expected,
+        "found": found,
+        "response": response,
+    }
+    return AuditEvent(at=at, actor="watch", event=EventName.CONTAINMENT_DRIFTED, subject=containment.person,
+                      data=data)  # fmt: skip
 
 
 def rule_event(name: EventName, at: datetime, actor: str, rule: str, **data: Any) -> AuditEvent:

@@ -13,7 +13,8 @@ from clampdown.cli.errors import run
 from clampdown.errors import InvalidInput
 from clampdown.model import Containment, ContainmentState
 from clampdown.services.runtime import open_runtime
-from clampdown.views import ContainmentView
+from clampdown.services.watch import WatchRound
+from clampdown.views import ContainmentView, WatchRoundView
 
 containments_app = typer.Typer(
     help="Containments: one per person contained, with its steps.", no_args_is_help=True
@@ -83,3 +84,31 @@ def containments_show(containment_id: int, as_json: JsonOption = False) -> None:
         render.console.print(
             f"  [{action.containment_role}] " + render.summary(action), highlight=False, markup=False
         )
+
+
+@containments_app.command("watch")
+def containments_watch(as_json: JsonOption = False) -> None:
+    """Read the accounts of every active containment again now: a step undone outside Clampdown is
+    audited, noted and, where the playbook says so, applied again (`clampdown serve` does this
+    every watch.interval_seconds)."""
+    settings = load()
+
+    async def go() -> WatchRound:
+        async with open_runtime(settings) as rt:
+            return await rt.watch().run_now(await caller(rt))
+
+    found = run(go())
+    if as_json:
+        render.print_view(WatchRoundView.model_validate(found))
+        return
+    render.console.print(
+        f"{found.containments} active containments, {found.accounts} accounts read, "
+        f"{len(found.drifts)} drifted, {len(found.reapplied)} steps applied again",
+        highlight=False,
+    )
+    for drift in found.drifts:
+        render.console.print(f"  {drift.note}", highlight=False, markup=False)
+    for action in found.reapplied:
+        render.console.print("  again: " + render.summary(action), highlight=False, markup=False)
+    for account, why in found.unreadable.items():
+        render.console.print(f"  not read: {account}: {why}", highlight=False, markup=False)

@@ -42,10 +42,11 @@ _EFFECTS: dict[str, tuple[str, StateValue]] = {
     "unsuspend_user": ("enabled", True),
     "force_password_reset": ("must_change_password", True),
     "clear_password_reset": ("must_change_password", False),
-    "mark_compromised": ("risk", "high"),
-    "dismiss_user_risk": ("risk", "none"),
+    "mark_compromised": ("riskLevel", "high"),
+    "dismiss_user_risk": ("riskLevel", "none"),
 }
-_DEFAULTS: dict[str, StateValue] = {"enabled": True, "must_change_password": False, "risk": "none"}
+# Named as the real connectors name them, so the catalog's effects hold here too.
+_DEFAULTS: dict[str, StateValue] = {"enabled": True, "must_change_password": False, "riskLevel": "none"}
 _DOMAIN = "memory.test"
 _DOMAIN_SID = "S-1-5-21-1004336348-1177238915-682003330"
 
@@ -124,8 +125,12 @@ class MemoryConnector:
 
     async def read_state(self, account: Account) -> AccountState:
         values = {f: self._get(account.id, f) for f in _DEFAULTS}
-        enabled = values["enabled"]
-        return AccountState(enabled=bool(enabled), status="enabled" if enabled else "disabled", values=values)
+        enabled = bool(values["enabled"])
+        if self.provider == "okta":  # Okta's own statuses (a memory Okta only suspends)
+            status = "ACTIVE" if enabled else "SUSPENDED"
+        else:
+            status = "enabled" if enabled else "disabled"
+        return AccountState(enabled=enabled, status=status, values=values)
 
     async def check(self) -> None:
         return None

@@ -31,6 +31,7 @@ from clampdown.policy import PolicyGate
 from clampdown.services.actions import ActionService
 from clampdown.services.approvals import ApprovalService
 from clampdown.services.playbooks import PlaybookService
+from clampdown.services.watch import ContainmentWatch
 from clampdown.services.workers import WorkerService
 from clampdown.store.actions import ActionStore
 from clampdown.store.approvals import ApprovalStore
@@ -136,6 +137,12 @@ class Runtime:
         kind = EMBEDDED if embedded else STANDALONE
         return Worker(
             self.store, self.connectors, self.settings.engine, gate=self.actions.guardrails, kind=kind
+        )
+
+    def watch(self) -> ContainmentWatch:
+        """The containment watch over this runtime's containments and connectors."""
+        return ContainmentWatch(
+            self.actions, self.playbooks.containments, self.settings.playbooks, self.settings.watch
         )
 
     def job_health(self) -> list[JobHealth]:

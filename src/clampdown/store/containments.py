@@ -170,6 +170,40 @@ class ContainmentStore(RecordingStore):
             rows = (await conn.execute(query)).all()
         return {int(i): (ContainmentState(s), by) for i, s, by in rows}
 
+    async def record_drift(
+        self,
+        containment_id: int,
+        note: str,
+        event: AuditEvent,
+        items: Sequence[NewAction],
+        now: datetime,
+        approval_deadline: datetime | None,
+    ) -> list[Action] | None:
+        """Note a drift on an active containment, record its event and queue `items` (the steps
+        applied again) in the containment, in one transaction; None (nothing written) if the
+        containment is no longer active or the same drift is noted already."""
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(containments.c.state, containments.c.notes)
+                    .where(containments.c.id == containment_id)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if row is None or row.state != ContainmentState.ACTIVE.value or note in (row.notes or ()):
+                return None
+            await conn.execute(
+                update(containments)
+                .where(containments.c.id == containment_id)
+                .values(notes=[*(row.notes or ()), note])
+            )
+            await self._record(conn, [event])
+            role = StepRole.STEP.value
+            linked = [replace(i, containment_id=containment_id, containment_role=role) for i in items]
+            queued, requested = await self._actions.enqueue_in(conn, linked, now, approval_deadline)
+        self._after_commit([event, *requested])
+        return queued
+
     async def create(
         self,
         new: NewContainment,

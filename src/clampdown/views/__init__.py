@@ -19,7 +19,13 @@ from clampdown.views.hunting import (
     SavedQueryView,
 )
 from clampdown.views.people import LinkedAccountView, PersonView
-from clampdown.views.playbooks import ContainmentView, PlanItemView, PlaybookRunView
+from clampdown.views.playbooks import (
+    ContainmentView,
+    DriftView,
+    PlanItemView,
+    PlaybookRunView,
+    WatchRoundView,
+)
 from clampdown.views.workers import WorkerView
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "BulkView",
     "ContainmentView",
     "DetectionRuleView",
+    "DriftView",
     "EventColumnView",
     "EventTableView",
     "IssuedTokenView",
@@ -47,5 +54,6 @@ __all__ = [
     "SavedQueryView",
     "TokenView",
     "View",
+    "WatchRoundView",
     "WorkerView",
 ]

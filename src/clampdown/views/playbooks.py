@@ -49,5 +49,28 @@ class ContainmentView(View):
     ended_at: datetime | None
     ended_by: str | None
     end_reason: str | None
-    notes: list[str]
+    notes: list[str] = Field(description="Steps left out or without an inverse; each drift the watch saw")
     actions: list[ActionView]
+
+
+class DriftView(View):
+    """A step of an active containment whose effect no longer holds on its account."""
+
+    containment_id: int
+    step_id: int
+    type: str
+    account: str | None
+    key: str
+    expected: object
+    found: object
+    note: str
+
+
+class WatchRoundView(View):
+    """One pass of the containment watch: what it read, what drifted, what it applied again."""
+
+    containments: int
+    accounts: int
+    drifts: list[DriftView]
+    reapplied: list[ActionView]
+    unreadable: dict[str, str] = Field(description='"provider:id" of each account not read, and why')
