@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.auth.principal import Principal
 from clampdown.clock import SYSTEM_CLOCK, SystemClock
 from clampdown.config import EngineSettings
 from clampdown.connectors.memory import MemoryConnector, MemorySettings
+from clampdown.db.tables import workers as workers_table
 from clampdown.engine.worker import EMBEDDED, Worker
 from clampdown.model import ActionStatus
 from clampdown.services.actions import ActionService
@@ -80,12 +81,13 @@ async def test_a_worker_not_seen_for_its_lease_is_dead_and_its_holds_are_listed(
     store = ActionStore(engine)
     service = ActionService(store, {"okta": MemoryConnector(MemorySettings(provider="okta"))})
     action = await service.request("okta.suspend_user", "bo", "INC-2", admin)
-    await WorkerRegistry(engine).register("host:1:dead", "host", 1, "standalone", 0.3)
-    [(claimed, _)] = await ActionQueue(engine).claim_next_actions("host:1:dead", 10, 0.3)
+    await WorkerRegistry(engine).register("host:1:dead", "host", 1, "standalone", 60)
+    [(claimed, _)] = await ActionQueue(engine).claim_next_actions("host:1:dead", 10, 60)
     workers = WorkerService(engine, service)
     [alive] = await workers.list_workers(admin)
     assert alive.live and alive.holds == (claimed.id,) == (action.id,)
-    await asyncio.sleep(0.5)
+    async with engine.begin() as conn:  # its lease passes without a heartbeat (no sleep: no timing)
+        await conn.execute(update(workers_table).values(expires_at=datetime(2000, 1, 1, tzinfo=UTC)))
     [dead] = await workers.list_workers(admin)
     assert not dead.live and dead.holds == (action.id,)
     assert await workers.no_worker_warning() == NO_WORKER
