@@ -158,3 +158,16 @@ async def test_a_worker_whose_clock_runs_behind_takes_over_an_expired_lease_and_
 def _stamp(raw: Any) -> datetime:
     """A naive UTC time as raw SQL returns it (text on SQLite)."""
     return datetime.fromisoformat(raw) if isinstance(raw, str) else raw
+
+
+async def test_an_action_requested_on_a_machine_whose_clock_runs_ahead_is_due_at_once(
+    engine: AsyncEngine, admin: Principal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ActionStore(engine)
+    okta = MemoryConnector(MemorySettings(provider="okta"))
+    _skew(monkeypatch, SKEW)  # the API host is 10 minutes ahead of the database
+    action = await ActionService(store, {"okta": okta}).request("okta.suspend_user", "al", "INC-5", admin)
+    monkeypatch.undo()
+    # Due by the database's clock, which a worker's claim compares with: not 10 minutes from now.
+    [(taken, _)] = await ActionQueue(engine).claim_next_actions("w:1:a", 10, 60)
+    assert taken.id == action.id

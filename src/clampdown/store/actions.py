@@ -29,6 +29,7 @@ from clampdown.model import (
     ActionStatus,
     AttemptRecord,
 )
+from clampdown.store.database_time import database_now
 from clampdown.store.recording import RecordingStore
 
 _DUE = (ActionStatus.QUEUED.value, ActionStatus.RUNNING.value)
@@ -174,10 +175,14 @@ def restore_state_of(row: RowMapping) -> AccountState | None:
     return AccountState.from_json(raw) if raw else None
 
 
-def _new_row(item: NewAction, now: datetime, approval_deadline: datetime | None) -> dict[str, Any]:
+def _new_row(
+    item: NewAction, now: datetime, approval_deadline: datetime | None, due: datetime
+) -> dict[str, Any]:
+    """The row of a new action; `due` is when an action to run now is due, by the database's
+    clock (the one claims compare with), so a requester whose clock runs ahead delays nothing."""
     final = item.status.is_final
     status = item.status
-    available = item.not_before or now
+    available = item.not_before or due
     if item.approval_reason and status is ActionStatus.QUEUED:
         # While awaiting approval, available_at is the deadline after which the request expires.
         status, available = ActionStatus.AWAITING_APPROVAL, approval_deadline or now
@@ -274,9 +279,10 @@ class ActionStore(RecordingStore):
         inserted: list[Action] = []
         events: list[AuditEvent] = []
         if fresh:
+            due = await database_now(conn) if any(i.not_before is None for i in fresh) else now
             result = await conn.execute(
                 actions.insert().returning(*actions.c, sort_by_parameter_order=True),
-                [_new_row(i, now, approval_deadline) for i in fresh],
+                [_new_row(i, now, approval_deadline, due) for i in fresh],
             )
             inserted = [row_to_action(r) for r in result.mappings()]
             events = [requested_event(a) for a in inserted]
