@@ -150,6 +150,10 @@ class SyslogSettings(_Section):
     port: int = Field(514, ge=1, le=65535)
     protocol: Literal["udp", "tcp"] = "udp"
     format: Literal["json", "cef"] = "json"
+    # TCP: an event leaves the outbox once the receiver has shown it read it, by closing the stream
+    # when the sender half-closes it (rsyslog and syslog-ng do). Off, for a receiver that does not:
+    # an event leaves once written, and one that accepts and never reads loses what its buffer takes.
+    confirm_delivery: bool = True
 
 
 def _long_secret(value: SecretStr | None) -> SecretStr | None:

@@ -124,7 +124,7 @@ class _Transport:
     @property
     def confirms(self) -> bool:
         """Whether what is written waits for the receiver's confirmation (TCP; UDP cannot)."""
-        return self.settings.protocol == "tcp"
+        return self.settings.protocol == "tcp" and self.settings.confirm_delivery
 
     def ended(self) -> bool | None:
         """None while the connection is open (or there is none); once it has ended, whether the
@@ -321,8 +321,9 @@ class SyslogOutput:
         with contextlib.suppress(Exception):  # else the lease runs out
             await self._release(ids)
         raise OSError(
-            f"the receiver did not confirm {len(ids)} events within {self.confirm_seconds:g} s "
-            "(it accepts and does not read?)"
+            f"the receiver did not confirm {len(ids)} events within {self.confirm_seconds:g} s: it "
+            "accepts and does not read, or does not close at the end of a stream (then set "
+            "[syslog] confirm_delivery = false)"
         )
 
     async def _settle(self) -> None:
