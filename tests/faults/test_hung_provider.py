@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clampdown.auth.principal import Principal
+from clampdown.config import EngineSettings
+from clampdown.connectors.memory import MemoryConnector, MemorySettings
+from clampdown.engine.worker import Worker
 from clampdown.model import Action, ActionFilter, ActionStatus
+from clampdown.services.actions import ActionService
 from clampdown.store.actions import ActionStore
 from tests.lab_config import (
     bootstrap_admin,
@@ -25,8 +30,6 @@ from tests.lab_config import (
     spawn_worker,
     write_config,
 )
-
-pytestmark = pytest.mark.slow
 
 BUDGET = 4.0  # the engine's attempt budget for okta; the lease (1 s) is much shorter
 OKTA_USERS = [f"hung{i}@lab.example.test" for i in range(3)]
@@ -98,6 +101,33 @@ def _of(actions: list[Action], provider: str) -> list[Action]:
     return [a for a in actions if a.provider == provider]
 
 
+async def test_a_slow_attempt_is_retried_within_the_budget_then_fails_with_a_timeout(
+    engine: AsyncEngine, admin: Principal
+) -> None:
+    """In process: each attempt is cut at the budget, counted as transient and retried until
+    max_attempts; the provider without an override keeps the default budget and completes."""
+    store = ActionStore(engine)
+    okta = MemoryConnector(MemorySettings(provider="okta", delay_seconds=5))
+    entra = MemoryConnector(MemorySettings(provider="entra", delay_seconds=0.05))
+    service = ActionService(store, {"okta": okta, "entra": entra})
+    slow = await service.request("okta.suspend_user", "slow", "INC-15", admin)
+    quick = await service.request("entra.suspend_user", "quick", "INC-15", admin)
+    settings = EngineSettings(
+        poll_interval_seconds=0.02, backoff_base_seconds=0.01, backoff_max_seconds=0.02, max_attempts=2,
+        attempt_timeout_seconds=30, provider_attempt_timeout_seconds={"okta": 0.3},
+    )  # fmt: skip
+    await Worker(store, {"okta": okta, "entra": entra}, settings).run(until_drained=True)
+    failed, done = await store.get(slow.id), await store.get(quick.id)
+    assert failed is not None and done is not None
+    assert (failed.status, failed.error_code, failed.attempts) == (ActionStatus.FAILED, "attempt_timeout", 2)
+    assert failed.error_message is not None and failed.error_message.endswith("(gave up after 2 attempts)")
+    assert [h.error_code for h in failed.history] == ["attempt_timeout", "attempt_timeout"]
+    assert done.status is ActionStatus.COMPLETED
+    assert (await entra.read_state(await entra.resolve_user("quick"))).enabled is False
+    assert (await okta.read_state(await okta.resolve_user("slow"))).enabled is True  # never reached
+
+
+@pytest.mark.slow
 async def test_hung_provider_times_out_keeps_its_leases_and_spares_the_others(
     engine: AsyncEngine, database_url: str, tmp_path: Path, hung: HungServer
 ) -> None:
