@@ -55,8 +55,8 @@ class Receiver:
 
     def _read(self, conn: socket.socket) -> None:
         stream = conn.makefile("rb")
-        with contextlib.suppress(OSError, ValueError):
-            while True:
+        with contextlib.suppress(OSError, ValueError), conn, stream:  # closed at the end, as
+            while True:  # syslog receivers do: the sender's confirmation
                 length = b""
                 while (c := stream.read(1)) != b" ":
                     if not c:

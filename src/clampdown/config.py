@@ -70,6 +70,11 @@ class EngineSettings(_Section):
     default_provider_concurrency: int = Field(32, ge=1)
     provider_concurrency: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
     poll_interval_seconds: float = Field(0.5, gt=0)
+    # One attempt of one action on its provider (resolve, read, change) must end within this, or it
+    # ends as a transient `attempt_timeout` (retried up to max_attempts): a provider that accepts
+    # connections and never answers cannot hold an action, nor its slot, for longer.
+    attempt_timeout_seconds: float = Field(300.0, gt=0)
+    provider_attempt_timeout_seconds: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
 
 
 class ServerSettings(_Section):
@@ -155,6 +160,10 @@ class SyslogSettings(_Section):
     port: int = Field(514, ge=1, le=65535)
     protocol: Literal["udp", "tcp"] = "udp"
     format: Literal["json", "cef"] = "json"
+    # TCP: an event leaves the outbox once the receiver has shown it read it, by closing the stream
+    # when the sender half-closes it (rsyslog and syslog-ng do). Off, for a receiver that does not:
+    # an event leaves once written, and one that accepts and never reads loses what its buffer takes.
+    confirm_delivery: bool = True
 
 
 def _long_secret(value: SecretStr | None) -> SecretStr | None:

@@ -113,6 +113,7 @@ class Receiver:
             while True:
                 length = int((await reader.readuntil(b" "))[:-1])
                 self.frames.append((await reader.readexactly(length)).decode())
+        writer.close()  # at the end of the stream, as syslog receivers do: the sender's confirmation
 
     def targets(self) -> list[str]:
         return [json.loads(f.partition(" - ")[2])["data"]["target"] for f in self.frames

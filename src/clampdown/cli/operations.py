@@ -95,9 +95,10 @@ def config_check() -> None:
             validate_provider(name, section)
         except ConfigError as exc:
             problems.append(exc.message)
-    for name in settings.engine.provider_concurrency:
-        if name not in catalog.providers() and name not in settings.providers:
-            problems.append(f"engine.provider_concurrency.{name}: no such provider")
+    for field in ("provider_concurrency", "provider_attempt_timeout_seconds"):
+        for name in getattr(settings.engine, field):
+            if name not in catalog.providers() and name not in settings.providers:
+                problems.append(f"engine.{field}.{name}: no such provider")
     if problems:
         fail("; ".join(problems), 4)
     where = settings.config_path or "defaults (no config file)"

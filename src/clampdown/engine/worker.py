@@ -402,12 +402,28 @@ class Worker:
     async def _execute(
         self, connector: Connector, definition: ActionDefinition, items: list[Claimed]
     ) -> list[ItemOutcome]:
+        overrides = self._settings.provider_attempt_timeout_seconds
+        budget = overrides.get(definition.provider, self._settings.attempt_timeout_seconds)
+        setting = (
+            f"engine.provider_attempt_timeout_seconds.{definition.provider}"
+            if definition.provider in overrides
+            else "engine.attempt_timeout_seconds"
+        )
         try:
             limit = self._semaphore(definition.provider)
             guard = self._gate.hold if self._gate else None
-            return await execute_group(
-                connector, definition, items, self._writer.record_resolutions, limit, guard
+            # The lease is renewed by the heartbeat while this waits; the budget bounds the wait.
+            return await asyncio.wait_for(
+                execute_group(connector, definition, items, self._writer.record_resolutions, limit, guard),
+                budget,
             )
+        except TimeoutError:
+            message = (
+                f"timed out: {definition.provider} did not finish {definition.id} within {budget:g} s "
+                f"({setting}); the provider is not answering or too slow"
+            )
+            log.warning("worker %s: %s for a group of %d", self.id, message, len(items))
+            return [TransientError(message, code="attempt_timeout")] * len(items)
         except Exception as exc:  # a bug or an unexpected failure of the whole group
             log.exception("%s failed for a group of %d", definition.id, len(items))
             return [exc] * len(items)

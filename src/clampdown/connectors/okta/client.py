@@ -81,6 +81,7 @@ class OktaClient:
         self.auth = auth
         self.pacer = pacer
         self.retries = retries
+        self.timeout = timeout
         self.max_throttle_wait = max_throttle_wait
         self.clock = clock
         self.sleep = sleep
@@ -144,9 +145,13 @@ class OktaClient:
             except httpx.TransportError as exc:
                 failures += 1
                 if failures > self.retries:
+                    why = (
+                        f"timed out: no answer within {self.timeout:g} s (timeout_seconds)"
+                        if isinstance(exc, httpx.TimeoutException)
+                        else f"{type(exc).__name__}: {exc}"
+                    )
                     raise TransientError(
-                        f"Okta did not answer {method} {path} after {failures} attempts "
-                        f"({type(exc).__name__}: {exc})",
+                        f"Okta did not answer {method} {path} after {failures} attempts ({why})",
                         code="okta_unreachable",
                     ) from None
                 self.stats.retries += 1
