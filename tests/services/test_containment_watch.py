@@ -52,7 +52,7 @@ async def test_a_reenabled_account_is_contained_again_and_release_restores_the_f
     ]
     again = found.reapplied[0]
     step = next(a for a in run.actions if a.type == "ad.disable_user")
-    assert again.account == (await services.store.get(step.id)).account  # the same account, not resolved again
+    assert again.account == (await services.store.get(step.id)).account  # the same one, not resolved again
     assert again.containment_id == run.containment_id
     await services.drain()
     assert (await _state(services, "ad", "ivan")).enabled is False
