@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yaml
 
-from clampdown.catalog import get_action
+from clampdown.catalog import all_actions, get_action
 from clampdown.connectors.links import next_link
 from clampdown.connectors.okta import OktaConnector
 from clampdown.connectors.okta.auth import ApiTokenAuth
@@ -334,3 +334,23 @@ def test_the_validator_rejects_eviction_exchanges_that_break_the_contract(case: 
     )  # fmt: skip
     with pytest.raises(AssertionError, match=r"breaks the contract|where none is documented"):
         validate(exchange)
+
+
+def test_the_console_offers_eviction_only_where_it_takes_something() -> None:
+    from clampdown.web.person_view import _applies
+
+    def offered(status: str, risk: str | None) -> set[str]:
+        state = AccountState(enabled=status == "ACTIVE", status=status, values={"riskLevel": risk})
+        return {d.id for d in all_actions() if d.provider == "okta" and _applies(d, state)}
+
+    active = offered("ACTIVE", "NONE")
+    assert {"okta.clear_sessions", "okta.revoke_grants", "okta.reset_factors", "okta.set_risk"} <= active
+    assert "okta.clear_risk" not in active and "okta.set_risk" not in offered("ACTIVE", "HIGH")
+    assert "okta.clear_risk" in offered("ACTIVE", "HIGH")
+    gone = offered("DEPROVISIONED", "NONE")
+    assert not gone & {
+        "okta.clear_sessions",
+        "okta.reset_factors",
+        "okta.expire_password",
+        "okta.deactivate_user",
+    }
