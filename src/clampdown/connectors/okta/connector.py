@@ -1,8 +1,10 @@
-"""The Okta connector: resolve users, read their status, suspend, unsuspend and deactivate them.
+"""The Okta connector: resolve users, read their status, suspend, unsuspend and deactivate them;
+the eviction actions (sessions, grants, factors, password, risk, Universal Logout) are in eviction.py.
 
 Lifecycle calls are sent optimistically; when Okta refuses a transition (400 E0000001, 403
-E0000038) the user's status is read to tell "already in the requested state" (success) from a
-transition Okta does not allow (a permanent failure that names the status).
+E0000038, or 404 E0000007 to deactivating a user already DEPROVISIONED) the user's status is read
+to tell "already in the requested state" (success) from a transition Okta does not allow (a
+permanent failure that names the status) or a user that is gone.
 """
 
 from __future__ import annotations
