@@ -187,6 +187,88 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         warning="Deactivation cannot be cleanly reversed: Okta removes the user's app assignments.",
         effect=("status", "DEPROVISIONED"),
     ),
+    # --- Okta eviction: the attacker is out (sessions, tokens, grants, factors, password, risk) ---
+    ActionDefinition(
+        id="okta.clear_sessions",
+        provider="okta",
+        method="clear_sessions",
+        title="Clear Okta sessions and OAuth tokens",
+        description="Ends every Okta session of the user and revokes the OpenID Connect and OAuth "
+        "tokens issued to it (okta.users.manage).",
+        roles=_RESPONDERS,
+        permissions=_MANAGE,
+        reversible=False,
+    ),
+    ActionDefinition(
+        id="okta.revoke_grants",
+        provider="okta",
+        method="revoke_grants",
+        title="Revoke Okta consent grants",
+        description="Revokes every consent grant of the user: no app keeps acting on its behalf "
+        "(okta.users.read, okta.users.manage).",
+        roles=_RESPONDERS,
+        permissions=_MANAGE,
+        reversible=False,
+    ),
+    ActionDefinition(
+        id="okta.reset_factors",
+        provider="okta",
+        method="reset_factors",
+        title="Reset Okta MFA factors",
+        description="Resets every enrolled MFA factor (an attacker's enrolled authenticator goes); "
+        "the result lists the factors removed (okta.users.read, okta.users.manage).",
+        roles=_RESPONDERS,
+        permissions=_MANAGE,
+        reversible=False,
+        warning="Removed factors cannot be restored: the user enrolls again at the next sign-in.",
+    ),
+    ActionDefinition(
+        id="okta.expire_password",
+        provider="okta",
+        method="expire_password",
+        title="Expire Okta password",
+        description="Moves the user to PASSWORD_EXPIRED; configured so, replaces the password by a "
+        "temporary one sealed for the requester and revokes the sessions (okta.users.manage).",
+        roles=_RESPONDERS,
+        permissions=_MANAGE,
+        reversible=False,
+        warning="An expired password cannot be un-expired: the user must set a new one.",
+    ),
+    ActionDefinition(
+        id="okta.set_risk",
+        provider="okta",
+        method="set_risk",
+        title="Mark Okta user high risk",
+        description="Sets the user's risk to HIGH in Identity Threat Protection, for the org's risk "
+        "policies to act on (okta.userRisk.read, okta.userRisk.manage).",
+        roles=_ADMINS,
+        permissions=_MANAGE,
+        inverse="okta.clear_risk",
+        effect=("values.riskLevel", "HIGH"),
+    ),
+    ActionDefinition(
+        id="okta.clear_risk",
+        provider="okta",
+        method="clear_risk",
+        title="Restore Okta user risk",
+        description="Sets the user's risk back to the level before it was marked HIGH (LOW when it "
+        "had none) (okta.userRisk.read, okta.userRisk.manage).",
+        roles=_ADMINS,
+        permissions=_MANAGE,
+        inverse="okta.set_risk",
+    ),
+    ActionDefinition(
+        id="okta.universal_logout",
+        provider="okta",
+        method="universal_logout",
+        title="Universal Logout from Okta",
+        description="Okta's global token revocation: every token and session of the user, in Okta and "
+        "in the apps that support Universal Logout (okta.universalLogout.manage; where the org "
+        "offers it).",
+        roles=_RESPONDERS,
+        permissions=_MANAGE,
+        reversible=False,
+    ),
 )
 
 _BY_ID: dict[str, ActionDefinition] = {d.id: d for d in DEFINITIONS}

@@ -26,14 +26,20 @@ RESPONDER = "Responder (custom)"  # response:manage and response:read, no built-
 # The seed's table, written out independently of the catalog: role -> action ids it may run.
 AD = {"ad.disable_user", "ad.enable_user", "ad.force_password_reset", "ad.clear_password_reset"}
 OKTA = {"okta.suspend_user", "okta.unsuspend_user", "okta.deactivate_user"}
+# Okta eviction: the operator's like suspension; risk like Entra's (admins, or response:manage).
+OKTA |= {
+    "okta.clear_sessions", "okta.revoke_grants", "okta.reset_factors", "okta.expire_password",
+    "okta.universal_logout",
+}  # fmt: skip
+OKTA_RISK = {"okta.set_risk", "okta.clear_risk"}
 RISK = {"entra.mark_compromised", "entra.dismiss_user_risk"}
 ENTRA_GA = {"entra.suspend_user", "entra.enable_user", "entra.revoke_sessions"}
 EXPECTED: dict[str, set[str]] = {
-    GLOBAL_ADMINISTRATOR: AD | OKTA | RISK | ENTRA_GA,
-    SECURITY_ADMINISTRATOR: AD | OKTA | RISK,  # holds response:manage
+    GLOBAL_ADMINISTRATOR: AD | OKTA | OKTA_RISK | RISK | ENTRA_GA,
+    SECURITY_ADMINISTRATOR: AD | OKTA | OKTA_RISK | RISK,  # holds response:manage
     SECURITY_OPERATOR: OKTA,
     SECURITY_READER: set(),
-    RESPONDER: AD | OKTA,
+    RESPONDER: AD | OKTA | OKTA_RISK,
 }
 
 
@@ -68,7 +74,7 @@ async def test_matrix_over_the_api(server: Server) -> None:
         (f"user-{i}", t) for i, role in enumerate(EXPECTED) for t in EXPECTED[role]
     )
     denials = await AuthStore(server.engine).denials(limit=1000)
-    expected_denials = sum(12 - len(allowed) for allowed in EXPECTED.values())
+    expected_denials = sum(len(list(all_actions())) - len(allowed) for allowed in EXPECTED.values())
     assert len(denials) == expected_denials and {d.channel for d in denials} == {"api"}
 
 

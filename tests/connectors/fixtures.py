@@ -57,6 +57,28 @@ class ForgetfulDirectory(_Directory):
     async def unsuspend_user(self, account: Account, context: ActionContext) -> ActionOutcome:
         return await self.memory.unsuspend_user(account, context)
 
+    # okta eviction: all there
+    async def clear_sessions(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self.memory.clear_sessions(account, context)
+
+    async def revoke_grants(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self.memory.revoke_grants(account, context)
+
+    async def reset_factors(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self.memory.reset_factors(account, context)
+
+    async def expire_password(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self.memory.expire_password(account, context)
+
+    async def set_risk(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self.memory.set_risk(account, context)
+
+    async def clear_risk(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self.memory.clear_risk(account, context)
+
+    async def universal_logout(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self.memory.universal_logout(account, context)
+
 
 class BlockingDirectory(ForgetfulDirectory):
     """Serves okta, with deactivate_user written as a plain (blocking) def."""

@@ -3,6 +3,7 @@ only on the configured origin: a link to another host would carry the action acc
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -36,3 +37,21 @@ def same_origin_path(link: str, base_url: str) -> str | None:
 def is_relative_path(path: str) -> bool:
     """Whether `path` is a path on the configured host (not an absolute or scheme-relative URL)."""
     return path.startswith("/") and not path.startswith("//") and "://" not in path.split("?", 1)[0]
+
+
+def next_link(link_headers: list[str]) -> str | None:
+    """The `rel="next"` target among an answer's `Link` headers (RFC 8288). Okta sends one header
+    per relation (`rel="self"`, then `rel="next"`); a proxy may join them into one, comma
+    separated: both read the same. None when there is no next page."""
+    for header in link_headers:
+        for match in _LINK_VALUE.finditer(header):
+            rels = match.group("rel") or match.group("rel_token") or ""
+            if "next" in rels.lower().split():
+                return match.group("target")
+    return None
+
+
+# `<target>; ...; rel="a b"` or `rel=a`, with any other parameters before or after.
+_LINK_VALUE = re.compile(
+    r'<(?P<target>[^>]*)>(?P<params>(?:\s*;\s*[^;,<]*)*?\s*;\s*rel\s*=\s*(?:"(?P<rel>[^"]*)"|(?P<rel_token>[^\s;,"]+)))'
+)

@@ -44,7 +44,15 @@ _EFFECTS: dict[str, tuple[str, StateValue]] = {
     "clear_password_reset": ("must_change_password", False),
     "mark_compromised": ("riskLevel", "high"),
     "dismiss_user_risk": ("riskLevel", "none"),
+    # Okta eviction (okta.expire_password, okta.set_risk and its inverse)
+    "expire_password": ("must_change_password", True),
+    "set_risk": ("riskLevel", "HIGH"),
+    "clear_risk": ("riskLevel", "none"),
 }
+# Methods that always act (nothing in the state says they were done): revoke, clear, reset.
+_ALWAYS_ACT = frozenset(
+    {"revoke_sessions", "clear_sessions", "revoke_grants", "reset_factors", "universal_logout"}
+)
 # Named as the real connectors name them, so the catalog's effects hold here too.
 _DEFAULTS: dict[str, StateValue] = {"enabled": True, "must_change_password": False, "riskLevel": "none"}
 _DOMAIN = "memory.test"
@@ -177,8 +185,10 @@ class MemoryConnector:
         if self._failures.get(key, 0) < self.settings.transient_failures:
             self._failures[key] = self._failures.get(key, 0) + 1
             raise TransientError("the directory is busy", retry_after=0.0)
-        if method == "revoke_sessions":
-            return ActionOutcome(changed=True, message="sessions revoked")
+        if method in _ALWAYS_ACT:
+            return ActionOutcome(
+                changed=True, message="sessions revoked" if method == "revoke_sessions" else f"{method} done"
+            )
         if self._apply(account.id, method, context.action_id):
             return ActionOutcome(changed=True, message=f"{method} done")
         return ActionOutcome.already(method)
@@ -212,3 +222,25 @@ class MemoryConnector:
 
     async def revoke_sessions(self, account: Account, context: ActionContext) -> ActionOutcome:
         return await self._perform("revoke_sessions", account, context)
+
+    # --- Okta eviction --------------------------------------------------------------------
+    async def clear_sessions(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("clear_sessions", account, context)
+
+    async def revoke_grants(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("revoke_grants", account, context)
+
+    async def reset_factors(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("reset_factors", account, context)
+
+    async def expire_password(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("expire_password", account, context)
+
+    async def set_risk(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("set_risk", account, context)
+
+    async def clear_risk(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("clear_risk", account, context)
+
+    async def universal_logout(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("universal_logout", account, context)

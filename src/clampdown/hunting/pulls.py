@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from clampdown.connectors.base import Connector
 from clampdown.connectors.entra import EntraConnector
 from clampdown.connectors.entra.client import GraphClient
+from clampdown.connectors.links import next_link
 from clampdown.connectors.okta import OktaConnector
 from clampdown.connectors.okta.client import OktaClient
 from clampdown.errors import ProviderError, TransientError
@@ -24,7 +24,6 @@ ENTRA_CURSOR = "entra:signins"
 FIRST_PULL_LOOKBACK = timedelta(days=7)
 # Sign-ins can reach Graph's log minutes after they happened: each pull re-reads this much.
 ENTRA_OVERLAP = timedelta(minutes=15)
-_NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 
 
 @dataclass(frozen=True)
@@ -60,14 +59,14 @@ class OktaLogSource:
             if answer.status != 200 or not isinstance(answer.body, list):
                 needs = " (the app needs the okta.logs.read scope)" if answer.status in (401, 403) else ""
                 raise ProviderError(f"Okta System Log: {answer.error_text}{needs}", code="okta_logs")
-            found = _NEXT_LINK.search(answer.headers.get("link", ""))
+            found = next_link(answer.headers.get_list("link"))
             rows: dict[str, list[Row]] = {}
             for event in answer.body:
                 mapped = okta_event_row(event)
                 if mapped is not None:
                     rows.setdefault(mapped[0], []).append(mapped[1])
             try:
-                following = self.client.follow(found.group(1)) if found else path
+                following = self.client.follow(found) if found else path
             except ProviderError:
                 # The page is kept, the cursor stays: the next pull reads it again and stops again.
                 await asyncio.to_thread(self.store.append, Batch(rows, {}))

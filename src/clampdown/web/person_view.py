@@ -144,6 +144,11 @@ def _choices(linked: LinkedAccount) -> list[ActionChoice]:
     ]
 
 
+_OKTA_EVICTION = frozenset(
+    {"clear_sessions", "revoke_grants", "reset_factors", "expire_password", "set_risk", "universal_logout"}
+)
+
+
 def _applies(definition: ActionDefinition, state: AccountState | None) -> bool:
     """Offer an action only where it would change something; an unknown state offers everything."""
     if state is None or state.enabled is None:
@@ -154,8 +159,13 @@ def _applies(definition: ActionDefinition, state: AccountState | None) -> bool:
             "suspend_user": state.status == "ACTIVE",
             "unsuspend_user": state.status == "SUSPENDED",
             "deactivate_user": state.status != "DEPROVISIONED",
+            "set_risk": state.values.get("riskLevel") != "HIGH",
+            "clear_risk": state.values.get("riskLevel") in (None, "HIGH"),
         }
-        return okta_rules.get(method, True)
+        # A deactivated user has no session, token, grant or factor left to take from it.
+        return okta_rules.get(method, True) and not (
+            method in _OKTA_EVICTION and state.status == "DEPROVISIONED"
+        )
     if method in ("enable_user", "unsuspend_user"):
         return not state.enabled
     if method in ("disable_user", "suspend_user"):

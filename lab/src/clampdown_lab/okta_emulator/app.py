@@ -69,6 +69,12 @@ class Emulator:
             Route("/api/v1/users/{id}", api.delete_user, methods=["DELETE"]),
             Route("/api/v1/users/{id}/lifecycle/{operation}", api.lifecycle, methods=["POST"]),
             Route("/api/v1/users/{userId}/sessions", api.clear_sessions, methods=["DELETE"]),
+            Route("/api/v1/users/{userId}/factors", api.list_factors, methods=["GET"]),
+            Route("/api/v1/users/{userId}/grants", api.list_grants, methods=["GET"]),
+            Route("/api/v1/users/{userId}/grants", api.revoke_grants, methods=["DELETE"]),
+            Route("/api/v1/users/{userId}/risk", api.get_risk, methods=["GET"]),
+            Route("/api/v1/users/{userId}/risk", api.put_risk, methods=["PUT"]),
+            Route("/oauth2/v1/global-token-revocation", api.global_token_revocation, methods=["POST"]),
             Route("/api/v1/logs", api.list_logs, methods=["GET"]),
             *control_routes(self),
         ]

@@ -13,7 +13,16 @@ from clampdown_lab.okta_emulator.state import Actor, OktaApiError
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _ASSERTION_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
-ALL_SCOPES = frozenset({"okta.users.read", "okta.users.manage", "okta.logs.read"})
+ALL_SCOPES = frozenset(
+    {
+        "okta.users.read",
+        "okta.users.manage",
+        "okta.logs.read",
+        "okta.userRisk.read",
+        "okta.userRisk.manage",
+        "okta.universalLogout.manage",
+    }
+)
 
 
 class OAuthError(Exception):
@@ -63,10 +72,12 @@ class Authenticator:
     tokens_issued: int = 0
 
     def authenticate(self, header: str | None) -> Principal:
-        """The caller of an API request; OktaApiError 401 when the header is missing or invalid."""
-        if not header:
-            raise OktaApiError(401, "E0000011", "Invalid token provided")
-        scheme, _, value = header.partition(" ")
+        """The caller of an API request. As a real org answers: a missing or malformed header
+        (no `SSWS <token>` or `Bearer <token>`) is 403 E0000005; a well-formed one naming no
+        valid token is 401 E0000011."""
+        scheme, _, value = (header or "").partition(" ")
+        if scheme not in ("SSWS", "Bearer") or not value.strip():
+            raise OktaApiError(403, "E0000005", "Invalid session")
         if scheme == "SSWS" and value in self.api_tokens:
             return Principal(self.api_tokens[value], ALL_SCOPES)
         if scheme == "Bearer":

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from clampdown_lab.component import LabService
 from clampdown_lab.detached import DetachedProcess
+from clampdown_lab.okta_emulator.auth import ALL_SCOPES
 from clampdown_lab.okta_emulator.server import EmulatorSettings
 from clampdown_lab.people import LAB_DOMAIN, DemoPerson
 
@@ -100,7 +101,11 @@ class OktaLabComponent:
         return LabService(
             name="okta",
             url=url,
-            provider_config={"org_url": url, "api_token": {"file": str(home / "api-token")}},
+            provider_config={
+                "org_url": url,
+                "api_token": {"file": str(home / "api-token")},
+                "user_risk": True,  # the lab org has Identity Threat Protection
+            },
             people={p.username: {"id": ids[p.upn], "login": p.upn} for p in people},
             details={
                 "pid": pid,
@@ -181,7 +186,7 @@ class OktaLabComponent:
                 {
                     "client_id": SERVICE_APP_CLIENT_ID,
                     "public_key_pem": public.decode(),
-                    "scopes": ["okta.users.read", "okta.users.manage", "okta.logs.read"],
+                    "scopes": sorted(ALL_SCOPES),
                 }
             ],
             state_file=str(home / "state.json"),

@@ -1,8 +1,16 @@
 """The emulated Okta org: users with Okta's statuses and lifecycle rules, and the System Log.
 
 Transition rules follow the Okta Management API (see shared/contracts/okta/CONTRACT.md). Where
-Okta documents no error code (deactivate on a DEPROVISIONED user, expire/reset on SUSPENDED or
-DEPROVISIONED users) the emulator answers 403 E0000038, which the OpenAPI document allows.
+Okta documents no error code (expire/reset on SUSPENDED or DEPROVISIONED users) the emulator
+answers 403 E0000038, which the OpenAPI document allows. Deactivating a DEPROVISIONED user is
+404 E0000007, as a real org answers.
+
+Besides its status a user has what an attacker may hold: sessions and OAuth tokens (counts),
+enrolled MFA factors, consent grants, a temporary password and an Identity Threat Protection risk
+level. System Log event types: `user.mfa.factor.reset_all` and `user.session.end` are named in
+Okta's OpenAPI document; `user.session.clear`, `app.oauth2.as.consent.revoke`, `user.risk.change`
+and `user.authentication.universal_logout` are from Okta's event-type catalogue (not in the
+contracts).
 """
 
 from __future__ import annotations
@@ -89,6 +97,10 @@ class UserRecord:
     oauth_tokens: int = 0  # OAuth tokens issued to the user, revoked with oauthTokens=true
     groups: list[str] = field(default_factory=list)  # names of the Okta groups the user belongs to
     password_hash: str | None = None  # for sign-in at /oauth2/v1/authorize; None: cannot sign in
+    factors: list[dict[str, Any]] = field(default_factory=list)  # enrolled MFA factors (UserFactor)
+    grants: list[dict[str, Any]] = field(default_factory=list)  # consent grants (OAuth2ScopeConsentGrant)
+    risk_level: str = "NONE"  # Identity Threat Protection: NONE until set, then HIGH/MEDIUM/LOW
+    risk_reason: str | None = None
 
     @property
     def login(self) -> str:
@@ -129,6 +141,10 @@ class UserRecord:
             "oauth_tokens": self.oauth_tokens,
             "groups": self.groups,
             "password_hash": self.password_hash,
+            "factors": self.factors,
+            "grants": self.grants,
+            "risk_level": self.risk_level,
+            "risk_reason": self.risk_reason,
         }
 
     @classmethod
@@ -178,8 +194,11 @@ class OrgState:
             activated=now if status not in ("STAGED", "PROVISIONED") else None,
         )
         if status in ("ACTIVE", "PASSWORD_EXPIRED", "RECOVERY"):
-            # A user who can sign in is taken to be signed in, so clearing sessions is observable.
+            # A user who can sign in is taken to be signed in, with Okta Verify enrolled and one
+            # app consented to, so clearing sessions, resetting factors and revoking grants show.
             record.sessions, record.oauth_tokens = 1, 1
+            self.enroll_factor(record, "push", "OKTA", save=False)
+            self.add_grant(record, "0oalabportal00000001", "okta.users.read.self", save=False)
         self.users[record.id] = record
         self._by_login[login.lower()] = record.id
         self.save()
@@ -266,7 +285,7 @@ class OrgState:
     def begin_deactivate(self, record: UserRecord) -> None:
         """Start a deactivation: the user shows `transitioningToStatus: DEPROVISIONED` until finished."""
         if record.status == "DEPROVISIONED":
-            raise not_allowed_in_status()
+            raise not_found(record.id)  # what a real org answers, though GET still finds the user
         record.transitioning_to = "DEPROVISIONED"
         record.last_updated = self.clock()
         self.save()
@@ -365,6 +384,97 @@ class OrgState:
             request_id,
             "core.user_auth.session_clear",
         )
+
+    # --- what an attacker holds: factors, grants, password, risk --------------------------------
+    def enroll_factor(
+        self, record: UserRecord, factor_type: str, provider: str, save: bool = True
+    ) -> dict[str, Any]:
+        """An ACTIVE enrolled factor (a test's, or the seed's Okta Verify)."""
+        now = okta_timestamp(self.clock())
+        factor = {
+            "id": stable_id(
+                "ufs" if factor_type == "question" else "opf",
+                f"{record.id} {factor_type} {len(record.factors)}",
+            ),
+            "factorType": factor_type,
+            "provider": provider,
+            "vendorName": provider,
+            "status": "ACTIVE",
+            "created": now,
+            "lastUpdated": now,
+            "profile": {"credentialId": record.login},
+        }
+        record.factors.append(factor)
+        if save:
+            self.save()
+        return factor
+
+    def add_grant(
+        self, record: UserRecord, client_id: str, scope_id: str, save: bool = True
+    ) -> dict[str, Any]:
+        """A consent grant the user gave an app."""
+        now = okta_timestamp(self.clock())
+        grant = {
+            "id": stable_id("oag", f"{record.id} {client_id} {scope_id} {len(record.grants)}"),
+            "clientId": client_id,
+            "scopeId": scope_id,
+            "issuer": "https://okta.lab.example.test",
+            "status": "ACTIVE",
+            "source": "END_USER",
+            "userId": record.id,
+            "created": now,
+            "lastUpdated": now,
+        }
+        record.grants.append(grant)
+        if save:
+            self.save()
+        return grant
+
+    def reset_factors(self, record: UserRecord, actor: Actor, request_id: str) -> None:
+        if record.status == "DEPROVISIONED":
+            raise not_allowed_in_status()
+        if not record.factors:
+            return
+        record.factors = []
+        record.last_updated = self.clock()
+        self.log("user.mfa.factor.reset_all", "Reset all factors for user", record, actor, request_id,
+                 "core.user.factor.reset_all")  # fmt: skip
+
+    def revoke_grants(self, record: UserRecord, actor: Actor, request_id: str) -> None:
+        revoked, record.grants = record.grants, []
+        for _ in revoked:
+            self.log("app.oauth2.as.consent.revoke", "User consent revoked", record, actor, request_id, None)
+        if not revoked:
+            self.save()
+
+    def expire_with_temp_password(
+        self, record: UserRecord, revoke_sessions: bool, actor: Actor, request_id: str
+    ) -> str:
+        """A new temporary password (returned once), PASSWORD_EXPIRED, sessions revoked if asked."""
+        if record.status in ("SUSPENDED", "DEPROVISIONED", "STAGED"):
+            raise not_allowed_in_status()
+        temporary = "".join(secrets.choice(_BASE62) for _ in range(12))
+        record.set_password(temporary)
+        if revoke_sessions:
+            record.sessions = 0
+        self.expire_password(record, actor, request_id)
+        return temporary
+
+    def set_risk(
+        self, record: UserRecord, level: str, reason: str | None, actor: Actor, request_id: str
+    ) -> bool:
+        """Upsert the user's risk; True if the risk object was created (it was NONE)."""
+        created = record.risk_level == "NONE"
+        record.risk_level, record.risk_reason = level, reason or "override.by.admin"
+        self.log("user.risk.change", f"User risk level changed to {level}", record, actor, request_id, None)
+        return created
+
+    def universal_logout(self, record: UserRecord, actor: Actor, request_id: str) -> None:
+        """Global token revocation: every session and token of the user, here and in the apps."""
+        record.sessions = 0
+        record.oauth_tokens = 0
+        record.last_updated = self.clock()
+        self.log("user.authentication.universal_logout", "Universal Logout", record, actor, request_id, None)
 
     def delete(self, record: UserRecord, actor: Actor, request_id: str) -> bool:
         """DELETE /api/v1/users/{id}: deactivates first; a second call deletes. True if deleted."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,13 @@ _MAX_USER_PAGE = 200
 def empty_ok() -> Response:
     """Okta's 200 with no body (lifecycle calls), still labelled JSON as Okta does."""
     return Response(status_code=200, headers={"Content-Type": "application/json"})
+
+
+def with_links(response: Response, links: list[str]) -> Response:
+    """`response` with one `Link` header per relation, as Okta sends them (not one joined)."""
+    for link in links:
+        response.headers.append("Link", link)
+    return response
 
 
 def user_json(record: UserRecord, base_url: str) -> dict[str, Any]:
@@ -136,7 +144,7 @@ class UsersApi:
         if len(users) > limit:
             following = urlencode({**kept, "after": page[-1].id, "limit": limit})
             links.append(f'<{base}/api/v1/users?{following}>; rel="next"')
-        return JSONResponse([user_json(u, base) for u in page], headers={"Link": ", ".join(links)})
+        return with_links(JSONResponse([user_json(u, base) for u in page]), links)
 
     async def create_user(self, request: Request) -> Response:
         self.principal(request, "okta.users.manage")
@@ -191,6 +199,13 @@ class UsersApi:
         if operation == "expire_password":
             self.state.expire_password(record, actor, request_id)
             return JSONResponse(user_json(record, self.base_url(request)))
+        if operation == "expire_password_with_temp_password":
+            revoke = request.query_params.get("revokeSessions", "false").lower() == "true"
+            temporary = self.state.expire_with_temp_password(record, revoke, actor, request_id)
+            return JSONResponse({"tempPassword": temporary})
+        if operation == "reset_factors":
+            self.state.reset_factors(record, actor, request_id)
+            return empty_ok()
         if operation == "reset_password":
             self.state.reset_password(record, actor, request_id)
             if request.query_params.get("sendEmail", "true").lower() == "false":
@@ -217,15 +232,104 @@ class UsersApi:
         await asyncio.sleep(self.deactivate_delay)
         self.state.finish_deactivate(record, actor, request_id)
 
-    async def clear_sessions(self, request: Request) -> Response:
-        principal = self.principal(request, "okta.users.manage")
+    def user_by_id(self, request: Request, principal: Principal) -> UserRecord:
+        """The user a `{userId}` path names: an id only (these operations take no login)."""
         record = self.user(request, principal, "userId")
         if record.id != request.path_params["userId"]:
-            raise OktaApiError(
-                404, "E0000007", f"Not found: Resource not found: {request.path_params['userId']} (User)"
-            )
+            raise not_found(request.path_params["userId"])
+        return record
+
+    async def clear_sessions(self, request: Request) -> Response:
+        principal = self.principal(request, "okta.users.manage")
+        record = self.user_by_id(request, principal)
         oauth_tokens = request.query_params.get("oauthTokens", "false").lower() == "true"
         self.state.clear_sessions(record, oauth_tokens, request.state.actor, request.state.request_id)
+        return Response(status_code=204)
+
+    # --- factors, grants, risk, Universal Logout ---------------------------------------------
+    async def list_factors(self, request: Request) -> Response:
+        principal = self.principal(request, "okta.users.read")
+        record = self.user_by_id(request, principal)
+        base = f"{self.base_url(request)}/api/v1/users/{record.id}"
+        return JSONResponse([_factor_json(f, base) for f in record.factors])
+
+    async def list_grants(self, request: Request) -> Response:
+        principal = self.principal(request, "okta.users.read")
+        record = self.user_by_id(request, principal)
+        params = request.query_params
+        try:
+            limit = max(1, min(int(params.get("limit", 20)), 200))
+        except ValueError:
+            raise OktaApiError(400, "E0000029", "Invalid paging request.") from None
+        grants = sorted(record.grants, key=lambda g: str(g["id"]))
+        if after := params.get("after"):
+            grants = [g for g in grants if str(g["id"]) > after]
+        page = grants[:limit]
+        base = f"{self.base_url(request)}/api/v1/users/{record.id}/grants"
+        kept = {k: v for k, v in params.items() if k != "after"}
+        links = [f'<{base}?{urlencode({**kept, "limit": limit})}>; rel="self"']
+        if len(grants) > limit:
+            links.append(
+                f'<{base}?{urlencode({**kept, "after": page[-1]["id"], "limit": limit})}>; rel="next"'
+            )
+        body = [{**g, "_links": {"self": {"href": f"{base}/{g['id']}"}}} for g in page]
+        return with_links(JSONResponse(body), links)
+
+    async def revoke_grants(self, request: Request) -> Response:
+        principal = self.principal(request, "okta.users.manage")
+        record = self.user_by_id(request, principal)
+        self.state.revoke_grants(record, request.state.actor, request.state.request_id)
+        return Response(status_code=204)
+
+    async def get_risk(self, request: Request) -> Response:
+        principal = self.principal(request, "okta.userRisk.read")
+        record = self.user_by_id(request, principal)
+        return JSONResponse(_risk_json(record, self.base_url(request)))
+
+    async def put_risk(self, request: Request) -> Response:
+        principal = self.principal(request, "okta.userRisk.manage")
+        record = self.user_by_id(request, principal)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        level = body.get("riskLevel") if isinstance(body, dict) else None
+        reason = body.get("riskReason") if isinstance(body, dict) else None
+        if level not in ("HIGH", "MEDIUM", "LOW"):
+            raise OktaApiError(
+                400,
+                "E0000001",
+                "Api validation failed: riskLevel",
+                ("riskLevel: must be HIGH, MEDIUM or LOW",),
+            )
+        if reason is not None and (
+            not isinstance(reason, str) or len(reason) > 500 or _RISK_REASON.fullmatch(reason) is None
+        ):
+            raise OktaApiError(
+                400,
+                "E0000001",
+                "Api validation failed: riskReason",
+                ("riskReason: letters, digits, spaces, hyphens, commas and periods only, at most 500",),
+            )
+        created = self.state.set_risk(record, level, reason, request.state.actor, request.state.request_id)
+        return JSONResponse(_risk_json(record, self.base_url(request)), status_code=201 if created else 200)
+
+    async def global_token_revocation(self, request: Request) -> Response:
+        """POST /oauth2/v1/global-token-revocation; a request Okta cannot act on is a bare 400."""
+        self.principal(request, "okta.universalLogout.manage")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        subject = body.get("sub_id") if isinstance(body, dict) else None
+        record = None
+        if isinstance(subject, dict) and subject.get("format") == "opaque":
+            record = self.state.users.get(str(subject.get("id")))
+        elif isinstance(subject, dict) and subject.get("format") == "iss_sub":
+            record = self.state.find_by_login(str(subject.get("sub")))
+        if record is None:
+            return Response(status_code=400)
+        self.state.universal_logout(record, request.state.actor, request.state.request_id)
         return Response(status_code=204)
 
     # --- System Log ------------------------------------------------------------------------
@@ -260,7 +364,26 @@ class UsersApi:
             f'<{base}/api/v1/logs?{urlencode({**kept, "after": cursor_after})}>; rel="next"',
         ]
         body = [{k: v for k, v in e.items() if not k.startswith("_")} for _, e in page]
-        return JSONResponse(body, headers={"Link": ", ".join(links)})
+        return with_links(JSONResponse(body), links)
+
+
+_RISK_REASON = re.compile(r"[a-zA-Z0-9\s\-,.]*")
+
+
+def _factor_json(factor: dict[str, Any], user_base: str) -> dict[str, Any]:
+    href = f"{user_base}/factors/{factor['id']}"
+    return {**factor, "_links": {"self": {"href": href}, "user": {"href": user_base}}}
+
+
+def _risk_json(record: UserRecord, base_url: str) -> dict[str, Any]:
+    links = {
+        "self": {"href": f"{base_url}/api/v1/users/{record.id}/risk", "hints": {"allow": ["GET", "PUT"]}},
+        "user": {"href": f"{base_url}/api/v1/users/{record.id}", "hints": {"allow": ["GET"]}},
+    }
+    body: dict[str, Any] = {"riskLevel": record.risk_level, "_links": links}
+    if record.risk_level != "NONE" and record.risk_reason:
+        body["reason"] = record.risk_reason
+    return body
 
 
 def _epoch(value: str) -> float:

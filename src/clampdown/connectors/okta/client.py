@@ -8,6 +8,7 @@ left to the engine's retry policy, by raising TransientError.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -115,9 +116,11 @@ class OktaClient:
         *,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
     ) -> OktaAnswer:
         """Send one request, waiting out rate limits and retrying lost answers; any final status.
-        `path` is a path on the org: the credentials never go to another host."""
+        `path` is a path on the org: the credentials never go to another host. `body` is sent as
+        JSON; a POST or PUT without one is sent empty (Okta wants `Content-Length: 0`)."""
         if not is_relative_path(path):
             raise PermanentError(
                 f"refusing to send Okta credentials to {path!r}: not a path on the org", code="foreign_url"
@@ -140,7 +143,7 @@ class OktaClient:
                     path,
                     params=params,
                     headers=send_headers,
-                    content=b"" if method in ("POST", "PUT") else None,
+                    content=_content(method, body),
                 )
             except httpx.TransportError as exc:
                 failures += 1
@@ -203,6 +206,12 @@ class OktaClient:
                 provider_request_id=response.headers.get("X-Okta-Request-Id"),
             )
         # The pacer now holds the bucket until the reset; acquire() does the waiting.
+
+
+def _content(method: str, body: dict[str, Any] | None) -> bytes | None:
+    if body is not None:
+        return json.dumps(body, separators=(",", ":")).encode()
+    return b"" if method in ("POST", "PUT") else None
 
 
 def _answer(response: httpx.Response, ambiguous: int) -> OktaAnswer:

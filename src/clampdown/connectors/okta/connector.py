@@ -1,19 +1,23 @@
-"""The Okta connector: resolve users, read their status, suspend, unsuspend and deactivate them.
+"""The Okta connector: resolve users, read their status, suspend, unsuspend and deactivate them;
+the eviction actions (sessions, grants, factors, password, risk, Universal Logout) are in eviction.py.
 
 Lifecycle calls are sent optimistically; when Okta refuses a transition (400 E0000001, 403
-E0000038) the user's status is read to tell "already in the requested state" (success) from a
-transition Okta does not allow (a permanent failure that names the status).
+E0000038, or 404 E0000007 to deactivating a user already DEPROVISIONED) the user's status is read
+to tell "already in the requested state" (success) from a transition Okta does not allow (a
+permanent failure that names the status) or a user that is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from clampdown.connectors.okta.auth import ApiTokenAuth, OktaAuth, ServiceAppAuth
 from clampdown.connectors.okta.client import OktaAnswer, OktaClient
+from clampdown.connectors.okta.eviction import EvictionActions
+from clampdown.connectors.okta.failures import OKTA_USER_ID, REFUSED_TRANSITION, failure, user_path
 from clampdown.connectors.okta.pacer import RateLimitPacer
 from clampdown.connectors.okta.settings import OktaSettings
 from clampdown.errors import (
@@ -23,11 +27,8 @@ from clampdown.errors import (
     PermanentError,
     TransientError,
 )
-from clampdown.model import Account, AccountState, ActionContext, ActionOutcome
+from clampdown.model import Account, AccountState, ActionContext, ActionOutcome, StateValue
 
-# Okta user ids: "00u" and 17 letters or digits.
-_OKTA_USER_ID = re.compile(r"00u[0-9A-Za-z]{17}")
-_REFUSED_TRANSITION = {"E0000001", "E0000038"}
 _CANNOT_SIGN_IN = {"SUSPENDED", "DEPROVISIONED", "STAGED", "PROVISIONED"}
 DEACTIVATE_WARNING = (
     "Deactivation cannot be cleanly reversed: Okta removed the user's app assignments; "
@@ -35,7 +36,7 @@ DEACTIVATE_WARNING = (
 )
 
 
-class OktaConnector:
+class OktaConnector(EvictionActions):
     """One Okta org; one HTTP client and one rate-limit pacer shared by all concurrent actions."""
 
     provider: ClassVar[str] = "okta"
@@ -72,12 +73,12 @@ class OktaConnector:
         reference = reference.strip()
         if not reference:
             raise InvalidInput("an Okta user reference is empty")
-        if _OKTA_USER_ID.fullmatch(reference):
-            answer = await self.client.request("GET", _user_path(reference))
+        if OKTA_USER_ID.fullmatch(reference):
+            answer = await self.client.request("GET", user_path(reference))
             if answer.status == 200:
                 return _account(answer.body)
             if answer.status != 404:
-                raise _failure(answer, f"look up the Okta user '{reference}'")
+                raise failure(answer, f"look up the Okta user '{reference}'")
         escaped = reference.replace("\\", "\\\\").replace('"', '\\"')
         # The login is unique in an org and is the strong anchor: it wins over another user's email.
         found = await self._search(f'profile.login eq "{escaped}"', reference)
@@ -99,21 +100,36 @@ class OktaConnector:
         """At most two users matching a search expression (two are enough to say it is ambiguous)."""
         answer = await self.client.request("GET", "/api/v1/users", params={"search": search, "limit": "2"})
         if answer.status != 200:
-            raise _failure(answer, f"search Okta for '{reference}'")
+            raise failure(answer, f"search Okta for '{reference}'")
         return list(answer.body or [])
 
     async def read_state(self, account: Account) -> AccountState:
-        """The user's status as Okta reports it now."""
-        answer = await self.client.request("GET", _user_path(account.id))
+        """The user's status as Okta reports it now; with `user_risk`, its risk level too."""
+        if not self.settings.user_risk:
+            return _state(await self._read_user(account))
+        answer, risk = await asyncio.gather(self._read_user(account), self._risk_or_none(account))
+        state = _state(answer)
+        return AccountState(state.enabled, state.status, {**state.values, "riskLevel": risk})
+
+    async def _read_user(self, account: Account) -> OktaAnswer:
+        answer = await self.client.request("GET", user_path(account.id))
         if answer.status != 200:
-            raise _failure(answer, f"read the Okta user {account.name}", account)
-        return _state(answer)
+            raise failure(answer, f"read the Okta user {account.name}", account)
+        return answer
+
+    async def _risk_or_none(self, account: Account) -> str | None:
+        # The risk is extra: a read that cannot get it records None (an undo then sets LOW)
+        # rather than failing every Okta action.
+        try:
+            return await self.read_risk(account)
+        except (PermanentError, ActionAccountError, AccountNotFound):
+            return None
 
     async def check(self) -> None:
         """Raise unless the org answers and the action account may read users."""
         answer = await self.client.request("GET", "/api/v1/users", params={"limit": "1"})
         if answer.status != 200:
-            raise _failure(answer, "list Okta users with the action account")
+            raise failure(answer, "list Okta users with the action account")
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -155,12 +171,20 @@ class OktaConnector:
     async def deactivate_user(self, account: Account, context: ActionContext) -> ActionOutcome:
         """Any status -> DEPROVISIONED (asynchronous at Okta; waits for the end). Not reversible."""
         cleared = False
-        if self.settings.clear_sessions:
-            # Sessions go first, while the user is not yet deprovisioned; read now, since a retry
-            # may find the deactivation already done.
-            current = await self.read_state(account)
-            if current.status != "DEPROVISIONED":
-                cleared = await self._clear_sessions(account)
+        # Read first: Okta answers 404 E0000007 to deactivating a DEPROVISIONED user, which must
+        # read as "done" (a repeat, or a retry whose first answer was lost), not "no such user".
+        current = await self.read_state(account)
+        if current.status == "DEPROVISIONED" and not current.values.get("transitioningToStatus"):
+            before = context.state_before.status if context.state_before else "DEPROVISIONED"
+            details: dict[str, StateValue] = {"sessions_cleared": False, "status": current.status}
+            if before != "DEPROVISIONED":  # an earlier attempt of this action did it
+                message = f"{account.name} deactivated (DEPROVISIONED) by an earlier attempt"
+                return ActionOutcome(True, message, None, (DEACTIVATE_WARNING,), details)
+            already = ActionOutcome.already(f"{account.name} is already deactivated (DEPROVISIONED)")
+            return replace(already, details=details)
+        if self.settings.clear_sessions and current.status != "DEPROVISIONED":
+            # Sessions go first, while the user is not yet deprovisioned.
+            cleared = await self._clear_sessions(account)
         changed, answer = await self._transition(
             account, context, "deactivate", None, "DEPROVISIONED", headers={"Prefer": "respond-async"}
         )
@@ -187,11 +211,15 @@ class OktaConnector:
     ) -> tuple[bool, OktaAnswer]:
         """POST the lifecycle operation; (changed, answer), or the error a person can act on."""
         answer = await self.client.request(
-            "POST", _user_path(account.id, f"/lifecycle/{operation}"), headers=headers
+            "POST", user_path(account.id, f"/lifecycle/{operation}"), headers=headers
         )
         if answer.status == 200:
             return True, answer
-        if answer.status in (400, 403) and answer.error_code in _REFUSED_TRANSITION:
+        refused = answer.status in (400, 403) and answer.error_code in REFUSED_TRANSITION
+        # A deactivation finished between our read and our request: Okta's 404 for a
+        # DEPROVISIONED user (the read below tells it from a user that is really gone).
+        gone_meanwhile = operation == "deactivate" and answer.status == 404
+        if refused or gone_meanwhile:
             state = await self.read_state(account)
             if state.status == to_status or state.values.get("transitioningToStatus") == to_status:
                 before = context.state_before.status if context.state_before else None
@@ -207,13 +235,13 @@ class OktaConnector:
                 code="transition_refused",
                 provider_request_id=answer.request_id,
             )
-        raise _failure(answer, f"{operation} the Okta user {account.name}", account)
+        raise failure(answer, f"{operation} the Okta user {account.name}", account)
 
     async def _clear_sessions(self, account: Account) -> bool:
         params = {"oauthTokens": "true" if self.settings.revoke_oauth_tokens else "false"}
-        answer = await self.client.request("DELETE", _user_path(account.id, "/sessions"), params=params)
+        answer = await self.client.request("DELETE", user_path(account.id, "/sessions"), params=params)
         if answer.status != 204:
-            raise _failure(answer, f"clear the sessions of the Okta user {account.name}", account)
+            raise failure(answer, f"clear the sessions of the Okta user {account.name}", account)
         return True
 
     async def _wait_for_deprovisioned(self, account: Account) -> AccountState:
@@ -258,14 +286,6 @@ class OktaConnector:
         )
 
 
-def _user_path(user_id: str, rest: str = "") -> str:
-    """`/api/v1/users/{id}{rest}`, only for an id shaped like an Okta user id: nothing else (`me`,
-    `..`, a login with `/`, `?` or `#`) may become a path segment."""
-    if not _OKTA_USER_ID.fullmatch(user_id):
-        raise AccountNotFound(f"'{user_id}' is not an Okta user id")
-    return f"/api/v1/users/{user_id}{rest}"
-
-
 def _auth_from(settings: OktaSettings) -> OktaAuth:
     if settings.api_token is not None:
         return ApiTokenAuth(settings.api_token.get_secret_value())
@@ -302,29 +322,3 @@ def _state(answer: OktaAnswer) -> AccountState:
         "etag": answer.headers.get("Etag"),
     }
     return AccountState(enabled=status not in _CANNOT_SIGN_IN, status=status, values=values)
-
-
-def _failure(answer: OktaAnswer, doing: str, account: Account | None = None) -> Exception:
-    """The clampdown error for an Okta error answer."""
-    detail = f"{answer.error_code or 'HTTP ' + str(answer.status)}: {answer.error_text}"
-    rid = answer.request_id
-    if answer.status == 404:
-        who = f"{account.name} ({account.id})" if account else "that user"
-        return AccountNotFound(
-            f"Okta has no user {who}; it may have been deleted ({detail})", provider_request_id=rid
-        )
-    if answer.status == 401:
-        return ActionAccountError(
-            f"Okta did not accept the action account's credentials while trying to {doing}: the API token or "
-            f"service-app token is invalid, expired or revoked ({detail})",
-            provider_request_id=rid,
-        )
-    if answer.status == 403 and answer.error_code not in _REFUSED_TRANSITION:
-        return ActionAccountError(
-            f"The Okta action account may not {doing}: give it an admin role that manages users and, for a "
-            f"service app, the okta.users.manage / okta.users.read scopes ({detail})",
-            provider_request_id=rid,
-        )
-    if answer.status == 429 or answer.status >= 500:
-        return TransientError(f"Okta could not {doing} now ({detail})", provider_request_id=rid)
-    return PermanentError(f"Okta refused to {doing} ({detail})", provider_request_id=rid)

@@ -22,6 +22,21 @@ class OktaSettings(BaseModel):
     scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
     clear_sessions: bool = Field(True, description="Also clear the user's sessions on suspend and deactivate")
     revoke_oauth_tokens: bool = Field(True, description="Clear sessions with oauthTokens=true")
+    user_risk: bool = Field(
+        False,
+        description="The org has Identity Threat Protection: read each user's risk with its state "
+        "(okta.userRisk.read), so undoing okta.set_risk restores the level before",
+    )
+    expire_with_temp_password: bool = Field(
+        False,
+        description="okta.expire_password also replaces the password by a temporary one and revokes "
+        "the sessions (expire_password_with_temp_password), so a stolen password stops working",
+    )
+    hand_temp_password_to_caller: bool = Field(
+        False,
+        description="Seal that temporary password for the requester, who opens it once "
+        "(POST /api/v1/actions/{id}/secret); otherwise nobody gets it",
+    )
     max_concurrency: int = Field(16, ge=1, le=75, description="Requests in flight; Okta's org limit is 15-75")
     rate_limit_reserve: float = Field(
         0.0, ge=0.0, lt=1.0, description="Share of each rate-limit window left unused for other API clients"
