@@ -125,3 +125,21 @@ async def test_an_unreadable_account_is_reported_and_the_others_still_checked(
 async def test_a_playbook_names_alert_or_recontain_only() -> None:
     with pytest.raises(ValueError, match="on_drift"):
         PlaybookSettings.model_validate({"steps": LOCKOUT.steps, "on_drift": "ignore"})
+
+
+async def test_a_value_the_connector_does_not_report_is_never_taken_for_drift(
+    services: Services, admin: Principal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await services.playbooks.run("contain", "sam", "INC-12", admin)
+    await services.drain()
+    entra = services.directories["entra"]
+    real = entra.read_state
+
+    async def without_risk(account: Account) -> AccountState:
+        state = await real(account)
+        values = {k: v for k, v in state.values.items() if k != "riskLevel"}
+        return AccountState(state.enabled, state.status, values)
+
+    monkeypatch.setattr(entra, "read_state", without_risk)  # e.g. Okta without user_risk
+    found = await _watch(services).run_once()
+    assert found.drifts == [] and found.reapplied == []

@@ -165,6 +165,8 @@ class ContainmentWatch:
             assert effect is not None
             key, expected = effect
             found = state.value_at(key)
+            if found is None:  # not reported by this connector (or this read): no evidence either way
+                continue
             if found != expected:
                 result.drifts.append(Drift(containment, step, key, expected, found))
         return result
