@@ -44,8 +44,15 @@ _EFFECTS: dict[str, tuple[str, StateValue]] = {
     "clear_password_reset": ("must_change_password", False),
     "mark_compromised": ("risk", "high"),
     "dismiss_user_risk": ("risk", "none"),
+    "remove_privileged_groups": ("privileged_groups_removed", True),
+    "restore_privileged_groups": ("privileged_groups_removed", False),
 }
-_DEFAULTS: dict[str, StateValue] = {"enabled": True, "must_change_password": False, "risk": "none"}
+_DEFAULTS: dict[str, StateValue] = {
+    "enabled": True,
+    "must_change_password": False,
+    "risk": "none",
+    "privileged_groups_removed": False,
+}
 _DOMAIN = "memory.test"
 _DOMAIN_SID = "S-1-5-21-1004336348-1177238915-682003330"
 
@@ -207,3 +214,9 @@ class MemoryConnector:
 
     async def revoke_sessions(self, account: Account, context: ActionContext) -> ActionOutcome:
         return await self._perform("revoke_sessions", account, context)
+
+    async def remove_privileged_groups(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("remove_privileged_groups", account, context)
+
+    async def restore_privileged_groups(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("restore_privileged_groups", account, context)
