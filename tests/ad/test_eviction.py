@@ -261,3 +261,37 @@ async def test_undo_through_the_engine_restores_the_recorded_groups_and_flag(
     finally:
         remove_member(admin, group, user.dn)
         await db.dispose()
+
+
+async def test_kerberos_policy_is_read_from_the_default_domain_policy(
+    ad: ADConnector, ad_settings: Any, lab: SambaLab, make_user: Callable[..., ScratchUser]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from clampdown_lab.samba.seed import LAB_KERBEROS_POLICY, seed_kerberos_policy
+
+    written = seed_kerberos_policy(lab.sysvol)  # what `clampdown lab up` writes
+    policy = await ad.kerberos_ticket_policy()
+    assert policy.max_ticket_age == timedelta(hours=LAB_KERBEROS_POLICY["MaxTicketAge"])
+    assert policy.max_renew_age == timedelta(days=LAB_KERBEROS_POLICY["MaxRenewAge"])
+    assert policy.max_service_age == timedelta(minutes=LAB_KERBEROS_POLICY["MaxServiceAge"])
+    assert str(written) in policy.source
+
+    user = make_user()
+    bind_as(lab, user.upn, user.password)  # a logon the DC records in lastLogon
+    account = await ad.resolve_user(user.sam)
+    disabled_at = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    residual = await ad.kerberos_residual_access(account, disabled_at)
+    assert residual.tickets_valid_until == datetime(2026, 12, 1, 13, 30, tzinfo=UTC)
+    assert residual.message.startswith(
+        "Kerberos tickets issued before the disable stay valid until 2026-12-01T13:30:00+00:00"
+    )
+    assert residual.password_last_set_at and residual.last_logon_at
+
+    # Without a SYSVOL to read, the answer says it assumed Windows' defaults.
+    blind = ADConnector(ad_settings.model_copy(update={"sysvol_path": None}))
+    try:
+        fallback = await blind.kerberos_ticket_policy()
+    finally:
+        await blind.aclose()
+    assert fallback.max_ticket_age == timedelta(hours=10) and "Windows defaults" in fallback.source

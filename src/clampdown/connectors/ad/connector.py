@@ -8,12 +8,13 @@ import secrets
 import string
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import ldap3  # type: ignore[import-untyped]
 from pydantic import BaseModel
 
-from clampdown.connectors.ad import flags, privileged
+from clampdown.connectors.ad import flags, kerberos_policy, privileged
 from clampdown.connectors.ad.batch import missing, read_many
 from clampdown.connectors.ad.failures import SUCCESS, operation_failure
 from clampdown.connectors.ad.pool import Connection, DirectoryPool
@@ -195,6 +196,32 @@ class ADConnector:
                 f"{outcome.message}; the new password was handed to nobody: reset it to give it out"
             )
         return replace(outcome, message=message, details=details)
+
+    async def kerberos_ticket_policy(self) -> kerberos_policy.KerberosTicketPolicy:
+        """The domain's ticket lifetimes: the Default Domain Policy's [Kerberos Policy] in SYSVOL."""
+        sysvol = self.settings.sysvol_path
+
+        def read(conn: Connection) -> kerberos_policy.KerberosTicketPolicy:
+            return kerberos_policy.read_ticket_policy(conn, privileged.read_domain(conn).naming, sysvol)
+
+        return await self.pool.run(read)
+
+    async def kerberos_residual_access(
+        self, account: Account, disabled_at: datetime | None = None
+    ) -> kerberos_policy.ResidualKerberosAccess:
+        """Until when tickets issued before `disabled_at` (default: now) stay valid, with the
+        account's last logon and password change; `.message` says it in one sentence."""
+        policy = await self.kerberos_ticket_policy()
+        entry = await self.pool.run(
+            lambda conn: _read(conn, account, ["lastLogon", "lastLogonTimestamp", "pwdLastSet"])
+        )
+        last_logon = flags.filetime_to_iso(entry.int("lastLogon")) or flags.filetime_to_iso(
+            entry.int("lastLogonTimestamp")
+        )
+        when = disabled_at or datetime.now(UTC)
+        return kerberos_policy.residual_access(
+            policy, when, last_logon, flags.filetime_to_iso(entry.int("pwdLastSet"))
+        )
 
     def hands_secret(self, method: str) -> bool:
         """Whether `method` makes a secret for the requester: force_password_reset with
