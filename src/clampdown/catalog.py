@@ -82,7 +82,11 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         provider="ad",
         method="force_password_reset",
         title="Force password reset in Active Directory",
-        description="Sets pwdLastSet to 0: the user must change the password at next logon.",
+        description=(
+            "Sets pwdLastSet to 0: the user must change the password at next logon. A user with "
+            "'Password never expires' has that flag cleared too (AD ignores pwdLastSet=0 otherwise); "
+            "the undo sets it again."
+        ),
         roles=_NONE,
         permissions=_MANAGE,
         inverse="ad.clear_password_reset",
@@ -98,6 +102,32 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         permissions=_MANAGE,
         inverse="ad.force_password_reset",
         effect=("values.must_change_password", False),
+    ),
+    # -- evict-ad: privileged group memberships (issue 16)
+    ActionDefinition(
+        id="ad.remove_privileged_groups",
+        provider="ad",
+        method="remove_privileged_groups",
+        title="Remove from privileged groups in Active Directory",
+        description=(
+            "Takes the user out of Domain Admins, Enterprise Admins, Schema Admins, Administrators, "
+            "the Operators groups, Group Policy Creator Owners, DnsAdmins, groups with adminCount=1 "
+            "and groups nested into them (configurable); records exactly which, for the undo."
+        ),
+        roles=_NONE,
+        permissions=_MANAGE,
+        inverse="ad.restore_privileged_groups",
+    ),
+    ActionDefinition(
+        id="ad.restore_privileged_groups",
+        provider="ad",
+        method="restore_privileged_groups",
+        title="Restore privileged groups in Active Directory",
+        description="Puts the user back into exactly the groups ad.remove_privileged_groups took it out of.",
+        roles=_ADMINS,
+        permissions=_NONE,
+        inverse="ad.remove_privileged_groups",
+        warning="This gives the account its administrative group memberships back.",
     ),
     ActionDefinition(
         id="entra.mark_compromised",

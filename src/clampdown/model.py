@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -205,6 +205,24 @@ class Action:
         if self.result is None:
             return None
         return bool(self.result.get("changed"))
+
+
+# An undo carries what the undone action recorded changing (its result's details) in the state
+# it restores, under this prefix: an inverse puts back exactly that (the groups a removal took).
+UNDONE_PREFIX = "undone."
+
+
+def restore_point(action: Action) -> AccountState | None:
+    """What an undo of `action` restores: the state read before it ran, plus its recorded details
+    as `undone.<name>` values (secrets left out). None if neither is known."""
+    details = (action.result or {}).get("details") or {}
+    recorded = {
+        UNDONE_PREFIX + str(k): v for k, v in details.items() if k != SEALED_DETAIL and not _is_secret(str(k))
+    }
+    if action.state_before is None and not recorded:
+        return None
+    before = action.state_before or AccountState()
+    return replace(before, values={**before.values, **recorded})
 
 
 @dataclass(frozen=True)

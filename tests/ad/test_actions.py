@@ -10,7 +10,6 @@ import pytest
 
 from clampdown.connectors.ad import ADConnector
 from clampdown.connectors.ad.failures import bind_data_code
-from clampdown.errors import PermanentError
 from clampdown.model import AccountState, ActionContext
 from clampdown_lab.samba import SambaLab
 from tests.ad.ad_checks import ScratchUser, bind_as, context, read_int
@@ -88,19 +87,6 @@ async def test_force_and_clear_password_reset(
     assert not (await ad.clear_password_reset(account, context())).changed
 
 
-async def test_reset_of_never_expiring_password_says_it_has_no_effect(
-    ad: ADConnector, admin: Any, make_user: Callable[..., ScratchUser]
-) -> None:
-    user = make_user(uac=0x200 | DONT_EXPIRE)
-    account = await ad.resolve_user(user.sam)
-    before = read_int(admin, user.dn, "pwdLastSet")
-    with pytest.raises(PermanentError) as caught:
-        await ad.force_password_reset(account, context())
-    assert caught.value.code == "no_effect"
-    assert "DONT_EXPIRE_PASSWORD" in caught.value.message
-    assert read_int(admin, user.dn, "pwdLastSet") == before
-
-
 async def test_random_password_replaces_the_old_one_and_is_not_returned(
     ad_random_password: ADConnector, admin: Any, lab: SambaLab, make_user: Callable[..., ScratchUser]
 ) -> None:
@@ -108,7 +94,7 @@ async def test_random_password_replaces_the_old_one_and_is_not_returned(
     account = await ad_random_password.resolve_user(user.sam)
     outcome = await ad_random_password.force_password_reset(account, context())
     assert outcome.changed and outcome.details["password_set"]
-    assert outcome.warnings and "DONT_EXPIRE_PASSWORD" in outcome.warnings[0]
+    assert outcome.details["dont_expire_cleared"] is True  # tests/ad/test_eviction.py has the rest
     assert "new_password" not in outcome.details
     assert read_int(admin, user.dn, "pwdLastSet") == 0
     bound = bind_as(lab, user.upn, user.password)

@@ -20,3 +20,8 @@ def test_doctor_command_reports_what_is_missing(lab: SambaLab, tmp_path: Path) -
     assert bad.returncode == 1
     assert "missing Write userAccountControl" in bad.stdout
     assert f'dsacls "{OTHER_OU}"' in bad.stdout
+
+    groups = clampdown(config, "doctor", "ad", "--ou", MANAGED_OU, "--groups")
+    assert groups.returncode == 1  # the lab does not delegate member of Domain Admins (Tier 0)
+    assert "group CN=Domain Admins,CN=Users," in groups.stdout
+    assert "ad.remove_privileged_groups" in groups.stdout and "AdminSDHolder" in groups.stdout

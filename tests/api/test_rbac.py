@@ -24,7 +24,11 @@ from tests.lab_config import clampdown
 RESPONDER = "Responder (custom)"  # response:manage and response:read, no built-in role
 
 # The seed's table, written out independently of the catalog: role -> action ids it may run.
-AD = {"ad.disable_user", "ad.enable_user", "ad.force_password_reset", "ad.clear_password_reset"}
+AD = {
+    "ad.disable_user", "ad.enable_user", "ad.force_password_reset", "ad.clear_password_reset",
+    "ad.remove_privileged_groups",
+}
+AD_ADMINS = {"ad.restore_privileged_groups"}  # gives administrative memberships back
 OKTA = {"okta.suspend_user", "okta.unsuspend_user", "okta.deactivate_user"}
 # Okta eviction: the operator's like suspension; risk like Entra's (admins, or response:manage).
 OKTA |= {
@@ -35,8 +39,8 @@ OKTA_RISK = {"okta.set_risk", "okta.clear_risk"}
 RISK = {"entra.mark_compromised", "entra.dismiss_user_risk"}
 ENTRA_GA = {"entra.suspend_user", "entra.enable_user", "entra.revoke_sessions"}
 EXPECTED: dict[str, set[str]] = {
-    GLOBAL_ADMINISTRATOR: AD | OKTA | OKTA_RISK | RISK | ENTRA_GA,
-    SECURITY_ADMINISTRATOR: AD | OKTA | OKTA_RISK | RISK,  # holds response:manage
+    GLOBAL_ADMINISTRATOR: AD | AD_ADMINS | OKTA | OKTA_RISK | RISK | ENTRA_GA,
+    SECURITY_ADMINISTRATOR: AD | AD_ADMINS | OKTA | OKTA_RISK | RISK,  # holds response:manage
     SECURITY_OPERATOR: OKTA,
     SECURITY_READER: set(),
     RESPONDER: AD | OKTA | OKTA_RISK,
@@ -74,7 +78,8 @@ async def test_matrix_over_the_api(server: Server) -> None:
         (f"user-{i}", t) for i, role in enumerate(EXPECTED) for t in EXPECTED[role]
     )
     denials = await AuthStore(server.engine).denials(limit=1000)
-    expected_denials = sum(len(list(all_actions())) - len(allowed) for allowed in EXPECTED.values())
+    total = len(list(all_actions()))
+    expected_denials = sum(total - len(allowed) for allowed in EXPECTED.values())
     assert len(denials) == expected_denials and {d.channel for d in denials} == {"api"}
 
 

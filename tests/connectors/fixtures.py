@@ -54,6 +54,12 @@ class ForgetfulDirectory(_Directory):
     async def suspend_user(self, account: Account, context: ActionContext) -> ActionOutcome:
         return await self.memory.suspend_user(account, context)
 
+    async def remove_privileged_groups(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self.memory.remove_privileged_groups(account, context)
+
+    async def restore_privileged_groups(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self.memory.restore_privileged_groups(account, context)
+
     async def unsuspend_user(self, account: Account, context: ActionContext) -> ActionOutcome:
         return await self.memory.unsuspend_user(account, context)
 

@@ -115,8 +115,9 @@ async def test_release_undoes_exactly_what_the_containment_changed(
     states = {}
     for provider, directory in services.directories.items():
         states[provider] = (await directory.read_state(await directory.resolve_user("ivan"))).values
-    assert states["ad"] == {"enabled": False, "must_change_password": False, "riskLevel": "none"}  # as before
-    assert states["entra"] == {"enabled": True, "must_change_password": False, "riskLevel": "none"}
+    baseline = {"must_change_password": False, "riskLevel": "none", "privileged_groups_removed": False}
+    assert states["ad"] == {"enabled": False, **baseline}  # as before
+    assert states["entra"] == {"enabled": True, **baseline}
     assert states["okta"]["enabled"] is True
 
 

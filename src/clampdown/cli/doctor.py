@@ -22,8 +22,16 @@ def doctor_ad(
         list[str] | None, typer.Option("--ou", help="OU DN to check; repeat. Default: managed_ous.")
     ] = None,
     user: Annotated[list[str] | None, typer.Option("--user", help="Sample user to check; repeat.")] = None,
+    groups: Annotated[
+        bool | None,
+        typer.Option(
+            "--groups/--no-groups",
+            help="Check Write member on each privileged group. Default: when no --ou or --user is given.",
+        ),
+    ] = None,
 ) -> None:
-    """Read the action account's effective rights per OU and sample user; print what is missing."""
+    """Read the action account's effective rights per OU, sample user and privileged group;
+    print what is missing."""
     from clampdown.connectors.ad import ADConnector
     from clampdown.connectors.ad.doctor import diagnose_ad
 
@@ -34,7 +42,7 @@ def doctor_ad(
             connector = rt.connectors.get("ad")
             if not isinstance(connector, ADConnector):
                 fail("no [providers.ad] section of kind ad in the config", 4)
-            report = await diagnose_ad(connector, ous=ou or (), users=user or ())
+            report = await diagnose_ad(connector, ous=ou or (), users=user or (), groups=groups)
             return report.lines(), report.ok
 
     lines, ok = run(go())

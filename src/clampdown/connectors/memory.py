@@ -48,13 +48,20 @@ _EFFECTS: dict[str, tuple[str, StateValue]] = {
     "expire_password": ("must_change_password", True),
     "set_risk": ("riskLevel", "HIGH"),
     "clear_risk": ("riskLevel", "none"),
+    "remove_privileged_groups": ("privileged_groups_removed", True),
+    "restore_privileged_groups": ("privileged_groups_removed", False),
 }
 # Methods that always act (nothing in the state says they were done): revoke, clear, reset.
 _ALWAYS_ACT = frozenset(
     {"revoke_sessions", "clear_sessions", "revoke_grants", "reset_factors", "universal_logout"}
 )
 # Named as the real connectors name them, so the catalog's effects hold here too.
-_DEFAULTS: dict[str, StateValue] = {"enabled": True, "must_change_password": False, "riskLevel": "none"}
+_DEFAULTS: dict[str, StateValue] = {
+    "enabled": True,
+    "must_change_password": False,
+    "riskLevel": "none",
+    "privileged_groups_removed": False,
+}
 _DOMAIN = "memory.test"
 _DOMAIN_SID = "S-1-5-21-1004336348-1177238915-682003330"
 
@@ -244,3 +251,9 @@ class MemoryConnector:
 
     async def universal_logout(self, account: Account, context: ActionContext) -> ActionOutcome:
         return await self._perform("universal_logout", account, context)
+
+    async def remove_privileged_groups(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("remove_privileged_groups", account, context)
+
+    async def restore_privileged_groups(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("restore_privileged_groups", account, context)

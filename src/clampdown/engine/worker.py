@@ -36,7 +36,15 @@ from clampdown.engine.execution import AwaitApproval, Claimed, ItemOutcome, exec
 from clampdown.engine.metrics import OUTCOMES, THROTTLED, is_throttling
 from clampdown.engine.writer import GroupWriter
 from clampdown.errors import ClampdownError, InvalidInput, TransientError
-from clampdown.model import Action, ActionFilter, ActionOutcome, ActionStatus, AttemptRecord, StepRole
+from clampdown.model import (
+    Action,
+    ActionFilter,
+    ActionOutcome,
+    ActionStatus,
+    AttemptRecord,
+    StepRole,
+    restore_point,
+)
 from clampdown.policy import PolicyGate
 from clampdown.retry import RetryPolicy
 from clampdown.store.actions import ActionStore
@@ -293,7 +301,11 @@ class Worker:
             elif action.undoes_action_id == after.id or action.containment_role == StepRole.TIMER:
                 # A timer may undo an older step its own step repeated (store.containments).
                 inherited = after.approval_rules if after.approved_by else ()
-                restore = item.restore_state if item.restore_state is not None else after.state_before
+                # The step it undoes just ended: its own recorded result is the truth to restore.
+                if action.undoes_action_id == after.id or item.restore_state is None:
+                    restore = restore_point(after)
+                else:
+                    restore = item.restore_state
                 runnable.append(Claimed(action, restore, inherited))
             else:
                 runnable.append(item)

@@ -29,7 +29,7 @@ from clampdown.limits import (
     clean_time,
     optional_text,
 )
-from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus, StepRole
+from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus, StepRole, restore_point
 from clampdown.permissions import RESPONSE_READ
 from clampdown.policy import PolicyGate, ProtectedAccount, Verdict
 from clampdown.sealing import SealingKey, new_sealing_key, open_sealed
@@ -453,7 +453,7 @@ class ActionService:
             reason=text or f"undo of action {action_id}: {original.reason}",
             account=original.account,
             undoes_action_id=original.id,
-            restore_state=original.state_before,
+            restore_state=restore_point(original),
             approval_reason=gated.reason,
             approval_rules=gated.rules,
             containment_id=original.containment_id,

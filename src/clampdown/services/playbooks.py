@@ -13,7 +13,7 @@ from clampdown.catalog import ActionDefinition, get_action
 from clampdown.config import PlaybookSettings
 from clampdown.errors import InvalidInput, NotFound
 from clampdown.limits import MAX_REASON, clean_text
-from clampdown.model import Action, ActionStatus, Containment, ContainmentState, StepRole
+from clampdown.model import Action, ActionStatus, Containment, ContainmentState, StepRole, restore_point
 from clampdown.policy import Verdict
 from clampdown.services.actions import ActionService, clean_reason
 from clampdown.services.people import LinkedAccount, find_person
@@ -324,7 +324,7 @@ class PlaybookService:
                     batch_id=batch_id,
                     playbook=RELEASE,
                     undoes_action_id=action.id,
-                    restore_state=action.state_before,
+                    restore_state=restore_point(action),
                     # A step still in flight is undone once it ended (if it changed anything).
                     after_index=None if action.id in running else index.get(action.after_action_id or 0),
                     after_action_id=action.id if action.id in running else None,

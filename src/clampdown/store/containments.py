@@ -18,7 +18,15 @@ from clampdown.audit.events import EventName, action_event, containment_event
 from clampdown.db.tables import actions, containment_accounts, containments
 from clampdown.errors import NotFound
 from clampdown.limits import MAX_ACCOUNT_ID, fit_key
-from clampdown.model import Account, Action, ActionStatus, Containment, ContainmentState, StepRole
+from clampdown.model import (
+    Account,
+    Action,
+    ActionStatus,
+    Containment,
+    ContainmentState,
+    StepRole,
+    restore_point,
+)
 from clampdown.store.actions import ActionStore, NewAction, row_to_action
 from clampdown.store.recording import RecordingStore
 
@@ -520,7 +528,8 @@ async def _carry_timers(conn: AsyncConnection, containment_id: int, older: Seque
         old = earliest.get((str(account_id), str(step_type)))
         if old is None:
             continue
-        state = old.state_before.to_json() if old.state_before else None
+        point = restore_point(old)
+        state = point.to_json() if point else None
         await conn.execute(
             update(actions)
             .where(actions.c.id == timer_id)

@@ -18,6 +18,7 @@ from clampdown_lab.samba.seed import (
     OTHER_PEOPLE,
     Directory,
     new_password,
+    seed_kerberos_policy,
     seed_people,
 )
 
@@ -72,7 +73,12 @@ class SambaLab:
             "bind_user": f"{ACTION_ACCOUNT}@{LAB_REALM.lower()}",
             "bind_password": {"file": str(self.action_password_file)},
             "managed_ous": [MANAGED_OU],
+            "sysvol_path": str(self.sysvol),
         }
+
+    @property
+    def sysvol(self) -> Path:
+        return self.samba_dir / "state" / "sysvol"
 
     def kerberos_config(self) -> dict[str, Any]:
         """The same section binding with Kerberos from the action account's keytab."""
@@ -141,6 +147,7 @@ class SambaLabComponent:
             lab.people_password_file.chmod(0o600)
         password = lab.people_password_file.read_text().strip()
         ids = seed_people(lab.directory, people, password)
+        seed_kerberos_policy(lab.sysvol)
         return LabService(
             name=self.name,
             url=LDAPS_URL,

@@ -97,6 +97,27 @@ def seed_people(
         conn.unbind()
 
 
+# The lab's Kerberos ticket policy, unlike Windows' defaults (10 h, 7 days, 600 min) so a test
+# can tell it was read. Samba's own KDC keeps its smb.conf lifetimes (it applies GPOs only
+# through samba-gpupdate); what is checked here is that Clampdown reads the domain's policy.
+LAB_KERBEROS_POLICY = {"MaxTicketAge": 4, "MaxRenewAge": 2, "MaxServiceAge": 120, "MaxClockSkew": 5}
+DEFAULT_DOMAIN_POLICY = "{31B2F340-016D-11D2-945F-00C04FB984F9}"
+
+
+def seed_kerberos_policy(sysvol: Path) -> Path:
+    """Write the Default Domain Policy's GptTmpl.inf with LAB_KERBEROS_POLICY, UTF-16 as Windows
+    writes it (provisioning leaves it out); its path."""
+    folder = sysvol / LAB_DOMAIN / "Policies" / DEFAULT_DOMAIN_POLICY / "MACHINE" / "Microsoft"
+    folder = folder / "Windows NT" / "SecEdit"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["[Unicode]", "Unicode=yes", "[Version]", 'signature="$CHICAGO$"', "Revision=1"]
+    lines.append("[Kerberos Policy]")
+    lines += [f"{key} = {value}" for key, value in LAB_KERBEROS_POLICY.items()]
+    path = folder / "GptTmpl.inf"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-16"))
+    return path
+
+
 def new_password() -> str:
     """A random password meeting AD complexity, for lab accounts."""
     return f"Lab-{uuid.uuid4().hex[:16]}-Pw9"

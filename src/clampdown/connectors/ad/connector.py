@@ -1,4 +1,5 @@
-"""ADConnector: resolve users, read their state, disable / enable them and force password resets."""
+"""ADConnector: resolve users, read their state, disable / enable them, force password resets,
+take them out of privileged groups (and put them back)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import secrets
 import string
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import ldap3  # type: ignore[import-untyped]
 from pydantic import BaseModel
 
-from clampdown.connectors.ad import flags
+from clampdown.connectors.ad import flags, kerberos_policy, privileged
 from clampdown.connectors.ad.batch import missing, read_many
 from clampdown.connectors.ad.failures import SUCCESS, operation_failure
 from clampdown.connectors.ad.pool import Connection, DirectoryPool
@@ -20,7 +22,15 @@ from clampdown.connectors.ad.references import guid_from_bytes, sid_from_bytes, 
 from clampdown.connectors.ad.settings import ADSettings
 from clampdown.connectors.base import action_method
 from clampdown.errors import AccountNotFound, PermanentError
-from clampdown.model import SEALED_DETAIL, Account, AccountState, ActionContext, ActionOutcome
+from clampdown.model import (
+    SEALED_DETAIL,
+    UNDONE_PREFIX,
+    Account,
+    AccountState,
+    ActionContext,
+    ActionOutcome,
+    StateValue,
+)
 from clampdown.sealing import seal
 
 _STATE_ATTRIBUTES = [
@@ -187,6 +197,32 @@ class ADConnector:
             )
         return replace(outcome, message=message, details=details)
 
+    async def kerberos_ticket_policy(self) -> kerberos_policy.KerberosTicketPolicy:
+        """The domain's ticket lifetimes: the Default Domain Policy's [Kerberos Policy] in SYSVOL."""
+        sysvol = self.settings.sysvol_path
+
+        def read(conn: Connection) -> kerberos_policy.KerberosTicketPolicy:
+            return kerberos_policy.read_ticket_policy(conn, privileged.read_domain(conn).naming, sysvol)
+
+        return await self.pool.run(read)
+
+    async def kerberos_residual_access(
+        self, account: Account, disabled_at: datetime | None = None
+    ) -> kerberos_policy.ResidualKerberosAccess:
+        """Until when tickets issued before `disabled_at` (default: now) stay valid, with the
+        account's last logon and password change; `.message` says it in one sentence."""
+        policy = await self.kerberos_ticket_policy()
+        entry = await self.pool.run(
+            lambda conn: _read(conn, account, ["lastLogon", "lastLogonTimestamp", "pwdLastSet"])
+        )
+        last_logon = flags.filetime_to_iso(entry.int("lastLogon")) or flags.filetime_to_iso(
+            entry.int("lastLogonTimestamp")
+        )
+        when = disabled_at or datetime.now(UTC)
+        return kerberos_policy.residual_access(
+            policy, when, last_logon, flags.filetime_to_iso(entry.int("pwdLastSet"))
+        )
+
     def hands_secret(self, method: str) -> bool:
         """Whether `method` makes a secret for the requester: force_password_reset with
         set_random_password and hand_new_password_to_caller."""
@@ -194,10 +230,35 @@ class ADConnector:
         return method == "force_password_reset" and s.set_random_password and s.hand_new_password_to_caller
 
     async def clear_password_reset(self, account: Account, context: ActionContext) -> ActionOutcome:
-        """pwdLastSet = -1 (the DC stores now), unless the user already had to change it before."""
-        if reason := _undo_keeps("clear_password_reset", context):
-            return ActionOutcome.already(reason)
-        return await self.pool.run(lambda conn: _clear_reset(conn, account))
+        """pwdLastSet = -1 (the DC stores now), unless the user already had to change it before;
+        as an undo, DONT_EXPIRE_PASSWORD is set again if the reset cleared it."""
+        keep = _undo_keeps("clear_password_reset", context)
+        restore_flag = _dont_expire_was_cleared(context)
+        if keep and not restore_flag:
+            return ActionOutcome.already(keep)
+        return await self.pool.run(lambda conn: _clear_reset(conn, account, keep, restore_flag))
+
+    async def remove_privileged_groups(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """Take the user out of every privileged group it is a direct member of (configured by SID,
+        RID or name, adminCount=1, or nested into one), all or none; the result records which."""
+        s = self.settings
+        specs, admin_count = list(s.privileged_groups), s.privileged_admin_count_groups
+        return await self.pool.run(
+            lambda conn: _remove_privileged(conn, account, context, specs, admin_count)
+        )
+
+    async def restore_privileged_groups(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """The undo of remove_privileged_groups: put the user back into exactly the groups it removed."""
+        before = context.restore_state
+        recorded = before.values.get(UNDONE_PREFIX + "removed_groups") if before else None
+        if not isinstance(recorded, list):
+            raise PermanentError(
+                "ad.restore_privileged_groups runs only as the undo of an ad.remove_privileged_groups "
+                "that recorded the groups it removed; add the user to groups by hand otherwise",
+                code="nothing_recorded",
+            )
+        groups = [str(dn) for dn in recorded]
+        return await self.pool.run(lambda conn: _restore_privileged(conn, account, groups))
 
 
 # -------------------------------------------------------------------- blocking parts (pool threads)
@@ -273,46 +334,157 @@ def _apply_disabled(conn: Connection, entry: _Entry, disabled: bool) -> ActionOu
 def _force_reset(conn: Connection, account: Account, new_password: str | None) -> ActionOutcome:
     entry = _read(conn, account, ["userAccountControl", "pwdLastSet", "adminCount"])
     uac = entry.int("userAccountControl")
+    # AD ignores pwdLastSet=0 while DONT_EXPIRE_PASSWORD is set: the flag is cleared in the same
+    # modify (atomic), recorded, and set again by the undo (clear_password_reset).
     never_expires = bool(uac & flags.DONT_EXPIRE_PASSWORD)
-    if never_expires and new_password is None:
-        # AD ignores pwdLastSet=0 for such accounts: reporting success would leave the user unprompted.
-        raise PermanentError(
-            f"{entry.dn} has DONT_EXPIRE_PASSWORD (Password never expires) in userAccountControl, so "
-            "Active Directory ignores 'must change password at next logon' for it: nothing was changed. "
-            "Clear 'Password never expires' first, or reset with set_random_password",
-            code="no_effect",
-        )
-    if entry.int("pwdLastSet", -1) == 0 and new_password is None:
+    if entry.int("pwdLastSet", -1) == 0 and not never_expires and new_password is None:
         return ActionOutcome.already(f"{entry.dn} must already change the password at next logon")
     if new_password is not None:
         # unicodePwd is the password in double quotes, UTF-16LE; setting it makes pwdLastSet "now".
         encoded = f'"{new_password}"'.encode("utf-16-le")
         _replace(conn, entry, {"unicodePwd": encoded}, "reset the password", NEEDS_RESET)
-    _replace(conn, entry, {"pwdLastSet": "0"}, "force a password change", NEEDS_PWDLASTSET)
-    warnings: tuple[str, ...] = ()
+    changes = {"pwdLastSet": "0"}
+    needs = NEEDS_PWDLASTSET
     if never_expires:
-        warnings = (
-            "The account has DONT_EXPIRE_PASSWORD, so it is not prompted to change the password; "
-            "the new random password is what keeps the old one out.",
-        )
+        changes["userAccountControl"] = str(uac & ~flags.DONT_EXPIRE_PASSWORD)
+        needs = f"{NEEDS_PWDLASTSET} and {NEEDS_UAC} (to clear DONT_EXPIRE_PASSWORD)"
+    _replace(conn, entry, changes, "force a password change", needs)
     what = "Set a new random password and required" if new_password else "Required"
+    message = f"{what} a password change at next logon for {entry.dn} (pwdLastSet = 0)"
+    if never_expires:
+        message += (
+            f"; cleared DONT_EXPIRE_PASSWORD (userAccountControl {uac} -> {changes['userAccountControl']}), "
+            "which would make AD ignore it, until the reset is undone"
+        )
     return ActionOutcome(
         changed=True,
-        message=f"{what} a password change at next logon for {entry.dn} (pwdLastSet = 0)",
+        message=message,
+        details={
+            "pwdLastSet": 0,
+            "password_set": new_password is not None,
+            "dont_expire_cleared": never_expires,
+            "userAccountControl_before": uac,
+        },
+    )
+
+
+def _dont_expire_was_cleared(context: ActionContext) -> bool:
+    """Whether the reset being undone cleared DONT_EXPIRE_PASSWORD: as its result recorded, else
+    (a reset that crashed before recording) whether the user had it before."""
+    before = context.restore_state
+    if before is None:
+        return False
+    recorded = before.values.get(UNDONE_PREFIX + "dont_expire_cleared")
+    if recorded is not None:
+        return recorded is True
+    return before.values.get("password_never_expires") is True
+
+
+def _clear_reset(conn: Connection, account: Account, keep: str | None, restore_flag: bool) -> ActionOutcome:
+    entry = _read(conn, account, ["pwdLastSet", "userAccountControl", "adminCount"])
+    uac = entry.int("userAccountControl")
+    changes: dict[str, Any] = {}
+    if keep is None and entry.int("pwdLastSet", -1) == 0:
+        changes["pwdLastSet"] = "-1"
+    if restore_flag and not uac & flags.DONT_EXPIRE_PASSWORD:
+        changes["userAccountControl"] = str(uac | flags.DONT_EXPIRE_PASSWORD)
+    if not changes:
+        return ActionOutcome.already(keep or f"{entry.dn} is not required to change the password")
+    needs = NEEDS_PWDLASTSET if "userAccountControl" not in changes else f"{NEEDS_PWDLASTSET} and {NEEDS_UAC}"
+    _replace(conn, entry, changes, "clear the forced password change", needs)
+    said = []
+    if "pwdLastSet" in changes:
+        said.append(f"{entry.dn} no longer has to change the password at next logon (pwdLastSet = -1, now)")
+    if "userAccountControl" in changes:
+        new = changes["userAccountControl"]
+        said.append(f"DONT_EXPIRE_PASSWORD set again (userAccountControl {uac} -> {new})")
+    return ActionOutcome(
+        changed=True,
+        message="; ".join(said),
+        details={"dont_expire_restored": "userAccountControl" in changes},
+    )
+
+
+def _remove_privileged(
+    conn: Connection, account: Account, context: ActionContext, specs: list[str], admin_count: bool
+) -> ActionOutcome:
+    entry = _read(conn, account, ["memberOf", "primaryGroupID", "adminCount"])
+    domain = privileged.read_domain(conn)
+    groups = privileged.privileged_groups(conn, domain, specs, admin_count)
+    primary = f"{domain.sid}-{entry.int('primaryGroupID')}"
+    if any(g.sid == primary for g in groups):
+        name = next(g.name for g in groups if g.sid == primary)
+        raise PermanentError(
+            f"{entry.dn} has {name} as its primary group (primaryGroupID {entry.int('primaryGroupID')}), "
+            "which no `member` change removes: set its primary group to Domain Users first. "
+            "Nothing was changed",
+            code="primary_group",
+        )
+    removing = privileged.privileged_among(conn, domain, groups, entry.dn)
+    if not removing:
+        return _removed_earlier(conn, domain, groups, entry, context)
+    privileged.change_memberships(conn, entry.dn, removing, add=False)
+    warnings: tuple[str, ...] = ()
+    if entry.int("adminCount"):
+        warnings = (
+            "The account keeps adminCount=1 and the AdminSDHolder ACL: leaving the groups does not "
+            "reset them, so OU-delegated rights still do not apply to it until both are cleared by hand.",
+        )
+    return ActionOutcome(
+        changed=True,
+        message=f"Removed {entry.dn} from {len(removing)} privileged group(s): "
+        + ", ".join(g.name for g in removing),
         warnings=warnings,
-        details={"pwdLastSet": 0, "password_set": new_password is not None},
+        details=_groups_detail("removed", removing),
     )
 
 
-def _clear_reset(conn: Connection, account: Account) -> ActionOutcome:
-    entry = _read(conn, account, ["pwdLastSet", "adminCount"])
-    if entry.int("pwdLastSet", -1) != 0:
-        return ActionOutcome.already(f"{entry.dn} is not required to change the password")
-    _replace(conn, entry, {"pwdLastSet": "-1"}, "clear the forced password change", NEEDS_PWDLASTSET)
+def _removed_earlier(
+    conn: Connection, domain: privileged.Domain, groups: list[privileged.Group], entry: _Entry,
+    context: ActionContext,
+) -> ActionOutcome:
+    """No privileged membership now. If the state read before this action's first attempt had
+    some, an earlier attempt removed them and ended before recording it: record them now, so the
+    undo puts them back."""
+    before = context.state_before.values.get("group_dns") if context.state_before else None
+    now = {dn.lower() for dn in entry.values.get("memberOf", [])}
+    gone = [str(dn) for dn in before or [] if str(dn).lower() not in now] if isinstance(before, list) else []
+    earlier = privileged.privileged_among(conn, domain, groups, None, gone)
+    if not earlier:
+        return ActionOutcome.already(f"{entry.dn} is in no privileged group")
     return ActionOutcome(
         changed=True,
-        message=f"{entry.dn} no longer has to change the password at next logon (pwdLastSet = -1, now)",
+        message=f"{entry.dn} was taken out of {', '.join(g.name for g in earlier)} by an earlier attempt "
+        "of this action that ended before recording it",
+        details=_groups_detail("removed", earlier),
     )
+
+
+def _restore_privileged(conn: Connection, account: Account, recorded: list[str]) -> ActionOutcome:
+    entry = _read(conn, account, ["memberOf", "adminCount"])
+    now = {dn.lower() for dn in entry.values.get("memberOf", [])}
+    found = privileged.read_groups(conn, privileged.read_domain(conn), recorded)
+    adding = [found[dn.lower()] for dn in recorded if dn.lower() in found and dn.lower() not in now]
+    vanished = [dn for dn in recorded if dn.lower() not in found]
+    warnings = tuple(f"{dn} no longer exists: the user was not put back into it" for dn in vanished)
+    if not adding:
+        outcome = ActionOutcome.already(f"{entry.dn} is back in every group the removal took it out of")
+        return replace(outcome, warnings=warnings)
+    privileged.change_memberships(conn, entry.dn, adding, add=True)
+    return ActionOutcome(
+        changed=True,
+        message=f"Put {entry.dn} back into {len(adding)} group(s): " + ", ".join(g.name for g in adding),
+        warnings=warnings,
+        details=_groups_detail("restored", adding),
+    )
+
+
+def _groups_detail(verb: str, groups: list[privileged.Group]) -> dict[str, StateValue]:
+    return {
+        f"{verb}_groups": [g.dn for g in groups],
+        f"{verb}_group_sids": [g.sid for g in groups],
+        f"{verb}_group_names": [g.name for g in groups],
+    }
 
 
 def _random_password() -> str:

@@ -15,6 +15,7 @@ import ldap3  # type: ignore[import-untyped]
 from ldap3.protocol.microsoft import security_descriptor_control  # type: ignore[import-untyped]
 
 from clampdown.catalog import all_actions
+from clampdown.connectors.ad import privileged
 from clampdown.connectors.ad.connector import ADConnector
 from clampdown.connectors.ad.failures import SUCCESS, operation_failure
 from clampdown.connectors.ad.pool import Connection
@@ -91,7 +92,7 @@ class TargetReport:
     """The checks on one OU or sample user, and the delegation that would fix what is missing."""
 
     target: str
-    kind: Literal["ou", "user"]
+    kind: Literal["ou", "user", "group"]
     actions: tuple[ActionCheck, ...] = ()
     notes: tuple[str, ...] = ()
     grants: tuple[str, ...] = ()
@@ -135,37 +136,98 @@ class ADDoctorReport:
         return out
 
 
+# These change the groups' `member`, not the user: checked per privileged group (_check_groups).
+GROUP_METHODS = frozenset({"remove_privileged_groups", "restore_privileged_groups"})
+MEMBER_ATTRIBUTE = "bf9679c0-0de6-11d0-a285-00aa003049e2"  # schemaIDGUID of `member`
+
+
 def required_rights(method: str, set_random_password: bool) -> list[Right]:
-    """The rights a catalog method needs on the user object."""
+    """The rights a catalog method needs on the user object. The reset and its undo write
+    userAccountControl too, for users with DONT_EXPIRE_PASSWORD (cleared, then set again)."""
     if method in ("disable_user", "enable_user"):
         return [WRITE_UAC]
     if method == "force_password_reset":
-        return [WRITE_PWDLASTSET, RESET_PASSWORD] if set_random_password else [WRITE_PWDLASTSET]
+        base = [WRITE_PWDLASTSET, WRITE_UAC]
+        return [*base, RESET_PASSWORD] if set_random_password else base
     if method == "clear_password_reset":
-        return [WRITE_PWDLASTSET]
+        return [WRITE_PWDLASTSET, WRITE_UAC]
     return []
 
 
 async def diagnose_ad(
-    connector: ADConnector, ous: Sequence[str] = (), users: Sequence[str] = ()
+    connector: ADConnector,
+    ous: Sequence[str] = (),
+    users: Sequence[str] = (),
+    groups: bool | None = None,
 ) -> ADDoctorReport:
-    """Check each OU (default: the configured managed_ous, else base_dn) and each sample user."""
+    """Check each OU (default: the configured managed_ous, else base_dn), each sample user and
+    (`groups`; default: when no OU or user is named) each privileged group's `member`."""
     settings = connector.settings
     targets_ous = list(ous) or ([] if users else list(settings.managed_ous) or [settings.base_dn])
+    with_groups = groups if groups is not None else not (ous or users)
     who = connector.pool.who
     try:
-        return await connector.pool.run(lambda conn: _diagnose(conn, connector, targets_ous, list(users)))
+        return await connector.pool.run(
+            lambda conn: _diagnose(conn, connector, targets_ous, list(users), with_groups)
+        )
     except ClampdownError as exc:
         return ADDoctorReport(action_account=who, error=exc.message)
 
 
-def _diagnose(conn: Connection, connector: ADConnector, ous: list[str], users: list[str]) -> ADDoctorReport:
+def _diagnose(
+    conn: Connection, connector: ADConnector, ous: list[str], users: list[str], groups: bool
+) -> ADDoctorReport:
     settings = connector.settings
     dn, sid, token = _action_account(conn, connector)
     trustee = f"{settings.netbios_domain or 'DOMAIN'}\\{_account_name(connector)}"
     reports = [_check_ou(conn, ou, token, connector, sid, trustee) for ou in ous]
     reports += [_check_user(conn, ref, token, connector, sid, trustee) for ref in users]
+    if groups:
+        reports += _check_groups(conn, connector, sid, trustee)
     return ADDoctorReport(connector.pool.who, dn, sid, tuple(reports))
+
+
+def _check_groups(conn: Connection, connector: ADConnector, sid: str, trustee: str) -> list[TargetReport]:
+    """Whether the action account may write `member` of each privileged group (the DC's own
+    verdict, allowedAttributesEffective), and the grant that would let it."""
+    s = connector.settings
+    try:
+        domain = privileged.read_domain(conn)
+        specs = list(s.privileged_groups)
+        groups = privileged.privileged_groups(conn, domain, specs, s.privileged_admin_count_groups)
+    except ClampdownError as exc:
+        return [TargetReport("privileged groups", "group", error=exc.message)]
+    holder = f"CN=AdminSDHolder,CN=System,{domain.naming}"
+    reports = []
+    for group in groups:
+        wanted = ["allowedAttributesEffective", "adminCount"]
+        conn.search(group.dn, "(objectClass=*)", ldap3.BASE, attributes=wanted)
+        entry = conn.response[0]["attributes"] if conn.result["result"] == SUCCESS and conn.response else {}
+        writable = "member" in {a.lower() for a in entry.get("allowedAttributesEffective", [])}
+        protected = bool(int((entry.get("adminCount") or ["0"])[0]))
+        checks = tuple(
+            ActionCheck(a.id, writable, () if writable else ("Write member",))
+            for a in all_actions()
+            if a.provider == connector.provider and a.method in GROUP_METHODS
+        )
+        notes: tuple[str, ...] = ()
+        grant_on = group.dn
+        if protected:
+            grant_on = holder
+            notes = (
+                "adminCount=1: SDProp resets this group's ACL from AdminSDHolder every hour, so the "
+                "grant belongs on AdminSDHolder (it then covers every protected group).",
+            )
+        notes += ("Whoever may write member of a privileged group may add itself to it: this right "
+                  "makes the action account as privileged as the group.",)
+        grants: tuple[str, ...] = ()
+        if not writable:
+            grants = (
+                f'dsacls "{grant_on}" /G "{trustee}:WP;member"',
+                f'samba-tool dsacl set --objectdn="{grant_on}" --sddl="(OA;;WP;{MEMBER_ATTRIBUTE};;{sid})"',
+            )
+        reports.append(TargetReport(group.dn, "group", checks, notes, grants))
+    return reports
 
 
 def _account_name(connector: ADConnector) -> str:
@@ -219,7 +281,7 @@ def _report(
     checks = []
     lacking: list[Right] = []  # only what some action needs: least privilege, nothing more
     for action in all_actions():
-        if action.provider != connector.provider:
+        if action.provider != connector.provider or action.method in GROUP_METHODS:
             continue
         rights = required_rights(action.method, connector.settings.set_random_password)
         missing = [r for r in rights if not granted[r]]

@@ -10,6 +10,22 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from clampdown.config import Secret
 
+# Domain Admins, Schema Admins, Enterprise Admins, Group Policy Creator Owners (RIDs in the
+# domain's SID); Administrators, Account / Server / Print / Backup Operators (BUILTIN SIDs);
+# DnsAdmins has no well-known RID (it is made when DNS is installed), so it is found by name.
+DEFAULT_PRIVILEGED_GROUPS: tuple[str, ...] = (
+    "RID:512",
+    "RID:518",
+    "RID:519",
+    "RID:520",
+    "S-1-5-32-544",
+    "S-1-5-32-548",
+    "S-1-5-32-549",
+    "S-1-5-32-550",
+    "S-1-5-32-551",
+    "DnsAdmins",
+)
+
 # The only accepted spelling for turning certificate checks off, so nobody does it by accident.
 UNSAFE_NO_TLS_VERIFY = "UNSAFE-do-not-verify-the-domain-controller"
 
@@ -84,6 +100,15 @@ class ADSettings(BaseModel):
     # OUs the action account is meant to act on; `clampdown doctor ad` checks each.
     managed_ous: list[str] = Field(default_factory=list)
 
+    # The groups ad.remove_privileged_groups takes a user out of: SIDs (S-1-5-32-544), RIDs in the
+    # domain's SID (RID:512), DNs or sAMAccountNames; groups nested into them count too.
+    privileged_groups: list[str] = Field(default_factory=lambda: list(DEFAULT_PRIVILEGED_GROUPS))
+    # Also every group with adminCount=1 (what SDProp marks protected, nested ones included).
+    privileged_admin_count_groups: bool = True
+    # A local copy or mount of the DCs' SYSVOL share (the folder holding <domain>/Policies): the
+    # Default Domain Policy's [Kerberos Policy] is read there. None: Windows' defaults are assumed.
+    sysvol_path: Path | None = None
+
     @model_validator(mode="after")
     def _bind_complete(self) -> ADSettings:
         if self.bind == "simple" and (not self.bind_user or self.bind_password is None):
@@ -92,6 +117,8 @@ class ADSettings(BaseModel):
             raise ValueError("bind = 'kerberos' needs principal and keytab")
         if self.ca_file is not None and not self.ca_file.is_file():
             raise ValueError(f"ca_file {self.ca_file} does not exist")
+        if self.sysvol_path is not None and not self.sysvol_path.is_dir():
+            raise ValueError(f"sysvol_path {self.sysvol_path} is not a directory")
         if self.keytab is not None and not self.keytab.is_file():
             raise ValueError(f"keytab {self.keytab} does not exist")
         return self
