@@ -201,6 +201,9 @@ async def test_sigkill_of_serve_mid_contain_and_bulk_ends_each_action_once(
         served.wait(10)
         at_kill = await _counts(store)
         assert at_kill[ActionStatus.RUNNING] > 0 and _unfinished(at_kill) > 0, at_kill
+        contained = {a["id"] for r in runs for a in r["actions"]}
+        open_steps = [a for a in await _all_actions(store) if a.id in contained and not a.status.is_final]
+        assert open_steps, "the kill should land in the middle of the containments too"
 
         restarted = time.monotonic()
         served, base = start_server(config)
@@ -255,6 +258,7 @@ async def test_sigkill_of_serve_mid_contain_and_bulk_ends_each_action_once(
         "test": "sigkill_serve_sqlite", "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "actions": len(done), "people": PEOPLE, "bulk": BULK, "lease_seconds": LEASE_SECONDS,
         "okta_latency_s": OKTA_LATENCY, "at_kill": {s.value: n for s, n in at_kill.items()},
+        "contain_steps_open_at_kill": len(open_steps),
         "rerun_after_lease": len(rerun), "rerun_found_done": len(unchanged),
         "restart_to_drained_s": round(drained_after, 2), "load_average": os.getloadavg()[0],
     })  # fmt: skip
