@@ -10,8 +10,6 @@ from typing import Any
 import httpx
 import ldap3
 
-from clampdown_lab.component import LabService
-
 # Attribute ids (ATTIDs) of the prefix map every AD forest starts with: 1.2.840.113556.1.4.x.
 USER_ACCOUNT_CONTROL = 0x00090008
 PWD_LAST_SET = 0x00090060
@@ -35,14 +33,12 @@ def write_versions(conn: Any, dn: str) -> dict[int, int]:
     return versions
 
 
-def okta_events(okta: LabService, event_type: str) -> Counter[str]:
+def okta_events(org_url: str, api_token: str, event_type: str) -> Counter[str]:
     """How many System Log events of `event_type` each user (by id) is the target of, read
     through the org's own /api/v1/logs, following its `next` links."""
-    token_file = okta.provider_config["api_token"]["file"]
-    with open(token_file, encoding="utf-8") as f:
-        headers = {"Authorization": f"SSWS {f.read().strip()}", "Accept": "application/json"}
+    headers = {"Authorization": f"SSWS {api_token}", "Accept": "application/json"}
     params: dict[str, str] | None = {"filter": f'eventType eq "{event_type}"', "limit": "1000"}
-    url: str | None = f"{okta.url}/api/v1/logs"
+    url: str | None = f"{org_url}/api/v1/logs"
     targets: Counter[str] = Counter()
     with httpx.Client(headers=headers, timeout=30) as client:
         while url is not None:

@@ -31,8 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from clampdown.db.database import create_engine
 from clampdown.model import Action, ActionFilter, ActionStatus
 from clampdown.store.actions import ActionStore
+from clampdown_lab.okta_emulator.faults import Fault
 from clampdown_lab.okta_emulator.ratelimit import DEFAULT_LIMITS
+from clampdown_lab.okta_emulator.server import EmulatorServer, EmulatorSettings, build_emulator
 from clampdown_lab.people import DemoPerson
+from clampdown_lab.samba import SambaLab
 from clampdown_lab.samba.seed import MANAGED_OU, create_user
 from tests.api.conftest import start_server
 from tests.faults.change_logs import (
@@ -43,7 +46,6 @@ from tests.faults.change_logs import (
     write_versions,
 )
 from tests.lab_config import bootstrap_admin
-from tests.web.lab import WebLab
 
 pytestmark = [pytest.mark.slow, pytest.mark.samba]
 
@@ -52,6 +54,7 @@ BULK = 500
 LEASE_SECONDS = 3.0
 OKTA_LATENCY = 0.05
 PASSWORD = "Fault-Test-Pw-7310!"
+OKTA_TOKEN = "00-fault-test-token-5a1c"
 CONTAIN = {"steps": [{"action": "ad.disable_user"},
                      {"action": "ad.force_password_reset", "after": "ad.disable_user"},
                      {"action": "okta.suspend_user"}]}  # fmt: skip
@@ -62,15 +65,18 @@ OKTA_SUSPEND_EVENT = "user.lifecycle.suspend"
 
 
 class Lab:
-    """The scratch people and bulk users of one test, made in Samba and the Okta emulator."""
+    """The scratch people (AD and Okta) and bulk users (Okta) of one test; the Okta org is this
+    test's own emulator, in memory (the lab's saves its whole org to disk after every change, which
+    would make the emulator, not Clampdown, what the recovery time measures)."""
 
-    def __init__(self, web_lab: WebLab) -> None:
-        self.web_lab = web_lab
+    def __init__(self, samba: SambaLab, okta: EmulatorServer) -> None:
+        self.samba = samba
+        self.okta = okta
         self.run = uuid.uuid4().hex[:6]
         self.people: list[dict[str, str]] = []  # upn, dn, okta_id
         self.bulk: dict[str, str] = {}  # login -> Okta id
         self.per_write: dict[int, int] = {}  # attid -> version increase of one write, measured
-        self.conn = web_lab.samba.directory.connect()
+        self.conn = samba.directory.connect()
 
     def create(self) -> None:
         probe = DemoPerson(f"fk{self.run}-probe", "Fault", f"Probe {self.run}", "Security", "Test user")
@@ -90,16 +96,18 @@ class Lab:
                              "lastName": f"Kill {self.run} {n:02d}"})  # fmt: skip
         logins = [f"fk{self.run}-bulk{n:03d}@lab.example.test" for n in range(BULK)]
         profiles += [{"login": x, "email": x, "firstName": "Bulk", "lastName": x} for x in logins]
-        answer = httpx.post(f"{self.okta}/_emulator/users", json={"users": profiles}, timeout=60)
+        answer = httpx.post(f"{self.okta.url}/_emulator/users", json={"users": profiles}, timeout=60)
         answer.raise_for_status()
         ids = answer.json()["ids"]
         for person in self.people:
             person["okta_id"] = ids[person["upn"]]
         self.bulk = {login: ids[login] for login in logins}
 
-    @property
-    def okta(self) -> str:
-        return self.web_lab.okta.url
+    def providers(self) -> dict[str, Any]:
+        return {
+            "ad": self.samba.provider_config(),
+            "okta": {"org_url": self.okta.url, "api_token": OKTA_TOKEN},
+        }
 
     def versions(self) -> dict[str, dict[int, int]]:
         return {p["dn"]: write_versions(self.conn, p["dn"]) for p in self.people}
@@ -111,23 +119,21 @@ class Lab:
 
 
 @pytest.fixture
-def fault_lab(web_lab: WebLab) -> Iterator[Lab]:
-    """Scratch people and bulk users; Okta's rate limits lifted (they are another fault test) and a
-    50 ms answer delay on lifecycle calls; all put back afterwards."""
-    lab = Lab(web_lab)
-    okta = web_lab.okta.url
-    httpx.put(f"{okta}/_emulator/rate-limits", json={"limits": dict.fromkeys(DEFAULT_LIMITS, 100_000)},
-              timeout=10).raise_for_status()  # fmt: skip
-    delay = {"kind": "delay", "method": "POST", "path": r"/api/v1/users/[^/]+/lifecycle/.*",
-             "count": 10 * BULK, "delay": OKTA_LATENCY}  # fmt: skip
-    httpx.post(f"{okta}/_emulator/faults", json=delay, timeout=10).raise_for_status()
+def fault_lab(samba: SambaLab) -> Iterator[Lab]:
+    """Scratch people in Samba and an Okta org of the test's own, its rate limits lifted (they are
+    another fault test) and its lifecycle calls answered after 50 ms."""
+    settings = EmulatorSettings(api_tokens={OKTA_TOKEN: "clampdown.action@lab.example.test"},
+                                limits=dict.fromkeys(DEFAULT_LIMITS, 100_000))  # fmt: skip
+    okta = EmulatorServer(build_emulator(settings)).start()
+    okta.emulator.faults.add(Fault("delay", r"/api/v1/users/[^/]+/lifecycle/.*", "POST", 10 * BULK,
+                                   delay=OKTA_LATENCY))  # fmt: skip
+    lab = Lab(samba, okta)
     try:
         lab.create()
         yield lab
     finally:
-        httpx.delete(f"{okta}/_emulator/faults", timeout=10)
-        httpx.put(f"{okta}/_emulator/rate-limits", json={"limits": DEFAULT_LIMITS}, timeout=10)
         lab.close()
+        okta.stop()
 
 
 async def _counts(store: ActionStore) -> Counter[ActionStatus]:
@@ -171,12 +177,11 @@ async def test_sigkill_of_serve_mid_contain_and_bulk_ends_each_action_once(
 ) -> None:
     lab = fault_lab
     database_url = f"sqlite:///{tmp_path / 'clampdown.db'}"
-    providers = lab.web_lab.provider_configs()
     settings = {
         "database": {"url": database_url},
         "server": {"embedded_worker": True},
         "engine": {"poll_interval_seconds": 0.05, "lease_seconds": LEASE_SECONDS},
-        "providers": {name: providers[name] for name in ("ad", "okta")},
+        "providers": lab.providers(),
         "playbooks": {"contain": CONTAIN},
     }
     config = tmp_path / "clampdown.toml"
@@ -247,7 +252,7 @@ async def test_sigkill_of_serve_mid_contain_and_bulk_ends_each_action_once(
         assert (writes, remainder) == (1, 0), seen
         assert action.state_before is not None
     # Okta: one suspend event per user in the org's own System Log, for the bulk and the people.
-    suspended = okta_events(lab.web_lab.okta, OKTA_SUSPEND_EVENT)
+    suspended = okta_events(lab.okta.url, OKTA_TOKEN, OKTA_SUSPEND_EVENT)
     ours = {*lab.bulk.values(), *(p["okta_id"] for p in lab.people)}
     assert {user: suspended[user] for user in ours} == dict.fromkeys(ours, 1)
     # A re-run whose effect had landed before the kill saw it and reported no change.
