@@ -4,10 +4,13 @@ providers' own change logs (Samba's replication metadata, the Okta System Log) s
 changed once.
 
 Okta answers each lifecycle call after 50 ms (a delay fault, about what a real org takes), so the
-kill lands while requests are in flight: some reached the org and changed the user but their
-answer never reached the worker. Their re-run after the lease expired must find the user already
-suspended and write nothing. Set CLAMPDOWN_FAULTS_RESULTS to a file to append the measurements as
-one JSON line (docs/benchmarks.md, "Faults: SIGKILL of serve (SQLite)")."""
+kill can land while requests are in flight: one that reached the org changed the user, but its
+answer never reached the worker. Its re-run after the lease expired must find the user already
+suspended and write nothing (the test allows "no change" only on a re-run). Most of what is
+`running` at the kill was claimed but not yet sent (docs/benchmarks.md).
+
+Set CLAMPDOWN_FAULTS_RESULTS to a file to append the measurements as one JSON line
+(docs/benchmarks.md, "Faults: SIGKILL of serve (SQLite)")."""
 
 from __future__ import annotations
 
