@@ -39,6 +39,19 @@ async def test_a_worker_that_lost_its_lease_cannot_write(engine: AsyncEngine) ->
     assert current.status is ActionStatus.RUNNING and current.lease_owner == "w2"
 
 
+async def test_a_worker_never_takes_again_an_action_it_is_running(engine: AsyncEngine) -> None:
+    """Its heartbeat came late and the lease expired while it still runs the action: a claim by the
+    same worker leaves it (a second execution beside the first), another worker may take it over."""
+    _, queue, service = _setup(engine)
+    await service.request("okta.suspend_user", "kim", "x", ANALYST)
+    now = service.clock.now()
+    [(claimed, _)] = await queue.claim_next_actions("w1", 10, 1, now)
+    later = now + timedelta(seconds=5)
+    assert await queue.claim_next_actions("w1", 10, 1, later, running={claimed.id}) == []
+    [(taken, _)] = await queue.claim_next_actions("w2", 10, 60, later)
+    assert taken.id == claimed.id and taken.attempts == 2
+
+
 async def test_state_before_is_kept_from_the_first_attempt(engine: AsyncEngine) -> None:
     store, queue, service = _setup(engine)
     action = await service.request("okta.suspend_user", "judy", "x", ANALYST)

@@ -226,6 +226,7 @@ class Worker:
                 min(free, self._settings.claim_batch),
                 self._settings.lease_seconds,
                 self._lease_now(),
+                running=frozenset(self._inflight),
             )
         except Exception as exc:  # database down: keep the loop alive, try again later
             log.warning("worker %s could not claim actions: %s", self.id, exc)

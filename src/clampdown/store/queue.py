@@ -26,7 +26,7 @@ lease expired and whose action another worker took over can no longer write to i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,19 +102,29 @@ class ActionQueue(RecordingStore):
     """Claims, leases and outcomes. Methods are async and each runs in its own transaction."""
 
     async def claim_next_actions(
-        self, worker: str, limit: int, lease_seconds: float, now: datetime | None = None
+        self,
+        worker: str,
+        limit: int,
+        lease_seconds: float,
+        now: datetime | None = None,
+        running: Collection[int] = (),
     ) -> list[tuple[Action, AccountState | None]]:
         """Take up to `limit` due actions (queued and due, or running with an expired lease),
         marking them running under this worker's lease of `lease_seconds`. Returns each with its
-        restore state. Due and the lease are by the database's clock unless `now` is given."""
+        restore state. Due and the lease are by the database's clock unless `now` is given.
+        `running`: the actions the worker is executing itself; never taken again, even when a late
+        heartbeat let their lease expire (that would run them twice side by side)."""
         async with self.engine.begin() as conn:
             at = now or await database_now(conn)
-            rows = (await conn.execute(self._claim(worker, limit, at, lease_seconds))).mappings().all()
+            claim = self._claim(worker, limit, at, lease_seconds, running)
+            rows = (await conn.execute(claim)).mappings().all()
         claimed = [(row_to_action(r), restore_state_of(r)) for r in rows]
         claimed.sort(key=lambda pair: pair[0].id)
         return claimed
 
-    def _claim(self, worker: str, limit: int, now: datetime, lease_seconds: float) -> Any:
+    def _claim(
+        self, worker: str, limit: int, now: datetime, lease_seconds: float, running: Collection[int] = ()
+    ) -> Any:
         c = actions.c
         before = actions.alias("before")
         # A playbook step waits until the step it comes after has ended.
@@ -128,6 +138,8 @@ class ActionQueue(RecordingStore):
             .order_by(c.available_at, c.id)
             .limit(limit)
         )
+        if running:
+            due = due.where(c.id.not_in(list(running)))
         if self.engine.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
         # On SQLite the single UPDATE statement is atomic: writers are serialized by the database.
