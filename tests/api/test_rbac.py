@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 
 from clampdown.auth.service import AuthService
-from clampdown.catalog import all_actions
+from clampdown.catalog import ActionDefinition, all_actions
 from clampdown.model import ActionFilter
 from clampdown.permissions import (
     GLOBAL_ADMINISTRATOR,
@@ -86,14 +89,20 @@ async def test_matrix_over_the_api(server: Server) -> None:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_matrix_over_the_cli(server: Server) -> None:
     tokens = await _tokens(server)
-    for role, token in tokens.items():
-        for definition in all_actions():
-            result = clampdown(server.config, "act", definition.id, f"{role}-x", "-r", "matrix", token=token)
-            if definition.id in EXPECTED[role]:
-                assert result.returncode == 0, (role, definition.id, result.stderr)
-            else:
-                assert result.returncode == 7, (role, definition.id, result.stderr)
-                assert f"may not run {definition.id}: needs" in result.stderr
+    cases = [(role, token, definition) for role, token in tokens.items() for definition in all_actions()]
+
+    def act(case: tuple[str, str, ActionDefinition]) -> subprocess.CompletedProcess[str]:
+        role, token, definition = case
+        return clampdown(server.config, "act", definition.id, f"{role}-x", "-r", "matrix", token=token)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # one process per case, a few at once
+        results = list(pool.map(act, cases))
+    for (role, _, definition), result in zip(cases, results, strict=True):
+        if definition.id in EXPECTED[role]:
+            assert result.returncode == 0, (role, definition.id, result.stderr)
+        else:
+            assert result.returncode == 7, (role, definition.id, result.stderr)
+            assert f"may not run {definition.id}: needs" in result.stderr
     denials = await AuthStore(server.engine).denials(limit=1000)
     assert {d.channel for d in denials} == {"cli"}
 
