@@ -113,6 +113,9 @@ class ActionOutcome:
     provider_request_id: str | None = None
     warnings: tuple[str, ...] = ()
     details: dict[str, StateValue] = field(default_factory=dict)
+    # What an undo needs beyond the state read before (which devices this action disabled): the
+    # inverse finds it in its restore_state's values (Action.restore_point).
+    undo_with: dict[str, StateValue] = field(default_factory=dict)
 
     @classmethod
     def already(cls, message: str) -> ActionOutcome:
@@ -122,13 +125,16 @@ class ActionOutcome:
     def to_json(self) -> dict[str, Any]:
         """The outcome as stored in the action center: secrets a connector returned are withheld."""
         details = {k: ("[withheld]" if _is_secret(k) else v) for k, v in self.details.items()}
-        return {
+        out: dict[str, Any] = {
             "changed": self.changed,
             "message": self.message,
             "provider_request_id": self.provider_request_id,
             "warnings": list(self.warnings),
             "details": details,
         }
+        if self.undo_with:
+            out["undo_with"] = {k: v for k, v in self.undo_with.items() if not _is_secret(k)}
+        return out
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,16 @@ class Action:
         details = (self.result or {}).get("details") or {}
         sealed = details.get(SEALED_DETAIL)
         return str(sealed) if sealed else None
+
+    @property
+    def restore_point(self) -> AccountState | None:
+        """What an undo of this action restores: the state read before it ran, with what its
+        connector said an undo needs (the result's `undo_with`) added to the values."""
+        undo_with = (self.result or {}).get("undo_with") or {}
+        if not undo_with:
+            return self.state_before
+        before = self.state_before or AccountState()
+        return AccountState(before.enabled, before.status, {**before.values, **undo_with})
 
     @property
     def changed(self) -> bool | None:

@@ -292,7 +292,10 @@ class Worker:
             elif action.undoes_action_id == after.id or action.containment_role == StepRole.TIMER:
                 # A timer may undo an older step its own step repeated (store.containments).
                 inherited = after.approval_rules if after.approved_by else ()
-                restore = item.restore_state if item.restore_state is not None else after.state_before
+                if action.undoes_action_id == after.id:  # read now: its result says what an undo needs
+                    restore = after.restore_point
+                else:
+                    restore = item.restore_state if item.restore_state is not None else after.restore_point
                 runnable.append(Claimed(action, restore, inherited))
             else:
                 runnable.append(item)

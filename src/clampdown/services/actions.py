@@ -453,7 +453,7 @@ class ActionService:
             reason=text or f"undo of action {action_id}: {original.reason}",
             account=original.account,
             undoes_action_id=original.id,
-            restore_state=original.state_before,
+            restore_state=original.restore_point,
             approval_reason=gated.reason,
             approval_rules=gated.rules,
             containment_id=original.containment_id,

@@ -324,7 +324,7 @@ class PlaybookService:
                     batch_id=batch_id,
                     playbook=RELEASE,
                     undoes_action_id=action.id,
-                    restore_state=action.state_before,
+                    restore_state=action.restore_point,
                     # A step still in flight is undone once it ended (if it changed anything).
                     after_index=None if action.id in running else index.get(action.after_action_id or 0),
                     after_action_id=action.id if action.id in running else None,

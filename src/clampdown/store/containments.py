@@ -479,7 +479,7 @@ async def _carry_timers(conn: AsyncConnection, containment_id: int, older: Seque
         old = earliest.get((str(account_id), str(step_type)))
         if old is None:
             continue
-        state = old.state_before.to_json() if old.state_before else None
+        state = old.restore_point.to_json() if old.restore_point else None
         await conn.execute(
             update(actions)
             .where(actions.c.id == timer_id)

@@ -1,0 +1,345 @@
+"""Eviction in Entra ID: what keeps an attacker in once the account is suspended and its sessions
+revoked. A password change at next sign-in, the authentication methods they registered (FIDO2
+keys, Authenticator, phones, temporary access passes) and the devices registered to the user
+(a device can hold a primary refresh token), each one user at a time or many per `$batch`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from clampdown.clock import Clock
+from clampdown.connectors.entra.client import GraphClient, GraphReply, SubRequest, object_path
+from clampdown.connectors.entra.settings import EntraSettings
+from clampdown.errors import ActionAccountError, PermanentError, ProviderError
+from clampdown.model import Account, AccountState, ActionContext, ActionOutcome
+
+Outcomes = list[ActionOutcome | Exception]
+Items = list[tuple[Account, ActionContext]]
+ErrorOf = Callable[[GraphReply, str, str], ProviderError]
+
+# The authentication method types removed, by @odata.type: (navigation property, word for people).
+REMOVABLE = {
+    "#microsoft.graph.fido2AuthenticationMethod": ("fido2Methods", "FIDO2 security key"),
+    "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod": (
+        "microsoftAuthenticatorMethods",
+        "Microsoft Authenticator",
+    ),
+    "#microsoft.graph.phoneAuthenticationMethod": ("phoneMethods", "phone"),
+    "#microsoft.graph.temporaryAccessPassAuthenticationMethod": (
+        "temporaryAccessPassMethods",
+        "temporary access pass",
+    ),
+}
+PASSWORD_TYPE = "#microsoft.graph.passwordAuthenticationMethod"
+DEVICE_SELECT = "id,deviceId,displayName,accountEnabled,operatingSystem,trustType"
+# The undo_with key naming the devices entra.disable_devices disabled (their object ids).
+DISABLED_DEVICES = "disabledDevices"
+# Roles above which Entra ID's privileged-user protection sits: what the app must hold instead.
+PRIVILEGED_HOLDER = "Privileged Authentication Administrator"
+SYNCED_PASSWORD = (
+    "{upn} is synchronized from on-premises Active Directory: its password belongs to AD, and a "
+    "change forced in Entra ID would not reach the password people sign in with. Force the reset "
+    "in AD instead (ad.force_password_reset)."
+)
+
+
+@dataclass(frozen=True)
+class RemovedMethod:
+    """One authentication method removed, as an analyst needs it to re-register the real ones."""
+
+    kind: str
+    id: str
+    name: str
+    created: str
+
+    def line(self) -> str:
+        return f"{self.kind} | {self.id} | {self.name} | {self.created}"
+
+
+def _method_name(method: dict[str, Any], kind: str) -> str:
+    if kind == "phone":
+        return f"{method.get('phoneType') or 'phone'} {method.get('phoneNumber') or ''}".strip()
+    if kind == "temporary access pass":
+        return f"usable once: {method.get('isUsableOnce')}, from {method.get('startDateTime')}"
+    return str(method.get("displayName") or "(no name)")
+
+
+def _moment(text: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class Eviction:
+    """The eviction actions of one Entra connector (its Graph client and error mapping)."""
+
+    def __init__(self, graph: GraphClient, settings: EntraSettings, error: ErrorOf, clock: Clock) -> None:
+        self.graph, self.settings, self.error, self.clock = graph, settings, error, clock
+
+    # -- privileged-user protection ----------------------------------------------------------
+    async def explain_denied(
+        self, reply: GraphReply, operation: str, account: Account, doing: str
+    ) -> ProviderError:
+        """The error for a refused change to a user: when the user holds a directory role, the
+        app needs a role above it (Graph says only "Insufficient privileges"), so name that."""
+        generic = self.error(reply, operation, account.name)
+        if reply.status != 403:
+            return generic
+        roles_reply = await self.graph.send(
+            "GET",
+            object_path(account.id, "/memberOf/microsoft.graph.directoryRole"),
+            params={"$select": "id,displayName,roleTemplateId"},
+        )
+        roles = (
+            [str(r.get("displayName")) for r in (roles_reply.body or {}).get("value", [])]
+            if roles_reply.ok
+            else []
+        )
+        if not roles:
+            return generic
+        return ActionAccountError(
+            f"Entra ID refused to {doing} {account.name}: the user holds the directory role "
+            f"{', '.join(roles)}, and Entra ID's privileged-user protection lets only an app that itself "
+            f"holds the {PRIVILEGED_HOLDER} (or Global Administrator) directory role do that, whatever its "
+            f"application permissions. Assign that role to the service principal of app "
+            f"{self.settings.client_id}, or have a person holding it act. ({generic})",
+            provider_request_id=generic.provider_request_id,
+        )
+
+    # -- password ----------------------------------------------------------------------------
+    async def force_password_reset(self, items: Items, states: list[AccountState | Exception]) -> Outcomes:
+        """passwordProfile.forceChangePasswordNextSignIn=true; a user synced from AD (by its state
+        in `states`) is refused: its password is AD's (ad.force_password_reset)."""
+        results: Outcomes = []
+        todo: list[int] = []
+        for index, ((account, _), state) in enumerate(zip(items, states, strict=True)):
+            if isinstance(state, Exception):
+                results.append(state)
+            elif state.values.get("onPremisesSyncEnabled"):
+                results.append(
+                    PermanentError(SYNCED_PASSWORD.format(upn=account.name), code="synced_from_ad")
+                )
+            else:
+                results.append(ActionOutcome(changed=True, message=""))
+                todo.append(index)
+        body = {"passwordProfile": {"forceChangePasswordNextSignIn": True}}
+        requests = [SubRequest("PATCH", object_path(items[i][0].id), body) for i in todo]
+        replies = await self.graph.run_many(requests) if requests else []
+        for index, reply in zip(todo, replies, strict=True):
+            account = items[index][0]
+            if not reply.ok:
+                results[index] = await self.explain_denied(
+                    reply, "force_password_reset", account, "force a password change for"
+                )
+                continue
+            results[index] = ActionOutcome(
+                changed=True,
+                message=f"{account.name} must change the password at the next sign-in to Entra ID; "
+                "sessions already issued last until revoked (entra.revoke_sessions)",
+                provider_request_id=reply.headers.get("request-id"),
+                details={"forceChangePasswordNextSignIn": True},
+            )
+        return results
+
+    # -- authentication methods --------------------------------------------------------------
+    async def _collection(self, reply: GraphReply) -> list[dict[str, Any]]:
+        """Every item of a collection answer, following @odata.nextLink (on the Graph URL only)."""
+        items: list[dict[str, Any]] = list(reply.body.get("value", []))
+        link = reply.body.get("@odata.nextLink")
+        while link:
+            page = await self.graph.send("GET", self.graph.follow(str(link)))
+            if not page.ok:
+                raise self.error(page, "read_next_page", "a collection")
+            items.extend(page.body.get("value", []))
+            link = page.body.get("@odata.nextLink")
+        return items
+
+    def _since(self) -> datetime | None:
+        hours = self.settings.remove_auth_methods_registered_within_hours
+        return None if hours is None else self.clock.now() - timedelta(hours=hours)
+
+    async def remove_auth_methods(self, items: Items) -> Outcomes:
+        """Delete every FIDO2 key, Authenticator, phone and temporary access pass of each user
+        (or only those registered within the configured window); the password stays."""
+        lists = await self.graph.run_many(
+            [SubRequest("GET", object_path(a.id, "/authentication/methods")) for a, _ in items]
+        )
+        results: Outcomes = []
+        for (account, _), reply in zip(items, lists, strict=True):
+            try:
+                results.append(await self._remove_methods(account, reply))
+            except ProviderError as exc:
+                results.append(exc)
+        return results
+
+    async def _remove_methods(self, account: Account, listed: GraphReply) -> ActionOutcome:
+        if not listed.ok:
+            raise self.error(listed, "read_auth_methods", account.name)
+        since = self._since()
+        doomed: list[tuple[str, RemovedMethod]] = []
+        kept: list[str] = []
+        for method in await self._collection(listed):
+            kind_type = str(method.get("@odata.type"))
+            if kind_type == PASSWORD_TYPE:
+                continue
+            if kind_type not in REMOVABLE:
+                kept.append(f"{kind_type.removeprefix('#microsoft.graph.')} {method.get('id')}")
+                continue
+            path, word = REMOVABLE[kind_type]
+            created = _moment(method.get("createdDateTime"))
+            if since is not None and (created is None or created < since):
+                continue
+            removed = RemovedMethod(
+                word, str(method["id"]), _method_name(method, word), str(method.get("createdDateTime"))
+            )
+            doomed.append((path, removed))
+        warnings = (
+            [
+                f"{account.name} also has methods this action does not remove: {', '.join(kept)}; "
+                "review them in the Entra admin center"
+            ]
+            if kept
+            else []
+        )
+        if not doomed:
+            window = "" if since is None else f" registered since {since.isoformat(timespec='seconds')}"
+            outcome = ActionOutcome.already(f"{account.name} has no authentication method to remove{window}")
+            return ActionOutcome(False, outcome.message, warnings=tuple(warnings))
+        requests = [
+            SubRequest("DELETE", object_path(account.id, f"/authentication/{path}/{m.id}"))
+            for path, m in doomed
+        ]
+        done: list[RemovedMethod] = []
+        failure: ProviderError | None = None
+        for (_, gone), reply in zip(doomed, await self.graph.run_many(requests), strict=True):
+            if reply.ok or reply.status == 404:  # 404: gone already, which is what was wanted
+                done.append(gone)
+            else:
+                failure = failure or self.error(reply, "remove_auth_methods", account.name)
+                warnings.append(f"could not remove {gone.kind} {gone.id} ({gone.name}): {failure}")
+        if not done and failure is not None:
+            raise failure
+        message = (
+            f"Removed {len(done)} authentication method(s) of {account.name}: "
+            + "; ".join(f"{m.kind} '{m.name}' (registered {m.created})" for m in done)
+            + ". The password stays; the user re-registers the real methods (details list each one)"
+        )
+        return ActionOutcome(
+            changed=True,
+            message=message,
+            warnings=tuple(warnings),
+            details={
+                "removedMethods": [m.line() for m in done],
+                "removedColumns": "type | id | name | createdDateTime",
+            },
+        )
+
+    # -- devices -----------------------------------------------------------------------------
+    async def disable_devices(self, items: Items) -> Outcomes:
+        """accountEnabled=false on every enabled device registered to each user; the outcome names
+        them, and the undo (entra.enable_devices) enables exactly those."""
+        lists = await self.graph.run_many(
+            [
+                SubRequest(
+                    "GET",
+                    object_path(a.id, f"/registeredDevices/microsoft.graph.device?$select={DEVICE_SELECT}"),
+                )
+                for a, _ in items
+            ]
+        )
+        results: Outcomes = []
+        for (account, _), reply in zip(items, lists, strict=True):
+            try:
+                results.append(await self._disable(account, reply))
+            except ProviderError as exc:
+                results.append(exc)
+        return results
+
+    async def _disable(self, account: Account, listed: GraphReply) -> ActionOutcome:
+        if not listed.ok:
+            raise self.error(listed, "read_devices", account.name)
+        devices = await self._collection(listed)
+        enabled = [d for d in devices if d.get("accountEnabled")]
+        windows = [d for d in enabled if str(d.get("operatingSystem") or "").lower().startswith("windows")]
+        warnings = [
+            f"{d.get('displayName')} ({d.get('operatingSystem')}, {d.get('id')}) left enabled: Graph lets an "
+            "app change only the extensionAttributes of a non-Windows device; disable it in the Entra "
+            "admin center (Cloud Device Administrator) or retire it in Intune"
+            for d in enabled
+            if d not in windows
+        ]
+        if not windows:
+            outcome = ActionOutcome.already(f"{account.name} has no enabled Windows device in Entra ID")
+            return ActionOutcome(False, outcome.message, warnings=tuple(warnings))
+        replies = await self.graph.run_many(
+            [SubRequest("PATCH", "/devices/" + str(d["id"]), {"accountEnabled": False}) for d in windows]
+        )
+        disabled: list[dict[str, Any]] = []
+        failure: ProviderError | None = None
+        for device, reply in zip(windows, replies, strict=True):
+            if reply.ok:
+                disabled.append(device)
+            elif reply.status != 404:  # 404: deleted meanwhile, nothing left to disable
+                failure = failure or self.error(reply, "disable_devices", account.name)
+                warnings.append(f"could not disable {device.get('displayName')} ({device['id']}): {failure}")
+        if not disabled and failure is not None:
+            raise failure
+        names = [f"{d.get('displayName')} ({d.get('operatingSystem')}, {d['id']})" for d in disabled]
+        return ActionOutcome(
+            changed=bool(disabled),
+            message=f"Disabled {len(disabled)} device(s) of {account.name} in Entra ID: {', '.join(names)}; "
+            "their primary refresh tokens no longer sign anyone in",
+            warnings=tuple(warnings),
+            details={"disabledDevices": names},
+            undo_with={DISABLED_DEVICES: [str(d["id"]) for d in disabled]},
+        )
+
+    async def enable_devices(self, items: Items) -> Outcomes:
+        """accountEnabled=true on exactly the devices the entra.disable_devices being undone disabled."""
+        results: Outcomes = []
+        for account, context in items:
+            restore = context.restore_state
+            ids = restore.values.get(DISABLED_DEVICES) if restore is not None else None
+            if not isinstance(ids, list):
+                results.append(
+                    PermanentError(
+                        "entra.enable_devices enables only the devices an entra.disable_devices action "
+                        f"disabled; run it as the undo of that action (actions undo <id>) for {account.name}",
+                        code="nothing_to_restore",
+                    )
+                )
+                continue
+            results.append(await self._enable(account, [str(i) for i in ids]))
+        return results
+
+    async def _enable(self, account: Account, ids: list[str]) -> ActionOutcome | Exception:
+        if not ids:
+            return ActionOutcome.already(f"the action being undone disabled no device of {account.name}")
+        replies = await self.graph.run_many(
+            [SubRequest("PATCH", "/devices/" + device_id, {"accountEnabled": True}) for device_id in ids]
+        )
+        enabled, gone, warnings = [], [], []
+        failure: ProviderError | None = None
+        for device_id, reply in zip(ids, replies, strict=True):
+            if reply.ok:
+                enabled.append(device_id)
+            elif reply.status == 404:
+                gone.append(device_id)
+            else:
+                failure = failure or self.error(reply, "enable_devices", account.name)
+                warnings.append(f"could not enable device {device_id}: {failure}")
+        if not enabled and failure is not None:
+            return failure
+        if gone:
+            warnings.append(f"device(s) {', '.join(gone)} no longer exist in Entra ID")
+        return ActionOutcome(
+            changed=bool(enabled),
+            message=f"Enabled again the {len(enabled)} device(s) of {account.name} that the undone "
+            "action disabled",
+            warnings=tuple(warnings),
+            details={"enabledDevices": enabled},
+        )
