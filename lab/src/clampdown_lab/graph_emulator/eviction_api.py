@@ -8,6 +8,7 @@ import re
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from clampdown_lab.graph_emulator import odata
 from clampdown_lab.graph_emulator.graph_api import GraphFault, GraphResponse
 from clampdown_lab.graph_emulator.tenant import (
     DIRECTORY_ROLES,
@@ -83,7 +84,7 @@ def member_of_roles(api: GraphApi, request: GraphRequest, match: re.Match[str]) 
         }
         for name in api.tenant.role_members.get(user.id, [])
     ]
-    return api._page(request, roles, "directoryRoles", 100, 999)
+    return api._page(request, _selected(roles, request), "directoryRoles", 100, 999)
 
 
 def _device_json(device: DeviceRecord) -> dict[str, Any]:
@@ -97,7 +98,19 @@ def registered_devices(api: GraphApi, request: GraphRequest, match: re.Match[str
     api._require(request, READ_DEVICES)
     user = api._user(match.group(1))
     devices = [_device_json(d) for d in api.tenant.devices.values() if user.id in d.registeredUsers]
-    return api._page(request, devices, "devices", 100, 999)
+    return api._page(request, _selected(devices, request), "devices", 100, 999)
+
+
+def _selected(items: list[dict[str, Any]], request: GraphRequest) -> list[dict[str, Any]]:
+    """Only the `$select`ed properties (and the id and type), as Graph answers."""
+    select = odata.parse_select(request.query.get("$select"))
+    if not select:
+        return items
+    for name in select:
+        if items and name not in items[0]:
+            raise _fault(400, "Request_BadRequest", f"Could not find a property named '{name}'.")
+    keep = {*select, "id", "@odata.type"}
+    return [{k: v for k, v in item.items() if k in keep} for item in items]
 
 
 def _device(api: GraphApi, key: str) -> DeviceRecord:

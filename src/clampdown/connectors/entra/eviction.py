@@ -178,7 +178,7 @@ class Eviction:
 
     async def _remove_methods(self, account: Account, listed: GraphReply) -> ActionOutcome:
         if not listed.ok:
-            raise self.error(listed, "read_auth_methods", account.name)
+            raise self.error(listed, "remove_auth_methods", account.name)
         since = self._since()
         doomed: list[tuple[str, RemovedMethod]] = []
         kept: list[str] = []
@@ -261,7 +261,7 @@ class Eviction:
 
     async def _disable(self, account: Account, listed: GraphReply) -> ActionOutcome:
         if not listed.ok:
-            raise self.error(listed, "read_devices", account.name)
+            raise self.error(listed, "disable_devices", account.name)
         devices = await self._collection(listed)
         enabled = [d for d in devices if d.get("accountEnabled")]
         windows = [d for d in enabled if str(d.get("operatingSystem") or "").lower().startswith("windows")]
