@@ -343,3 +343,26 @@ def test_non_windows_devices_refuse_an_app_and_methods_need_their_permission(
         f"/v1.0/users/{alice.id}/authentication/phoneMethods/{key.id}", headers=headers
     )
     assert mismatched.status_code == 404 and emulator.tenant.auth_methods[alice.id] == [key]
+
+
+async def test_many_users_at_once_go_through_batches(
+    connector: EntraConnector, emulator: Emulator, recorded: Recorder
+) -> None:
+    tenant = emulator.tenant
+    people = [ALICE, BOB, CAROL]
+    for upn in people:
+        tenant.register_device(user(tenant, upn), f"{upn.split('.')[0].upper()}-PC")
+        tenant.add_auth_method(
+            user(tenant, upn), "phoneMethods", phoneNumber="+1 5550100", phoneType="mobile"
+        )
+    accounts = [await connector.resolve_user(upn) for upn in people]
+    batches = emulator.counters.batch_requests
+    for method in ("disable_devices", "remove_auth_methods", "force_password_reset"):
+        results = await connector.perform_batch(method, [(a, ctx()) for a in accounts])
+        assert all(not isinstance(r, Exception) and r.changed for r in results), results
+    assert emulator.counters.batch_requests == batches + 6  # per action: one read, then every write
+    assert not any(d.accountEnabled for d in tenant.devices.values())
+    assert all(tenant.auth_methods[user(tenant, upn).id] == [] for upn in people)
+    assert all(
+        (user(tenant, upn).passwordProfile or {}).get("forceChangePasswordNextSignIn") for upn in people
+    )

@@ -74,11 +74,38 @@ def _moment(text: object) -> datetime | None:
         return None
 
 
+@dataclass(frozen=True)
+class Writes:
+    """The writes one user's action needs, and how their answers become its outcome."""
+
+    requests: list[SubRequest]
+    finish: Callable[[list[GraphReply]], ActionOutcome]
+
+
+Plan = Writes | ActionOutcome | Exception
+
+
 class Eviction:
     """The eviction actions of one Entra connector (its Graph client and error mapping)."""
 
     def __init__(self, graph: GraphClient, settings: EntraSettings, error: ErrorOf, clock: Clock) -> None:
         self.graph, self.settings, self.error, self.clock = graph, settings, error, clock
+
+    async def _write_all(self, plans: list[Plan]) -> Outcomes:
+        """Every user's writes in one go (`$batch`es across users), then each user's outcome."""
+        flat = [r for p in plans if isinstance(p, Writes) for r in p.requests]
+        replies = iter(await self.graph.run_many(flat) if flat else [])
+        results: Outcomes = []
+        for plan in plans:
+            if not isinstance(plan, Writes):
+                results.append(plan)
+                continue
+            mine = [next(replies) for _ in plan.requests]
+            try:
+                results.append(plan.finish(mine))
+            except ProviderError as exc:
+                results.append(exc)
+        return results
 
     # -- privileged-user protection ----------------------------------------------------------
     async def explain_denied(
@@ -168,15 +195,15 @@ class Eviction:
         lists = await self.graph.run_many(
             [SubRequest("GET", object_path(a.id, "/authentication/methods")) for a, _ in items]
         )
-        results: Outcomes = []
+        plans: list[Plan] = []
         for (account, _), reply in zip(items, lists, strict=True):
             try:
-                results.append(await self._remove_methods(account, reply))
+                plans.append(await self._plan_removal(account, reply))
             except ProviderError as exc:
-                results.append(exc)
-        return results
+                plans.append(exc)
+        return await self._write_all(plans)
 
-    async def _remove_methods(self, account: Account, listed: GraphReply) -> ActionOutcome:
+    async def _plan_removal(self, account: Account, listed: GraphReply) -> Plan:
         if not listed.ok:
             raise self.error(listed, "remove_auth_methods", account.name)
         since = self._since()
@@ -213,9 +240,18 @@ class Eviction:
             SubRequest("DELETE", object_path(account.id, f"/authentication/{path}/{m.id}"))
             for path, m in doomed
         ]
+
+        def finish(replies: list[GraphReply]) -> ActionOutcome:
+            return self._removed(account, [m for _, m in doomed], replies, warnings)
+
+        return Writes(requests, finish)
+
+    def _removed(
+        self, account: Account, doomed: list[RemovedMethod], replies: list[GraphReply], warnings: list[str]
+    ) -> ActionOutcome:
         done: list[RemovedMethod] = []
         failure: ProviderError | None = None
-        for (_, gone), reply in zip(doomed, await self.graph.run_many(requests), strict=True):
+        for gone, reply in zip(doomed, replies, strict=True):
             if reply.ok or reply.status == 404:  # 404: gone already, which is what was wanted
                 done.append(gone)
             else:
@@ -251,15 +287,15 @@ class Eviction:
                 for a, _ in items
             ]
         )
-        results: Outcomes = []
+        plans: list[Plan] = []
         for (account, _), reply in zip(items, lists, strict=True):
             try:
-                results.append(await self._disable(account, reply))
+                plans.append(await self._plan_disable(account, reply))
             except ProviderError as exc:
-                results.append(exc)
-        return results
+                plans.append(exc)
+        return await self._write_all(plans)
 
-    async def _disable(self, account: Account, listed: GraphReply) -> ActionOutcome:
+    async def _plan_disable(self, account: Account, listed: GraphReply) -> Plan:
         if not listed.ok:
             raise self.error(listed, "disable_devices", account.name)
         devices = await self._collection(listed)
@@ -275,9 +311,14 @@ class Eviction:
         if not windows:
             outcome = ActionOutcome.already(f"{account.name} has no enabled Windows device in Entra ID")
             return ActionOutcome(False, outcome.message, warnings=tuple(warnings))
-        replies = await self.graph.run_many(
-            [SubRequest("PATCH", "/devices/" + str(d["id"]), {"accountEnabled": False}) for d in windows]
-        )
+        requests = [
+            SubRequest("PATCH", "/devices/" + str(d["id"]), {"accountEnabled": False}) for d in windows
+        ]
+        return Writes(requests, lambda replies: self._disabled(account, windows, replies, warnings))
+
+    def _disabled(
+        self, account: Account, windows: list[dict[str, Any]], replies: list[GraphReply], warnings: list[str]
+    ) -> ActionOutcome:
         disabled: list[dict[str, Any]] = []
         failure: ProviderError | None = None
         for device, reply in zip(windows, replies, strict=True):
@@ -300,12 +341,12 @@ class Eviction:
 
     async def enable_devices(self, items: Items) -> Outcomes:
         """accountEnabled=true on exactly the devices the entra.disable_devices being undone disabled."""
-        results: Outcomes = []
+        plans: list[Plan] = []
         for account, context in items:
             restore = context.restore_state
             ids = restore.values.get(DISABLED_DEVICES) if restore is not None else None
             if not isinstance(ids, list):
-                results.append(
+                plans.append(
                     PermanentError(
                         "entra.enable_devices enables only the devices an entra.disable_devices action "
                         f"disabled; run it as the undo of that action (actions undo <id>) for {account.name}",
@@ -313,16 +354,21 @@ class Eviction:
                     )
                 )
                 continue
-            results.append(await self._enable(account, [str(i) for i in ids]))
-        return results
+            plans.append(self._plan_enable(account, [str(i) for i in ids]))
+        return await self._write_all(plans)
 
-    async def _enable(self, account: Account, ids: list[str]) -> ActionOutcome | Exception:
+    def _plan_enable(self, account: Account, ids: list[str]) -> Plan:
         if not ids:
             return ActionOutcome.already(f"the action being undone disabled no device of {account.name}")
-        replies = await self.graph.run_many(
-            [SubRequest("PATCH", "/devices/" + device_id, {"accountEnabled": True}) for device_id in ids]
-        )
-        enabled, gone, warnings = [], [], []
+        requests = [
+            SubRequest("PATCH", "/devices/" + device_id, {"accountEnabled": True}) for device_id in ids
+        ]
+        return Writes(requests, lambda replies: self._enabled(account, ids, replies))
+
+    def _enabled(self, account: Account, ids: list[str], replies: list[GraphReply]) -> ActionOutcome:
+        enabled: list[str] = []
+        gone: list[str] = []
+        warnings: list[str] = []
         failure: ProviderError | None = None
         for device_id, reply in zip(ids, replies, strict=True):
             if reply.ok:
@@ -333,7 +379,7 @@ class Eviction:
                 failure = failure or self.error(reply, "enable_devices", account.name)
                 warnings.append(f"could not enable device {device_id}: {failure}")
         if not enabled and failure is not None:
-            return failure
+            raise failure
         if gone:
             warnings.append(f"device(s) {', '.join(gone)} no longer exist in Entra ID")
         return ActionOutcome(
