@@ -366,3 +366,31 @@ async def test_many_users_at_once_go_through_batches(
     assert all(
         (user(tenant, upn).passwordProfile or {}).get("forceChangePasswordNextSignIn") for upn in people
     )
+
+
+def test_the_admin_api_seeds_what_eviction_acts_on(emulator_admin: httpx.Client, emulator: Emulator) -> None:
+    device = emulator_admin.post("/_emulator/devices", json={"user": ALICE, "displayName": "ALICE-PC"})
+    method = emulator_admin.post(
+        "/_emulator/auth-methods",
+        json={
+            "user": ALICE,
+            "kind": "fido2Methods",
+            "registered_hours_ago": 2,
+            "properties": {"displayName": "k"},
+        },
+    )
+    role = emulator_admin.post("/_emulator/roles", json={"user": ALICE, "role": "Helpdesk Administrator"})
+    assert device.status_code == method.status_code == role.status_code == 200
+    alice = user(emulator.tenant, ALICE)
+    assert emulator.tenant.devices[device.json()["id"]].registeredUsers == [alice.id]
+    assert [m.id for m in emulator.tenant.auth_methods[alice.id]] == [method.json()["id"]]
+    assert emulator.tenant.is_privileged(alice)
+    assert emulator_admin.get("/_emulator/devices").json()[0]["displayName"] == "ALICE-PC"
+    bad = emulator_admin.post("/_emulator/auth-methods", json={"user": ALICE, "kind": "smokeSignals"})
+    assert bad.status_code == 400 and "fido2Methods" in bad.json()["error"]
+    assert (
+        emulator_admin.post("/_emulator/roles", json={"user": ALICE, "role": "Overlord"}).status_code == 400
+    )
+    saved = Tenant.from_json(emulator.tenant.to_json())  # the lab's state file keeps all of it
+    assert saved.devices.keys() == emulator.tenant.devices.keys() and saved.is_privileged(alice)
+    assert [m.id for m in saved.auth_methods[alice.id]] == [method.json()["id"]]
