@@ -14,13 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.auth.principal import Principal
 from clampdown.catalog import get_action
-from clampdown.config import EngineSettings
+from clampdown.config import EngineSettings, PlaybookSettings, PlaybookStep
 from clampdown.connectors.entra import EntraConnector
 from clampdown.engine.worker import Worker
 from clampdown.errors import ActionAccountError, PermanentError
 from clampdown.model import AccountState, ActionContext, ActionStatus
 from clampdown.services.actions import ActionService
+from clampdown.services.playbooks import PlaybookService
 from clampdown.store.actions import ActionStore
+from clampdown.store.containments import ContainmentStore
 from clampdown_lab.graph_emulator import Emulator, ThreadedEmulator
 from clampdown_lab.graph_emulator.tenant import AppRecord, Tenant, UserRecord
 from tests.entra.contract import Recorder
@@ -216,7 +218,7 @@ def test_remove_auth_methods_is_listed_as_not_restorable() -> None:
 # -- devices ------------------------------------------------------------------------------------
 def seed_devices(tenant: Tenant) -> dict[str, str]:
     alice = user(tenant, ALICE)
-    laptop = tenant.register_device(alice, "ALICE-LAPTOP", trustType="AzureAd")
+    laptop = tenant.register_device(alice, "ALICE-LAPTOP", trustType="ServerAd")
     attacker = tenant.register_device(alice, "DESKTOP-7Q2X", trustType="Workplace")
     old = tenant.register_device(alice, "ALICE-OLD", accountEnabled=False)
     phone = tenant.register_device(
@@ -238,6 +240,7 @@ async def test_disable_devices_then_enable_exactly_those(
     assert devices[ids["phone"]].accountEnabled and devices[ids["carol"]].accountEnabled
     assert outcome.undo_with == {"disabledDevices": [ids["laptop"], ids["attacker"]]}
     assert any("Alice's iPhone" in w and "non-Windows" in w for w in outcome.warnings)
+    assert any("ALICE-LAPTOP" in w and "hybrid joined" in w for w in outcome.warnings)
 
     again = await connector.disable_devices(alice, ctx())
     assert again.changed is False
@@ -281,6 +284,29 @@ async def test_device_undo_through_the_worker_enables_what_the_action_disabled(
     assert undone.status is ActionStatus.COMPLETED and undone.type == "entra.enable_devices"
     assert devices[ids["laptop"]].accountEnabled and devices[ids["attacker"]].accountEnabled
     assert devices[twin.id].accountEnabled is False and devices[ids["old"]].accountEnabled is False
+
+
+async def test_releasing_a_containment_enables_exactly_the_devices_it_disabled(
+    engine: AsyncEngine, admin: Principal, connector: EntraConnector, emulator: Emulator
+) -> None:
+    ids = seed_devices(emulator.tenant)
+    devices = emulator.tenant.devices
+    store = ActionStore(engine)
+    actions = ActionService(store, {"entra": connector})
+    evict = PlaybookSettings(steps=[PlaybookStep(action="entra.disable_devices")])
+    playbooks = PlaybookService(actions, {"evict": evict}, ContainmentStore(store))
+    await playbooks.run("evict", ALICE, "INC-16", admin)
+    await Worker(store, {"entra": connector}, FAST).run(until_drained=True)
+    assert not devices[ids["laptop"]].accountEnabled and not devices[ids["attacker"]].accountEnabled
+    devices[ids["attacker"]].accountEnabled = True  # re-enabled by someone meanwhile: still released
+    spare = emulator.tenant.register_device(user(emulator.tenant, ALICE), "ALICE-SPARE", accountEnabled=False)
+
+    release = await playbooks.run("release", ALICE, "false positive", admin)
+    await Worker(store, {"entra": connector}, FAST).run(until_drained=True)
+    (back,) = await actions.wait([a.id for a in release.actions], timeout=5)
+    assert back.status is ActionStatus.COMPLETED and back.type == "entra.enable_devices"
+    assert devices[ids["laptop"]].accountEnabled and devices[ids["attacker"]].accountEnabled
+    assert devices[spare.id].accountEnabled is False and devices[ids["old"]].accountEnabled is False
 
 
 async def test_disable_devices_names_the_missing_permission(

@@ -330,6 +330,12 @@ class Eviction:
         if not disabled and failure is not None:
             raise failure
         names = [f"{d.get('displayName')} ({d.get('operatingSystem')}, {d['id']})" for d in disabled]
+        warnings += [
+            f"{d.get('displayName')} ({d['id']}) is hybrid joined (synchronized from AD): disable its "
+            "computer account in AD too, or a directory sync may enable it again"
+            for d in disabled
+            if d.get("trustType") == "ServerAd"
+        ]
         return ActionOutcome(
             changed=bool(disabled),
             message=f"Disabled {len(disabled)} device(s) of {account.name} in Entra ID: {', '.join(names)}; "
