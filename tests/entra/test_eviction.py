@@ -26,7 +26,7 @@ from clampdown.store.containments import ContainmentStore
 from clampdown_lab.graph_emulator import Emulator, ThreadedEmulator
 from clampdown_lab.graph_emulator.tenant import AppRecord, Tenant, UserRecord
 from tests.entra.contract import Recorder
-from tests.entra.support import DIRECTORY_APP, SECRET, settings_for
+from tests.entra.support import DIRECTORY_APP, READ_ONLY_APP, SECRET, settings_for
 from tests.entra.test_emulator import bearer
 
 ALICE = "alice.martin@lab.example.test"
@@ -104,12 +104,13 @@ async def test_an_admin_needs_a_privileged_app_to_be_suspended_or_reset(
     graph_emulator: ThreadedEmulator, emulator: Emulator, connector: EntraConnector, recorded: Recorder
 ) -> None:
     emulator.tenant.assign_role(user(emulator.tenant, BOB), "Security Administrator")
+    emulator.tenant.assign_role(user(emulator.tenant, BOB), "Directory Readers")  # not a privileged one
     bob = await connector.resolve_user(BOB)
     for method, doing in (("suspend_user", "disable"), ("force_password_reset", "force a password change")):
         with pytest.raises(ActionAccountError) as caught:
             await getattr(connector, method)(bob, ctx())
         message = caught.value.message
-        assert doing in message and "Security Administrator" in message
+        assert doing in message and "Security Administrator" in message and "Directory Readers" not in message
         assert "Privileged Authentication Administrator" in message and "Insufficient privileges" in message
     assert user(emulator.tenant, BOB).accountEnabled is True
     assert user(emulator.tenant, BOB).passwordProfile is None
@@ -132,6 +133,21 @@ async def test_an_admin_needs_a_privileged_app_to_be_suspended_or_reset(
         await privileged.aclose()
     assert user(emulator.tenant, BOB).accountEnabled is False
     assert (user(emulator.tenant, BOB).passwordProfile or {})["forceChangePasswordNextSignIn"] is True
+
+
+async def test_a_missing_permission_is_named_when_no_privileged_role_is_involved(
+    graph_emulator: ThreadedEmulator, emulator: Emulator
+) -> None:
+    emulator.tenant.assign_role(user(emulator.tenant, CAROL), "Directory Readers")
+    reader = await other_app(graph_emulator, READ_ONLY_APP)
+    try:
+        with pytest.raises(ActionAccountError) as caught:
+            await reader.suspend_user(await reader.resolve_user(CAROL), ctx())
+    finally:
+        await reader.aclose()
+    assert "User.EnableDisableAccount.All" in caught.value.message
+    assert "privileged" not in caught.value.message
+    assert user(emulator.tenant, CAROL).accountEnabled is True
 
 
 # -- authentication methods ---------------------------------------------------------------------

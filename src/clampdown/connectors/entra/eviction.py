@@ -37,8 +37,25 @@ PASSWORD_TYPE = "#microsoft.graph.passwordAuthenticationMethod"
 DEVICE_SELECT = "id,deviceId,displayName,accountEnabled,operatingSystem,trustType"
 # The undo_with key naming the devices entra.disable_devices disabled (their object ids).
 DISABLED_DEVICES = "disabledDevices"
-# Roles above which Entra ID's privileged-user protection sits: what the app must hold instead.
+# The role an app must hold to disable, or reset the password of, a user in a privileged role.
 PRIVILEGED_HOLDER = "Privileged Authentication Administrator"
+# Built-in roles whose holders Entra ID protects so (role template ids, as Graph names them).
+PRIVILEGED_ROLES = {
+    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
+    "e8611ab8-c189-46e8-94e1-60213ab1f814": "Privileged Role Administrator",
+    "7be44c8a-adaf-4e2a-84d6-ab2649e08a13": "Privileged Authentication Administrator",
+    "194ae4cb-b126-40b2-bd5b-6091b380977d": "Security Administrator",
+    "fe930be7-5e62-47db-91af-98c3a49a38b1": "User Administrator",
+    "c4e39bd9-1100-46d3-8c65-fb160da0071f": "Authentication Administrator",
+    "729827e3-9c14-49f7-bb1b-9608f156bbb8": "Helpdesk Administrator",
+    "966707d0-3269-4727-9be2-8c3a10f19b9d": "Password Administrator",
+    "29232cdf-9323-42fd-ade2-1d097af3e4de": "Exchange Administrator",
+    "f28a1f50-f6e7-4571-818b-6a12f2af6b6c": "SharePoint Administrator",
+    "3a2c62db-5318-420d-8d74-23affee5d9d5": "Intune Administrator",
+    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3": "Application Administrator",
+    "158c047a-c907-4556-b7ef-446551a6b5f7": "Cloud Application Administrator",
+    "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9": "Conditional Access Administrator",
+}
 SYNCED_PASSWORD = (
     "{upn} is synchronized from on-premises Active Directory: its password belongs to AD, and a "
     "change forced in Entra ID would not reach the password people sign in with. Force the reset "
@@ -121,15 +138,17 @@ class Eviction:
             object_path(account.id, "/memberOf/microsoft.graph.directoryRole"),
             params={"$select": "id,displayName,roleTemplateId"},
         )
-        roles = (
-            [str(r.get("displayName")) for r in (roles_reply.body or {}).get("value", [])]
-            if roles_reply.ok
-            else []
-        )
-        if not roles:
+        held = (roles_reply.body or {}).get("value", []) if roles_reply.ok else []
+        roles = [
+            str(r.get("displayName"))
+            for r in held
+            if r.get("roleTemplateId") in PRIVILEGED_ROLES
+            or r.get("displayName") in PRIVILEGED_ROLES.values()
+        ]
+        if not roles:  # no privileged role: the application permission is what is missing
             return generic
         return ActionAccountError(
-            f"Entra ID refused to {doing} {account.name}: the user holds the directory role "
+            f"Entra ID refused to {doing} {account.name}: the user holds the privileged directory role "
             f"{', '.join(roles)}, and Entra ID's privileged-user protection lets only an app that itself "
             f"holds the {PRIVILEGED_HOLDER} (or Global Administrator) directory role do that, whatever its "
             f"application permissions. Assign that role to the service principal of app "
