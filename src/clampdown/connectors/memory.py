@@ -45,6 +45,8 @@ _EFFECTS: dict[str, tuple[str, StateValue]] = {
     "mark_compromised": ("risk", "high"),
     "dismiss_user_risk": ("risk", "none"),
 }
+# Actions on things beside the account (its devices, its methods): they always act, as revoke does.
+_STATELESS = frozenset({"remove_auth_methods", "disable_devices", "enable_devices"})
 _DEFAULTS: dict[str, StateValue] = {"enabled": True, "must_change_password": False, "risk": "none"}
 _DOMAIN = "memory.test"
 _DOMAIN_SID = "S-1-5-21-1004336348-1177238915-682003330"
@@ -174,6 +176,8 @@ class MemoryConnector:
             raise TransientError("the directory is busy", retry_after=0.0)
         if method == "revoke_sessions":
             return ActionOutcome(changed=True, message="sessions revoked")
+        if method in _STATELESS:
+            return ActionOutcome(changed=True, message=f"{method} done")
         if self._apply(account.id, method, context.action_id):
             return ActionOutcome(changed=True, message=f"{method} done")
         return ActionOutcome.already(method)
@@ -207,3 +211,12 @@ class MemoryConnector:
 
     async def revoke_sessions(self, account: Account, context: ActionContext) -> ActionOutcome:
         return await self._perform("revoke_sessions", account, context)
+
+    async def remove_auth_methods(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("remove_auth_methods", account, context)
+
+    async def disable_devices(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("disable_devices", account, context)
+
+    async def enable_devices(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("enable_devices", account, context)
