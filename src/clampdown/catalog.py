@@ -183,6 +183,53 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         permissions=_NONE,
         reversible=False,
     ),
+    # -- Entra ID eviction (issue 16): what keeps an attacker in after suspend and revoke ------
+    ActionDefinition(
+        id="entra.force_password_reset",
+        provider="entra",
+        method="force_password_reset",
+        title="Force password change in Entra ID",
+        description="Sets passwordProfile.forceChangePasswordNextSignIn: the user must change the "
+        "password at the next sign-in. Refused for a user synced from AD (use ad.force_password_reset).",
+        roles=frozenset({GLOBAL_ADMINISTRATOR}),
+        permissions=_NONE,
+        reversible=False,
+    ),
+    ActionDefinition(
+        id="entra.remove_auth_methods",
+        provider="entra",
+        method="remove_auth_methods",
+        title="Remove authentication methods in Entra ID",
+        description="Deletes the user's FIDO2 keys, Microsoft Authenticator, phone and temporary access "
+        "pass methods (the password stays); the result lists each one removed.",
+        roles=frozenset({GLOBAL_ADMINISTRATOR}),
+        permissions=_NONE,
+        reversible=False,
+        warning="Removed methods cannot be restored: the user registers the real ones again "
+        "(the result lists what was removed).",
+    ),
+    ActionDefinition(
+        id="entra.disable_devices",
+        provider="entra",
+        method="disable_devices",
+        title="Disable the user's devices in Entra ID",
+        description="Sets accountEnabled to false on every enabled Windows device registered to the "
+        "user, so their primary refresh tokens stop working.",
+        roles=frozenset({GLOBAL_ADMINISTRATOR}),
+        permissions=_NONE,
+        inverse="entra.enable_devices",
+    ),
+    ActionDefinition(
+        id="entra.enable_devices",
+        provider="entra",
+        method="enable_devices",
+        title="Enable the user's devices in Entra ID",
+        description="Sets accountEnabled to true on exactly the devices the undone "
+        "entra.disable_devices disabled.",
+        roles=frozenset({GLOBAL_ADMINISTRATOR}),
+        permissions=_NONE,
+        inverse="entra.disable_devices",
+    ),
     ActionDefinition(
         id="okta.suspend_user",
         provider="okta",

@@ -113,6 +113,9 @@ class ActionOutcome:
     provider_request_id: str | None = None
     warnings: tuple[str, ...] = ()
     details: dict[str, StateValue] = field(default_factory=dict)
+    # What an undo needs beyond the state read before (which devices this action disabled): the
+    # inverse finds it in its restore_state's values (restore_point below).
+    undo_with: dict[str, StateValue] = field(default_factory=dict)
 
     @classmethod
     def already(cls, message: str) -> ActionOutcome:
@@ -122,13 +125,16 @@ class ActionOutcome:
     def to_json(self) -> dict[str, Any]:
         """The outcome as stored in the action center: secrets a connector returned are withheld."""
         details = {k: ("[withheld]" if _is_secret(k) else v) for k, v in self.details.items()}
-        return {
+        out: dict[str, Any] = {
             "changed": self.changed,
             "message": self.message,
             "provider_request_id": self.provider_request_id,
             "warnings": list(self.warnings),
             "details": details,
         }
+        if self.undo_with:
+            out["undo_with"] = {k: v for k, v in self.undo_with.items() if not _is_secret(k)}
+        return out
 
 
 @dataclass(frozen=True)
@@ -214,15 +220,17 @@ UNDONE_PREFIX = "undone."
 
 def restore_point(action: Action) -> AccountState | None:
     """What an undo of `action` restores: the state read before it ran, plus its recorded details
-    as `undone.<name>` values (secrets left out). None if neither is known."""
+    as `undone.<name>` values (secrets left out) and what its connector said an undo needs (the
+    result's `undo_with`, as given). None if none of these is known."""
     details = (action.result or {}).get("details") or {}
     recorded = {
         UNDONE_PREFIX + str(k): v for k, v in details.items() if k != SEALED_DETAIL and not _is_secret(str(k))
     }
-    if action.state_before is None and not recorded:
+    undo_with = (action.result or {}).get("undo_with") or {}
+    if action.state_before is None and not recorded and not undo_with:
         return None
     before = action.state_before or AccountState()
-    return replace(before, values={**before.values, **recorded})
+    return replace(before, values={**before.values, **recorded, **undo_with})
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ OKTA |= {
 OKTA_RISK = {"okta.set_risk", "okta.clear_risk"}
 RISK = {"entra.mark_compromised", "entra.dismiss_user_risk"}
 ENTRA_GA = {"entra.suspend_user", "entra.enable_user", "entra.revoke_sessions"}
+ENTRA_GA |= {  # eviction (issue 16)
+    "entra.force_password_reset", "entra.remove_auth_methods", "entra.disable_devices", "entra.enable_devices"
+}  # fmt: skip
 EXPECTED: dict[str, set[str]] = {
     GLOBAL_ADMINISTRATOR: AD | AD_ADMINS | OKTA | OKTA_RISK | RISK | ENTRA_GA,
     SECURITY_ADMINISTRATOR: AD | AD_ADMINS | OKTA | OKTA_RISK | RISK,  # holds response:manage

@@ -4,8 +4,14 @@ shared contracts (openapi-core), including each request and answer inside a `$ba
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -13,17 +19,36 @@ import httpx
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from tests.contracts import contracts_dir
+from tests.contracts import REPO, contracts_dir
 
 CONTRACTS = contracts_dir() / "graph"
-SUBSET = CONTRACTS / "graph-v1.0-subset.yaml"
+CSDL = CONTRACTS / "csdl" / "cleanMetadata-v1.0.xml"
+# The shared tool plus the eviction operations (contracts/README.md): the subset is built from the
+# shared CSDL with it, never written into the shared folder.
+SUBSET_TOOL = REPO / "contracts" / "build_graph_subset.py"
 # The document's server is https://graph.microsoft.com/v1.0/; the emulator's URL stands for it.
 SPEC_HOST = "https://graph.microsoft.com"
 
 
 @functools.cache
+def subset_document() -> Path:
+    """The Graph v1.0 subset, built once per version of the CSDL and the tool (in the temp dir,
+    replaced atomically)."""
+    key = hashlib.sha256(CSDL.read_bytes() + SUBSET_TOOL.read_bytes()).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / "clampdown-contracts" / f"graph-v1.0-subset-{key}.yaml"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.tmp")
+        subprocess.run(
+            [sys.executable, str(SUBSET_TOOL), str(CSDL), str(partial)], check=True, capture_output=True
+        )
+        partial.replace(target)
+    return target
+
+
+@functools.cache
 def graph_api() -> OpenAPI:
-    return OpenAPI.from_file_path(str(SUBSET))
+    return OpenAPI.from_file_path(str(subset_document()))
 
 
 @dataclass(frozen=True)

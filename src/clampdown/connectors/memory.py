@@ -53,8 +53,9 @@ _EFFECTS: dict[str, tuple[str, StateValue]] = {
 }
 # Methods that always act (nothing in the state says they were done): revoke, clear, reset.
 _ALWAYS_ACT = frozenset(
-    {"revoke_sessions", "clear_sessions", "revoke_grants", "reset_factors", "universal_logout"}
-)
+    {"revoke_sessions", "clear_sessions", "revoke_grants", "reset_factors", "universal_logout",
+     "remove_auth_methods", "disable_devices", "enable_devices"}
+)  # fmt: skip
 # Named as the real connectors name them, so the catalog's effects hold here too.
 _DEFAULTS: dict[str, StateValue] = {
     "enabled": True,
@@ -192,10 +193,6 @@ class MemoryConnector:
         if self._failures.get(key, 0) < self.settings.transient_failures:
             self._failures[key] = self._failures.get(key, 0) + 1
             raise TransientError("the directory is busy", retry_after=0.0)
-        if method in _ALWAYS_ACT:
-            return ActionOutcome(
-                changed=True, message="sessions revoked" if method == "revoke_sessions" else f"{method} done"
-            )
         if self._apply(account.id, method, context.action_id):
             return ActionOutcome(changed=True, message=f"{method} done")
         return ActionOutcome.already(method)
@@ -257,3 +254,12 @@ class MemoryConnector:
 
     async def restore_privileged_groups(self, account: Account, context: ActionContext) -> ActionOutcome:
         return await self._perform("restore_privileged_groups", account, context)
+
+    async def remove_auth_methods(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("remove_auth_methods", account, context)
+
+    async def disable_devices(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("disable_devices", account, context)
+
+    async def enable_devices(self, account: Account, context: ActionContext) -> ActionOutcome:
+        return await self._perform("enable_devices", account, context)

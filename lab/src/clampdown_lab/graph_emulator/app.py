@@ -1,6 +1,7 @@
 """The emulator's FastAPI app: identity platform endpoints, Graph v1.0 and `$batch`, and a small
 admin API under `/_emulator` that tests and the lab use to configure throttling, inject faults,
-move the tenant's clock, register apps, add users and simulate sign-ins."""
+move the tenant's clock, register apps, add users, devices, authentication methods and directory
+role memberships, and simulate sign-ins."""
 
 from __future__ import annotations
 
@@ -63,6 +64,27 @@ class AppRegistration(BaseModel):
     roles: list[str]
     secrets: list[str] = Field(default_factory=list)
     certificates: list[str] = Field(default_factory=list)
+    directory_roles: list[str] = Field(default_factory=list)
+
+
+class DeviceSeed(BaseModel):
+    user: str  # object id or UPN of the user it is registered to
+    displayName: str
+    operatingSystem: str = "Windows"
+    trustType: str = "Workplace"
+    accountEnabled: bool = True
+
+
+class AuthMethodSeed(BaseModel):
+    user: str
+    kind: str  # fido2Methods, microsoftAuthenticatorMethods, phoneMethods, temporaryAccessPassMethods
+    registered_hours_ago: float = Field(0.0, ge=0)
+    properties: dict[str, Any] = Field(default_factory=dict)  # displayName, phoneNumber, ...
+
+
+class RoleSeed(BaseModel):
+    user: str
+    role: str  # a built-in directory role's display name
 
 
 class NewUser(BaseModel):
@@ -257,6 +279,56 @@ def create_app(emulator: Emulator) -> FastAPI:
         changed = tenant.directory_sync(on_premises_enabled)
         emulator.graph.dirty = True
         return _json(200, {"changed": changed})
+
+    @app.post("/_emulator/devices")
+    async def add_device(request: Request, seed: DeviceSeed) -> Response:
+        if (denied := admin(request)) is not None:
+            return denied
+        user = tenant.find_user(seed.user)
+        if user is None:
+            return _json(404, {"error": f"no user {seed.user}"})
+        fields = seed.model_dump(exclude={"user", "displayName"})
+        device = tenant.register_device(user, seed.displayName, **fields)
+        emulator.graph.dirty = True
+        return _json(200, {"id": device.id})
+
+    @app.get("/_emulator/devices")
+    async def dump_devices(request: Request) -> Response:
+        return admin(request) or _json(200, [asdict(d) for d in tenant.devices.values()])
+
+    @app.post("/_emulator/auth-methods")
+    async def add_auth_method(request: Request, seed: AuthMethodSeed) -> Response:
+        if (denied := admin(request)) is not None:
+            return denied
+        user = tenant.find_user(seed.user)
+        if user is None:
+            return _json(404, {"error": f"no user {seed.user}"})
+        created = tenant.clock.now() - timedelta(hours=seed.registered_hours_ago)
+        try:
+            method = tenant.add_auth_method(user, seed.kind, created, **seed.properties)
+        except ValueError as exc:
+            return _json(400, {"error": str(exc)})
+        emulator.graph.dirty = True
+        return _json(200, {"id": method.id})
+
+    @app.get("/_emulator/auth-methods")
+    async def dump_auth_methods(request: Request) -> Response:
+        by_user = {u: [asdict(m) for m in ms] for u, ms in tenant.auth_methods.items()}
+        return admin(request) or _json(200, by_user)
+
+    @app.post("/_emulator/roles")
+    async def assign_role(request: Request, seed: RoleSeed) -> Response:
+        if (denied := admin(request)) is not None:
+            return denied
+        user = tenant.find_user(seed.user)
+        if user is None:
+            return _json(404, {"error": f"no user {seed.user}"})
+        try:
+            tenant.assign_role(user, seed.role)
+        except ValueError as exc:
+            return _json(400, {"error": str(exc)})
+        emulator.graph.dirty = True
+        return _json(200, {"roles": tenant.role_members[user.id]})
 
     @app.post("/_emulator/apps")
     async def add_app(request: Request, registration: AppRegistration) -> Response:

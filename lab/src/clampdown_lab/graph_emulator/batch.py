@@ -32,7 +32,7 @@ def _validate(payload: Any) -> list[dict[str, Any]]:
             "BadRequest",
             f"Number of requests in the batch ({len(requests)}) exceeds the limit of {MAX_BATCH_REQUESTS}.",
         )
-    seen: set[str] = set()
+    seen: set[str] = set()  # lower-cased: Graph compares request ids case-insensitively
     for item in requests:
         if not isinstance(item, dict) or not all(
             isinstance(item.get(k), str) for k in ("id", "method", "url")
@@ -42,13 +42,14 @@ def _validate(payload: Any) -> list[dict[str, Any]]:
                 "BadRequest",
                 "Invalid batch payload format: every request needs string 'id', 'method' and 'url'.",
             )
-        if item["id"] in seen:
+        if item["id"].lower() in seen:
             raise GraphFault(
                 400,
                 "BadRequest",
-                f"Request id '{item['id']}' is used more than once; batch request ids must be unique.",
+                f"Request id '{item['id']}' is used more than once (ids are compared ignoring case); "
+                "batch request ids must be unique.",
             )
-        seen.add(item["id"])
+        seen.add(item["id"].lower())
         headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
         if "body" in item and "content-type" not in headers:
             raise GraphFault(
@@ -56,7 +57,7 @@ def _validate(payload: Any) -> list[dict[str, Any]]:
             )
     for item in requests:
         for dep in item.get("dependsOn") or []:
-            if dep not in seen:
+            if not isinstance(dep, str) or dep.lower() not in seen:
                 raise GraphFault(
                     400, "BadRequest", f"Request '{item['id']}' depends on unknown request '{dep}'."
                 )
@@ -70,15 +71,15 @@ def run_batch(api: GraphApi, payload: Any, caller: Caller, base_url: str, shuffl
     results: dict[str, GraphResponse] = {}
     pending = list(requests)
     while pending:
-        ready = [r for r in pending if all(d in results for d in r.get("dependsOn") or [])]
+        ready = [r for r in pending if all(d.lower() in results for d in r.get("dependsOn") or [])]
         if not ready:
             raise GraphFault(400, "BadRequest", "The dependsOn references form a cycle.")
         for item in ready:
             pending.remove(item)
-            results[item["id"]] = _run_one(api, item, results, caller, base_url)
+            results[item["id"].lower()] = _run_one(api, item, results, caller, base_url)
     responses = []
     for item in requests:
-        result = results[item["id"]]
+        result = results[item["id"].lower()]
         entry: dict[str, Any] = {
             "id": item["id"],
             "status": result.status,
@@ -99,7 +100,7 @@ def run_batch(api: GraphApi, payload: Any, caller: Caller, base_url: str, shuffl
 def _run_one(
     api: GraphApi, item: dict[str, Any], done: dict[str, GraphResponse], caller: Caller, base_url: str
 ) -> GraphResponse:
-    if any(done[d].status >= 400 for d in item.get("dependsOn") or []):
+    if any(done[d.lower()].status >= 400 for d in item.get("dependsOn") or []):
         return error_response(
             api.tenant,
             424,

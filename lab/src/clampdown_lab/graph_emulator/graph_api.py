@@ -1,6 +1,7 @@
 """Microsoft Graph v1.0 resources of the emulated tenant, as one dispatcher that serves both
-plain HTTP requests and the requests inside a `$batch`: users, riskyUsers and sign-in logs,
-with Graph's permission checks, throttling scopes and error bodies."""
+plain HTTP requests and the requests inside a `$batch`: users, riskyUsers and sign-in logs (and,
+from eviction_api, roles, devices and authentication methods), with Graph's permission checks,
+throttling scopes and error bodies."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ WRITABLE_USER_FIELDS = {
     "jobTitle": str,
     "department": str,
     "mail": str,
+    "passwordProfile": dict,
 }
 USER_FILTERS = {
     "id": {"eq", "in"},
@@ -72,6 +74,16 @@ READ_USERS = frozenset(
 )
 ENABLE_DISABLE = frozenset({"User.EnableDisableAccount.All", "User.ReadWrite.All", "Directory.ReadWrite.All"})
 WRITE_USERS = frozenset({"User.ReadWrite.All", "Directory.ReadWrite.All"})
+PASSWORD_PROFILE = frozenset(
+    {"User-PasswordProfile.ReadWrite.All", "User.ReadWrite.All", "Directory.ReadWrite.All"}
+)
+PASSWORD_PROFILE_FIELDS = {
+    "forceChangePasswordNextSignIn": bool,
+    "forceChangePasswordNextSignInWithMfa": bool,
+    "password": str,
+}
+# The directory roles that let an app disable, or change the password of, a privileged user.
+PRIVILEGED_USER_ADMINS = frozenset({"Privileged Authentication Administrator", "Global Administrator"})
 REVOKE = frozenset({"User.RevokeSessions.All", "User.ReadWrite.All", "Directory.ReadWrite.All"})
 READ_RISK = frozenset({"IdentityRiskyUser.Read.All", "IdentityRiskyUser.ReadWrite.All"})
 WRITE_RISK = frozenset({"IdentityRiskyUser.ReadWrite.All"})
@@ -148,6 +160,14 @@ def _user_json(user: UserRecord, select: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _check_type(value: Any, wanted: type) -> None:
+    if not isinstance(value, wanted):
+        edm = {bool: "Edm.Boolean", str: "Edm.String", dict: "microsoft.graph.passwordProfile"}[wanted]
+        raise GraphFault(
+            400, "Request_BadRequest", f"Cannot convert the literal '{value}' to the expected type '{edm}'."
+        )
+
+
 Handler = Callable[["GraphApi", GraphRequest, re.Match[str]], GraphResponse]
 
 
@@ -197,6 +217,10 @@ class GraphApi:
             ("GET", re.compile(r"/auditLogs/signIns/?"), ("reports",), GraphApi.list_sign_ins),
             ("GET", re.compile(r"/auditLogs/signIns/([^/]+)"), ("reports",), GraphApi.get_sign_in),
         ]
+        # Imported here: eviction_api builds on this module's types.
+        from clampdown_lab.graph_emulator import eviction_api
+
+        self.routes += eviction_api.routes()
 
     def handle(self, request: GraphRequest) -> GraphResponse:
         """Serve one request: route, throttle, inject faults, run, map GraphFault to an error body."""
@@ -361,16 +385,35 @@ class GraphApi:
                         400, "Request_BadRequest", f"Property '{name}' is read-only and cannot be set."
                     )
                 raise GraphFault(400, "Request_BadRequest", f"Invalid property '{name}'.")
-            if not isinstance(value, WRITABLE_USER_FIELDS[name]):
-                edm = "Edm.Boolean" if WRITABLE_USER_FIELDS[name] is bool else "Edm.String"
-                raise GraphFault(
-                    400,
-                    "Request_BadRequest",
-                    f"Cannot convert the literal '{value}' to the expected type '{edm}'.",
-                )
-        self._require(request, ENABLE_DISABLE if set(body) == {"accountEnabled"} else WRITE_USERS)
+            _check_type(value, WRITABLE_USER_FIELDS[name])
+        if isinstance(body.get("passwordProfile"), dict):
+            for name, value in body["passwordProfile"].items():
+                if name not in PASSWORD_PROFILE_FIELDS:
+                    raise GraphFault(
+                        400, "Request_BadRequest", f"Invalid property '{name}' on 'passwordProfile'."
+                    )
+                _check_type(value, PASSWORD_PROFILE_FIELDS[name])
+        needs = {
+            frozenset({"accountEnabled"}): ENABLE_DISABLE,
+            frozenset({"passwordProfile"}): PASSWORD_PROFILE,
+        }
+        self._require(request, needs.get(frozenset(body), WRITE_USERS))
         user = self._user(match.group(1))
+        if {"accountEnabled", "passwordProfile"} & set(body) and self.tenant.is_privileged(user):
+            # Privileged-user protection: an admin's sign-in and password are changed only by an
+            # app that itself holds a role above theirs, whatever its application permissions.
+            app = self.tenant.apps.get(request.caller.app_id)
+            if app is None or not PRIVILEGED_USER_ADMINS & set(app.directory_roles):
+                raise GraphFault(
+                    403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+                )
         for name, value in body.items():
+            if name == "passwordProfile":
+                profile = dict(user.passwordProfile or {}) | {
+                    k: v for k, v in value.items() if k != "password"
+                }
+                profile["password"] = None  # Graph never returns it; the emulator never keeps it
+                value = profile
             setattr(user, name, value)
         self.dirty = True
         return GraphResponse(204)

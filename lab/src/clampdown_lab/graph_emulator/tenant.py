@@ -1,4 +1,5 @@
-"""The emulated tenant's state: users, risky users, sign-ins and app registrations.
+"""The emulated tenant's state: users, risky users, sign-ins, app registrations, and what eviction
+acts on: directory role memberships, registered devices and authentication methods.
 
 Kept in memory and, for the lab, saved to a JSON file so object ids stay stable across restarts.
 Ids are derived from the UPN (uuid5), so a re-seeded lab gets the same ids too.
@@ -30,7 +31,47 @@ ALL_ROLES = (
     "IdentityRiskyUser.Read.All",
     "IdentityRiskyUser.ReadWrite.All",
     "AuditLog.Read.All",
+    "User-PasswordProfile.ReadWrite.All",
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+    "Device.Read.All",
+    "Device.ReadWrite.All",
 )
+# Built-in directory roles by display name, with their documented role template ids.
+DIRECTORY_ROLES = {
+    "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
+    "Privileged Role Administrator": "e8611ab8-c189-46e8-94e1-60213ab1f814",
+    "Privileged Authentication Administrator": "7be44c8a-adaf-4e2a-84d6-ab2649e08a13",
+    "Security Administrator": "194ae4cb-b126-40b2-bd5b-6091b380977d",
+    "User Administrator": "fe930be7-5e62-47db-91af-98c3a49a38b1",
+    "Authentication Administrator": "c4e39bd9-1100-46d3-8c65-fb160da0071f",
+    "Helpdesk Administrator": "729827e3-9c14-49f7-bb1b-9608f156bbb8",
+    "Cloud Device Administrator": "7698a772-787b-4ac8-901f-60d6b08affd2",
+    "Directory Readers": "88d8e3e3-8f55-4a1e-953a-9b9898b8876b",
+}
+# Roles whose holders Entra ID protects: only a Privileged Authentication Administrator or a
+# Global Administrator may disable them or change their password (privileged-user protection).
+PRIVILEGED_ROLES = frozenset(
+    {
+        "Global Administrator",
+        "Privileged Role Administrator",
+        "Privileged Authentication Administrator",
+        "Security Administrator",
+        "User Administrator",
+        "Authentication Administrator",
+        "Helpdesk Administrator",
+    }
+)
+PASSWORD_METHOD_ID = "28c10230-6103-485e-b985-444c60001490"  # every user's password method
+
+
+# Authentication method navigation properties the emulator serves, with their @odata.type.
+METHOD_KINDS = {
+    "fido2Methods": "#microsoft.graph.fido2AuthenticationMethod",
+    "microsoftAuthenticatorMethods": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
+    "phoneMethods": "#microsoft.graph.phoneAuthenticationMethod",
+    "temporaryAccessPassMethods": "#microsoft.graph.temporaryAccessPassAuthenticationMethod",
+}
 
 
 def object_id(kind: str, key: str) -> str:
@@ -75,6 +116,39 @@ class UserRecord:
     onPremisesUserPrincipalName: str | None = None
     onPremisesImmutableId: str | None = None
     userType: str = "Member"
+    # forceChangePasswordNextSignIn(WithMfa); a password set through PATCH is never kept.
+    passwordProfile: dict[str, Any] | None = None
+
+
+@dataclass
+class DeviceRecord:
+    """One device object; field names follow Graph's device resource. `registeredUsers` holds the
+    object ids of the users it is registered to (a navigation property, never serialized as is)."""
+
+    id: str
+    deviceId: str
+    displayName: str
+    operatingSystem: str = "Windows"
+    operatingSystemVersion: str = "10.0.22631"
+    trustType: str = "Workplace"
+    accountEnabled: bool = True
+    registrationDateTime: str = ""
+    approximateLastSignInDateTime: str | None = None
+    isCompliant: bool | None = None
+    isManaged: bool | None = None
+    registeredUsers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AuthMethodRecord:
+    """One registered authentication method of a user. `kind` is the navigation property it lives
+    under (fido2Methods, microsoftAuthenticatorMethods, phoneMethods, temporaryAccessPassMethods);
+    `properties` the type's own fields (displayName, phoneNumber, ...)."""
+
+    id: str
+    kind: str
+    createdDateTime: str
+    properties: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,6 +176,8 @@ class AppRecord:
     roles: list[str]
     secrets: list[str] = field(default_factory=list)
     certificates: list[str] = field(default_factory=list)  # PEM, public part only
+    # Directory roles assigned to the app's service principal (display names of DIRECTORY_ROLES).
+    directory_roles: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -114,15 +190,63 @@ class Tenant:
     risky: dict[str, RiskRecord] = field(default_factory=dict)
     sign_ins: list[dict[str, Any]] = field(default_factory=list)  # oldest first
     apps: dict[str, AppRecord] = field(default_factory=dict)
+    devices: dict[str, DeviceRecord] = field(default_factory=dict)
+    auth_methods: dict[str, list[AuthMethodRecord]] = field(default_factory=dict)  # by user id
+    role_members: dict[str, list[str]] = field(default_factory=dict)  # user id -> role names
     clock: TenantClock = field(default_factory=TenantClock)
     _upn_index: dict[str, str] = field(default_factory=dict)
 
     def reset_directory(self) -> None:
-        """Forget every user, risk record and sign-in (the apps stay): a blank directory."""
+        """Forget every user, risk record, sign-in, device, method and role membership (the apps
+        stay): a blank directory."""
         self.users.clear()
         self.risky.clear()
         self.sign_ins.clear()
+        self.devices.clear()
+        self.auth_methods.clear()
+        self.role_members.clear()
         self._upn_index.clear()
+
+    # -- what eviction acts on ---------------------------------------------------------------
+    def assign_role(self, user: UserRecord, role: str) -> None:
+        """Make `user` a member of the built-in directory role `role`."""
+        if role not in DIRECTORY_ROLES:
+            raise ValueError(f"unknown directory role {role!r}; known: {', '.join(DIRECTORY_ROLES)}")
+        held = self.role_members.setdefault(user.id, [])
+        if role not in held:
+            held.append(role)
+
+    def is_privileged(self, user: UserRecord) -> bool:
+        """Whether `user` holds a role Entra ID's privileged-user protection covers."""
+        return any(role in PRIVILEGED_ROLES for role in self.role_members.get(user.id, []))
+
+    def register_device(self, user: UserRecord, display_name: str, **fields: Any) -> DeviceRecord:
+        """A device registered to `user` (as a workplace join or an Entra join makes one)."""
+        device = DeviceRecord(
+            id=object_id("device", f"{user.id}:{display_name}"),
+            deviceId=object_id("device-id", f"{user.id}:{display_name}"),
+            displayName=display_name,
+            registrationDateTime=iso(self.clock.now()),
+            registeredUsers=[user.id],
+            **fields,
+        )
+        self.devices[device.id] = device
+        return device
+
+    def add_auth_method(
+        self, user: UserRecord, kind: str, created: datetime | None = None, **properties: Any
+    ) -> AuthMethodRecord:
+        """Register an authentication method of `kind` for `user`, created at `created` (now)."""
+        if kind not in METHOD_KINDS:
+            raise ValueError(f"unknown authentication method kind {kind!r}; known: {', '.join(METHOD_KINDS)}")
+        method = AuthMethodRecord(
+            id=str(uuid.uuid4()),
+            kind=kind,
+            createdDateTime=iso(created or self.clock.now()),
+            properties=properties,
+        )
+        self.auth_methods.setdefault(user.id, []).append(method)
+        return method
 
     # -- users -------------------------------------------------------------------------------
     def add_user(self, user: UserRecord) -> UserRecord:
@@ -292,6 +416,9 @@ class Tenant:
             "risky": [dict(vars(r), history=list(r.history)) for r in self.risky.values()],
             "sign_ins": list(self.sign_ins),
             "apps": [asdict(a) for a in self.apps.values()],
+            "devices": [asdict(d) for d in self.devices.values()],
+            "auth_methods": {u: [asdict(m) for m in ms] for u, ms in self.auth_methods.items()},
+            "role_members": {u: list(rs) for u, rs in self.role_members.items()},
         }
 
     @classmethod
@@ -302,6 +429,11 @@ class Tenant:
         tenant.risky = {r["id"]: RiskRecord(**r) for r in data.get("risky", [])}
         tenant.sign_ins = list(data.get("sign_ins", []))
         tenant.apps = {a["client_id"]: AppRecord(**a) for a in data.get("apps", [])}
+        tenant.devices = {d["id"]: DeviceRecord(**d) for d in data.get("devices", [])}
+        tenant.auth_methods = {
+            u: [AuthMethodRecord(**m) for m in ms] for u, ms in data.get("auth_methods", {}).items()
+        }
+        tenant.role_members = {u: list(rs) for u, rs in data.get("role_members", {}).items()}
         return tenant
 
     def save(self, path: Path) -> None:

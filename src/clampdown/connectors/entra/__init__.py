@@ -2,7 +2,12 @@
 
 The app registration needs these application permissions, granted with admin consent:
 User.Read.All and User.EnableDisableAccount.All (suspend / enable), User.RevokeSessions.All
-(revoke sessions), IdentityRiskyUser.ReadWrite.All (mark compromised / dismiss risk, Entra ID P2).
+(revoke sessions), IdentityRiskyUser.ReadWrite.All (mark compromised / dismiss risk, Entra ID P2),
+User-PasswordProfile.ReadWrite.All (force password reset), UserAuthenticationMethod.ReadWrite.All
+(remove authentication methods), Device.ReadWrite.All (disable / enable devices; Graph lets an app
+change accountEnabled of Windows devices only). To disable, or force a password change for, a user
+holding an admin role, the app's service principal also needs the Privileged Authentication
+Administrator directory role (privileged-user protection).
 `clampdown check` names any that are missing. A minimal `[providers.entra]`:
 
     tenant_id = "contoso.onmicrosoft.com"

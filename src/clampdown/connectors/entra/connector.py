@@ -1,5 +1,6 @@
-"""The Entra ID connector: suspend / enable, revoke sessions, mark compromised / dismiss risk,
-one user at a time or many per Graph request (`$batch` and the `userIds` lists)."""
+"""The Entra ID connector: suspend / enable, revoke sessions, mark compromised / dismiss risk, and
+eviction (eviction.py: password change, authentication methods, devices), one user at a time or
+many per Graph request (`$batch` and the `userIds` lists)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, ClassVar
 
 import jwt
 
+from clampdown.clock import SystemClock
 from clampdown.connectors.entra.auth import TokenSource
 from clampdown.connectors.entra.client import (
     GraphClient,
@@ -17,6 +19,7 @@ from clampdown.connectors.entra.client import (
     object_path,
     user_path,
 )
+from clampdown.connectors.entra.eviction import Eviction
 from clampdown.connectors.entra.graph_errors import graph_error
 from clampdown.connectors.entra.risk import AT_RISK_STATES, NO_RISK, RISKY_USERS, RiskView
 from clampdown.connectors.entra.settings import EntraSettings
@@ -32,6 +35,9 @@ REQUIRED_ROLES = {
     "User.EnableDisableAccount.All": "entra.suspend_user / entra.enable_user",
     "User.RevokeSessions.All": "entra.revoke_sessions",
     "IdentityRiskyUser.ReadWrite.All": "entra.mark_compromised / entra.dismiss_user_risk",
+    "User-PasswordProfile.ReadWrite.All": "entra.force_password_reset",
+    "UserAuthenticationMethod.ReadWrite.All": "entra.remove_auth_methods",
+    "Device.ReadWrite.All": "entra.disable_devices / entra.enable_devices",
 }
 # Broader permissions that also cover each required one.
 COVERED_BY = {
@@ -39,6 +45,9 @@ COVERED_BY = {
     "User.EnableDisableAccount.All": {"User.ReadWrite.All", "Directory.ReadWrite.All"},
     "User.RevokeSessions.All": {"User.ReadWrite.All", "Directory.ReadWrite.All"},
     "IdentityRiskyUser.ReadWrite.All": set(),
+    "User-PasswordProfile.ReadWrite.All": {"User.ReadWrite.All", "Directory.ReadWrite.All"},
+    "UserAuthenticationMethod.ReadWrite.All": set(),
+    "Device.ReadWrite.All": {"Directory.ReadWrite.All"},
 }
 HYBRID_WARNING = (
     "{upn} is synchronized from on-premises Active Directory: the next directory sync "
@@ -79,6 +88,7 @@ class EntraConnector:
         self.risk = RiskView(
             self.graph, settings.client_id, settings.risk_batch_size, settings.risk_cache_seconds
         )
+        self.eviction = Eviction(self.graph, settings, self._error, SystemClock())
 
     @classmethod
     def from_settings(cls, settings: Any) -> EntraConnector:
@@ -231,6 +241,22 @@ class EntraConnector:
         """Dismiss the user's risk in Identity Protection: risk level none."""
         return await self._one("dismiss_user_risk", account, context)
 
+    async def force_password_reset(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """The user must change the password at the next sign-in (refused for a user synced from AD)."""
+        return await self._one("force_password_reset", account, context)
+
+    async def remove_auth_methods(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """Delete the user's FIDO2 keys, Authenticator, phones and temporary access passes."""
+        return await self._one("remove_auth_methods", account, context)
+
+    async def disable_devices(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """Disable every enabled Windows device registered to the user."""
+        return await self._one("disable_devices", account, context)
+
+    async def enable_devices(self, account: Account, context: ActionContext) -> ActionOutcome:
+        """Enable again exactly the devices the entra.disable_devices being undone disabled."""
+        return await self._one("enable_devices", account, context)
+
     async def _one(self, method: str, account: Account, context: ActionContext) -> ActionOutcome:
         result = (await self.perform_batch(method, [(account, context)]))[0]
         if isinstance(result, Exception):
@@ -246,6 +272,15 @@ class EntraConnector:
             return await self._revoke(items)
         if method in ("mark_compromised", "dismiss_user_risk"):
             return await self._risk_action(method, items)
+        if method == "force_password_reset":
+            states = await self._current_states(items, "onPremisesSyncEnabled")
+            return await self.eviction.force_password_reset(items, states)
+        if method == "remove_auth_methods":
+            return await self.eviction.remove_auth_methods(items)
+        if method == "disable_devices":
+            return await self.eviction.disable_devices(items)
+        if method == "enable_devices":
+            return await self.eviction.enable_devices(items)
         error = PermanentError(f"the entra connector does not implement '{method}'", code="not_supported")
         return [error for _ in items]
 
@@ -298,7 +333,8 @@ class EntraConnector:
             account = items[index][0]
             state = states[index]
             if not reply.ok:
-                results[index] = self._error(reply, method, account.name)
+                doing = "enable" if enable else "disable"
+                results[index] = await self.eviction.explain_denied(reply, method, account, doing)
                 continue
             warnings: tuple[str, ...] = ()
             if not enable and isinstance(state, AccountState) and state.values.get("onPremisesSyncEnabled"):

@@ -27,6 +27,13 @@ PERMISSIONS = {
     "mark_compromised": "IdentityRiskyUser.ReadWrite.All (needs Entra ID P2)",
     "dismiss_user_risk": "IdentityRiskyUser.ReadWrite.All (needs Entra ID P2)",
     "read_sign_ins": "AuditLog.Read.All",
+    "force_password_reset": "User-PasswordProfile.ReadWrite.All (or User.ReadWrite.All with the "
+    "User Administrator directory role)",
+    "read_auth_methods": "UserAuthenticationMethod.Read.All",
+    "remove_auth_methods": "UserAuthenticationMethod.ReadWrite.All",
+    "read_devices": "Device.Read.All",
+    "disable_devices": "Device.ReadWrite.All",
+    "enable_devices": "Device.ReadWrite.All",
 }
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 

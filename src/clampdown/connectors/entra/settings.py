@@ -45,6 +45,9 @@ class EntraSettings(BaseModel):
     # State snapshots take risk from the tenant's at-risk list, read at most this often.
     risk_cache_seconds: float = Field(30.0, ge=0)
     risk_batch_size: int = Field(60, ge=1, le=60)  # userIds per confirmCompromised / dismiss
+    # entra.remove_auth_methods removes only the methods registered this many hours before it runs
+    # (those an attacker added); None: every method but the password.
+    remove_auth_methods_registered_within_hours: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _one_credential(self) -> EntraSettings:
