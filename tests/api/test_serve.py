@@ -94,7 +94,8 @@ def test_readiness_names_no_internals_unless_signed_in(
     stopped.append(proc)
     ready = httpx.get(f"{base}/readyz", timeout=30)
     assert ready.status_code == 503
-    assert ready.json() == {"ready": False, "checks": {"database": "ok", "okta": "failing"}}
+    checks = {"database": "ok", "okta": "failing", "job:containment-watch": "ok"}
+    assert ready.json() == {"ready": False, "checks": checks}
     assert "localhost" not in ready.text and "Error" not in ready.text
     bad = httpx.get(f"{base}/readyz", headers={"Authorization": "Bearer cd_wrong"}, timeout=30)
     assert bad.json()["checks"]["okta"] == "failing"  # a wrong token is no one: still no details
