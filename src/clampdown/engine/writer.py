@@ -3,6 +3,11 @@
 Each task hands its write to the writer and awaits it; the writer flushes everything pending in
 one transaction per kind. A bulk of thousands of actions then costs a few writes per flush
 instead of a few per action, while each task still knows when its write is durable.
+
+A write that fails (the database restarting, a fail-over) is tried again, with a capped back-off,
+for as long as the worker's leases may still hold: the actions' outcomes then land once the
+database is back and nothing is run twice. After that another worker may hold the actions, and
+the queue's fence would refuse the write anyway.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from clampdown.store.queue import ActionQueue, Completion, Held, Resolution, Ret
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_WRITE_TRIES = 5
 _LINGER_SECONDS = 0.005
+_FIRST_BACKOFF_SECONDS = 0.2
+_MAX_BACKOFF_SECONDS = 2.0
 
 
 class _Lane(Generic[T]):
@@ -35,8 +41,11 @@ class _Lane(Generic[T]):
 class GroupWriter:
     """Coalesces resolutions, completions and retries of one worker into batched transactions."""
 
-    def __init__(self, queue: ActionQueue, worker_id: str, clock: Clock) -> None:
+    def __init__(
+        self, queue: ActionQueue, worker_id: str, clock: Clock, *, patience_seconds: float = 60.0
+    ) -> None:
         self._store = queue
+        self._patience = patience_seconds  # how long a failing write is tried again (the lease)
         self._worker = worker_id
         self._clock = clock
         self._resolutions: _Lane[Resolution] = _Lane()
@@ -111,17 +120,26 @@ class GroupWriter:
         taken = lane.take()
         if not taken:
             return
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self._patience
         error: BaseException | None = None
-        for attempt in range(_WRITE_TRIES):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 await write([item for item, _ in taken])
                 error = None
                 break
-            except Exception as exc:  # the database blinked: try again before giving up
+            except Exception as exc:  # the database blinked or restarts: try again before giving up
                 error = exc
-                log.warning("store write failed (try %d of %d): %s", attempt + 1, _WRITE_TRIES, exc)
-                if attempt + 1 < _WRITE_TRIES:
-                    await asyncio.sleep(0.2 * 2**attempt)
+                left = give_up_at - loop.time()
+                if left <= 0:
+                    log.warning("store write failed (try %d), giving up after %.0f s: %s",
+                                attempt, self._patience, exc)  # fmt: skip
+                    break
+                delay = min(_FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1), _MAX_BACKOFF_SECONDS, left)
+                log.warning("store write failed (try %d, again in %.1f s): %s", attempt, delay, exc)
+                await asyncio.sleep(delay)
         for _, fut in taken:
             if fut.done():
                 continue
