@@ -118,7 +118,7 @@ def _wait_registered(url: str, pids: list[int], timeout: float = 60) -> None:
         try:
             with psycopg.connect(url, connect_timeout=2) as conn:
                 found = {int(p) for (p,) in conn.execute("SELECT pid FROM workers").fetchall()}
-        except psycopg.errors.UndefinedTable:
+        except (psycopg.errors.UndefinedTable, psycopg.OperationalError):  # not yet, or a busy machine
             found = set()
         if set(pids) <= found:
             return

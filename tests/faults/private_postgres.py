@@ -85,7 +85,8 @@ class PrivateCluster:
 
     def started_at(self) -> float:
         """When the server (postmaster) last started, as a Unix time."""
-        with psycopg.connect(self.admin_url, connect_timeout=5) as conn:
+        self.wait_ready()
+        with psycopg.connect(self.admin_url, connect_timeout=30) as conn:
             row = conn.execute("SELECT extract(epoch FROM pg_postmaster_start_time())").fetchone()
         assert row is not None
         return float(row[0])
@@ -94,7 +95,7 @@ class PrivateCluster:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with psycopg.connect(self.admin_url, connect_timeout=2):
+                with psycopg.connect(self.admin_url, connect_timeout=5):
                     return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
