@@ -44,11 +44,12 @@ MODES: dict[str, tuple[str | None, float]] = {
 TIMINGS = ("bulk_seconds", "restart_seconds", "first_completion_after_restart_seconds", "recovery_seconds")
 
 
-def _row(mode: str, run: BulkRun, workers: int) -> dict[str, Any]:
+def _row(mode: str, run: BulkRun, workers: int, label: str) -> dict[str, Any]:
     restart = run.restart
     return {
         "benchmark": "faults_postgres_restart",
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "label": label,
         "mode": mode,
         "actions": run.actions,
         "workers": workers,
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parser.add_argument("--label", default="", help="a name for the code measured, kept in each row")
     args = parser.parse_args()
     if (reason := unavailable_reason()) is not None:
         sys.exit(f"cannot make a private PostgreSQL cluster: {reason}")
@@ -91,7 +93,7 @@ def main() -> None:
                         cluster, Path(tmp), restart_mode=restart_mode, down_seconds=down,
                         actions=args.actions, workers=args.workers,
                     )  # fmt: skip
-                row = _row(mode, run, args.workers)
+                row = _row(mode, run, args.workers, args.label)
                 rows[mode].append(row)
                 print(json.dumps(row), flush=True)
                 with RESULTS.open("a") as out:
