@@ -149,8 +149,9 @@ def run_bulk(
         workdir / "clampdown.toml",
         url,
         providers={"okta": memory_provider("okta", state, delay_seconds=delay_seconds)},
-        # Long enough for the outage with the server down 8 s: a worker's writes wait that long.
-        lease_seconds=20,
+        # Longer than the outage with the server down 8 s, even on a loaded machine (stop, 8 s,
+        # start and recovery took up to 21 s at a load average of 15): a worker's writes wait that long.
+        lease_seconds=30,
         poll_interval_seconds=0.05,
         claim_batch=50,
         concurrency=16,

@@ -65,7 +65,8 @@ def test_workers_survive_a_postgres_restart_mid_bulk_and_run_each_action_once(
     called_twice = [a for a, n in run.calls_per_action.items() if n != 1]
     assert len(run.calls_per_action) == 2000, "an action never reached the directory"
     assert not called_twice, f"{len(called_twice)} actions were run twice, e.g. {called_twice[:5]}"
-    assert run.retried == 0
+    # (An action may still be claimed twice and run once: a claim whose commit's answer was lost
+    # in the shutdown, taken again after its lease.)
     told_twice = [a for a, n in run.outcome_events_per_action.items() if n != 1]
     assert len(run.outcome_events_per_action) == 2000 and not told_twice, told_twice[:5]
     assert run.audit_verify.returncode == 0, run.audit_verify.stdout + run.audit_verify.stderr
