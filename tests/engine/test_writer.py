@@ -91,13 +91,31 @@ async def test_a_transient_store_failure_is_retried(engine: AsyncEngine, admin: 
     assert [(await store.get(a.id)).status for a in actions] == [ActionStatus.COMPLETED] * 3
 
 
+async def test_a_store_down_for_many_tries_is_waited_for_while_the_lease_holds(
+    engine: AsyncEngine, admin: Principal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PostgreSQL restart takes seconds: the write lands once it is back, the action is not rerun.
+    monkeypatch.setattr(writer_module, "_FIRST_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(writer_module, "_MAX_BACKOFF_SECONDS", 0.02)
+    store, actions = await _claimed(engine, admin, 3)
+    queue = CountingQueue(engine, failures=25)
+    writer = GroupWriter(queue, WORKER, SYSTEM_CLOCK, patience_seconds=30)
+    writer.start()
+    try:
+        await asyncio.gather(*(writer.record_completion(_done(a)) for a in actions))
+    finally:
+        await writer.stop()
+    assert queue.batches == [3] * 26
+    assert [(await store.get(a.id)).status for a in actions] == [ActionStatus.COMPLETED] * 3
+
+
 async def test_a_permanent_failure_reaches_every_waiting_caller(
     engine: AsyncEngine, admin: Principal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer_module, "_WRITE_TRIES", 2)  # the back-off between tries is real time
+    monkeypatch.setattr(writer_module, "_FIRST_BACKOFF_SECONDS", 0.2)  # real time: one retry fits
     store, actions = await _claimed(engine, admin, 3)
     queue = CountingQueue(engine, failures=100)
-    writer = GroupWriter(queue, WORKER, SYSTEM_CLOCK)
+    writer = GroupWriter(queue, WORKER, SYSTEM_CLOCK, patience_seconds=0.1)
     writer.start()
     try:
         results = await asyncio.gather(

@@ -109,16 +109,23 @@ class SQLiteEngine(AsyncEngine):
 
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for `url` (plain sqlite:/// or postgresql:// URLs are accepted)."""
+    """An async engine for `url` (plain sqlite:/// or postgresql:// URLs are accepted). Its errors
+    never quote the statement's parameters (hide_parameters): a worker logs every failed write while
+    the database is down, and those parameters are accounts, token hashes and results."""
     driver_url = async_url(url)
     if is_sqlite(url):
         # One connection: SQLite has one writer anyway, and writers from several connections
         # wait in SQLite's busy handler, which sleeps in steps up to 100 ms. A queue in-process
         # is fairer and much faster.
-        engine = create_async_engine(driver_url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60)
+        engine = create_async_engine(
+            driver_url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return SQLiteEngine(engine.sync_engine)
+    # pool_pre_ping: a connection the server dropped (a restart, a fail-over) is replaced at
+    # checkout instead of failing the next statement.
     return create_async_engine(
-        driver_url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+        driver_url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        hide_parameters=True,
+    )  # fmt: skip

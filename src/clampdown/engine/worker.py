@@ -123,7 +123,7 @@ class Worker:
             settings.max_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds
         )
         self._containments = ContainmentStore(store)
-        self._writer = GroupWriter(self._queue, self.id, clock)
+        self._writer = GroupWriter(self._queue, self.id, clock, patience_seconds=settings.lease_seconds)
         self._inflight: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()

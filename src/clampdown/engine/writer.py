@@ -3,6 +3,11 @@
 Each task hands its write to the writer and awaits it; the writer flushes everything pending in
 one transaction per kind. A bulk of thousands of actions then costs a few writes per flush
 instead of a few per action, while each task still knows when its write is durable.
+
+A write that fails (the database restarting, a fail-over) is tried again, with a capped back-off,
+for as long as the worker's leases may still hold: the actions' outcomes then land once the
+database is back and nothing is run twice. After that another worker may hold the actions, and
+the queue's fence would refuse the write anyway.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from clampdown.store.queue import ActionQueue, Completion, Held, Resolution, Ret
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_WRITE_TRIES = 5
 _LINGER_SECONDS = 0.005
+_FIRST_BACKOFF_SECONDS = 0.2
+_MAX_BACKOFF_SECONDS = 2.0
 
 
 class _Lane(Generic[T]):
@@ -36,8 +42,11 @@ class _Lane(Generic[T]):
 class GroupWriter:
     """Coalesces resolutions, completions and retries of one worker into batched transactions."""
 
-    def __init__(self, queue: ActionQueue, worker_id: str, clock: Clock) -> None:
+    def __init__(
+        self, queue: ActionQueue, worker_id: str, clock: Clock, *, patience_seconds: float = 60.0
+    ) -> None:
         self._store = queue
+        self._patience = patience_seconds  # how long a failing write is tried again (the lease)
         self._worker = worker_id
         self._clock = clock
         self._resolutions: _Lane[Resolution] = _Lane()
@@ -111,16 +120,20 @@ class GroupWriter:
     async def _write(self, lane: _Lane[T], write: Callable[[list[T]], Awaitable[None]]) -> None:
         taken = lane.take()
         if taken:
-            await self._write_taken(taken, write, _WRITE_TRIES)
+            await self._write_taken(taken, write, self._patience)
 
     async def _write_taken(
         self,
         taken: list[tuple[T, asyncio.Future[None]]],
         write: Callable[[list[T]], Awaitable[None]],
-        tries: int,
+        patience: float,
     ) -> None:
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + patience
         error: BaseException | None = None
-        for attempt in range(tries):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 await write([item for item, _ in taken])
                 error = None
@@ -129,16 +142,21 @@ class GroupWriter:
                 error = exc
                 if is_data_error(exc):
                     break  # the data is at fault: the same write fails the same way
-                log.warning("store write failed (try %d of %d): %s", attempt + 1, tries, exc)
-                if attempt + 1 < tries:  # the database blinked: try again before giving up
-                    await asyncio.sleep(0.2 * 2**attempt)
+                left = give_up_at - loop.time()  # the database blinked or restarts: try again
+                if left <= 0:
+                    log.warning("store write failed (try %d), giving up after %.0f s: %s",
+                                attempt, patience, exc)  # fmt: skip
+                    break
+                delay = min(_FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1), _MAX_BACKOFF_SECONDS, left)
+                log.warning("store write failed (try %d, again in %.1f s): %s", attempt, delay, exc)
+                await asyncio.sleep(delay)
         if error is not None and len(taken) > 1 and is_data_error(error):
             # One bad row must not fail the many sharing its transaction: write the halves apart,
             # until only the rows at fault fail (each with its own error).
             log.warning("a group write of %d failed (%s); writing it in parts", len(taken), error)
             half = len(taken) // 2
-            await self._write_taken(taken[:half], write, 1)
-            await self._write_taken(taken[half:], write, 1)
+            await self._write_taken(taken[:half], write, 0)
+            await self._write_taken(taken[half:], write, 0)
             return
         for _, fut in taken:
             if fut.done():
