@@ -193,6 +193,10 @@ class MemoryConnector:
         if self._failures.get(key, 0) < self.settings.transient_failures:
             self._failures[key] = self._failures.get(key, 0) + 1
             raise TransientError("the directory is busy", retry_after=0.0)
+        if method in _ALWAYS_ACT:
+            return ActionOutcome(
+                changed=True, message="sessions revoked" if method == "revoke_sessions" else f"{method} done"
+            )
         if self._apply(account.id, method, context.action_id):
             return ActionOutcome(changed=True, message=f"{method} done")
         return ActionOutcome.already(method)
