@@ -18,6 +18,7 @@ from clampdown.auth.principal import Principal, require_permission
 from clampdown.catalog import get_action
 from clampdown.config import PlaybookSettings, WatchSettings
 from clampdown.errors import ClampdownError
+from clampdown.limits import MAX_REASON
 from clampdown.model import Account, AccountState, Action, ActionStatus, Containment, ContainmentState
 from clampdown.permissions import RESPONSE_MANAGE
 from clampdown.services.actions import ActionService
@@ -184,12 +185,12 @@ class ContainmentWatch:
         event = drift_event(containment, step, drift.key, drift.expected, drift.found, now, response)
         items: list[NewAction] = []
         if response == "recontain":
-            items.append(await self._again(containment, step, drift))
+            items.append(self._again(containment, step, drift))
         return await self.containments.record_drift(
             containment.id, drift.note, event, items, now, self.actions.approval_deadline()
         )
 
-    async def _again(self, containment: Containment, step: Action, drift: Drift) -> NewAction:
+    def _again(self, containment: Containment, step: Action, drift: Drift) -> NewAction:
         """The step again, on the very account it changed, as the policy gate judges it now."""
         definition = get_action(step.type)
         account: Account | None = step.account
@@ -202,7 +203,7 @@ class ContainmentWatch:
             provider=definition.provider,
             target=step.target,
             requested_by=WATCH,
-            reason=reason[:4000],
+            reason=reason[:MAX_REASON],
             account=account,
             playbook=containment.playbook,
             approval_reason=approval,
