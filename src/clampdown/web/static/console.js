@@ -12,6 +12,8 @@
     return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
+  let leaving = false;  // set once the page is signing out
+
   async function api(method, url, body, headers = {}) {
     const sent = { Accept: "application/json", ...headers };
     if (method !== "GET") sent["X-CSRF-Token"] = csrfToken();
@@ -23,7 +25,7 @@
     const text = await response.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch { data = null; }
-    if (response.status === 401) { location.assign("/login?next=" + encodeURIComponent(location.pathname)); }
+    if (response.status === 401 && !leaving) { location.assign("/login?next=" + encodeURIComponent(location.pathname)); }
     if (!response.ok) throw new Error(data?.error?.message || `the server answered ${response.status}`);
     return data;
   }
@@ -31,7 +33,7 @@
   async function fragment(url) {
     const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
     if (response.redirected && new URL(response.url).pathname === "/login") {
-      location.assign(response.url);
+      if (!leaving) location.assign(response.url);
       throw new Error("signed out");
     }
     return response.text();
@@ -80,6 +82,9 @@
   });
 
   async function signOut() {
+    // A poll answered after the session ended must not send the page to /login?next=... and
+    // abort this navigation: once signing out, nothing else navigates.
+    leaving = true;
     await fetch("/api/v1/session", { method: "DELETE", credentials: "same-origin", headers: { "X-CSRF-Token": csrfToken() } });
     location.assign("/login");
   }
@@ -304,7 +309,7 @@
 
   // --- live regions: the action center table --------------------------------------------
   async function poll(region) {
-    if (document.hidden) return;
+    if (document.hidden || leaving) return;
     try {
       const html = await fragment(region.dataset.poll);
       if (html !== region.dataset.lastHtml) {
