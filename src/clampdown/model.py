@@ -248,6 +248,36 @@ class ActionFilter:
     until: datetime | None = None
 
 
+class ResidualStatus(enum.StrEnum):
+    """Whether a kind of access still works."""
+
+    ENDED = "ended"  # it no longer works (cut by a step, or its lifetime passed)
+    UNTIL = "until"  # it works until `until`, then ends by itself
+    REMAINS = "remains"  # it works until someone acts (nothing ends it by itself)
+    UNKNOWN = "unknown"  # the provider could not be read: assume it works
+
+
+@dataclass(frozen=True)
+class ResidualAccess:
+    """One kind of access an account may still hold after its containment acted, and until when:
+    tokens issued before a revoke, Kerberos tickets issued before a disable, app sessions a
+    provider cannot end, methods and grants left registered."""
+
+    provider: str
+    account: str  # the account's name (UPN, login, DN)
+    kind: str  # access_tokens, refresh_tokens, sessions, app_sessions, kerberos_tickets, ...
+    status: ResidualStatus
+    detail: str  # for a person: what it is, why it still works, what would end it
+    until: datetime | None = None  # with status `until`: when it ends by itself (the safe upper bound)
+    items: tuple[str, ...] = ()  # what is left, by name (methods, grants, groups, devices)
+
+    def at(self, now: datetime) -> ResidualAccess:
+        """As of `now`: access whose `until` has passed has ended."""
+        if self.status is ResidualStatus.UNTIL and self.until is not None and self.until <= now:
+            return replace(self, status=ResidualStatus.ENDED)
+        return self
+
+
 class ContainmentState(enum.StrEnum):
     """Where a containment is in its life. Stored: all but partly_contained, which is read from
     the steps (an active containment some of whose steps failed or were undone)."""
@@ -301,6 +331,8 @@ class Containment:
     end_reason: str | None = None
     notes: tuple[str, ...] = ()  # steps left out or without an inverse; drift the watch saw
     actions: tuple[Action, ...] = ()  # its steps, timers, releases and undos, in id order
+    # What its accounts may still use, read from the providers when asked; None: not read.
+    residual: tuple[ResidualAccess, ...] | None = None
 
     @property
     def steps(self) -> tuple[Action, ...]:

@@ -10,12 +10,13 @@ Connectors never touch the database.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from clampdown.model import Account, AccountState, ActionContext, ActionOutcome
+from clampdown.model import Account, AccountState, ActionContext, ActionOutcome, ResidualAccess
 
 ActionMethod = Callable[[Account, ActionContext], Awaitable[ActionOutcome]]
 
@@ -92,4 +93,22 @@ class BatchingConnector(Protocol):
         self, method: str, items: list[tuple[Account, ActionContext]]
     ) -> list[ActionOutcome | Exception]:
         """Perform catalog method `method` on each (account, context)."""
+        ...
+
+
+@runtime_checkable
+class ResidualAccessReader(Protocol):
+    """Optional: a connector that can say what an account may still use after a containment.
+
+    `applied` names each catalog action of this provider in force on the account (completed and
+    not undone) with the moment it completed: `{"entra.suspend_user": t1, "entra.revoke_sessions":
+    t2}`. The answer lists each kind of access the provider knows of, ended or not, with the
+    safe upper bound of when it ends by itself (a token issued just before the cut lives its
+    whole lifetime). Lifetimes are read from the provider (a token lifetime policy, the domain's
+    Kerberos policy) where it publishes them, else its documented defaults, and say which.
+    Raises like any read: TransientError, PermanentError.
+    """
+
+    async def residual_access(self, account: Account, applied: Mapping[str, datetime]) -> list[ResidualAccess]:
+        """What `account` may still use, given the actions `applied` to it."""
         ...
