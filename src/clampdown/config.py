@@ -240,17 +240,24 @@ class PlaybookSettings(_Section):
 
 
 def _default_playbooks() -> dict[str, PlaybookSettings]:
-    # Hybrid order: AD first, or the next directory sync undoes the Entra suspend; sessions are
-    # revoked once sign-in is blocked, or a fresh session could be issued in between.
+    # Block sign-in first (AD first, or the next directory sync undoes the Entra suspend), then end
+    # sessions and tokens once no new ones can be issued, then take away what the attacker may
+    # have added to come back: privileged groups, registered methods and devices, OAuth grants.
     steps = [
         PlaybookStep(action="ad.disable_user"),
         PlaybookStep(action="ad.force_password_reset", after="ad.disable_user"),
+        PlaybookStep(action="ad.remove_privileged_groups", after="ad.disable_user"),
         PlaybookStep(action="entra.suspend_user", after="ad.disable_user"),
         PlaybookStep(action="entra.revoke_sessions", after="entra.suspend_user"),
         PlaybookStep(action="entra.mark_compromised"),
+        PlaybookStep(action="entra.remove_auth_methods", after="entra.revoke_sessions"),
+        PlaybookStep(action="entra.disable_devices", after="entra.revoke_sessions"),
         PlaybookStep(action="okta.suspend_user"),
+        PlaybookStep(action="okta.clear_sessions", after="okta.suspend_user"),
+        PlaybookStep(action="okta.revoke_grants", after="okta.clear_sessions"),
     ]
-    contain = PlaybookSettings(description="Contain a person everywhere", steps=steps, on_drift="recontain")
+    contain = PlaybookSettings(description="Contain a person everywhere and evict them", steps=steps,
+                               on_drift="recontain")  # fmt: skip
     return {"contain": contain}
 
 

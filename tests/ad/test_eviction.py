@@ -295,3 +295,38 @@ async def test_kerberos_policy_is_read_from_the_default_domain_policy(
     finally:
         await blind.aclose()
     assert fallback.max_ticket_age == timedelta(hours=10) and "Windows defaults" in fallback.source
+
+
+async def test_residual_access_names_tickets_until_the_policy_says_and_groups_left(
+    ad: ADConnector, admin: Any, lab: SambaLab, make_user: Callable[..., ScratchUser],
+    make_group: Callable[..., str],
+) -> None:  # fmt: skip
+    from datetime import UTC, datetime, timedelta
+
+    from clampdown.model import ResidualStatus
+    from clampdown_lab.samba.seed import LAB_KERBEROS_POLICY, seed_kerberos_policy
+
+    seed_kerberos_policy(lab.sysvol)
+    user = make_user()
+    protected = make_group(admin_count=True)
+    add_member(admin, protected, user.dn)
+    account = await ad.resolve_user(user.sam)
+
+    # Nothing applied yet: new tickets can be had, and the privileged group is named.
+    found = {r.kind: r for r in await ad.residual_access(account, {})}
+    assert found["kerberos_tickets"].status is ResidualStatus.REMAINS
+    assert found["privileged_groups"].status is ResidualStatus.REMAINS
+    assert found["privileged_groups"].items == (protected.split(",")[0].removeprefix("CN="),)
+
+    # Disabled at a known moment and out of the group: tickets live the lab policy's MaxTicketAge.
+    disabled_at = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    remove_member(admin, protected, user.dn)
+    applied = {"ad.disable_user": disabled_at, "ad.remove_privileged_groups": disabled_at}
+    found = {r.kind: r for r in await ad.residual_access(account, applied)}
+    tickets = found["kerberos_tickets"]
+    assert tickets.status is ResidualStatus.UNTIL
+    assert tickets.until == disabled_at + timedelta(hours=LAB_KERBEROS_POLICY["MaxTicketAge"])
+    assert "Default Domain Policy" in tickets.detail
+    assert found["privileged_groups"].status is ResidualStatus.ENDED
+    assert "removed by ad.remove_privileged_groups" in found["privileged_groups"].detail
+    assert tickets.at(tickets.until).status is ResidualStatus.ENDED  # type: ignore[arg-type]

@@ -13,11 +13,18 @@ from tests.services.conftest import Services
 CONTAIN_STEPS = [
     "ad.disable_user",
     "ad.force_password_reset",
+    "ad.remove_privileged_groups",
     "entra.suspend_user",
     "entra.revoke_sessions",
     "entra.mark_compromised",
+    "entra.remove_auth_methods",
+    "entra.disable_devices",
     "okta.suspend_user",
+    "okta.clear_sessions",
+    "okta.revoke_grants",
 ]
+# Steps that take something no inverse gives back: a release lists them as not restored.
+NOT_RESTORED = ["entra.revoke_sessions", "entra.remove_auth_methods", "okta.clear_sessions", "okta.revoke_grants"]
 
 
 async def _stored(services: Services) -> list[tuple[str, ActionStatus]]:
@@ -36,11 +43,14 @@ async def test_contain_queues_every_step_in_order_with_its_links(
         (ActionStatus.QUEUED, run.batch_id, "contain", "INC-42")
     }
     ids = {a.type: a.id for a in stored}
+    # Sign-in blocked first, then sessions ended, then what the attacker may have added taken away.
     assert [a.after_action_id for a in stored] == [
-        None, ids["ad.disable_user"], ids["ad.disable_user"], ids["entra.suspend_user"], None, None
+        None, ids["ad.disable_user"], ids["ad.disable_user"], ids["ad.disable_user"], ids["entra.suspend_user"],
+        None, ids["entra.revoke_sessions"], ids["entra.revoke_sessions"], None, ids["okta.suspend_user"],
+        ids["okta.clear_sessions"],
     ]  # fmt: skip
     assert [a.account.provider if a.account else None for a in stored] == [
-        "ad", "ad", "entra", "entra", "entra", "okta"
+        "ad", "ad", "ad", "entra", "entra", "entra", "entra", "entra", "okta", "okta", "okta"
     ]  # fmt: skip
 
 
@@ -49,8 +59,9 @@ async def test_a_step_whose_provider_the_person_lacks_is_skipped(
 ) -> None:
     services.directories["okta"].absent.add("ivan")
     run = await services.playbooks.run("contain", "ivan", "INC-42", admin)
-    assert run.skipped == ["okta.suspend_user: ivan has no okta account"]
-    assert await _stored(services) == sorted((t, ActionStatus.QUEUED) for t in CONTAIN_STEPS[:-1])
+    okta = [t for t in CONTAIN_STEPS if t.startswith("okta.")]
+    assert run.skipped == [f"{t}: ivan has no okta account" for t in okta]
+    assert await _stored(services) == sorted((t, ActionStatus.QUEUED) for t in CONTAIN_STEPS if t not in okta)
 
 
 async def test_a_dry_run_plans_every_step_and_writes_nothing(services: Services, admin: Principal) -> None:
@@ -76,14 +87,15 @@ async def test_until_queues_a_timed_undo_for_every_step(services: Services, admi
 async def test_until_releases_what_has_an_inverse_and_names_what_has_none(
     services: Services, admin: Principal
 ) -> None:
-    # contain has entra.revoke_sessions, which has no inverse: it runs, and is not undone later.
+    # contain ends sessions and removes methods and grants, which have no inverse: they run, and
+    # are not undone later.
     until = services.actions.clock.now() + timedelta(hours=8)
     run = await services.playbooks.run("contain", "ivan", "INC-42", admin, until=until)
-    assert run.notes == [f"entra.revoke_sessions has no inverse: it is not undone at {until.isoformat()}"]
+    assert run.notes == [f"{t} has no inverse: it is not undone at {until.isoformat()}" for t in NOT_RESTORED]
     by_id = {a.id: a for a in run.actions}
     timers = [a for a in run.actions if a.undoes_action_id is not None]
     assert sorted(by_id[t.undoes_action_id or 0].type for t in timers) == sorted(
-        t for t in CONTAIN_STEPS if t != "entra.revoke_sessions"
+        t for t in CONTAIN_STEPS if t not in NOT_RESTORED
     )
     assert {t.available_at for t in timers} == {until}
 
@@ -103,12 +115,19 @@ async def test_release_undoes_exactly_what_the_containment_changed(
     undoes = {(await services.store.get(a.id)).undoes_action_id: a.type for a in release.actions}
     assert undoes == {
         by_type["ad.force_password_reset"].id: "ad.clear_password_reset",
+        by_type["ad.remove_privileged_groups"].id: "ad.restore_privileged_groups",
         by_type["entra.suspend_user"].id: "entra.enable_user",
         by_type["entra.mark_compromised"].id: "entra.dismiss_user_risk",
+        by_type["entra.disable_devices"].id: "entra.enable_devices",
         by_type["okta.suspend_user"].id: "okta.unsuspend_user",
     }
-    assert len(release.skipped) == 2
-    assert all("nothing to undo" in s for s in release.skipped)
+    # The AD disable changed nothing; what ended sessions or took methods and grants cannot be
+    # given back, and the release says so with what each step took.
+    assert release.skipped[0] == f"ad.disable_user (action {by_type['ad.disable_user'].id}): nothing to undo"
+    assert release.skipped[1:] == [
+        f"{t} (action {by_type[t].id}): cannot be restored: {by_type[t].result['message']}"  # type: ignore[index]
+        for t in NOT_RESTORED
+    ]
     await services.drain()
     released = await services.store.get_many([a.id for a in release.actions])
     assert {a.status for a in released.values()} == {ActionStatus.COMPLETED}

@@ -68,7 +68,7 @@ async def test_every_cli_json_is_its_api_twin(server: Server, tmp_path: Path) ->
     contained = _cli(server, token, "contain", "frank", "-r", "INC-4", "--dry-run")
     body = {"target": "frank", "reason": "INC-4", "dry_run": True}
     assert contained == _api(server, token, "POST", "/api/v1/playbooks/contain/run", **body)
-    assert contained["batch_id"] is None and len(contained["plan"]) == 6
+    assert contained["batch_id"] is None and len(contained["plan"]) == 11  # the default contain
 
     # actions list: the items of GET /api/v1/actions
     listed = _cli(server, token, "actions", "list")
@@ -111,6 +111,10 @@ async def test_every_cli_json_is_its_api_twin(server: Server, tmp_path: Path) ->
         worker.terminate()
         worker.wait(15)
     assert {a["status"] for a in batch} == {"completed"}, batch
+    # containments show: GET /api/v1/containments/{id}, with what the accounts may still use.
+    shown = _cli(server, token, "containments", "show", str(run["containment_id"]))
+    assert shown == _api(server, token, "GET", f"/api/v1/containments/{run['containment_id']}")
+    assert shown["state"] == "active" and shown["residual"], shown
     released = _cli(server, token, "release", "gina", "-r", "false positive", "--dry-run")
     body = {"target": "gina", "reason": "false positive", "dry_run": True}
     assert released == _api(server, token, "POST", "/api/v1/playbooks/release/run", **body)

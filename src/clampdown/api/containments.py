@@ -34,7 +34,8 @@ async def list_containments(
 async def get_containment(
     request: Request, caller: CallerDep, containment_id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> ContainmentView:
-    """One containment: its steps, timed releases, releases and undos."""
+    """One containment: its steps, timed releases, releases and undos; while it is open, also
+    what its accounts may still use and until when (`residual`, read from the providers now)."""
     return ContainmentView.model_validate(
-        await runtime(request).playbooks.containment(caller, containment_id)
+        await runtime(request).playbooks.containment(caller, containment_id, residual=True)
     )

@@ -11,7 +11,7 @@ from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load
 from clampdown.cli.errors import run
 from clampdown.errors import InvalidInput
-from clampdown.model import Containment, ContainmentState
+from clampdown.model import Containment, ContainmentState, ResidualAccess, ResidualStatus
 from clampdown.services.runtime import open_runtime
 from clampdown.services.watch import WatchRound
 from clampdown.views import ContainmentView, WatchRoundView
@@ -71,7 +71,7 @@ def containments_show(containment_id: int, as_json: JsonOption = False) -> None:
 
     async def go() -> Containment:
         async with open_runtime(settings) as rt:
-            return await rt.playbooks.containment(await caller(rt), containment_id)
+            return await rt.playbooks.containment(await caller(rt), containment_id, residual=True)
 
     found = run(go())
     if as_json:
@@ -84,6 +84,22 @@ def containments_show(containment_id: int, as_json: JsonOption = False) -> None:
         render.console.print(
             f"  [{action.containment_role}] " + render.summary(action), highlight=False, markup=False
         )
+    if found.residual is not None:
+        render.console.print("What may still work:", highlight=False)
+        for line in residual_lines(found.residual):
+            render.console.print(f"  {line}", highlight=False, markup=False)
+
+
+def residual_lines(found: tuple[ResidualAccess, ...]) -> list[str]:
+    """One line per kind of access: provider, account, kind, status (until when), what, what is left."""
+    lines = []
+    for item in found:
+        status = item.status.value
+        if item.status is ResidualStatus.UNTIL and item.until is not None:
+            status = f"until {item.until.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+        left = f" [{', '.join(item.items)}]" if item.items else ""
+        lines.append(f"{item.provider} {item.account} {item.kind}: {status}: {item.detail}{left}")
+    return lines
 
 
 @containments_app.command("watch")

@@ -109,6 +109,8 @@ class ResidualAccessReader(Protocol):
     Raises like any read: TransientError, PermanentError.
     """
 
-    async def residual_access(self, account: Account, applied: Mapping[str, datetime]) -> list[ResidualAccess]:
+    async def residual_access(
+        self, account: Account, applied: Mapping[str, datetime]
+    ) -> list[ResidualAccess]:
         """What `account` may still use, given the actions `applied` to it."""
         ...

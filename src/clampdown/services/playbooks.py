@@ -5,7 +5,7 @@ the open containments it superseded) changed, once."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from clampdown.auth.principal import Principal
@@ -18,6 +18,7 @@ from clampdown.policy import Verdict
 from clampdown.services.actions import ActionService, clean_reason
 from clampdown.services.people import LinkedAccount, find_person
 from clampdown.services.planning import PlanItem, plan_item
+from clampdown.services.residual import ResidualAccessService
 from clampdown.store.actions import NewAction
 from clampdown.store.containments import ContainmentStore, NewContainment
 
@@ -87,6 +88,15 @@ def in_flight(chain: list[Containment]) -> list[Action]:
     ]
 
 
+def _not_undone(step: Action) -> str:
+    """Why a release leaves a step as it is: it changed nothing, or what it took cannot be given
+    back (sessions ended, methods removed, grants revoked), said with what it took."""
+    if step.status is ActionStatus.COMPLETED and step.changed and get_action(step.type).inverse is None:
+        took = str((step.result or {}).get("message") or "")
+        return f"{step.type} (action {step.id}): cannot be restored" + (f": {took}" if took else "")
+    return f"{step.type} (action {step.id}): nothing to undo"
+
+
 def _joined(first: Verdict | None, second: Verdict | None) -> Verdict | None:
     """Both verdicts' rules as one, for a request approved together with something else."""
     if first is None or second is None:
@@ -102,6 +112,7 @@ class PlaybookService:
         self.actions = actions
         self.playbooks = playbooks
         self.containments = containments
+        self.residual = ResidualAccessService(actions.connectors, actions.clock)
 
     def _playbook(self, name: str) -> PlaybookSettings:
         if name not in self.playbooks:
@@ -245,10 +256,22 @@ class PlaybookService:
         wanted = set(states or ())
         return [c for c in listed if not wanted or c.effective_state in wanted]
 
-    async def containment(self, principal: Principal, containment_id: int) -> Containment:
-        """One containment with every action that hangs off it."""
+    async def containment(
+        self, principal: Principal, containment_id: int, *, residual: bool = False
+    ) -> Containment:
+        """One containment with every action that hangs off it; with `residual`, an open one also
+        says what its accounts may still use (read from the providers now)."""
         await self.actions.authorize_read(principal)
-        return await self.containments.get(containment_id)
+        found = await self.containments.get(containment_id)
+        return await self.with_residual(found) if residual else found
+
+    async def with_residual(self, containment: Containment) -> Containment:
+        """An open containment with what its accounts may still use, and until when; an ended
+        one as it is (its accounts are handed back, or held by the one that superseded it)."""
+        if not containment.state.is_open:
+            return containment
+        chain = await self.containments.chain([containment])
+        return replace(containment, residual=await self.residual.of(containment, chain))
 
     async def open_containments(self, principal: Principal, account_ids: set[str]) -> list[Containment]:
         """The person's open containments, newest first (an active one, and one awaiting approval
@@ -287,9 +310,7 @@ class PlaybookService:
         chosen = sorted([*chosen, *flying], key=lambda a: a.id)
         chosen_ids = {a.id for a in chosen}
         for c in chain:
-            skipped += [
-                f"{a.type} (action {a.id}): nothing to undo" for a in c.steps if a.id not in chosen_ids
-            ]
+            skipped += [_not_undone(a) for a in c.steps if a.id not in chosen_ids]
         given = clean_text("reason", reason, MAX_REASON)
         for action in chosen:
             definition = get_action(action.type)

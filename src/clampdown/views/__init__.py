@@ -24,6 +24,7 @@ from clampdown.views.playbooks import (
     DriftView,
     PlanItemView,
     PlaybookRunView,
+    ResidualAccessView,
     WatchRoundView,
 )
 from clampdown.views.workers import WorkerView
@@ -50,6 +51,7 @@ __all__ = [
     "PlanItemView",
     "PlaybookRunView",
     "QueryResultView",
+    "ResidualAccessView",
     "RuleRunView",
     "SavedQueryView",
     "TokenView",

@@ -31,6 +31,20 @@ class PlaybookRunView(View):
     notes: list[str] = Field(default_factory=list, description="Steps with no inverse under `until`")
 
 
+class ResidualAccessView(View):
+    """One kind of access a contained account may still hold, and until when."""
+
+    provider: str
+    account: str
+    kind: str = Field(description="access_tokens, refresh_tokens, sessions, app_sessions, kerberos_tickets, "
+                      "auth_methods, factors, grants, devices, privileged_groups, or unread")  # fmt: skip
+    status: str = Field(description="ended, until (ends by itself at `until`), remains (until someone "
+                        "acts) or unknown (the provider could not be read)")  # fmt: skip
+    until: datetime | None
+    detail: str
+    items: list[str] = Field(description="What is left, by name: methods, grants, groups, devices")
+
+
 class ContainmentView(View):
     """One containment of one person: who, why, which accounts, its state and its actions."""
 
@@ -51,6 +65,9 @@ class ContainmentView(View):
     end_reason: str | None
     notes: list[str] = Field(description="Steps left out or without an inverse; each drift the watch saw")
     actions: list[ActionView]
+    residual: list[ResidualAccessView] | None = Field(
+        None, description="For one open containment: what its accounts may still use, read now"
+    )
 
 
 class DriftView(View):

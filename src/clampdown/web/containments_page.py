@@ -123,8 +123,10 @@ async def containments_page(request: Request, who: ViewerDep, filters: FiltersDe
     )  # fmt: skip
 
 
-async def _load(request: Request, who: Viewer, containment_id: int) -> ContainmentDetail:
-    found = await runtime(request).playbooks.containment(who.principal, containment_id)
+async def _load(
+    request: Request, who: Viewer, containment_id: int, *, residual: bool = False
+) -> ContainmentDetail:
+    found = await runtime(request).playbooks.containment(who.principal, containment_id, residual=residual)
     return _detail(found, who.principal)
 
 
@@ -132,9 +134,10 @@ async def _load(request: Request, who: Viewer, containment_id: int) -> Containme
 async def containment_page(
     request: Request, who: ViewerDep, containment_id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> HTMLResponse:
-    """One containment: its accounts, notes, how it ended and its actions by role."""
+    """One containment: its accounts, notes, how it ended, its actions by role and, while it is
+    open, what its accounts may still use (read once per page; the polled panel does not)."""
     try:
-        detail = await _load(request, who, containment_id)
+        detail = await _load(request, who, containment_id, residual=True)
     except ClampdownError as exc:
         return render_problem(request, who, exc)
     return render(request, "containment.html", who, detail=detail, outcome=outcome)

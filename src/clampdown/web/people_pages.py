@@ -96,10 +96,12 @@ async def _open_containments(request: Request, person: PersonView, who: Viewer) 
     account_ids = {a.account_id for a in person.accounts}
     if not account_ids:
         return []
+    playbooks = runtime(request).playbooks
     try:
-        return await runtime(request).playbooks.open_containments(who.principal, account_ids)
+        found = await playbooks.open_containments(who.principal, account_ids)
     except NotFound:
         return []
+    return [await playbooks.with_residual(c) for c in found]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import string
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -29,6 +29,8 @@ from clampdown.model import (
     AccountState,
     ActionContext,
     ActionOutcome,
+    ResidualAccess,
+    ResidualStatus,
     StateValue,
 )
 from clampdown.sealing import seal
@@ -222,6 +224,45 @@ class ADConnector:
         return kerberos_policy.residual_access(
             policy, when, last_logon, flags.filetime_to_iso(entry.int("pwdLastSet"))
         )
+
+    async def residual_access(
+        self, account: Account, applied: Mapping[str, datetime]
+    ) -> list[ResidualAccess]:
+        """Kerberos tickets issued before the disable (until the domain's maximum ticket age after
+        it) and the privileged groups the account is still in."""
+        disabled_at = applied.get("ad.disable_user")
+        s = self.settings
+        specs, admin_count = list(s.privileged_groups), s.privileged_admin_count_groups
+        groups = await self.pool.run(
+            lambda conn: _privileged_memberships(conn, account, specs, admin_count)
+        )
+        found: list[ResidualAccess] = []
+        if disabled_at is None:
+            found.append(ResidualAccess(
+                "ad", account.name, "kerberos_tickets", ResidualStatus.REMAINS,
+                "The account is not disabled: it can still get new Kerberos tickets "
+                "(ad.disable_user ends that)",
+            ))  # fmt: skip
+        else:
+            tickets = await self.kerberos_residual_access(account, disabled_at)
+            found.append(ResidualAccess(
+                "ad", account.name, "kerberos_tickets", ResidualStatus.UNTIL, tickets.message,
+                until=tickets.tickets_valid_until,
+            ))  # fmt: skip
+        removed = "ad.remove_privileged_groups" in applied
+        if groups:
+            found.append(ResidualAccess(
+                "ad", account.name, "privileged_groups", ResidualStatus.REMAINS,
+                f"Still a member of {len(groups)} privileged group(s)"
+                + ("" if removed else " (ad.remove_privileged_groups takes the account out)"),
+                items=tuple(g.name for g in groups),
+            ))  # fmt: skip
+        else:
+            found.append(ResidualAccess(
+                "ad", account.name, "privileged_groups", ResidualStatus.ENDED,
+                "In no privileged group" + (" (removed by ad.remove_privileged_groups)" if removed else ""),
+            ))  # fmt: skip
+        return found
 
     def hands_secret(self, method: str) -> bool:
         """Whether `method` makes a secret for the requester: force_password_reset with
@@ -458,6 +499,16 @@ def _removed_earlier(
         "of this action that ended before recording it",
         details=_groups_detail("removed", earlier),
     )
+
+
+def _privileged_memberships(
+    conn: Connection, account: Account, specs: list[str], admin_count: bool
+) -> list[privileged.Group]:
+    """The privileged groups (or groups nested into one) the account is a direct member of now."""
+    entry = _read(conn, account, ["memberOf"])
+    domain = privileged.read_domain(conn)
+    groups = privileged.privileged_groups(conn, domain, specs, admin_count)
+    return privileged.privileged_among(conn, domain, groups, entry.dn)
 
 
 def _restore_privileged(conn: Connection, account: Account, recorded: list[str]) -> ActionOutcome:
