@@ -170,14 +170,12 @@ class Residual:
         )
         if not user.ok:
             raise self.error(user, "read_user", account.name)
-        now = self.clock.now()
-        found = [
-            self._access_tokens(account, user.body, applied, lifetime).at(now),
+        return [
+            self._access_tokens(account, user.body, applied, lifetime, self.clock.now()),
             self._refresh_tokens(account, user.body, applied),
             await self._listed(account, methods, "read_auth_methods", "auth_methods", applied, self._methods),
             await self._listed(account, devices, "read_devices", "devices", applied, self._devices),
         ]
-        return found
 
     def _record(
         self, account: Account, kind: str, status: ResidualStatus, detail: str, **more: Any
@@ -199,7 +197,9 @@ class Residual:
         user: Mapping[str, Any],
         applied: Mapping[str, datetime],
         lifetime: TokenLifetime,
+        now: datetime,
     ) -> ResidualAccess:
+        """UNTIL the cut plus the lifetime (ENDED once that passed); REMAINS without a cut."""
         cut = self._cut(user, applied)
         if cut is None:
             if SUSPEND in applied:
@@ -211,7 +211,7 @@ class Residual:
                 detail = "sign-in not blocked, sessions not revoked: new tokens can be issued"
             return self._record(account, "access_tokens", ResidualStatus.REMAINS, detail)
         until = cut + lifetime.lifetime
-        ended = until <= self.clock.now()
+        ended = until <= now
         valid = f"expired by {_at(until)} at the latest" if ended else f"stay valid until {_at(until)}"
         detail = (
             f"access tokens issued before {_at(cut)} {valid} in apps without Continuous Access "
@@ -223,7 +223,7 @@ class Residual:
                 "; the account is still enabled: a sign-in with its password and methods gets new "
                 "tokens (entra.suspend_user blocks it)"
             )
-        return self._record(account, "access_tokens", ResidualStatus.UNTIL, detail, until=until)
+        return self._record(account, "access_tokens", ResidualStatus.UNTIL, detail, until=until).at(now)
 
     def _refresh_tokens(
         self, account: Account, user: Mapping[str, Any], applied: Mapping[str, datetime]
