@@ -37,6 +37,10 @@ Method
     DELETE /users/{id}/authentication/{fido2Methods|microsoftAuthenticatorMethods|phoneMethods|
     temporaryAccessPassMethods}/{id} ('204', as the docs' examples answer). Collection items of
     authenticationMethod are the base type; the derived types' properties pass as additional properties.
+  * Residual access operations (Clampdown issue 16, item 3): GET /policies/tokenLifetimePolicies (the
+    policyRoot navigation, a tokenLifetimePolicy collection; tokenLifetimePolicy -> stsPolicy ->
+    policyBase -> directoryObject) and POST /policies/tokenLifetimePolicies ('201' with the entity, as
+    the create docs answer).
 """
 import sys, argparse, xml.etree.ElementTree as ET, yaml, copy
 
@@ -277,6 +281,7 @@ def paths():
                 'responses': {'2XX': {'description': 'Retrieved navigation property', 'content': json_content(ref('microsoft.graph.signIn'))}, 'default': ERR},
                 'x-ms-docs-operation-type': 'operation'}}
     eviction_paths(P)
+    residual_paths(P)
     P['/$batch'] = {'post': {
         'tags': ['batch'], 'summary': 'JSON batching (hand-written; not part of Microsoft\'s OpenAPI files)',
         'description': 'Up to 20 requests. Each response carries its own status; a request whose dependsOn target failed gets 424. Throttled individual requests get status 429 with their own Retry-After header.',
@@ -291,7 +296,9 @@ def paths():
 EVICTION_ROOTS = ['directoryRole', 'device', 'authenticationMethod', 'fido2AuthenticationMethod',
                   'microsoftAuthenticatorAuthenticationMethod', 'phoneAuthenticationMethod',
                   'temporaryAccessPassAuthenticationMethod', 'passwordAuthenticationMethod']
-COLLECTIONS = ('user', 'riskyUser', 'riskyUserHistoryItem', 'signIn', 'directoryRole', 'device', 'authenticationMethod')
+RESIDUAL_ROOTS = ['tokenLifetimePolicy']
+COLLECTIONS = ('user', 'riskyUser', 'riskyUserHistoryItem', 'signIn', 'directoryRole', 'device', 'authenticationMethod',
+               'tokenLifetimePolicy')
 METHOD_KINDS = (('fido2Methods', 'fido2AuthenticationMethod', 'fido2authenticationmethod-delete'),
                 ('microsoftAuthenticatorMethods', 'microsoftAuthenticatorAuthenticationMethod', 'microsoftauthenticatorauthenticationmethod-delete'),
                 ('phoneMethods', 'phoneAuthenticationMethod', 'phoneauthenticationmethod-delete'),
@@ -338,6 +345,22 @@ def eviction_paths(P):
                        'parameters': [{'name': 'If-Match', 'in': 'header', 'description': 'ETag', 'style': 'simple', 'schema': {'type': 'string'}}],
                        'responses': {'204': {'description': 'Success'}, 'default': ERR},
                        'x-ms-docs-operation-type': 'operation'}}
+
+def residual_paths(P):
+    P['/policies/tokenLifetimePolicies'] = {
+        'get': {'tags': ['policies.tokenLifetimePolicy'], 'summary': 'List tokenLifetimePolicies',
+                'description': 'Get a list of tokenLifetimePolicy objects.',
+                'operationId': 'policy_ListTokenLifetimePolicy',
+                'externalDocs': {'description': 'Find more info here', 'url': 'https://learn.microsoft.com/graph/api/tokenlifetimepolicy-list?view=graph-rest-1.0'},
+                'parameters': LISTP, 'responses': {'2XX': coll_resp('tokenLifetimePolicy'), 'default': ERR},
+                'x-ms-pageable': pageable(), 'x-ms-docs-operation-type': 'operation'},
+        'post': {'tags': ['policies.tokenLifetimePolicy'], 'summary': 'Create tokenLifetimePolicy',
+                 'description': 'Create a new tokenLifetimePolicy object. Graph returns 201 Created with the object.',
+                 'operationId': 'policy_CreateTokenLifetimePolicy',
+                 'externalDocs': {'description': 'Find more info here', 'url': 'https://learn.microsoft.com/graph/api/tokenlifetimepolicy-post-tokenlifetimepolicies?view=graph-rest-1.0'},
+                 'requestBody': {'description': 'New navigation property', 'required': True, 'content': json_content(ref('microsoft.graph.tokenLifetimePolicy'))},
+                 'responses': {'201': {'description': 'Created navigation property.', 'content': json_content(ref('microsoft.graph.tokenLifetimePolicy'))}, 'default': ERR},
+                 'x-ms-docs-operation-type': 'operation'}}
 
 def relabel(item, suffix):
     it = copy.deepcopy(item)
@@ -408,7 +431,7 @@ def main():
     a = ap.parse_args()
     m = Model(a.csdl)
     g = Gen(m, a.strict_odata_type)
-    schemas = g.run(['user', 'riskyUser', 'riskyUserHistoryItem', 'signIn'] + EVICTION_ROOTS)
+    schemas = g.run(['user', 'riskyUser', 'riskyUserHistoryItem', 'signIn'] + EVICTION_ROOTS + RESIDUAL_ROOTS)
     cs, responses, params, sec = common_components()
     schemas.update(cs)
     doc = {'openapi': '3.0.3',

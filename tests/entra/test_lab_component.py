@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
+import jwt
 import pytest
 
 from clampdown.connectors.entra import EntraConnector, EntraSettings
@@ -41,6 +43,11 @@ async def test_up_down_keeps_ids_and_state(lab: tuple[GraphLabComponent, Path]) 
             "GET", "/auditLogs/signIns", params={"$filter": f"userId eq '{alice_id}'"}
         )
         assert len(reply.body["value"]) == 2  # the demo history
+        # The lab tenant's organization default policy: two-hour access tokens, the emulator's too.
+        lifetime = await connector.residual.lifetimes.get()
+        assert lifetime.lifetime == timedelta(hours=2) and "organization default" in lifetime.source
+        token = jwt.decode(await connector.tokens.token(), options={"verify_signature": False})
+        assert token["exp"] - token["iat"] == 7200
     finally:
         await connector.aclose()
 

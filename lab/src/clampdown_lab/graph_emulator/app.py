@@ -1,7 +1,7 @@
 """The emulator's FastAPI app: identity platform endpoints, Graph v1.0 and `$batch`, and a small
 admin API under `/_emulator` that tests and the lab use to configure throttling, inject faults,
-move the tenant's clock, register apps, add users, devices, authentication methods and directory
-role memberships, and simulate sign-ins."""
+move the tenant's clock, register apps, add users, devices, authentication methods, directory
+role memberships and the organization default token lifetime policy, and simulate sign-ins."""
 
 from __future__ import annotations
 
@@ -80,6 +80,13 @@ class AuthMethodSeed(BaseModel):
     kind: str  # fido2Methods, microsoftAuthenticatorMethods, phoneMethods, temporaryAccessPassMethods
     registered_hours_ago: float = Field(0.0, ge=0)
     properties: dict[str, Any] = Field(default_factory=dict)  # displayName, phoneNumber, ...
+
+
+class TokenLifetimeSeed(BaseModel):
+    """The organization default token lifetime policy, set (replacing any) or removed (null)."""
+
+    access_token_lifetime: str | None  # a TimeSpan, e.g. "02:00:00"; None: no default policy
+    displayName: str = "Organization default token lifetime"
 
 
 class RoleSeed(BaseModel):
@@ -315,6 +322,32 @@ def create_app(emulator: Emulator) -> FastAPI:
     async def dump_auth_methods(request: Request) -> Response:
         by_user = {u: [asdict(m) for m in ms] for u, ms in tenant.auth_methods.items()}
         return admin(request) or _json(200, by_user)
+
+    @app.put("/_emulator/token-lifetime")
+    async def set_token_lifetime(request: Request, seed: TokenLifetimeSeed) -> Response:
+        if (denied := admin(request)) is not None:
+            return denied
+        old = tenant.default_token_lifetime_policy()
+        if old is not None:
+            del tenant.token_lifetime_policies[old.id]
+        if seed.access_token_lifetime is None:
+            emulator.graph.dirty = True
+            return _json(200, {"id": None})
+        definition = json.dumps(
+            {"TokenLifetimePolicy": {"Version": 1, "AccessTokenLifetime": seed.access_token_lifetime}}
+        )
+        try:
+            policy = tenant.add_token_lifetime_policy(seed.displayName, [definition], True)
+        except ValueError as exc:
+            if old is not None:
+                tenant.token_lifetime_policies[old.id] = old
+            return _json(400, {"error": str(exc)})
+        emulator.graph.dirty = True
+        return _json(200, {"id": policy.id, "expires_in": emulator.tokens.lifetime_seconds()})
+
+    @app.get("/_emulator/token-lifetime-policies")
+    async def dump_token_lifetime_policies(request: Request) -> Response:
+        return admin(request) or _json(200, [asdict(p) for p in tenant.token_lifetime_policies.values()])
 
     @app.post("/_emulator/roles")
     async def assign_role(request: Request, seed: RoleSeed) -> Response:

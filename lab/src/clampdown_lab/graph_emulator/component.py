@@ -1,5 +1,7 @@
 """`clampdown lab up` for Entra ID: the Graph emulator as a detached HTTPS process, its tenant
-kept under lab_dir/entra so object ids and states survive restarts.
+kept under lab_dir/entra so object ids and states survive restarts. The tenant has an organization
+default token lifetime policy of two hours (LAB_ACCESS_TOKEN_LIFETIME), so residual access shows
+a lifetime read from the tenant, and the emulator's own tokens live that long.
 
 Files under lab_dir/entra: tenant.json (users, risk, sign-ins, the app registration),
 client-secret (given to Clampdown as a secret file), app-certificate.pem (key and certificate
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import ssl
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from clampdown_lab.graph_emulator.tls import write_client_certificate, write_tls
 from clampdown_lab.people import LAB_DOMAIN, DemoPerson
 
 APP_CLIENT_ID = object_id("app", "clampdown-lab")
+LAB_ACCESS_TOKEN_LIFETIME = "02:00:00"  # the organization default token lifetime policy's
 _MODULE = "clampdown_lab.graph_emulator"
 # Sign-ins written once into a new lab tenant, so hunting has history to look at.
 _DEMO_SIGN_INS = (("203.0.113.10", "Paris", "FR"), ("198.51.100.23", "Lyon", "FR"))
@@ -70,6 +74,13 @@ class GraphLabComponent:
             seeded = admin.post("/_emulator/people", json=[_person_seed(p, on_premises) for p in people])
             seeded.raise_for_status()
             ids: dict[str, str] = seeded.json()["ids"]
+            # Every `up`: a tenant made by an older lab gets the permissions added since.
+            admin.post("/_emulator/apps", json=asdict(self._registration(home))).raise_for_status()
+            lifetime = {
+                "access_token_lifetime": LAB_ACCESS_TOKEN_LIFETIME,
+                "displayName": "Lab organization default: two-hour access tokens",
+            }
+            admin.put("/_emulator/token-lifetime", json=lifetime).raise_for_status()
             if new_tenant:
                 self._seed_history(admin, people)
         tenant_id = Tenant().tenant_id
@@ -147,18 +158,21 @@ class GraphLabComponent:
         state = home / STATE_FILE
         if state.exists():
             return False
-        pem = cert_file.read_text(encoding="utf-8")
-        certificate = pem[pem.index("-----BEGIN CERTIFICATE-----") :]
         tenant = Tenant()
-        tenant.apps[APP_CLIENT_ID] = AppRecord(
+        tenant.apps[APP_CLIENT_ID] = self._registration(home)
+        tenant.save(state)
+        return True
+
+    def _registration(self, home: Path) -> AppRecord:
+        """The lab's app registration: every permission, the secret and the certificate in `home`."""
+        pem = (home / "app-certificate.pem").read_text(encoding="utf-8")
+        return AppRecord(
             APP_CLIENT_ID,
             "Clampdown (lab)",
             list(ALL_ROLES),
             secrets=[(home / "client-secret").read_text(encoding="utf-8").strip()],
-            certificates=[certificate],
+            certificates=[pem[pem.index("-----BEGIN CERTIFICATE-----") :]],
         )
-        tenant.save(state)
-        return True
 
     def _seed_history(self, admin: httpx.Client, people: tuple[DemoPerson, ...]) -> None:
         for person in people:

@@ -1,7 +1,7 @@
 """Microsoft Graph v1.0 resources of the emulated tenant, as one dispatcher that serves both
 plain HTTP requests and the requests inside a `$batch`: users, riskyUsers and sign-in logs (and,
-from eviction_api, roles, devices and authentication methods), with Graph's permission checks,
-throttling scopes and error bodies."""
+from eviction_api, roles, devices and authentication methods; from policies_api, token lifetime
+policies), with Graph's permission checks, throttling scopes and error bodies."""
 
 from __future__ import annotations
 
@@ -217,10 +217,11 @@ class GraphApi:
             ("GET", re.compile(r"/auditLogs/signIns/?"), ("reports",), GraphApi.list_sign_ins),
             ("GET", re.compile(r"/auditLogs/signIns/([^/]+)"), ("reports",), GraphApi.get_sign_in),
         ]
-        # Imported here: eviction_api builds on this module's types.
-        from clampdown_lab.graph_emulator import eviction_api
+        # Imported here: eviction_api and policies_api build on this module's types.
+        from clampdown_lab.graph_emulator import eviction_api, policies_api
 
         self.routes += eviction_api.routes()
+        self.routes += policies_api.routes()
 
     def handle(self, request: GraphRequest) -> GraphResponse:
         """Serve one request: route, throttle, inject faults, run, map GraphFault to an error body."""

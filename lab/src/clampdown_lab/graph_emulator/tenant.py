@@ -1,5 +1,6 @@
-"""The emulated tenant's state: users, risky users, sign-ins, app registrations, and what eviction
-acts on: directory role memberships, registered devices and authentication methods.
+"""The emulated tenant's state: users, risky users, sign-ins, app registrations, what eviction
+acts on (directory role memberships, registered devices and authentication methods) and the
+token lifetime policies (the organization default sets the lifetime of the tokens it issues).
 
 Kept in memory and, for the lab, saved to a JSON file so object ids stay stable across restarts.
 Ids are derived from the UPN (uuid5), so a re-seeded lab gets the same ids too.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +38,8 @@ ALL_ROLES = (
     "UserAuthenticationMethod.ReadWrite.All",
     "Device.Read.All",
     "Device.ReadWrite.All",
+    "Policy.Read.All",
+    "Policy.ReadWrite.ApplicationConfiguration",
 )
 # Built-in directory roles by display name, with their documented role template ids.
 DIRECTORY_ROLES = {
@@ -72,6 +76,36 @@ METHOD_KINDS = {
     "phoneMethods": "#microsoft.graph.phoneAuthenticationMethod",
     "temporaryAccessPassMethods": "#microsoft.graph.temporaryAccessPassAuthenticationMethod",
 }
+
+
+# A .NET TimeSpan as token lifetime policies write it: [d.]hh:mm:ss[.fffffff].
+_TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.\d+)?")
+
+
+def timespan(text: str) -> timedelta:
+    """A TimeSpan string ("02:00:00", "1.00:00:00") as a timedelta; ValueError if malformed."""
+    found = _TIMESPAN.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(f"'{text}' is not a TimeSpan ([d.]hh:mm:ss)")
+    days, hours, minutes, seconds = (int(g or 0) for g in found.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def access_token_lifetime(definition: list[str]) -> timedelta | None:
+    """The AccessTokenLifetime a tokenLifetimePolicy's `definition` sets (None: it sets none);
+    ValueError if a definition string is not the documented JSON."""
+    for text in definition:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            raise ValueError(f"the policy definition {text[:80]!r} is not JSON") from None
+        body = parsed.get("TokenLifetimePolicy") if isinstance(parsed, dict) else None
+        if not isinstance(body, dict):
+            raise ValueError("a token lifetime policy definition holds a 'TokenLifetimePolicy' object")
+        lifetime = body.get("AccessTokenLifetime")
+        if lifetime is not None:
+            return timespan(str(lifetime))
+    return None
 
 
 def object_id(kind: str, key: str) -> str:
@@ -168,6 +202,19 @@ class RiskRecord:
 
 
 @dataclass
+class TokenLifetimePolicyRecord:
+    """One tokenLifetimePolicy; field names follow Graph's resource. `definition` holds JSON
+    strings like {"TokenLifetimePolicy":{"Version":1,"AccessTokenLifetime":"02:00:00"}}."""
+
+    id: str
+    displayName: str
+    definition: list[str]
+    isOrganizationDefault: bool = False
+    description: str | None = None
+    deletedDateTime: str | None = None
+
+
+@dataclass
 class AppRecord:
     """An app registration: its credentials and granted application permissions."""
 
@@ -193,19 +240,48 @@ class Tenant:
     devices: dict[str, DeviceRecord] = field(default_factory=dict)
     auth_methods: dict[str, list[AuthMethodRecord]] = field(default_factory=dict)  # by user id
     role_members: dict[str, list[str]] = field(default_factory=dict)  # user id -> role names
+    token_lifetime_policies: dict[str, TokenLifetimePolicyRecord] = field(default_factory=dict)
     clock: TenantClock = field(default_factory=TenantClock)
     _upn_index: dict[str, str] = field(default_factory=dict)
 
     def reset_directory(self) -> None:
-        """Forget every user, risk record, sign-in, device, method and role membership (the apps
-        stay): a blank directory."""
+        """Forget every user, risk record, sign-in, device, method, role membership and token
+        lifetime policy (the apps stay): a blank directory."""
         self.users.clear()
         self.risky.clear()
         self.sign_ins.clear()
         self.devices.clear()
         self.auth_methods.clear()
         self.role_members.clear()
+        self.token_lifetime_policies.clear()
         self._upn_index.clear()
+
+    # -- token lifetime policies -------------------------------------------------------------
+    def add_token_lifetime_policy(
+        self, display_name: str, definition: list[str], is_organization_default: bool = False
+    ) -> TokenLifetimePolicyRecord:
+        """Create a policy; ValueError for a malformed definition or a second organization default."""
+        lifetime = access_token_lifetime(definition)
+        if lifetime is not None and not timedelta(minutes=10) <= lifetime <= timedelta(days=1):
+            raise ValueError("AccessTokenLifetime must lie between 00:10:00 and 1.00:00:00")
+        if is_organization_default and self.default_token_lifetime_policy() is not None:
+            raise ValueError("the tenant already has an organization default token lifetime policy")
+        policy = TokenLifetimePolicyRecord(
+            id=str(uuid.uuid4()),
+            displayName=display_name,
+            definition=list(definition),
+            isOrganizationDefault=is_organization_default,
+        )
+        self.token_lifetime_policies[policy.id] = policy
+        return policy
+
+    def default_token_lifetime_policy(self) -> TokenLifetimePolicyRecord | None:
+        return next((p for p in self.token_lifetime_policies.values() if p.isOrganizationDefault), None)
+
+    def access_token_lifetime(self) -> timedelta | None:
+        """The access-token lifetime the organization default policy sets (None: Entra's default)."""
+        policy = self.default_token_lifetime_policy()
+        return access_token_lifetime(policy.definition) if policy is not None else None
 
     # -- what eviction acts on ---------------------------------------------------------------
     def assign_role(self, user: UserRecord, role: str) -> None:
@@ -419,6 +495,9 @@ class Tenant:
             "devices": [asdict(d) for d in self.devices.values()],
             "auth_methods": {u: [asdict(m) for m in ms] for u, ms in self.auth_methods.items()},
             "role_members": {u: list(rs) for u, rs in self.role_members.items()},
+            "token_lifetime_policies": [
+                dict(vars(p), definition=list(p.definition)) for p in self.token_lifetime_policies.values()
+            ],
         }
 
     @classmethod
@@ -434,6 +513,9 @@ class Tenant:
             u: [AuthMethodRecord(**m) for m in ms] for u, ms in data.get("auth_methods", {}).items()
         }
         tenant.role_members = {u: list(rs) for u, rs in data.get("role_members", {}).items()}
+        tenant.token_lifetime_policies = {
+            p["id"]: TokenLifetimePolicyRecord(**p) for p in data.get("token_lifetime_policies", [])
+        }
         return tenant
 
     def save(self, path: Path) -> None:

@@ -22,7 +22,7 @@ from clampdown_lab.graph_emulator.tenant import AppRecord, Tenant, iso
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-TOKEN_LIFETIME = 3599
+TOKEN_LIFETIME = 3599  # seconds, when the tenant has no organization default lifetime policy
 
 
 class TokenError(Exception):
@@ -181,12 +181,19 @@ class TokenService:
                 "The request body must contain the following parameter: 'client_assertion' "
                 "or 'client_secret'.",
             )
+        lifetime = self.lifetime_seconds()
         return {
             "token_type": "Bearer",
-            "expires_in": TOKEN_LIFETIME,
-            "ext_expires_in": TOKEN_LIFETIME,
-            "access_token": self._access_token(app),
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": self._access_token(app, lifetime),
         }
+
+    def lifetime_seconds(self) -> int:
+        """How long an access token issued now lives: the organization default token lifetime
+        policy's AccessTokenLifetime, else TOKEN_LIFETIME."""
+        policy = self.tenant.access_token_lifetime()
+        return int(policy.total_seconds()) if policy is not None else TOKEN_LIFETIME
 
     def _check_assertion(self, app: AppRecord, assertion: str, token_url: str) -> None:
         try:
@@ -243,14 +250,14 @@ class TokenService:
                 return cert
         return None
 
-    def _access_token(self, app: AppRecord) -> str:
+    def _access_token(self, app: AppRecord, lifetime: int) -> str:
         now = self.tenant.clock.now()
         claims = {
             "aud": GRAPH_RESOURCE,
             "iss": f"https://sts.windows.net/{self.tenant.tenant_id}/",
             "iat": int(now.timestamp()),
             "nbf": int(now.timestamp()),
-            "exp": int((now + timedelta(seconds=TOKEN_LIFETIME)).timestamp()),
+            "exp": int((now + timedelta(seconds=lifetime)).timestamp()),
             "appid": app.client_id,
             "app_displayname": app.display_name,
             "idtyp": "app",

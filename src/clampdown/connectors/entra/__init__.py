@@ -8,6 +8,8 @@ User-PasswordProfile.ReadWrite.All (force password reset), UserAuthenticationMet
 change accountEnabled of Windows devices only). To disable, or force a password change for, a user
 holding an admin role, the app's service principal also needs the Privileged Authentication
 Administrator directory role (privileged-user protection).
+Residual access (what a contained user may still use) reads the token lifetime policies with
+Policy.Read.All; without it, it takes Entra ID's default lifetime and says so.
 `clampdown check` names any that are missing. A minimal `[providers.entra]`:
 
     tenant_id = "contoso.onmicrosoft.com"

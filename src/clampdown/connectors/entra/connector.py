@@ -1,10 +1,13 @@
 """The Entra ID connector: suspend / enable, revoke sessions, mark compromised / dismiss risk, and
 eviction (eviction.py: password change, authentication methods, devices), one user at a time or
-many per Graph request (`$batch` and the `userIds` lists)."""
+many per Graph request (`$batch` and the `userIds` lists); and what a contained user may still
+use (residual.py)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
 import jwt
@@ -21,10 +24,18 @@ from clampdown.connectors.entra.client import (
 )
 from clampdown.connectors.entra.eviction import Eviction
 from clampdown.connectors.entra.graph_errors import graph_error
+from clampdown.connectors.entra.residual import Residual
 from clampdown.connectors.entra.risk import AT_RISK_STATES, NO_RISK, RISKY_USERS, RiskView
 from clampdown.connectors.entra.settings import EntraSettings
 from clampdown.errors import AccountNotFound, ActionAccountError, PermanentError, ProviderError
-from clampdown.model import Account, AccountState, ActionContext, ActionOutcome, StateValue
+from clampdown.model import (
+    Account,
+    AccountState,
+    ActionContext,
+    ActionOutcome,
+    ResidualAccess,
+    StateValue,
+)
 
 USER_SELECT = (
     "id,userPrincipalName,displayName,accountEnabled,onPremisesSyncEnabled,"
@@ -89,6 +100,7 @@ class EntraConnector:
             self.graph, settings.client_id, settings.risk_batch_size, settings.risk_cache_seconds
         )
         self.eviction = Eviction(self.graph, settings, self._error, SystemClock())
+        self.residual = Residual(self.graph, self.eviction, self._error, settings.client_id, SystemClock())
 
     @classmethod
     def from_settings(cls, settings: Any) -> EntraConnector:
@@ -199,6 +211,13 @@ class EntraConnector:
             else:
                 out.append(self._error(reply, "read_user", account.name))
         return out
+
+    async def residual_access(
+        self, account: Account, applied: Mapping[str, datetime]
+    ) -> list[ResidualAccess]:
+        """What `account` may still use given the Entra actions `applied` to it (ResidualAccessReader):
+        access_tokens, refresh_tokens, auth_methods and devices, one record each."""
+        return await self.residual.read(account, applied)
 
     async def check(self) -> None:
         """Get a token, read one user, and name any application permission the app lacks."""

@@ -76,6 +76,16 @@ class RemovedMethod:
         return f"{self.kind} | {self.id} | {self.name} | {self.created}"
 
 
+def method_word(method: dict[str, Any]) -> str:
+    """What people call an authentication method's type ("FIDO2 security key", "password")."""
+    kind_type = str(method.get("@odata.type"))
+    if kind_type == PASSWORD_TYPE:
+        return "password"
+    if kind_type in REMOVABLE:
+        return REMOVABLE[kind_type][1]
+    return kind_type.removeprefix("#microsoft.graph.").removesuffix("AuthenticationMethod")
+
+
 def _method_name(method: dict[str, Any], kind: str) -> str:
     if kind == "phone":
         return f"{method.get('phoneType') or 'phone'} {method.get('phoneNumber') or ''}".strip()
@@ -192,7 +202,21 @@ class Eviction:
         return results
 
     # -- authentication methods --------------------------------------------------------------
-    async def _collection(self, reply: GraphReply) -> list[dict[str, Any]]:
+    @staticmethod
+    def methods_request(account: Account) -> SubRequest:
+        """The read of every authentication method of `account` (the password included)."""
+        return SubRequest("GET", object_path(account.id, "/authentication/methods"))
+
+    @staticmethod
+    def method_name(method: dict[str, Any]) -> str:
+        """One method as an analyst reads it: "FIDO2 security key 'YubiKey 5'", "password"."""
+        word = method_word(method)
+        if word == "password" or str(method.get("@odata.type")) not in REMOVABLE:
+            name = method.get("displayName")
+            return f"{word} '{name}'" if name else word
+        return f"{word} '{_method_name(method, word)}'"
+
+    async def collection(self, reply: GraphReply) -> list[dict[str, Any]]:
         """Every item of a collection answer, following @odata.nextLink (on the Graph URL only)."""
         items: list[dict[str, Any]] = list(reply.body.get("value", []))
         link = reply.body.get("@odata.nextLink")
@@ -211,9 +235,7 @@ class Eviction:
     async def remove_auth_methods(self, items: Items) -> Outcomes:
         """Delete every FIDO2 key, Authenticator, phone and temporary access pass of each user
         (or only those registered within the configured window); the password stays."""
-        lists = await self.graph.run_many(
-            [SubRequest("GET", object_path(a.id, "/authentication/methods")) for a, _ in items]
-        )
+        lists = await self.graph.run_many([self.methods_request(a) for a, _ in items])
         plans: list[Plan] = []
         for (account, _), reply in zip(items, lists, strict=True):
             try:
@@ -228,7 +250,7 @@ class Eviction:
         since = self._since()
         doomed: list[tuple[str, RemovedMethod]] = []
         kept: list[str] = []
-        for method in await self._collection(listed):
+        for method in await self.collection(listed):
             kind_type = str(method.get("@odata.type"))
             if kind_type == PASSWORD_TYPE:
                 continue
@@ -294,18 +316,18 @@ class Eviction:
         )
 
     # -- devices -----------------------------------------------------------------------------
+    @staticmethod
+    def devices_request(account: Account) -> SubRequest:
+        """The read of the devices registered to `account`."""
+        return SubRequest(
+            "GET",
+            object_path(account.id, f"/registeredDevices/microsoft.graph.device?$select={DEVICE_SELECT}"),
+        )
+
     async def disable_devices(self, items: Items) -> Outcomes:
         """accountEnabled=false on every enabled device registered to each user; the outcome names
         them, and the undo (entra.enable_devices) enables exactly those."""
-        lists = await self.graph.run_many(
-            [
-                SubRequest(
-                    "GET",
-                    object_path(a.id, f"/registeredDevices/microsoft.graph.device?$select={DEVICE_SELECT}"),
-                )
-                for a, _ in items
-            ]
-        )
+        lists = await self.graph.run_many([self.devices_request(a) for a, _ in items])
         plans: list[Plan] = []
         for (account, _), reply in zip(items, lists, strict=True):
             try:
@@ -317,7 +339,7 @@ class Eviction:
     async def _plan_disable(self, account: Account, listed: GraphReply) -> Plan:
         if not listed.ok:
             raise self.error(listed, "disable_devices", account.name)
-        devices = await self._collection(listed)
+        devices = await self.collection(listed)
         enabled = [d for d in devices if d.get("accountEnabled")]
         windows = [d for d in enabled if str(d.get("operatingSystem") or "").lower().startswith("windows")]
         warnings = [

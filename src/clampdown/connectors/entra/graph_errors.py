@@ -34,6 +34,7 @@ PERMISSIONS = {
     "read_devices": "Device.Read.All",
     "disable_devices": "Device.ReadWrite.All",
     "enable_devices": "Device.ReadWrite.All",
+    "read_token_lifetime_policies": "Policy.Read.All",
 }
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
