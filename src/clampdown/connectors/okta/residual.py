@@ -195,7 +195,7 @@ class OktaResidualAccess:
         if self.settings.clear_sessions and self.settings.revoke_oauth_tokens:
             # suspend and deactivate clear the sessions with oauthTokens=true in this configuration
             revokers += [a for a in (SUSPEND, DEACTIVATE) if a in applied]
-        return revokers
+        return sorted(revokers, key=lambda a: applied[a])
 
     def _app_sessions(self, account: Account, applied: Mapping[str, datetime]) -> ResidualAccess:
         own = (
