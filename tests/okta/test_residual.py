@@ -197,6 +197,14 @@ async def test_suspend_alone_ends_sessions_only_when_it_clears_them(
     clearing = make_connector()  # clear_sessions = true, the default
     sessions = _kinds(await clearing.residual_access(account, {"okta.suspend_user": cut}))["sessions"]
     assert sessions.status is ResidualStatus.ENDED and "providers.okta.clear_sessions" in sessions.detail
+    # An action that always ends them is said instead, without the condition.
+    later = {"okta.suspend_user": cut, "okta.clear_sessions": cut + timedelta(seconds=2)}
+    sessions = _kinds(await clearing.residual_access(account, later))["sessions"]
+    assert sessions.detail.startswith("Okta sessions ended at") and "(okta.clear_sessions)" in sessions.detail
+    assert "providers.okta" not in sessions.detail
+    expiring = make_connector(expire_with_temp_password=True)
+    sessions = _kinds(await expiring.residual_access(account, {"okta.expire_password": cut}))["sessions"]
+    assert sessions.status is ResidualStatus.ENDED and "expire_with_temp_password" in sessions.detail
 
 
 async def test_universal_logout_and_deactivation_reach_into_the_apps_only_partly(

@@ -126,19 +126,21 @@ class OktaResidualAccess:
             DEACTIVATE: f"{DEACTIVATE}: a deactivated user has no session",
             UNIVERSAL_LOGOUT: UNIVERSAL_LOGOUT,
         }
-        # What the connector's own settings make an action do besides its main effect.
-        if SUSPEND in applied and self.settings.clear_sessions:
-            enders[SUSPEND] = applied[SUSPEND]
-            how[SUSPEND] = (
-                f"{SUSPEND}, which clears them after suspending (providers.okta.clear_sessions); "
-                "had its result warned 'Sessions were NOT cleared', they remain"
-            )
-        if EXPIRE_PASSWORD in applied and self.settings.expire_with_temp_password:
-            enders[EXPIRE_PASSWORD] = applied[EXPIRE_PASSWORD]
-            how[EXPIRE_PASSWORD] = (
-                f"{EXPIRE_PASSWORD}, which revokes them with the temporary password "
-                "(providers.okta.expire_with_temp_password)"
-            )
+        # What the connector's own settings make an action do besides its main effect: said only
+        # when no action that always ends them ran (its answer is certain, theirs may have warned).
+        if not enders:
+            if SUSPEND in applied and self.settings.clear_sessions:
+                enders[SUSPEND] = applied[SUSPEND]
+                how[SUSPEND] = (
+                    f"{SUSPEND}, which clears them after suspending (providers.okta.clear_sessions); "
+                    "had its result warned 'Sessions were NOT cleared', they remain"
+                )
+            if EXPIRE_PASSWORD in applied and self.settings.expire_with_temp_password:
+                enders[EXPIRE_PASSWORD] = applied[EXPIRE_PASSWORD]
+                how[EXPIRE_PASSWORD] = (
+                    f"{EXPIRE_PASSWORD}, which revokes them with the temporary password "
+                    "(providers.okta.expire_with_temp_password)"
+                )
         if enders:
             action, at = min(enders.items(), key=lambda item: item[1])
             return _access(
