@@ -18,7 +18,7 @@ from clampdown.connectors.base import ResidualAccessReader
 from clampdown.connectors.okta import OktaConnector
 from clampdown.model import ResidualAccess, ResidualStatus
 from clampdown_lab.okta_emulator.component import LAB_AUTHORIZATION_SERVER
-from clampdown_lab.okta_emulator.state import OrgState
+from clampdown_lab.okta_emulator.state import OrgState, stable_id
 from tests.okta.contract import Exchange, validate
 from tests.okta.org import API_TOKEN, CLIENT_ID, Org, context
 
@@ -93,6 +93,22 @@ async def test_access_tokens_live_until_the_cut_plus_the_longest_active_rule(
     expired = _kinds(await connector.residual_access(account, {"okta.clear_sessions": old}))["access_tokens"]
     assert expired.status is ResidualStatus.ENDED and expired.until == old + timedelta(minutes=120)
     assert "expired by" in expired.detail
+
+
+async def test_every_page_of_servers_is_read(
+    org: Org, connector: OktaConnector, check_contract: list[Exchange]
+) -> None:
+    for n in range(200):  # a first page of 200 inactive servers, then the one that counts
+        org.state.add_authorization_server(_server(f"old{n:03d}", ("r", 1440, "ACTIVE"), status="INACTIVE"))
+    last = max(org.state.authorization_servers)  # pages go by id: the active one's must come after
+    name = next(f"zz{n}" for n in range(1000) if stable_id("aus", f"authorization server zz{n}") > last)
+    org.state.add_authorization_server(_server(name, ("long", 240, "ACTIVE")))
+    account = await connector.resolve_user(BOB)
+    cut = _recent()
+    tokens = _kinds(await connector.residual_access(account, {"okta.deactivate_user": cut}))["access_tokens"]
+    pages = [e for e in check_contract if urlsplit(e.url).path == _SERVERS]
+    assert len(pages) == 2 and "after=" in pages[1].url
+    assert tokens.until == cut + timedelta(minutes=240) and f"authorization server '{name}'" in tokens.detail
 
 
 async def test_without_custom_servers_the_org_servers_hour_bounds_the_tokens(
