@@ -53,13 +53,19 @@ EVICTION_OPERATIONS = (
     "/api/v1/users/{userId}/grants:get,delete",
     "/api/v1/users/{userId}/risk:get,put",
 )
+# ... and those residual access reads: the custom authorization servers' access-token lifetimes.
+RESIDUAL_OPERATIONS = (
+    "/api/v1/authorizationServers:get",
+    "/api/v1/authorizationServers/{authServerId}/policies:get",
+    "/api/v1/authorizationServers/{authServerId}/policies/{policyId}/rules:get",
+)
 
 
 @functools.cache
 def management_document() -> Path:
     """Okta's Management document trimmed to the operations Clampdown and the emulator use, built
     once per version of the document and operation list (in the temp dir, replaced atomically)."""
-    operations = (*SUBSET_OPERATIONS, *EVICTION_OPERATIONS)
+    operations = (*SUBSET_OPERATIONS, *EVICTION_OPERATIONS, *RESIDUAL_OPERATIONS)
     key = hashlib.sha256(
         FULL_MANAGEMENT.read_bytes() + TRIM_TOOL.read_bytes() + "\n".join(operations).encode()
     )

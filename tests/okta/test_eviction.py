@@ -291,6 +291,9 @@ def test_the_extended_subset_keeps_the_shared_operations_unchanged() -> None:
         "/api/v1/users/{userId}/factors",
         "/api/v1/users/{userId}/grants",
         "/api/v1/users/{userId}/risk",
+        "/api/v1/authorizationServers",
+        "/api/v1/authorizationServers/{authServerId}/policies",
+        "/api/v1/authorizationServers/{authServerId}/policies/{policyId}/rules",
     }
 
 

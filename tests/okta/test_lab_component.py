@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from clampdown.connectors.okta import OktaConnector, OktaSettings
@@ -27,6 +28,11 @@ async def test_up_seeds_people_reuses_and_survives_restart(tmp_path: Path) -> No
             alice = await connector.resolve_user("alice.martin@lab.example.test")
             assert alice.id == service.people["alice.martin"]["id"]
             await connector.suspend_user(alice, context())
+            # The lab's custom authorization server "default" lets access tokens live two hours.
+            cut = datetime.now(UTC)
+            residual = await connector.residual_access(alice, {"okta.suspend_user": cut})
+            (tokens,) = [r for r in residual if r.kind == "access_tokens"]
+            assert tokens.until == cut + timedelta(minutes=120) and "'default'" in tokens.detail
         finally:
             await connector.aclose()
 

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clampdown_lab.okta_emulator.auth import Authenticator, OAuthError
+from clampdown_lab.okta_emulator.authorization_servers_api import AuthorizationServersApi
 from clampdown_lab.okta_emulator.control import control_routes
 from clampdown_lab.okta_emulator.faults import Fault, FaultPlan
 from clampdown_lab.okta_emulator.oidc import OidcEndpoints, OidcProvider
@@ -58,6 +59,8 @@ class Emulator:
         """The app to serve: Okta's API behind the rate-limit and fault layer."""
         api = UsersApi(self.state, self.auth, self.deactivate_delay)
         oidc = OidcEndpoints(self.oidc, self.state)
+        servers = AuthorizationServersApi(self.state, self.auth)
+        policies = "/api/v1/authorizationServers/{authServerId}/policies"
         routes = [
             Route("/.well-known/openid-configuration", oidc.discovery, methods=["GET"]),
             Route("/oauth2/v1/authorize", oidc.authorize, methods=["GET", "POST"]),
@@ -76,6 +79,9 @@ class Emulator:
             Route("/api/v1/users/{userId}/risk", api.put_risk, methods=["PUT"]),
             Route("/oauth2/v1/global-token-revocation", api.global_token_revocation, methods=["POST"]),
             Route("/api/v1/logs", api.list_logs, methods=["GET"]),
+            Route("/api/v1/authorizationServers", servers.list_servers, methods=["GET"]),
+            Route(policies, servers.list_policies, methods=["GET"]),
+            Route(policies + "/{policyId}/rules", servers.list_rules, methods=["GET"]),
             *control_routes(self),
         ]
         handlers: dict[Any, Callable[[Request, Exception], Any]] = {

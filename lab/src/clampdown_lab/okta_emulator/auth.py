@@ -21,6 +21,7 @@ ALL_SCOPES = frozenset(
         "okta.userRisk.read",
         "okta.userRisk.manage",
         "okta.universalLogout.manage",
+        "okta.authorizationServers.read",
     }
 )
 

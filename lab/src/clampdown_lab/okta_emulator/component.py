@@ -1,9 +1,10 @@
 """`clampdown lab up` for Okta: the emulator as a detached process, its org kept under lab_dir/okta.
 
 Files under lab_dir/okta: settings.json (the emulator's settings, incl. the demo people),
-state.json (users and System Log, so ids and statuses survive restarts), api-token (the SSWS
-token, given to Clampdown as a secret file), service-app.pem (the key of an OAuth service app, for
-trying the private_key_jwt way), emulator.pid, emulator.log and component.json (the port).
+state.json (users, System Log and the custom authorization server "default", so ids and statuses
+survive restarts), api-token (the SSWS token, given to Clampdown as a secret file), service-app.pem
+(the key of an OAuth service app, for trying the private_key_jwt way), emulator.pid, emulator.log
+and component.json (the port).
 
 For single sign-on: oidc-client-secret (of the "Clampdown" OIDC web app), oidc-signing-key.pem (the
 org's ID token key, kept so that restarts keep the published JWKS) and demo-password (every demo
@@ -42,6 +43,21 @@ _CLAMPDOWN_GROUPS = {
     "grace.haddad": "Clampdown Readers",
 }
 _MODULE = "clampdown_lab.okta_emulator"
+# The org's custom authorization server "default", as every org with API Access Management has
+# one; its rule lets access tokens live two hours (Okta's own default is one), so the residual
+# access of a contained person shows a custom server's lifetime beyond the org server's hour.
+LAB_AUTHORIZATION_SERVER: dict[str, Any] = {
+    "name": "default",
+    "description": "Default Authorization Server",
+    "audiences": ["api://default"],
+    "policies": [
+        {
+            "name": "Default Policy",
+            "description": "Default policy description",
+            "rules": [{"name": "Default Policy Rule", "accessTokenLifetimeMinutes": 120}],
+        }
+    ],
+}
 
 
 def _person_profile(person: DemoPerson) -> dict[str, Any]:
@@ -96,6 +112,8 @@ class OktaLabComponent:
         seeded = httpx.post(f"{url}/_emulator/users", json={"users": self._seed(home, people)}, timeout=10)
         seeded.raise_for_status()
         ids: dict[str, str] = seeded.json()["ids"]
+        servers = {"servers": [LAB_AUTHORIZATION_SERVER]}  # idempotent too: an existing one is kept
+        httpx.post(f"{url}/_emulator/authorization-servers", json=servers, timeout=10).raise_for_status()
         # A reused emulator started before this app was added learns it here; registering is idempotent.
         httpx.post(f"{url}/_emulator/oidc/apps", json=self._oidc_app(home), timeout=10).raise_for_status()
         return LabService(

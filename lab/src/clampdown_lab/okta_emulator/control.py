@@ -1,5 +1,5 @@
-"""The emulator's control API under /_emulator: seed users, passwords and groups, register OIDC
-apps, set limits, inject faults, inspect.
+"""The emulator's control API under /_emulator: seed users, passwords and groups, custom
+authorization servers, register OIDC apps, set limits, inject faults, inspect.
 
 Not part of Okta's API; tests and benchmarks use it when the emulator runs in another process.
 """
@@ -33,6 +33,14 @@ def control_routes(emulator: Emulator) -> list[Route]:
             ids[record.login] = record.id
         emulator.state.save()
         return JSONResponse({"ids": ids})
+
+    async def seed_authorization_servers(request: Request) -> Response:
+        body = await request.json()
+        try:
+            servers = [emulator.state.add_authorization_server(item) for item in body.get("servers", [])]
+        except (KeyError, TypeError, ValueError) as exc:
+            return JSONResponse({"error": f"bad authorization server: {exc}"}, status_code=400)
+        return JSONResponse({"ids": {s.name: s.id for s in servers}})
 
     async def get_user(request: Request) -> Response:
         record = emulator.state.users.get(request.path_params["id"])
@@ -110,6 +118,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
     return [
         Route("/_emulator/users", seed_users, methods=["POST"]),
         Route("/_emulator/users/{id}", get_user, methods=["GET"]),
+        Route("/_emulator/authorization-servers", seed_authorization_servers, methods=["POST"]),
         Route("/_emulator/users/{id}/credentials", set_credentials, methods=["PUT"]),
         Route("/_emulator/oidc/apps", register_oidc_app, methods=["POST"]),
         Route("/_emulator/rate-limits", set_limits, methods=["PUT"]),

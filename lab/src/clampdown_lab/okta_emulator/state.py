@@ -5,6 +5,9 @@ Okta documents no error code (expire/reset on SUSPENDED or DEPROVISIONED users) 
 answers 403 E0000038, which the OpenAPI document allows. Deactivating a DEPROVISIONED user is
 404 E0000007, as a real org answers.
 
+The org also has custom authorization servers, each with access policies whose rules set the
+lifetime of the access tokens it issues (`actions.token.accessTokenLifetimeMinutes`).
+
 Besides its status a user has what an attacker may hold: sessions and OAuth tokens (counts),
 enrolled MFA factors, consent grants, a temporary password and an Identity Threat Protection risk
 level. System Log event types: `user.mfa.factor.reset_all` and `user.session.end` are named in
@@ -23,7 +26,7 @@ import string
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,6 +155,60 @@ class UserRecord:
         return cls(**data)
 
 
+@dataclass
+class PolicyRuleRecord:
+    """A rule of an authorization server's access policy: the lifetimes of the tokens it issues."""
+
+    id: str
+    name: str
+    status: str  # ACTIVE or INACTIVE
+    priority: int
+    access_token_minutes: int  # Okta: at least 5, at most one day (1440)
+    refresh_token_minutes: int = 0  # 0: unlimited
+    refresh_window_minutes: int = 10080
+    created: float = 0.0
+
+
+@dataclass
+class AccessPolicyRecord:
+    """An access policy of a custom authorization server and its rules, in priority order."""
+
+    id: str
+    name: str
+    status: str
+    priority: int
+    description: str
+    created: float = 0.0
+    rules: list[PolicyRuleRecord] = field(default_factory=list)
+
+
+@dataclass
+class AuthorizationServerRecord:
+    """A custom authorization server (`/oauth2/{id}`): its audience and access policies."""
+
+    id: str
+    name: str
+    description: str
+    audiences: list[str]
+    status: str  # ACTIVE or INACTIVE
+    created: float = 0.0
+    policies: list[AccessPolicyRecord] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AuthorizationServerRecord:
+        policies = [
+            AccessPolicyRecord(
+                **{k: v for k, v in p.items() if k != "rules"},
+                rules=[PolicyRuleRecord(**r) for r in p.get("rules", [])],
+            )
+            for p in data.get("policies", [])
+        ]
+        return cls(**{**data, "policies": policies})
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who made a request: the API token's admin or the OAuth service app."""
@@ -172,6 +229,7 @@ class OrgState:
     state_file: Path | None = None
     users: dict[str, UserRecord] = field(default_factory=dict)
     logs: list[dict[str, Any]] = field(default_factory=list)
+    authorization_servers: dict[str, AuthorizationServerRecord] = field(default_factory=dict)
     _by_login: dict[str, str] = field(default_factory=dict, repr=False)
 
     # --- users -----------------------------------------------------------------------------
@@ -487,6 +545,54 @@ class OrgState:
         self.log("user.lifecycle.delete.completed", "Delete Okta user", record, actor, request_id, None)
         return True
 
+    # --- custom authorization servers -------------------------------------------------------
+    def add_authorization_server(self, item: dict[str, Any]) -> AuthorizationServerRecord:
+        """Create (or return the existing) custom authorization server named `item["name"]`, with
+        its policies and rules: `{"name", "audiences", "status", "description", "policies": [{"name",
+        "status", "description", "rules": [{"name", "status", "accessTokenLifetimeMinutes"}]}]}`.
+        Ids are stable per name; an existing server is left as it is (seeding again changes nothing)."""
+        name = str(item["name"])
+        for existing in self.authorization_servers.values():
+            if existing.name == name:
+                return existing
+        now = self.clock()
+        server = AuthorizationServerRecord(
+            id=stable_id("aus", f"authorization server {name}"),
+            name=name,
+            description=str(item.get("description") or f"{name} authorization server"),
+            audiences=[str(a) for a in item.get("audiences") or [f"api://{name}"]],
+            status=_lifecycle_status(item.get("status", "ACTIVE")),
+            created=now,
+        )
+        for p_index, policy in enumerate(item.get("policies") or [], start=1):
+            policy_name = str(policy["name"])
+            record = AccessPolicyRecord(
+                id=stable_id("00p", f"{server.id} policy {policy_name}"),
+                name=policy_name,
+                status=_lifecycle_status(policy.get("status", "ACTIVE")),
+                priority=p_index,
+                description=str(policy.get("description") or policy_name),
+                created=now,
+            )
+            for r_index, rule in enumerate(policy.get("rules") or [], start=1):
+                minutes = int(rule.get("accessTokenLifetimeMinutes", 60))
+                if not 5 <= minutes <= 1440:
+                    raise ValueError("accessTokenLifetimeMinutes: Okta allows 5 minutes to one day")
+                record.rules.append(
+                    PolicyRuleRecord(
+                        id=stable_id("0pr", f"{record.id} rule {rule['name']}"),
+                        name=str(rule["name"]),
+                        status=_lifecycle_status(rule.get("status", "ACTIVE")),
+                        priority=r_index,
+                        access_token_minutes=minutes,
+                        created=now,
+                    )
+                )
+            server.policies.append(record)
+        self.authorization_servers[server.id] = server
+        self.save()
+        return server
+
     # --- System Log ------------------------------------------------------------------------
     def log(
         self,
@@ -583,13 +689,18 @@ class OrgState:
         self.users.clear()
         self._by_login.clear()
         self.logs.clear()
+        self.authorization_servers.clear()
         self.save()
 
     # --- persistence -----------------------------------------------------------------------
     def save(self) -> None:
         if self.state_file is None:
             return
-        data = {"users": [u.to_json() for u in self.users.values()], "logs": self.logs}
+        data = {
+            "users": [u.to_json() for u in self.users.values()],
+            "logs": self.logs,
+            "authorization_servers": [a.to_json() for a in self.authorization_servers.values()],
+        }
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         tmp.replace(self.state_file)
@@ -608,7 +719,16 @@ class OrgState:
                 state.users[record.id] = record
                 state._by_login[record.login.lower()] = record.id
             state.logs = list(data.get("logs", []))
+            for raw in data.get("authorization_servers", []):
+                server = AuthorizationServerRecord.from_json(raw)
+                state.authorization_servers[server.id] = server
         return state
+
+
+def _lifecycle_status(value: object) -> str:
+    if value not in ("ACTIVE", "INACTIVE"):
+        raise ValueError(f"status must be ACTIVE or INACTIVE, not {value!r}")
+    return str(value)
 
 
 def new_error_id() -> str:

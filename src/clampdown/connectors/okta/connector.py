@@ -1,5 +1,6 @@
 """The Okta connector: resolve users, read their status, suspend, unsuspend and deactivate them;
-the eviction actions (sessions, grants, factors, password, risk, Universal Logout) are in eviction.py.
+the eviction actions (sessions, grants, factors, password, risk, Universal Logout) are in eviction.py,
+what an account may still use after them (residual access) in residual.py.
 
 Lifecycle calls are sent optimistically; when Okta refuses a transition (400 E0000001, 403
 E0000038, or 404 E0000007 to deactivating a user already DEPROVISIONED) the user's status is read
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, ClassVar
 
 from clampdown.connectors.okta.auth import ApiTokenAuth, OktaAuth, ServiceAppAuth
@@ -19,6 +22,7 @@ from clampdown.connectors.okta.client import OktaAnswer, OktaClient
 from clampdown.connectors.okta.eviction import EvictionActions
 from clampdown.connectors.okta.failures import OKTA_USER_ID, REFUSED_TRANSITION, failure, user_path
 from clampdown.connectors.okta.pacer import RateLimitPacer
+from clampdown.connectors.okta.residual import OktaResidualAccess
 from clampdown.connectors.okta.settings import OktaSettings
 from clampdown.errors import (
     AccountNotFound,
@@ -27,7 +31,14 @@ from clampdown.errors import (
     PermanentError,
     TransientError,
 )
-from clampdown.model import Account, AccountState, ActionContext, ActionOutcome, StateValue
+from clampdown.model import (
+    Account,
+    AccountState,
+    ActionContext,
+    ActionOutcome,
+    ResidualAccess,
+    StateValue,
+)
 
 _CANNOT_SIGN_IN = {"SUSPENDED", "DEPROVISIONED", "STAGED", "PROVISIONED"}
 DEACTIVATE_WARNING = (
@@ -56,6 +67,7 @@ class OktaConnector(EvictionActions):
             max_connections=settings.max_concurrency,
             verify=settings.verify_tls,
         )
+        self.residual = OktaResidualAccess(self.client, settings, self._list_grants, self._list_factors)
 
     @classmethod
     def from_settings(cls, settings: Any) -> OktaConnector:
@@ -124,6 +136,13 @@ class OktaConnector(EvictionActions):
             return await self.read_risk(account)
         except (PermanentError, ActionAccountError, AccountNotFound):
             return None
+
+    async def residual_access(
+        self, account: Account, applied: Mapping[str, datetime]
+    ) -> list[ResidualAccess]:
+        """What `account` may still use (sessions, access tokens, app sessions, grants, factors),
+        given the Okta actions `applied` to it and when; see residual.py."""
+        return await self.residual.read(account, applied)
 
     async def check(self) -> None:
         """Raise unless the org answers and the action account may read users."""

@@ -94,16 +94,13 @@ class EvictionActions:
 
     async def reset_factors(self, account: Account, context: ActionContext) -> ActionOutcome:
         """Reset every enrolled MFA factor; the result names the factors removed."""
-        answer = await self.client.request("GET", user_path(account.id, "/factors"))
-        if answer.status != 200 or not isinstance(answer.body, list):
-            raise failure(answer, f"list the MFA factors of the Okta user {account.name}", account)
-        factors = [f for f in answer.body if isinstance(f, dict)]
+        factors = await self._list_factors(account)
         if not factors:
             return ActionOutcome.already(f"{account.name} has no enrolled MFA factor")
         reset = await self.client.request("POST", user_path(account.id, "/lifecycle/reset_factors"))
         if reset.status != 200:
             raise failure(reset, f"reset the MFA factors of the Okta user {account.name}", account)
-        removed = [_factor_name(f) for f in factors]
+        removed = [factor_name(f) for f in factors]
         return ActionOutcome(
             True,
             f"{account.name}: {len(removed)} MFA factor(s) reset: {', '.join(removed)}",
@@ -111,6 +108,12 @@ class EvictionActions:
             (FACTORS_GONE_WARNING,),
             {"factors_removed": removed},
         )
+
+    async def _list_factors(self, account: Account) -> list[dict[str, Any]]:
+        answer = await self.client.request("GET", user_path(account.id, "/factors"))
+        if answer.status != 200 or not isinstance(answer.body, list):
+            raise failure(answer, f"list the MFA factors of the Okta user {account.name}", account)
+        return [f for f in answer.body if isinstance(f, dict)]
 
     async def expire_password(self, account: Account, context: ActionContext) -> ActionOutcome:
         """PASSWORD_EXPIRED; with `expire_with_temp_password`, the password is also replaced by a
@@ -259,7 +262,8 @@ class EvictionActions:
         raise failure(answer, doing, account, scopes=LOGOUT_SCOPE)
 
 
-def _factor_name(factor: dict[str, Any]) -> str:
+def factor_name(factor: dict[str, Any]) -> str:
+    """A factor as a person reads it: its type, provider and id."""
     kind = str(factor.get("factorType") or "factor")
     provider = factor.get("provider")
     return f"{kind} ({provider}, {factor.get('id')})" if provider else f"{kind} ({factor.get('id')})"
