@@ -24,7 +24,9 @@ CONTAIN_STEPS = [
     "okta.revoke_grants",
 ]
 # Steps that take something no inverse gives back: a release lists them as not restored.
-NOT_RESTORED = ["entra.revoke_sessions", "entra.remove_auth_methods", "okta.clear_sessions", "okta.revoke_grants"]
+NOT_RESTORED = [
+    "entra.revoke_sessions", "entra.remove_auth_methods", "okta.clear_sessions", "okta.revoke_grants"
+]  # fmt: skip
 
 
 async def _stored(services: Services) -> list[tuple[str, ActionStatus]]:
@@ -45,8 +47,8 @@ async def test_contain_queues_every_step_in_order_with_its_links(
     ids = {a.type: a.id for a in stored}
     # Sign-in blocked first, then sessions ended, then what the attacker may have added taken away.
     assert [a.after_action_id for a in stored] == [
-        None, ids["ad.disable_user"], ids["ad.disable_user"], ids["ad.disable_user"], ids["entra.suspend_user"],
-        None, ids["entra.revoke_sessions"], ids["entra.revoke_sessions"], None, ids["okta.suspend_user"],
+        None, ids["ad.disable_user"], ids["ad.disable_user"], ids["ad.disable_user"],
+        ids["entra.suspend_user"], None, ids["entra.revoke_sessions"], ids["entra.revoke_sessions"], None, ids["okta.suspend_user"],
         ids["okta.clear_sessions"],
     ]  # fmt: skip
     assert [a.account.provider if a.account else None for a in stored] == [
