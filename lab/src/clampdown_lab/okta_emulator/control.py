@@ -42,6 +42,26 @@ def control_routes(emulator: Emulator) -> list[Route]:
             return JSONResponse({"error": f"bad authorization server: {exc}"}, status_code=400)
         return JSONResponse({"ids": {s.name: s.id for s in servers}})
 
+    async def add_grant(request: Request) -> Response:
+        """A consent grant the user gave an app (an attacker's OAuth app, in a test)."""
+        record = emulator.state.users.get(request.path_params["id"])
+        if record is None:
+            return JSONResponse({"error": "no such user"}, status_code=404)
+        body = await request.json()
+        scope = str(body.get("scopeId", "okta.users.read.self"))
+        grant = emulator.state.add_grant(record, str(body["clientId"]), scope)
+        return JSONResponse(grant)
+
+    async def enroll_factor(request: Request) -> Response:
+        """An enrolled MFA factor of the user (an attacker's authenticator, in a test)."""
+        record = emulator.state.users.get(request.path_params["id"])
+        if record is None:
+            return JSONResponse({"error": "no such user"}, status_code=404)
+        body = await request.json()
+        kind, provider = str(body.get("factorType", "push")), str(body.get("provider", "OKTA"))
+        factor = emulator.state.enroll_factor(record, kind, provider)
+        return JSONResponse(factor)
+
     async def get_user(request: Request) -> Response:
         record = emulator.state.users.get(request.path_params["id"])
         if record is None:
@@ -118,6 +138,8 @@ def control_routes(emulator: Emulator) -> list[Route]:
     return [
         Route("/_emulator/users", seed_users, methods=["POST"]),
         Route("/_emulator/users/{id}", get_user, methods=["GET"]),
+        Route("/_emulator/users/{id}/grants", add_grant, methods=["POST"]),
+        Route("/_emulator/users/{id}/factors", enroll_factor, methods=["POST"]),
         Route("/_emulator/authorization-servers", seed_authorization_servers, methods=["POST"]),
         Route("/_emulator/users/{id}/credentials", set_credentials, methods=["PUT"]),
         Route("/_emulator/oidc/apps", register_oidc_app, methods=["POST"]),
