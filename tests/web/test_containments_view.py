@@ -22,10 +22,12 @@ def test_a_containment_from_active_to_released(
     eventually(lambda: web_lab.ad_disabled(person.ad_dn))
     eventually(lambda: web_lab.okta_status(person.okta_id) == "SUSPENDED")
 
-    # The user page says the person is contained, and links to the containment.
+    # The user page says the person is contained, links to the containment and says what may
+    # still work.
     banner = page.get_by_test_id("open-containment")
     expect(banner).to_contain_text("active", timeout=30_000)
     expect(banner).to_contain_text("until a person releases it")
+    expect(page.get_by_test_id("residual").get_by_test_id("residual-ad-kerberos_tickets")).to_have_count(1)
 
     # The list: active by default, newest first; the row opens the containment's page.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Containments").click()
@@ -42,6 +44,20 @@ def test_a_containment_from_active_to_released(
     expect(steps).to_contain_text("Suspend user in Okta")
     expect(steps.get_by_test_id("status").filter(has_text="completed").first).to_be_visible()
     expect(page.get_by_test_id("containment-ending")).to_contain_text("Not ended")
+
+    # What may still work, read from the providers when the page loads: once the steps are done,
+    # Kerberos tickets and access tokens until a time, the Okta sessions ended.
+    def residual_says(test_id: str, words: str) -> bool:
+        page.reload()
+        row = page.get_by_test_id("residual").get_by_test_id(test_id)
+        return row.count() == 1 and words in (row.text_content() or "")
+
+    eventually(lambda: residual_says("residual-entra-access_tokens", "CAE-capable apps"), timeout=60)
+    residual = page.get_by_test_id("residual")
+    expect(residual.get_by_test_id("residual-ad-kerberos_tickets").get_by_test_id("residual-status")).to_contain_text(
+        "until"
+    )
+    expect(residual.get_by_test_id("residual-okta-sessions").get_by_test_id("residual-status")).to_have_text("ended")
     assert page.evaluate(AUDIT) == [], page.url  # the page passes the same audit as every other
 
     # A step opens the action center's drawer.
