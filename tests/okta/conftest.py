@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from clampdown.connectors.okta import OktaConnector, OktaSettings
@@ -112,3 +113,20 @@ def check_contract(exchanges: list[Exchange]) -> Iterator[list[Exchange]]:
     """A test's exchanges, which must not be empty (make_connector validates them)."""
     yield exchanges
     assert exchanges, "the test made no HTTP exchange to validate"
+
+
+@pytest.fixture
+async def raw(org: Org, exchanges: list[Exchange]) -> AsyncIterator[httpx.AsyncClient]:
+    """A plain HTTP client to the org whose exchanges are all validated at the end of the test."""
+
+    async def record(response: httpx.Response) -> None:
+        exchanges.append(await Exchange.capture(response))
+
+    headers = {"Authorization": f"SSWS {API_TOKEN}", "Accept": "application/json"}
+    async with httpx.AsyncClient(
+        base_url=org.url, headers=headers, event_hooks={"response": [record]}
+    ) as client:
+        yield client
+    assert exchanges
+    for exchange in exchanges:
+        validate(exchange)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -11,26 +11,9 @@ import pytest
 from clampdown.connectors.okta import OktaConnector
 from clampdown_lab.okta_emulator import Fault
 from tests.okta.contract import Exchange, validate
-from tests.okta.org import API_TOKEN, CLIENT_ID, Org, context
+from tests.okta.org import CLIENT_ID, Org, context
 
 ALICE = "alice.martin@lab.example.test"
-
-
-@pytest.fixture
-async def raw(org: Org, exchanges: list[Exchange]) -> AsyncIterator[httpx.AsyncClient]:
-    """A plain HTTP client to the org whose exchanges are all validated at the end of the test."""
-
-    async def record(response: httpx.Response) -> None:
-        exchanges.append(await Exchange.capture(response))
-
-    headers = {"Authorization": f"SSWS {API_TOKEN}", "Accept": "application/json"}
-    async with httpx.AsyncClient(
-        base_url=org.url, headers=headers, event_hooks={"response": [record]}
-    ) as client:
-        yield client
-    assert exchanges
-    for exchange in exchanges:
-        validate(exchange)
 
 
 async def test_user_reads_and_pagination(org: Org, raw: httpx.AsyncClient) -> None:

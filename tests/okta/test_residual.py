@@ -5,7 +5,7 @@ validates the connector's, `raw` the emulator's own)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -253,23 +253,6 @@ async def test_a_kind_that_cannot_be_read_is_unknown_and_the_others_answer(
 
 
 # --- the emulator's Authorization Servers API, against Okta's document -------------------------
-
-
-@pytest.fixture
-async def raw(org: Org, exchanges: list[Exchange]) -> AsyncIterator[httpx.AsyncClient]:
-    """A plain HTTP client to the org whose exchanges are all validated at the end of the test."""
-
-    async def record(response: httpx.Response) -> None:
-        exchanges.append(await Exchange.capture(response))
-
-    headers = {"Authorization": f"SSWS {API_TOKEN}", "Accept": "application/json"}
-    async with httpx.AsyncClient(
-        base_url=org.url, headers=headers, event_hooks={"response": [record]}
-    ) as client:
-        yield client
-    assert exchanges
-    for exchange in exchanges:
-        validate(exchange)
 
 
 async def test_the_emulator_answers_the_three_reads_as_okta_documents(
