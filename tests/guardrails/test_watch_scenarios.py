@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import ldap3
 import pytest
 
@@ -79,3 +80,43 @@ def test_a_sync_that_reenables_a_contained_person_is_seen_and_contained_again(
     cd.run("release", person.upn, "-r", "false positive", "--wait")
     world = _eventually(lambda: _world(web_lab, person), lambda w: not w["ad_uac"] & 2 and w["entra_enabled"])
     assert world["okta"] == "ACTIVE"  # released once, to the state before the containment
+
+
+EVICT = {"contain": {"on_drift": "recontain",
+                     "steps": [{"action": "entra.suspend_user"},
+                               {"action": "entra.remove_auth_methods", "after": "entra.suspend_user"},
+                               {"action": "okta.suspend_user"},
+                               {"action": "okta.revoke_grants", "after": "okta.suspend_user"}]}}  # fmt: skip
+
+
+def test_a_method_or_grant_added_back_while_contained_is_seen_and_taken_again(
+    lab_clampdown: Callable[..., Clampdown], web_lab: WebLab, person: ScratchPerson
+) -> None:
+    from tests.guardrails.test_eviction_scenario import _entra_methods, _okta_user
+
+    cd = lab_clampdown(playbooks=EVICT)
+    run = cd.run("contain", person.upn, "-r", "INC-BACK", "--wait")
+    assert {a["status"] for a in run["actions"]} == {"completed"}
+    assert cd.run("containments", "watch")["drifts"] == []  # nothing came back yet
+
+    # While contained, someone registers a FIDO2 key and consents an OAuth app for the person.
+    with web_lab.entra_admin() as admin:
+        admin.post("/_emulator/auth-methods", json={
+            "user": person.entra_id, "kind": "fido2Methods", "properties": {"displayName": "Back door"}
+        }).raise_for_status()  # fmt: skip
+    httpx.post(f"{web_lab.okta.url}/_emulator/users/{person.okta_id}/grants",
+               json={"clientId": "0oabackdoorapp000001"}, timeout=10).raise_for_status()  # fmt: skip
+
+    found = cd.run("containments", "watch")
+    drifts = {d["type"]: d for d in found["drifts"]}
+    assert set(drifts) == {"entra.remove_auth_methods", "okta.revoke_grants"}
+    assert "Back door" in str(drifts["entra.remove_auth_methods"]["found"])
+    assert "0oabackdoorapp000001" in str(drifts["okta.revoke_grants"]["found"])
+    taken = ["entra.remove_auth_methods", "okta.revoke_grants"]
+    assert sorted(a["type"] for a in found["reapplied"]) == taken
+    _eventually(lambda: _okta_user(web_lab, person)["grants"], lambda g: g == [])
+    methods = _eventually(lambda: _entra_methods(web_lab, person),
+                          lambda ms: not any(m["kind"] == "fido2Methods" for m in ms))  # fmt: skip
+    assert not any(m["kind"] == "fido2Methods" for m in methods)
+    assert sorted(e["data"]["type"] for e in _drift_events(cd)) == taken
+    _eventually(lambda: cd.run("containments", "watch")["drifts"], lambda d: d == [])

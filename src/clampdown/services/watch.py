@@ -1,8 +1,11 @@
 """The containment watch: while a containment is active, the accounts it holds are read again on a
 schedule. A step whose effect no longer holds (an account re-enabled by a directory sync, a risk
-dismissed by another admin) is drift: audited (`containment.drifted`, to the webhooks and syslog),
-noted on the containment, and, where its playbook says `on_drift = "recontain"`, applied again to
-the same account (never resolved again by name) through the same policy gate as every request.
+dismissed by another admin) is drift, and so is a step that took something away which is back (a
+new authentication method or factor, a new consent grant, a privileged group again), found by
+asking the provider what the account may still use: audited (`containment.drifted`, to the
+webhooks and syslog), noted on the containment, and, where its playbook says `on_drift =
+"recontain"`, applied again to the same account (never resolved again by name) through the same
+policy gate as every request.
 """
 
 from __future__ import annotations
@@ -17,18 +20,38 @@ from clampdown.audit.events import drift_event
 from clampdown.auth.principal import Principal, require_permission
 from clampdown.catalog import get_action
 from clampdown.config import PlaybookSettings, WatchSettings
+from clampdown.connectors.base import ResidualAccessReader
 from clampdown.errors import ClampdownError
 from clampdown.limits import MAX_REASON
-from clampdown.model import Account, AccountState, Action, ActionStatus, Containment, ContainmentState
+from clampdown.model import (
+    Account,
+    AccountState,
+    Action,
+    ActionStatus,
+    Containment,
+    ContainmentState,
+    ResidualAccess,
+    ResidualStatus,
+)
 from clampdown.permissions import RESPONSE_MANAGE
 from clampdown.services.actions import ActionService
 from clampdown.services.playbooks import steps_to_release
+from clampdown.services.residual import applied_steps
 from clampdown.store.actions import NewAction
 from clampdown.store.containments import ContainmentStore
 
 log = logging.getLogger(__name__)
 WATCH = "watch"  # the requester of what the watch applies again
 _PAGE = 200
+# Steps that take away what an attacker can add back while the person is contained, and the kind
+# of residual access in which the provider shows it back (status `remains`).
+TAKEN_AWAY = {
+    "ad.remove_privileged_groups": "privileged_groups",
+    "entra.remove_auth_methods": "auth_methods",
+    "okta.reset_factors": "factors",
+    "okta.revoke_grants": "grants",
+}
+_KEPT = {"password"}  # what a removal of methods leaves on purpose
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,28 @@ def held_steps(chain: list[Containment]) -> list[Action]:
     ]
 
 
+def taken_steps(chain: list[Containment]) -> list[Action]:
+    """The steps of the chain that took something away and are in force (completed, not undone),
+    the latest per account and type, none while another of them is on its way."""
+    applied = applied_steps(chain)
+    latest: dict[tuple[str, str], Action] = {}
+    pending: set[tuple[str, str]] = set()
+    for containment in chain:
+        for step in containment.steps:
+            if step.account is None or step.type not in TAKEN_AWAY:
+                continue
+            key = (step.account.id, step.type)
+            if not step.status.is_final:
+                pending.add(key)
+            elif step.status is ActionStatus.COMPLETED and (key not in latest or step.id > latest[key].id):
+                latest[key] = step
+    return [
+        step
+        for (account_id, kind), step in sorted(latest.items(), key=lambda kv: kv[1].id)
+        if (account_id, kind) not in pending and kind in applied.get(account_id, {})
+    ]
+
+
 class ContainmentWatch:
     """Reads the accounts of active containments and answers drift; `run` repeats it."""
 
@@ -139,8 +184,10 @@ class ContainmentWatch:
         """One pass: every held step of every active containment, its account read now."""
         result = WatchRound()
         held: list[tuple[Containment, Action]] = []
+        chains: list[tuple[Containment, list[Containment]]] = []
         for containment in await self._active():
             chain = await self.containments.chain([containment])
+            chains.append((containment, chain))
             held.extend((containment, step) for step in held_steps(chain))
             result.containments += 1
         accounts = {_where(step): step for _, step in held}
@@ -157,6 +204,7 @@ class ContainmentWatch:
                     return _where(step), exc
 
         states = dict(await asyncio.gather(*(read(s) for s in accounts.values())))
+        await self._check_taken(chains, result, limit)
         for containment, step in held:
             state = states[_where(step)]
             if isinstance(state, ClampdownError):
@@ -171,6 +219,40 @@ class ContainmentWatch:
             if found != expected:
                 result.drifts.append(Drift(containment, step, key, expected, found))
         return result
+
+    async def _check_taken(
+        self,
+        chains: list[tuple[Containment, list[Containment]]],
+        result: WatchRound,
+        limit: asyncio.Semaphore,
+    ) -> None:
+        """Drift where a step took something away and the provider shows it back."""
+        taken = [(c, chain, step) for c, chain in chains for step in taken_steps(chain)]
+
+        async def read(chain: list[Containment], step: Action) -> tuple[str, list[ResidualAccess] | str]:
+            assert step.account is not None
+            connector = self.actions.connectors.get(step.account.provider)
+            if not isinstance(connector, ResidualAccessReader):
+                return _where(step), []  # a provider that cannot say shows no drift either way
+            async with limit:
+                try:
+                    applied = applied_steps(chain).get(step.account.id, {})
+                    return _where(step), await connector.residual_access(step.account, applied)
+                except ClampdownError as exc:
+                    return _where(step), str(exc)
+
+        reads = {_where(step): (chain, step) for _, chain, step in taken}
+        found = dict(await asyncio.gather(*(read(chain, step) for chain, step in reads.values())))
+        for containment, _, step in taken:
+            answer = found[_where(step)]
+            if isinstance(answer, str):
+                result.unreadable[_where(step)] = answer
+                continue
+            kind = TAKEN_AWAY[step.type]
+            item = next((r for r in answer if r.kind == kind), None)
+            back = [i for i in item.items if i not in _KEPT] if item is not None else []
+            if item is not None and item.status is ResidualStatus.REMAINS and back:
+                result.drifts.append(Drift(containment, step, f"residual.{kind}", "none", "; ".join(back)))
 
     def response(self, containment: Containment) -> str:
         playbook = self.playbooks.get(containment.playbook)
