@@ -148,8 +148,8 @@ def taken_steps(chain: list[Containment]) -> list[Action]:
                 latest[key] = step
     return [
         step
-        for (account_id, kind), step in sorted(latest.items(), key=lambda kv: kv[1].id)
-        if (account_id, kind) not in pending and kind in applied.get(account_id, {})
+        for (account_id, type_), step in sorted(latest.items(), key=lambda kv: kv[1].id)
+        if (account_id, type_) not in pending and type_ in applied.get(account_id, {})
     ]
 
 
