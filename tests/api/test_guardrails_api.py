@@ -62,8 +62,8 @@ async def test_contain_plan_approve_release_and_audit(server_factory) -> None:  
         assert released.status_code == 202
         undone = await _settle(client, [a["id"] for a in released.json()["actions"]], {"completed"})
         assert {a["type"] for a in undone} == {
-            "ad.enable_user", "ad.clear_password_reset", "entra.enable_user", "entra.dismiss_user_risk",
-            "okta.unsuspend_user",
+            "ad.enable_user", "ad.clear_password_reset", "ad.restore_privileged_groups", "entra.enable_user",
+            "entra.dismiss_user_risk", "entra.enable_devices", "okta.unsuspend_user",
         }  # fmt: skip
 
         until = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
