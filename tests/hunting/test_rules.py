@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ from clampdown.services.actions import ActionService
 from clampdown.store.actions import ActionStore
 from clampdown.store.auth import AuthStore
 from tests.hunting.evtx_writer import write_evtx
-from tests.hunting.scenario import BRUTE_USER, NORMAL_USERS, SPRAY_USERS, security_events
+from tests.hunting.scenario import BRUTE_USER, NORMAL_USERS, SPRAY_USERS, START, security_events
 from tests.hunting.test_ingest_and_hunt import BRUTE_FORCE_KQL
 from tests.lab_config import memory_provider
 
@@ -133,7 +134,9 @@ async def test_identity_info_follows_the_accounts_seen_and_their_current_state(
 ) -> None:
     store = env.service.store
     ingest_windows(store, read_evtx(day_evtx))
-    written = await refresh_identity_info(store, env.connectors)
+    # The scenario's day is fixed (START); look back far enough to see it whatever today is.
+    days = (datetime.now(UTC) - START).days + 1
+    written = await refresh_identity_info(store, env.connectors, days=days)
     names = run_query(store, "SELECT AccountName FROM IdentityInfo WHERE Provider = 'ad' ORDER BY 1").rows
     expected = sorted([*NORMAL_USERS, BRUTE_USER, *SPRAY_USERS, "frank.fox"])
     assert written == len(names) and [n[0] for n in names] == expected
@@ -149,7 +152,7 @@ async def test_identity_info_follows_the_accounts_seen_and_their_current_state(
     ad = env.connectors["ad"]
     account = await ad.resolve_user(BRUTE_USER)
     await ad.disable_user(account, ActionContext(action_id=1, reason="test", requested_by="test"))  # type: ignore[attr-defined]
-    await refresh_identity_info(store, env.connectors)
+    await refresh_identity_info(store, env.connectors, days=days)
     assert run_query(store, still_enabled).rows == []  # bob is disabled now: nothing left to contain
     assert run_query(store, "SELECT count(*) - count(DISTINCT AccountObjectId) FROM IdentityInfo").rows == [
         [0]
