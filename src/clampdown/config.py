@@ -255,6 +255,7 @@ def _default_playbooks() -> dict[str, PlaybookSettings]:
         PlaybookStep(action="okta.suspend_user"),
         PlaybookStep(action="okta.clear_sessions", after="okta.suspend_user"),
         PlaybookStep(action="okta.revoke_grants", after="okta.clear_sessions"),
+        PlaybookStep(action="okta.reset_factors", after="okta.clear_sessions"),
     ]
     contain = PlaybookSettings(description="Contain a person everywhere and evict them", steps=steps,
                                on_drift="recontain")  # fmt: skip

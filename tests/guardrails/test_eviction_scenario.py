@@ -1,9 +1,10 @@
 """Issue 16 end to end: a person an attacker holds through an attacker-registered FIDO2 key
-(Entra ID), a consent grant to an OAuth app (Okta) and a privileged group beside Domain Users
-(AD). The default `contain` (the real command, a real worker) takes every one of them away, and
-`containments show` says what may still work and until when, with the lab's token lifetimes
-and Kerberos policy; `release` gives back the group and the account states, and lists the
-removed method and grant as not restorable. Every effect read where it lands."""
+(Entra ID), a consent grant to an OAuth app and an authenticator of their own (Okta), and a
+privileged group beside Domain Users (AD). The default `contain` (the real command, a real
+worker) takes every one of them away, and `containments show` says what may still work and
+until when, with the lab's token lifetimes and Kerberos policy; `release` gives back the group
+and the account states, and lists the removed method, factor and grant as not restorable. Every
+effect read where it lands."""
 
 from __future__ import annotations
 
@@ -70,6 +71,9 @@ def test_contain_evicts_and_release_restores_what_it_can_and_lists_the_rest(
     granted = httpx.post(f"{web_lab.okta.url}/_emulator/users/{person.okta_id}/grants",
                          json={"clientId": ATTACKER_APP, "scopeId": "okta.users.read.self"}, timeout=10)
     assert granted.status_code == 200, granted.text
+    enrolled = httpx.post(f"{web_lab.okta.url}/_emulator/users/{person.okta_id}/factors",
+                          json={"factorType": "token:software:totp", "provider": "GOOGLE"}, timeout=10)
+    assert enrolled.status_code == 200, enrolled.text
     directory = web_lab.samba.directory.connect()
     add_member(directory, BACKUP_OPERATORS, person.ad_dn)
     try:
@@ -85,6 +89,7 @@ def _contain_and_release(cd: Clampdown, lab: WebLab, person: ScratchPerson) -> N
     before = _world(lab, person)
     assert [m["kind"] for m in _entra_methods(lab, person)].count("fido2Methods") == 1
     assert ATTACKER_APP in [g["clientId"] for g in _okta_user(lab, person)["grants"]]
+    assert "GOOGLE" in [f["provider"] for f in _okta_user(lab, person)["factors"]]
     assert BACKUP_OPERATORS.lower() in _groups(lab, person)
 
     run = cd.run("contain", person.upn, "-r", "INC-16 phished", "--wait")
@@ -100,6 +105,7 @@ def _contain_and_release(cd: Clampdown, lab: WebLab, person: ScratchPerson) -> N
     assert not any(m["kind"] == "fido2Methods" for m in _entra_methods(lab, person))
     okta = _okta_user(lab, person)
     assert okta["grants"] == [] and not okta["sessions"] and okta["status"] == "SUSPENDED"
+    assert okta["factors"] == []
     assert BACKUP_OPERATORS.lower() not in _groups(lab, person)
 
     # What may still work, and until when: the lab's policies, from when each cut completed.
@@ -119,6 +125,7 @@ def _contain_and_release(cd: Clampdown, lab: WebLab, person: ScratchPerson) -> N
     assert residual[("entra", "refresh_tokens")]["status"] == "ended"
     assert residual[("okta", "sessions")]["status"] == "ended"
     assert residual[("okta", "grants")]["status"] == "ended"
+    assert residual[("okta", "factors")]["status"] == "ended"
     assert residual[("ad", "privileged_groups")]["status"] == "ended"
     assert residual[("entra", "auth_methods")]["items"] == ["password"]
     words = clampdown(cd.config, "containments", "show", str(run["containment_id"]), token=cd.lead)
@@ -139,6 +146,8 @@ def _contain_and_release(cd: Clampdown, lab: WebLab, person: ScratchPerson) -> N
     not_restored = {line.split(" ", 1)[0]: line for line in skipped if "cannot be restored" in line}
     assert "FIDO2 security key 'Attacker key'" in not_restored["entra.remove_auth_methods"]
     assert ATTACKER_APP in not_restored["okta.revoke_grants"]
+    assert "GOOGLE" in not_restored["okta.reset_factors"]
     assert set(not_restored) == {
-        "entra.revoke_sessions", "entra.remove_auth_methods", "okta.clear_sessions", "okta.revoke_grants"
+        "entra.revoke_sessions", "entra.remove_auth_methods", "okta.clear_sessions", "okta.revoke_grants",
+        "okta.reset_factors",
     }  # fmt: skip

@@ -22,10 +22,12 @@ CONTAIN_STEPS = [
     "okta.suspend_user",
     "okta.clear_sessions",
     "okta.revoke_grants",
+    "okta.reset_factors",
 ]
 # Steps that take something no inverse gives back: a release lists them as not restored.
 NOT_RESTORED = [
-    "entra.revoke_sessions", "entra.remove_auth_methods", "okta.clear_sessions", "okta.revoke_grants"
+    "entra.revoke_sessions", "entra.remove_auth_methods", "okta.clear_sessions", "okta.revoke_grants",
+    "okta.reset_factors",
 ]  # fmt: skip
 
 
@@ -49,10 +51,10 @@ async def test_contain_queues_every_step_in_order_with_its_links(
     assert [a.after_action_id for a in stored] == [
         None, ids["ad.disable_user"], ids["ad.disable_user"], ids["ad.disable_user"],
         ids["entra.suspend_user"], None, ids["entra.revoke_sessions"], ids["entra.revoke_sessions"],
-        None, ids["okta.suspend_user"], ids["okta.clear_sessions"],
+        None, ids["okta.suspend_user"], ids["okta.clear_sessions"], ids["okta.clear_sessions"],
     ]  # fmt: skip
     assert [a.account.provider if a.account else None for a in stored] == [
-        "ad", "ad", "ad", "entra", "entra", "entra", "entra", "entra", "okta", "okta", "okta"
+        "ad", "ad", "ad", "entra", "entra", "entra", "entra", "entra", "okta", "okta", "okta", "okta"
     ]  # fmt: skip
 
 

@@ -68,7 +68,7 @@ async def test_every_cli_json_is_its_api_twin(server: Server, tmp_path: Path) ->
     contained = _cli(server, token, "contain", "frank", "-r", "INC-4", "--dry-run")
     body = {"target": "frank", "reason": "INC-4", "dry_run": True}
     assert contained == _api(server, token, "POST", "/api/v1/playbooks/contain/run", **body)
-    assert contained["batch_id"] is None and len(contained["plan"]) == 11  # the default contain
+    assert contained["batch_id"] is None and len(contained["plan"]) == 12  # the default contain
 
     # actions list: the items of GET /api/v1/actions
     listed = _cli(server, token, "actions", "list")

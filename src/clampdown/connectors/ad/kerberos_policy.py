@@ -58,7 +58,7 @@ class ResidualKerberosAccess:
         hours = self.policy.max_ticket_age / timedelta(hours=1)
         text = (
             f"Kerberos tickets issued before the disable stay valid until "
-            f"{self.tickets_valid_until.isoformat()} "
+            f"{self.tickets_valid_until.isoformat(timespec='seconds')} "
             f"(maximum ticket lifetime {hours:g} h, {self.policy.source})"
         )
         if self.last_logon_at:
