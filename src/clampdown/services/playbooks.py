@@ -18,7 +18,7 @@ from clampdown.policy import Verdict
 from clampdown.services.actions import ActionService, clean_reason
 from clampdown.services.people import LinkedAccount, find_person
 from clampdown.services.planning import PlanItem, plan_item
-from clampdown.services.residual import ResidualAccessService
+from clampdown.services.residual import ResidualAccessService, undone_steps
 from clampdown.store.actions import NewAction
 from clampdown.store.containments import ContainmentStore, NewContainment
 
@@ -40,23 +40,11 @@ class PlaybookRun:
     notes: list[str] = field(default_factory=list)
 
 
-def _undone(containments: list[Containment]) -> set[int]:
-    """Steps already undone, or being undone, by hand or by a timer that started. An undo or timer
-    still waiting (queued or for approval) does not count: the release cancels it and covers its step."""
-    going = (ActionStatus.RUNNING, ActionStatus.COMPLETED)
-    return {
-        a.undoes_action_id
-        for c in containments
-        for a in c.actions
-        if a.undoes_action_id is not None and a.status in going
-    }
-
-
 def steps_to_release(chain: list[Containment]) -> list[Action]:
     """What a release undoes: every step of the chain that completed and changed something, has an
     inverse and is not undone yet; of several on the same account and type, the earliest, whose
     state before is the state before the first containment."""
-    undone = _undone(chain)
+    undone = undone_steps(chain)
     chosen: dict[tuple[str, str], Action] = {}
     for containment in chain:
         for step in containment.steps:
@@ -77,7 +65,7 @@ def steps_to_release(chain: list[Containment]) -> list[Action]:
 def in_flight(chain: list[Containment]) -> list[Action]:
     """Steps that started and have not ended (a worker holds them, or died holding them, or they
     wait to retry): they may have changed the account, so a release undoes them once they end."""
-    undone = _undone(chain)
+    undone = undone_steps(chain)
     return [
         s
         for c in chain

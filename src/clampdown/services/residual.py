@@ -18,15 +18,22 @@ from clampdown.model import Account, ActionStatus, Containment, ResidualAccess, 
 READ_TIMEOUT_SECONDS = 20.0
 
 
+def undone_steps(containments: list[Containment]) -> set[int]:
+    """Steps already undone, or being undone, by hand or by a timer that started. An undo or timer
+    still waiting (queued or for approval) does not count: the release cancels it and covers its step."""
+    going = (ActionStatus.RUNNING, ActionStatus.COMPLETED)
+    return {
+        a.undoes_action_id
+        for c in containments
+        for a in c.actions
+        if a.undoes_action_id is not None and a.status in going
+    }
+
+
 def applied_steps(chain: list[Containment]) -> dict[str, dict[str, datetime]]:
     """For each account id: each action type in force on it (a completed step not undone, nor
     being undone) and the moment it first completed, across the chain of containments."""
-    undone = {
-        a.undoes_action_id
-        for c in chain
-        for a in c.actions
-        if a.undoes_action_id is not None and a.status in (ActionStatus.RUNNING, ActionStatus.COMPLETED)
-    }
+    undone = undone_steps(chain)
     applied: dict[str, dict[str, datetime]] = {}
     for containment in chain:
         for step in containment.actions:

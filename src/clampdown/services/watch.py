@@ -15,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from clampdown.audit.events import drift_event
 from clampdown.auth.principal import Principal, require_permission
@@ -108,10 +109,9 @@ def _where(step: Action) -> str:
     return f"{step.account.provider}:{step.account.id}"
 
 
-def held_steps(chain: list[Containment]) -> list[Action]:
-    """The steps whose effect the containment still holds: what a release would undo, less what
-    has no effect to check, taking the latest of several on one account and type (a step applied
-    again), and none while another of them is still on its way."""
+def _latest_settled(chain: list[Containment]) -> dict[tuple[str, str], Action]:
+    """Per (account id, type): the latest completed step (a step applied again replaces the
+    first), leaving out every key with another step of it still on its way."""
     latest: dict[tuple[str, str], Action] = {}
     pending: set[tuple[str, str]] = set()
     for containment in chain:
@@ -123,33 +123,28 @@ def held_steps(chain: list[Containment]) -> list[Action]:
                 pending.add(key)
             elif step.status is ActionStatus.COMPLETED and (key not in latest or step.id > latest[key].id):
                 latest[key] = step
+    return {key: step for key, step in sorted(latest.items(), key=lambda kv: kv[1].id) if key not in pending}
+
+
+def held_steps(chain: list[Containment]) -> list[Action]:
+    """The steps whose effect the containment still holds: what a release would undo, less what
+    has no effect to check, taking the latest of several on one account and type (a step applied
+    again), and none while another of them is still on its way."""
     releasable = {(s.account.id, s.type) for s in steps_to_release(chain) if s.account is not None}
     return [
         step
-        for key, step in sorted(latest.items(), key=lambda kv: kv[1].id)
-        if key in releasable and key not in pending and get_action(step.type).effect is not None
+        for key, step in _latest_settled(chain).items()
+        if key in releasable and get_action(step.type).effect is not None
     ]
 
 
-def taken_steps(chain: list[Containment]) -> list[Action]:
-    """The steps of the chain that took something away and are in force (completed, not undone),
-    the latest per account and type, none while another of them is on its way."""
-    applied = applied_steps(chain)
-    latest: dict[tuple[str, str], Action] = {}
-    pending: set[tuple[str, str]] = set()
-    for containment in chain:
-        for step in containment.steps:
-            if step.account is None or step.type not in TAKEN_AWAY:
-                continue
-            key = (step.account.id, step.type)
-            if not step.status.is_final:
-                pending.add(key)
-            elif step.status is ActionStatus.COMPLETED and (key not in latest or step.id > latest[key].id):
-                latest[key] = step
+def taken_steps(chain: list[Containment], applied: dict[str, dict[str, datetime]]) -> list[Action]:
+    """The steps of the chain that took something away and are in force (in `applied`, the
+    chain's `applied_steps`), the latest per account and type, none while another is on its way."""
     return [
         step
-        for (account_id, type_), step in sorted(latest.items(), key=lambda kv: kv[1].id)
-        if (account_id, type_) not in pending and type_ in applied.get(account_id, {})
+        for (account_id, type_), step in _latest_settled(chain).items()
+        if type_ in TAKEN_AWAY and type_ in applied.get(account_id, {})
     ]
 
 
@@ -227,22 +222,25 @@ class ContainmentWatch:
         limit: asyncio.Semaphore,
     ) -> None:
         """Drift where a step took something away and the provider shows it back."""
-        taken = [(c, chain, step) for c, chain in chains for step in taken_steps(chain)]
+        in_force = [(c, chain, applied_steps(chain)) for c, chain in chains]
+        taken = [(c, applied, step) for c, chain, applied in in_force for step in taken_steps(chain, applied)]
 
-        async def read(chain: list[Containment], step: Action) -> tuple[str, list[ResidualAccess] | str]:
+        async def read(
+            applied: dict[str, dict[str, datetime]], step: Action
+        ) -> tuple[str, list[ResidualAccess] | str]:
             assert step.account is not None
             connector = self.actions.connectors.get(step.account.provider)
             if not isinstance(connector, ResidualAccessReader):
                 return _where(step), []  # a provider that cannot say shows no drift either way
             async with limit:
                 try:
-                    applied = applied_steps(chain).get(step.account.id, {})
-                    return _where(step), await connector.residual_access(step.account, applied)
+                    in_force = applied.get(step.account.id, {})
+                    return _where(step), await connector.residual_access(step.account, in_force)
                 except ClampdownError as exc:
                     return _where(step), str(exc)
 
-        reads = {_where(step): (chain, step) for _, chain, step in taken}
-        found = dict(await asyncio.gather(*(read(chain, step) for chain, step in reads.values())))
+        reads = {_where(step): (applied, step) for _, applied, step in taken}
+        found = dict(await asyncio.gather(*(read(applied, step) for applied, step in reads.values())))
         for containment, _, step in taken:
             answer = found[_where(step)]
             if isinstance(answer, str):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from typing import Any
 from clampdown.clock import Clock
 from clampdown.connectors.entra.client import GraphClient, GraphReply, SubRequest, object_path
 from clampdown.connectors.entra.eviction import PASSWORD_TYPE, Eviction
+from clampdown.connectors.refreshed import Refreshed
 from clampdown.errors import ProviderError
 from clampdown.model import Account, ResidualAccess, ResidualStatus
 
@@ -94,23 +94,12 @@ class TokenLifetime:
 
 
 class TokenLifetimes:
-    """The tenant's access-token lifetime from its token lifetime policies, read at most once per
-    `ttl_seconds` and shared by concurrent callers."""
+    """The tenant's access-token lifetime, read from its token lifetime policies."""
 
-    def __init__(self, eviction: Eviction, error: ErrorOf, client_id: str, ttl_seconds: float) -> None:
-        self.eviction, self.error, self.client_id, self.ttl_seconds = eviction, error, client_id, ttl_seconds
-        self._cache: TokenLifetime | None = None
-        self._read_at = 0.0
-        self._lock = asyncio.Lock()
+    def __init__(self, eviction: Eviction, error: ErrorOf, client_id: str) -> None:
+        self.eviction, self.error, self.client_id = eviction, error, client_id
 
-    async def get(self) -> TokenLifetime:
-        async with self._lock:
-            if self._cache is None or time.monotonic() - self._read_at >= self.ttl_seconds:
-                self._cache = await self._read()
-                self._read_at = time.monotonic()
-            return self._cache
-
-    async def _read(self) -> TokenLifetime:
+    async def read(self) -> TokenLifetime:
         bound = _minutes(DEFAULT_ACCESS_TOKEN_LIFETIME)
         default = f"Entra ID's default, a random 60-90 min, {bound} taken as the bound"
         reply = await self.eviction.graph.send("GET", POLICIES)
@@ -156,7 +145,7 @@ class Residual:
         self, graph: GraphClient, eviction: Eviction, error: ErrorOf, client_id: str, clock: Clock
     ) -> None:
         self.graph, self.eviction, self.error, self.clock = graph, eviction, error, clock
-        self.lifetimes = TokenLifetimes(eviction, error, client_id, POLICY_CACHE_SECONDS)
+        self.lifetimes = Refreshed(TokenLifetimes(eviction, error, client_id).read, POLICY_CACHE_SECONDS)
 
     async def read(self, account: Account, applied: Mapping[str, datetime]) -> list[ResidualAccess]:
         """Each kind of access `account` may still hold, given the Entra actions `applied`."""

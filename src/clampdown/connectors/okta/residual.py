@@ -34,6 +34,7 @@ from clampdown.connectors.okta.client import OktaAnswer, OktaClient
 from clampdown.connectors.okta.eviction import factor_name
 from clampdown.connectors.okta.failures import failure
 from clampdown.connectors.okta.settings import OktaSettings
+from clampdown.connectors.refreshed import Refreshed
 from clampdown.errors import ProviderError
 from clampdown.model import Account, ResidualAccess, ResidualStatus
 
@@ -92,10 +93,7 @@ class OktaResidualAccess:
         self._list_grants = list_grants
         self._list_factors = list_factors
         self.clock = clock
-        self._monotonic = monotonic
-        self.cache_seconds = cache_seconds
-        self._lock = asyncio.Lock()
-        self._cached: tuple[float, TokenLifetime] | None = None
+        self._lifetime = Refreshed(self._read_lifetime, cache_seconds, monotonic)
 
     async def read(self, account: Account, applied: Mapping[str, datetime]) -> list[ResidualAccess]:
         """sessions, access_tokens, app_sessions, grants and factors of `account`; a kind whose read
@@ -110,13 +108,9 @@ class OktaResidualAccess:
         return [sessions, tokens, app_sessions, grants, factors]
 
     async def longest_token_lifetime(self) -> TokenLifetime:
-        """The longest access-token lifetime in the org, read at most every `cache_seconds`."""
-        async with self._lock:  # concurrent reads for many accounts share one
-            if self._cached is not None and self._monotonic() < self._cached[0]:
-                return self._cached[1]
-            lifetime = await self._read_lifetime()
-            self._cached = (self._monotonic() + self.cache_seconds, lifetime)
-            return lifetime
+        """The longest access-token lifetime in the org, read at most every `cache_seconds`;
+        concurrent reads for many accounts share one."""
+        return await self._lifetime.get()
 
     # --- kinds -----------------------------------------------------------------------------
     def _sessions(self, account: Account, applied: Mapping[str, datetime]) -> ResidualAccess:
