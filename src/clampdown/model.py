@@ -195,6 +195,8 @@ class Action:
     containment_id: int | None = None
     containment_role: str | None = None  # step, timer (timed release), release, undo
     seal_key: str | None = None  # public: what a secret this action makes is sealed to
+    # Asked to cancel while an attempt ran: that attempt finishes, and the action is not retried.
+    cancel_requested_by: str | None = None
     # Only on the answer to the request that queued it, for the requester: the private half.
     secret_key: str | None = field(default=None, repr=False, compare=False)
 

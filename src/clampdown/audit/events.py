@@ -19,6 +19,7 @@ class EventName(enum.StrEnum):
     ACTION_COMPLETED = "action.completed"
     ACTION_FAILED = "action.failed"
     ACTION_CANCELLED = "action.cancelled"
+    ACTION_CANCEL_REQUESTED = "action.cancel_requested"  # while an attempt runs: no retry after it
     APPROVAL_REQUESTED = "approval.requested"
     APPROVAL_APPROVED = "approval.approved"
     APPROVAL_REJECTED = "approval.rejected"

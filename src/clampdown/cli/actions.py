@@ -260,7 +260,7 @@ def actions_undo(
 
 @actions_app.command("cancel")
 def actions_cancel(action_id: int, as_json: JsonOption = False) -> None:
-    """Cancel a queued action."""
+    """Cancel a queued action; a running one is not retried after the attempt now running."""
     settings = load()
 
     async def go() -> Action:
@@ -269,6 +269,10 @@ def actions_cancel(action_id: int, as_json: JsonOption = False) -> None:
 
     cancelled = run(go())
     _report([cancelled], ActionView.model_validate(cancelled) if as_json else None, False)
+    if not as_json and cancelled.cancel_requested_by:
+        render.console.print(
+            "an attempt runs now: what it changes stands; the action is not retried after it", highlight=False
+        )
 
 
 def catalog_command(as_json: JsonOption = False) -> None:

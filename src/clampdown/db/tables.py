@@ -98,6 +98,8 @@ actions = Table(
     Column("containment_id", ID, ForeignKey("containments.id"), nullable=True),
     Column("containment_role", String(16), nullable=True),  # step, timer, release, undo
     Column("seal_key", String(64), nullable=True),  # public key a secret of the result is sealed to
+    # Who asked to cancel it while an attempt ran: it is cancelled instead of retried.
+    Column("cancel_requested_by", String(256), nullable=True),
     Index(
         "ix_actions_due",
         "available_at",

@@ -255,7 +255,14 @@ class Worker:
         """Steps whose predecessor failed are skipped; a timed release of a containment that is
         no longer the latest word does nothing and says why; a timed undo of an action that
         changed nothing has nothing to do; a timed undo restores the state read before its action
-        and inherits what that action's approval covered."""
+        and inherits what that action's approval covered. One asked to be cancelled while an
+        attempt ran, whose worker then stopped, is cancelled rather than run again."""
+        for item in [c for c in claimed if c.action.cancel_requested_by]:
+            self._inflight.add(item.action.id)
+            who = item.action.cancel_requested_by
+            message = f"cancelled by {who} while an attempt ran; that attempt was interrupted"
+            self._finish_now(item.action, ActionStatus.CANCELLED, "cancelled", message)
+        claimed = [c for c in claimed if not c.action.cancel_requested_by]
         waits = [c.action.after_action_id for c in claimed if c.action.after_action_id]
         held = [c.action.containment_id for c in claimed if _holds_the_person(c.action)]
         handing_back = [c.action.account.id for c in claimed if _hands_back(c.action) and c.action.account]

@@ -114,7 +114,9 @@ class GroupWriter:
         await self._write(
             self._completions, lambda xs: self._store.finish(self._worker, xs, self._clock.now())
         )
-        await self._write(self._retries, lambda xs: self._store.reschedule(self._worker, xs))
+        await self._write(
+            self._retries, lambda xs: self._store.reschedule(self._worker, xs, self._clock.now())
+        )
         await self._write(self._holds, lambda xs: self._store.hold_for_approval(self._worker, xs))
 
     async def _write(self, lane: _Lane[T], write: Callable[[list[T]], Awaitable[None]]) -> None:

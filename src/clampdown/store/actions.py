@@ -167,6 +167,7 @@ def row_to_action(row: RowMapping) -> Action:
         containment_id=row["containment_id"],
         containment_role=row["containment_role"],
         seal_key=row["seal_key"],
+        cancel_requested_by=row["cancel_requested_by"],
     )
 
 
@@ -408,11 +409,13 @@ class ActionStore(RecordingStore):
             return [(str(t), str(s), int(n)) for t, s, n in (await conn.execute(query)).all()]
 
     async def cancel(self, action_id: int, now: datetime, cancelled_by: str) -> Action:
-        """Cancel a queued action; Conflict if it already runs or ended."""
+        """Cancel a queued action. One whose attempt runs now is marked: that attempt finishes (what
+        it changed stands) and the action is then cancelled instead of retried. Conflict if it ended."""
+        c = actions.c
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(actions)
-                .where(actions.c.id == action_id, actions.c.status == ActionStatus.QUEUED.value)
+                .where(c.id == action_id, c.status == ActionStatus.QUEUED.value)
                 .values(
                     status=ActionStatus.CANCELLED.value,
                     finished_at=now,
@@ -422,14 +425,32 @@ class ActionStore(RecordingStore):
                 .returning(*actions.c)
             )
             row = result.mappings().first()
-            cancelled = [row_to_action(row)] if row else []
-            events = [action_event(EventName.ACTION_CANCELLED, a, cancelled_by, now) for a in cancelled]
+            name = EventName.ACTION_CANCELLED
+            if row is None:
+                result = await conn.execute(
+                    update(actions)
+                    .where(
+                        c.id == action_id,
+                        c.status == ActionStatus.RUNNING.value,
+                        c.cancel_requested_by.is_(None),
+                    )
+                    .values(cancel_requested_by=cancelled_by)
+                    .returning(*actions.c)
+                )
+                row = result.mappings().first()
+                name = EventName.ACTION_CANCEL_REQUESTED
+            events = [action_event(name, row_to_action(row), cancelled_by, now)] if row else []
             await self._record(conn, events)
         self._after_commit(events)
         if row is not None:
             return row_to_action(row)
         current = await self.get(action_id)
-        raise Conflict(f"action {action_id} is {current.status.value}; only a queued action can be cancelled")
+        if current.cancel_requested_by:
+            return current  # asked already: the same answer again
+        raise Conflict(
+            f"action {action_id} is {current.status.value}; only a queued action can be cancelled "
+            "(or a running one, which is then not retried)"
+        )
 
     async def find_undo(self, action_id: int) -> Action | None:
         """The live or completed undo of an action, if one was requested."""

@@ -31,9 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import String, and_, bindparam, func, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clampdown.audit.chain import AuditEvent
+from clampdown.audit.events import EventName, action_event
 from clampdown.db.tables import actions
 from clampdown.limits import MAX_ACCOUNT_ID, fit_key
 from clampdown.model import Account, AccountState, Action, ActionStatus, AttemptRecord
@@ -270,8 +272,9 @@ class ActionQueue(RecordingStore):
             await self._record(conn, events)
         self._after_commit(events)
 
-    async def reschedule(self, worker: str, items: Sequence[Retry]) -> None:
-        """Put transiently failed actions back in the queue until their retry time."""
+    async def reschedule(self, worker: str, items: Sequence[Retry], now: datetime) -> None:
+        """Put transiently failed actions back in the queue until their retry time; those someone
+        asked to cancel while the attempt ran are cancelled instead."""
         if not items:
             return
         stmt = (
@@ -301,6 +304,40 @@ class ActionQueue(RecordingStore):
                     for i in items
                 ],
             )
+            events = await self._cancel_requested(conn, [i.action_id for i in items], now)
+            await self._record(conn, events)
+        self._after_commit(events)
+
+    async def _cancel_requested(
+        self, conn: AsyncConnection, ids: Sequence[int], now: datetime
+    ) -> list[AuditEvent]:
+        """Cancel, instead of retrying, the actions of `ids` someone asked to cancel while they ran."""
+        c = actions.c
+        rows = (
+            await conn.execute(
+                update(actions)
+                .where(
+                    c.id.in_(list(ids)),
+                    c.status == ActionStatus.QUEUED.value,
+                    c.cancel_requested_by.is_not(None),
+                )
+                .values(
+                    status=ActionStatus.CANCELLED.value,
+                    finished_at=now,
+                    error_message=literal("cancelled by ", String)
+                    + c.cancel_requested_by
+                    + literal(" after a failed attempt: ", String)
+                    + func.coalesce(c.error_message, ""),
+                    error_code="cancelled",
+                )
+                .returning(*actions.c)
+            )
+        ).mappings().all()
+        return [
+            action_event(EventName.ACTION_CANCELLED, a, str(by), now, message=a.error_message)
+            for a in map(row_to_action, rows)
+            if (by := a.cancel_requested_by)
+        ]
 
     async def hold_for_approval(self, worker: str, items: Sequence[Held]) -> None:
         """Put actions back in awaiting_approval, with the rules an approval must now cover."""

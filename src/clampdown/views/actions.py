@@ -57,6 +57,9 @@ class ActionView(View):
     approval_rules: list[str] = Field(default_factory=list, description="The rules its approval covers")
     containment_id: int | None = None
     containment_role: str | None = Field(default=None, description="step, timer, release or undo")
+    cancel_requested_by: str | None = Field(
+        default=None, description="Who asked to cancel it while an attempt ran; it is not retried"
+    )
     # Read from the action, shown as one `error` object.
     error_code: str | None = Field(default=None, exclude=True)
     error_message: str | None = Field(default=None, exclude=True)

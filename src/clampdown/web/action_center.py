@@ -133,9 +133,9 @@ def _row(action: Action, principal: Principal) -> ActionRow:
     )
     waiting = action.status is ActionStatus.AWAITING_APPROVAL
     may_decide = may_run and waiting and action.requested_by != principal.username
-    return ActionRow(
-        action, definition.title, may_undo, may_run and action.status is ActionStatus.QUEUED, may_decide
-    )
+    running = action.status is ActionStatus.RUNNING and not action.cancel_requested_by
+    may_cancel = may_run and (action.status is ActionStatus.QUEUED or running)
+    return ActionRow(action, definition.title, may_undo, may_cancel, may_decide)
 
 
 @dataclass(frozen=True)

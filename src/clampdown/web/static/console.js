@@ -300,8 +300,11 @@
       title: d.title, account: d.account, provider: d.provider, description: d.description,
       confirmLabel: "Cancel the action", askReason: false,
       submit: async () => {
-        await api("POST", `/api/v1/actions/${d.cancelAction}/cancel`);
+        const action = await api("POST", `/api/v1/actions/${d.cancelAction}/cancel`);
         refreshPage();
+        if (action && action.status === "running") {
+          return `Action ${d.cancelAction}: cancel requested; it is not retried after the attempt now running`;
+        }
         return `Action ${d.cancelAction} cancelled`;
       },
     });
