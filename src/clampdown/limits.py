@@ -15,6 +15,7 @@ MAX_TARGET = 512  # a user reference: name, UPN, email, SID or provider id (acti
 MAX_REASON = 4000  # why an action is taken, a decision's note, a description
 MAX_ACTION_TYPE = 64  # a catalog id such as okta.suspend_user
 MAX_PROVIDER = 32
+MAX_INSTANCE = 64  # a configured directory's name: the NAME of [providers.NAME]
 MAX_USERNAME = 256  # a Clampdown user (requested_by)
 MAX_PASSWORD = 1024
 MAX_BATCH_ID = 64

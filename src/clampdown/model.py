@@ -31,15 +31,26 @@ class ActionStatus(enum.StrEnum):
 class Account:
     """One account of a person in one provider, as the provider identifies it."""
 
-    provider: str
+    provider: str  # the kind of directory: ad, entra, okta
     id: str  # the provider's immutable id: objectGUID, Entra object id, Okta user id
     name: str  # what a person reads: UPN, login or DN
     attributes: dict[str, str] = field(default_factory=dict)  # stable identifiers (dn, sid, upn, ...)
     # How this account was linked into its person, in words; provenance, not identity (no compare).
     linked_by: str | None = field(default=None, compare=False)
+    # The configured directory it lives in ([providers.NAME]); None: the one named after its kind.
+    # Not compared: ids are unique across directories (GUIDs, Okta and Entra object ids).
+    instance: str | None = field(default=None, compare=False)
+
+    @property
+    def where(self) -> str:
+        """The name of the configured directory the account lives in."""
+        return self.instance or self.provider
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.instance in (None, self.provider):
+            del data["instance"]  # the directory named after its kind: as before instances existed
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Account:
@@ -49,6 +60,7 @@ class Account:
             name=str(data["name"]),
             attributes={str(k): str(v) for k, v in (data.get("attributes") or {}).items()},
             linked_by=str(data["linked_by"]) if data.get("linked_by") else None,
+            instance=str(data["instance"]) if data.get("instance") else None,
         )
 
 
@@ -197,6 +209,7 @@ class Action:
     seal_key: str | None = None  # public: what a secret this action makes is sealed to
     # Asked to cancel while an attempt ran: that attempt finishes, and the action is not retried.
     cancel_requested_by: str | None = None
+    instance: str | None = None  # the configured directory it runs against ([providers.NAME])
     # Only on the answer to the request that queued it, for the requester: the private half.
     secret_key: str | None = field(default=None, repr=False, compare=False)
 

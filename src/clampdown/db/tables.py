@@ -100,6 +100,8 @@ actions = Table(
     Column("seal_key", String(64), nullable=True),  # public key a secret of the result is sealed to
     # Who asked to cancel it while an attempt ran: it is cancelled instead of retried.
     Column("cancel_requested_by", String(256), nullable=True),
+    # The configured directory it runs against: the [providers.NAME] section (several per kind).
+    Column("instance", String(64), nullable=True),
     Index(
         "ix_actions_due",
         "available_at",

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from clampdown.catalog import ActionDefinition
 from clampdown.connectors.base import BatchingConnector, Connector, action_method
+from clampdown.connectors.instances import stamped
 from clampdown.engine.metrics import PROVIDER_LATENCY
 from clampdown.errors import PermanentError
 from clampdown.model import Account, AccountState, Action, ActionContext, ActionOutcome
@@ -64,9 +65,9 @@ async def _resolve(
     async def one(item: Claimed) -> Account:
         if item.action.account is not None:
             return item.action.account
-        return await _limited(
-            limit, connector.resolve_user(item.action.target), connector.provider, "resolve"
-        )
+        resolving = connector.resolve_user(item.action.target)
+        found = await _limited(limit, resolving, connector.provider, "resolve")
+        return stamped(found, item.action.instance) if item.action.instance else found
 
     return await _gather_each([one(i) for i in items])
 

@@ -31,6 +31,7 @@ from clampdown.catalog import ActionDefinition, get_action
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.config import EngineSettings
 from clampdown.connectors.base import BatchingConnector, Connector
+from clampdown.connectors.instances import find_instance
 from clampdown.db.database import is_data_error
 from clampdown.engine.execution import AwaitApproval, Claimed, ItemOutcome, execute_group
 from clampdown.engine.metrics import OUTCOMES, THROTTLED, is_throttling
@@ -133,13 +134,13 @@ class Worker:
     def inflight(self) -> int:
         return len(self._inflight)
 
-    def _semaphore(self, provider: str) -> asyncio.Semaphore:
-        if provider not in self._semaphores:
-            limit = self._settings.provider_concurrency.get(
-                provider, self._settings.default_provider_concurrency
-            )
-            self._semaphores[provider] = asyncio.Semaphore(limit)
-        return self._semaphores[provider]
+    def _semaphore(self, instance: str, kind: str) -> asyncio.Semaphore:
+        """The requests in flight to one directory: `provider_concurrency` by its name, else by kind."""
+        if instance not in self._semaphores:
+            limits = self._settings.provider_concurrency
+            limit = limits.get(instance, limits.get(kind, self._settings.default_provider_concurrency))
+            self._semaphores[instance] = asyncio.Semaphore(limit)
+        return self._semaphores[instance]
 
     def _lease_now(self) -> datetime | None:
         """The time leases run from: None for the database's clock."""
@@ -364,26 +365,28 @@ class Worker:
                 await self._register()
 
     def _dispatch(self, claimed: Sequence[Claimed]) -> None:
-        groups: dict[str, list[Claimed]] = defaultdict(list)
+        groups: dict[tuple[str, str | None], list[Claimed]] = defaultdict(list)
         for item in claimed:
             self._inflight.add(item.action.id)
-            groups[item.action.type].append(item)
-        for type_id, items in groups.items():
-            for chunk, definition, connector, refusal in self._plan(type_id, items):
+            groups[item.action.type, item.action.instance].append(item)
+        for (type_id, instance), items in groups.items():
+            for chunk, definition, connector, refusal in self._plan(type_id, instance, items):
                 self._spawn(self._run_group(chunk, definition, connector, refusal))
 
     def _plan(
-        self, type_id: str, items: list[Claimed]
+        self, type_id: str, instance: str | None, items: list[Claimed]
     ) -> list[tuple[list[Claimed], ActionDefinition | None, Connector | None, ClampdownError | None]]:
         try:
             definition = self._lookup(type_id)
         except InvalidInput as exc:
             return [(items, None, None, exc)]
-        connector = self._connectors.get(definition.provider)
+        where = find_instance(self._connectors, definition.provider, instance)
+        connector = self._connectors.get(where) if where else None
         if connector is None:
+            kind = definition.provider
+            named = f"directory '{instance}' ({kind})" if instance else f"provider '{kind}'"
             refusal = ClampdownError(
-                f"provider '{definition.provider}' is not configured on worker {self.id}",
-                code="provider_not_configured",
+                f"{named} is not configured on worker {self.id}", code="provider_not_configured"
             )
             return [(items, definition, None, refusal)]
         size = connector.max_batch if isinstance(connector, BatchingConnector) else 1
@@ -422,15 +425,18 @@ class Worker:
     async def _execute(
         self, connector: Connector, definition: ActionDefinition, items: list[Claimed]
     ) -> list[ItemOutcome]:
+        # Each directory has its own limits: a setting by instance name, else by kind.
+        where = items[0].action.instance or definition.provider
         overrides = self._settings.provider_attempt_timeout_seconds
-        budget = overrides.get(definition.provider, self._settings.attempt_timeout_seconds)
+        key = where if where in overrides else definition.provider
+        budget = overrides.get(key, self._settings.attempt_timeout_seconds)
         setting = (
-            f"engine.provider_attempt_timeout_seconds.{definition.provider}"
-            if definition.provider in overrides
+            f"engine.provider_attempt_timeout_seconds.{key}"
+            if key in overrides
             else "engine.attempt_timeout_seconds"
         )
         try:
-            limit = self._semaphore(definition.provider)
+            limit = self._semaphore(where, definition.provider)
             guard = self._gate.hold if self._gate else None
             # The lease is renewed by the heartbeat while this waits; the budget bounds the wait.
             return await asyncio.wait_for(

@@ -13,7 +13,16 @@ from clampdown.auth.principal import PermissionDenied, Principal, require_action
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.connectors.base import Connector
-from clampdown.errors import AccountNotFound, Conflict, Forbidden, InvalidInput, NotFound, TransientError
+from clampdown.connectors.instances import instances_of, require_instance, stamped
+from clampdown.errors import (
+    AccountNotFound,
+    Conflict,
+    Forbidden,
+    IdentityConflict,
+    InvalidInput,
+    NotFound,
+    TransientError,
+)
 from clampdown.limits import (
     BULK_CHUNK,
     MAX_ACTION_TYPE,
@@ -21,6 +30,7 @@ from clampdown.limits import (
     MAX_BULK,
     MAX_BULK_IDEMPOTENCY_KEY,
     MAX_IDEMPOTENCY_KEY,
+    MAX_INSTANCE,
     MAX_PROVIDER,
     MAX_REASON,
     MAX_TARGET,
@@ -172,24 +182,49 @@ class ActionService:
             await self._record_denial(principal, "actions.read", None, exc.missing)
             raise
 
-    def connector_for(self, definition: ActionDefinition) -> Connector:
-        connector = self.connectors.get(definition.provider)
-        if connector is None:
-            raise InvalidInput(
-                f"provider '{definition.provider}' is not configured: add [providers.{definition.provider}] "
-                "to the config to use " + definition.id
-            )
-        return connector
+    def connector_for(self, definition: ActionDefinition, instance: str | None = None) -> Connector:
+        """The connector of directory `instance` (of the action's kind), or of the only one."""
+        name = require_instance(self.connectors, definition.provider, instance, definition.id)
+        return self.connectors[name]
 
-    async def _resolve_now(self, connector: Connector, target: str) -> Account | None:
-        """Resolve while the requester waits, so a typo is an error, not a failed action.
-        If the provider is unreachable the action is queued anyway and resolved by the worker."""
-        try:
-            return await connector.resolve_user(target)
-        except AccountNotFound as exc:
-            raise NotFound(f"no such user in {connector.provider}: {exc.message}") from None
-        except TransientError:
-            return None
+    async def _resolve_now(
+        self, definition: ActionDefinition, instance: str | None, target: str
+    ) -> tuple[str, Account | None]:
+        """The directory to act in and the account, resolved while the requester waits, so a typo
+        is an error, not a failed action. If the directory is unreachable the action is queued
+        anyway and resolved by the worker. With several directories of the kind and none named,
+        the one that knows `target`; IdentityConflict, naming what each found, if several do."""
+        kind = definition.provider
+        names = [instance] if instance else instances_of(self.connectors, kind)
+        if len(names) <= 1:
+            name = require_instance(self.connectors, kind, instance, definition.id)
+            try:
+                return name, stamped(await self.connectors[name].resolve_user(target), name)
+            except AccountNotFound as exc:
+                raise NotFound(f"no such user in {name}: {exc.message}") from None
+            except TransientError:
+                return name, None
+        results = await asyncio.gather(
+            *(self.connectors[n].resolve_user(target) for n in names), return_exceptions=True
+        )
+        found = {n: stamped(r, n) for n, r in zip(names, results, strict=True) if isinstance(r, Account)}
+        if len(found) == 1:
+            [(name, account)] = found.items()
+            return name, account
+        if len(found) > 1:
+            shown = "; ".join(f"{n}: {a.name} ({a.id})" for n, a in found.items())
+            raise IdentityConflict(
+                f"'{target}' names accounts in {len(found)} {kind} directories: {shown}. Nothing was "
+                f"done; name the directory to act in (instance), or run a playbook on the person"
+            )
+        failed = {n: r for n, r in zip(names, results, strict=True) if not isinstance(r, AccountNotFound)}
+        if failed:
+            why = "; ".join(f"{n}: {r}" for n, r in failed.items())
+            raise InvalidInput(
+                f"cannot tell which {kind} directory holds '{target}': not found in the others, and "
+                f"{why}; name the directory to act in (instance)"
+            )
+        raise NotFound(f"no such user in {', '.join(names)}: '{target}'")
 
     async def request(
         self,
@@ -201,16 +236,20 @@ class ActionService:
         idempotency_key: str | None = None,
         request_approval: bool = False,
         until: datetime | None = None,
+        instance: str | None = None,
     ) -> Action:
         """Queue one action. The same idempotency key returns the first action, never a second.
-        A protected account is refused unless `request_approval`; `until` schedules the undo."""
+        A protected account is refused unless `request_approval`; `until` schedules the undo.
+        `instance`: the directory to act in, where several of the action's kind are configured."""
         definition = get_action(type_id)
         await self.authorize(principal, definition, target)
         text = clean_reason(definition, reason)
         ref = clean_target(target)
         idempotency_key = optional_text("idempotency_key", idempotency_key, MAX_IDEMPOTENCY_KEY)
         until = clean_time("until", until)
-        connector = self.connector_for(definition)
+        instance = optional_text("instance", instance, MAX_INSTANCE)
+        if instance:
+            self.connector_for(definition, instance)  # a bad name: refused now
         # A key is the requester's own: the same key and body return the first action; the same
         # key with another body is a Conflict naming what differs, never a silently dropped request.
         keyed = IdempotentRequest(
@@ -223,8 +262,9 @@ class ActionService:
                 return found
         inverse = self.timed_inverse(definition, until)
         # A secret the action makes is sealed to a key only this answer carries (clampdown.sealing).
+        where, account = await self._resolve_now(definition, instance, ref)
+        connector = self.connectors[where]
         sealing: SealingKey | None = new_sealing_key() if hands_secret(connector, definition) else None
-        account = await self._resolve_now(connector, ref)
         also = self.judge(inverse, account, None, ref) if inverse is not None else None
         gated = await self.gate(
             principal, definition, connector, ref, account, request_approval=request_approval, also=also
@@ -241,6 +281,7 @@ class ActionService:
             approval_reason=gated.reason,
             approval_rules=gated.rules,
             seal_key=sealing.public if sealing else None,
+            instance=where,
         )
         items = [item]
         if inverse is not None and until is not None:
@@ -284,7 +325,8 @@ class ActionService:
         if definition.inverse is None:
             return None
         inverse = get_action(definition.inverse)
-        self.connector_for(inverse)
+        if not instances_of(self.connectors, inverse.provider):
+            self.connector_for(inverse)  # says it is not configured
         return inverse
 
     @staticmethod
@@ -297,6 +339,7 @@ class ActionService:
             requested_by=item.requested_by,
             reason=f"timed release at {until.isoformat()}: {item.reason}",
             account=item.account,
+            instance=item.instance,
             batch_id=item.batch_id,
             playbook=item.playbook,
             after_index=index,
@@ -359,6 +402,7 @@ class ActionService:
         principal: Principal,
         *,
         idempotency_key: str | None = None,
+        instance: str | None = None,
     ) -> BulkRequest:
         """Queue one action per distinct target under a new batch id; accounts are resolved by
         the workers, so a bulk of thousands is accepted at once. Written in chunks of
@@ -367,7 +411,8 @@ class ActionService:
         await self.authorize(principal, definition, f"{len(targets)} targets")
         text = clean_reason(definition, reason)
         idempotency_key = optional_text("idempotency_key", idempotency_key, MAX_BULK_IDEMPOTENCY_KEY)
-        self.connector_for(definition)
+        instance = optional_text("instance", instance, MAX_INSTANCE)
+        where = require_instance(self.connectors, definition.provider, instance, definition.id)
         cleaned = list(dict.fromkeys(clean_target(t) for t in targets))
         if not cleaned:
             raise InvalidInput("targets is empty: give at least one user")
@@ -396,6 +441,7 @@ class ActionService:
                     requested_by=principal.username,
                     reason=text,
                     batch_id=batch_id,
+                    instance=where,
                     idempotency_key=bulk_item_key(idempotency_key, t) if idempotency_key else None,
                     idempotent_request=keyed,
                     approval_reason="; ".join(rules) or None,
@@ -440,7 +486,7 @@ class ActionService:
             return existing
         inverse = get_action(definition.inverse)
         await self.authorize(principal, inverse, original.target)
-        connector = self.connector_for(inverse)
+        connector = self.connector_for(inverse, original.instance)
         gated = await self.gate(
             principal, inverse, connector, original.target, original.account,
             request_approval=request_approval,
@@ -458,6 +504,7 @@ class ActionService:
             approval_rules=gated.rules,
             containment_id=original.containment_id,
             containment_role=StepRole.UNDO if original.containment_id else None,
+            instance=original.instance,
         )
         now = self.clock.now()
         # An undo that runs now replaces the waiting timer; one that must wait for a second person

@@ -115,6 +115,12 @@ class NewAction:
     containment_id: int | None = None
     containment_role: str | None = None
     seal_key: str | None = None  # a secret this action makes is sealed to it
+    instance: str | None = None  # default: the account's directory, else the one named after its kind
+
+    @property
+    def where(self) -> str:
+        """The configured directory it runs against."""
+        return self.instance or (self.account.where if self.account else self.provider)
 
 
 def _history_from_json(raw: Any) -> tuple[AttemptRecord, ...]:
@@ -168,6 +174,7 @@ def row_to_action(row: RowMapping) -> Action:
         containment_role=row["containment_role"],
         seal_key=row["seal_key"],
         cancel_requested_by=row["cancel_requested_by"],
+        instance=row["instance"] or row["provider"],
     )
 
 
@@ -216,6 +223,7 @@ def _new_row(
         "containment_id": item.containment_id,
         "containment_role": item.containment_role,
         "seal_key": item.seal_key,
+        "instance": item.where,
     }
 
 
