@@ -25,8 +25,18 @@ LabDir = Annotated[Path, typer.Option("--dir", help="Where the lab keeps its sta
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
+SecondOption = Annotated[
+    bool,
+    typer.Option(
+        "--second",
+        help="Also a second directory of each kind (EMEA: AD at 127.0.0.2, a Graph tenant, an Okta org), "
+        "as providers emea-ad, emea-entra, emea-okta.",
+    ),
+]
+
+
 @lab_app.command("up")
-def lab_up_command(lab_dir: LabDir = Path(".lab")) -> None:
+def lab_up_command(lab_dir: LabDir = Path(".lab"), second: SecondOption = False) -> None:
     """Start everything on loopback, seed the demo people, write DIR/clampdown.toml and DIR/lab.json."""
     from clampdown.cli import render
     from clampdown.cli.context import load
@@ -36,7 +46,7 @@ def lab_up_command(lab_dir: LabDir = Path(".lab")) -> None:
     from clampdown_lab.orchestrator import lab_up
 
     try:
-        services = lab_up(lab_dir)
+        services = lab_up(lab_dir, second=second)
     except ClampdownError as exc:
         fail(exc.message, 1)
     settings = load(lab_dir / "clampdown.toml")

@@ -1,5 +1,9 @@
 """`clampdown lab up|status|down`: starts every lab part, seeds the demo people, writes
-DIR/clampdown.toml (ready to serve on SQLite) and DIR/lab.json (URLs, people and their ids)."""
+DIR/clampdown.toml (ready to serve on SQLite) and DIR/lab.json (URLs, people and their ids).
+
+With `second=True` (`clampdown lab up --second`) it also starts a second directory of each kind,
+the EMEA domain's: a Samba AD DC at 127.0.0.2, a Graph tenant and an Okta org, written as
+[providers.emea-ad], [providers.emea-entra] and [providers.emea-okta] with their `kind`."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any, cast
 import tomli_w
 
 from clampdown_lab.component import LabComponent, LabService
-from clampdown_lab.people import DEMO_PEOPLE
+from clampdown_lab.people import DEMO_PEOPLE, EMEA, EMEA_PEOPLE, MIGRATED_FROM_LAB, DemoPerson
 
 ENTRY_POINT_GROUP = "clampdown.lab"
 # Start order matters: Entra ID links its users to the AD accounts started first.
@@ -25,6 +29,17 @@ def components() -> list[LabComponent]:
     found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
     names = [n for n in ORDER if n in found] + sorted(n for n in found if n not in ORDER)
     return [cast(LabComponent, found[n].load()()) for n in names]
+
+
+def second_components() -> list[LabComponent]:
+    """The second domain's parts (EMEA): the same kinds as the first, built for it, in start order."""
+    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return [cast(LabComponent, found[n].load()(domain=EMEA)) for n in ORDER if n in found]
+
+
+def _second_started(lab_dir: Path) -> bool:
+    """Whether `lab up --second` ever ran in lab_dir (the EMEA parts then have their folders)."""
+    return any((lab_dir / EMEA.folder(part)).exists() for part in ("samba", "entra", "okta"))
 
 
 def _secret_file(lab_dir: Path, name: str) -> Path:
@@ -53,35 +68,61 @@ def _config(lab_dir: Path, services: list[LabService]) -> dict[str, Any]:
     return config
 
 
+def _person_entry(person: DemoPerson, services: list[LabService], username: str | None) -> dict[str, Any]:
+    """A person's lab.json entry: names, then their ids in each service they have an account in
+    (`username` there; the first domain's services use the person's own)."""
+    entry: dict[str, Any] = {
+        "username": person.username,
+        "upn": person.upn,
+        "display_name": person.display_name,
+    }
+    for s in services:
+        if username in s.people:
+            entry[s.name] = s.people[username]
+    return entry
+
+
 def _lab_json(services: list[LabService]) -> dict[str, Any]:
+    second_names = {EMEA.provider(kind) for kind in ORDER}
+    first = [s for s in services if s.name not in second_names]
+    second = [s for s in services if s.name in second_names]
+    migrated = {source: username for username, source in MIGRATED_FROM_LAB.items()}
     people = []
-    for person in DEMO_PEOPLE:
-        entry: dict[str, Any] = {
-            "username": person.username,
-            "upn": person.upn,
-            "display_name": person.display_name,
-        }
-        for s in services:
-            if person.username in s.people:
-                entry[s.name] = s.people[person.username]
+    for person in DEMO_PEOPLE:  # the first domain's people, with their migrated EMEA accounts
+        entry = _person_entry(person, first, person.username)
+        entry.update(_person_entry(person, second, migrated.get(person.username)))
         people.append(entry)
+    if second:  # EMEA's own people, the look-alike among them
+        people += [
+            _person_entry(p, second, p.username) for p in EMEA_PEOPLE if p.username not in MIGRATED_FROM_LAB
+        ]
     return {
         "services": {s.name: {"url": s.url, **s.details} for s in services},
         "people": people,
     }
 
 
-def lab_up(lab_dir: Path) -> list[LabService]:
-    """Start (or reuse) every lab part and write the config and lab.json into lab_dir."""
+def _start(lab_dir: Path, component: LabComponent, people: tuple[DemoPerson, ...],
+           services: list[LabService]) -> None:  # fmt: skip
+    """Start one part and add its service to `services`, linked to those started before it."""
+    services.append(component.up(lab_dir, people))
+    link = getattr(component, "link", None)
+    if callable(link):  # e.g. Entra users carry the objectSid of their AD account
+        linked = link(lab_dir, services)
+        if isinstance(linked, LabService):  # the part's service, updated by the link
+            services[-1] = linked
+
+
+def lab_up(lab_dir: Path, second: bool = False) -> list[LabService]:
+    """Start (or reuse) every lab part and write the config and lab.json into lab_dir; with
+    `second`, the second domain's parts too (EMEA: emea-ad, emea-entra, emea-okta)."""
     lab_dir = lab_dir.resolve()  # the parts run detached, from another working directory
     lab_dir.mkdir(parents=True, exist_ok=True)
     services: list[LabService] = []
     for component in components():
-        service = component.up(lab_dir, DEMO_PEOPLE)
-        link = getattr(component, "link", None)
-        if callable(link):  # e.g. Entra users carry the objectSid of their AD account
-            link(lab_dir, services)
-        services.append(service)
+        _start(lab_dir, component, DEMO_PEOPLE, services)
+    for component in second_components() if second else []:
+        _start(lab_dir, component, EMEA_PEOPLE, services)
     (lab_dir / "clampdown.toml").write_text(tomli_w.dumps(_config(lab_dir, services)), encoding="utf-8")
     lab_json = lab_dir / "lab.json"
     admin = json.loads(lab_json.read_text()).get("admin") if lab_json.exists() else None
@@ -94,13 +135,15 @@ def lab_up(lab_dir: Path) -> list[LabService]:
 
 
 def lab_status(lab_dir: Path) -> dict[str, str]:
-    """One line per lab part."""
+    """One line per lab part (the second domain's too, once started in lab_dir)."""
     lab_dir = lab_dir.resolve()
-    return {c.name: c.status(lab_dir) for c in components()}
+    parts = components() + (second_components() if _second_started(lab_dir) else [])
+    return {c.name: c.status(lab_dir) for c in parts}
 
 
 def lab_down(lab_dir: Path) -> None:
-    """Stop every lab part, last started first."""
+    """Stop every lab part, last started first (the second domain's too)."""
     lab_dir = lab_dir.resolve()
-    for component in reversed(components()):
+    parts = components() + (second_components() if _second_started(lab_dir) else [])
+    for component in reversed(parts):
         component.down(lab_dir)

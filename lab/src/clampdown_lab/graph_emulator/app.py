@@ -21,7 +21,7 @@ from clampdown_lab.graph_emulator.graph_api import GraphApi, GraphFault, GraphRe
 from clampdown_lab.graph_emulator.tenant import AppRecord, Tenant, UserRecord, object_id
 from clampdown_lab.graph_emulator.throttling import Counters, FaultRule, Faults, Throttle, ThrottleConfig
 from clampdown_lab.graph_emulator.tokens import GraphAuthError, TokenError, TokenService
-from clampdown_lab.people import DemoPerson
+from clampdown_lab.people import LAB_DOMAIN, DemoPerson
 
 ADMIN_KEY_HEADER = "x-emulator-admin-key"
 
@@ -111,6 +111,8 @@ class PersonSeed(BaseModel):
     department: str
     title: str
     on_premises: dict[str, str] | None = None  # objectSid, sAMAccountName, objectGUID of the AD account
+    domain: str = LAB_DOMAIN  # the UPN suffix
+    upn_name: str = ""  # the UPN's part before @ when it is not the username
 
 
 class SignInRequest(BaseModel):
@@ -273,7 +275,10 @@ def create_app(emulator: Emulator) -> FastAPI:
             return denied
         ids = {}
         for seed in people:
-            person = DemoPerson(seed.username, seed.given_name, seed.surname, seed.department, seed.title)
+            person = DemoPerson(
+                seed.username, seed.given_name, seed.surname, seed.department, seed.title,
+                seed.domain, seed.upn_name,
+            )
             ids[seed.username] = tenant.add_person(person, seed.on_premises).id
         emulator.graph.dirty = True
         return _json(200, {"ids": ids})

@@ -3,6 +3,10 @@ kept under lab_dir/entra so object ids and states survive restarts. The tenant h
 default token lifetime policy of two hours (LAB_ACCESS_TOKEN_LIFETIME), so residual access shows
 a lifetime read from the tenant, and the emulator's own tokens live that long.
 
+The second tenant (EMEA, `clampdown lab up --second`) is another emulator process with its own
+port, tenant id (from its domain emea.example.test), app registration and folder lab_dir/entra-emea;
+its users are linked to the accounts of the EMEA domain.
+
 Files under lab_dir/entra: tenant.json (users, risk, sign-ins, the app registration),
 client-secret (given to Clampdown as a secret file), app-certificate.pem (key and certificate
 registered on the same app, to try the certificate credential), admin-key (the emulator's admin
@@ -23,9 +27,9 @@ from clampdown_lab.component import LabService
 from clampdown_lab.detached import DetachedProcess
 from clampdown_lab.graph_emulator.app import ADMIN_KEY_HEADER
 from clampdown_lab.graph_emulator.server import STATE_FILE
-from clampdown_lab.graph_emulator.tenant import ALL_ROLES, AppRecord, Tenant, object_id
+from clampdown_lab.graph_emulator.tenant import ALL_ROLES, AppRecord, Tenant, object_id, tenant_id_for
 from clampdown_lab.graph_emulator.tls import write_client_certificate, write_tls_files
-from clampdown_lab.people import LAB_DOMAIN, DemoPerson
+from clampdown_lab.people import LAB, DemoPerson, LabDomain, people_of
 
 APP_CLIENT_ID = object_id("app", "clampdown-lab")
 LAB_ACCESS_TOKEN_LIFETIME = "02:00:00"  # the organization default token lifetime policy's
@@ -43,20 +47,29 @@ def _person_seed(person: DemoPerson, on_premises: OnPremises | None) -> dict[str
         "surname": person.surname,
         "department": person.department,
         "title": person.title,
+        "domain": person.domain,
+        "upn_name": person.upn_name,
         "on_premises": {k: v for k, v in link.items() if k in ("objectSid", "sAMAccountName", "objectGUID")}
         if link
         else None,
     }
 
 
+def app_client_id(domain: LabDomain) -> str:
+    """The client id of the lab's app registration in the tenant of `domain`."""
+    return APP_CLIENT_ID if domain == LAB else object_id("app", f"clampdown-lab/{domain.domain}")
+
+
 class GraphLabComponent:
-    """The Entra ID part of the lab: one emulated tenant on loopback with the demo people."""
+    """The Entra ID part of the lab: one emulated tenant on loopback with the demo people
+    (with `domain=EMEA`, the second tenant and its people)."""
 
-    name = "entra"
-
-    def __init__(self, host: str = "127.0.0.1", start_timeout: float = 20.0) -> None:
+    def __init__(self, host: str = "127.0.0.1", start_timeout: float = 20.0, domain: LabDomain = LAB) -> None:
         self.host = host
         self.start_timeout = start_timeout
+        self.domain = domain
+        self.name = domain.provider("entra")
+        self.client_id = app_client_id(domain)
 
     # -- LabComponent ------------------------------------------------------------------------
     def up(
@@ -64,7 +77,7 @@ class GraphLabComponent:
     ) -> LabService:
         """Start (or reuse) the emulator, seed `people` (linked to their AD accounts when
         `on_premises` maps username -> {objectSid, sAMAccountName[, objectGUID]}), say how to reach it."""
-        home = lab_dir / "entra"
+        home = lab_dir / self.domain.folder("entra")
         home.mkdir(parents=True, exist_ok=True)
         new_tenant = self._prepare(home)
         pid, url = self._emulator(home).start_or_reuse(
@@ -83,26 +96,27 @@ class GraphLabComponent:
             admin.put("/_emulator/token-lifetime", json=lifetime).raise_for_status()
             if new_tenant:
                 self._seed_history(admin, people)
-        tenant_id = Tenant().tenant_id
+        tenant_id = tenant_id_for(self.domain.domain)
+        settings = {
+            "tenant_id": tenant_id,
+            "client_id": self.client_id,
+            "client_secret": {"file": str(home / "client-secret")},
+            "authority_host": url,
+            "graph_url": f"{url}/v1.0",
+            "ca_bundle": str(home / "tls" / "ca.pem"),
+            # The emulator is an authority we know: MSAL's instance discovery would ask
+            # login.microsoftonline.com about it (MSAL documents this switch for such hosts).
+            "instance_discovery": False,
+        }
         return LabService(
-            name="entra",
+            name=self.name,
             url=url,
-            provider_config={
-                "tenant_id": tenant_id,
-                "client_id": APP_CLIENT_ID,
-                "client_secret": {"file": str(home / "client-secret")},
-                "authority_host": url,
-                "graph_url": f"{url}/v1.0",
-                "ca_bundle": str(home / "tls" / "ca.pem"),
-                # The emulator is an authority we know: MSAL's instance discovery would ask
-                # login.microsoftonline.com about it (MSAL documents this switch for such hosts).
-                "instance_discovery": False,
-            },
+            provider_config=self.domain.provider_section("entra", settings),
             people={p.username: {"id": ids[p.username], "upn": p.upn} for p in people},
             details={
                 "pid": pid,
                 "tenant_id": tenant_id,
-                "domain": LAB_DOMAIN,
+                "domain": self.domain.domain,
                 "state_file": str(home / STATE_FILE),
                 "log_file": str(home / "emulator.log"),
                 "admin_key_file": str(home / "admin-key"),
@@ -112,15 +126,13 @@ class GraphLabComponent:
 
     def link(self, lab_dir: Path, services: list[LabService]) -> None:
         """Mark the demo people as synced from AD with their AD objectSid and sAMAccountName,
-        taken from the already started "ad" service (no-op without one)."""
-        ad = next((s for s in services if s.name == "ad"), None)
-        home = lab_dir / "entra"
+        taken from the already started "ad" service ("emea-ad" for EMEA; no-op without one)."""
+        ad = next((s for s in services if s.name == self.domain.provider("ad")), None)
+        home = lab_dir / self.domain.folder("entra")
         emulator = self._emulator(home)
         if ad is None or emulator.running_pid() is None:
             return
-        from clampdown_lab.people import DEMO_PEOPLE
-
-        people = tuple(p for p in DEMO_PEOPLE if p.username in ad.people)
+        people = tuple(p for p in people_of(self.domain) if p.username in ad.people)
         url = self._url(emulator.saved_port() or 0)
         with self._admin(home, url) as admin:
             admin.post(
@@ -129,11 +141,12 @@ class GraphLabComponent:
 
     def down(self, lab_dir: Path) -> None:
         """Stop the emulator this lab_dir started; the tenant stays in tenant.json for the next `up`."""
-        self._emulator(lab_dir / "entra").down()
+        self._emulator(lab_dir / self.domain.folder("entra")).down()
 
     def status(self, lab_dir: Path) -> str:
         """One line: running where, or stopped."""
-        return self._emulator(lab_dir / "entra").status("entra (Graph emulator)", self._url)
+        home = lab_dir / self.domain.folder("entra")
+        return self._emulator(home).status(f"{self.name} (Graph emulator)", self._url)
 
     # -- internals ---------------------------------------------------------------------------
     def _emulator(self, home: Path) -> DetachedProcess:
@@ -158,8 +171,8 @@ class GraphLabComponent:
         state = home / STATE_FILE
         if state.exists():
             return False
-        tenant = Tenant()
-        tenant.apps[APP_CLIENT_ID] = self._registration(home)
+        tenant = Tenant(tenant_id=tenant_id_for(self.domain.domain), domain=self.domain.domain)
+        tenant.apps[self.client_id] = self._registration(home)
         tenant.save(state)
         return True
 
@@ -167,7 +180,7 @@ class GraphLabComponent:
         """The lab's app registration: every permission, the secret and the certificate in `home`."""
         pem = (home / "app-certificate.pem").read_text(encoding="utf-8")
         return AppRecord(
-            APP_CLIENT_ID,
+            self.client_id,
             "Clampdown (lab)",
             list(ALL_ROLES),
             secrets=[(home / "client-secret").read_text(encoding="utf-8").strip()],

@@ -20,7 +20,14 @@ from typing import Any
 from clampdown_lab.people import LAB_DOMAIN, DemoPerson
 
 _ID_NAMESPACE = uuid.UUID("5b0c9b8e-4c39-4d55-9b53-3f2f0f6a1c11")
-LAB_TENANT_ID = str(uuid.uuid5(_ID_NAMESPACE, "tenant:" + LAB_DOMAIN))
+
+
+def tenant_id_for(domain: str) -> str:
+    """The stable tenant id of the lab tenant whose verified domain is `domain`."""
+    return str(uuid.uuid5(_ID_NAMESPACE, "tenant:" + domain))
+
+
+LAB_TENANT_ID = tenant_id_for(LAB_DOMAIN)
 
 # Application permissions (app roles) an emulated app registration can hold.
 ALL_ROLES = (
@@ -347,8 +354,10 @@ class Tenant:
 
     def add_person(self, person: DemoPerson, on_premises: dict[str, str] | None = None) -> UserRecord:
         """Create (or refresh) a demo person with the stable id derived from the UPN."""
+        # Object ids are unique across tenants: a person in two (a migrated account) has two.
+        key = person.upn if self.tenant_id == LAB_TENANT_ID else f"{self.tenant_id}/{person.upn}"
         user = UserRecord(
-            id=object_id("user", person.upn),
+            id=object_id("user", key),
             userPrincipalName=person.upn,
             displayName=person.display_name,
             givenName=person.given_name,

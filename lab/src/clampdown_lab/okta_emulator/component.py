@@ -9,6 +9,11 @@ and component.json (the port).
 For single sign-on: oidc-client-secret (of the "Clampdown" OIDC web app), oidc-signing-key.pem (the
 org's ID token key, kept so that restarts keep the published JWKS) and demo-password (every demo
 person's password at the emulator's sign-in form). `details["oidc"]` is a ready [sso] section.
+
+The second org (EMEA, `clampdown lab up --second`) is another emulator process with its own port
+(its org URL), API token and folder lab_dir/okta-emea, seeded with the EMEA people; its user ids
+differ from the first org's for the same login (Okta ids are unique across orgs). It is not the
+lab's identity provider: its details have no "oidc".
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from clampdown_lab.component import LabService
 from clampdown_lab.detached import DetachedProcess
 from clampdown_lab.okta_emulator.auth import ALL_SCOPES
 from clampdown_lab.okta_emulator.server import EmulatorSettings
-from clampdown_lab.people import LAB_DOMAIN, DemoPerson
+from clampdown_lab.okta_emulator.state import stable_id
+from clampdown_lab.people import LAB, DemoPerson, LabDomain
 
 SERVICE_APP_CLIENT_ID = "0oaclampdownlab00001"
 OIDC_CLIENT_ID = "0oaclampdownsso00001"
@@ -87,24 +93,26 @@ def _secret_file(path: Path, make: Callable[[], bytes]) -> None:
 
 
 class OktaLabComponent:
-    """The Okta part of the lab: one emulated org on loopback, seeded with the demo people."""
-
-    name = "okta"
+    """The Okta part of the lab: one emulated org on loopback, seeded with the demo people (with
+    `domain=EMEA`, the second org and its people)."""
 
     def __init__(
         self,
         host: str = "127.0.0.1",
         start_timeout: float = 20.0,
         clampdown_urls: tuple[str, ...] = ("http://127.0.0.1:8080", "http://localhost:8080"),
+        domain: LabDomain = LAB,
     ) -> None:
         self.host = host
         self.start_timeout = start_timeout
         self.clampdown_urls = clampdown_urls  # where the lab's `clampdown serve` is browsed to
+        self.domain = domain
+        self.name = domain.provider("okta")
 
     # --- LabComponent --------------------------------------------------------------------
     def up(self, lab_dir: Path, people: tuple[DemoPerson, ...]) -> LabService:
         """Start (or reuse) the emulator in the background, seed `people`, say how to reach it."""
-        home = lab_dir / "okta"
+        home = lab_dir / self.domain.folder("okta")
         home.mkdir(parents=True, exist_ok=True)
         self._write_settings(home, people)
         pid, url = self._emulator(home).start_or_reuse(self._url, self._answers, self.start_timeout)
@@ -116,24 +124,23 @@ class OktaLabComponent:
         httpx.post(f"{url}/_emulator/authorization-servers", json=servers, timeout=10).raise_for_status()
         # A reused emulator started before this app was added learns it here; registering is idempotent.
         httpx.post(f"{url}/_emulator/oidc/apps", json=self._oidc_app(home), timeout=10).raise_for_status()
-        return LabService(
-            name="okta",
-            url=url,
-            provider_config={
-                "org_url": url,
-                "api_token": {"file": str(home / "api-token")},
-                "user_risk": True,  # the lab org has Identity Threat Protection
+        settings = {
+            "org_url": url,
+            "api_token": {"file": str(home / "api-token")},
+            "user_risk": True,  # the lab org has Identity Threat Protection
+        }
+        details: dict[str, Any] = {
+            "pid": pid,
+            "state_file": str(home / "state.json"),
+            "log_file": str(home / "emulator.log"),
+            "login_domain": self.domain.domain,
+            "service_app": {
+                "client_id": SERVICE_APP_CLIENT_ID,
+                "private_key": {"file": str(home / "service-app.pem")},
             },
-            people={p.username: {"id": ids[p.upn], "login": p.upn} for p in people},
-            details={
-                "pid": pid,
-                "state_file": str(home / "state.json"),
-                "log_file": str(home / "emulator.log"),
-                "login_domain": LAB_DOMAIN,
-                "service_app": {
-                    "client_id": SERVICE_APP_CLIENT_ID,
-                    "private_key": {"file": str(home / "service-app.pem")},
-                },
+        }
+        if self.domain == LAB:  # the lab's identity provider for signing in to Clampdown
+            details |= {
                 "oidc": {
                     "issuer": url,
                     "client_id": OIDC_CLIENT_ID,
@@ -150,17 +157,29 @@ class OktaLabComponent:
                         if p.username in _CLAMPDOWN_GROUPS
                     },
                 },
-            },
+            }
+        return LabService(
+            name=self.name,
+            url=url,
+            provider_config=self.domain.provider_section("okta", settings),
+            people={p.username: {"id": ids[p.upn], "login": p.upn} for p in people},
+            details=details,
         )
 
     def down(self, lab_dir: Path) -> None:
         """Stop the emulator this lab_dir started; its org stays in state.json for the next `up`."""
-        self._emulator(lab_dir / "okta").down()
+        self._emulator(lab_dir / self.domain.folder("okta")).down()
 
     def status(self, lab_dir: Path) -> str:
-        return self._emulator(lab_dir / "okta").status("okta emulator", self._url)
+        label = "okta emulator" if self.domain == LAB else f"{self.name} emulator"
+        return self._emulator(lab_dir / self.domain.folder("okta")).status(label, self._url)
 
     # --- internals -----------------------------------------------------------------------
+    @property
+    def _action_login(self) -> str:
+        """The admin the API token acts as."""
+        return f"clampdown.action@{self.domain.domain}"
+
     def _emulator(self, home: Path) -> DetachedProcess:
         return DetachedProcess(home, _MODULE, ["--settings", str(home / "settings.json")], "Okta emulator")
 
@@ -181,9 +200,12 @@ class OktaLabComponent:
         items = []
         for person in people:
             groups = ["Everyone", person.department]
-            if person.username in _CLAMPDOWN_GROUPS:
+            item = {**_person_profile(person), "password": password, "groups": groups}
+            if self.domain == LAB and person.username in _CLAMPDOWN_GROUPS:
                 groups.append(_CLAMPDOWN_GROUPS[person.username])
-            items.append({**_person_profile(person), "password": password, "groups": groups})
+            if self.domain != LAB:  # ids unique across orgs; the first org's stay derived from the login
+                item["id"] = stable_id("00u", f"{self.domain.domain}/{person.upn.lower()}")
+            items.append(item)
         return items
 
     def _write_settings(self, home: Path, people: tuple[DemoPerson, ...]) -> None:
@@ -199,7 +221,7 @@ class OktaLabComponent:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         settings = EmulatorSettings(
-            api_tokens={token_file.read_text(encoding="utf-8").strip(): f"clampdown.action@{LAB_DOMAIN}"},
+            api_tokens={token_file.read_text(encoding="utf-8").strip(): self._action_login},
             apps=[
                 {
                     "client_id": SERVICE_APP_CLIENT_ID,

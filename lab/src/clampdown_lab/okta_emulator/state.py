@@ -263,14 +263,17 @@ class OrgState:
         return record
 
     def seed(self, item: dict[str, Any]) -> UserRecord:
-        """Add a user from a seed item: profile fields plus optional status, password and groups.
+        """Add a user from a seed item: profile fields plus optional status, password, groups and id
+        (default: derived from the login).
 
         An existing user keeps its status (seeding again must not undo an analyst's action);
         a password or groups given are set on new and existing users alike.
         """
-        extras = ("status", "password", "groups")
+        extras = ("status", "password", "groups", "id")
         record = self.add_user(
-            {k: v for k, v in item.items() if k not in extras}, status=str(item.get("status", "ACTIVE"))
+            {k: v for k, v in item.items() if k not in extras},
+            status=str(item.get("status", "ACTIVE")),
+            user_id=item.get("id"),
         )
         self.set_credentials(record, item.get("password"), item.get("groups"))
         return record

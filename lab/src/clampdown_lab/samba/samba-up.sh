@@ -4,9 +4,13 @@
 #
 #   SAMBA_DIR=$PWD/.lab/samba bash samba-up.sh      # install (if needed) + provision (if needed) + start + wait
 #   SAMBA_FRESH=1 bash samba-up.sh                  # wipe SAMBA_DIR and provision a new domain
+#   SAMBA_DIR=$PWD/.lab/samba-emea SAMBA_ADDRESS=127.0.0.2 REALM=EMEA.EXAMPLE.TEST DOMAIN=EMEA \
+#       bash samba-up.sh                            # a second domain beside the first, same ports
 #
 # Everything lives under $SAMBA_DIR (smb.conf, databases, pid, logs, sockets); /etc/samba and
 # /etc/krb5.conf are not touched. Listens on 127.0.0.1 and ::1 only: 88 (kdc), 389, 636, 3268 (ldap), 464 (kpasswd).
+# With SAMBA_ADDRESS another loopback address (127.0.0.2 ...) it listens there only (IPv4), so a second
+# domain runs beside the first on the same ports; Linux answers the whole 127/8 on lo without configuring it.
 # Prints shell-sourceable variables at the end. Idempotent: a running instance from the same dir is reused.
 set -euo pipefail
 
@@ -18,11 +22,20 @@ set -euo pipefail
 : "${SAMBA_MAX_RUNTIME:=7200}"           # samba exits by itself after this many seconds (safety net for CI)
 : "${SAMBA_READY_TIMEOUT:=120}"
 : "${SAMBA_MODEL:=prefork}"              # prefork (default) or single (one process, less memory)
+: "${SAMBA_ADDRESS:=127.0.0.1}"          # the loopback address the DC listens on (and its certificate names)
 
 [ "$(id -u)" = 0 ] || { echo "samba-up: must run as root (binds ports < 1024)" >&2; exit 1; }
 realm_lc=$(echo "$REALM" | tr '[:upper:]' '[:lower:]')
 conf="$SAMBA_DIR/etc/smb.conf"
 t_start=$(date +%s.%N)
+case "$SAMBA_ADDRESS" in 127.*) ;; *) echo "samba-up: SAMBA_ADDRESS must be a loopback address (127.x.y.z)" >&2; exit 1;; esac
+if [ "$SAMBA_ADDRESS" = 127.0.0.1 ]; then
+    # lo's own addresses, 127.0.0.1 and ::1 (each bound alone, not 0.0.0.0: other 127/8 addresses stay free)
+    listen=lo; san="DNS:localhost,IP:127.0.0.1,IP:::1"
+else
+    # An address that is not an interface's: "ADDRESS/8" makes Samba bind it on lo (IPv4 only; ::1 is the first DC's)
+    listen="$SAMBA_ADDRESS/8"; san="IP:$SAMBA_ADDRESS"
+fi
 since() { python3 -c "import sys,time; print(f'{time.time()-float(sys.argv[1]):.1f}s')" "$1"; }
 
 # ---------------------------------------------------------------- 1. packages
@@ -60,10 +73,10 @@ if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && grep -q '^sam
 fi
 
 if [ "${already:-0}" != 1 ]; then
-    # One DC per machine: the ports are fixed (88, 389, 636, 464, 3268).
+    # One DC per address: the ports are fixed (88, 389, 636, 464, 3268).
     for port in 88 389 636; do
-        if python3 -c "import socket,sys; s=socket.socket(); sys.exit(0 if s.connect_ex(('127.0.0.1',$port))==0 else 1)"; then
-            echo "samba-up: port $port on 127.0.0.1 is already in use (another samba/slapd?)" >&2; exit 1
+        if python3 -c "import socket,sys; s=socket.socket(); sys.exit(0 if s.connect_ex(('$SAMBA_ADDRESS',$port))==0 else 1)"; then
+            echo "samba-up: port $port on $SAMBA_ADDRESS is already in use (another samba/slapd?)" >&2; exit 1
         fi
     done
 fi
@@ -84,17 +97,16 @@ if [ ! -f "$SAMBA_DIR/private/sam.ldb" ]; then
             -keyout ca.key -out ca.pem -addext "basicConstraints=critical,CA:TRUE" \
             -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
         openssl req -newkey rsa:2048 -nodes -subj "/CN=$DC_NAME.$realm_lc" -keyout dc.key -out dc.csr 2>/dev/null
-        printf 'subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth\n' \
-            "$DC_NAME.$realm_lc" > dc.ext
+        printf 'subjectAltName=DNS:%s,%s\nextendedKeyUsage=serverAuth\n' "$DC_NAME.$realm_lc" "$san" > dc.ext
         openssl x509 -req -in dc.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
             -extfile dc.ext -out dc.pem 2>/dev/null
         chmod 644 ca.pem dc.pem; rm -f dc.csr dc.ext
     )
     samba-tool domain provision --targetdir="$D" \
         --realm="$REALM" --domain="$DOMAIN" --server-role=dc --dns-backend=NONE --use-rfc2307 \
-        --adminpass="$ADMIN_PW" --host-name="$DC_NAME" --host-ip=127.0.0.1 \
+        --adminpass="$ADMIN_PW" --host-name="$DC_NAME" --host-ip="$SAMBA_ADDRESS" \
         --option="netbios name=$(echo "$DC_NAME" | tr '[:lower:]' '[:upper:]')" \
-        --option="interfaces=lo" --option="bind interfaces only=yes" --option="disable netbios=yes" \
+        --option="interfaces=$listen" --option="bind interfaces only=yes" --option="disable netbios=yes" \
         --option="server services=ldap cldap kdc" \
         --option="ldap server require strong auth=allow_sasl_over_tls" \
         --option="pid directory=$D/run" --option="ncalrpc dir=$D/run/ncalrpc" \
@@ -126,8 +138,8 @@ cat > "$SAMBA_DIR/krb5.conf" <<EOF
     udp_preference_limit = 0
 [realms]
     $REALM = {
-        kdc = 127.0.0.1
-        admin_server = 127.0.0.1
+        kdc = $SAMBA_ADDRESS
+        admin_server = $SAMBA_ADDRESS
     }
 [domain_realm]
     .$realm_lc = $REALM
@@ -142,10 +154,10 @@ if [ "${already:-0}" != 1 ]; then
     setsid nohup samba -s "$conf" -F -M "$SAMBA_MODEL" --maximum-runtime="$SAMBA_MAX_RUNTIME" \
         > "$SAMBA_DIR/log/samba.stdout" 2>&1 < /dev/null &
     echo $! > "$pidfile"
-    # Ready = an anonymous rootDSE search on 127.0.0.1:389 returns an entry (stdlib only, no ldap3 needed).
-    python3 - "$SAMBA_READY_TIMEOUT" "$(cat "$pidfile")" <<'PY' || { tail -30 "$SAMBA_DIR/log/samba.stdout" "$SAMBA_DIR/log/samba.log" >&2 || true; exit 1; }
+    # Ready = an anonymous rootDSE search on $SAMBA_ADDRESS:389 returns an entry (stdlib only, no ldap3 needed).
+    python3 - "$SAMBA_READY_TIMEOUT" "$(cat "$pidfile")" "$SAMBA_ADDRESS" <<'PY' || { tail -30 "$SAMBA_DIR/log/samba.stdout" "$SAMBA_DIR/log/samba.log" >&2 || true; exit 1; }
 import os, socket, sys, time
-deadline = time.time() + float(sys.argv[1]); pid = int(sys.argv[2])
+deadline = time.time() + float(sys.argv[1]); pid = int(sys.argv[2]); address = sys.argv[3]
 # LDAPv3 SearchRequest: msgid 1, base "", scope base, filter (objectClass=*), no attributes
 req = bytes.fromhex("302502010163200400" "0a01000a0100020100020100010100" "870b6f626a656374436c617373" "3000")
 while True:
@@ -154,7 +166,7 @@ while True:
     except OSError:
         sys.exit("samba-up: samba exited during startup")
     try:
-        with socket.create_connection(("127.0.0.1", 389), timeout=2) as s:
+        with socket.create_connection((address, 389), timeout=2) as s:
             s.sendall(req); s.settimeout(5)
             if b"\x64" in s.recv(65536)[:16]:      # SearchResultEntry
                 break
@@ -175,8 +187,9 @@ AD_REALM=$REALM
 AD_DOMAIN=$DOMAIN
 AD_BASE_DN=$base_dn
 AD_DC_HOSTNAME=$DC_NAME.$realm_lc
-AD_LDAP_URL=ldap://127.0.0.1:389
-AD_LDAPS_URL=ldaps://127.0.0.1:636
+AD_ADDRESS=$SAMBA_ADDRESS
+AD_LDAP_URL=ldap://$SAMBA_ADDRESS:389
+AD_LDAPS_URL=ldaps://$SAMBA_ADDRESS:636
 AD_CA_FILE=$SAMBA_DIR/tls/ca.pem
 AD_ADMIN_PASSWORD_FILE=$SAMBA_DIR/admin.password
 AD_ADMIN_UPN=Administrator@$realm_lc
