@@ -27,6 +27,10 @@ class ActionStatus(enum.StrEnum):
         return self in (ActionStatus.COMPLETED, ActionStatus.FAILED, ActionStatus.CANCELLED)
 
 
+# An account attribute with several values (sIDHistory) holds them joined by this.
+MULTI_VALUE_SEPARATOR = " "
+
+
 @dataclass(frozen=True)
 class Account:
     """One account of a person in one provider, as the provider identifies it."""

@@ -116,7 +116,7 @@ async def request_action(
     """Queue one action. The same Idempotency-Key returns the same action, never a second one."""
     action = await runtime(request).actions.request(
         body.type, body.target, body.reason, caller, idempotency_key=idempotency_key,
-        request_approval=body.request_approval, until=body.until,
+        request_approval=body.request_approval, until=body.until, instance=body.instance,
     )  # fmt: skip
     if action.secret_key is None:  # the CLI's twin: secret_key is absent, not null
         return JSONResponse(ActionView.model_validate(action).model_dump(mode="json"), status_code=202)
@@ -144,7 +144,7 @@ async def request_bulk(
 ) -> BulkView:
     """Queue one action per distinct target under one batch id."""
     bulk = await runtime(request).actions.request_bulk(
-        body.type, body.targets, body.reason, caller, idempotency_key=idempotency_key
+        body.type, body.targets, body.reason, caller, idempotency_key=idempotency_key, instance=body.instance
     )
     return BulkView.model_validate(bulk)
 

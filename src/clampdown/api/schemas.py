@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from clampdown.limits import (
     MAX_ACTION_TYPE,
     MAX_BULK,
+    MAX_INSTANCE,
     MAX_PASSWORD,
     MAX_REASON,
     MAX_TARGET,
@@ -50,6 +51,11 @@ class ActionRequest(BaseModel):
     reason: Text = Field(description="Why; recorded with the action", max_length=MAX_REASON)
     request_approval: bool = Field(default=False, description="Wait for a second person to approve")
     until: datetime | None = Field(default=None, description="Undo automatically at this time")
+    instance: Text | None = Field(
+        default=None, max_length=MAX_INSTANCE,
+        description="The configured directory to act in ([providers.NAME]); needed only when several "
+        "of the action's kind are configured and the target is in more than one",
+    )
 
 
 class BulkRequest(BaseModel):
@@ -58,6 +64,10 @@ class BulkRequest(BaseModel):
     type: Text = Field(max_length=MAX_ACTION_TYPE)
     targets: list[Annotated[Text, Field(max_length=MAX_TARGET)]] = Field(min_length=1, max_length=MAX_BULK)
     reason: Text = Field(max_length=MAX_REASON)
+    instance: Text | None = Field(
+        default=None, max_length=MAX_INSTANCE,
+        description="The configured directory to act in; needed when several of the action's kind are",
+    )
 
 
 class UndoRequest(BaseModel):

@@ -55,6 +55,10 @@ def act(
     ] = None,
     request_approval: Annotated[bool, typer.Option(help="Ask a second person to approve first.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Show what would change; change nothing.")] = False,
+    instance: Annotated[
+        str | None,
+        typer.Option(help="The directory to act in ([providers.NAME]), where several of its kind are."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Request an action on one user, or on every user in a file."""
@@ -87,8 +91,9 @@ def act(
             if from_file is not None:
                 targets = _read_targets(from_file)
                 bulk = await rt.actions.request_bulk(
-                    action_id, targets, reason, principal, idempotency_key=idempotency_key
-                )
+                    action_id, targets, reason, principal, idempotency_key=idempotency_key,
+                    instance=instance,
+                )  # fmt: skip
                 if not as_json:
                     render.console.print(f"batch {bulk.batch_id}: {len(bulk.actions)} actions queued")
                 if not wait:
@@ -100,7 +105,7 @@ def act(
             assert user is not None
             action = await rt.actions.request(
                 action_id, user, reason, principal, idempotency_key=idempotency_key,
-                request_approval=request_approval, until=parse_until(until),
+                request_approval=request_approval, until=parse_until(until), instance=instance,
             )  # fmt: skip
             key = action.secret_key
             if wait:

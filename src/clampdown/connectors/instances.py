@@ -19,8 +19,9 @@ from clampdown.model import Account
 
 
 def instances_of(connectors: Mapping[str, Connector], kind: str) -> list[str]:
-    """The instance names of the configured directories of `kind`, in configuration order."""
-    return [name for name, connector in connectors.items() if connector.provider == kind]
+    """The instance names of the configured directories of `kind`, in configuration order (a
+    connector that does not say its kind is of the kind its section is named after)."""
+    return [name for name, connector in connectors.items() if getattr(connector, "provider", name) == kind]
 
 
 def find_instance(connectors: Mapping[str, Connector], kind: str, instance: str | None) -> str | None:

@@ -17,19 +17,23 @@ from dataclasses import dataclass, field, replace
 from clampdown.auth.principal import Principal
 from clampdown.catalog import ActionDefinition, all_actions
 from clampdown.connectors.base import Connector
+from clampdown.connectors.instances import stamped
 from clampdown.errors import AccountNotFound, ClampdownError, IdentityConflict, InvalidInput, NotFound
 from clampdown.limits import MAX_TARGET
-from clampdown.model import Account, AccountState
+from clampdown.model import MULTI_VALUE_SEPARATOR, Account, AccountState
 
 SID = "sid"
 SIGN_IN_NAME = "sign-in name"
 # The strong anchors each provider's accounts carry: attribute -> kind. Anchors of one kind link.
+# sIDHistory links a migrated AD account to the one it was migrated from, in another forest or
+# domain: only a domain administrator's migration tool can write it.
 ANCHORS: dict[str, dict[str, str]] = {
-    "ad": {"objectSid": SID, "userPrincipalName": SIGN_IN_NAME},
+    "ad": {"objectSid": SID, "sIDHistory": SID, "userPrincipalName": SIGN_IN_NAME},
     "entra": {"onPremisesSecurityIdentifier": SID, "userPrincipalName": SIGN_IN_NAME},
     "okta": {"login": SIGN_IN_NAME},
 }
 _TITLES = {"ad": "AD", "entra": "Entra", "okta": "Okta"}
+MULTI_VALUED = frozenset({"sIDHistory"})
 # Attributes that may have matched the reference, in the order worth naming.
 _MATCHED_BY = ("userPrincipalName", "login", "objectSid", "onPremisesSecurityIdentifier", "objectGUID",
                "sAMAccountName", "onPremisesSamAccountName", "email", "mail", "dn")  # fmt: skip
@@ -65,6 +69,7 @@ class Anchor:
     attribute: str
     kind: str
     value: str
+    instance: str | None = None  # the directory, where it is not the one named after its kind
 
     @property
     def key(self) -> str:
@@ -73,22 +78,31 @@ class Anchor:
 
     @property
     def label(self) -> str:
-        return f"{_title(self.provider)} {self.attribute}"
+        return f"{_title(self.provider, self.instance)} {self.attribute}"
 
 
-def _title(provider: str) -> str:
-    return _TITLES.get(provider, provider)
+def _title(provider: str, instance: str | None = None) -> str:
+    title = _TITLES.get(provider, provider)
+    return f"{title} ({instance})" if instance and instance != provider else title
 
 
 def anchors(account: Account) -> list[Anchor]:
-    """The account's strong anchors, SIDs first."""
+    """The account's strong anchors, SIDs first. A multi-valued one (an AD account's sIDHistory:
+    the SIDs of the accounts it was migrated from) is one anchor per value."""
     kinds = ANCHORS.get(account.provider, {})
     found = [
-        Anchor(account.provider, attribute, kind, account.attributes[attribute])
+        Anchor(account.provider, attribute, kind, value, account.instance)
         for attribute, kind in kinds.items()
-        if account.attributes.get(attribute)
+        for value in split_values(attribute, account.attributes.get(attribute))
     ]
     return sorted(found, key=lambda a: a.kind != SID)
+
+
+def split_values(attribute: str, raw: str | None) -> list[str]:
+    """The values of an attribute as an account carries it: several for a multi-valued one."""
+    if not raw:
+        return []
+    return [v for v in raw.split(MULTI_VALUE_SEPARATOR) if v] if attribute in MULTI_VALUED else [raw]
 
 
 def link(account: Account, other: Account) -> str | None:
@@ -101,12 +115,13 @@ def link(account: Account, other: Account) -> str | None:
 
 
 def contradiction(account: Account, other: Account) -> str | None:
-    """Why `account` and `other` cannot be one person: two SIDs that differ; None if none."""
-    for mine in anchors(account):
-        for theirs in anchors(other):
-            if mine.kind == theirs.kind == SID and mine.key != theirs.key:
-                return f"{mine.label} {mine.value} ≠ {theirs.label} {theirs.value}"
-    return None
+    """Why `account` and `other` cannot be one person: both carry SIDs, and none is shared (a
+    migrated account shares its sIDHistory with the account it came from); None if none."""
+    mine = [a for a in anchors(account) if a.kind == SID]
+    theirs = [a for a in anchors(other) if a.kind == SID]
+    if not mine or not theirs or {a.key for a in mine} & {a.key for a in theirs}:
+        return None
+    return f"{mine[0].label} {mine[0].value} ≠ {theirs[0].label} {theirs[0].value}"
 
 
 def matched_by(account: Account, reference: str) -> str:
@@ -136,12 +151,14 @@ def _shown(account: Account, how: str) -> str:
     ids = ", ".join(f"{a.attribute} {a.value}" for a in anchors(account)) or "no strong anchor"
     email = account.attributes.get("email")
     extra = f", email {email}" if email else ""
-    return f"{_title(account.provider)} {account.name} ({how}; {ids}{extra})"
+    return f"{_title(account.provider, account.instance)} {account.name} ({how}; {ids}{extra})"
 
 
-async def _try_resolve(connector: Connector, reference: str) -> Account | ClampdownError | None:
+async def _try_resolve(
+    instance: str, connector: Connector, reference: str
+) -> Account | ClampdownError | None:
     try:
-        return await connector.resolve_user(reference)
+        return stamped(await connector.resolve_user(reference), instance)
     except AccountNotFound:
         return None
     except ClampdownError as exc:
@@ -153,9 +170,9 @@ class _Search:
     """What one find_person call has found so far."""
 
     reference: str
-    found: dict[str, Account] = field(default_factory=dict)  # provider -> account
-    how: dict[str, str] = field(default_factory=dict)  # provider -> how it was found
-    by_reference: set[str] = field(default_factory=set)  # providers whose account the reference matched
+    found: dict[str, Account] = field(default_factory=dict)  # directory (instance) -> account
+    how: dict[str, str] = field(default_factory=dict)  # directory -> how it was found
+    by_reference: set[str] = field(default_factory=set)  # directories whose account the reference matched
     unreachable: dict[str, str] = field(default_factory=dict)
     not_linked: list[str] = field(default_factory=list)
 
@@ -163,9 +180,10 @@ class _Search:
         return "; ".join(_shown(a, self.how[p]) for p, a in self.found.items())
 
 
-async def _follow(search: _Search, connectors: dict[str, Connector], provider: str) -> None:
-    """Look for `provider`'s account by the anchors of the accounts found, keeping only one that
-    carries the anchor it was looked up by."""
+async def _follow(search: _Search, connectors: dict[str, Connector], instance: str) -> None:
+    """Look for the account in directory `instance` by the anchors of the accounts found, keeping
+    only one that carries the anchor it was looked up by."""
+    provider = connectors[instance].provider
     kinds = set(ANCHORS.get(provider, {}).values())
     sources: dict[str, Anchor] = {}  # lookup key -> the anchor that asks for it
     for account in search.found.values():
@@ -174,7 +192,9 @@ async def _follow(search: _Search, connectors: dict[str, Connector], provider: s
             if anchor.kind in kinds and anchor.key != asked:
                 sources.setdefault(anchor.key, anchor)
     keys = list(sources)
-    results = await asyncio.gather(*(_try_resolve(connectors[provider], sources[k].value) for k in keys))
+    results = await asyncio.gather(
+        *(_try_resolve(instance, connectors[instance], sources[k].value) for k in keys)
+    )
     candidates: dict[str, tuple[Account, str]] = {}
     failures: list[str] = []
     for key, result in zip(keys, results, strict=True):
@@ -194,15 +214,15 @@ async def _follow(search: _Search, connectors: dict[str, Connector], provider: s
         shown = "; ".join(_shown(a, how) for a, how in candidates.values())
         raise IdentityConflict(
             f"'{search.reference}' does not name one person: the anchors of {search.found_text()} "
-            f"lead to {len(candidates)} different {_title(provider)} accounts: {shown}. Nothing was "
-            f"done; give a reference that names one account, or fix the directories."
+            f"lead to {len(candidates)} different {_title(provider, instance)} accounts: {shown}. "
+            f"Nothing was done; give a reference that names one account, or fix the directories."
         )
     if candidates:  # verified by its anchor; the consistency check still compares it with all
         account, how = next(iter(candidates.values()))
-        search.found[provider] = account
-        search.how[provider] = how
+        search.found[instance] = account
+        search.how[instance] = how
     elif failures:
-        search.unreachable[provider] = "; ".join(failures)
+        search.unreachable[instance] = "; ".join(failures)
 
 
 def _check_consistent(search: _Search) -> None:
@@ -218,12 +238,12 @@ def _check_consistent(search: _Search) -> None:
                     f"each provider instead, or fix the directories."
                 )
     reached, parent = _spanning(accounts)
-    apart = [a for a in accounts if a.provider not in reached]
+    apart = [a for a in accounts if a.where not in reached]
     if apart:
-        linked = [a for a in accounts if a.provider in reached]
+        linked = [a for a in accounts if a.where in reached]
         why = "; ".join(
-            f"{_shown(a, search.how[a.provider])} shares no objectSid, userPrincipalName or login "
-            f"with {', '.join(f'{_title(b.provider)} {b.name}' for b in linked)}"
+            f"{_shown(a, search.how[a.where])} shares no objectSid, userPrincipalName or login "
+            f"with {', '.join(f'{_title(b.provider, b.instance)} {b.name}' for b in linked)}"
             for a in apart
         )
         raise IdentityConflict(
@@ -232,23 +252,23 @@ def _check_consistent(search: _Search) -> None:
             f"provider instead, or fix the directories."
         )
     for account in accounts[1:]:
-        edge = link(account, parent[account.provider])
-        if account.provider in search.by_reference and edge:
-            search.how[account.provider] += f"; {edge}"
+        edge = link(account, parent[account.where])
+        if account.where in search.by_reference and edge:
+            search.how[account.where] += f"; {edge}"
 
 
 def _spanning(accounts: list[Account]) -> tuple[set[str], dict[str, Account]]:
-    """The providers (one account each) reachable from the first account over anchor matches,
+    """The directories (one account each) reachable from the first account over anchor matches,
     and each one's parent on the way."""
     if not accounts:
         return set(), {}
-    reached, parent, queue = {accounts[0].provider}, {}, [accounts[0]]
+    reached, parent, queue = {accounts[0].where}, {}, [accounts[0]]
     while queue:
         current = queue.pop(0)
         for other in accounts:
-            if other.provider not in reached and link(other, current):
-                reached.add(other.provider)
-                parent[other.provider] = current
+            if other.where not in reached and link(other, current):
+                reached.add(other.where)
+                parent[other.where] = current
                 queue.append(other)
     return reached, parent
 
@@ -260,7 +280,7 @@ async def find_person(connectors: dict[str, Connector], reference: str, caller: 
     if not ref or len(ref) > MAX_TARGET or "\x00" in ref:
         raise InvalidInput(f"user reference must be 1 to {MAX_TARGET} characters, without NUL")
     names = list(connectors)
-    first = await asyncio.gather(*(_try_resolve(connectors[n], ref) for n in names))
+    first = await asyncio.gather(*(_try_resolve(n, connectors[n], ref) for n in names))
     search = _Search(ref)
     for name, result in zip(names, first, strict=True):
         if isinstance(result, Account):

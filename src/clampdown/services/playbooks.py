@@ -10,7 +10,7 @@ from datetime import datetime
 
 from clampdown.auth.principal import Principal
 from clampdown.catalog import ActionDefinition, get_action
-from clampdown.config import PlaybookSettings
+from clampdown.config import PlaybookSettings, PlaybookStep
 from clampdown.errors import InvalidInput, NotFound
 from clampdown.limits import MAX_REASON, clean_text
 from clampdown.model import Action, ActionStatus, Containment, ContainmentState, StepRole, restore_point
@@ -85,6 +85,14 @@ def _not_undone(step: Action) -> str:
     return f"{step.type} (action {step.id}): nothing to undo"
 
 
+def _after(index: dict[tuple[str, str], int], after: str, where: str) -> int | None:
+    """The item a step comes after: the step `after` in the same directory, else its first item
+    (Entra suspend after the AD disable, whichever forest the AD account is in)."""
+    if (after, where) in index:
+        return index[after, where]
+    return next((n for (type_id, _), n in index.items() if type_id == after), None)
+
+
 def _joined(first: Verdict | None, second: Verdict | None) -> Verdict | None:
     """Both verdicts' rules as one, for a request approved together with something else."""
     if first is None or second is None:
@@ -130,26 +138,34 @@ class PlaybookService:
         text = clean_reason(steps[0], reason)
         inverses = {d.id: self.actions.timed_inverse(d, until) for d in steps}
         person = await find_person(self.actions.connectors, reference, principal)
-        by_provider = {la.account.provider: la for la in person.accounts}
+        # A person may have accounts in several directories of one kind (a migrated account in a
+        # second forest): each step runs on every one of them.
+        by_provider: dict[str, list[LinkedAccount]] = {}
+        for la in person.accounts:
+            by_provider.setdefault(la.account.provider, []).append(la)
         gate = self.actions.guardrails
         everyone = [la.account for la in person.accounts]
         whole_person = Verdict(approvals=gate.person_rules(everyone, reference)) if gate else None
         batch_id = str(uuid.uuid4())
         items: list[NewAction] = []
-        index: dict[str, int] = {}
+        index: dict[tuple[str, str], int] = {}  # (action type, directory) -> its item
         skipped: list[str] = []
         notes: list[str] = []
         plan: list[PlanItem] = []
-        for step, definition in zip(playbook.steps, steps, strict=True):
-            linked = by_provider.get(definition.provider)
+        runs: list[tuple[PlaybookStep, ActionDefinition, LinkedAccount | None]] = [
+            (step, d, la)
+            for step, d in zip(playbook.steps, steps, strict=True)
+            for la in by_provider.get(d.provider, [None])
+        ]
+        for step, definition, linked in runs:
             if linked is None:
                 skipped.append(f"{definition.id}: {person.reference} has no {definition.provider} account")
                 continue
             inverse = inverses[definition.id]
-            if until is not None and inverse is None:
+            if until is not None and inverse is None and linked is by_provider[definition.provider][0]:
                 notes.append(f"{definition.id} has no inverse: it is not undone at {until.isoformat()}")
             account = linked.account
-            connector = self.actions.connector_for(definition)
+            connector = self.actions.connector_for(definition, account.where)
             timer = self.actions.judge(inverse, account, linked.state, account.name) if inverse else None
             also = _joined(timer, whole_person)
             gated = await self.actions.gate(
@@ -172,7 +188,7 @@ class PlaybookService:
                     gated.reason and f"needs approval: {gated.reason}",
                 )
             )
-            index[definition.id] = len(items)
+            index[definition.id, account.where] = len(items)
             items.append(
                 NewAction(
                     type=definition.id,
@@ -185,7 +201,7 @@ class PlaybookService:
                     playbook=name,
                     approval_reason=gated.reason,
                     approval_rules=gated.rules,
-                    after_index=index.get(step.after) if step.after else None,
+                    after_index=_after(index, step.after, account.where) if step.after else None,
                     containment_role=StepRole.STEP,
                 )
             )
@@ -341,6 +357,7 @@ class PlaybookService:
                     approval_rules=rules,
                     approved_by=approved_by,
                     containment_role=StepRole.RELEASE,
+                    instance=action.instance,
                 )
             )
         if dry_run:

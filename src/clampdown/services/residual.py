@@ -11,6 +11,7 @@ from datetime import datetime
 
 from clampdown.clock import Clock
 from clampdown.connectors.base import Connector, ResidualAccessReader
+from clampdown.connectors.instances import find_instance
 from clampdown.errors import ClampdownError
 from clampdown.model import Account, ActionStatus, Containment, ResidualAccess, ResidualStatus, StepRole
 
@@ -69,18 +70,19 @@ class ResidualAccessService:
         return tuple(item.at(now) for found in answers for item in found)
 
     async def _one(self, account: Account, applied: Mapping[str, datetime]) -> list[ResidualAccess]:
-        connector = self.connectors.get(account.provider)
+        where = find_instance(self.connectors, account.provider, account.instance)
+        connector = self.connectors.get(where) if where else None
         if not isinstance(connector, ResidualAccessReader):
             why = "not configured" if connector is None else "cannot report residual access"
-            return [_unknown(account, f"the {account.provider} connector {why}")]
+            return [_unknown(account, f"the {account.where} connector {why}")]
         try:
             found = await asyncio.wait_for(
                 connector.residual_access(account, applied), timeout=READ_TIMEOUT_SECONDS
             )
         except TimeoutError:
-            return [_unknown(account, f"{account.provider} did not answer within {READ_TIMEOUT_SECONDS:g} s")]
+            return [_unknown(account, f"{account.where} did not answer within {READ_TIMEOUT_SECONDS:g} s")]
         except ClampdownError as exc:
-            return [_unknown(account, f"{account.provider} could not be read: {exc}")]
+            return [_unknown(account, f"{account.where} could not be read: {exc}")]
         return [replace(item, provider=account.provider, account=account.name) for item in found]
 
 

@@ -22,6 +22,7 @@ from clampdown.auth.principal import Principal, require_permission
 from clampdown.catalog import get_action
 from clampdown.config import PlaybookSettings, WatchSettings
 from clampdown.connectors.base import ResidualAccessReader
+from clampdown.connectors.instances import find_instance
 from clampdown.errors import ClampdownError
 from clampdown.limits import MAX_REASON
 from clampdown.model import (
@@ -193,7 +194,7 @@ class ContainmentWatch:
             assert step.account is not None
             async with limit:
                 try:
-                    connector = self.actions.connector_for(get_action(step.type))
+                    connector = self.actions.connector_for(get_action(step.type), step.instance)
                     return _where(step), await connector.read_state(step.account)
                 except ClampdownError as exc:
                     return _where(step), exc
@@ -229,7 +230,8 @@ class ContainmentWatch:
             applied: dict[str, dict[str, datetime]], step: Action
         ) -> tuple[str, list[ResidualAccess] | str]:
             assert step.account is not None
-            connector = self.actions.connectors.get(step.account.provider)
+            where = find_instance(self.actions.connectors, step.provider, step.instance)
+            connector = self.actions.connectors.get(where) if where else None
             if not isinstance(connector, ResidualAccessReader):
                 return _where(step), []  # a provider that cannot say shows no drift either way
             async with limit:
@@ -288,6 +290,7 @@ class ContainmentWatch:
             playbook=containment.playbook,
             approval_reason=approval,
             approval_rules=tuple(rules),
+            instance=step.instance,
         )
 
     async def run_now(self, principal: Principal) -> WatchRound:

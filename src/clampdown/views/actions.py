@@ -17,6 +17,7 @@ class AccountView(View):
     name: str
     attributes: dict[str, str]
     linked_by: str | None = Field(default=None, description="How this account was linked to the person")
+    where: str = Field(description="The configured directory it lives in ([providers.NAME])")
 
 
 class AccountStateView(View):
@@ -57,6 +58,7 @@ class ActionView(View):
     approval_rules: list[str] = Field(default_factory=list, description="The rules its approval covers")
     containment_id: int | None = None
     containment_role: str | None = Field(default=None, description="step, timer, release or undo")
+    instance: str | None = Field(default=None, description="The configured directory it runs against")
     cancel_requested_by: str | None = Field(
         default=None, description="Who asked to cancel it while an attempt ran; it is not retried"
     )

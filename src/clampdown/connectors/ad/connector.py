@@ -23,6 +23,7 @@ from clampdown.connectors.ad.settings import ADSettings
 from clampdown.connectors.base import action_method
 from clampdown.errors import AccountNotFound, PermanentError
 from clampdown.model import (
+    MULTI_VALUE_SEPARATOR,
     SEALED_DETAIL,
     UNDONE_PREFIX,
     Account,
@@ -47,7 +48,9 @@ _STATE_ATTRIBUTES = [
     "userPrincipalName",
     "displayName",
 ]
-_ID_ATTRIBUTES = ["objectGUID", "objectSid", "sAMAccountName", "userPrincipalName", "displayName"]
+_ID_ATTRIBUTES = [
+    "objectGUID", "objectSid", "sIDHistory", "sAMAccountName", "userPrincipalName", "displayName"
+]  # fmt: skip
 
 NEEDS_UAC = "Write Property on userAccountControl for descendant User objects"
 NEEDS_PWDLASTSET = "Write Property on pwdLastSet for descendant User objects"
@@ -561,6 +564,8 @@ def _account(found: dict[str, Any]) -> Account:
     }
     if upn:
         ids["userPrincipalName"] = upn
+    if history := raw.get("sIDHistory"):  # the SIDs of the accounts it was migrated from
+        ids["sIDHistory"] = MULTI_VALUE_SEPARATOR.join(sid_from_bytes(value) for value in history)
     return Account(provider="ad", id=guid, name=upn or sam, attributes=ids)
 
 

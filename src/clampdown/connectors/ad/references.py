@@ -76,7 +76,9 @@ def user_query(reference: str, netbios_domain: str | None) -> UserQuery:
         raise ValueError("a user reference has no control characters")
     if _SID_RE.match(ref):
         try:
-            return _query(f"(objectSid={escape_filter_bytes(sid_to_bytes(ref))})", f"objectSid {ref}")
+            # A migrated account carries the SID it had in its old domain in sIDHistory.
+            sid = escape_filter_bytes(sid_to_bytes(ref))
+            return _query(f"(|(objectSid={sid})(sIDHistory={sid}))", f"objectSid or sIDHistory {ref}")
         except ValueError:
             pass  # not a valid SID after all: look it up as a name, which finds nothing
     if _GUID_RE.match(ref):

@@ -1,0 +1,189 @@
+"""Several directories of one kind (issue 17): actions routed to the directory that holds the
+account and recorded with it; a migrated account linked to the one it came from through its
+sIDHistory; two people who share a display name never merged; a reference that names different
+people in different directories refused with what each found; a playbook acting on every account
+of the person; and a configuration with one directory per kind working as before."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from clampdown.auth.principal import Principal
+from clampdown.config import EngineSettings, PlaybookSettings, PlaybookStep
+from clampdown.connectors.base import Connector
+from clampdown.engine.worker import Worker
+from clampdown.errors import IdentityConflict, InvalidInput
+from clampdown.model import Account, ActionStatus
+from clampdown.services.actions import ActionService
+from clampdown.services.people import find_person
+from clampdown.services.playbooks import PlaybookService
+from clampdown.store.actions import ActionStore
+from clampdown.store.containments import ContainmentStore
+from tests.services.test_people import _LOOKUP, Directory, _entra, _okta
+
+FAST = EngineSettings(poll_interval_seconds=0.02, backoff_base_seconds=0.01, backoff_max_seconds=0.02)
+CORP = "S-1-5-21-1111111111-1111111111-1111111111"
+EMEA = "S-1-5-21-2222222222-2222222222-2222222222"
+ALICE_CORP, ALICE_EMEA = f"{CORP}-1104", f"{EMEA}-1201"  # Alice was migrated from CORP to EMEA
+BOB, BOB_EMEA = f"{CORP}-1105", f"{EMEA}-1202"  # two different people called Bob Nguyen
+
+
+class Forest(Directory):
+    """An AD directory that finds a SID in objectSid or sIDHistory, as the AD connector does."""
+
+    async def resolve_user(self, reference: str) -> Account:
+        for user in self.users:
+            if reference in user.attributes.get("sIDHistory", "").split():
+                self.asked.append(reference)
+                return user
+        return await super().resolve_user(reference)
+
+
+def _ad(guid: str, upn: str, sid: str, sam: str, display: str, history: str = "") -> dict[str, str]:
+    user = {"id": guid, "userPrincipalName": upn, "objectSid": sid, "sAMAccountName": sam,
+            "displayName": display}  # fmt: skip
+    return user | ({"sIDHistory": history} if history else {})
+
+
+def _directories() -> dict[str, Connector]:
+    return {
+        "corp-ad": Forest(
+            "ad",
+            _ad("g-alice-corp", "alice@corp.example", ALICE_CORP, "alice", "Alice Martin"),
+            _ad("g-bob-corp", "bob@corp.example", BOB, "bob", "Bob Nguyen"),
+            _ad("g-sam-corp", "sam@corp.example", f"{CORP}-1106", "sam", "Sam One"),
+        ),
+        "emea-ad": Forest(
+            "ad",
+            _ad("g-alice-emea", "alice@emea.example", ALICE_EMEA, "alice.m", "Alice Martin", ALICE_CORP),
+            _ad("g-bob-emea", "bnguyen@emea.example", BOB_EMEA, "bnguyen", "Bob Nguyen"),
+            _ad("g-sam-emea", "sam@emea.example", f"{EMEA}-1207", "sam", "Sam Two"),
+            _ad("g-lena", "lena@emea.example", f"{EMEA}-1203", "lena", "Lena Fischer"),
+        ),
+        "entra": Directory("entra", _entra("alice@corp.example", ALICE_CORP, "oid-alice")),
+        "okta": Directory("okta", _okta("alice@corp.example")),
+    }
+
+
+def _service(engine: AsyncEngine, connectors: dict[str, Connector]) -> tuple[ActionStore, ActionService]:
+    store = ActionStore(engine)
+    return store, ActionService(store, connectors)
+
+
+async def _drain(store: ActionStore, connectors: dict[str, Connector]) -> None:
+    await Worker(store, connectors, FAST).run(until_drained=True)
+
+
+async def _enabled(connector: Connector, guid: str) -> bool | None:
+    account = next(u for u in connector.users if u.id == guid)  # type: ignore[attr-defined]
+    return (await connector.read_state(account)).enabled
+
+
+def test_the_ad_lookup_of_the_test_directories_is_the_real_ones() -> None:
+    assert _LOOKUP["ad"] == ("userPrincipalName", "objectSid", "sAMAccountName")
+
+
+async def test_an_action_runs_in_the_directory_that_holds_the_account(
+    engine: AsyncEngine, admin: Principal
+) -> None:
+    connectors = _directories()
+    store, service = _service(engine, connectors)
+    action = await service.request("ad.disable_user", "lena@emea.example", "INC-7", admin)
+    assert action.instance == "emea-ad" and action.account and action.account.where == "emea-ad"
+    await _drain(store, connectors)
+    done = await store.get(action.id)
+    assert done.status is ActionStatus.COMPLETED and done.instance == "emea-ad"
+    assert await _enabled(connectors["emea-ad"], "g-lena") is False
+    assert connectors["corp-ad"].calls == 0  # type: ignore[attr-defined]
+
+
+async def test_a_reference_held_by_two_directories_is_refused_until_one_is_named(
+    engine: AsyncEngine, admin: Principal
+) -> None:
+    connectors = _directories()
+    store, service = _service(engine, connectors)
+    with pytest.raises(IdentityConflict) as refused:
+        await service.request("ad.disable_user", "sam", "INC-8", admin)
+    message = refused.value.message
+    assert "corp-ad: sam@corp.example (g-sam-corp)" in message
+    assert "emea-ad: sam@emea.example (g-sam-emea)" in message
+    named = await service.request("ad.disable_user", "sam", "INC-8", admin, instance="emea-ad")
+    await _drain(store, connectors)
+    assert (await store.get(named.id)).status is ActionStatus.COMPLETED
+    assert await _enabled(connectors["emea-ad"], "g-sam-emea") is False
+    assert await _enabled(connectors["corp-ad"], "g-sam-corp") is True
+    with pytest.raises(InvalidInput, match="'entra' is not a configured ad directory; configured: corp-ad"):
+        await service.request("ad.disable_user", "sam", "INC-8", admin, instance="entra")
+    with pytest.raises(InvalidInput, match="'nope' is not a configured ad directory"):
+        await service.request("ad.disable_user", "sam", "INC-8", admin, instance="nope")
+
+
+async def test_the_migrated_person_is_one_person_and_the_look_alike_another(admin: Principal) -> None:
+    connectors = _directories()
+    alice = await find_person(connectors, "alice@corp.example", admin)
+    linked = {la.account.where: la for la in alice.accounts}
+    assert set(linked) == {"corp-ad", "emea-ad", "entra", "okta"}
+    assert linked["emea-ad"].account.id == "g-alice-emea"
+    assert f"AD (emea-ad) sIDHistory = AD (corp-ad) objectSid {ALICE_CORP}" in linked["emea-ad"].linked_by
+    # From the migrated account's own name, the same four accounts.
+    again = await find_person(connectors, "alice@emea.example", admin)
+    assert {la.account.id for la in again.accounts} == {la.account.id for la in alice.accounts}
+    # Same display name, nothing else in common: never merged.
+    bob = await find_person(connectors, "bob@corp.example", admin)
+    assert [la.account.id for la in bob.accounts] == ["g-bob-corp"]
+    look_alike = await find_person(connectors, "bnguyen@emea.example", admin)
+    assert [la.account.id for la in look_alike.accounts] == ["g-bob-emea"]
+
+
+async def test_a_reference_that_names_two_people_in_two_directories_is_refused(admin: Principal) -> None:
+    with pytest.raises(IdentityConflict) as refused:
+        await find_person(_directories(), "sam", admin)
+    message = refused.value.message
+    assert "AD (corp-ad) sam@corp.example" in message and "AD (emea-ad) sam@emea.example" in message
+    assert "Nothing was done" in message
+
+
+async def test_contain_acts_on_both_accounts_of_the_migrated_person(
+    engine: AsyncEngine, admin: Principal
+) -> None:
+    connectors = _directories()
+    store, service = _service(engine, connectors)
+    steps = [PlaybookStep(action="ad.disable_user"),
+             PlaybookStep(action="ad.force_password_reset", after="ad.disable_user"),
+             PlaybookStep(action="entra.suspend_user", after="ad.disable_user"),
+             PlaybookStep(action="okta.suspend_user")]  # fmt: skip
+    playbooks = PlaybookService(service, {"contain": PlaybookSettings(steps=steps)}, ContainmentStore(store))
+    run = await playbooks.run("contain", "alice@corp.example", "INC-9", admin)
+    placed = sorted((a.type, a.instance) for a in run.actions)
+    assert placed == [("ad.disable_user", "corp-ad"), ("ad.disable_user", "emea-ad"),
+                      ("ad.force_password_reset", "corp-ad"), ("ad.force_password_reset", "emea-ad"),
+                      ("entra.suspend_user", "entra"), ("okta.suspend_user", "okta")]  # fmt: skip
+    by = {(a.type, a.instance): a for a in run.actions}
+    # Each reset comes after the disable in its own forest; Entra after the first forest's.
+    assert by["ad.force_password_reset", "emea-ad"].after_action_id == by["ad.disable_user", "emea-ad"].id
+    assert by["ad.force_password_reset", "corp-ad"].after_action_id == by["ad.disable_user", "corp-ad"].id
+    assert by["entra.suspend_user", "entra"].after_action_id == by["ad.disable_user", "corp-ad"].id
+    await _drain(store, connectors)
+    assert await _enabled(connectors["corp-ad"], "g-alice-corp") is False
+    assert await _enabled(connectors["emea-ad"], "g-alice-emea") is False
+    released = await playbooks.run("release", "alice@corp.example", "false positive", admin)
+    assert sorted((a.type, a.instance) for a in released.actions if a.type.startswith("ad.enable")) == [
+        ("ad.enable_user", "corp-ad"), ("ad.enable_user", "emea-ad")]  # fmt: skip
+    await _drain(store, connectors)
+    assert await _enabled(connectors["corp-ad"], "g-alice-corp") is True
+    assert await _enabled(connectors["emea-ad"], "g-alice-emea") is True
+
+
+async def test_one_directory_per_kind_works_as_before_whatever_its_section_is_called(
+    engine: AsyncEngine, admin: Principal
+) -> None:
+    before = {"ad": Forest("ad", _ad("g-lena", "lena@corp.example", f"{CORP}-1300", "lena", "Lena"))}
+    store, service = _service(engine, before)
+    action = await service.request("ad.disable_user", "lena", "INC-10", admin)
+    assert action.instance == "ad"
+    # The section is renamed ([providers.corp-ad] kind = "ad"): the recorded action still runs there.
+    after = {"corp-ad": before["ad"]}
+    await _drain(store, after)
+    assert (await store.get(action.id)).status is ActionStatus.COMPLETED
+    assert await _enabled(after["corp-ad"], "g-lena") is False
