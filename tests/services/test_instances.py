@@ -62,6 +62,8 @@ def _directories() -> dict[str, Connector]:
             _ad("g-lena", "lena@emea.example", f"{EMEA}-1203", "lena", "Lena Fischer"),
         ),
         "entra": Directory("entra", _entra("alice@corp.example", ALICE_CORP, "oid-alice")),
+        # The second tenant is synced from the second forest: it knows Alice by her new SID only.
+        "emea-entra": Directory("entra", _entra("alice@emea.example", ALICE_EMEA, "oid-alice-emea")),
         "okta": Directory("okta", _okta("alice@corp.example")),
     }
 
@@ -123,7 +125,7 @@ async def test_the_migrated_person_is_one_person_and_the_look_alike_another(admi
     connectors = _directories()
     alice = await find_person(connectors, "alice@corp.example", admin)
     linked = {la.account.where: la for la in alice.accounts}
-    assert set(linked) == {"corp-ad", "emea-ad", "entra", "okta"}
+    assert set(linked) == {"corp-ad", "emea-ad", "entra", "emea-entra", "okta"}
     assert linked["emea-ad"].account.id == "g-alice-emea"
     assert f"AD (emea-ad) sIDHistory = AD (corp-ad) objectSid {ALICE_CORP}" in linked["emea-ad"].linked_by
     # From the migrated account's own name, the same four accounts.
@@ -158,12 +160,15 @@ async def test_contain_acts_on_both_accounts_of_the_migrated_person(
     placed = sorted((a.type, a.instance) for a in run.actions)
     assert placed == [("ad.disable_user", "corp-ad"), ("ad.disable_user", "emea-ad"),
                       ("ad.force_password_reset", "corp-ad"), ("ad.force_password_reset", "emea-ad"),
-                      ("entra.suspend_user", "entra"), ("okta.suspend_user", "okta")]  # fmt: skip
+                      ("entra.suspend_user", "emea-entra"), ("entra.suspend_user", "entra"),
+                      ("okta.suspend_user", "okta")]  # fmt: skip
     by = {(a.type, a.instance): a for a in run.actions}
-    # Each reset comes after the disable in its own forest; Entra after the first forest's.
+    # Each reset comes after the disable in its own forest; each tenant's suspend after the disable
+    # of the AD account its user is synced from.
     assert by["ad.force_password_reset", "emea-ad"].after_action_id == by["ad.disable_user", "emea-ad"].id
     assert by["ad.force_password_reset", "corp-ad"].after_action_id == by["ad.disable_user", "corp-ad"].id
     assert by["entra.suspend_user", "entra"].after_action_id == by["ad.disable_user", "corp-ad"].id
+    assert by["entra.suspend_user", "emea-entra"].after_action_id == by["ad.disable_user", "emea-ad"].id
     await _drain(store, connectors)
     assert await _enabled(connectors["corp-ad"], "g-alice-corp") is False
     assert await _enabled(connectors["emea-ad"], "g-alice-emea") is False

@@ -114,12 +114,32 @@ def link(account: Account, other: Account) -> str | None:
     return None
 
 
-def contradiction(account: Account, other: Account) -> str | None:
-    """Why `account` and `other` cannot be one person: both carry SIDs, and none is shared (a
-    migrated account shares its sIDHistory with the account it came from); None if none."""
+def sid_identities(accounts: list[Account]) -> dict[str, str]:
+    """Each SID the accounts carry -> one SID standing for every SID of the same identity: an
+    account that carries several (its objectSid and the sIDHistory of a migration) makes them one.
+    Only a domain administrator's migration can write sIDHistory."""
+    root: dict[str, str] = {}
+
+    def find(sid: str) -> str:
+        while root.setdefault(sid, sid) != sid:
+            sid = root[sid]
+        return sid
+
+    for account in accounts:
+        sids = [find(a.key) for a in anchors(account) if a.kind == SID]
+        for sid in sids[1:]:
+            root[sid] = sids[0]
+    return {sid: find(sid) for sid in list(root)}
+
+
+def contradiction(account: Account, other: Account, identities: dict[str, str] | None = None) -> str | None:
+    """Why `account` and `other` cannot be one person: both carry SIDs, and none is of the same
+    identity (`sid_identities`: a migrated account's sIDHistory joins its old SID); None if none."""
+    same = identities or {}
     mine = [a for a in anchors(account) if a.kind == SID]
     theirs = [a for a in anchors(other) if a.kind == SID]
-    if not mine or not theirs or {a.key for a in mine} & {a.key for a in theirs}:
+    shared = {same.get(a.key, a.key) for a in mine} & {same.get(a.key, a.key) for a in theirs}
+    if not mine or not theirs or shared:
         return None
     return f"{mine[0].label} {mine[0].value} ≠ {theirs[0].label} {theirs[0].value}"
 
@@ -229,9 +249,10 @@ def _check_consistent(search: _Search) -> None:
     """Refuse unless every account is linked to every other through anchor matches, and no two
     carry SIDs that differ."""
     accounts = list(search.found.values())
+    identities = sid_identities(accounts)
     for n, account in enumerate(accounts):
         for other in accounts[n + 1 :]:
-            if why := contradiction(account, other):
+            if why := contradiction(account, other, identities):
                 raise IdentityConflict(
                     f"'{search.reference}' does not name one person: found {search.found_text()}; "
                     f"their anchors disagree: {why}. Nothing was done; give the account's id in "

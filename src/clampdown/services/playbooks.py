@@ -13,10 +13,18 @@ from clampdown.catalog import ActionDefinition, get_action
 from clampdown.config import PlaybookSettings, PlaybookStep
 from clampdown.errors import InvalidInput, NotFound
 from clampdown.limits import MAX_REASON, clean_text
-from clampdown.model import Action, ActionStatus, Containment, ContainmentState, StepRole, restore_point
+from clampdown.model import (
+    Account,
+    Action,
+    ActionStatus,
+    Containment,
+    ContainmentState,
+    StepRole,
+    restore_point,
+)
 from clampdown.policy import Verdict
 from clampdown.services.actions import ActionService, clean_reason
-from clampdown.services.people import LinkedAccount, find_person
+from clampdown.services.people import LinkedAccount, find_person, link
 from clampdown.services.planning import PlanItem, plan_item
 from clampdown.services.residual import ResidualAccessService, undone_steps
 from clampdown.store.actions import NewAction
@@ -85,12 +93,17 @@ def _not_undone(step: Action) -> str:
     return f"{step.type} (action {step.id}): nothing to undo"
 
 
-def _after(index: dict[tuple[str, str], int], after: str, where: str) -> int | None:
-    """The item a step comes after: the step `after` in the same directory, else its first item
-    (Entra suspend after the AD disable, whichever forest the AD account is in)."""
-    if (after, where) in index:
-        return index[after, where]
-    return next((n for (type_id, _), n in index.items() if type_id == after), None)
+def _after(
+    items: list[NewAction], index: dict[tuple[str, str], int], after: str, account: Account
+) -> int | None:
+    """The item a step on `account` comes after: the step `after` in the same directory, else on
+    the account it links to (a tenant's user after the AD account it is synced from), else its
+    first item."""
+    if (after, account.where) in index:
+        return index[after, account.where]
+    found = [n for (type_id, _), n in index.items() if type_id == after]
+    linked = [n for n in found if (a := items[n].account) is not None and link(account, a)]
+    return (linked or found or [None])[0]
 
 
 def _joined(first: Verdict | None, second: Verdict | None) -> Verdict | None:
@@ -201,7 +214,7 @@ class PlaybookService:
                     playbook=name,
                     approval_reason=gated.reason,
                     approval_rules=gated.rules,
-                    after_index=_after(index, step.after, account.where) if step.after else None,
+                    after_index=_after(items, index, step.after, account) if step.after else None,
                     containment_role=StepRole.STEP,
                 )
             )
