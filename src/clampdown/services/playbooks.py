@@ -103,7 +103,7 @@ def _after(
         return index[after, account.where]
     found = [n for (type_id, _), n in index.items() if type_id == after]
     linked = [n for n in found if (a := items[n].account) is not None and link(account, a)]
-    return (linked or found or [None])[0]
+    return next(iter(linked or found), None)
 
 
 def _joined(first: Verdict | None, second: Verdict | None) -> Verdict | None:
