@@ -53,33 +53,40 @@ async def _gather_each(calls: Sequence[Awaitable[T]]) -> list[T | BaseException]
     return list(await asyncio.gather(*calls, return_exceptions=True))
 
 
-async def _limited(limit: asyncio.Semaphore, call: Awaitable[T], provider: str = "", step: str = "") -> T:
-    async with limit:
-        with PROVIDER_LATENCY.labels(provider, step).time():
+@dataclass(frozen=True)
+class Lane:
+    """One configured directory's share of a worker: its name (the `provider` label of the
+    metrics: the kind's name where there is one directory of it) and the calls in flight it allows."""
+
+    name: str
+    limit: asyncio.Semaphore
+
+
+async def _limited(lane: Lane, call: Awaitable[T], step: str) -> T:
+    async with lane.limit:
+        with PROVIDER_LATENCY.labels(lane.name, step).time():
             return await call
 
 
 async def _resolve(
-    connector: Connector, items: Sequence[Claimed], limit: asyncio.Semaphore
+    connector: Connector, items: Sequence[Claimed], lane: Lane
 ) -> list[Account | BaseException]:
     async def one(item: Claimed) -> Account:
         if item.action.account is not None:
             return item.action.account
         resolving = connector.resolve_user(item.action.target)
-        found = await _limited(limit, resolving, connector.provider, "resolve")
+        found = await _limited(lane, resolving, "resolve")
         return stamped(found, item.action.instance) if item.action.instance else found
 
     return await _gather_each([one(i) for i in items])
 
 
 async def _read_states(
-    connector: Connector, accounts: Sequence[Account], limit: asyncio.Semaphore
+    connector: Connector, accounts: Sequence[Account], lane: Lane
 ) -> list[AccountState | BaseException]:
     if isinstance(connector, BatchingConnector) and len(accounts) > 1:
-        return list(await _limited(limit, connector.read_states(list(accounts)), connector.provider, "read"))
-    return await _gather_each(
-        [_limited(limit, connector.read_state(a), connector.provider, "read") for a in accounts]
-    )
+        return list(await _limited(lane, connector.read_states(list(accounts)), "read"))
+    return await _gather_each([_limited(lane, connector.read_state(a), "read") for a in accounts])
 
 
 def _context(item: Claimed, state: AccountState) -> ActionContext:
@@ -99,15 +106,13 @@ async def _perform(
     connector: Connector,
     definition: ActionDefinition,
     pairs: Sequence[tuple[Account, ActionContext]],
-    limit: asyncio.Semaphore,
+    lane: Lane,
 ) -> list[ItemOutcome]:
     if isinstance(connector, BatchingConnector) and len(pairs) > 1:
         batch = connector.perform_batch(definition.method, list(pairs))
-        return list(await _limited(limit, batch, connector.provider, "perform"))
+        return list(await _limited(lane, batch, "perform"))
     method = action_method(connector, definition.method)
-    done = await _gather_each(
-        [_limited(limit, method(account, ctx), connector.provider, "perform") for account, ctx in pairs]
-    )
+    done = await _gather_each([_limited(lane, method(account, ctx), "perform") for account, ctx in pairs])
     return list(done)
 
 
@@ -130,18 +135,18 @@ async def execute_group(
     definition: ActionDefinition,
     items: Sequence[Claimed],
     persist: PersistResolutions,
-    limit: asyncio.Semaphore,
+    lane: Lane,
     guard: Guard | None = None,
 ) -> list[ItemOutcome]:
-    """Run `items` (all of `definition`'s type); one outcome per item, in order. `limit` bounds
-    the calls in flight to this provider; it is not held while waiting for the database."""
+    """Run `items` (all of `definition`'s type, in one directory); one outcome per item, in order.
+    `lane` bounds the calls in flight to the directory; it is not held while waiting for the database."""
     outcomes: list[ItemOutcome | None] = [None] * len(items)
-    accounts = await _resolve(connector, items, limit)
+    accounts = await _resolve(connector, items, lane)
     ok = [i for i, a in enumerate(accounts) if isinstance(a, Account)]
     for i, a in enumerate(accounts):
         if not isinstance(a, Account):
             outcomes[i] = a
-    states = await _read_states(connector, [accounts[i] for i in ok], limit)  # type: ignore[misc]
+    states = await _read_states(connector, [accounts[i] for i in ok], lane)  # type: ignore[misc]
     ready: list[tuple[int, Account, AccountState]] = []
     for i, state in zip(ok, states, strict=True):
         account = accounts[i]
@@ -165,7 +170,7 @@ async def execute_group(
             ]
         )
         pairs = [(account, _context(items[i], state)) for i, account, state in ready]
-        results = await _perform(connector, definition, pairs, limit)
+        results = await _perform(connector, definition, pairs, lane)
         for (i, _, _), result in zip(ready, results, strict=True):
             outcomes[i] = _credit_earlier_attempt(definition, items[i].action, result)
     return [o if o is not None else RuntimeError("no outcome recorded") for o in outcomes]

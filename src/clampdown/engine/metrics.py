@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 PROVIDER_LATENCY = Histogram(
     "clampdown_provider_call_seconds",
-    "Time of each call to a provider (resolve, read, perform), by provider and step",
+    "Time of each call to a provider (resolve, read, perform), by configured directory and step",
     ["provider", "step"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
@@ -17,7 +17,7 @@ OUTCOMES = Counter(
 )
 THROTTLED = Counter(
     "clampdown_provider_throttled_total",
-    "Attempts a provider throttled (429 or its rate limit)",
+    "Attempts a provider throttled (429 or its rate limit), by configured directory",
     ["provider"],
 )
 

@@ -33,7 +33,7 @@ from clampdown.config import EngineSettings
 from clampdown.connectors.base import BatchingConnector, Connector
 from clampdown.connectors.instances import find_instance
 from clampdown.db.database import is_data_error
-from clampdown.engine.execution import AwaitApproval, Claimed, ItemOutcome, execute_group
+from clampdown.engine.execution import AwaitApproval, Claimed, ItemOutcome, Lane, execute_group
 from clampdown.engine.metrics import OUTCOMES, THROTTLED, is_throttling
 from clampdown.engine.writer import GroupWriter
 from clampdown.errors import ClampdownError, InvalidInput, TransientError
@@ -128,19 +128,19 @@ class Worker:
         self._inflight: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()
-        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._lanes: dict[str, Lane] = {}
 
     @property
     def inflight(self) -> int:
         return len(self._inflight)
 
-    def _semaphore(self, instance: str, kind: str) -> asyncio.Semaphore:
+    def _lane(self, instance: str, kind: str) -> Lane:
         """The requests in flight to one directory: `provider_concurrency` by its name, else by kind."""
-        if instance not in self._semaphores:
+        if instance not in self._lanes:
             limits = self._settings.provider_concurrency
             limit = limits.get(instance, limits.get(kind, self._settings.default_provider_concurrency))
-            self._semaphores[instance] = asyncio.Semaphore(limit)
-        return self._semaphores[instance]
+            self._lanes[instance] = Lane(instance, asyncio.Semaphore(limit))
+        return self._lanes[instance]
 
     def _lease_now(self) -> datetime | None:
         """The time leases run from: None for the database's clock."""
@@ -436,11 +436,11 @@ class Worker:
             else "engine.attempt_timeout_seconds"
         )
         try:
-            limit = self._semaphore(where, definition.provider)
+            lane = self._lane(where, definition.provider)
             guard = self._gate.hold if self._gate else None
             # The lease is renewed by the heartbeat while this waits; the budget bounds the wait.
             return await asyncio.wait_for(
-                execute_group(connector, definition, items, self._writer.record_resolutions, limit, guard),
+                execute_group(connector, definition, items, self._writer.record_resolutions, lane, guard),
                 budget,
             )
         except TimeoutError:
@@ -524,7 +524,7 @@ class Worker:
             )
         transient = isinstance(error, TransientError)
         if transient and is_throttling(error.code):
-            THROTTLED.labels(action.provider).inc()
+            THROTTLED.labels(action.instance or action.provider).inc()
         if transient and self._policy.should_retry(action.attempts):
             OUTCOMES.labels(action.type, "retried").inc()
             hint = error.retry_after if isinstance(error, TransientError) else None
