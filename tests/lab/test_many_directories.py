@@ -91,6 +91,19 @@ async def test_one_clampdown_acts_in_the_right_directory_of_each_kind(scene: Sce
     refused = scene.run("act", "ad.disable_user", "heidi.schmidt", "-r", "INC-17", ok=False)
     assert "names accounts in 2 ad directories" in refused and "ad:" in refused and "emea-ad:" in refused
 
+    # Each forest's action account is checked in its own forest.
+    doctor = clampdown(
+        scene.config, "doctor", "ad", "--instance", "emea-ad", "--ou", "OU=Managed,DC=emea,DC=example,DC=test"
+    )
+    assert doctor.returncode == 0 and "OU=Managed,DC=emea" in doctor.stdout, doctor.stdout + doctor.stderr
+    both = clampdown(scene.config, "doctor", "ad", "--user", "heidi.schmidt")
+    assert "[providers.ad]" in both.stdout and "[providers.emea-ad]" in both.stdout, both.stdout + both.stderr
+    wrong = clampdown(scene.config, "doctor", "ad", "--instance", "emea-okta")
+    assert (
+        wrong.returncode == 4
+        and "'emea-okta' is not a configured AD directory" in wrong.stderr + wrong.stdout
+    )
+
     # The look-alike: the same display name, another person.
     dry = scene.run("contain", "bob.nguyen@lab.example.test", "-r", "INC-17", "--dry-run")
     assert {step["provider"] for step in dry["plan"]} == {"ad", "entra", "okta"}
