@@ -233,3 +233,23 @@ async def test_a_poisoned_okta_next_link_ends_the_pull_without_sending_the_token
     assert listener.seen == []
     resumed = await OktaLogSource(store, okta.client, page_size=2).pull()
     assert store.count("IdentityDirectoryEvents") == len(org.state.logs) and resumed.pages >= 2
+
+
+async def test_each_okta_org_has_its_own_cursor_and_tags_its_events(
+    org: Org, make_connector: Callable[..., OktaConnector], tmp_path: Path
+) -> None:
+    """Issue 17: with two orgs configured, each pull keeps its own place in its own log, and its
+    events say which org ([providers.NAME]) they came from; the org named after its kind keeps the
+    cursor it always had."""
+    okta = make_connector()
+    await okta.suspend_user(await okta.resolve_user("frank.li@lab.example.test"), CONTEXT)
+    store = EventStore(tmp_path / "events.duckdb", HuntingSettings())
+    first = await OktaLogSource(store, okta.client, page_size=1000).pull()
+    assert first.source == "okta:logs" and store.cursor("okta:logs") is not None
+    other = EventStore(tmp_path / "emea.duckdb", HuntingSettings())
+    emea = await OktaLogSource(other, okta.client, page_size=1000, instance="emea-okta").pull()
+    assert emea.source == "okta:logs:emea-okta" and other.cursor("okta:logs") is None
+    assert other.cursor("okta:logs:emea-okta") is not None and emea.added == first.added
+    sources = run_query(other, "SELECT DISTINCT Source FROM IdentityDirectoryEvents").rows
+    assert sources == [["emea-okta"]]
+    assert run_query(store, "SELECT DISTINCT Source FROM IdentityDirectoryEvents").rows == [["okta"]]

@@ -35,15 +35,16 @@ def _get(data: Any, *path: str) -> Any:
     return data
 
 
-def okta_event_row(event: dict[str, Any]) -> tuple[str, Row] | None:
-    """The table and row for one System Log event; None for events about no user."""
+def okta_event_row(event: dict[str, Any], source: str = "okta") -> tuple[str, Row] | None:
+    """The table and row for one System Log event; None for events about no user. `source`: the
+    configured Okta org it came from ([providers.NAME])."""
     event_type = str(event.get("eventType", ""))
     outcome = _get(event, "outcome", "result")
     targets = [t for t in event.get("target") or [] if isinstance(t, dict) and t.get("type") == "User"]
     base: Row = {
         "Timestamp": parse_time(str(event["published"])),
         "IPAddress": _get(event, "client", "ipAddress"),
-        "Source": "okta",
+        "Source": source,
         "ReportId": str(event["uuid"]),
         "AdditionalFields": {"eventType": event_type, "outcome": event.get("outcome")},
     }
@@ -78,7 +79,7 @@ def okta_event_row(event: dict[str, Any]) -> tuple[str, Row] | None:
     }
 
 
-def entra_sign_in_row(entry: dict[str, Any]) -> Row:
+def entra_sign_in_row(entry: dict[str, Any], source: str = "entra") -> Row:
     """The CloudSignInEvents row for one Graph signIn."""
     code = _get(entry, "status", "errorCode")
     return {
@@ -99,7 +100,7 @@ def entra_sign_in_row(entry: dict[str, Any]) -> Row:
         "RiskLevelDuringSignIn": entry.get("riskLevelDuringSignIn"),
         "ConditionalAccessStatus": entry.get("conditionalAccessStatus"),
         "CorrelationId": entry.get("correlationId"),
-        "Source": "entra",
+        "Source": source,
         "ReportId": str(entry["id"]),
         "AdditionalFields": {
             "appId": entry.get("appId"),

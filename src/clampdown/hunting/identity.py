@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clampdown.connectors.base import Connector
+from clampdown.connectors.instances import find_instance
 from clampdown.errors import ClampdownError
 from clampdown.hunting.query import run_query
 from clampdown.hunting.schema import IDENTITY_INFO
@@ -72,7 +73,9 @@ async def refresh_identity_info(
     slots = asyncio.Semaphore(LOOKUPS_IN_FLIGHT)
 
     async def one(provider: str, reference: str) -> Row | None:
-        connector = connectors.get(provider)
+        # Events name the kind; the one directory of that kind, whatever its section is called.
+        where = provider if provider in connectors else find_instance(connectors, provider, None)
+        connector = connectors.get(where) if where else None
         if connector is None:
             return None
         async with slots:

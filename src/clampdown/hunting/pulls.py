@@ -34,15 +34,23 @@ class PullReport:
     added: int
 
 
+def _cursor_key(key: str, kind: str, instance: str) -> str:
+    """Each directory's own cursor; the one named after its kind keeps the key it always had."""
+    return key if instance == kind else f"{key}:{instance}"
+
+
 class OktaLogSource:
     """GET /api/v1/logs oldest first; the cursor is the `next` link after the last stored page."""
 
-    def __init__(self, store: EventStore, client: OktaClient, page_size: int = 500) -> None:
+    def __init__(
+        self, store: EventStore, client: OktaClient, page_size: int = 500, instance: str = "okta"
+    ) -> None:
         self.store, self.client, self.page_size = store, client, page_size
+        self.instance, self.cursor_key = instance, _cursor_key(OKTA_CURSOR, "okta", instance)
 
     async def pull(self, max_pages: int | None = None) -> PullReport:
         """Read pages until the log is caught up (a short page) or `max_pages` were read."""
-        cursor = await asyncio.to_thread(self.store.cursor, OKTA_CURSOR)
+        cursor = await asyncio.to_thread(self.store.cursor, self.cursor_key)
         if cursor is None:
             since = (datetime.now(UTC) - FIRST_PULL_LOOKBACK).strftime("%Y-%m-%dT%H:%M:%S.000Z")
             params: dict[str, str] | None = {
@@ -62,7 +70,7 @@ class OktaLogSource:
             found = next_link(answer.headers.get_list("link"))
             rows: dict[str, list[Row]] = {}
             for event in answer.body:
-                mapped = okta_event_row(event)
+                mapped = okta_event_row(event, self.instance)
                 if mapped is not None:
                     rows.setdefault(mapped[0], []).append(mapped[1])
             try:
@@ -71,24 +79,27 @@ class OktaLogSource:
                 # The page is kept, the cursor stays: the next pull reads it again and stops again.
                 await asyncio.to_thread(self.store.append, Batch(rows, {}))
                 raise
-            added += await asyncio.to_thread(self.store.append, Batch(rows, {OKTA_CURSOR: following}))
+            added += await asyncio.to_thread(self.store.append, Batch(rows, {self.cursor_key: following}))
             pages += 1
             read += len(answer.body)
             path, params = following, None
             if len(answer.body) < self.page_size or not found:
                 break
-        return PullReport(OKTA_CURSOR, pages, read, added)
+        return PullReport(self.cursor_key, pages, read, added)
 
 
 class EntraSignInSource:
     """GET /auditLogs/signIns since the watermark (less an overlap), following @odata.nextLink."""
 
-    def __init__(self, store: EventStore, graph: GraphClient, page_size: int = 500) -> None:
+    def __init__(
+        self, store: EventStore, graph: GraphClient, page_size: int = 500, instance: str = "entra"
+    ) -> None:
         self.store, self.graph, self.page_size = store, graph, page_size
+        self.instance, self.cursor_key = instance, _cursor_key(ENTRA_CURSOR, "entra", instance)
 
     async def pull(self, max_pages: int | None = None) -> PullReport:
         """Read every page since the watermark; the watermark moves only when all were stored."""
-        cursor = await asyncio.to_thread(self.store.cursor, ENTRA_CURSOR)
+        cursor = await asyncio.to_thread(self.store.cursor, self.cursor_key)
         start = parse_time(cursor) - ENTRA_OVERLAP if cursor else datetime.now(UTC) - FIRST_PULL_LOOKBACK
         params: dict[str, str] | None = {
             "$filter": f"createdDateTime ge {start.strftime('%Y-%m-%dT%H:%M:%SZ')}",
@@ -99,7 +110,7 @@ class EntraSignInSource:
         pages = read = added = 0
         while True:
             if max_pages is not None and pages >= max_pages:
-                return PullReport(ENTRA_CURSOR, pages, read, added)  # cut short: the watermark stays
+                return PullReport(self.cursor_key, pages, read, added)  # cut short: the watermark stays
             reply = await self.graph.send("GET", path, params=params)
             if reply.status in (401, 403):
                 raise ProviderError(
@@ -109,7 +120,7 @@ class EntraSignInSource:
             if not reply.ok or not isinstance(reply.body, dict):
                 raise TransientError(f"Graph sign-in log answered HTTP {reply.status}", code="graph_signins")
             entries = [e for e in reply.body.get("value") or [] if isinstance(e, dict)]
-            rows = [entra_sign_in_row(e) for e in entries]
+            rows = [entra_sign_in_row(e, self.instance) for e in entries]
             for row in rows:
                 newest = row["Timestamp"] if newest is None else max(newest, row["Timestamp"])
             added += await asyncio.to_thread(self.store.append, Batch({CLOUD_SIGN_IN_EVENTS.name: rows}, {}))
@@ -120,18 +131,18 @@ class EntraSignInSource:
                 break
             path, params = self.graph.follow(str(following)), None
         if newest is not None:
-            await asyncio.to_thread(self.store.append, Batch({}, {ENTRA_CURSOR: newest.isoformat()}))
-        return PullReport(ENTRA_CURSOR, pages, read, added)
+            await asyncio.to_thread(self.store.append, Batch({}, {self.cursor_key: newest.isoformat()}))
+        return PullReport(self.cursor_key, pages, read, added)
 
 
 def api_sources(
     store: EventStore, connectors: Mapping[str, Connector], page_size: int = 500
 ) -> list[OktaLogSource | EntraSignInSource]:
-    """A source for each configured Okta and Entra ID connector."""
+    """A source for each configured Okta org and Entra tenant; its events' Source is its name."""
     sources: list[OktaLogSource | EntraSignInSource] = []
-    for connector in connectors.values():
+    for name, connector in connectors.items():
         if isinstance(connector, OktaConnector):
-            sources.append(OktaLogSource(store, connector.client, page_size))
+            sources.append(OktaLogSource(store, connector.client, page_size, name))
         elif isinstance(connector, EntraConnector):
-            sources.append(EntraSignInSource(store, connector.graph, page_size))
+            sources.append(EntraSignInSource(store, connector.graph, page_size, name))
     return sources
