@@ -20,6 +20,7 @@ from clampdown.services.people import find_person
 from clampdown.services.playbooks import PlaybookService
 from clampdown.store.actions import ActionStore
 from clampdown.store.containments import ContainmentStore
+from clampdown.web.person_view import person_view
 from tests.services.test_people import _LOOKUP, Directory, _entra, _okta
 
 FAST = EngineSettings(poll_interval_seconds=0.02, backoff_base_seconds=0.01, backoff_max_seconds=0.02)
@@ -192,3 +193,13 @@ async def test_one_directory_per_kind_works_as_before_whatever_its_section_is_ca
     await _drain(store, after)
     assert (await store.get(action.id)).status is ActionStatus.COMPLETED
     assert await _enabled(after["corp-ad"], "g-lena") is False
+
+
+async def test_the_console_names_the_directory_of_each_account_and_acts_there(admin: Principal) -> None:
+    shown = person_view(await find_person(_directories(), "alice@corp.example", admin), [])
+    cards = {a.where: a for a in shown.accounts}
+    assert cards["emea-ad"].provider_title == "Active Directory (emea-ad)"
+    assert cards["corp-ad"].provider_title == "Active Directory (corp-ad)"
+    assert cards["entra"].provider_title == "Entra ID"  # the directory named after its kind: as before
+    disable = next(c for c in cards["emea-ad"].actions if c.id == "ad.disable_user")
+    assert disable.instance == "emea-ad" and disable.account_name == "alice@emea.example"

@@ -41,10 +41,17 @@ class ActionChoice:
     account_id: str
     account_name: str
     provider: str
+    instance: str = ""  # the directory it acts in; empty for the one named after its kind
 
     @property
     def provider_title(self) -> str:
-        return provider_title(self.provider)
+        return _title(self.provider, self.instance)
+
+
+def _title(provider: str, instance: str) -> str:
+    """"AD", or "AD (emea-ad)" for a directory not named after its kind."""
+    title = provider_title(provider)
+    return f"{title} ({instance})" if instance and instance != provider else title
 
 
 @dataclass(frozen=True)
@@ -61,10 +68,11 @@ class AccountView:
     state_error: str | None
     actions: list[ActionChoice] = field(default_factory=list)
     linked_by: str = ""  # how the account was linked into the person, in words
+    where: str = ""  # the directory it lives in ([providers.NAME])
 
     @property
     def provider_title(self) -> str:
-        return provider_title(self.provider)
+        return _title(self.provider, self.where)
 
 
 @dataclass(frozen=True)
@@ -137,7 +145,8 @@ def _choices(linked: LinkedAccount) -> list[ActionChoice]:
     account = linked.account
     return [
         ActionChoice(
-            d.id, d.title, d.description, _warning(d, linked.state), account.id, account.name, d.provider
+            d.id, d.title, d.description, _warning(d, linked.state), account.id, account.name, d.provider,
+            account.where,
         )
         for d in linked.actions
         if _applies(d, linked.state)
@@ -192,6 +201,7 @@ def account_view(linked: LinkedAccount) -> AccountView:
         state_error=linked.state_error,
         actions=_choices(linked),
         linked_by=linked.linked_by,
+        where=linked.account.where,
     )
 
 

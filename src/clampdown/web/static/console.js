@@ -202,7 +202,8 @@
       warning: d.warning, confirmLabel: `${d.title}`, askReason: true, offerApproval: true,
       submit: async (reason, requestApproval) => {
         const action = await api("POST", "/api/v1/actions",
-          { type: d.type, target: d.target, reason, request_approval: requestApproval },
+          { type: d.type, target: d.target, reason, request_approval: requestApproval,
+            ...(d.instance ? { instance: d.instance } : {}) },
           { "Idempotency-Key": newKey() });
         refreshPage();
         if (action.status === "awaiting_approval") {
