@@ -19,9 +19,11 @@ import pytest
 from clampdown_lab.component import LabService
 from clampdown_lab.orchestrator import components, lab_up, second_components
 from clampdown_lab.people import DEMO_PEOPLE, EMEA, EMEA_PEOPLE
-from clampdown_lab.samba import SambaLabComponent
+from clampdown_lab.samba import SambaLab, SambaLabComponent
 from clampdown_lab.samba.component import run_script, samba_running
-from tests.ad.conftest import LAB_DIR, REPO
+from tests.ad.conftest import LAB_DIR, REPO, lab
+
+__all__ = ["lab"]  # the AD tests' DC fixture, used by name below
 
 SECOND_LAB_DIR = Path(os.environ.get("CLAMPDOWN_AD_SECOND_LAB_DIR", REPO / ".lab")).resolve()
 
@@ -32,14 +34,10 @@ def _stop_if_started_here(samba_dir: Path, started_here: bool) -> None:
 
 
 @pytest.fixture(scope="session")
-def first_ad() -> Iterator[LabService]:
-    """The first domain's DC (127.0.0.1) with the demo people, as `clampdown lab up` starts it."""
-    if os.geteuid() != 0:
-        pytest.skip("the Samba AD DC needs root (ports 88/389/636 on loopback)")
-    samba_dir = LAB_DIR / "samba"
-    started_here = samba_running(samba_dir) is None
-    yield SambaLabComponent().up(LAB_DIR, DEMO_PEOPLE)
-    _stop_if_started_here(samba_dir, started_here)
+def first_ad(lab: SambaLab) -> LabService:
+    """The first domain's DC (127.0.0.1) with the demo people, as `clampdown lab up` starts it:
+    the AD tests' DC (tests/ad/conftest.py), started and stopped there."""
+    return SambaLabComponent().up(LAB_DIR, DEMO_PEOPLE)
 
 
 @pytest.fixture(scope="session")
