@@ -21,6 +21,7 @@ from clampdown.services.playbooks import PlaybookService
 from clampdown.store.actions import ActionStore
 from clampdown.store.containments import ContainmentStore
 from clampdown.web.person_view import person_view
+from clampdown.web.templating import directory_of
 from tests.services.test_people import _LOOKUP, Directory, _entra, _okta
 
 FAST = EngineSettings(poll_interval_seconds=0.02, backoff_base_seconds=0.01, backoff_max_seconds=0.02)
@@ -203,3 +204,16 @@ async def test_the_console_names_the_directory_of_each_account_and_acts_there(ad
     assert cards["entra"].provider_title == "Entra ID"  # the directory named after its kind: as before
     disable = next(c for c in cards["emea-ad"].actions if c.id == "ad.disable_user")
     assert disable.instance == "emea-ad" and disable.account_name == "alice@emea.example"
+
+
+async def test_the_action_center_names_the_directory_an_action_ran_in(
+    engine: AsyncEngine, admin: Principal
+) -> None:
+    connectors = _directories()
+    _, service = _service(engine, connectors)
+    action = await service.request("ad.disable_user", "lena@emea.example", "INC-11", admin)
+    assert directory_of(action) == "Active Directory (emea-ad)"
+    assert directory_of(action.account) == "Active Directory (emea-ad)"
+    _, one = _service(engine, {"ad": connectors["corp-ad"]})
+    alone = await one.request("ad.disable_user", "bob", "x", admin)
+    assert directory_of(alone) == "Active Directory"  # one directory of its kind: as before

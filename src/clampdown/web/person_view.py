@@ -8,7 +8,7 @@ from clampdown.catalog import ActionDefinition
 from clampdown.model import AccountState, Action, StateValue
 from clampdown.services.people import LinkedAccount, Person
 from clampdown.web.person_events import RecentEvents
-from clampdown.web.templating import provider_title, when
+from clampdown.web.templating import directory_title, when
 
 # The values worth reading at a glance, in words; every value stays under "All values".
 _KEY_FACTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -45,13 +45,7 @@ class ActionChoice:
 
     @property
     def provider_title(self) -> str:
-        return _title(self.provider, self.instance)
-
-
-def _title(provider: str, instance: str) -> str:
-    """"AD", or "AD (emea-ad)" for a directory not named after its kind."""
-    title = provider_title(provider)
-    return f"{title} ({instance})" if instance and instance != provider else title
+        return directory_title(self.provider, self.instance)
 
 
 @dataclass(frozen=True)
@@ -72,7 +66,7 @@ class AccountView:
 
     @property
     def provider_title(self) -> str:
-        return _title(self.provider, self.where)
+        return directory_title(self.provider, self.where)
 
 
 @dataclass(frozen=True)

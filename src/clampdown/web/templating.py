@@ -24,6 +24,18 @@ def provider_title(provider: str) -> str:
     return PROVIDER_TITLES.get(provider, provider)
 
 
+def directory_title(provider: str, instance: str | None = None) -> str:
+    """'Active Directory', or 'Active Directory (emea-ad)' for a directory not named after its kind."""
+    title = provider_title(provider)
+    return f"{title} ({instance})" if instance and instance != provider else title
+
+
+def directory_of(item: Any) -> str:
+    """The directory an action runs in, or an account lives in, in words (a template filter)."""
+    where = getattr(item, "instance", None) or getattr(item, "where", None)
+    return directory_title(str(item.provider), where)
+
+
 def when(value: datetime | str | None) -> str:
     """A time in UTC to the second, the way analysts compare it with logs."""
     if value is None or value == "":
@@ -41,6 +53,7 @@ def action_title(action_type: str) -> str:
 
 _TITLES = {d.id: d.title for d in catalog.all_actions()}
 templates.env.filters["provider_title"] = provider_title
+templates.env.filters["directory"] = directory_of
 templates.env.filters["action_title"] = action_title
 templates.env.filters["when"] = when
 
