@@ -260,6 +260,7 @@ class ActionFilter:
     statuses: tuple[ActionStatus, ...] = ()
     type: str | None = None
     provider: str | None = None
+    instance: str | None = None  # the configured directory ([providers.NAME]) it ran in
     target: str | None = None  # matches the target as given, or the resolved account id
     requested_by: str | None = None
     batch_id: str | None = None

@@ -86,6 +86,9 @@ async def test_one_clampdown_acts_in_the_right_directory_of_each_kind(scene: Sce
     undo = scene.run("actions", "undo", str(done["id"]), "--wait")
     assert undo["status"] == "completed" and undo["instance"] == "emea-ad"
     assert await _enabled(scene.config, "emea-ad", _ids(lena, "emea-ad")) is True
+    listed = scene.run("actions", "list", "--instance", "emea-ad")
+    assert sorted(a["id"] for a in listed) == sorted([done["id"], undo["id"]])
+    assert scene.run("actions", "list", "--instance", "ad") == []
 
     # heidi.schmidt is an account name in both forests (she was migrated): one action must say where.
     refused = scene.run("act", "ad.disable_user", "heidi.schmidt", "-r", "INC-17", ok=False)

@@ -14,7 +14,7 @@ from clampdown.config import EngineSettings, PlaybookSettings, PlaybookStep
 from clampdown.connectors.base import Connector
 from clampdown.engine.worker import Worker
 from clampdown.errors import IdentityConflict, InvalidInput
-from clampdown.model import Account, ActionStatus
+from clampdown.model import Account, ActionFilter, ActionStatus
 from clampdown.services.actions import ActionService
 from clampdown.services.people import find_person
 from clampdown.services.playbooks import PlaybookService
@@ -217,3 +217,5 @@ async def test_the_action_center_names_the_directory_an_action_ran_in(
     _, one = _service(engine, {"ad": connectors["corp-ad"]})
     alone = await one.request("ad.disable_user", "bob", "x", admin)
     assert directory_of(alone) == "Active Directory"  # one directory of its kind: as before
+    listed = await service.list_actions(ActionFilter(instance="emea-ad"), admin)
+    assert [a.id for a in listed] == [action.id]

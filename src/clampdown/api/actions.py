@@ -25,6 +25,7 @@ from clampdown.limits import (
     MAX_CURSOR,
     MAX_ID,
     MAX_IDEMPOTENCY_KEY,
+    MAX_INSTANCE,
     MAX_PAGE,
     MAX_PROVIDER,
     MAX_SECRET_KEY,
@@ -63,6 +64,9 @@ def _filter(
     status: Annotated[list[ActionStatus] | None, Query(description="Repeat for several")] = None,
     type: Annotated[str | None, Query(max_length=MAX_ACTION_TYPE, description="Action id")] = None,
     provider: Annotated[str | None, Query(max_length=MAX_PROVIDER)] = None,
+    instance: Annotated[
+        str | None, Query(max_length=MAX_INSTANCE, description="The directory it ran in ([providers.NAME])")
+    ] = None,
     target: Annotated[
         str | None, Query(max_length=MAX_TARGET, description="Target as given, or account id")
     ] = None,
@@ -76,6 +80,7 @@ def _filter(
         statuses=tuple(status or ()),
         type=type,
         provider=provider,
+        instance=instance,
         target=target,
         requested_by=requested_by,
         batch_id=batch,

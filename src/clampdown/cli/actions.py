@@ -192,6 +192,9 @@ def actions_list(
     batch: Annotated[str | None, typer.Option("--batch", help="Bulk batch id.")] = None,
     requested_by: Annotated[str | None, typer.Option("--requested-by")] = None,
     since: Annotated[str | None, typer.Option("--since", help="ISO time or age like 30m, 2h, 7d.")] = None,
+    instance: Annotated[
+        str | None, typer.Option("--instance", help="The directory it ran in ([providers.NAME]).")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
     as_json: JsonOption = False,
 ) -> None:
@@ -209,6 +212,7 @@ def actions_list(
         flt = ActionFilter(
             statuses=statuses,
             type=type_id,
+            instance=instance,
             target=user,
             batch_id=batch,
             requested_by=requested_by,

@@ -99,6 +99,7 @@ def check_filter(flt: ActionFilter) -> ActionFilter:
     for name, value, limit in (
         ("type", flt.type, MAX_ACTION_TYPE),
         ("provider", flt.provider, MAX_PROVIDER),
+        ("instance", flt.instance, MAX_INSTANCE),
         ("target", flt.target, MAX_TARGET),
         ("requested_by", flt.requested_by, MAX_USERNAME),
         ("batch", flt.batch_id, MAX_BATCH_ID),

@@ -378,6 +378,8 @@ class ActionStore(RecordingStore):
             query = query.where(c.type == flt.type)
         if flt.provider:
             query = query.where(c.provider == flt.provider)
+        if flt.instance:
+            query = query.where(c.instance == flt.instance)
         if flt.target:
             account_id = fit_key(flt.target, MAX_ACCOUNT_ID)  # as stored
             query = query.where(or_(c.target == flt.target, c.account_id == account_id))
