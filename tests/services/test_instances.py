@@ -17,6 +17,7 @@ from clampdown.errors import IdentityConflict, InvalidInput
 from clampdown.model import Account, ActionFilter, ActionStatus
 from clampdown.services.actions import ActionService
 from clampdown.services.people import find_person
+from clampdown.services.planning import plan_actions
 from clampdown.services.playbooks import PlaybookService
 from clampdown.store.actions import ActionStore
 from clampdown.store.containments import ContainmentStore
@@ -219,3 +220,17 @@ async def test_the_action_center_names_the_directory_an_action_ran_in(
     assert directory_of(alone) == "Active Directory"  # one directory of its kind: as before
     listed = await service.list_actions(ActionFilter(instance="emea-ad"), admin)
     assert [a.id for a in listed] == [action.id]
+
+
+async def test_a_dry_run_finds_the_directory_of_each_target(engine: AsyncEngine, admin: Principal) -> None:
+    connectors = _directories()
+    _, service = _service(engine, connectors)
+    targets = ["lena@emea.example", "sam", "nobody"]
+    plan = await plan_actions(service, "ad.disable_user", targets, "INC-12", admin)
+    by_target = {p.target: p for p in plan}
+    assert by_target["lena@emea.example"].outcome == "would change enabled from True to False"
+    assert by_target["sam"].outcome.startswith("refused: 'sam' names accounts in 2 ad directories")
+    assert by_target["nobody"].outcome == "refused: no such user"
+    named = await plan_actions(service, "ad.disable_user", ["sam"], "INC-12", admin, instance="corp-ad")
+    assert named[0].account == "sam@corp.example"
+    assert connectors["emea-ad"].calls == connectors["corp-ad"].calls == 0  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from clampdown.limits import (
     MAX_BATCH_ID,
     MAX_DECISION_IDS,
     MAX_ID,
+    MAX_INSTANCE,
     MAX_PLAN_TARGETS,
     MAX_PLAYBOOK_NAME,
     MAX_REASON,
@@ -48,6 +49,9 @@ class PlanRequest(BaseModel):
         min_length=1, max_length=MAX_PLAN_TARGETS
     )
     reason: Text = Field(max_length=MAX_REASON)
+    instance: Text | None = Field(
+        default=None, max_length=MAX_INSTANCE, description="The directory to act in ([providers.NAME])"
+    )
 
 
 class Decision(BaseModel):
@@ -79,7 +83,9 @@ async def run_playbook(
 @router.post("/actions/plan", response_model=list[PlanItemView])
 async def plan(body: PlanRequest, request: Request, caller: CallerDep) -> list[PlanItemView]:
     """What an action on these targets would do now; nothing is written or changed."""
-    items = await plan_actions(runtime(request).actions, body.type, body.targets, body.reason, caller)
+    items = await plan_actions(
+        runtime(request).actions, body.type, body.targets, body.reason, caller, body.instance
+    )
     return [PlanItemView.model_validate(i) for i in items]
 
 

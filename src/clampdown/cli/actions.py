@@ -73,7 +73,8 @@ def act(
         async def plan() -> list[PlanItem]:
             targets = _read_targets(from_file) if from_file else [user or ""]
             async with open_runtime(settings) as rt:
-                return await plan_actions(rt.actions, action_id, targets, reason, await caller(rt))
+                principal = await caller(rt)
+                return await plan_actions(rt.actions, action_id, targets, reason, principal, instance)
 
         items = run(plan())
         if as_json:

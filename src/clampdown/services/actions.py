@@ -188,7 +188,7 @@ class ActionService:
         name = require_instance(self.connectors, definition.provider, instance, definition.id)
         return self.connectors[name]
 
-    async def _resolve_now(
+    async def locate(
         self, definition: ActionDefinition, instance: str | None, target: str
     ) -> tuple[str, Account | None]:
         """The directory to act in and the account, resolved while the requester waits, so a typo
@@ -263,7 +263,7 @@ class ActionService:
                 return found
         inverse = self.timed_inverse(definition, until)
         # A secret the action makes is sealed to a key only this answer carries (clampdown.sealing).
-        where, account = await self._resolve_now(definition, instance, ref)
+        where, account = await self.locate(definition, instance, ref)
         connector = self.connectors[where]
         sealing: SealingKey | None = new_sealing_key() if hands_secret(connector, definition) else None
         also = self.judge(inverse, account, None, ref) if inverse is not None else None

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from clampdown.auth.principal import Principal
 from clampdown.catalog import ActionDefinition, get_action
-from clampdown.errors import AccountNotFound, InvalidInput, TransientError
+from clampdown.connectors.instances import instances_of
+from clampdown.errors import AccountNotFound, IdentityConflict, InvalidInput, NotFound, TransientError
 from clampdown.limits import MAX_PLAN_TARGETS
 from clampdown.model import Account, AccountState
 from clampdown.policy import ProtectedAccount
@@ -60,23 +61,38 @@ def plan_item(
 
 
 async def plan_actions(
-    service: ActionService, type_id: str, targets: list[str], reason: str | None, principal: Principal
+    service: ActionService,
+    type_id: str,
+    targets: list[str],
+    reason: str | None,
+    principal: Principal,
+    instance: str | None = None,
 ) -> list[PlanItem]:
-    """What requesting `type_id` on each target would do now; nothing is written or changed."""
+    """What requesting `type_id` on each target would do now; nothing is written or changed.
+    `instance`: the directory to act in, where several of the action's kind are configured."""
     definition = get_action(type_id)
     await service.authorize(principal, definition, f"{len(targets)} targets")
     clean_reason(definition, reason)
-    connector = service.connector_for(definition)
+    if instance is not None:
+        service.connector_for(definition, instance)
+    elif not instances_of(service.connectors, definition.provider):
+        service.connector_for(definition)  # says it is not configured
     plan = []
     if len(targets) > MAX_PLAN_TARGETS:
         raise InvalidInput(f"too many targets: {len(targets)} (at most {MAX_PLAN_TARGETS} per dry-run)")
     for target in dict.fromkeys(clean_target(t) for t in targets if t.strip()):
         try:
-            account = await connector.resolve_user(target)
-        except AccountNotFound:
-            plan.append(
-                PlanItem(definition.id, definition.provider, target, None, None, "refused: no such user")
-            )
+            where, found = await service.locate(definition, instance, target)
+        except (NotFound, IdentityConflict, InvalidInput) as exc:
+            why = "refused: no such user" if isinstance(exc, NotFound) else f"refused: {exc.message}"
+            plan.append(PlanItem(definition.id, definition.provider, target, None, None, why))
+            continue
+        connector = service.connectors[where]
+        try:
+            account = found or await connector.resolve_user(target)
+        except (AccountNotFound, TransientError) as exc:
+            why = f"refused: {exc.message}"
+            plan.append(PlanItem(definition.id, definition.provider, target, None, None, why))
             continue
         try:
             state: AccountState | None = await connector.read_state(account)
