@@ -13,7 +13,7 @@ from clampdown.auth.principal import Principal
 from clampdown.config import EngineSettings, PlaybookSettings, PlaybookStep
 from clampdown.connectors.base import Connector
 from clampdown.engine.worker import Worker
-from clampdown.errors import IdentityConflict, InvalidInput
+from clampdown.errors import IdentityConflict, InvalidInput, TransientError
 from clampdown.model import Account, ActionFilter, ActionStatus
 from clampdown.services.actions import ActionService
 from clampdown.services.people import find_person
@@ -234,3 +234,22 @@ async def test_a_dry_run_finds_the_directory_of_each_target(engine: AsyncEngine,
     named = await plan_actions(service, "ad.disable_user", ["sam"], "INC-12", admin, instance="corp-ad")
     assert named[0].account == "sam@corp.example"
     assert connectors["emea-ad"].calls == connectors["corp-ad"].calls == 0  # type: ignore[attr-defined]
+
+
+class Down(Forest):
+    async def resolve_user(self, reference: str) -> Account:
+        raise TransientError("ldaps://dc1.emea.example:636 did not answer", code="ad_unreachable")
+
+
+async def test_a_directory_that_does_not_answer_is_never_guessed_past(
+    engine: AsyncEngine, admin: Principal
+) -> None:
+    connectors = _directories()
+    connectors["emea-ad"] = Down("ad")
+    _, service = _service(engine, connectors)
+    with pytest.raises(InvalidInput) as refused:
+        await service.request("ad.disable_user", "bob@corp.example", "INC-13", admin)
+    assert "emea-ad could not be asked (ldaps://dc1.emea.example:636 did not answer)" in refused.value.message
+    assert "found in corp-ad: bob@corp.example (g-bob-corp)" in refused.value.message
+    named = await service.request("ad.disable_user", "bob@corp.example", "INC-13", admin, instance="corp-ad")
+    assert named.instance == "corp-ad" and named.account is not None

@@ -209,22 +209,25 @@ class ActionService:
             *(self.connectors[n].resolve_user(target) for n in names), return_exceptions=True
         )
         found = {n: stamped(r, n) for n, r in zip(names, results, strict=True) if isinstance(r, Account)}
-        if len(found) == 1:
-            [(name, account)] = found.items()
-            return name, account
+        shown = "; ".join(f"{n}: {a.name} ({a.id})" for n, a in found.items())
         if len(found) > 1:
-            shown = "; ".join(f"{n}: {a.name} ({a.id})" for n, a in found.items())
             raise IdentityConflict(
                 f"'{target}' names accounts in {len(found)} {kind} directories: {shown}. Nothing was "
                 f"done; name the directory to act in (instance), or run a playbook on the person"
             )
-        failed = {n: r for n, r in zip(names, results, strict=True) if not isinstance(r, AccountNotFound)}
-        if failed:
-            why = "; ".join(f"{n}: {r}" for n, r in failed.items())
+        failed = [
+            (n, r) for n, r in zip(names, results, strict=True)
+            if not isinstance(r, Account | AccountNotFound)
+        ]  # fmt: skip
+        if failed:  # one that did not answer may hold another account of that name: never a guess
+            why = "; ".join(f"{n} could not be asked ({r})" for n, r in failed)
             raise InvalidInput(
-                f"cannot tell which {kind} directory holds '{target}': not found in the others, and "
-                f"{why}; name the directory to act in (instance)"
+                f"cannot tell which {kind} directory holds '{target}': {why}; found in "
+                f"{shown or 'none of the others'}. Name the directory to act in (instance)"
             )
+        if found:
+            [(name, account)] = found.items()
+            return name, account
         raise NotFound(f"no such user in {', '.join(names)}: '{target}'")
 
     async def request(
