@@ -51,10 +51,7 @@ class Account:
         return self.instance or self.provider
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        if self.instance in (None, self.provider):
-            del data["instance"]  # the directory named after its kind: as before instances existed
-        return data
+        return {**asdict(self), "instance": self.where}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Account:

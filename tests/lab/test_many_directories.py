@@ -81,7 +81,7 @@ async def test_one_clampdown_acts_in_the_right_directory_of_each_kind(scene: Sce
     lena = scene.people["lena.fischer@emea.example.test"]
     done = scene.run("act", "ad.disable_user", "lena.fischer@emea.example.test", "-r", "INC-17", "--wait")
     assert done["status"] == "completed" and done["instance"] == "emea-ad", done
-    assert done["account"]["where"] == "emea-ad"
+    assert done["account"]["instance"] == "emea-ad"
     assert await _enabled(scene.config, "emea-ad", _ids(lena, "emea-ad")) is False
     undo = scene.run("actions", "undo", str(done["id"]), "--wait")
     assert undo["status"] == "completed" and undo["instance"] == "emea-ad"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, computed_field, field_validator
+from pydantic import AliasChoices, Field, computed_field, field_validator
 
 from clampdown.model import AttemptRecord
 from clampdown.views.base import View
@@ -17,7 +17,10 @@ class AccountView(View):
     name: str
     attributes: dict[str, str]
     linked_by: str | None = Field(default=None, description="How this account was linked to the person")
-    where: str = Field(description="The configured directory it lives in ([providers.NAME])")
+    instance: str = Field(
+        validation_alias=AliasChoices("where", "instance"),
+        description="The configured directory it lives in ([providers.NAME])",
+    )
 
 
 class AccountStateView(View):
