@@ -18,6 +18,8 @@ class Principal:
     roles: frozenset[str]
     permissions: frozenset[str]
     channel: str = "api"  # api, cli or console: recorded with every decision
+    # The directories (provider sections) the user's role assignments are limited to; None: all.
+    scope: frozenset[str] | None = None
 
     @classmethod
     def from_roles(
@@ -26,12 +28,23 @@ class Principal:
         roles: frozenset[str],
         custom_roles: Mapping[str, frozenset[str]],
         channel: str = "api",
+        scope: frozenset[str] | None = None,
     ) -> Principal:
         """Effective permissions: the union over built-in and custom roles."""
         granted: set[str] = set()
         for role in roles:
             granted |= BUILTIN_ROLES.get(role, custom_roles.get(role, frozenset()))
-        return cls(username, roles, frozenset(granted), channel)
+        return cls(username, roles, frozenset(granted), channel, scope)
+
+    @property
+    def scoped(self) -> bool:
+        """True when the user sees and acts on some directories only."""
+        return self.scope is not None
+
+    def sees(self, instance: str | None) -> bool:
+        """Whether the user may see and act on what lives in directory `instance`. What belongs to
+        no directory (None) is seen by unscoped users only."""
+        return self.scope is None or (instance is not None and instance in self.scope)
 
     def may_run(self, definition: ActionDefinition) -> bool:
         """Any role the action names, or any permission it names, is enough."""
@@ -64,6 +77,31 @@ def require_action(principal: Principal, definition: ActionDefinition) -> None:
     if not principal.may_run(definition):
         missing = requirement_text(definition)
         raise PermissionDenied(f"{principal.username} may not run {definition.id}: needs {missing}", missing)
+
+
+def scope_text(principal: Principal) -> str:
+    """'directories emea-ad, emea-okta', or 'every directory'."""
+    return "every directory" if principal.scope is None else "directories " + ", ".join(sorted(principal.scope))
+
+
+def require_unscoped(principal: Principal, what: str) -> None:
+    """PermissionDenied unless the principal's access covers every directory: `what` spans them all."""
+    if principal.scope is not None:
+        raise PermissionDenied(
+            f"{principal.username} may not {what}: it covers every directory and their access is "
+            f"limited to {scope_text(principal)}",
+            "access to every directory",
+        )
+
+
+def require_directory(principal: Principal, instance: str, what: str) -> None:
+    """PermissionDenied unless the principal may act in directory `instance`."""
+    if not principal.sees(instance):
+        raise PermissionDenied(
+            f"{principal.username} may not {what} in directory {instance}: their access is limited to "
+            f"{scope_text(principal)}",
+            f"access to directory {instance}",
+        )
 
 
 def require_permission(principal: Principal, permission: str, what: str) -> None:
