@@ -14,7 +14,6 @@ StateValue = str | int | float | bool | None | list[str]
 class ActionStatus(enum.StrEnum):
     """Where an action is in its life; the three last ones are final."""
 
-
     AWAITING_APPROVAL = "awaiting_approval"
     QUEUED = "queued"
     RUNNING = "running"
@@ -263,6 +262,8 @@ class ActionFilter:
     batch_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # The directories the reader may see (their scope); None: every one. Set by the services.
+    instances: frozenset[str] | None = None
 
 
 class ResidualStatus(enum.StrEnum):
@@ -362,8 +363,11 @@ class Containment:
         if self.state is not ContainmentState.ACTIVE:
             return self.state
         steps = self.steps
-        undone = {a.undoes_action_id for a in self.actions
-                  if a.containment_role == StepRole.UNDO and a.status is ActionStatus.COMPLETED}
+        undone = {
+            a.undoes_action_id
+            for a in self.actions
+            if a.containment_role == StepRole.UNDO and a.status is ActionStatus.COMPLETED
+        }
         if any(s.status in (ActionStatus.FAILED, ActionStatus.CANCELLED) or s.id in undone for s in steps):
             return ContainmentState.PARTLY_CONTAINED
         return ContainmentState.ACTIVE

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from clampdown.api.actions import ERRORS
 from clampdown.api.auth import current_principal, runtime
 from clampdown.api.schemas import Text
-from clampdown.auth.principal import Principal, require_permission
+from clampdown.auth.principal import Principal, require_permission, require_unscoped
 from clampdown.limits import (
     MAX_ACTION_TYPE,
     MAX_BATCH_ID,
@@ -110,4 +110,5 @@ async def decide(body: Decision, request: Request, caller: CallerDep) -> list[Ac
 async def verify_audit(request: Request, caller: CallerDep) -> AuditReportView:
     """Walk the hash chain and name every edited, deleted or reordered entry."""
     require_permission(caller, SETTINGS_MANAGE, "verify the audit log")
+    require_unscoped(caller, "verify the audit log")
     return AuditReportView.model_validate(await runtime(request).audit.verify())

@@ -52,7 +52,8 @@ class ActionRequest(BaseModel):
     request_approval: bool = Field(default=False, description="Wait for a second person to approve")
     until: datetime | None = Field(default=None, description="Undo automatically at this time")
     instance: Text | None = Field(
-        default=None, max_length=MAX_INSTANCE,
+        default=None,
+        max_length=MAX_INSTANCE,
         description="The configured directory to act in ([providers.NAME]); needed only when several "
         "of the action's kind are configured and the target is in more than one",
     )
@@ -65,7 +66,8 @@ class BulkRequest(BaseModel):
     targets: list[Annotated[Text, Field(max_length=MAX_TARGET)]] = Field(min_length=1, max_length=MAX_BULK)
     reason: Text = Field(max_length=MAX_REASON)
     instance: Text | None = Field(
-        default=None, max_length=MAX_INSTANCE,
+        default=None,
+        max_length=MAX_INSTANCE,
         description="The configured directory to act in; needed when several of the action's kind are",
     )
 
@@ -96,4 +98,7 @@ class Me(BaseModel):
     roles: list[str]
     permissions: list[str]
     channel: str
+    directories: list[str] | None = Field(
+        None, description="The directories the roles are limited to; null: every directory"
+    )
     csrf_token: str | None = None

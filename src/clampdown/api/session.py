@@ -44,6 +44,7 @@ async def sign_in(body: SignIn, request: Request, response: Response) -> Me:
         roles=sorted(principal.roles),
         permissions=sorted(principal.permissions),
         channel="console",
+        directories=sorted(principal.scope) if principal.scope is not None else None,
         csrf_token=session.csrf_token,
     )
 
@@ -69,5 +70,6 @@ async def me(request: Request, caller: Annotated[Principal, Depends(current_prin
         roles=sorted(caller.roles),
         permissions=sorted(caller.permissions),
         channel=caller.channel,
+        directories=sorted(caller.scope) if caller.scope is not None else None,
         csrf_token=csrf,
     )

@@ -41,6 +41,7 @@ class EventName(enum.StrEnum):
     TOKEN_REVOKED = "token.revoked"
     USER_CREATED = "user.created"
     USER_ROLES_CHANGED = "user.roles_changed"  # by an administrator, or synced from SSO groups
+    USER_SCOPE_CHANGED = "user.scope_changed"  # the directories a user's roles are limited to
     ROLE_CREATED = "role.created"
     ROLE_CHANGED = "role.changed"
     ROLE_DELETED = "role.deleted"
@@ -125,7 +126,12 @@ def containment_event(name: EventName, containment: Containment, actor: str, at:
 
 
 def drift_event(
-    containment: Containment, step: Action, key: str, expected: object, found: object, at: datetime,
+    containment: Containment,
+    step: Action,
+    key: str,
+    expected: object,
+    found: object,
+    at: datetime,
     response: str,
 ) -> AuditEvent:
     """The watch found that what a containment's step made true no longer holds on its account;

@@ -79,9 +79,9 @@ def require_action(principal: Principal, definition: ActionDefinition) -> None:
         raise PermissionDenied(f"{principal.username} may not run {definition.id}: needs {missing}", missing)
 
 
-def scope_text(principal: Principal) -> str:
+def scope_words(scope: frozenset[str] | None) -> str:
     """'directories emea-ad, emea-okta', or 'every directory'."""
-    return "every directory" if principal.scope is None else "directories " + ", ".join(sorted(principal.scope))
+    return "every directory" if scope is None else "directories " + ", ".join(sorted(scope))
 
 
 def require_unscoped(principal: Principal, what: str) -> None:
@@ -89,7 +89,7 @@ def require_unscoped(principal: Principal, what: str) -> None:
     if principal.scope is not None:
         raise PermissionDenied(
             f"{principal.username} may not {what}: it covers every directory and their access is "
-            f"limited to {scope_text(principal)}",
+            f"limited to {scope_words(principal.scope)}",
             "access to every directory",
         )
 
@@ -99,7 +99,7 @@ def require_directory(principal: Principal, instance: str, what: str) -> None:
     if not principal.sees(instance):
         raise PermissionDenied(
             f"{principal.username} may not {what} in directory {instance}: their access is limited to "
-            f"{scope_text(principal)}",
+            f"{scope_words(principal.scope)}",
             f"access to directory {instance}",
         )
 

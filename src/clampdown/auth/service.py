@@ -81,8 +81,11 @@ class AuthService:
         *,
         signin: SigninSettings | None = None,
         secret: bytes | None = None,
+        directories: frozenset[str] | None = None,
     ) -> None:
         self.store = store
+        # The configured directories (provider sections) a scope may name; None: not checked.
+        self.directories = directories
         self.clock = clock
         self.throttle = SigninThrottle(store, signin or SigninSettings(), clock)
         self._username_key = secret
@@ -113,6 +116,16 @@ class AuthService:
         if not roles:
             raise InvalidInput("give at least one role")
 
+    def _validate_scope(self, scope: frozenset[str] | None) -> None:
+        if scope is None:
+            return
+        if not scope:
+            raise InvalidInput("give at least one directory, or none for access to every directory")
+        unknown = sorted(scope - self.directories) if self.directories is not None else []
+        if unknown:
+            known = ", ".join(sorted(self.directories or ())) or "(none configured)"
+            raise InvalidInput(f"unknown directory {', '.join(unknown)}; configured directories: {known}")
+
     async def create_user(
         self,
         username: str,
@@ -120,18 +133,21 @@ class AuthService:
         password: str | None,
         display_name: str | None = None,
         *,
+        scope: frozenset[str] | None = None,
         by: Actor = DATABASE_ADMINISTRATOR,
     ) -> UserRecord:
-        """A local user; with no password the user signs in with tokens only."""
+        """A local user; with no password the user signs in with tokens only. With a `scope` their
+        roles hold in those directories only."""
         name = username.strip()
         if not name or len(name) > 256:
             raise InvalidInput("username must be 1 to 256 characters")
         await self._validate_roles(roles)
+        self._validate_scope(scope)
         if password is not None and len(password) < 12:
             raise InvalidInput("password must be at least 12 characters")
         hashed = _hasher.hash(password) if password is not None else None
         user = await self.store.add_user(
-            name, roles, self.clock.now(), password_hash=hashed, display_name=display_name
+            name, roles, self.clock.now(), password_hash=hashed, display_name=display_name, scope=scope
         )
         await self._record(
             self.event(
@@ -139,6 +155,7 @@ class AuthService:
                 by,
                 name,
                 roles=sorted(roles),
+                scope=sorted(scope) if scope is not None else None,
                 source_of_user="local",
                 password=password is not None,
             )
@@ -161,6 +178,26 @@ class AuthService:
                 EventName.USER_ROLES_CHANGED, by, username, before=sorted(user.roles), roles=sorted(roles)
             )
         )
+        return await self.store.user_by_name(username) or user
+
+    async def set_user_scope(
+        self, username: str, scope: frozenset[str] | None, *, by: Actor = DATABASE_ADMINISTRATOR
+    ) -> UserRecord:
+        """Limit a user's roles to some directories (None: every directory). It takes effect on
+        their next request: the scope is read with the user, never cached in a session or token."""
+        user = await self.store.user_by_name(username)
+        if user is None:
+            raise NotFound(f"no user '{username}'")
+        self._validate_scope(scope)
+        await self.store.set_user_scope(username, scope)
+
+        def shown(value: frozenset[str] | None) -> list[str] | None:
+            return sorted(value) if value is not None else None
+
+        event = self.event(
+            EventName.USER_SCOPE_CHANGED, by, username, before=shown(user.scope), scope=shown(scope)
+        )
+        await self._record(event)
         return await self.store.user_by_name(username) or user
 
     async def define_role(
@@ -198,7 +235,7 @@ class AuthService:
     async def principal_for(self, user: UserRecord, channel: str) -> Principal:
         """The user's effective permissions; custom roles are read only if the user has one."""
         custom = await self.store.custom_roles() if user.roles - set(BUILTIN_ROLES) else {}
-        return Principal.from_roles(user.username, user.roles, custom, channel)
+        return Principal.from_roles(user.username, user.roles, custom, channel, user.scope)
 
     async def create_token(
         self,

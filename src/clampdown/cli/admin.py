@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from clampdown.auth.principal import scope_words
 from clampdown.auth.service import Actor, IssuedToken
 from clampdown.cli import render
 from clampdown.cli.context import JsonOption, load
@@ -27,6 +28,15 @@ tokens_app = typer.Typer(
     help="API tokens: shown once, stored hashed, expiring, revocable.", no_args_is_help=True
 )
 roles_app = typer.Typer(help="Custom roles made of permissions.", no_args_is_help=True)
+
+
+DirectoryOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--directory",
+        help="Limit the user's roles to this directory (a [providers.NAME] section); repeat for more.",
+    ),
+]
 
 
 def administrator() -> Actor:
@@ -56,17 +66,45 @@ def users_create(
     password_stdin: Annotated[
         bool, typer.Option(help="Read a console password from standard input.")
     ] = False,
+    directory: DirectoryOption = None,
 ) -> None:
     """Create a local user."""
     settings = load()
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    scope = frozenset(directory) if directory else None
 
     async def go() -> None:
         async with open_runtime(settings) as rt:
-            await rt.auth.create_user(username, frozenset(role), password, display_name, by=administrator())
+            await rt.auth.create_user(
+                username, frozenset(role), password, display_name, scope=scope, by=administrator()
+            )
 
     run(go())
-    render.console.print(f"user {username} created with roles: {', '.join(sorted(role))}")
+    render.console.print(
+        f"user {username} created with roles: {', '.join(sorted(role))}, in {scope_words(scope)}"
+    )
+
+
+@users_app.command("set-scope")
+def users_set_scope(
+    username: str,
+    directory: DirectoryOption = None,
+    every_directory: Annotated[
+        bool, typer.Option("--all", help="Lift the limit: the user's roles hold in every directory.")
+    ] = False,
+) -> None:
+    """Limit a user's roles to some directories (--directory, repeatable), or lift the limit (--all)."""
+    if bool(directory) == every_directory:
+        raise typer.BadParameter("give --directory (one or more) or --all")
+    settings = load()
+    scope = frozenset(directory) if directory else None
+
+    async def go() -> None:
+        async with open_runtime(settings) as rt:
+            await rt.auth.set_user_scope(username, scope, by=administrator())
+
+    run(go())
+    render.console.print(f"user {username}'s roles now hold in {scope_words(scope)}")
 
 
 @users_app.command("set-roles")

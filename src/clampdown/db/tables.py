@@ -160,6 +160,7 @@ users = Table(
     Column("display_name", String(256), nullable=True),
     Column("password_hash", String(256), nullable=True),  # argon2; none for single sign-on users
     Column("roles", JSON, nullable=False),
+    Column("scope", JSON, nullable=True),  # the directories the roles are limited to; null: every one
     Column("source", String(16), nullable=False),  # local or oidc
     Column("disabled", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UTCDateTime, nullable=False),

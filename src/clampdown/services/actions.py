@@ -9,7 +9,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from clampdown.auth.principal import PermissionDenied, Principal, require_action, require_permission
+from clampdown.auth.principal import (
+    PermissionDenied,
+    Principal,
+    require_action,
+    require_permission,
+    scope_words,
+)
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.connectors.base import Connector
@@ -167,6 +173,12 @@ class ActionService:
         self._record_denial = record_denial
         self.guardrails = guardrails
 
+    async def record_denial(
+        self, principal: Principal, attempted: str, target: str | None, missing: str
+    ) -> None:
+        """Keep a denied attempt (who, where from, what, what was missing)."""
+        await self._record_denial(principal, attempted, target, missing)
+
     async def authorize(self, principal: Principal, definition: ActionDefinition, target: str | None) -> None:
         """PermissionDenied (and a recorded denial) unless the principal may run the action."""
         try:
@@ -188,25 +200,67 @@ class ActionService:
         name = require_instance(self.connectors, definition.provider, instance, definition.id)
         return self.connectors[name]
 
+    def directories(self, principal: Principal | None = None) -> dict[str, Connector]:
+        """The configured directories the principal may see and act in (all without a principal).
+        What a scoped user is told (errors, lists) names only these: the others do not exist for them."""
+        if principal is None or principal.scope is None:
+            return self.connectors
+        return {name: c for name, c in self.connectors.items() if principal.sees(name)}
+
+    async def directory_to_act_in(
+        self, principal: Principal, definition: ActionDefinition, instance: str | None, target: str | None
+    ) -> tuple[dict[str, Connector], str | None]:
+        """The directories the principal may act in, and the one they named (checked: a name they
+        may not see is as unknown as one not configured), or None. PermissionDenied, recorded, when
+        the action's kind is configured but none of its directories is in their scope."""
+        kind = definition.provider
+        seen = self.directories(principal)
+        if (
+            principal.scope is not None
+            and instances_of(self.connectors, kind)
+            and not instances_of(seen, kind)
+        ):
+            missing = f"access to a {kind} directory"
+            await self._record_denial(principal, definition.id, target, missing)
+            raise PermissionDenied(
+                f"{principal.username} may not run {definition.id}: their access is limited to "
+                f"{scope_words(principal.scope)}, none of them a {kind} directory",
+                missing,
+            )
+        if instance is None:
+            return seen, None
+        names = instances_of(seen, kind)
+        if instance not in names:  # exactly a configured one: a typo never falls back to another
+            raise InvalidInput(
+                f"'{instance}' is not a configured {kind} directory; configured: {', '.join(names) or 'none'}"
+            )
+        return seen, instance
+
     async def locate(
-        self, definition: ActionDefinition, instance: str | None, target: str
+        self,
+        definition: ActionDefinition,
+        instance: str | None,
+        target: str,
+        principal: Principal | None = None,
     ) -> tuple[str, Account | None]:
         """The directory to act in and the account, resolved while the requester waits, so a typo
         is an error, not a failed action. If the directory is unreachable the action is queued
         anyway and resolved by the worker. With several directories of the kind and none named,
-        the one that knows `target`; IdentityConflict, naming what each found, if several do."""
+        the one that knows `target`; IdentityConflict, naming what each found, if several do.
+        Only the directories the principal may see are asked."""
         kind = definition.provider
-        names = [instance] if instance else instances_of(self.connectors, kind)
+        connectors = self.directories(principal)
+        names = [instance] if instance else instances_of(connectors, kind)
         if len(names) <= 1:
-            name = require_instance(self.connectors, kind, instance, definition.id)
+            name = require_instance(connectors, kind, instance, definition.id)
             try:
-                return name, stamped(await self.connectors[name].resolve_user(target), name)
+                return name, stamped(await connectors[name].resolve_user(target), name)
             except AccountNotFound as exc:
                 raise NotFound(f"no such user in {name}: {exc.message}") from None
             except TransientError:
                 return name, None
         results = await asyncio.gather(
-            *(self.connectors[n].resolve_user(target) for n in names), return_exceptions=True
+            *(connectors[n].resolve_user(target) for n in names), return_exceptions=True
         )
         found = {n: stamped(r, n) for n, r in zip(names, results, strict=True) if isinstance(r, Account)}
         shown = "; ".join(f"{n}: {a.name} ({a.id})" for n, a in found.items())
@@ -252,8 +306,7 @@ class ActionService:
         idempotency_key = optional_text("idempotency_key", idempotency_key, MAX_IDEMPOTENCY_KEY)
         until = clean_time("until", until)
         instance = optional_text("instance", instance, MAX_INSTANCE)
-        if instance:
-            self.connector_for(definition, instance)  # a bad name: refused now
+        _, instance = await self.directory_to_act_in(principal, definition, instance, ref)
         # A key is the requester's own: the same key and body return the first action; the same
         # key with another body is a Conflict naming what differs, never a silently dropped request.
         keyed = IdempotentRequest(
@@ -266,7 +319,7 @@ class ActionService:
                 return found
         inverse = self.timed_inverse(definition, until)
         # A secret the action makes is sealed to a key only this answer carries (clampdown.sealing).
-        where, account = await self.locate(definition, instance, ref)
+        where, account = await self.locate(definition, instance, ref, principal)
         connector = self.connectors[where]
         sealing: SealingKey | None = new_sealing_key() if hands_secret(connector, definition) else None
         also = self.judge(inverse, account, None, ref) if inverse is not None else None
@@ -298,8 +351,7 @@ class ActionService:
     async def open_secret(self, action_id: int, secret_key: str, principal: Principal) -> str:
         """The secret action `action_id` made for its requester (a new random password), opened
         with the key the request's answer carried; once: it is removed from the store after."""
-        await self.authorize_read(principal)
-        action = await self.store.get(action_id)
+        action = await self.get(action_id, principal)
         if action.requested_by != principal.username:
             await self._record_denial(principal, "actions.open_secret", action.target, "being the requester")
             raise Forbidden(
@@ -416,7 +468,8 @@ class ActionService:
         text = clean_reason(definition, reason)
         idempotency_key = optional_text("idempotency_key", idempotency_key, MAX_BULK_IDEMPOTENCY_KEY)
         instance = optional_text("instance", instance, MAX_INSTANCE)
-        where = require_instance(self.connectors, definition.provider, instance, definition.id)
+        seen, instance = await self.directory_to_act_in(principal, definition, instance, None)
+        where = require_instance(seen, definition.provider, instance, definition.id)
         cleaned = list(dict.fromkeys(clean_target(t) for t in targets))
         if not cleaned:
             raise InvalidInput("targets is empty: give at least one user")
@@ -476,8 +529,7 @@ class ActionService:
         """Queue the inverse of a completed action now, restoring the state read before it ran; a
         timed release still waiting for its time is cancelled in its favour. An inverse needs what
         its action needs, and the policy gate is asked about it like any other request."""
-        await self.authorize_read(principal)
-        original = await self.store.get(action_id)
+        original = await self.get(action_id, principal)
         definition = get_action(original.type)
         await self.authorize(principal, definition, original.target)
         refusal = undo_refusal(original)
@@ -523,25 +575,25 @@ class ActionService:
 
     async def cancel(self, action_id: int, principal: Principal) -> Action:
         """Cancel a queued action; needs the right to run that action."""
-        await self.authorize_read(principal)
-        action = await self.store.get(action_id)
+        action = await self.get(action_id, principal)
         await self.authorize(principal, get_action(action.type), action.target)
         return await self.store.cancel(action_id, self.clock.now(), principal.username)
 
     async def get_many(self, action_ids: Sequence[int], principal: Principal) -> dict[int, Action]:
         """Actions by id (those that exist), for a caller who may see the action center."""
         await self.authorize_read(principal)
-        return await self.store.get_many(action_ids)
+        found = await self.store.get_many(action_ids)
+        return {i: a for i, a in found.items() if principal.sees(a.instance)}
 
     async def find_undo(self, action_id: int, principal: Principal) -> Action | None:
         """The live or completed undo of an action, if one was requested."""
-        await self.authorize_read(principal)
+        await self.get(action_id, principal)
         return await self.store.find_undo(action_id)
 
     async def count_by_status(self, flt: ActionFilter, principal: Principal) -> dict[ActionStatus, int]:
         """How many actions match, per status (batch progress, the Pending count)."""
         await self.authorize_read(principal)
-        return await self.store.count_by_status(check_filter(flt))
+        return await self.store.count_by_status(self.scoped_filter(flt, principal))
 
     async def wait(self, action_ids: Sequence[int], timeout: float, poll: float = 0.2) -> list[Action]:
         """Poll until every action is final or `timeout` seconds pass; the actions as last read."""
@@ -555,11 +607,21 @@ class ActionService:
     async def get(self, action_id: int, principal: Principal) -> Action:
         """One action, for a caller who may see the action center."""
         await self.authorize_read(principal)
-        return await self.store.get(action_id)
+        action = await self.store.get(action_id)
+        if not principal.sees(action.instance):  # as if it did not exist
+            raise NotFound(f"no action with id {action_id}")
+        return action
+
+    @staticmethod
+    def scoped_filter(flt: ActionFilter, principal: Principal) -> ActionFilter:
+        """The filter, checked, limited to the directories the principal may see."""
+        return replace(check_filter(flt), instances=principal.scope)
 
     async def list_actions(
         self, flt: ActionFilter, principal: Principal, *, limit: int = 100, before_id: int | None = None
     ) -> list[Action]:
         """Newest first, for a caller who may see the action center."""
         await self.authorize_read(principal)
-        return await self.store.list_actions(check_filter(flt), limit=limit, before_id=before_id)
+        return await self.store.list_actions(
+            self.scoped_filter(flt, principal), limit=limit, before_id=before_id
+        )

@@ -39,7 +39,8 @@ class ApprovalService:
         await self.actions.authorize_read(principal)
         batch_id = optional_text("batch_id", batch_id, MAX_BATCH_ID)
         note = optional_text("note", note, MAX_REASON)
-        found = await self.actions.store.get_many(list(action_ids)) if action_ids else {}
+        # Actions in directories the principal may not see are as if they did not exist.
+        found = await self.actions.get_many(list(action_ids), principal) if action_ids else {}
         targets = list(found.values())
         if batch_id:
             targets += await self.pending(principal, batch_id)

@@ -296,10 +296,12 @@ def _spanning(accounts: list[Account]) -> tuple[set[str], dict[str, Account]]:
 
 async def find_person(connectors: dict[str, Connector], reference: str, caller: Principal) -> Person:
     """Resolve `reference` in every provider, follow the strong anchors found into the providers
-    that found nothing, and refuse (IdentityConflict) unless all the accounts link."""
+    that found nothing, and refuse (IdentityConflict) unless all the accounts link. Only the
+    directories the caller may see are asked: for a scoped caller the others do not exist."""
     ref = reference.strip()
     if not ref or len(ref) > MAX_TARGET or "\x00" in ref:
         raise InvalidInput(f"user reference must be 1 to {MAX_TARGET} characters, without NUL")
+    connectors = {name: c for name, c in connectors.items() if caller.sees(name)}
     names = list(connectors)
     first = await asyncio.gather(*(_try_resolve(n, connectors[n], ref) for n in names))
     search = _Search(ref)

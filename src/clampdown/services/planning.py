@@ -73,21 +73,20 @@ async def plan_actions(
     definition = get_action(type_id)
     await service.authorize(principal, definition, f"{len(targets)} targets")
     clean_reason(definition, reason)
-    if instance is not None:
-        service.connector_for(definition, instance)
-    elif not instances_of(service.connectors, definition.provider):
+    seen, instance = await service.directory_to_act_in(principal, definition, instance, None)
+    if not instances_of(seen, definition.provider):
         service.connector_for(definition)  # says it is not configured
     plan = []
     if len(targets) > MAX_PLAN_TARGETS:
         raise InvalidInput(f"too many targets: {len(targets)} (at most {MAX_PLAN_TARGETS} per dry-run)")
     for target in dict.fromkeys(clean_target(t) for t in targets if t.strip()):
         try:
-            where, found = await service.locate(definition, instance, target)
+            where, found = await service.locate(definition, instance, target, principal)
         except (NotFound, IdentityConflict, InvalidInput) as exc:
             why = "refused: no such user" if isinstance(exc, NotFound) else f"refused: {exc.message}"
             plan.append(PlanItem(definition.id, definition.provider, target, None, None, why))
             continue
-        connector = service.connectors[where]
+        connector = seen[where]
         try:
             account = found or await connector.resolve_user(target)
         except (AccountNotFound, TransientError) as exc:

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from clampdown.auth.principal import Principal
+from clampdown.auth.principal import PermissionDenied, Principal, scope_words
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.config import PlaybookSettings, PlaybookStep
 from clampdown.errors import InvalidInput, NotFound
@@ -114,6 +114,15 @@ def _joined(first: Verdict | None, second: Verdict | None) -> Verdict | None:
     return Verdict(first.protection or second.protection, approvals)
 
 
+def sees_containment(principal: Principal, containment: Containment) -> bool:
+    """A scoped user sees a containment only if all of it is in their directories: its accounts
+    and every action that hangs off it (its person, reason and steps name the others otherwise)."""
+    if principal.scope is None:
+        return True
+    where = {a.where for a in containment.accounts} | {a.instance for a in containment.actions if a.instance}
+    return bool(where) and where <= principal.scope
+
+
 class PlaybookService:
     def __init__(
         self, actions: ActionService, playbooks: dict[str, PlaybookSettings], containments: ContainmentStore
@@ -151,6 +160,7 @@ class PlaybookService:
         text = clean_reason(steps[0], reason)
         inverses = {d.id: self.actions.timed_inverse(d, until) for d in steps}
         person = await find_person(self.actions.connectors, reference, principal)
+        await self._refuse_hidden_hold(principal, {la.account.id for la in person.accounts}, name)
         # A person may have accounts in several directories of one kind (a migrated account in a
         # second forest): each step runs on every one of them.
         by_provider: dict[str, list[LinkedAccount]] = {}
@@ -271,7 +281,10 @@ class PlaybookService:
         stored = sorted({ContainmentState.ACTIVE if s is partly else s for s in states or ()})
         listed = await self.containments.find(states=stored, account_ids=account_ids, limit=limit)
         wanted = set(states or ())
-        return [c for c in listed if not wanted or c.effective_state in wanted]
+        return [
+            c for c in listed
+            if (not wanted or c.effective_state in wanted) and sees_containment(principal, c)
+        ]  # fmt: skip
 
     async def containment(
         self, principal: Principal, containment_id: int, *, residual: bool = False
@@ -280,6 +293,8 @@ class PlaybookService:
         says what its accounts may still use (read from the providers now)."""
         await self.actions.authorize_read(principal)
         found = await self.containments.get(containment_id)
+        if not sees_containment(principal, found):  # as if it did not exist
+            raise NotFound(f"no containment with id {containment_id}")
         return await self.with_residual(found) if residual else found
 
     async def with_residual(self, containment: Containment) -> Containment:
@@ -296,15 +311,40 @@ class PlaybookService:
         await self.actions.authorize_read(principal)
         ids = sorted(account_ids)
         open_states = [s for s in ContainmentState if s.is_open]
-        found = await self.containments.find(states=open_states, account_ids=ids)
+        found = [
+            c for c in await self.containments.find(states=open_states, account_ids=ids)
+            if sees_containment(principal, c)
+        ]  # fmt: skip
         if found:
             return found
-        latest = await self.containments.find(account_ids=ids, limit=1)
+        latest = [
+            c
+            for c in await self.containments.find(account_ids=ids, limit=1)
+            if sees_containment(principal, c)
+        ]
         if not latest:
             raise NotFound("no containment of this person in the action center to release")
         last = latest[0]
         how = f": {last.end_reason}" if last.end_reason else ""
         raise NotFound(f"nothing to release: containment {last.id} is {last.state.value}{how}")
+
+    async def _refuse_hidden_hold(self, principal: Principal, account_ids: set[str], what: str) -> None:
+        """A scoped user may not take over, nor release, a containment that reaches directories
+        outside their access (it holds accounts they cannot see): PermissionDenied, recorded."""
+        if principal.scope is None:
+            return
+        open_states = [s for s in ContainmentState if s.is_open]
+        held = await self.containments.find(states=open_states, account_ids=sorted(account_ids))
+        chain = await self.containments.chain(held) if held else []
+        if any(not sees_containment(principal, c) for c in chain):
+            missing = "access to every directory of the person's containment"
+            await self.actions.record_denial(principal, f"playbook.{what}", None, missing)
+            raise PermissionDenied(
+                f"{principal.username} may not run {what} on this person: their open containment "
+                f"reaches directories outside {scope_words(principal.scope)}; someone with access "
+                "to all of them must",
+                missing,
+            )
 
     async def release(
         self, reference: str, reason: str | None, principal: Principal, *, dry_run: bool = False
@@ -312,6 +352,7 @@ class PlaybookService:
         """Undo what the person's open containments (and the ones they superseded) changed, in
         the same order, restoring each account's state as it was read before; once."""
         person = await find_person(self.actions.connectors, reference, principal)
+        await self._refuse_hidden_hold(principal, {la.account.id for la in person.accounts}, RELEASE)
         chain = await self.containments.chain(
             await self.open_containments(principal, {la.account.id for la in person.accounts})
         )

@@ -175,6 +175,7 @@ async def open_runtime(settings: Settings, *, check_schema: bool = True) -> Asyn
             AuthStore(engine, recorder),
             signin=settings.signin,
             secret=session_secret.get_secret_value().encode() if session_secret is not None else None,
+            directories=frozenset(settings.providers),
         )
         guardrails = PolicyGate(settings.protection, settings.approvals)
         actions = ActionService(store, connectors, record_denial=auth.record_denial, guardrails=guardrails)

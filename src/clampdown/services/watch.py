@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from clampdown.audit.events import drift_event
-from clampdown.auth.principal import Principal, require_permission
+from clampdown.auth.principal import Principal, require_permission, require_unscoped
 from clampdown.catalog import get_action
 from clampdown.config import PlaybookSettings, WatchSettings
 from clampdown.connectors.base import ResidualAccessReader
@@ -297,6 +297,7 @@ class ContainmentWatch:
         """One pass asked for by a person (`clampdown containments watch`): they must be allowed
         to manage responses, since the pass may apply steps again."""
         require_permission(principal, RESPONSE_MANAGE, "run the containment watch")
+        require_unscoped(principal, "run the containment watch")
         return await self.run_once()
 
     async def run_once(self) -> WatchRound:
@@ -318,4 +319,3 @@ class ContainmentWatch:
             await self.run_once()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.interval_seconds)
-

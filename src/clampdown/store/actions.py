@@ -380,6 +380,8 @@ class ActionStore(RecordingStore):
             query = query.where(c.provider == flt.provider)
         if flt.instance:
             query = query.where(c.instance == flt.instance)
+        if flt.instances is not None:
+            query = query.where(c.instance.in_(sorted(flt.instances)))
         if flt.target:
             account_id = fit_key(flt.target, MAX_ACCOUNT_ID)  # as stored
             query = query.where(or_(c.target == flt.target, c.account_id == account_id))
@@ -469,8 +471,12 @@ class ActionStore(RecordingStore):
             .where(
                 actions.c.undoes_action_id == action_id,
                 actions.c.status.in_(
-                    [ActionStatus.AWAITING_APPROVAL.value, ActionStatus.QUEUED.value,
-                     ActionStatus.RUNNING.value, ActionStatus.COMPLETED.value]
+                    [
+                        ActionStatus.AWAITING_APPROVAL.value,
+                        ActionStatus.QUEUED.value,
+                        ActionStatus.RUNNING.value,
+                        ActionStatus.COMPLETED.value,
+                    ]
                 ),
             )
             .order_by(actions.c.id.desc())

@@ -37,6 +37,7 @@ class UserRecord:
     source: str
     disabled: bool
     created_at: datetime
+    scope: frozenset[str] | None = None  # the directories the roles are limited to; None: all
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def _user(row: RowMapping) -> UserRecord:
         source=row["source"],
         disabled=bool(row["disabled"]),
         created_at=row["created_at"],
+        scope=frozenset(row["scope"]) if row["scope"] is not None else None,
     )
 
 
@@ -153,12 +155,14 @@ class AuthStore:
         password_hash: str | None = None,
         display_name: str | None = None,
         source: str = "local",
+        scope: frozenset[str] | None = None,
     ) -> UserRecord:
         values: dict[str, Any] = {
             "username": username,
             "display_name": display_name,
             "password_hash": password_hash,
             "roles": sorted(roles),
+            "scope": sorted(scope) if scope is not None else None,
             "source": source,
             "disabled": False,
             "created_at": now,
@@ -173,6 +177,11 @@ class AuthStore:
     async def set_user_roles(self, username: str, roles: frozenset[str]) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(update(users).where(users.c.username == username).values(roles=sorted(roles)))
+
+    async def set_user_scope(self, username: str, scope: frozenset[str] | None) -> None:
+        value = sorted(scope) if scope is not None else None
+        async with self.engine.begin() as conn:
+            await conn.execute(update(users).where(users.c.username == username).values(scope=value))
 
     async def user_by_name(self, username: str) -> UserRecord | None:
         async with self.engine.connect() as conn:
