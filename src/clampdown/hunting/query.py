@@ -4,6 +4,13 @@ Four walls keep a query from changing anything or reaching outside the store: ex
 statement, and it must be a SELECT; it runs in a READ ONLY transaction that is rolled back; the
 connection has no filesystem access and a locked configuration; a timer interrupts it at the
 time limit. Errors name the line and column at fault.
+
+A query limited to some directories (a scoped user's) sees only their rows: each event table's
+name resolves, on that connection only, to a temporary view of the rows whose Source is one of
+them (a temporary object comes first in DuckDB's search path). Two more walls keep it to those
+views: its syntax tree may name no table but an event table or a CTE of its own, unqualified, and
+no table function but a generator (range, unnest); and its plan, once bound, may scan nothing else
+(a built-in macro such as pg_get_viewdef reads the catalog without naming a table).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import duckdb
 
 from clampdown.errors import InvalidInput
 from clampdown.hunting.kql_worker import KqlTranslator, TranslationFailed, TranslationTimedOut
+from clampdown.hunting.schema import EVENT_TABLES
 from clampdown.hunting.store import EventStore
 from clampdown.limits import (
     KQL_TRANSLATION_SECONDS,
@@ -175,6 +183,161 @@ def _first_line(exc: BaseException) -> str:
     return head.splitlines()[0] if head else type(exc).__name__
 
 
+# --- Queries limited to some directories -------------------------------------------------------
+
+_EVENT_NAMES = {t.name.lower(): t.name for t in EVENT_TABLES}
+# Table functions that only generate values: they read nothing of the store.
+_GENERATORS = frozenset({"range", "generate_series", "unnest"})
+_ALLOWED_REFS = frozenset(
+    {"BASE_TABLE", "TABLE_FUNCTION", "SUBQUERY", "JOIN", "EMPTY", "EXPRESSION_LIST", "PIVOT"}
+)
+# Plan leaves that read no table: constants, VALUES, CTE and correlated-subquery scans, generators.
+_PLAN_LEAVES = frozenset(
+    {"DUMMY_SCAN", "COLUMN_DATA_SCAN", "CHUNK_SCAN", "EXPRESSION_SCAN", "EMPTY_RESULT", "CTE_SCAN",
+     "REC_CTE_SCAN", "REC_KEY_CTE_SCAN", "DELIM_SCAN"}
+)  # fmt: skip
+_EXPLAIN = "EXPLAIN (FORMAT JSON)\n"  # on a line of its own, so an error's column stays the query's
+
+
+def _scope_text(sources: frozenset[str]) -> str:
+    return "directories " + ", ".join(sorted(sources)) if sources else "no directory"
+
+
+def _refused(
+    sources: frozenset[str], what: str, sql: str | None = None, offset: int | None = None
+) -> QueryError:
+    tables = ", ".join(t.name for t in EVENT_TABLES)
+    line = column = None
+    if sql is not None and offset is not None and 0 <= offset < len(sql.encode()):
+        before = sql.encode()[:offset].decode(errors="ignore")
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+    message = f"a query limited to {_scope_text(sources)} may read the event tables ({tables}) only: {what}"
+    return QueryError(message, line, column)
+
+
+def _quoted_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quoted_text(text: str) -> str:
+    # DuckDB's string literals take no backslash escapes: doubling the quote is the whole of it.
+    if "\x00" in text:
+        raise QueryError(f"the directory name {text!r} holds a NUL")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _check_scoped_tree(
+    con: duckdb.DuckDBPyConnection, sql: str, sources: frozenset[str], lang: Language
+) -> None:
+    """QueryError unless every table the query names is an event table or one of its own CTEs
+    (visible where it is named), unqualified, and every table function a generator."""
+    found = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
+    try:
+        tree = json.loads(found[0]) if found else {"error": True}
+    except RecursionError:
+        raise QueryError("the query is nested too deeply to be checked") from None
+    if tree.get("error"):
+        raise _refused(sources, f"the query cannot be checked ({tree.get('error_message', 'unknown')})")
+    text = sql if lang is Language.SQL else None
+    stack: list[tuple[Any, frozenset[str]]] = [(tree.get("statements"), frozenset())]
+    while stack:
+        node, visible = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, visible) for item in node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if isinstance(node.get("type"), str) and "class" not in node and "alias" in node and "sample" in node:
+            _check_table_ref(node, visible, sources, text)
+        ctes = node.get("cte_map")
+        if isinstance(ctes, dict):
+            # A CTE sees the CTEs before it, and itself only when it recurses; the body sees all.
+            for entry in ctes.get("map") or []:
+                name = str(entry.get("key", "")).lower()
+                body = entry.get("value")
+                recursive = isinstance(body, dict) and (body.get("query_node") or {}).get("type") == (
+                    "RECURSIVE_CTE_NODE"
+                )
+                stack.append((body, visible | {name} if recursive else visible))
+                visible = visible | {name}
+        stack.extend((value, visible) for key, value in node.items() if key != "cte_map")
+
+
+def _check_table_ref(
+    ref: dict[str, Any], visible: frozenset[str], sources: frozenset[str], sql: str | None
+) -> None:
+    kind, offset = ref["type"], ref.get("query_location")
+    if kind not in _ALLOWED_REFS:
+        shown = "DESCRIBE, SHOW or SUMMARIZE" if kind == "SHOW_REF" else kind.lower().replace("_", " ")
+        raise _refused(sources, f"{shown} is not allowed", sql, offset)
+    if kind == "TABLE_FUNCTION":
+        name = str((ref.get("function") or {}).get("function_name", "")).lower()
+        if name not in _GENERATORS:
+            raise _refused(sources, f"the table function {name}() is not allowed", sql, offset)
+    elif kind == "BASE_TABLE":
+        path = [str(p) for p in (ref.get("qualified_name") or {}).get("path") or []] or [
+            str(ref.get(k)) for k in ("catalog_name", "schema_name", "table_name") if ref.get(k)
+        ]
+        dotted = ".".join(path)
+        if len(path) != 1 or ref.get("catalog_name") or ref.get("schema_name"):
+            hint = "; name it without a schema" if path[-1].lower() in _EVENT_NAMES else ""
+            raise _refused(sources, f"{dotted!r} is not one{hint}", sql, offset)
+        if path[0].lower() not in visible | _EVENT_NAMES.keys():
+            raise _refused(sources, f"{dotted!r} is not one", sql, offset)
+
+
+def _create_scoped_views(con: duckdb.DuckDBPyConnection, sources: frozenset[str]) -> str:
+    """Each event table's name, on this connection only, names the rows of `sources` alone; a table
+    whose rows name no directory (IdentityInfo) shows none. Returns the store's catalog name."""
+    found = con.execute("SELECT current_database()").fetchone()
+    assert found is not None
+    catalog = str(found[0])
+    keep = " OR ".join(f'"Source" = {_quoted_text(s)}' for s in sorted(sources))
+    for table in EVENT_TABLES:
+        where = f"({keep})" if keep and "Source" in table.column_names else "false"
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {_quoted_name(table.name)} AS"
+            f" SELECT * FROM {_quoted_name(catalog)}.main.{_quoted_name(table.name)} WHERE {where}"
+        )
+    return catalog
+
+
+def _check_scoped_plan(
+    con: duckdb.DuckDBPyConnection, sql: str, sources: frozenset[str], lang: Language, catalog: str
+) -> None:
+    """QueryError unless the bound plan scans the event tables (through the views) and generators
+    only: what a macro or a system view reads shows here, whatever the query text looks like."""
+    try:
+        found = con.execute(_EXPLAIN + sql).fetchall()
+    except duckdb.InterruptException:
+        raise
+    except duckdb.Error as exc:
+        line, column = _position(sql, str(exc)) if lang is Language.SQL else (None, None)
+        raise QueryError(_first_line(exc), None if line is None else line - 1, column) from None
+    tables = {f"{catalog}.main.{t.name}" for t in EVENT_TABLES}
+    try:
+        stack: list[Any] = [json.loads(plan) for _, plan in found]
+    except RecursionError:
+        raise QueryError("the query is nested too deeply to be checked") from None
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        info = node.get("extra_info") or {}
+        table, function = info.get("Table"), info.get("Function")
+        name = str(node.get("name", "")).strip()
+        if table is not None:
+            if table not in tables:
+                raise _refused(sources, f"it reads {table!r}")
+        elif function is not None:
+            if str(function).lower() not in _GENERATORS:
+                raise _refused(sources, f"it reads {str(function).lower()}()")
+        elif not node.get("children") and name not in _PLAN_LEAVES:
+            raise _refused(sources, f"its plan reads {name!r}, which cannot be checked")
+        stack.extend(node.get("children") or [])
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, datetime | date | time_of_day):
         return value.isoformat()
@@ -201,9 +364,11 @@ def run_query(
     max_rows: int | None = None,
     timeout_seconds: float | None = None,
     max_bytes: int = MAX_RESULT_BYTES,
+    sources: frozenset[str] | None = None,
 ) -> QueryResult:
     """Run one read-only query (blocking); at most `max_rows` rows and `max_bytes` of them as JSON,
-    stopped after the time limit (which the KQL translation counts against)."""
+    stopped after the time limit (which the KQL translation counts against). With `sources`, the
+    query sees only the event rows whose Source is one of them, and nothing else of the store."""
     text = (query or "").strip()
     if not text:
         raise QueryError("the query is empty")
@@ -219,10 +384,15 @@ def run_query(
     left = max(0.1, timeout - (time.monotonic() - started))
     with store.connect() as con:
         _checked_select(con, sql)
+        if sources is not None:
+            _check_scoped_tree(con, sql, sources, lang)
+            catalog = _create_scoped_views(con, sources)
         timer = threading.Timer(left, con.interrupt)
         con.execute("BEGIN TRANSACTION READ ONLY")
         timer.start()
         try:
+            if sources is not None:
+                _check_scoped_plan(con, sql, sources, lang, catalog)
             cursor = con.execute(sql)
             columns = [d[0] for d in cursor.description or []]
             # KQL's dynamic values (make_set, pack ...) come back as JSON text: return them as JSON.
