@@ -306,7 +306,8 @@ async def _evaluate(
         raise InvalidInput(
             f"rule {rule.name!r}: {rule.armed_by!r}, who armed it, may no longer run hunting queries"
         )
-    result = await asyncio.to_thread(run_query, store, rule.query)
+    # The armer's scope limits what the rule sees, as it limits their own hunts.
+    result = await asyncio.to_thread(run_query, store, rule.query, sources=armer.scope)
     hashes = [_row_hash(result.columns, row) for row in result.rows]
     fresh = await asyncio.to_thread(_new_rows, store, rule.id, hashes)
     new: list[_NewAlert] = []

@@ -1,4 +1,7 @@
-"""What the API and CLI call for hunting: queries, saved queries and acting on results, under RBAC."""
+"""What the API and CLI call for hunting: queries, saved queries and acting on results, under RBAC.
+
+A user whose access is limited to some directories hunts in their events only; detection rules
+and alerts span every directory, so they are for unscoped users alone."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clampdown.audit.events import EventName, rule_event, saved_query_event
-from clampdown.auth.principal import PermissionDenied, Principal, require_permission
+from clampdown.auth.principal import PermissionDenied, Principal, require_permission, require_unscoped
 from clampdown.auth.service import AuthService
 from clampdown.catalog import get_action
 from clampdown.errors import InvalidInput
@@ -78,6 +81,15 @@ class HuntingService:
             await self._record_denial(principal, f"hunting.{what}", None, exc.missing)
             raise
 
+    async def _allow_every_directory(self, principal: Principal, what: str) -> None:
+        """PermissionDenied (and a recorded denial) when the principal's access is limited to some
+        directories: rules and alerts span them all."""
+        try:
+            require_unscoped(principal, what)
+        except PermissionDenied as exc:
+            await self._record_denial(principal, f"hunting.{what}", None, exc.missing)
+            raise
+
     async def require_read(self, principal: Principal, what: str) -> None:
         """PermissionDenied (and a recorded denial) unless the principal holds hunting:read."""
         await self._allow(principal, HUNTING_READ, what)
@@ -89,10 +101,12 @@ class HuntingService:
         language: Language | None = None,
         max_rows: int | None = None,
     ) -> QueryResult:
-        """Run a read-only hunting query as the principal."""
+        """Run a read-only hunting query as the principal, over the events of their directories."""
         await self._allow(principal, HUNTING_READ, "run hunting queries")
         async with self._slots:
-            return await asyncio.to_thread(run_query, self.store, text, language, max_rows=max_rows)
+            return await asyncio.to_thread(
+                run_query, self.store, text, language, max_rows=max_rows, sources=principal.scope
+            )
 
     async def act_on_results(
         self,
@@ -106,7 +120,8 @@ class HuntingService:
         idempotency_key: str | None = None,
     ) -> ActOnResults:
         """Run the query and request `action_type` on every account in `column`, as one bulk batch
-        through the normal action path (RBAC, action center)."""
+        through the normal action path (RBAC, action center); a scoped principal's query reads
+        their directories' events only, so only accounts found there are targets."""
         result = await self.query(principal, text, language)
         if result.truncated:
             raise InvalidInput(
@@ -200,6 +215,7 @@ class HuntingService:
         """A new rule owned and armed by the principal; one that acts needs the principal to be allowed
         the action now (and it is checked again at every run, with the armer's rights then)."""
         await self._allow(principal, HUNTING_MANAGE, "create detection rules")
+        await self._allow_every_directory(principal, "create detection rules")
         await self._allow_rule_action(principal, action_type)
         result = await self.query(principal, text, max_rows=1)
         if account_column and account_column not in result.columns:
@@ -230,6 +246,7 @@ class HuntingService:
 
     async def rules(self, principal: Principal) -> list[DetectionRule]:
         await self._allow(principal, HUNTING_READ, "read detection rules")
+        await self._allow_every_directory(principal, "read detection rules")
         return await asyncio.to_thread(list_rules, self.store)
 
     async def set_rule_enabled(
@@ -238,6 +255,7 @@ class HuntingService:
         """Enabling arms the rule as the principal, so it needs the rule's action rights; disabling
         needs hunting:manage only, so anyone who manages rules can always stop one."""
         await self._allow(principal, HUNTING_MANAGE, "change detection rules")
+        await self._allow_every_directory(principal, "change detection rules")
         before = await asyncio.to_thread(get_rule, self.store, ref)
         if enabled:
             await self._allow_rule_action(principal, before.action_type)
@@ -252,6 +270,7 @@ class HuntingService:
         """Evaluate a rule at once: the caller needs its action rights, and it acts as whoever armed it
         (the caller is recorded as the one who ran it)."""
         await self._allow(principal, HUNTING_MANAGE, "run detection rules")
+        await self._allow_every_directory(principal, "run detection rules")
         rule = await asyncio.to_thread(get_rule, self.store, ref)
         await self._allow_rule_action(principal, rule.action_type)
         try:
@@ -264,5 +283,6 @@ class HuntingService:
 
     async def alerts(self, principal: Principal, rule: str | int | None = None) -> list[Alert]:
         await self._allow(principal, HUNTING_READ, "read alerts")
+        await self._allow_every_directory(principal, "read alerts")
         rule_id = (await asyncio.to_thread(get_rule, self.store, rule)).id if rule is not None else None
         return await asyncio.to_thread(list_alerts, self.store, rule_id)
