@@ -1,6 +1,7 @@
 """An in-process directory for engine tests and the queue benchmark, never for real accounts.
 
-Every reference names an existing user except those starting with `missing`. Its account carries
+Every reference names an existing user except those starting with `missing` (or, with `users`,
+every name but those). Its account carries
 the anchors a real connector of the provider it stands in for would (ad: userPrincipalName,
 objectSid, sAMAccountName; entra: userPrincipalName, onPremisesSecurityIdentifier,
 onPremisesSamAccountName; okta: login, email), derived from the user name alone, so one name links
@@ -31,6 +32,7 @@ class MemorySettings(BaseModel):
     state_path: str | None = None
     delay_seconds: float = 0.0
     transient_failures: int = 0  # per account and action: fail this many times before working
+    users: list[str] | None = None  # only these user names exist (default: every name)
 
 
 # method -> (state field, value it sets)
@@ -123,7 +125,8 @@ class MemoryConnector:
         return cls(settings)
 
     async def resolve_user(self, reference: str) -> Account:
-        if reference.startswith("missing"):
+        known = self.settings.users
+        if reference.startswith("missing") or (known is not None and reference.split("@")[0] not in known):
             raise AccountNotFound(f"no user '{reference}'")
         attributes = anchors_for(self.provider, reference)
         return Account(provider=self.provider, id=f"id-{reference}", name=reference, attributes=attributes)

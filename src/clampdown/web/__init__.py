@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 STATIC_DIR = Path(__file__).parent / "static"
 
 
+def console_routers() -> list[APIRouter]:
+    """The routers of the console's pages."""
+    from clampdown.web import action_center, containments_page, hunting_page, people_pages, session_pages
+
+    return [m.router for m in (session_pages, people_pages, action_center, containments_page, hunting_page)]
+
+
 def mount_console(app: FastAPI) -> None:
     """Serve the console's pages at / and its assets at /static (nothing from a CDN)."""
-    from clampdown.web import action_center, containments_page, hunting_page, people_pages, session_pages
     from clampdown.web.access import SignInRequired, sign_in_redirect
 
     async def to_sign_in(request: Request, exc: Exception) -> Response:
@@ -22,5 +28,5 @@ def mount_console(app: FastAPI) -> None:
 
     app.add_exception_handler(SignInRequired, to_sign_in)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (session_pages, people_pages, action_center, containments_page, hunting_page):
-        app.include_router(module.router)
+    for router in console_routers():
+        app.include_router(router)

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from clampdown import catalog
 from clampdown.api.hunting import hunting
+from clampdown.connectors.instances import instances_of
 from clampdown.errors import ClampdownError
 from clampdown.hunting.schema import EVENT_TABLES
 from clampdown.permissions import HUNTING_MANAGE
@@ -47,10 +48,11 @@ async def hunting_page(request: Request, who: ViewerDep) -> HTMLResponse:
         saved = await hunting(request).saved(who.principal)
     except ClampdownError as exc:
         return render_problem(request, who, exc)
+    seen = request.app.state.runtime.actions.directories(who.principal)
     choices = [
         BulkChoice(d.id, d.title, d.provider, d.description, d.warning)
         for d in catalog.all_actions()
-        if who.principal.may_run(d) and d.provider in request.app.state.runtime.connectors
+        if who.principal.may_run(d) and instances_of(seen, d.provider)
     ]
     return render(
         request,
