@@ -31,6 +31,9 @@ from tests.lab_config import clampdown, memory_provider
 
 CORP_PEOPLE = ["carol", "dave"]
 EMEA_PEOPLE = ["lena", "marco"]
+# Has accounts in both: the admin contains him everywhere. The EMEA analyst sees the steps in
+# EMEA's directories (what was done to their accounts, and why), never how they were linked to CORP's.
+BOTH = "sam"
 EMEA = frozenset({"emea-ad", "emea-okta"})
 # What must never reach the EMEA analyst: CORP's people and directory names.
 CORP_MARKERS = [*CORP_PEOPLE, "corp-ad", "corp-okta", "corp-entra", "CORP incident"]
@@ -50,11 +53,11 @@ class World:
 
 def _config(tmp_path: Path, database_url: str) -> Path:
     providers = {
-        "corp-ad": memory_provider("ad", tmp_path / "corp-ad.db", kind="ad", users=CORP_PEOPLE),
-        "emea-ad": memory_provider("ad", tmp_path / "emea-ad.db", kind="ad", users=EMEA_PEOPLE),
-        "corp-okta": memory_provider("okta", tmp_path / "corp-okta.db", kind="okta", users=CORP_PEOPLE),
-        "emea-okta": memory_provider("okta", tmp_path / "emea-okta.db", kind="okta", users=EMEA_PEOPLE),
-        "corp-entra": memory_provider("entra", tmp_path / "corp-entra.db", kind="entra", users=CORP_PEOPLE),
+        "corp-ad": memory_provider("ad", tmp_path / "corp-ad.db", kind="ad", users=[*CORP_PEOPLE, BOTH]),
+        "emea-ad": memory_provider("ad", tmp_path / "emea-ad.db", kind="ad", users=[*EMEA_PEOPLE, BOTH]),
+        "corp-okta": memory_provider("okta", tmp_path / "corp-okta.db", kind="okta", users=[*CORP_PEOPLE, BOTH]),
+        "emea-okta": memory_provider("okta", tmp_path / "emea-okta.db", kind="okta", users=[*EMEA_PEOPLE, BOTH]),
+        "corp-entra": memory_provider("entra", tmp_path / "corp-entra.db", kind="entra", users=[*CORP_PEOPLE, BOTH]),
     }
     data = {
         "database": {"url": database_url},
@@ -113,6 +116,11 @@ async def world(served: tuple[Path, str], engine: AsyncEngine) -> World:
         )
         assert run.status_code == 202, run.text
         w.ids["corp_containment"] = int(run.json()["containment_id"])
+        everywhere = await admin.post(
+            "/api/v1/playbooks/lock/run", json={"target": BOTH, "reason": "sam everywhere"}
+        )
+        assert everywhere.status_code == 202, everywhere.text
+        assert len(everywhere.json()["actions"]) == 4, everywhere.text  # two forests, two orgs
         saved = await admin.post(
             "/api/v1/hunting/queries", json={"name": "logons", "query": "IdentityLogonEvents | take 5"}
         )
@@ -193,6 +201,15 @@ def _cases(w: World) -> list[Case]:
              {"target": "dave", "reason": "x"}),
         Case("POST", "/api/v1/playbooks/{name}/run", "/api/v1/playbooks/release/run", 404,
              {"target": "dave", "reason": "x"}),
+        # sam's containment reaches CORP: the EMEA analyst may neither take it over nor release it
+        Case("POST", "/api/v1/playbooks/{name}/run", "/api/v1/playbooks/lock/run", 403,
+             {"target": BOTH, "reason": "x"}),
+        Case("POST", "/api/v1/playbooks/{name}/run", "/api/v1/playbooks/release/run", 403,
+             {"target": BOTH, "reason": "x"}),
+        Case("GET", "/api/v1/containments", "/api/v1/containments", 200, params={"person": BOTH},
+             check=lambda b: b == []),
+        Case("GET", "/api/v1/users/{reference}", f"/api/v1/users/{BOTH}", 200,
+             check=lambda b: {a["account"]["instance"] for a in b["accounts"]} == EMEA),
         Case("POST", "/api/v1/actions/plan", "/api/v1/actions/plan", 200,
              {**disable, "targets": ["carol", "lena"]},
              check=lambda b: [p.get("refusal") is not None for p in b] == [True, False]),
@@ -304,7 +321,7 @@ async def test_an_analyst_scoped_to_emea_gets_nothing_of_corp(world: World) -> N
             assert response.status_code in expected, (where, response.status_code, response.text[:500])
             asked = f"{case.path} {case.params} {case.body}"
             leaked = _leaks(response.text, asked)
-            assert not leaked, (where, leaked, response.text[:800])
+            assert not leaked, (where, leaked, response.text[:2000])
             if case.check is not None:
                 case.check(response.json())
             if response.status_code == 403 and not case.console and case.route != "/metrics":
@@ -316,7 +333,7 @@ async def test_the_admin_still_sees_everything_and_the_scope_is_audited(world: W
         listed = (await admin.get("/api/v1/actions", params={"limit": 100})).json()["items"]
         every = {"corp-ad", "emea-ad", "corp-okta", "emea-okta", "corp-entra"}
         assert every <= {a["instance"] for a in listed}
-        assert len((await admin.get("/api/v1/containments")).json()) == 2
+        assert len((await admin.get("/api/v1/containments")).json()) == 3
         assert (await admin.get(f"/api/v1/actions/{world.ids['corp']}")).status_code == 200
     # Changing who sees what is audited, and takes effect at the next request.
     changed = clampdown(world.config, "users", "set-scope", "emea-peer", "--directory", "corp-okta")

@@ -154,6 +154,15 @@ def _waiting_timer(action: Action) -> bool:
     return action.containment_role == StepRole.TIMER and action.status is ActionStatus.QUEUED
 
 
+def shown_to(principal: Principal, action: Action) -> Action:
+    """The action as a scoped user may see it: how its account was linked to the person when it
+    was requested can name directories outside their access, so that is left out for them."""
+    account = action.account
+    if principal.scope is None or account is None or account.linked_by is None:
+        return action
+    return replace(action, account=replace(account, linked_by=None))
+
+
 class ActionService:
     """Validates requests and writes them to the store; workers do the rest."""
 
@@ -583,12 +592,13 @@ class ActionService:
         """Actions by id (those that exist), for a caller who may see the action center."""
         await self.authorize_read(principal)
         found = await self.store.get_many(action_ids)
-        return {i: a for i, a in found.items() if principal.sees(a.instance)}
+        return {i: shown_to(principal, a) for i, a in found.items() if principal.sees(a.instance)}
 
     async def find_undo(self, action_id: int, principal: Principal) -> Action | None:
         """The live or completed undo of an action, if one was requested."""
         await self.get(action_id, principal)
-        return await self.store.find_undo(action_id)
+        found = await self.store.find_undo(action_id)
+        return shown_to(principal, found) if found is not None else None
 
     async def count_by_status(self, flt: ActionFilter, principal: Principal) -> dict[ActionStatus, int]:
         """How many actions match, per status (batch progress, the Pending count)."""
@@ -610,7 +620,7 @@ class ActionService:
         action = await self.store.get(action_id)
         if not principal.sees(action.instance):  # as if it did not exist
             raise NotFound(f"no action with id {action_id}")
-        return action
+        return shown_to(principal, action)
 
     @staticmethod
     def scoped_filter(flt: ActionFilter, principal: Principal) -> ActionFilter:
@@ -622,6 +632,7 @@ class ActionService:
     ) -> list[Action]:
         """Newest first, for a caller who may see the action center."""
         await self.authorize_read(principal)
-        return await self.store.list_actions(
+        found = await self.store.list_actions(
             self.scoped_filter(flt, principal), limit=limit, before_id=before_id
         )
+        return [shown_to(principal, a) for a in found]
