@@ -22,6 +22,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -102,6 +103,9 @@ class SsoSettings(_Section):
     roles_claim: str = "groups"  # Okta: groups; Entra ID: roles (app roles) or groups
     username_claim: str = "preferred_username"
     role_mapping: dict[str, list[str]] = Field(default_factory=dict)  # group or app role -> roles
+    # Group or app role -> the directories ([providers.NAME]) the person's roles hold in; "*": every
+    # one. Empty: every directory for everyone. Set: a person in no mapped group is not let in.
+    directory_mapping: dict[str, list[str]] = Field(default_factory=dict)
     ca_file: str | None = None
     tls_verify_disabled_unsafe: bool = False  # only for a lab; never for a real identity provider
 
@@ -284,6 +288,21 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log_level: str = "WARNING"
     config_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _known_directories(self) -> Settings:
+        """sso.directory_mapping names configured directories (or "*") only."""
+        if self.sso is not None:
+            for group, names in self.sso.directory_mapping.items():
+                unknown = sorted(set(names) - set(self.providers) - {"*"})
+                if unknown or not names:
+                    known = ", ".join(sorted(self.providers)) or "none"
+                    named = ", ".join(unknown) or "(none given)"
+                    raise ValueError(
+                        f"sso.directory_mapping[{group!r}]: unknown directory {named}; configured "
+                        f'directories: {known}, or "*" for every one'
+                    )
+        return self
 
     @classmethod
     def settings_customise_sources(

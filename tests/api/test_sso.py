@@ -104,6 +104,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         ("eve.leaver", "ACTIVE", ["Everyone", "Clampdown Operators"]),
         ("fay.suspended", "ACTIVE", ["Everyone", "Clampdown Operators"]),
         ("gus.tokens", "ACTIVE", ["Everyone", "Clampdown Operators"]),
+        # Scoped by group (sso.directory_mapping): "Everyone" maps to every directory.
+        ("hana.emea", "ACTIVE", ["Clampdown Operators", "EMEA Responders"]),
+        ("ivan.nowhere", "ACTIVE", ["Clampdown Operators"]),
     ]
     settings = EmulatorSettings(
         users=[
@@ -144,6 +147,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                 "Clampdown Operators": ["Security Operator"],
                 "Clampdown Readers": ["Security Reader"],
             },
+            "directory_mapping": {"Everyone": ["*"], "EMEA Responders": ["okta"]},
         },
     }
     path = home / "clampdown.toml"
@@ -481,3 +485,24 @@ def test_chromium_lands_signed_in_on_the_console(deployment: Deployment) -> None
             assert urlsplit(page.url).path == "/users", page.url
         finally:
             browser.close()
+
+
+def test_directories_follow_the_groups_and_a_person_in_none_is_not_let_in(deployment: Deployment) -> None:
+    login = f"hana.emea@{DOMAIN}"
+    with httpx.Client() as browser:
+        assert sign_in(browser, deployment.base, "hana.emea").status_code == 200
+        assert _me(browser, deployment.base).json()["directories"] == ["okta"]
+        state = deployment.idp.emulator.state
+        state.set_credentials(state.find_by_login(login), None, ["Everyone", "Clampdown Operators"])
+        time.sleep(RECHECK + 0.2)
+        me = _me(browser, deployment.base)
+    assert me.status_code == 200 and me.json()["directories"] is None  # every directory now
+    [created] = [e for e in deployment.audit("user.created") if e["subject"] == login]
+    assert created["data"]["scope"] == ["okta"]
+    [synced] = [e for e in deployment.audit("user.scope_changed") if e["subject"] == login]
+    assert synced["actor"] == "sso" and synced["data"]["synced_from"] == "sso"
+    assert synced["data"]["before"] == ["okta"] and synced["data"]["scope"] is None
+    with httpx.Client() as browser:
+        refused = sign_in(browser, deployment.base, "ivan.nowhere")
+    assert refused.status_code == 403 and "sso.directory_mapping" in refused.json()["error"]["message"]
+

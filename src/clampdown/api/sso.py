@@ -15,7 +15,7 @@ from clampdown.auth.oidc import PENDING_LIFETIME, OidcClient
 from clampdown.auth.principal import PermissionDenied, Principal
 from clampdown.auth.redirects import DEFAULT_LANDING
 from clampdown.auth.service import Unauthenticated
-from clampdown.auth.sso_access import SsoAccess
+from clampdown.auth.sso_access import SsoAccess, refusal_of
 from clampdown.errors import NotFound
 from clampdown.limits import MAX_NEXT_URL
 
@@ -73,16 +73,15 @@ async def sso_callback(request: Request, code: str | None = None, state: str | N
         await access.failed(exc.message, source)
         raise
     identity = done.identity
-    if not identity.roles:
+    refusal = refusal_of(identity)
+    if refusal is not None:
         denied = Principal(identity.username, frozenset(), frozenset(), "console")
-        groups = ", ".join(identity.provider_groups) or "none"
-        await auth.record_denial(denied, "sign-in", None, "a group mapped to a Clampdown role")
-        await access.failed(f"none of their groups ({groups}) is mapped", source, identity.username)
-        raise PermissionDenied(
-            f"{identity.username} has no Clampdown role: none of their groups ({groups}) "
-            "is mapped in sso.role_mapping",
-            "a group mapped to a Clampdown role",
+        missing = (
+            "a group mapped to a Clampdown role" if not identity.roles else "a group mapped to a directory"
         )
+        await auth.record_denial(denied, "sign-in", None, missing)
+        await access.failed(refusal, source, identity.username)
+        raise PermissionDenied(f"{identity.username} may not sign in to Clampdown: {refusal}", missing)
     user = await access.signed_in(identity, source)
     sealed = client.seal(done.refresh_token) if done.refresh_token else None
     session = await auth.open_session(user, sealed)

@@ -45,6 +45,8 @@ class SsoIdentity:
     display_name: str | None
     roles: frozenset[str]
     provider_groups: tuple[str, ...]
+    # The directories the roles hold in (sso.directory_mapping); None: every one; empty: none.
+    scope: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -255,4 +257,11 @@ class OidcClient:
         raw = claims.get(self.settings.roles_claim) or []
         groups = tuple(str(g) for g in (raw if isinstance(raw, list) else [raw]))
         roles = frozenset(r for g in groups for r in self.settings.role_mapping.get(g, []))
-        return SsoIdentity(username, claims.get("name"), roles, groups)
+        return SsoIdentity(username, claims.get("name"), roles, groups, self._scope(groups))
+
+    def _scope(self, groups: tuple[str, ...]) -> frozenset[str] | None:
+        mapping = self.settings.directory_mapping
+        if not mapping:
+            return None
+        directories = {d for g in groups for d in mapping.get(g, [])}
+        return None if "*" in directories else frozenset(directories)

@@ -46,6 +46,7 @@ class SsoAccess:
                 auth.clock.now(),
                 display_name=identity.display_name,
                 source="oidc",
+                scope=identity.scope,
             )
             await auth.record_events(
                 [
@@ -54,6 +55,7 @@ class SsoAccess:
                         SSO,
                         user.username,
                         roles=sorted(user.roles),
+                        scope=_listed(user.scope),
                         source_of_user="oidc",
                         groups=list(identity.provider_groups),
                     )
@@ -86,22 +88,38 @@ class SsoAccess:
         await self.auth.record_events([event])
 
     async def _sync_roles(self, user: UserRecord, identity: SsoIdentity) -> UserRecord:
-        if user.roles == identity.roles:
-            return user
-        await self.auth.store.set_user_roles(user.username, identity.roles)
-        await self.auth.record_events(
-            [
+        """The user's roles and directories as the provider's groups map them now (each change audited)."""
+        events = []
+        groups = list(identity.provider_groups)
+        if user.roles != identity.roles:
+            await self.auth.store.set_user_roles(user.username, identity.roles)
+            events.append(
                 self.auth.event(
                     EventName.USER_ROLES_CHANGED,
                     SSO,
                     user.username,
                     before=sorted(user.roles),
                     roles=sorted(identity.roles),
-                    groups=list(identity.provider_groups),
+                    groups=groups,
                     synced_from="sso",
                 )
-            ]
-        )
+            )
+        if user.scope != identity.scope:
+            await self.auth.store.set_user_scope(user.username, identity.scope)
+            events.append(
+                self.auth.event(
+                    EventName.USER_SCOPE_CHANGED,
+                    SSO,
+                    user.username,
+                    before=_listed(user.scope),
+                    scope=_listed(identity.scope),
+                    groups=groups,
+                    synced_from="sso",
+                )
+            )
+        if not events:
+            return user
+        await self.auth.record_events(events)
         return await self.auth.store.user_by_name(user.username) or user
 
     async def recheck(self, session: SessionRecord, user: UserRecord) -> UserRecord:
@@ -130,9 +148,9 @@ class SsoAccess:
         if kept != refresh_token:
             await self.auth.store.set_session_refresh_token(session.id_hash, self.client.seal(kept))
         user = await self._sync_roles(user, identity)
-        if not identity.roles:
-            groups = ", ".join(identity.provider_groups) or "none"
-            await self.end(user, f"none of their groups ({groups}) is mapped in sso.role_mapping")
+        refusal = refusal_of(identity)
+        if refusal is not None:
+            await self.end(user, refusal)
         return user
 
     async def end(self, user: UserRecord, reason: str) -> NoReturn:
@@ -153,3 +171,17 @@ class SsoAccess:
             ]
         )
         raise Unauthenticated(f"single sign-on ended for {user.username}: {reason}; sign in again")
+
+
+def _listed(scope: frozenset[str] | None) -> list[str] | None:
+    return sorted(scope) if scope is not None else None
+
+
+def refusal_of(identity: SsoIdentity) -> str | None:
+    """Why the person may not use Clampdown, if their groups map to no role or to no directory."""
+    groups = ", ".join(identity.provider_groups) or "none"
+    if not identity.roles:
+        return f"none of their groups ({groups}) is mapped in sso.role_mapping"
+    if identity.scope == frozenset():
+        return f"none of their groups ({groups}) is mapped in sso.directory_mapping"
+    return None
