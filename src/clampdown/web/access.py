@@ -30,6 +30,12 @@ class Viewer:
         return ", ".join(sorted(self.principal.roles)) or "no role"
 
     @property
+    def scope_text(self) -> str | None:
+        """'in emea-ad, emea-okta' for a user limited to some directories; None for every one."""
+        scope = self.principal.scope
+        return None if scope is None else "in " + ", ".join(sorted(scope))
+
+    @property
     def may_read_actions(self) -> bool:
         return self.principal.has(RESPONSE_READ)
 
