@@ -197,6 +197,31 @@ async def test_one_directory_per_kind_works_as_before_whatever_its_section_is_ca
     assert await _enabled(after["corp-ad"], "g-lena") is False
 
 
+async def test_a_renamed_directory_is_paced_and_measured_under_its_name_now(
+    engine: AsyncEngine, admin: Principal
+) -> None:
+    """An action recorded under the old section name runs in the renamed one, in its lane: its
+    concurrency setting and its metrics label are the directory's name as configured now."""
+    from prometheus_client import REGISTRY
+
+    before = {"ad": Forest("ad", _ad("g-kai", "kai@corp.example", f"{CORP}-1301", "kai", "Kai"))}
+    store, service = _service(engine, before)
+    action = await service.request("ad.disable_user", "kai", "INC-11", admin)
+    assert action.instance == "ad"
+    after = {"corp-ad": before["ad"]}
+
+    def calls(provider: str) -> float:
+        labels = {"provider": provider, "step": "perform"}
+        return REGISTRY.get_sample_value("clampdown_provider_call_seconds_count", labels) or 0.0
+
+    counted = calls("corp-ad"), calls("ad")
+    worker = Worker(store, after, FAST.model_copy(update={"provider_concurrency": {"corp-ad": 1}}))
+    await worker.run(until_drained=True)
+    assert (await store.get(action.id)).status is ActionStatus.COMPLETED
+    assert (calls("corp-ad"), calls("ad")) == (counted[0] + 1, counted[1])
+    assert {n: lane.limit._value for n, lane in worker._lanes.items()} == {"corp-ad": 1}  # all free again
+
+
 async def test_the_console_names_the_directory_of_each_account_and_acts_there(admin: Principal) -> None:
     shown = person_view(await find_person(_directories(), "alice@corp.example", admin), [])
     cards = {a.where: a for a in shown.accounts}

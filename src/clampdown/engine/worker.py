@@ -21,7 +21,7 @@ import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,6 +87,18 @@ def _hands_back(action: Action) -> bool:
 def _timer_of(action: Action) -> int | None:
     """For a timed release: its containment, which may have expired once it ends."""
     return action.containment_id if action.containment_role == StepRole.TIMER else None
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Claimed actions of one type, run together against one directory: `where`, the directory as
+    configured now (it names the lane, the limits and the metrics), or a refusal for all of them."""
+
+    items: list[Claimed]
+    definition: ActionDefinition | None
+    connector: Connector | None
+    refusal: ClampdownError | None
+    where: str
 
 
 class Worker:
@@ -370,35 +382,31 @@ class Worker:
             self._inflight.add(item.action.id)
             groups[item.action.type, item.action.instance].append(item)
         for (type_id, instance), items in groups.items():
-            for chunk, definition, connector, refusal in self._plan(type_id, instance, items):
-                self._spawn(self._run_group(chunk, definition, connector, refusal))
+            for group in self._plan(type_id, instance, items):
+                self._spawn(self._run_group(group))
 
-    def _plan(
-        self, type_id: str, instance: str | None, items: list[Claimed]
-    ) -> list[tuple[list[Claimed], ActionDefinition | None, Connector | None, ClampdownError | None]]:
+    def _plan(self, type_id: str, instance: str | None, items: list[Claimed]) -> list[_Group]:
         try:
             definition = self._lookup(type_id)
         except InvalidInput as exc:
-            return [(items, None, None, exc)]
+            return [_Group(items, None, None, exc, instance or "")]
         where = find_instance(self._connectors, definition.provider, instance)
         connector = self._connectors.get(where) if where else None
-        if connector is None:
+        if where is None or connector is None:
             kind = definition.provider
             named = f"directory '{instance}' ({kind})" if instance else f"provider '{kind}'"
             refusal = ClampdownError(
                 f"{named} is not configured on worker {self.id}", code="provider_not_configured"
             )
-            return [(items, definition, None, refusal)]
+            return [_Group(items, definition, None, refusal, instance or kind)]
         size = connector.max_batch if isinstance(connector, BatchingConnector) else 1
-        return [(items[i : i + size], definition, connector, None) for i in range(0, len(items), size)]
+        return [
+            _Group(items[i : i + size], definition, connector, None, where)
+            for i in range(0, len(items), size)
+        ]
 
-    async def _run_group(
-        self,
-        items: list[Claimed],
-        definition: ActionDefinition | None,
-        connector: Connector | None,
-        refusal: ClampdownError | None,
-    ) -> None:
+    async def _run_group(self, group: _Group) -> None:
+        items, definition, connector, refusal = group.items, group.definition, group.connector, group.refusal
         try:
             runnable = [i for i in items if i.action.attempts <= self._policy.max_attempts]
             outcomes: dict[int, ItemOutcome] = {
@@ -411,9 +419,9 @@ class Worker:
             if refusal is not None or definition is None or connector is None:
                 outcomes.update({i.action.id: refusal or ClampdownError("no connector") for i in runnable})
             elif runnable:
-                results = await self._execute(connector, definition, runnable)
+                results = await self._execute(connector, definition, runnable, group.where)
                 outcomes.update({i.action.id: r for i, r in zip(runnable, results, strict=True)})
-            await asyncio.gather(*(self._record(i.action, outcomes[i.action.id]) for i in items))
+            await asyncio.gather(*(self._record(i.action, outcomes[i.action.id], group.where) for i in items))
         except Exception:
             # A store write failed for good: the leases expire and another attempt runs.
             log.exception("worker %s could not record outcomes", self.id)
@@ -423,10 +431,10 @@ class Worker:
             self._freed.set()
 
     async def _execute(
-        self, connector: Connector, definition: ActionDefinition, items: list[Claimed]
+        self, connector: Connector, definition: ActionDefinition, items: list[Claimed], where: str
     ) -> list[ItemOutcome]:
-        # Each directory has its own limits: a setting by instance name, else by kind.
-        where = items[0].action.instance or definition.provider
+        # Each directory (as configured now: `where`) has its own limits: a setting by its
+        # name, else by kind; its lane and metrics carry its name.
         overrides = self._settings.provider_attempt_timeout_seconds
         key = where if where in overrides else definition.provider
         budget = overrides.get(key, self._settings.attempt_timeout_seconds)
@@ -472,7 +480,7 @@ class Worker:
         )
         return (*action.history, *self._interrupted(action), current)
 
-    async def _record(self, action: Action, outcome: ItemOutcome) -> None:
+    async def _record(self, action: Action, outcome: ItemOutcome, where: str) -> None:
         if isinstance(outcome, AwaitApproval):
             OUTCOMES.labels(action.type, "held").inc()
             now = self._clock.now()
@@ -524,7 +532,7 @@ class Worker:
             )
         transient = isinstance(error, TransientError)
         if transient and is_throttling(error.code):
-            THROTTLED.labels(action.instance or action.provider).inc()
+            THROTTLED.labels(where).inc()
         if transient and self._policy.should_retry(action.attempts):
             OUTCOMES.labels(action.type, "retried").inc()
             hint = error.retry_after if isinstance(error, TransientError) else None
