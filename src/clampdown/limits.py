@@ -22,6 +22,7 @@ MAX_BATCH_ID = 64
 MAX_IDEMPOTENCY_KEY = 256
 MAX_BULK_IDEMPOTENCY_KEY = 200  # suffixed with ":<target>" per action of the bulk
 MAX_BULK = 100_000  # targets of one bulk request
+MAX_LOCATED_BULK = 5_000  # targets of a bulk whose directories are found at request time (no instance)
 MAX_PLAN_TARGETS = 1000  # targets of one dry-run
 MAX_DECISION_IDS = 1000  # actions approved or rejected at once
 MAX_PAGE = 1000  # actions listed per page

@@ -15,6 +15,7 @@ from clampdown.connectors.base import Connector
 from clampdown.engine.worker import Worker
 from clampdown.errors import IdentityConflict, InvalidInput, TransientError
 from clampdown.model import Account, ActionFilter, ActionStatus
+from clampdown.permissions import GLOBAL_ADMINISTRATOR
 from clampdown.services.actions import ActionService
 from clampdown.services.people import find_person
 from clampdown.services.planning import plan_actions
@@ -122,6 +123,30 @@ async def test_a_reference_held_by_two_directories_is_refused_until_one_is_named
         await service.request("ad.disable_user", "sam", "INC-8", admin, instance="entra")
     with pytest.raises(InvalidInput, match="'nope' is not a configured ad directory"):
         await service.request("ad.disable_user", "sam", "INC-8", admin, instance="nope")
+
+
+async def test_a_bulk_finds_each_targets_directory_and_says_which_it_could_not(
+    engine: AsyncEngine, admin: Principal
+) -> None:
+    """With several directories of the kind and none named, each target's directory is found as a
+    single request finds it: one in several, or in none, is not queued, and the answer says why."""
+    connectors = _directories()
+    store, service = _service(engine, connectors)
+    bulk = await service.request_bulk("ad.disable_user", ["lena", "sam", "nobody", "bob"], "INC-9", admin)
+    assert sorted((a.target, a.instance) for a in bulk.actions) == [("bob", "corp-ad"), ("lena", "emea-ad")]
+    refused = {r.target: r.reason for r in bulk.refused}
+    assert refused.keys() == {"sam", "nobody"}
+    assert "names accounts in 2 ad directories" in refused["sam"] and "no such user" in refused["nobody"]
+    await _drain(store, connectors)
+    assert await _enabled(connectors["emea-ad"], "g-lena") is False
+    assert await _enabled(connectors["corp-ad"], "g-bob-corp") is False
+    assert await _enabled(connectors["corp-ad"], "g-sam-corp") is True
+    with pytest.raises(InvalidInput, match="none of the 2 targets can be acted on: sam: "):
+        await service.request_bulk("ad.disable_user", ["sam", "nobody"], "INC-9", admin)
+    # Scoped to one forest, the bulk is for that forest: the worker resolves each target there.
+    emea = Principal.from_roles("lea", frozenset({GLOBAL_ADMINISTRATOR}), {}, scope=frozenset({"emea-ad"}))
+    scoped = await service.request_bulk("ad.disable_user", ["sam", "bob"], "INC-9", emea)
+    assert {a.instance for a in scoped.actions} == {"emea-ad"} and scoped.refused == []
 
 
 async def test_the_migrated_person_is_one_person_and_the_look_alike_another(admin: Principal) -> None:

@@ -97,6 +97,10 @@ def act(
                 )  # fmt: skip
                 if not as_json:
                     render.console.print(f"batch {bulk.batch_id}: {len(bulk.actions)} actions queued")
+                    for refused in bulk.refused:
+                        render.console.print(
+                            f"not queued: {refused.target}: {refused.reason}", highlight=False
+                        )
                 if not wait:
                     return bulk
                 await warn_without_worker(rt, any(a.status is ActionStatus.QUEUED for a in bulk.actions))

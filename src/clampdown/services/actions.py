@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from clampdown.auth.principal import (
@@ -37,6 +37,7 @@ from clampdown.limits import (
     MAX_BULK_IDEMPOTENCY_KEY,
     MAX_IDEMPOTENCY_KEY,
     MAX_INSTANCE,
+    MAX_LOCATED_BULK,
     MAX_PROVIDER,
     MAX_REASON,
     MAX_TARGET,
@@ -69,11 +70,24 @@ class Gated:
 
 
 @dataclass(frozen=True)
+class RefusedTarget:
+    """A target of a bulk that was not queued, and why (in no directory, or in several)."""
+
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class BulkRequest:
-    """The result of a bulk request: its batch id and one action per distinct target."""
+    """The result of a bulk request: its batch id, one action per distinct target queued, and the
+    targets refused before queueing (a bulk that must find each target's directory)."""
 
     batch_id: str
     actions: list[Action]
+    refused: list[RefusedTarget] = field(default_factory=list)
+
+
+LOCATE_CONCURRENCY = 16  # lookups of such a bulk at a time
 
 
 def clean_reason(definition: ActionDefinition, reason: str | None) -> str:
@@ -478,12 +492,22 @@ class ActionService:
         idempotency_key = optional_text("idempotency_key", idempotency_key, MAX_BULK_IDEMPOTENCY_KEY)
         instance = optional_text("instance", instance, MAX_INSTANCE)
         seen, instance = await self.directory_to_act_in(principal, definition, instance, None)
-        where = require_instance(seen, definition.provider, instance, definition.id)
         cleaned = list(dict.fromkeys(clean_target(t) for t in targets))
         if not cleaned:
             raise InvalidInput("targets is empty: give at least one user")
         if len(cleaned) > MAX_BULK:
             raise InvalidInput(f"too many targets: {len(cleaned)} (at most {MAX_BULK} per bulk)")
+        # One directory (named, or the only one of the kind the requester sees): the workers
+        # resolve the accounts. Several: each target's directory is found now, as for one request.
+        several = instance is None and len(instances_of(seen, definition.provider)) > 1
+        if several:
+            located, refused = await self._locate_many(definition, cleaned, principal)
+        else:
+            where = require_instance(seen, definition.provider, instance, definition.id)
+            located, refused = {t: (where, None) for t in cleaned}, []
+        if not located:
+            shown = "; ".join(f"{r.target}: {r.reason}" for r in refused[:10])
+            raise InvalidInput(f"none of the {len(cleaned)} targets can be acted on: {shown}")
         # The key is the requester's: two people's equal keys are two batches.
         batch_id = (
             str(uuid.uuid5(uuid.NAMESPACE_URL, f"{principal.username}\n{idempotency_key}"))
@@ -494,10 +518,10 @@ class ActionService:
             type=definition.id, reason=text, targets=targets_digest(cleaned), target_count=len(cleaned)
         ) if idempotency_key else None  # fmt: skip
         items = []
-        for t in cleaned:
+        for t, (where, account) in located.items():
             # Accounts are resolved by the workers, which ask the gate again on what they find:
             # a protected account is refused there, a rule that matches the account waits there.
-            verdict = self.judge(definition, None, None, t)
+            verdict = self.judge(definition, account, None, t)
             rules = verdict.approvals if verdict else ()
             items.append(
                 NewAction(
@@ -506,6 +530,7 @@ class ActionService:
                     target=t,
                     requested_by=principal.username,
                     reason=text,
+                    account=account,
                     batch_id=batch_id,
                     instance=where,
                     idempotency_key=bulk_item_key(idempotency_key, t) if idempotency_key else None,
@@ -525,7 +550,31 @@ class ActionService:
         for start in range(0, len(items), self.bulk_chunk):
             queued += await self.store.enqueue(items[start : start + self.bulk_chunk], now, deadline)
         # A repeated key returns the first request's actions, and so its batch.
-        return BulkRequest(queued[0].batch_id or batch_id, queued)
+        return BulkRequest(queued[0].batch_id or batch_id, queued, refused)
+
+    async def _locate_many(
+        self, definition: ActionDefinition, targets: list[str], principal: Principal
+    ) -> tuple[dict[str, tuple[str, Account | None]], list[RefusedTarget]]:
+        """Each target's directory, found as a single request finds it (several lookups at a
+        time); a target in no directory, in several, or where one does not answer, is refused."""
+        if len(targets) > MAX_LOCATED_BULK:
+            names = ", ".join(instances_of(self.directories(principal), definition.provider))
+            raise InvalidInput(
+                f"{len(targets)} targets in {definition.provider} directories {names}: name the directory "
+                f"(instance) for a bulk of more than {MAX_LOCATED_BULK}, or split it by directory"
+            )
+        slots = asyncio.Semaphore(LOCATE_CONCURRENCY)
+
+        async def one(target: str) -> tuple[str, Account | None] | RefusedTarget:
+            async with slots:
+                try:
+                    return await self.locate(definition, None, target, principal)
+                except (NotFound, IdentityConflict, InvalidInput) as exc:
+                    return RefusedTarget(target, exc.message)
+
+        found = await asyncio.gather(*(one(t) for t in targets))
+        located = {t: f for t, f in zip(targets, found, strict=True) if not isinstance(f, RefusedTarget)}
+        return located, [f for f in found if isinstance(f, RefusedTarget)]
 
     async def undo(
         self,

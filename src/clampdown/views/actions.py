@@ -83,8 +83,17 @@ class ActionView(View):
         return [h.to_json() if isinstance(h, AttemptRecord) else h for h in value]
 
 
+class RefusedTargetView(View):
+    """A target of a bulk that was not queued, and why."""
+
+    target: str
+    reason: str
+
+
 class BulkView(View):
-    """A bulk request: its batch id and one action per distinct target."""
+    """A bulk request: its batch id, one action per distinct target queued, and the targets
+    refused before queueing (in no directory, or in several, when none was named)."""
 
     batch_id: str
     actions: list[ActionView]
+    refused: list[RefusedTargetView] = []

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import AliasChoices, AliasPath, Field, field_validator
 
 from clampdown.hunting.query import Language
-from clampdown.views.actions import ActionView
+from clampdown.views.actions import ActionView, RefusedTargetView
 from clampdown.views.base import View
 
 
@@ -35,6 +35,7 @@ class ActOnResultsView(View):
     batch_id: str = Field(validation_alias=AliasPath("bulk", "batch_id"))
     targets: list[str]
     actions: list[ActionView] = Field(validation_alias=AliasPath("bulk", "actions"))
+    refused: list[RefusedTargetView] = Field(validation_alias=AliasPath("bulk", "refused"))
 
 
 class SavedQueryView(View):

@@ -137,8 +137,12 @@
           { "Idempotency-Key": newKey() });
         const link = Object.assign(cell("a", `Batch ${bulk.batch_id.slice(0, 8)}: follow it in the action center`),
           { href: `/actions?tab=history&batch=${encodeURIComponent(bulk.batch_id)}` });
-        $("#hunt-meta").replaceChildren(link);
-        return `${bulk.actions.length} actions queued in ${d.provider} (batch ${bulk.batch_id.slice(0, 8)})`;
+        // With several directories of the kind, each account's directory is found first: an account
+        // in none, or in several, is not queued, and says why.
+        const refused = (bulk.refused || []).map((r) => cell("p", `Not queued: ${r.target}: ${r.reason}`));
+        $("#hunt-meta").replaceChildren(link, ...refused);
+        const skipped = refused.length ? `, ${refused.length} not queued` : "";
+        return `${bulk.actions.length} actions queued in ${d.provider}${skipped} (batch ${bulk.batch_id.slice(0, 8)})`;
       },
     });
   });
