@@ -23,6 +23,7 @@ from clampdown_lab.okta_emulator.authorization_servers_api import AuthorizationS
 from clampdown_lab.okta_emulator.control import control_routes
 from clampdown_lab.okta_emulator.faults import Fault, FaultPlan
 from clampdown_lab.okta_emulator.oidc import OidcEndpoints, OidcProvider
+from clampdown_lab.okta_emulator.org_api import OrgApi
 from clampdown_lab.okta_emulator.ratelimit import RateLimiter, bucket_for
 from clampdown_lab.okta_emulator.state import OktaApiError, OrgState, new_error_id
 from clampdown_lab.okta_emulator.users_api import UsersApi
@@ -51,6 +52,7 @@ class Emulator:
     faults: FaultPlan = field(default_factory=FaultPlan)
     oidc: OidcProvider = field(default_factory=OidcProvider)
     deactivate_delay: float = 0.2
+    org_name: str = "Clampdown Lab"
     latency: float = 0.0  # seconds each API request takes, as a real org's answers do
     # (method, path, status) of recent requests; bounded so a long-running lab stays small.
     request_log: deque[tuple[str, str, int]] = field(default_factory=lambda: deque(maxlen=200_000))
@@ -60,6 +62,7 @@ class Emulator:
         api = UsersApi(self.state, self.auth, self.deactivate_delay)
         oidc = OidcEndpoints(self.oidc, self.state)
         servers = AuthorizationServersApi(self.state, self.auth)
+        org = OrgApi(self.state, self.auth, self.org_name)
         policies = "/api/v1/authorizationServers/{authServerId}/policies"
         routes = [
             Route("/.well-known/openid-configuration", oidc.discovery, methods=["GET"]),
@@ -82,6 +85,10 @@ class Emulator:
             Route("/api/v1/authorizationServers", servers.list_servers, methods=["GET"]),
             Route(policies, servers.list_policies, methods=["GET"]),
             Route(policies + "/{policyId}/rules", servers.list_rules, methods=["GET"]),
+            Route("/.well-known/okta-organization", org.well_known, methods=["GET"]),
+            Route("/api/v1/org", org.settings, methods=["GET"]),
+            Route("/api/v1/users/{userId}/roles", org.user_roles, methods=["GET"]),
+            Route("/oauth2/v1/clients/{clientId}/roles", org.client_roles, methods=["GET"]),
             *control_routes(self),
         ]
         handlers: dict[Any, Callable[[Request, Exception], Any]] = {

@@ -22,8 +22,13 @@ ALL_SCOPES = frozenset(
         "okta.userRisk.manage",
         "okta.universalLogout.manage",
         "okta.authorizationServers.read",
+        "okta.roles.read",
+        "okta.orgs.read",
     }
 )
+# The admin role a caller holds when the lab names none: the emulator lets every caller do
+# everything, as an org's super administrator may.
+DEFAULT_ROLES = ("SUPER_ADMIN",)
 
 
 class OAuthError(Exception):
@@ -71,6 +76,17 @@ class Authenticator:
     access_tokens: dict[str, _AccessToken] = field(default_factory=dict)
     seen_jti: set[str] = field(default_factory=set)
     tokens_issued: int = 0
+    # Standard admin role types by actor id (an API token owner's user id, a service app's client
+    # id); a caller not named holds DEFAULT_ROLES. Reported by the role assignment reads only.
+    roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def roles_of(self, actor_id: str) -> tuple[str, ...]:
+        """The admin role types `actor_id` holds."""
+        return self.roles.get(actor_id, DEFAULT_ROLES)
+
+    def token_owner(self, user_id: str) -> Actor | None:
+        """The admin user an API token acts as, by user id; None when no token is that user's."""
+        return next((a for a in self.api_tokens.values() if a.id == user_id), None)
 
     def authenticate(self, header: str | None) -> Principal:
         """The caller of an API request. As a real org answers: a missing or malformed header

@@ -36,6 +36,10 @@ class EmulatorSettings:
     users: list[dict[str, Any]] = field(default_factory=list)
     oidc_apps: list[dict[str, Any]] = field(default_factory=list)  # client_id, client_secret, redirect_uris
     signing_key_file: str | None = None  # PEM of the ID token key; else a new key at each start
+    # Admin role types (SUPER_ADMIN, USER_ADMIN, ...) by API token owner login or service app
+    # client id; a caller not named is a SUPER_ADMIN. [] : no admin role at all.
+    admin_roles: dict[str, list[str]] = field(default_factory=dict)
+    org_name: str = "Clampdown Lab"  # companyName of GET /api/v1/org
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -72,6 +76,10 @@ def build_emulator(settings: EmulatorSettings) -> Emulator:
             for a in settings.apps
         },
         token_lifetime=settings.token_lifetime,
+        roles={
+            (admin_actor(key).id if key in settings.api_tokens.values() else key): tuple(types)
+            for key, types in settings.admin_roles.items()
+        },
     )
     limiter = RateLimiter(concurrency=settings.concurrency, window_seconds=settings.window_seconds)
     limiter.limits.update(settings.limits)
@@ -82,6 +90,7 @@ def build_emulator(settings: EmulatorSettings) -> Emulator:
         deactivate_delay=settings.deactivate_delay,
         latency=settings.latency,
         oidc=oidc,
+        org_name=settings.org_name,
     )
 
 
