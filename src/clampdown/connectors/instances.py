@@ -17,6 +17,17 @@ from clampdown.connectors.base import Connector
 from clampdown.errors import InvalidInput
 from clampdown.model import Account
 
+# Each kind's name in words: short (in messages: "AD (emea-ad) objectSid") and long (the console).
+_TITLES = {"ad": ("AD", "Active Directory"), "entra": ("Entra", "Entra ID"), "okta": ("Okta", "Okta")}
+
+
+def directory_title(kind: str, instance: str | None = None, *, long: bool = False) -> str:
+    """'AD', or 'AD (emea-ad)' for a directory not named after its kind; `long`: 'Active Directory'.
+    An unknown kind keeps its name."""
+    short_title, long_title = _TITLES.get(kind, (kind, kind))
+    title = long_title if long else short_title
+    return f"{title} ({instance})" if instance and instance != kind else title
+
 
 def instances_of(connectors: Mapping[str, Connector], kind: str) -> list[str]:
     """The instance names of the configured directories of `kind`, in configuration order (a

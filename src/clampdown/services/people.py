@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from clampdown.auth.principal import Principal
 from clampdown.catalog import ActionDefinition, all_actions
 from clampdown.connectors.base import Connector
-from clampdown.connectors.instances import stamped
+from clampdown.connectors.instances import directory_title, stamped
 from clampdown.errors import AccountNotFound, ClampdownError, IdentityConflict, InvalidInput, NotFound
 from clampdown.limits import MAX_TARGET
 from clampdown.model import MULTI_VALUE_SEPARATOR, Account, AccountState
@@ -32,7 +32,6 @@ ANCHORS: dict[str, dict[str, str]] = {
     "entra": {"onPremisesSecurityIdentifier": SID, "userPrincipalName": SIGN_IN_NAME},
     "okta": {"login": SIGN_IN_NAME},
 }
-_TITLES = {"ad": "AD", "entra": "Entra", "okta": "Okta"}
 MULTI_VALUED = frozenset({"sIDHistory"})
 # Attributes that may have matched the reference, in the order worth naming.
 _MATCHED_BY = ("userPrincipalName", "login", "objectSid", "onPremisesSecurityIdentifier", "objectGUID",
@@ -78,12 +77,7 @@ class Anchor:
 
     @property
     def label(self) -> str:
-        return f"{_title(self.provider, self.instance)} {self.attribute}"
-
-
-def _title(provider: str, instance: str | None = None) -> str:
-    title = _TITLES.get(provider, provider)
-    return f"{title} ({instance})" if instance and instance != provider else title
+        return f"{directory_title(self.provider, self.instance)} {self.attribute}"
 
 
 def anchors(account: Account) -> list[Anchor]:
@@ -171,7 +165,7 @@ def _shown(account: Account, how: str) -> str:
     ids = ", ".join(f"{a.attribute} {a.value}" for a in anchors(account)) or "no strong anchor"
     email = account.attributes.get("email")
     extra = f", email {email}" if email else ""
-    return f"{_title(account.provider, account.instance)} {account.name} ({how}; {ids}{extra})"
+    return f"{directory_title(account.provider, account.instance)} {account.name} ({how}; {ids}{extra})"
 
 
 async def _try_resolve(
@@ -234,7 +228,7 @@ async def _follow(search: _Search, connectors: dict[str, Connector], instance: s
         shown = "; ".join(_shown(a, how) for a, how in candidates.values())
         raise IdentityConflict(
             f"'{search.reference}' does not name one person: the anchors of {search.found_text()} "
-            f"lead to {len(candidates)} different {_title(provider, instance)} accounts: {shown}. "
+            f"lead to {len(candidates)} different {directory_title(provider, instance)} accounts: {shown}. "
             f"Nothing was done; give a reference that names one account, or fix the directories."
         )
     if candidates:  # verified by its anchor; the consistency check still compares it with all
@@ -264,7 +258,7 @@ def _check_consistent(search: _Search) -> None:
         linked = [a for a in accounts if a.where in reached]
         why = "; ".join(
             f"{_shown(a, search.how[a.where])} shares no objectSid, userPrincipalName or login "
-            f"with {', '.join(f'{_title(b.provider, b.instance)} {b.name}' for b in linked)}"
+            f"with {', '.join(f'{directory_title(b.provider, b.instance)} {b.name}' for b in linked)}"
             for a in apart
         )
         raise IdentityConflict(

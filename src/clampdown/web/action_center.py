@@ -19,7 +19,7 @@ from clampdown.limits import MAX_ACTION_TYPE, MAX_BATCH_ID, MAX_ID, MAX_PROVIDER
 from clampdown.model import Action, ActionFilter, ActionStatus
 from clampdown.services.actions import undo_refusal
 from clampdown.web.access import Viewer, viewer
-from clampdown.web.templating import PROVIDER_TITLES, render, render_problem
+from clampdown.web.templating import provider_title, render, render_problem
 
 router = APIRouter(include_in_schema=False)
 ViewerDep = Annotated[Viewer, Depends(viewer)]
@@ -128,9 +128,7 @@ def _row(action: Action, principal: Principal) -> ActionRow:
     definition = get_action(action.type)
     may_run = principal.may_run(definition)
     inverse = get_action(definition.inverse) if definition.inverse else None
-    may_undo = (
-        inverse is not None and may_run and principal.may_run(inverse) and undo_refusal(action) is None
-    )
+    may_undo = inverse is not None and may_run and principal.may_run(inverse) and undo_refusal(action) is None
     waiting = action.status is ActionStatus.AWAITING_APPROVAL
     may_decide = may_run and waiting and action.requested_by != principal.username
     running = action.status is ActionStatus.RUNNING and not action.cancel_requested_by
@@ -188,7 +186,7 @@ async def action_center_page(request: Request, who: ViewerDep, filters: FiltersD
         pending_statuses=[s.value for s in PENDING],
         history_statuses=[s.value for s in HISTORY],
         action_types=list(catalog.all_actions()),
-        providers=PROVIDER_TITLES,
+        providers={kind: provider_title(kind) for kind in ("ad", "entra", "okta")},
         periods=list(PERIODS),
     )
 

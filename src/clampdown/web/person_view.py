@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from clampdown.catalog import ActionDefinition
+from clampdown.connectors.instances import directory_title
 from clampdown.model import AccountState, Action, StateValue
 from clampdown.services.people import LinkedAccount, Person
 from clampdown.web.person_events import RecentEvents
-from clampdown.web.templating import directory_title, when
+from clampdown.web.templating import when
 
 # The values worth reading at a glance, in words; every value stays under "All values".
 _KEY_FACTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -45,7 +46,7 @@ class ActionChoice:
 
     @property
     def provider_title(self) -> str:
-        return directory_title(self.provider, self.instance)
+        return directory_title(self.provider, self.instance, long=True)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class AccountView:
 
     @property
     def provider_title(self) -> str:
-        return directory_title(self.provider, self.where)
+        return directory_title(self.provider, self.where, long=True)
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,13 @@ def _choices(linked: LinkedAccount) -> list[ActionChoice]:
     account = linked.account
     return [
         ActionChoice(
-            d.id, d.title, d.description, _warning(d, linked.state), account.id, account.name, d.provider,
+            d.id,
+            d.title,
+            d.description,
+            _warning(d, linked.state),
+            account.id,
+            account.name,
+            d.provider,
             account.where,
         )
         for d in linked.actions

@@ -12,28 +12,22 @@ from fastapi.templating import Jinja2Templates
 
 from clampdown import catalog
 from clampdown.api.errors import status_for
+from clampdown.connectors.instances import directory_title
 from clampdown.errors import ClampdownError
 from clampdown.web.access import Viewer
 
-PROVIDER_TITLES = {"ad": "Active Directory", "entra": "Entra ID", "okta": "Okta"}
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
 def provider_title(provider: str) -> str:
     """'ad' -> 'Active Directory'; an unknown provider keeps its name."""
-    return PROVIDER_TITLES.get(provider, provider)
-
-
-def directory_title(provider: str, instance: str | None = None) -> str:
-    """'Active Directory', or 'Active Directory (emea-ad)' for a directory not named after its kind."""
-    title = provider_title(provider)
-    return f"{title} ({instance})" if instance and instance != provider else title
+    return directory_title(provider, long=True)
 
 
 def directory_of(item: Any) -> str:
     """The directory an action runs in, or an account lives in, in words (a template filter)."""
     where = getattr(item, "instance", None) or getattr(item, "where", None)
-    return directory_title(str(item.provider), where)
+    return directory_title(str(item.provider), where, long=True)
 
 
 def when(value: datetime | str | None) -> str:
