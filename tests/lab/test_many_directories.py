@@ -130,3 +130,42 @@ async def test_the_migrated_person_is_contained_everywhere_and_released(scene: S
     assert sorted(a["instance"] for a in released["actions"]) == sorted(EVERYWHERE)
     for where in EVERYWHERE:
         assert await _enabled(scene.config, where, _ids(heidi, where)) is True, where
+
+
+async def test_an_analyst_of_emea_contains_in_emea_only_and_cannot_release_a_wider_hold(scene: Scene) -> None:
+    """Scoped access on the lab: an analyst whose roles hold in the EMEA directories contains the
+    migrated person there only (read back at the EMEA DC, tenant and org; CORP's untouched), never
+    sees CORP's actions, and may not release the containment a lead then places everywhere."""
+    heidi = scene.people["heidi.schmidt@lab.example.test"]
+    emea = ("emea-ad", "emea-entra", "emea-okta")
+    made = clampdown(
+        scene.config, "users", "create", "lea", "--role", "Global Administrator",
+        *(a for d in emea for a in ("--directory", d)),
+    )  # fmt: skip
+    assert made.returncode == 0 and "directories emea-ad, emea-entra, emea-okta" in made.stdout, made.stderr
+    issued = clampdown(scene.config, "tokens", "create", "--user", "lea")
+    lea = Scene(scene.config, issued.stdout.strip(), scene.people)
+
+    run = lea.run("contain", "heidi.schmidt@emea.example.test", "-r", "INC-17 EMEA", "--wait")
+    assert sorted(a["instance"] for a in run["actions"]) == sorted(emea), run
+    assert all(a["status"] == "completed" for a in run["actions"]), run["actions"]
+    for where in EVERYWHERE:
+        assert await _enabled(scene.config, where, _ids(heidi, where)) is (where not in emea), where
+    # CORP's own actions are not lea's to see; a reference only CORP knows is no one to her.
+    corp = scene.run("act", "okta.suspend_user", "bob.nguyen@lab.example.test", "-r", "INC-17 CORP", "--wait")
+    assert corp["instance"] == "okta"
+    assert {a["instance"] for a in lea.run("actions", "list")} <= set(emea)
+    assert "no action with id" in lea.run("actions", "show", str(corp["id"]), ok=False)
+    assert "no user" in lea.run("contain", "bob.nguyen@lab.example.test", "-r", "x", ok=False)
+    assert scene.run("actions", "undo", str(corp["id"]), "--wait")["status"] == "completed"
+
+    # The lead contains her everywhere; the EMEA analyst may not release that.
+    everywhere = scene.run("contain", "heidi.schmidt@lab.example.test", "-r", "INC-17 all", "--wait")
+    assert {a["instance"] for a in everywhere["actions"]} == set(EVERYWHERE), everywhere
+    refused = lea.run("release", "heidi.schmidt@emea.example.test", "-r", "done", ok=False)
+    assert "reaches directories outside" in refused, refused
+    assert lea.run("containments", "list") == []
+    released = scene.run("release", "heidi.schmidt@lab.example.test", "-r", "INC-17 closed", "--wait")
+    assert all(a["status"] == "completed" for a in released["actions"]), released["actions"]
+    for where in EVERYWHERE:
+        assert await _enabled(scene.config, where, _ids(heidi, where)) is True, where

@@ -81,7 +81,8 @@ def users_create(
 
     run(go())
     render.console.print(
-        f"user {username} created with roles: {', '.join(sorted(role))}, in {scope_words(scope)}"
+        f"user {username} created with roles: {', '.join(sorted(role))}, in {scope_words(scope)}",
+        soft_wrap=True,
     )
 
 
@@ -104,7 +105,7 @@ def users_set_scope(
             await rt.auth.set_user_scope(username, scope, by=administrator())
 
     run(go())
-    render.console.print(f"user {username}'s roles now hold in {scope_words(scope)}")
+    render.console.print(f"user {username}'s roles now hold in {scope_words(scope)}", soft_wrap=True)
 
 
 @users_app.command("set-roles")
