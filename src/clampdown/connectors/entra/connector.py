@@ -24,6 +24,7 @@ from clampdown.connectors.entra.client import (
 )
 from clampdown.connectors.entra.eviction import Eviction
 from clampdown.connectors.entra.graph_errors import graph_error
+from clampdown.connectors.entra.permissions import ACTION_NEEDS
 from clampdown.connectors.entra.residual import Residual
 from clampdown.connectors.entra.risk import AT_RISK_STATES, NO_RISK, RISKY_USERS, RiskView
 from clampdown.connectors.entra.settings import EntraSettings
@@ -41,25 +42,6 @@ USER_SELECT = (
     "id,userPrincipalName,displayName,accountEnabled,onPremisesSyncEnabled,"
     "onPremisesSamAccountName,onPremisesSecurityIdentifier,signInSessionsValidFromDateTime"
 )
-REQUIRED_ROLES = {
-    "User.Read.All": "resolve users and read their state",
-    "User.EnableDisableAccount.All": "entra.suspend_user / entra.enable_user",
-    "User.RevokeSessions.All": "entra.revoke_sessions",
-    "IdentityRiskyUser.ReadWrite.All": "entra.mark_compromised / entra.dismiss_user_risk",
-    "User-PasswordProfile.ReadWrite.All": "entra.force_password_reset",
-    "UserAuthenticationMethod.ReadWrite.All": "entra.remove_auth_methods",
-    "Device.ReadWrite.All": "entra.disable_devices / entra.enable_devices",
-}
-# Broader permissions that also cover each required one.
-COVERED_BY = {
-    "User.Read.All": {"User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"},
-    "User.EnableDisableAccount.All": {"User.ReadWrite.All", "Directory.ReadWrite.All"},
-    "User.RevokeSessions.All": {"User.ReadWrite.All", "Directory.ReadWrite.All"},
-    "IdentityRiskyUser.ReadWrite.All": set(),
-    "User-PasswordProfile.ReadWrite.All": {"User.ReadWrite.All", "Directory.ReadWrite.All"},
-    "UserAuthenticationMethod.ReadWrite.All": set(),
-    "Device.ReadWrite.All": {"Directory.ReadWrite.All"},
-}
 HYBRID_WARNING = (
     "{upn} is synchronized from on-premises Active Directory: the next directory sync "
     "re-enables it in Entra ID unless the AD account is disabled too (ad.disable_user)."
@@ -227,12 +209,13 @@ class EntraConnector:
             raise self._error(reply, "read_user", "the user list")
         # The app's application permissions travel in its own token's `roles` claim (the identity
         # platform signed it; the signature is Graph's to check, not ours).
-        roles = set(jwt.decode(token, options={"verify_signature": False}).get("roles") or [])
-        missing = [
-            f"{role} ({use})"
-            for role, use in REQUIRED_ROLES.items()
-            if role not in roles and not roles & COVERED_BY[role]
-        ]
+        roles = frozenset(jwt.decode(token, options={"verify_signature": False}).get("roles") or [])
+        wanted: dict[str, list[str]] = {}  # what would suffice -> the actions that need it
+        for action, needs in ACTION_NEEDS.items():
+            for need in needs:
+                if not need.met_by(roles):
+                    wanted.setdefault(need.wanted(), []).append(action)
+        missing = [f"{need} ({', '.join(dict.fromkeys(actions))})" for need, actions in wanted.items()]
         if missing:
             raise ActionAccountError(
                 f"the app registration {self.settings.client_id} lacks application "
