@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 
 from clampdown.catalog import all_actions
+from clampdown.config import load_settings
 from clampdown.connectors.entra.doctor import compare
 from clampdown.connectors.entra.permissions import ACTION_NEEDS
+from clampdown.connectors.registry import build_connectors
+from clampdown.errors import ClampdownError
 from clampdown_lab.graph_emulator import Emulator, Tenant, ThreadedEmulator
 from clampdown_lab.graph_emulator.tenant import ALL_ROLES, AppRecord, tenant_id_for
 from tests.lab_config import clampdown, write_config
@@ -146,3 +149,24 @@ def test_a_tenant_that_does_not_answer(
     assert "ERROR cannot reach the Entra ID authority" in dead_part
     assert "Traceback" not in done.stderr
     assert "[providers.corp-entra]" in done.stdout  # the other tenant is still reported
+
+
+
+async def test_the_readiness_check_names_what_the_app_lacks_from_the_same_table(
+    tenants: tuple[ThreadedEmulator, ThreadedEmulator], tmp_path: Path
+) -> None:
+    """/readyz's check of a tenant (connector.check) reads the same table as doctor entra."""
+    corp, _ = tenants
+    for app, lacks in ((FULL_APP, False), (NO_RISK_APP, True)):
+        connectors = build_connectors(load_settings(_config(tmp_path, entra=_section(corp, app))))
+        try:
+            if not lacks:
+                await connectors["entra"].check()
+                continue
+            with pytest.raises(ClampdownError) as refused:
+                await connectors["entra"].check()
+        finally:
+            await connectors["entra"].aclose()
+        said = refused.value.message
+        needed = "IdentityRiskyUser.ReadWrite.All (entra.mark_compromised, entra.dismiss_user_risk)"
+        assert needed in said, said
