@@ -374,7 +374,7 @@ class ActionService:
     async def open_secret(self, action_id: int, secret_key: str, principal: Principal) -> str:
         """The secret action `action_id` made for its requester (a new random password), opened
         with the key the request's answer carried; once: it is removed from the store after."""
-        action = await self.get(action_id, principal)
+        action = await self._visible(action_id, principal)
         if action.requested_by != principal.username:
             await self._record_denial(principal, "actions.open_secret", action.target, "being the requester")
             raise Forbidden(
@@ -587,7 +587,7 @@ class ActionService:
         """Queue the inverse of a completed action now, restoring the state read before it ran; a
         timed release still waiting for its time is cancelled in its favour. An inverse needs what
         its action needs, and the policy gate is asked about it like any other request."""
-        original = await self.get(action_id, principal)
+        original = await self._visible(action_id, principal)
         definition = get_action(original.type)
         await self.authorize(principal, definition, original.target)
         refusal = undo_refusal(original)
@@ -633,7 +633,7 @@ class ActionService:
 
     async def cancel(self, action_id: int, principal: Principal) -> Action:
         """Cancel a queued action; needs the right to run that action."""
-        action = await self.get(action_id, principal)
+        action = await self._visible(action_id, principal)
         await self.authorize(principal, get_action(action.type), action.target)
         return await self.store.cancel(action_id, self.clock.now(), principal.username)
 
@@ -645,7 +645,7 @@ class ActionService:
 
     async def find_undo(self, action_id: int, principal: Principal) -> Action | None:
         """The live or completed undo of an action, if one was requested."""
-        await self.get(action_id, principal)
+        await self._visible(action_id, principal)
         found = await self.store.find_undo(action_id)
         return shown_to(principal, found) if found is not None else None
 
@@ -665,11 +665,15 @@ class ActionService:
 
     async def get(self, action_id: int, principal: Principal) -> Action:
         """One action, for a caller who may see the action center."""
+        return shown_to(principal, await self._visible(action_id, principal))
+
+    async def _visible(self, action_id: int, principal: Principal) -> Action:
+        """The action as stored, for a caller who may see the action center and its directory."""
         await self.authorize_read(principal)
         action = await self.store.get(action_id)
         if not principal.sees(action.instance):  # as if it did not exist
             raise NotFound(f"no action with id {action_id}")
-        return shown_to(principal, action)
+        return action
 
     @staticmethod
     def scoped_filter(flt: ActionFilter, principal: Principal) -> ActionFilter:
