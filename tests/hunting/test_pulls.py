@@ -250,6 +250,6 @@ async def test_each_okta_org_has_its_own_cursor_and_tags_its_events(
     emea = await OktaLogSource(other, okta.client, page_size=1000, instance="emea-okta").pull()
     assert emea.source == "okta:logs:emea-okta" and other.cursor("okta:logs") is None
     assert other.cursor("okta:logs:emea-okta") is not None and emea.added == first.added
-    sources = run_query(other, "SELECT DISTINCT Source FROM IdentityDirectoryEvents").rows
-    assert sources == [["emea-okta"]]
-    assert run_query(store, "SELECT DISTINCT Source FROM IdentityDirectoryEvents").rows == [["okta"]]
+    tags = "SELECT DISTINCT Source, Directory FROM IdentityDirectoryEvents"
+    assert run_query(other, tags).rows == [["emea-okta", "emea-okta"]]
+    assert run_query(store, tags).rows == [["okta", "okta"]]

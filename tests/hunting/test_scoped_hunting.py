@@ -28,32 +28,47 @@ from clampdown.store.auth import AuthStore
 from tests.lab_config import memory_provider
 
 EMEA = frozenset({"emea-okta"})
-# (table, Source, account): the account is AccountUpn, or TargetAccountUpn for directory events.
+# (table, Directory, account): the account is AccountUpn, or TargetAccountUpn for directory
+# events; a row of no known directory (None) is a DC event whose Source is evtx.
 EVENTS = [
     ("IdentityLogonEvents", "corp-okta", "alice@corp.example"),
     ("IdentityLogonEvents", "emea-okta", "bob@emea.example"),
     ("IdentityLogonEvents", "emea-okta", "carol@emea.example"),
-    ("IdentityLogonEvents", "evtx", "dave@corp.example"),
+    ("IdentityLogonEvents", None, "dave@corp.example"),
     ("CloudSignInEvents", "corp-okta", "alice@corp.example"),
     ("CloudSignInEvents", "emea-okta", "bob@emea.example"),
-    ("CloudSignInEvents", "evtx", "dave@corp.example"),
+    ("CloudSignInEvents", None, "dave@corp.example"),
     ("IdentityDirectoryEvents", "emea-okta", "erin@emea.example"),
     ("IdentityDirectoryEvents", "corp-okta", "frank@corp.example"),
-    ("IdentityDirectoryEvents", "evtx", "grace@corp.example"),
+    ("IdentityDirectoryEvents", None, "grace@corp.example"),
 ]
 
 
-def _row(table: str, source: str, account: str, n: int) -> dict[str, Any]:
+def _row(table: str, directory: str | None, account: str, n: int) -> dict[str, Any]:
     column = "TargetAccountUpn" if table == "IdentityDirectoryEvents" else "AccountUpn"
-    return {column: account, "Source": source, "ReportId": f"{source}-{n}", "ActionType": "LogonFailed"}
+    source = directory or "evtx"
+    return {
+        column: account,
+        "Source": source,
+        "Directory": directory,
+        "ReportId": f"{source}-{n}",
+        "ActionType": "LogonFailed",
+    }
 
 
 @pytest.fixture
 def events(event_store: EventStore) -> EventStore:
     rows: dict[str, list[dict[str, Any]]] = {}
-    for n, (table, source, account) in enumerate(EVENTS):
-        rows.setdefault(table, []).append(_row(table, source, account, n))
-    rows["IdentityInfo"] = [{"Provider": "okta", "AccountObjectId": "00u1", "AccountUpn": "bob@emea.example"}]
+    for n, (table, directory, account) in enumerate(EVENTS):
+        rows.setdefault(table, []).append(_row(table, directory, account, n))
+    rows["IdentityInfo"] = [
+        {
+            "Provider": "okta",
+            "AccountObjectId": "00u1",
+            "AccountUpn": "bob@emea.example",
+            "Directory": "emea-okta",
+        }
+    ]
     event_store.append(Batch(rows, {"okta:logs:emea-okta": "/api/v1/logs?after=1"}))
     return event_store
 
@@ -119,8 +134,11 @@ def test_counts_reflect_the_directorys_rows_only(events: EventStore) -> None:
         " (SELECT count(*) FROM IdentityDirectoryEvents), (SELECT count(*) FROM IdentityInfo),"
         " (SELECT count(DISTINCT Source) FROM IdentityLogonEvents)"
     )
-    assert run_query(events, query, sources=EMEA).rows == [[2, 1, 1, 0, 1]]
-    assert run_query(events, query, sources=frozenset({"emea-okta", "evtx"})).rows == [[3, 2, 2, 0, 2]]
+    assert run_query(events, query, sources=EMEA).rows == [[2, 1, 1, 1, 1]]
+    both = frozenset({"emea-okta", "corp-okta"})
+    assert run_query(events, query, sources=both).rows == [[3, 2, 2, 1, 2]]
+    # A Source is no directory: naming one shows nothing.
+    assert run_query(events, query, sources=frozenset({"evtx"})).rows == [[0, 0, 0, 0, 0]]
     assert run_query(events, query).rows == [[4, 3, 3, 1, 3]]  # unscoped: everything, as before
     assert run_query(events, query, sources=frozenset()).rows == [[0, 0, 0, 0, 0]]
 
@@ -191,7 +209,7 @@ def test_unscoped_queries_read_what_they_always_did(events: EventStore) -> None:
 
 
 def test_directory_names_are_quoted_not_spliced(events: EventStore) -> None:
-    for hostile in ("x' OR true OR 'x", "emea-okta' OR Source <> '", 'a"b'):
+    for hostile in ("x' OR true OR 'x", "emea-okta' OR Directory <> '", 'a"b'):
         assert run_query(
             events, "SELECT count(*) FROM IdentityLogonEvents", sources=frozenset({hostile})
         ).rows == [[0]]

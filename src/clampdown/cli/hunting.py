@@ -16,6 +16,7 @@ from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load
 from clampdown.cli.errors import fail, run
 from clampdown.errors import InvalidInput
+from clampdown.hunting.directories import directory_matcher
 from clampdown.hunting.files import read_evtx, read_jsonl
 from clampdown.hunting.ingest import IngestReport, ingest_windows
 from clampdown.hunting.pulls import PullReport, api_sources
@@ -91,8 +92,9 @@ def hunt(
 FileKind = Literal["evtx", "jsonl"]
 
 
-def ingest_files(paths: list[Path], kind: FileKind, as_json: bool) -> None:
-    """Ingest event files into the hunting store as the caller and print one report line per file.
+def ingest_files(paths: list[Path], kind: FileKind, as_json: bool, directory: str | None = None) -> None:
+    """Ingest event files into the hunting store as the caller and print one report line per file;
+    each event goes to the AD directory its domain controller is in, or to `directory`.
 
     The `ingest` commands share it, and so may plugins that add one (the lab's `ingest lab-day`).
     """
@@ -102,10 +104,11 @@ def ingest_files(paths: list[Path], kind: FileKind, as_json: bool) -> None:
         async with open_runtime(settings) as rt:
             require_permission(await caller(rt), HUNTING_MANAGE, "ingest events")
             store = HuntingService.from_runtime(rt).store
+            matcher = directory_matcher(rt.connectors, directory)
             reports = []
             for path in paths:
                 events = read_evtx(path) if kind == "evtx" else read_jsonl(path)
-                reports.append(await asyncio.to_thread(ingest_windows, store, events))
+                reports.append(await asyncio.to_thread(ingest_windows, store, events, directories=matcher))
             return reports
 
     reports = run(go())
@@ -113,27 +116,36 @@ def ingest_files(paths: list[Path], kind: FileKind, as_json: bool) -> None:
         if as_json:
             print(json.dumps({"path": str(path), **report.__dict__}))
         else:
+            unplaced = f", {report.no_directory} in no directory" if report.no_directory else ""
             render.console.print(
                 f"{path}: {report.read} events read, {report.added} rows added, "
-                f"{report.already_stored} already stored, {report.not_kept} not kept"
+                f"{report.already_stored} already stored, {report.not_kept} not kept{unplaced}"
             )
 
 
 PathsArg = Annotated[
     list[Path], typer.Argument(exists=True, dir_okay=False, readable=True, help="Files to read.")
 ]
+DirectoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--directory",
+        help="The AD directory ([providers.NAME]) the files' domain controllers belong to (default: "
+        "each event's, told from its computer and domain).",
+    ),
+]
 
 
 @ingest_app.command("evtx")
-def ingest_evtx(paths: PathsArg, as_json: JsonOption = False) -> None:
+def ingest_evtx(paths: PathsArg, directory: DirectoryOption = None, as_json: JsonOption = False) -> None:
     """Ingest Windows Security EVTX files; events already stored are skipped."""
-    ingest_files(paths, "evtx", as_json)
+    ingest_files(paths, "evtx", as_json, directory)
 
 
 @ingest_app.command("jsonl")
-def ingest_jsonl(paths: PathsArg, as_json: JsonOption = False) -> None:
+def ingest_jsonl(paths: PathsArg, directory: DirectoryOption = None, as_json: JsonOption = False) -> None:
     """Ingest Winlogbeat JSON lines files; events already stored are skipped."""
-    ingest_files(paths, "jsonl", as_json)
+    ingest_files(paths, "jsonl", as_json, directory)
 
 
 @ingest_app.command("pull")

@@ -37,7 +37,7 @@ def _get(data: Any, *path: str) -> Any:
 
 def okta_event_row(event: dict[str, Any], source: str = "okta") -> tuple[str, Row] | None:
     """The table and row for one System Log event; None for events about no user. `source`: the
-    configured Okta org it came from ([providers.NAME])."""
+    configured Okta org it came from ([providers.NAME]), its Source and Directory."""
     event_type = str(event.get("eventType", ""))
     outcome = _get(event, "outcome", "result")
     targets = [t for t in event.get("target") or [] if isinstance(t, dict) and t.get("type") == "User"]
@@ -45,6 +45,7 @@ def okta_event_row(event: dict[str, Any], source: str = "okta") -> tuple[str, Ro
         "Timestamp": parse_time(str(event["published"])),
         "IPAddress": _get(event, "client", "ipAddress"),
         "Source": source,
+        "Directory": source,
         "ReportId": str(event["uuid"]),
         "AdditionalFields": {"eventType": event_type, "outcome": event.get("outcome")},
     }
@@ -80,7 +81,8 @@ def okta_event_row(event: dict[str, Any], source: str = "okta") -> tuple[str, Ro
 
 
 def entra_sign_in_row(entry: dict[str, Any], source: str = "entra") -> Row:
-    """The CloudSignInEvents row for one Graph signIn."""
+    """The CloudSignInEvents row for one Graph signIn; `source` is the Entra tenant's section name,
+    its Source and Directory."""
     code = _get(entry, "status", "errorCode")
     return {
         "Timestamp": parse_time(str(entry["createdDateTime"])),
@@ -101,6 +103,7 @@ def entra_sign_in_row(entry: dict[str, Any], source: str = "entra") -> Row:
         "ConditionalAccessStatus": entry.get("conditionalAccessStatus"),
         "CorrelationId": entry.get("correlationId"),
         "Source": source,
+        "Directory": source,
         "ReportId": str(entry["id"]),
         "AdditionalFields": {
             "appId": entry.get("appId"),

@@ -19,19 +19,19 @@ from clampdown.hunting.store import Batch, EventStore, Row
 log = logging.getLogger(__name__)
 LOOKUPS_IN_FLIGHT = 8
 
-# Accounts seen in the last days, per provider; computer accounts (NAME$) are not people.
+# Accounts seen in the last days, per provider and directory; computer accounts (NAME$) are not people.
 SEEN_ACCOUNTS = """
-SELECT DISTINCT provider, reference FROM (
-    SELECT 'ad' AS provider, AccountName AS reference FROM IdentityLogonEvents
+SELECT DISTINCT provider, directory, reference FROM (
+    SELECT 'ad' AS provider, Directory AS directory, AccountName AS reference FROM IdentityLogonEvents
         WHERE Timestamp > now() - INTERVAL {days} DAY
-    UNION ALL SELECT 'ad', TargetAccountName FROM IdentityDirectoryEvents
+    UNION ALL SELECT 'ad', Directory, TargetAccountName FROM IdentityDirectoryEvents
         WHERE Application = 'Active Directory' AND Timestamp > now() - INTERVAL {days} DAY
-    UNION ALL SELECT Provider, coalesce(AccountUpn, AccountObjectId) FROM CloudSignInEvents
+    UNION ALL SELECT Provider, Directory, coalesce(AccountUpn, AccountObjectId) FROM CloudSignInEvents
         WHERE Timestamp > now() - INTERVAL {days} DAY
-    UNION ALL SELECT 'okta', TargetAccountObjectId FROM IdentityDirectoryEvents
+    UNION ALL SELECT 'okta', Directory, TargetAccountObjectId FROM IdentityDirectoryEvents
         WHERE Application = 'Okta' AND Timestamp > now() - INTERVAL {days} DAY
 ) WHERE reference IS NOT NULL AND reference <> '' AND NOT ends_with(reference, '$')
-ORDER BY provider, reference
+ORDER BY provider, directory NULLS FIRST, reference
 """
 
 
@@ -39,12 +39,12 @@ def _first(attributes: Mapping[str, str], *names: str) -> str | None:
     return next((attributes[n] for n in names if attributes.get(n)), None)
 
 
-async def _lookup(connector: Connector, provider: str, reference: str) -> Row | None:
+async def _lookup(connector: Connector, provider: str, directory: str, reference: str) -> Row | None:
     try:
         account = await connector.resolve_user(reference)
         state = await connector.read_state(account)
     except ClampdownError as exc:
-        log.info("IdentityInfo: %s %s not looked up: %s", provider, reference, exc.message)
+        log.info("IdentityInfo: %s %s not looked up in %s: %s", provider, reference, directory, exc.message)
         return None
     attrs = account.attributes
     upn = _first(attrs, "userPrincipalName", "login", "email") or (
@@ -62,26 +62,29 @@ async def _lookup(connector: Connector, provider: str, reference: str) -> Row | 
         "AccountDisplayName": account.name,
         "IsAccountEnabled": state.enabled,
         "AdditionalFields": extra,
+        "Directory": directory,
     }
 
 
 async def refresh_identity_info(
     store: EventStore, connectors: Mapping[str, Connector], days: int = 30, limit: int = 5_000
 ) -> int:
-    """Look up the accounts seen in the last `days` in their providers; returns rows written."""
+    """Look up the accounts seen in the last `days` in their directories; returns rows written.
+    Each event's directory is asked (an event of no known directory: the one directory of its
+    kind, if there is only one), and the row names the directory that answered."""
     seen = await asyncio.to_thread(run_query, store, SEEN_ACCOUNTS.format(days=int(days)), max_rows=limit)
     slots = asyncio.Semaphore(LOOKUPS_IN_FLIGHT)
+    lookups: dict[tuple[str, str, str], None] = {}
+    for provider, directory, reference in seen.rows:
+        where = find_instance(connectors, str(provider), None if directory is None else str(directory))
+        if where is not None:
+            lookups[(str(provider), where, str(reference))] = None
 
-    async def one(provider: str, reference: str) -> Row | None:
-        # Events name the kind; the one directory of that kind, whatever its section is called.
-        where = provider if provider in connectors else find_instance(connectors, provider, None)
-        connector = connectors.get(where) if where else None
-        if connector is None:
-            return None
+    async def one(provider: str, where: str, reference: str) -> Row | None:
         async with slots:
-            return await _lookup(connector, provider, reference)
+            return await _lookup(connectors[where], provider, where, reference)
 
-    found = await asyncio.gather(*(one(str(p), str(r)) for p, r in seen.rows))
+    found = await asyncio.gather(*(one(*key) for key in lookups))
     rows = [r for r in found if r is not None]
     if rows:
         await asyncio.to_thread(store.append, Batch({IDENTITY_INFO.name: rows}, {}))

@@ -6,8 +6,9 @@ connection has no filesystem access and a locked configuration; a timer interrup
 time limit. Errors name the line and column at fault.
 
 A query limited to some directories (a scoped user's) sees only their rows: each event table's
-name resolves, on that connection only, to a temporary view of the rows whose Source is one of
-them (a temporary object comes first in DuckDB's search path). Two more walls keep it to those
+name resolves, on that connection only, to a temporary view of the rows whose Directory is one of
+them (a temporary object comes first in DuckDB's search path); a row of no known directory
+(Directory NULL) is in none of them. Two more walls keep it to those
 views: its syntax tree may name no table but an event table or a CTE of its own, unqualified, and
 no table function but a generator (range, unnest); and its plan, once bound, may scan nothing else
 (a built-in macro such as pg_get_viewdef reads the catalog without naming a table).
@@ -287,14 +288,14 @@ def _check_table_ref(
 
 
 def _create_scoped_views(con: duckdb.DuckDBPyConnection, sources: frozenset[str]) -> str:
-    """Each event table's name, on this connection only, names the rows of `sources` alone; a table
-    whose rows name no directory (IdentityInfo) shows none. Returns the store's catalog name."""
+    """Each event table's name, on this connection only, names the rows whose Directory is one of
+    `sources` alone. Returns the store's catalog name."""
     found = con.execute("SELECT current_database()").fetchone()
     assert found is not None
     catalog = str(found[0])
-    keep = " OR ".join(f'"Source" = {_quoted_text(s)}' for s in sorted(sources))
+    keep = " OR ".join(f'"Directory" = {_quoted_text(s)}' for s in sorted(sources))
     for table in EVENT_TABLES:
-        where = f"({keep})" if keep and "Source" in table.column_names else "false"
+        where = f"({keep})" if keep and "Directory" in table.column_names else "false"
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {_quoted_name(table.name)} AS"
             f" SELECT * FROM {_quoted_name(catalog)}.main.{_quoted_name(table.name)} WHERE {where}"
@@ -314,7 +315,8 @@ def _check_scoped_plan(
     except duckdb.Error as exc:
         line, column = _position(sql, str(exc)) if lang is Language.SQL else (None, None)
         raise QueryError(_first_line(exc), None if line is None else line - 1, column) from None
-    tables = {f"{catalog}.main.{t.name}" for t in EVENT_TABLES}
+    # The plan quotes a catalog name that needs it (a keyword, a hyphen: events_path = "old.duckdb").
+    tables = {f"{c}.main.{t.name}" for t in EVENT_TABLES for c in (catalog, _quoted_name(catalog))}
     try:
         stack: list[Any] = [json.loads(plan) for _, plan in found]
     except RecursionError:
@@ -367,8 +369,9 @@ def run_query(
     sources: frozenset[str] | None = None,
 ) -> QueryResult:
     """Run one read-only query (blocking); at most `max_rows` rows and `max_bytes` of them as JSON,
-    stopped after the time limit (which the KQL translation counts against). With `sources`, the
-    query sees only the event rows whose Source is one of them, and nothing else of the store."""
+    stopped after the time limit (which the KQL translation counts against). With `sources` (the
+    names of directories), the query sees only the event rows whose Directory is one of them, and
+    nothing else of the store."""
     text = (query or "").strip()
     if not text:
         raise QueryError("the query is empty")

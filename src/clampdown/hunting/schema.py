@@ -3,7 +3,8 @@
 Column names follow Microsoft Defender XDR's advanced hunting tables so that a hunt written
 there reads the same here. `ReportId` is unique per source (an Okta event uuid, an Entra sign-in
 id, `computer:record id` for Windows), and `AdditionalFields` keeps the source's other details
-as JSON text.
+as JSON text. `Directory`, last in every table, names the configured directory a row belongs to;
+a user limited to some directories sees their rows only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ class Column:
     name: str
     type: str
     doc: str
+    # A column added after files were made: the SQL expression that fills it in their rows.
+    backfill: str | None = None
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,8 @@ class EventTable:
         return f'CREATE TABLE IF NOT EXISTS "{self.name}" ({cols})'
 
 
-def _c(name: str, type_: str, doc: str) -> Column:
-    return Column(name, type_, doc)
+def _c(name: str, type_: str, doc: str, backfill: str | None = None) -> Column:
+    return Column(name, type_, doc, backfill)
 
 
 _ACTOR = (
@@ -52,11 +55,26 @@ _NETWORK = (
     _c("DestinationDeviceName", "VARCHAR", "the device (a domain controller, a service) that recorded it"),
     _c("DestinationIPAddress", "VARCHAR", "the IP address of that device"),
 )
+_DIRECTORY_DOC = (
+    "the configured directory ([providers.NAME]) the row belongs to: the AD domain whose domain"
+    " controller recorded it, the Okta org or Entra tenant it was pulled from; NULL when that cannot"
+    " be told (then only users with access to every directory see the row)"
+)
+# The Source of events read from domain controllers' logs (files or Winlogbeat).
+WINDOWS_SOURCES = ("evtx", "winlogbeat")
+# Rows stored before the column existed: a pull's Source was already its directory's name, a
+# Windows event's names none.
+_DIRECTORY = _c(
+    "Directory", "VARCHAR", _DIRECTORY_DOC,
+    backfill=f"""CASE WHEN "Source" IN {WINDOWS_SOURCES!r} THEN NULL ELSE "Source" END""",
+)  # fmt: skip
 _TAIL = (
-    _c("Source", "VARCHAR", "where the row came from: evtx, winlogbeat, okta, entra"),
+    _c("Source", "VARCHAR", "where the row came from: evtx, winlogbeat, or the name of the Okta org or Entra"
+       " tenant it was pulled from"),
     _c("ReportId", "VARCHAR", "the event's unique id within its source"),
     _c("AdditionalFields", "VARCHAR", "other details as JSON text"),
-)
+    _DIRECTORY,
+)  # fmt: skip
 
 IDENTITY_LOGON_EVENTS = EventTable(
     "IdentityLogonEvents",
@@ -120,7 +138,7 @@ CLOUD_SIGN_IN_EVENTS = EventTable(
 
 IDENTITY_INFO = EventTable(
     "IdentityInfo",
-    "One row per account per provider, the latest seen: who the account is and whether it is enabled.",
+    "One row per account per directory, the latest seen: who the account is and whether it is enabled.",
     (
         _c("Timestamp", "TIMESTAMPTZ", "when this row was last updated (UTC)"),
         _c("Provider", "VARCHAR", "ad, entra or okta"),
@@ -132,6 +150,12 @@ IDENTITY_INFO = EventTable(
         _c("AccountDisplayName", "VARCHAR", "display name"),
         _c("IsAccountEnabled", "BOOLEAN", "enabled, as last seen (NULL: unknown)"),
         _c("AdditionalFields", "VARCHAR", "other details as JSON text"),
+        _c(
+            "Directory",
+            "VARCHAR",
+            "the configured directory ([providers.NAME]) the account was looked up"
+            " in; NULL in rows written before directories were recorded",
+        ),
     ),
 )
 

@@ -21,7 +21,15 @@ import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from clampdown.errors import StoreUnavailable
-from clampdown.hunting.schema import EVENT_TABLES, IDENTITY_INFO, META_DDL, TABLES_BY_NAME
+from clampdown.hunting.schema import (
+    EVENT_TABLES,
+    IDENTITY_DIRECTORY_EVENTS,
+    IDENTITY_INFO,
+    IDENTITY_LOGON_EVENTS,
+    META_DDL,
+    TABLES_BY_NAME,
+    WINDOWS_SOURCES,
+)
 from clampdown.hunting.settings import HuntingSettings
 
 LOCK_WAIT_SECONDS = 20.0
@@ -67,6 +75,35 @@ def _arrow(table_name: str, rows: Sequence[Row]) -> pa.Table:
             values = [v if v is None or isinstance(v, str) else json.dumps(v, default=str) for v in values]
         arrays[column.name] = pa.array(values, type=_ARROW_TYPES[column.type])
     return pa.table(arrays)
+
+
+_UNPLACED = (
+    'SELECT {select} FROM "IdentityLogonEvents" WHERE "Directory" IS NULL AND "Source" IN (?, ?)'
+    ' UNION SELECT {select} FROM "IdentityDirectoryEvents" WHERE "Directory" IS NULL AND "Source" IN (?, ?)'
+)
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a file made by an older version up to the schema: each column it lacks is added
+    (at the end, where the schema puts new columns) and filled in its rows, in one transaction."""
+    found = con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns()"
+        " WHERE database_name = current_database() AND schema_name = 'main'"
+    ).fetchall()
+    existing = {(str(t), str(c)) for t, c in found}
+    missing = [(t, c) for t in EVENT_TABLES for c in t.columns if (t.name, c.name) not in existing]
+    if not missing:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table, column in missing:
+            con.execute(f'ALTER TABLE "{table.name}" ADD COLUMN IF NOT EXISTS "{column.name}" {column.type}')
+            if column.backfill is not None:
+                con.execute(f'UPDATE "{table.name}" SET "{column.name}" = {column.backfill}')
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 class EventStore:
@@ -124,6 +161,7 @@ class EventStore:
     def _create_tables(self, con: duckdb.DuckDBPyConnection) -> None:
         for table in EVENT_TABLES:
             con.execute(table.ddl())
+        _add_missing_columns(con)
         for statement in META_DDL:
             con.execute(statement)
         self._initialized = True
@@ -176,26 +214,57 @@ class EventStore:
         con.register("incoming", incoming)
         try:
             if table_name == IDENTITY_INFO.name:
-                # One row per account per provider: the newest replaces the old.
+                # One row per account per directory: the newest replaces the old, and the row
+                # written before directories were recorded (Directory NULL).
                 con.execute(
                     'DELETE FROM "IdentityInfo" USING incoming'
                     ' WHERE "IdentityInfo"."Provider" = incoming."Provider"'
                     ' AND "IdentityInfo"."AccountObjectId" = incoming."AccountObjectId"'
+                    ' AND ("IdentityInfo"."Directory" IS NOT DISTINCT FROM incoming."Directory"'
+                    ' OR "IdentityInfo"."Directory" IS NULL)'
                 )
                 con.execute(
-                    'INSERT INTO "IdentityInfo" SELECT DISTINCT ON ("Provider", "AccountObjectId") *'
+                    'INSERT INTO "IdentityInfo" BY NAME'
+                    ' SELECT DISTINCT ON ("Provider", "Directory", "AccountObjectId") *'
                     ' FROM incoming ORDER BY "Timestamp" DESC'
                 )
                 return len(rows)
             # The Timestamp bound keeps the duplicate check to the recent part of the table.
             found = con.execute(
-                f'INSERT INTO "{table_name}" SELECT DISTINCT ON ("ReportId") * FROM incoming i'
+                f'INSERT INTO "{table_name}" BY NAME SELECT DISTINCT ON ("ReportId") * FROM incoming i'
                 f' WHERE NOT EXISTS (SELECT 1 FROM "{table_name}" t WHERE t."ReportId" = i."ReportId"'
                 f' AND t."Timestamp" >= (SELECT min("Timestamp") FROM incoming))'
             ).fetchone()
             return int(found[0]) if found else 0
         finally:
             con.unregister("incoming")
+
+    def unplaced_computers(self) -> list[str]:
+        """The domain controllers (DestinationDeviceName) of Windows events stored without a directory."""
+        with self.connect() as con:
+            found = con.execute(_UNPLACED.format(select='"DestinationDeviceName"'), [*WINDOWS_SOURCES] * 2)
+            return sorted(str(name) for (name,) in found.fetchall() if name)
+
+    def place_computers(self, directories: Mapping[str, str]) -> int:
+        """Give the Windows events stored without a directory the directory of their domain
+        controller (DestinationDeviceName -> directory); returns rows changed."""
+        changed = 0
+        with self._write_lock, self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for table in (IDENTITY_LOGON_EVENTS, IDENTITY_DIRECTORY_EVENTS):
+                    for computer, directory in directories.items():
+                        found = con.execute(
+                            f'UPDATE "{table.name}" SET "Directory" = ? WHERE "Directory" IS NULL'
+                            ' AND "Source" IN (?, ?) AND "DestinationDeviceName" = ?',
+                            [directory, *WINDOWS_SOURCES, computer],
+                        ).fetchone()
+                        changed += int(found[0]) if found else 0
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return changed
 
     def count(self, table_name: str) -> int:
         """Rows in one event table."""

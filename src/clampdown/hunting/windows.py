@@ -67,7 +67,7 @@ class WindowsEvent:
     channel: str
     record_id: int
     data: dict[str, str]
-    source: str  # evtx or winlogbeat
+    source: str  # evtx or winlogbeat (schema.WINDOWS_SOURCES)
 
     @property
     def cursor_key(self) -> str:
