@@ -164,7 +164,8 @@ async def test_an_analyst_of_emea_contains_in_emea_only_and_cannot_release_a_wid
     assert {a["instance"] for a in everywhere["actions"]} == set(EVERYWHERE), everywhere
     refused = lea.run("release", "heidi.schmidt@emea.example.test", "-r", "done", ok=False)
     assert "reaches directories outside" in refused, refused
-    assert lea.run("containments", "list") == []
+    # She sees her own containment (now taken over), never the lead's: it reaches CORP.
+    assert [c["id"] for c in lea.run("containments", "list")] == [run["containment_id"]]
     released = scene.run("release", "heidi.schmidt@lab.example.test", "-r", "INC-17 closed", "--wait")
     assert all(a["status"] == "completed" for a in released["actions"]), released["actions"]
     for where in EVERYWHERE:
