@@ -94,16 +94,6 @@ def require_unscoped(principal: Principal, what: str) -> None:
         )
 
 
-def require_directory(principal: Principal, instance: str, what: str) -> None:
-    """PermissionDenied unless the principal may act in directory `instance`."""
-    if not principal.sees(instance):
-        raise PermissionDenied(
-            f"{principal.username} may not {what} in directory {instance}: their access is limited to "
-            f"{scope_words(principal.scope)}",
-            f"access to directory {instance}",
-        )
-
-
 def require_permission(principal: Principal, permission: str, what: str) -> None:
     """PermissionDenied unless the principal holds `permission`."""
     if not principal.has(permission):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from clampdown.auth.principal import Principal, require_unscoped
+from clampdown.auth.principal import PermissionDenied, Principal, require_unscoped
 from clampdown.services.actions import ActionService
 from clampdown.store.workers import WorkerRecord, WorkerRegistry
 
@@ -21,7 +21,11 @@ class WorkerService:
     async def list_workers(self, principal: Principal) -> list[WorkerRecord]:
         """Every registered worker, live ones first, with the actions each holds (response:read)."""
         await self._actions.authorize_read(principal)
-        require_unscoped(principal, "see the workers")  # what they hold spans every directory
+        try:
+            require_unscoped(principal, "see the workers")  # what they hold spans every directory
+        except PermissionDenied as exc:
+            await self._actions.record_denial(principal, "workers.read", None, exc.missing)
+            raise
         return await self._registry.list_workers()
 
     async def live_workers(self) -> int:
