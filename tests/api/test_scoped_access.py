@@ -52,12 +52,13 @@ class World:
 
 
 def _config(tmp_path: Path, database_url: str) -> Path:
+    corp, emea = [*CORP_PEOPLE, BOTH], [*EMEA_PEOPLE, BOTH]
     providers = {
-        "corp-ad": memory_provider("ad", tmp_path / "corp-ad.db", kind="ad", users=[*CORP_PEOPLE, BOTH]),
-        "emea-ad": memory_provider("ad", tmp_path / "emea-ad.db", kind="ad", users=[*EMEA_PEOPLE, BOTH]),
-        "corp-okta": memory_provider("okta", tmp_path / "corp-okta.db", kind="okta", users=[*CORP_PEOPLE, BOTH]),
-        "emea-okta": memory_provider("okta", tmp_path / "emea-okta.db", kind="okta", users=[*EMEA_PEOPLE, BOTH]),
-        "corp-entra": memory_provider("entra", tmp_path / "corp-entra.db", kind="entra", users=[*CORP_PEOPLE, BOTH]),
+        "corp-ad": memory_provider("ad", tmp_path / "corp-ad.db", kind="ad", users=corp),
+        "emea-ad": memory_provider("ad", tmp_path / "emea-ad.db", kind="ad", users=emea),
+        "corp-okta": memory_provider("okta", tmp_path / "corp-okta.db", kind="okta", users=corp),
+        "emea-okta": memory_provider("okta", tmp_path / "emea-okta.db", kind="okta", users=emea),
+        "corp-entra": memory_provider("entra", tmp_path / "corp-entra.db", kind="entra", users=corp),
     }
     data = {
         "database": {"url": database_url},
