@@ -115,6 +115,8 @@ actions = Table(
     Index("ix_actions_status_requested_at", "status", "requested_at"),
     Index("ix_actions_after_action_id", "after_action_id"),
     Index("ix_actions_containment_id", "containment_id"),
+    # A user scoped to some directories pages through theirs, newest first, without reading the others.
+    Index("ix_actions_instance_id", "instance", "id"),
     UniqueConstraint("requested_by", "idempotency_key"),
 )
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, union_all, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -395,13 +395,26 @@ class ActionStore(RecordingStore):
             query = query.where(c.requested_at < flt.until)
         return query
 
+    def _newest(self, flt: ActionFilter, limit: int, before_id: int | None) -> Select[Any]:
+        query = self._filtered(select(actions), flt).order_by(actions.c.id.desc()).limit(limit)
+        return query if before_id is None else query.where(actions.c.id < before_id)
+
     async def list_actions(
         self, flt: ActionFilter, *, limit: int = 100, before_id: int | None = None
     ) -> list[Action]:
         """Newest first; pass the last id seen as `before_id` for the next page."""
-        query = self._filtered(select(actions), flt).order_by(actions.c.id.desc()).limit(limit)
-        if before_id is not None:
-            query = query.where(actions.c.id < before_id)
+        query = self._newest(flt, limit, before_id)
+        if flt.instances is not None and len(flt.instances) > 1:
+            # The newest of each directory by its (instance, id) index, then the newest of those:
+            # PostgreSQL cannot read that index in id order for `instance IN (...)`, and scans the
+            # primary key instead, through every other directory's actions (all of them, when the
+            # scope's actions are old).
+            each = [
+                select(self._newest(replace(flt, instances=frozenset({name})), limit, before_id).subquery())
+                for name in sorted(flt.instances)
+            ]
+            newest = union_all(*each).subquery()
+            query = select(newest).order_by(newest.c.id.desc()).limit(limit)
         async with self.engine.connect() as conn:
             return [row_to_action(r) for r in (await conn.execute(query)).mappings()]
 
