@@ -12,6 +12,12 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
     {RESPONSE_MANAGE, RESPONSE_READ, HUNTING_READ, HUNTING_MANAGE, SETTINGS_MANAGE}
 )
 
+
+def listed_scope(scope: frozenset[str] | None) -> list[str] | None:
+    """A scope (the directories a user's roles are limited to; None: every one) as stored and shown."""
+    return sorted(scope) if scope is not None else None
+
+
 GLOBAL_ADMINISTRATOR = "Global Administrator"
 SECURITY_ADMINISTRATOR = "Security Administrator"
 SECURITY_OPERATOR = "Security Operator"

@@ -10,6 +10,7 @@ from clampdown.api.actions import ERRORS
 from clampdown.api.auth import SESSION_COOKIE, client_address, current_principal, runtime
 from clampdown.api.schemas import Me, SignIn
 from clampdown.auth.principal import Principal
+from clampdown.permissions import listed_scope
 
 _THROTTLED: dict[int | str, dict[str, object]] = {
     429: {"description": "Too many failed sign-ins: wait for Retry-After seconds"}
@@ -44,7 +45,7 @@ async def sign_in(body: SignIn, request: Request, response: Response) -> Me:
         roles=sorted(principal.roles),
         permissions=sorted(principal.permissions),
         channel="console",
-        directories=sorted(principal.scope) if principal.scope is not None else None,
+        directories=listed_scope(principal.scope),
         csrf_token=session.csrf_token,
     )
 
@@ -70,6 +71,6 @@ async def me(request: Request, caller: Annotated[Principal, Depends(current_prin
         roles=sorted(caller.roles),
         permissions=sorted(caller.permissions),
         channel=caller.channel,
-        directories=sorted(caller.scope) if caller.scope is not None else None,
+        directories=listed_scope(caller.scope),
         csrf_token=csrf,
     )

@@ -21,7 +21,7 @@ from clampdown.auth.throttle import AttemptKeys, SigninThrottle
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.config import SigninSettings
 from clampdown.errors import ClampdownError, Conflict, InvalidInput, NotFound
-from clampdown.permissions import ALL_PERMISSIONS, BUILTIN_ROLES
+from clampdown.permissions import ALL_PERMISSIONS, BUILTIN_ROLES, listed_scope
 from clampdown.store.auth import AuthStore, Denial, SessionRecord, TokenRecord, UserRecord
 
 TOKEN_PREFIX = "cdt_"
@@ -155,7 +155,7 @@ class AuthService:
                 by,
                 name,
                 roles=sorted(roles),
-                scope=sorted(scope) if scope is not None else None,
+                scope=listed_scope(scope),
                 source_of_user="local",
                 password=password is not None,
             )
@@ -190,12 +190,12 @@ class AuthService:
             raise NotFound(f"no user '{username}'")
         self._validate_scope(scope)
         await self.store.set_user_scope(username, scope)
-
-        def shown(value: frozenset[str] | None) -> list[str] | None:
-            return sorted(value) if value is not None else None
-
         event = self.event(
-            EventName.USER_SCOPE_CHANGED, by, username, before=shown(user.scope), scope=shown(scope)
+            EventName.USER_SCOPE_CHANGED,
+            by,
+            username,
+            before=listed_scope(user.scope),
+            scope=listed_scope(scope),
         )
         await self._record(event)
         return await self.store.user_by_name(username) or user

@@ -17,6 +17,7 @@ from clampdown.audit.events import EventName, signin_event
 from clampdown.auth.oidc import OidcClient, SsoIdentity
 from clampdown.auth.service import Actor, AuthService, Unauthenticated
 from clampdown.errors import TransientError
+from clampdown.permissions import listed_scope
 from clampdown.store.auth import SessionRecord, UserRecord
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class SsoAccess:
                         SSO,
                         user.username,
                         roles=sorted(user.roles),
-                        scope=_listed(user.scope),
+                        scope=listed_scope(user.scope),
                         source_of_user="oidc",
                         groups=list(identity.provider_groups),
                     )
@@ -111,8 +112,8 @@ class SsoAccess:
                     EventName.USER_SCOPE_CHANGED,
                     SSO,
                     user.username,
-                    before=_listed(user.scope),
-                    scope=_listed(identity.scope),
+                    before=listed_scope(user.scope),
+                    scope=listed_scope(identity.scope),
                     groups=groups,
                     synced_from="sso",
                 )
@@ -171,10 +172,6 @@ class SsoAccess:
             ]
         )
         raise Unauthenticated(f"single sign-on ended for {user.username}: {reason}; sign in again")
-
-
-def _listed(scope: frozenset[str] | None) -> list[str] | None:
-    return sorted(scope) if scope is not None else None
 
 
 def refusal_of(identity: SsoIdentity) -> str | None:

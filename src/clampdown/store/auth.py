@@ -25,6 +25,7 @@ from clampdown.db.tables import (
     users,
 )
 from clampdown.errors import Conflict, NotFound
+from clampdown.permissions import listed_scope
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class AuthStore:
             "display_name": display_name,
             "password_hash": password_hash,
             "roles": sorted(roles),
-            "scope": sorted(scope) if scope is not None else None,
+            "scope": listed_scope(scope),
             "source": source,
             "disabled": False,
             "created_at": now,
@@ -179,9 +180,10 @@ class AuthStore:
             await conn.execute(update(users).where(users.c.username == username).values(roles=sorted(roles)))
 
     async def set_user_scope(self, username: str, scope: frozenset[str] | None) -> None:
-        value = sorted(scope) if scope is not None else None
         async with self.engine.begin() as conn:
-            await conn.execute(update(users).where(users.c.username == username).values(scope=value))
+            await conn.execute(
+                update(users).where(users.c.username == username).values(scope=listed_scope(scope))
+            )
 
     async def user_by_name(self, username: str) -> UserRecord | None:
         async with self.engine.connect() as conn:
