@@ -54,6 +54,19 @@ class EventName(enum.StrEnum):
     CONTAINMENT_DRIFTED = "containment.drifted"  # an account changed outside Clampdown while held
 
 
+# Events whose transaction changed what a worker may claim: an action queued (or released from
+# approval), or one ended (a playbook step after it may run now). store.wakeup rings on them.
+QUEUE_EVENTS = frozenset(
+    {
+        EventName.ACTION_REQUESTED,
+        EventName.APPROVAL_APPROVED,
+        EventName.ACTION_COMPLETED,
+        EventName.ACTION_FAILED,
+        EventName.ACTION_CANCELLED,
+    }
+)
+
+
 def action_event(
     name: EventName, action: Action, actor: str, at: datetime | None = None, **extra: Any
 ) -> AuditEvent:

@@ -52,6 +52,7 @@ from clampdown.store.actions import ActionStore
 from clampdown.store.approvals import ApprovalStore
 from clampdown.store.containments import ContainmentStore
 from clampdown.store.queue import ActionQueue, Completion, Held, Retry
+from clampdown.store.wakeup import doorbell_of, listen
 from clampdown.store.workers import WorkerRegistry
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,9 @@ class Worker:
         self._writer = GroupWriter(self._queue, self.id, clock, patience_seconds=settings.lease_seconds)
         self._inflight: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._freed = asyncio.Event()
+        # Set when there may be something to claim: capacity freed, or the queue changed (this
+        # process's doorbell, or a NOTIFY from another process: store.wakeup).
+        self._wake = asyncio.Event()
         self._lanes: dict[str, Lane] = {}
 
     @property
@@ -168,10 +171,16 @@ class Worker:
         self._writer.start()
         await self._register()
         heartbeat = asyncio.create_task(self._heartbeat(stop), name=f"heartbeat-{self.id}")
+        bell = doorbell_of(self._store.engine)
+        bell.subscribe(self._wake)
+        notices = asyncio.create_task(
+            listen(self._store.engine, self._wake.set, stop), name=f"listen-{self.id}"
+        )
         log.info("worker %s started", self.id)
         clean = False
         try:
             while not stop.is_set():
+                self._wake.clear()  # before the claim: a wake-up during it is not lost
                 claimed = await self._claim_once()
                 if claimed:
                     continue
@@ -183,10 +192,12 @@ class Worker:
             await self._drain_inflight()
             clean = True
         finally:
+            bell.unsubscribe(self._wake)
             heartbeat.cancel()
+            notices.cancel()
             for task in list(self._tasks):
                 task.cancel()
-            await asyncio.gather(heartbeat, *self._tasks, return_exceptions=True)
+            await asyncio.gather(heartbeat, notices, *self._tasks, return_exceptions=True)
             await self._writer.stop()
             if clean:
                 await self._deregister()
@@ -214,9 +225,9 @@ class Worker:
             return False
 
     async def _pause(self, stop: asyncio.Event) -> None:
-        """Sleep for the poll interval, or less if capacity frees up or we are told to stop."""
-        self._freed.clear()
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._freed.wait())]
+        """Sleep for the poll interval (the fallback: timed actions fall due, a wake-up was lost),
+        or less if woken (capacity freed, the queue changed) or told to stop."""
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
         await asyncio.wait(
             waiters, timeout=self._settings.poll_interval_seconds, return_when=asyncio.FIRST_COMPLETED
         )
@@ -348,7 +359,7 @@ class Worker:
                 log.warning("worker %s could not record that action %s %s: %s", self.id, action.id, code, exc)
             finally:
                 self._inflight.discard(action.id)
-                self._freed.set()
+                self._wake.set()
 
         self._spawn(record())
 
@@ -428,7 +439,7 @@ class Worker:
         finally:
             for item in items:
                 self._inflight.discard(item.action.id)
-            self._freed.set()
+            self._wake.set()
 
     async def _execute(
         self, connector: Connector, definition: ActionDefinition, items: list[Claimed], where: str
