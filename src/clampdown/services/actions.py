@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -51,6 +52,7 @@ from clampdown.permissions import RESPONSE_READ
 from clampdown.policy import PolicyGate, ProtectedAccount, Verdict
 from clampdown.sealing import SealingKey, new_sealing_key, open_sealed
 from clampdown.store.actions import ActionStore, IdempotentRequest, NewAction
+from clampdown.store.wakeup import doorbell_of, listen
 
 # Records a denied attempt: (principal, what was attempted, target, what was missing).
 DenialRecorder = Callable[[Principal, str, str | None, str], Awaitable[None]]
@@ -655,13 +657,29 @@ class ActionService:
         return await self.store.count_by_status(self.scoped_filter(flt, principal))
 
     async def wait(self, action_ids: Sequence[int], timeout: float, poll: float = 0.2) -> list[Action]:
-        """Poll until every action is final or `timeout` seconds pass; the actions as last read."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            current = [await self.store.get(i) for i in action_ids]
-            if all(a.status.is_final for a in current) or asyncio.get_running_loop().time() >= deadline:
-                return current
-            await asyncio.sleep(poll)
+        """Until every action is final or `timeout` seconds pass; the actions as last read. Read
+        again at each of the queue's wake-ups (store.wakeup: an action of this process, or any on
+        PostgreSQL, ended) and at least every `poll` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        changed, stop = asyncio.Event(), asyncio.Event()
+        bell = doorbell_of(self.store.engine)
+        bell.subscribe(changed)
+        notices = asyncio.create_task(listen(self.store.engine, changed.set, stop))
+        try:
+            while True:
+                changed.clear()
+                current = [await self.store.get(i) for i in action_ids]
+                left = deadline - loop.time()
+                if all(a.status.is_final for a in current) or left <= 0:
+                    return current
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(poll, left))
+        finally:
+            stop.set()
+            bell.unsubscribe(changed)
+            notices.cancel()
+            await asyncio.gather(notices, return_exceptions=True)
 
     async def get(self, action_id: int, principal: Principal) -> Action:
         """One action, for a caller who may see the action center."""
