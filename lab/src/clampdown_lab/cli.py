@@ -49,7 +49,7 @@ def lab_up_command(lab_dir: LabDir = Path(".lab"), second: SecondOption = False)
         services = lab_up(lab_dir, second=second)
     except ClampdownError as exc:
         fail(exc.message, 1)
-    settings = load(lab_dir / "clampdown.toml")
+    settings = load(lab_dir / "clampdown.toml", server_side=True)
     run(upgrade_schema(settings))
     admin = run(ensure_lab_admin(settings, lab_dir / "lab.json"))
     for s in services:

@@ -2,6 +2,10 @@
 
 Other distributions add commands through the `clampdown.cli` entry-point group: each entry point
 is a callable taking the root typer app (the lab's `clampdown lab ...` and `ingest lab-day`).
+
+Starting must be quick (`clampdown --help` in a blink): the command modules import typer, rich and
+the light floors only (errors, model, catalog); each command imports the services, the database,
+the connectors, DuckDB or httpx when it runs. tests/cli/test_startup.py holds them to it.
 """
 
 from __future__ import annotations
@@ -38,9 +42,24 @@ def main(
     token: Annotated[
         str | None, typer.Option("--token", help="API token (else $CLAMPDOWN_TOKEN).", show_default=False)
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="A running Clampdown to ask over its REST API instead of opening the database "
+            "(else $CLAMPDOWN_SERVER): catalog, actions list|show and act on one user.",
+            show_default=False,
+        ),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option("--ca-file", help="With --server: a CA file to trust (else $CLAMPDOWN_CA_FILE)."),
+    ] = None,
 ) -> None:
     state.config = config
     state.token = token
+    state.server = server
+    state.ca_file = ca_file
 
 
 app.command()(act)

@@ -1,31 +1,48 @@
-"""`clampdown act` and `clampdown actions ...`: request actions and read the action center."""
+"""`clampdown act` and `clampdown actions ...`: request actions and read the action center.
+
+Given a server (`--server`), `catalog`, `actions list|show` and `act` on one user ask it over the
+REST API (cli/remote.py) and print the same; otherwise they open the database. The services, the
+views and httpx are imported inside the commands, so that `clampdown --help` loads none of them.
+"""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress
 
 from clampdown import catalog
-from clampdown.auth.principal import Principal
 from clampdown.cli import render
-from clampdown.cli.context import JsonOption, caller, load
+from clampdown.cli.context import JsonOption, caller, load, open_runtime, server
 from clampdown.cli.errors import EXIT_ACTION_FAILED, fail, run
-from clampdown.cli.workers import warn_without_worker
 from clampdown.errors import InvalidInput
 from clampdown.model import Action, ActionFilter, ActionStatus
-from clampdown.services.actions import ActionService, BulkRequest
-from clampdown.services.runtime import open_runtime
-from clampdown.views import ActionView, BulkView, PlanItemView, View
+
+if TYPE_CHECKING:
+    from clampdown.auth.principal import Principal
+    from clampdown.cli.remote import ServerProfile
+    from clampdown.services.actions import ActionService, BulkRequest
+    from clampdown.views import ActionView, View
 
 actions_app = typer.Typer(
     help="The action center: list, show, undo and cancel actions.", no_args_is_help=True
 )
+
+
+def _server_profile() -> ServerProfile | None:
+    """The server the command talks to, or None (then it opens the database)."""
+    if server() is None:
+        return None
+    from clampdown.cli.remote import ServerProfile
+
+    try:
+        return ServerProfile.from_options()
+    except InvalidInput as exc:
+        fail(exc.message, 2)
 
 
 def _read_targets(path: Path) -> list[str]:
@@ -63,11 +80,21 @@ def act(
 ) -> None:
     """Request an action on one user, or on every user in a file."""
     from clampdown.cli.guardrails import parse_until, plan_rows
-    from clampdown.services.planning import PlanItem, plan_actions
 
-    settings = load()
     if (user is None) == (from_file is None):
         fail("give either a USER or --from-file FILE", 2)
+    if (profile := _server_profile()) is not None:
+        if from_file is not None or dry_run:
+            fail("with --server, `act` takes one USER and no --from-file or --dry-run yet", 2)
+        assert user is not None
+        _act_remotely(profile, action_id, user, reason, wait, timeout, idempotency_key, parse_until(until),
+                      request_approval, instance, as_json)  # fmt: skip
+        return
+    from clampdown.services.actions import BulkRequest
+    from clampdown.services.planning import PlanItem, plan_actions
+    from clampdown.views import ActionView, BulkView, PlanItemView
+
+    settings = load()
     if dry_run:
 
         async def plan() -> list[PlanItem]:
@@ -87,6 +114,8 @@ def act(
     opened: list[str] = []  # a secret the action made for the requester, opened once
 
     async def go() -> Action | BulkRequest:
+        from clampdown.cli.workers import warn_without_worker
+
         async with open_runtime(settings) as rt:
             principal = await caller(rt)
             if from_file is not None:
@@ -131,14 +160,50 @@ def act(
         _report(done.actions, BulkView.model_validate(done) if as_json else None, wait)
     else:
         _report([done], ActionView.model_validate(done) if as_json else None, wait)
-        for secret in opened:  # shown once, on the terminal only: Clampdown keeps no copy
-            if as_json:
-                render.print_json({"action_id": done.id, "secret": secret})
-            else:
-                render.console.print(f"new password (shown once, not stored): {secret}", highlight=False)
+        _print_secrets(done.id, opened, as_json)
 
 
-def _report(actions: list[Action], shown: View | None, waited: bool) -> None:
+def _act_remotely(
+    profile: ServerProfile, action_id: str, user: str, reason: str | None, wait: bool, timeout: float,
+    idempotency_key: str | None, until: datetime | None, request_approval: bool, instance: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """`act` on one user through the server's API: POST the action, then with --wait poll it."""
+    from clampdown.cli.remote import connect
+
+    opened: list[str] = []
+
+    async def go() -> ActionView:
+        async with connect(profile) as api:
+            action, key = await api.request_action(
+                action_id, user, reason, request_approval=request_approval, until=until, instance=instance,
+                idempotency_key=idempotency_key,
+            )  # fmt: skip
+            if wait:
+                action = await api.wait(action.id, timeout)
+                if key and action.status == ActionStatus.COMPLETED:
+                    opened.append(await api.open_secret(action.id, key))
+            elif key and not as_json:
+                render.console.print(
+                    "note: this action makes a new password for you; it is handed over only with --wait",
+                    highlight=False,
+                )
+            return action
+
+    done = run(go())
+    _report([done], done if as_json else None, wait)
+    _print_secrets(done.id, opened, as_json)
+
+
+def _print_secrets(action_id: int, opened: list[str], as_json: bool) -> None:
+    for secret in opened:  # shown once, on the terminal only: Clampdown keeps no copy
+        if as_json:
+            render.print_json({"action_id": action_id, "secret": secret})
+        else:
+            render.console.print(f"new password (shown once, not stored): {secret}", highlight=False)
+
+
+def _report(actions: Sequence[Action | ActionView], shown: View | None, waited: bool) -> None:
     """`shown` is the JSON asked for (--json), the view of the API's twin route; else a summary."""
     if shown is not None:
         render.print_view(shown)
@@ -147,21 +212,26 @@ def _report(actions: list[Action], shown: View | None, waited: bool) -> None:
     elif waited:
         counts: dict[str, int] = {}
         for a in actions:
-            counts[a.status.value] = counts.get(a.status.value, 0) + 1
+            counts[str(a.status)] = counts.get(str(a.status), 0) + 1
         render.console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if waited:
-        if any(not a.status.is_final for a in actions):
+        statuses = [ActionStatus(a.status) for a in actions]
+        if any(not s.is_final for s in statuses):
             fail(
                 "still not finished: is a worker running (`clampdown serve` or `clampdown worker`)?",
                 EXIT_ACTION_FAILED,
             )
-        if any(a.status is ActionStatus.FAILED for a in actions):
+        if ActionStatus.FAILED in statuses:
             raise typer.Exit(EXIT_ACTION_FAILED)
 
 
 async def _follow_batch(
     service: ActionService, principal: Principal, batch_id: str, total: int, timeout: float, quiet: bool
 ) -> None:
+    import asyncio
+
+    from rich.progress import Progress
+
     flt = ActionFilter(batch_id=batch_id)
     deadline = asyncio.get_running_loop().time() + timeout
     with Progress(disable=quiet, console=render.errors) as progress:
@@ -204,29 +274,66 @@ def actions_list(
     as_json: JsonOption = False,
 ) -> None:
     """List actions, newest first."""
+    try:
+        statuses = tuple(ActionStatus(s) for s in status or ())
+    except ValueError:
+        known = ", ".join(s.value for s in ActionStatus)
+        fail(f"unknown status in {', '.join(status or [])}; use {known}", 2)
+    if (profile := _server_profile()) is not None:
+        from clampdown.cli.remote import connect
+
+        async def ask() -> list[ActionView]:
+            flt = _filter(statuses, type_id, instance, user, batch, requested_by, since)
+            async with connect(profile) as api:
+                return await api.list_actions(_query(flt), limit)
+
+        _print_actions(run(ask()), as_json)
+        return
+
     settings = load()
 
     async def go() -> list[Action]:
-        try:
-            statuses = tuple(ActionStatus(s) for s in status or ())
-        except ValueError:
-            known = ", ".join(s.value for s in ActionStatus)
-            raise InvalidInput(f"unknown status in {', '.join(status or [])}; use {known}") from None
-        if type_id:
-            catalog.get_action(type_id)
-        flt = ActionFilter(
-            statuses=statuses,
-            type=type_id,
-            instance=instance,
-            target=user,
-            batch_id=batch,
-            requested_by=requested_by,
-            since=parse_since(since) if since else None,
-        )
+        flt = _filter(statuses, type_id, instance, user, batch, requested_by, since)
         async with open_runtime(settings) as rt:
             return await rt.actions.list_actions(flt, await caller(rt), limit=limit)
 
-    found = run(go())
+    _print_actions(run(go()), as_json)
+
+
+def _filter(
+    statuses: tuple[ActionStatus, ...], type_id: str | None, instance: str | None, user: str | None,
+    batch: str | None, requested_by: str | None, since: str | None,
+) -> ActionFilter:  # fmt: skip
+    if type_id:
+        catalog.get_action(type_id)
+    return ActionFilter(
+        statuses=statuses,
+        type=type_id,
+        instance=instance,
+        target=user,
+        batch_id=batch,
+        requested_by=requested_by,
+        since=parse_since(since) if since else None,
+    )
+
+
+def _query(flt: ActionFilter) -> list[tuple[str, str]]:
+    """The filter as GET /api/v1/actions takes it."""
+    params = [("status", s.value) for s in flt.statuses]
+    named = {
+        "type": flt.type,
+        "instance": flt.instance,
+        "target": flt.target,
+        "batch": flt.batch_id,
+        "requested_by": flt.requested_by,
+        "since": flt.since.isoformat() if flt.since else None,
+    }
+    return params + [(k, v) for k, v in named.items() if v is not None]
+
+
+def _print_actions(found: Sequence[Action | ActionView], as_json: bool) -> None:
+    from clampdown.views import ActionView
+
     if as_json:
         render.print_view([ActionView.model_validate(a) for a in found])
     else:
@@ -236,17 +343,29 @@ def actions_list(
 @actions_app.command("show")
 def actions_show(action_id: int, as_json: JsonOption = False) -> None:
     """Every field of one action, with its attempts and errors."""
-    settings = load()
+    from clampdown.views import ActionView
 
-    async def go() -> Action:
-        async with open_runtime(settings) as rt:
-            return await rt.actions.get(action_id, await caller(rt))
+    shown: Action | ActionView
+    if (profile := _server_profile()) is not None:
+        from clampdown.cli.remote import connect
 
-    action = run(go())
-    if as_json:
-        render.print_view(ActionView.model_validate(action))
+        async def ask() -> ActionView:
+            async with connect(profile) as api:
+                return await api.get_action(action_id)
+
+        shown = run(ask())
     else:
-        render.console.print(render.action_detail(action))
+        settings = load()
+
+        async def go() -> Action:
+            async with open_runtime(settings) as rt:
+                return await rt.actions.get(action_id, await caller(rt))
+
+        shown = run(go())
+    if as_json:
+        render.print_view(ActionView.model_validate(shown))
+    else:
+        render.console.print(render.action_detail(shown))
 
 
 @actions_app.command("undo")
@@ -260,6 +379,8 @@ def actions_undo(
 ) -> None:
     """Queue the inverse of a completed action now (a timed release waiting for its time is
     replaced), restoring what was there before."""
+    from clampdown.views import ActionView
+
     settings = load()
 
     async def go() -> Action:
@@ -275,6 +396,8 @@ def actions_undo(
 @actions_app.command("cancel")
 def actions_cancel(action_id: int, as_json: JsonOption = False) -> None:
     """Cancel a queued action; a running one is not retried after the attempt now running."""
+    from clampdown.views import ActionView
+
     settings = load()
 
     async def go() -> Action:
@@ -291,8 +414,17 @@ def actions_cancel(action_id: int, as_json: JsonOption = False) -> None:
 
 def catalog_command(as_json: JsonOption = False) -> None:
     """The action types, who may run them, and their inverses."""
-    definitions = list(catalog.all_actions())
-    if as_json:
-        render.print_json([d.to_json() for d in definitions])
+    if (profile := _server_profile()) is not None:
+        from clampdown.cli.remote import connect
+
+        async def ask() -> list[dict[str, Any]]:
+            async with connect(profile) as api:
+                return await api.catalog()
+
+        shown = run(ask())
     else:
-        render.console.print(render.catalog_table(definitions))
+        shown = [d.to_json() for d in catalog.all_actions()]
+    if as_json:
+        render.print_json(shown)
+    else:
+        render.console.print(render.catalog_table(shown))

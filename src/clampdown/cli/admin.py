@@ -10,18 +10,19 @@ import getpass
 import socket
 import sys
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from clampdown.auth.principal import scope_words
-from clampdown.auth.service import Actor, IssuedToken
 from clampdown.cli import render
-from clampdown.cli.context import JsonOption, load
+from clampdown.cli.context import JsonOption, load, open_runtime
 from clampdown.cli.errors import run
 from clampdown.errors import InvalidInput
-from clampdown.services.runtime import open_runtime
-from clampdown.views import IssuedTokenView, TokenView
+
+if TYPE_CHECKING:
+    from clampdown.auth.service import Actor, IssuedToken
+    from clampdown.views import TokenView
 
 users_app = typer.Typer(help="Clampdown's own users (analysts, responders, readers).", no_args_is_help=True)
 tokens_app = typer.Typer(
@@ -41,6 +42,8 @@ DirectoryOption = Annotated[
 
 def administrator() -> Actor:
     """Who runs the command, for the audit trail: the operating system user, on this host."""
+    from clampdown.auth.service import Actor
+
     try:
         name = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
@@ -69,7 +72,7 @@ def users_create(
     directory: DirectoryOption = None,
 ) -> None:
     """Create a local user."""
-    settings = load()
+    settings = load(server_side=True)
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     scope = frozenset(directory) if directory else None
 
@@ -97,7 +100,7 @@ def users_set_scope(
     """Limit a user's roles to some directories (--directory, repeatable), or lift the limit (--all)."""
     if bool(directory) == every_directory:
         raise typer.BadParameter("give --directory (one or more) or --all")
-    settings = load()
+    settings = load(server_side=True)
     scope = frozenset(directory) if directory else None
 
     async def go() -> None:
@@ -114,7 +117,7 @@ def users_set_roles(
     role: Annotated[list[str], typer.Option("--role", help="Built-in or custom role; repeat for more.")],
 ) -> None:
     """Replace a local user's roles (single sign-on users' roles follow sso.role_mapping)."""
-    settings = load()
+    settings = load(server_side=True)
 
     async def go() -> None:
         async with open_runtime(settings) as rt:
@@ -140,7 +143,9 @@ def tokens_create(
 ) -> None:
     """Create an API token. It is printed once; only its hash is stored. A single sign-on user's
     token works while they have a console session, unless it is made with --service."""
-    settings = load()
+    from clampdown.views import IssuedTokenView
+
+    settings = load(server_side=True)
 
     async def go() -> IssuedToken:
         lifetime = parse_lifetime(expires_in)
@@ -161,7 +166,9 @@ def tokens_list(
     user: Annotated[str | None, typer.Option("--user")] = None, as_json: JsonOption = False
 ) -> None:
     """Tokens with their prefix, owner and dates; never the token itself."""
-    settings = load()
+    from clampdown.views import TokenView
+
+    settings = load(server_side=True)
 
     async def go() -> list[TokenView]:
         async with open_runtime(settings) as rt:
@@ -177,7 +184,7 @@ def tokens_list(
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: int) -> None:
     """Revoke a token at once."""
-    settings = load()
+    settings = load(server_side=True)
 
     async def go() -> None:
         async with open_runtime(settings) as rt:
@@ -194,7 +201,7 @@ def roles_create(
     description: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Create or replace a custom role."""
-    settings = load()
+    settings = load(server_side=True)
 
     async def go() -> None:
         async with open_runtime(settings) as rt:
@@ -207,7 +214,7 @@ def roles_create(
 @roles_app.command("delete")
 def roles_delete(name: str) -> None:
     """Delete a custom role that no user holds."""
-    settings = load()
+    settings = load(server_side=True)
 
     async def go() -> None:
         async with open_runtime(settings) as rt:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from clampdown.cli import render
-from clampdown.cli.context import JsonOption, caller, load
+from clampdown.cli.context import JsonOption, caller, load, open_runtime
 from clampdown.cli.errors import run
 from clampdown.errors import InvalidInput
 from clampdown.model import Containment, ContainmentState, ResidualAccess, ResidualStatus
-from clampdown.services.runtime import open_runtime
-from clampdown.services.watch import WatchRound
-from clampdown.views import ContainmentView, WatchRoundView
+
+if TYPE_CHECKING:
+    from clampdown.services.watch import WatchRound
 
 containments_app = typer.Typer(
     help="Containments: one per person contained, with its steps.", no_args_is_help=True
@@ -48,6 +48,8 @@ def containments_list(
     as_json: JsonOption = False,
 ) -> None:
     """Containments newest first (`--state active`: who is contained now)."""
+    from clampdown.views import ContainmentView
+
     settings = load()
 
     async def go() -> list[Containment]:
@@ -67,6 +69,8 @@ def containments_list(
 @containments_app.command("show")
 def containments_show(containment_id: int, as_json: JsonOption = False) -> None:
     """One containment: its accounts, state, and every step, timed release, release and undo."""
+    from clampdown.views import ContainmentView
+
     settings = load()
 
     async def go() -> Containment:
@@ -107,6 +111,8 @@ def containments_watch(as_json: JsonOption = False) -> None:
     """Read the accounts of every active containment again now: a step undone outside Clampdown is
     audited, noted and, where the playbook says so, applied again (`clampdown serve` does this
     every watch.interval_seconds)."""
+    from clampdown.views import WatchRoundView
+
     settings = load()
 
     async def go() -> WatchRound:

@@ -1,19 +1,26 @@
-"""What every command shares: the chosen config file, the caller's token, common options."""
+"""What every command shares: the chosen config file or server, the caller's token, common options.
+
+Nothing heavy is imported here: `clampdown --help` loads this module, and so does every command.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clampdown.auth.principal import Principal
 from clampdown.cli.errors import fail
-from clampdown.config import Settings, load_settings
 from clampdown.errors import ClampdownError
-from clampdown.services.runtime import Runtime
+
+if TYPE_CHECKING:
+    from clampdown.auth.principal import Principal
+    from clampdown.config import Settings
+    from clampdown.services.runtime import Runtime
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -21,13 +28,49 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 class _State:
     config: Path | None = None
     token: str | None = None
+    server: str | None = None
+    ca_file: Path | None = None
 
 
 state = _State()
 
 
-def load(config: Path | None = None) -> Settings:
-    """The settings, or exit 4 with every problem named."""
+def token() -> str | None:
+    """--token, else $CLAMPDOWN_TOKEN."""
+    return state.token or os.environ.get("CLAMPDOWN_TOKEN") or None
+
+
+def server() -> str | None:
+    """--server, else $CLAMPDOWN_SERVER: the running Clampdown the command talks to over its API."""
+    return state.server or os.environ.get("CLAMPDOWN_SERVER") or None
+
+
+def refuse_server(server_side: bool = False) -> None:
+    """A command that opens the database itself refuses a server rather than ignoring it silently.
+
+    `--server` is refused by every such command. $CLAMPDOWN_SERVER, set once for a shell, is refused
+    by the analyst's commands (they will speak the API one day) but not by those that run where the
+    database is by nature (`serve`, `worker`, `db`, `config`, `users`, `tokens`, `roles`, `doctor`).
+    """
+    if server() is None or (server_side and state.server is None):
+        return
+    import click
+
+    where = "--server" if state.server else "$CLAMPDOWN_SERVER"
+    command = click.get_current_context(silent=True)
+    name = command.command_path if command else "this command"
+    fail(
+        f"`{name}` does not work over the API yet: it opens the database itself; "
+        f"run it without {where}, where the configuration file is",
+        2,
+    )
+
+
+def load(config: Path | None = None, *, server_side: bool = False) -> Settings:
+    """The settings, or exit 4 with every problem named (exit 2 when a server was given instead)."""
+    from clampdown.config import load_settings
+
+    refuse_server(server_side)
     try:
         settings = load_settings(config or state.config)
     except ClampdownError as exc:
@@ -39,14 +82,27 @@ def load(config: Path | None = None) -> Settings:
     return settings
 
 
+def no_credentials() -> ClampdownError:
+    """The error for a command run without a token, locally or over the API (exit 9)."""
+    return ClampdownError(
+        "no credentials: pass --token or set CLAMPDOWN_TOKEN "
+        "(an administrator creates one with `clampdown tokens create --user NAME`)",
+        code="unauthenticated",
+    )
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *, check_schema: bool = True) -> AsyncIterator[Runtime]:
+    """services.runtime.open_runtime, imported only by a command that opens the database."""
+    from clampdown.services.runtime import open_runtime as opened
+
+    async with opened(settings, check_schema=check_schema) as rt:
+        yield rt
+
+
 async def caller(rt: Runtime) -> Principal:
     """The principal behind --token / $CLAMPDOWN_TOKEN; RBAC applies to the CLI as to the API."""
-    token = state.token or os.environ.get("CLAMPDOWN_TOKEN")
-    if not token:
-        from clampdown.auth.service import Unauthenticated
-
-        raise Unauthenticated(
-            "no credentials: pass --token or set CLAMPDOWN_TOKEN "
-            "(an administrator creates one with `clampdown tokens create --user NAME`)"
-        )
-    return await rt.auth.authenticate_token(token, "cli")
+    given = token()
+    if not given:
+        raise no_credentials()
+    return await rt.auth.authenticate_token(given, "cli")

@@ -9,9 +9,8 @@ from typing import Annotated, Any, Protocol
 import typer
 
 from clampdown.cli import render
-from clampdown.cli.context import load
+from clampdown.cli.context import load, open_runtime
 from clampdown.cli.errors import fail, run
-from clampdown.services.runtime import open_runtime
 
 doctor_app = typer.Typer(
     help="Check action accounts' rights before an incident needs them.", no_args_is_help=True
@@ -40,7 +39,7 @@ def doctor_ad(
     from clampdown.connectors.ad import ADConnector
     from clampdown.connectors.ad.doctor import diagnose_ad
 
-    settings = load()
+    settings = load(server_side=True)
 
     async def go() -> tuple[list[str], bool]:
         async with open_runtime(settings, check_schema=False) as rt:
@@ -92,7 +91,7 @@ def _check_each(
     kind: str, title: str, cls: type, instance: str | None, diagnose: Callable[[Any], Awaitable[_Report]]
 ) -> None:
     """Run `diagnose` on each directory of `kind` (a header per directory when there are several)."""
-    settings = load()
+    settings = load(server_side=True)
 
     async def go() -> tuple[list[str], bool]:
         async with open_runtime(settings, check_schema=False) as rt:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Coroutine
@@ -42,6 +41,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; ClampdownError becomes a one-line message and its exit code."""
+    import asyncio
+
     try:
         return asyncio.run(coro)
     except ClampdownError as exc:

@@ -7,21 +7,21 @@ import socket
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from clampdown.cli import render
-from clampdown.cli.context import JsonOption, caller, load
+from clampdown.cli.context import JsonOption, caller, load, open_runtime
 from clampdown.cli.errors import EXIT_ACTION_FAILED, run
 from clampdown.errors import ConfigError, InvalidInput
 from clampdown.limits import clean_time
 from clampdown.model import Action, StepRole
-from clampdown.services.audit_trail import read_outside_checkpoints
-from clampdown.services.planning import PlanItem
-from clampdown.services.playbooks import RELEASE, PlaybookRun
-from clampdown.services.runtime import open_runtime
-from clampdown.views import ActionView, AuditCheckpointView, AuditReportView, PlanItemView, PlaybookRunView
+
+if TYPE_CHECKING:
+    from clampdown.services.planning import PlanItem
+    from clampdown.services.playbooks import PlaybookRun
+    from clampdown.views import AuditCheckpointView, AuditReportView
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 Until = Annotated[
@@ -43,10 +43,14 @@ def parse_until(value: str | None) -> datetime | None:
 
 def plan_rows(plan: list[PlanItem]) -> list[dict[str, object]]:
     """A plan as table rows for people."""
+    from clampdown.views import PlanItemView
+
     return [PlanItemView.model_validate(p).model_dump() for p in plan]
 
 
 def _print_run(result: PlaybookRun, as_json: bool) -> None:
+    from clampdown.views import PlaybookRunView
+
     if as_json:
         render.print_view(PlaybookRunView.model_validate(result))
         return
@@ -114,10 +118,14 @@ def release(
     as_json: JsonOption = False,
 ) -> None:
     """Undo what the person's latest containment changed, restoring each account as it was."""
+    from clampdown.services.playbooks import RELEASE
+
     _playbook_command(RELEASE, user, reason, None, dry_run, False, wait, timeout, as_json)
 
 
 def _decide(approve: bool, action_ids: list[int], batch: str | None, note: str | None, as_json: bool) -> None:
+    from clampdown.views import ActionView
+
     settings = load()
 
     async def go() -> list[Action]:
@@ -166,6 +174,9 @@ def audit_verify(
 ) -> None:
     """Walk the audit chain; name every edited, deleted or reordered entry, and (with a checkpoint
     key) entries missing or rewritten since the latest signed checkpoint."""
+    from clampdown.services.audit_trail import read_outside_checkpoints
+    from clampdown.views import AuditReportView
+
     settings = load()
     outside = read_outside_checkpoints(checkpoint or [])
 
@@ -197,6 +208,8 @@ def audit_verify(
 @audit_app.command("checkpoint")
 def audit_checkpoint(as_json: JsonOption = False) -> None:
     """Sign a checkpoint of the chain's head now (the server and workers make them on their own)."""
+    from clampdown.views import AuditCheckpointView
+
     settings = load()
 
     async def go() -> AuditCheckpointView | None:
@@ -252,6 +265,8 @@ def audit_export(
 
 def pending_approvals(as_json: JsonOption = False) -> None:
     """Requests awaiting approval."""
+    from clampdown.views import ActionView
+
     settings = load()
 
     async def go() -> list[Action]:

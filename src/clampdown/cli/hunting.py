@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
 
 from clampdown.auth.principal import require_permission
 from clampdown.cli import render
-from clampdown.cli.context import JsonOption, caller, load
+from clampdown.cli.context import JsonOption, caller, load, open_runtime
 from clampdown.cli.errors import fail, run
 from clampdown.errors import InvalidInput
-from clampdown.hunting.directories import directory_matcher
-from clampdown.hunting.files import read_evtx, read_jsonl
-from clampdown.hunting.ingest import IngestReport, ingest_windows
-from clampdown.hunting.pulls import PullReport, api_sources
-from clampdown.hunting.query import Language, QueryResult
-from clampdown.hunting.schedule import run_schedule
-from clampdown.hunting.service import ActOnResults, HuntingService
 from clampdown.permissions import HUNTING_MANAGE
-from clampdown.services.runtime import open_runtime
-from clampdown.views import ActOnResultsView, QueryResultView
+
+if TYPE_CHECKING:  # the hunting package (DuckDB, pyarrow) is imported by the commands that use it
+    from clampdown.hunting.ingest import IngestReport
+    from clampdown.hunting.pulls import PullReport
+    from clampdown.hunting.query import QueryResult
+    from clampdown.hunting.service import ActOnResults
 
 ingest_app = typer.Typer(
     help="Feed the hunting event store: EVTX, Winlogbeat JSON lines, API pulls; run its schedule.",
@@ -44,7 +40,9 @@ def _result_table(result: QueryResult) -> Table:
 
 def hunt(
     query: Annotated[str, typer.Argument(help='KQL or SQL, e.g. "IdentityLogonEvents | take 10".')],
-    language: Annotated[Language | None, typer.Option(help="kql or sql (default: guessed).")] = None,
+    language: Annotated[
+        Literal["kql", "sql"] | None, typer.Option(help="kql or sql (default: guessed).")
+    ] = None,
     max_rows: Annotated[int | None, typer.Option("--max-rows", min=1, help="At most this many rows.")] = None,
     act: Annotated[
         str | None, typer.Option(help="Queue this action on the accounts found, e.g. ad.disable_user.")
@@ -57,7 +55,12 @@ def hunt(
     as_json: JsonOption = False,
 ) -> None:
     """Run a hunting query (read-only) and print the rows; with --act, act on the accounts found."""
+    from clampdown.hunting.query import Language
+    from clampdown.hunting.service import ActOnResults, HuntingService
+    from clampdown.views import ActOnResultsView, QueryResultView
+
     settings = load()
+    chosen = Language(language) if language else None
     if act is not None and column is None:
         fail("--act needs --column: the result column that holds the accounts", 2)
 
@@ -67,9 +70,9 @@ def hunt(
             service = HuntingService.from_runtime(rt)
             if act is not None and column is not None:
                 return await service.act_on_results(
-                    principal, query, column, act, reason, language=language, idempotency_key=idempotency_key
+                    principal, query, column, act, reason, language=chosen, idempotency_key=idempotency_key
                 )
-            return await service.query(principal, query, language, max_rows)
+            return await service.query(principal, query, chosen, max_rows)
 
     outcome = run(go())
     if isinstance(outcome, ActOnResults):
@@ -98,6 +101,13 @@ def ingest_files(paths: list[Path], kind: FileKind, as_json: bool, directory: st
 
     The `ingest` commands share it, and so may plugins that add one (the lab's `ingest lab-day`).
     """
+    import asyncio
+
+    from clampdown.hunting.directories import directory_matcher
+    from clampdown.hunting.files import read_evtx, read_jsonl
+    from clampdown.hunting.ingest import ingest_windows
+    from clampdown.hunting.service import HuntingService
+
     settings = load()
 
     async def go() -> list[IngestReport]:
@@ -156,6 +166,9 @@ def ingest_pull(
     as_json: JsonOption = False,
 ) -> None:
     """Pull the Okta System Log and Entra ID sign-ins once, from where the last pull stopped."""
+    from clampdown.hunting.pulls import api_sources
+    from clampdown.hunting.service import HuntingService
+
     settings = load()
 
     async def go() -> list[PullReport]:
@@ -180,6 +193,11 @@ def ingest_pull(
 def ingest_watch() -> None:
     """Pull the APIs, refresh IdentityInfo and run due detection rules until stopped (Ctrl-C); what
     `clampdown serve` does by itself when it runs the embedded worker (SQLite)."""
+    import asyncio
+
+    from clampdown.hunting.schedule import run_schedule
+    from clampdown.hunting.service import HuntingService
+
     settings = load()
     logging.getLogger("clampdown").setLevel(logging.INFO)
 

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from typing import Annotated
 
 import typer
 
 from clampdown import catalog
 from clampdown.cli import render
-from clampdown.cli.context import load, state
+from clampdown.cli.context import load, open_runtime, refuse_server, state
 from clampdown.cli.errors import fail, run
-from clampdown.config import load_settings
-from clampdown.connectors.registry import validate_provider
 from clampdown.errors import ConfigError
-from clampdown.services.runtime import is_sqlite_url, open_runtime, upgrade_schema
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
@@ -26,7 +21,10 @@ def worker(
     until_drained: Annotated[bool, typer.Option(help="Exit once nothing is queued or running.")] = False,
 ) -> None:
     """Run a worker: claims queued actions and performs them. Run as many as you like on PostgreSQL."""
-    settings = load()
+    import asyncio
+    import signal
+
+    settings = load(server_side=True)
 
     async def go() -> None:
         async with open_runtime(settings) as rt:
@@ -59,8 +57,9 @@ def serve(
     import uvicorn
 
     from clampdown.server import create_app
+    from clampdown.services.runtime import is_sqlite_url, upgrade_schema
 
-    settings = load()
+    settings = load(server_side=True)
     # The address given here is the one single sign-on redirects come back to.
     settings.server.host = host or settings.server.host
     settings.server.port = port or settings.server.port
@@ -78,13 +77,19 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the database schema to this version."""
-    run(upgrade_schema(load()))
+    from clampdown.services.runtime import upgrade_schema
+
+    run(upgrade_schema(load(server_side=True)))
     render.console.print("database schema is up to date")
 
 
 @config_app.command("check")
 def config_check() -> None:
     """Validate the configuration and name every problem."""
+    from clampdown.config import load_settings
+    from clampdown.connectors.registry import validate_provider
+
+    refuse_server(server_side=True)
     try:
         settings = load_settings(state.config)
     except ConfigError as exc:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from clampdown.catalog import ActionDefinition
-from clampdown.model import Action
-from clampdown.views import ActionView, View
-from clampdown.views.base import views_json
+
+if TYPE_CHECKING:  # the views (pydantic) are imported by the commands that print them
+    from clampdown.model import Action
+    from clampdown.views.actions import ActionView
+    from clampdown.views.base import View
 
 console = Console()
 errors = Console(stderr=True)
@@ -25,13 +27,15 @@ def print_json(data: Any) -> None:
 
 def print_view(shown: View | Sequence[View]) -> None:
     """A view, or a list of views, exactly as the API's twin route returns it."""
+    from clampdown.views.base import View, views_json
+
     print(shown.model_dump_json(indent=2) if isinstance(shown, View) else views_json(shown, indent=2))
 
 
-def summary(action: Action) -> str:
-    """One line a person reads: what happened to whom."""
+def summary(action: Action | ActionView) -> str:
+    """One line a person reads: what happened to whom (the same from an action or its API view)."""
     who = action.account.name if action.account else action.target
-    line = f"action {action.id}: {action.type} on {who}: {action.status.value}"
+    line = f"action {action.id}: {action.type} on {who}: {action.status!s}"
     if action.result and action.result.get("message"):
         line += f": {action.result['message']}"
     if action.error_message:
@@ -39,7 +43,7 @@ def summary(action: Action) -> str:
     return line
 
 
-def actions_table(actions: list[Action]) -> Table:
+def actions_table(actions: Sequence[Action | ActionView]) -> Table:
     table = Table(show_lines=False)
     for column in ("id", "type", "target", "status", "requested by", "requested at", "outcome"):
         table.add_column(column)
@@ -49,7 +53,7 @@ def actions_table(actions: list[Action]) -> Table:
             str(a.id),
             a.type,
             a.account.name if a.account else a.target,
-            a.status.value,
+            str(a.status),
             a.requested_by,
             a.requested_at.strftime("%Y-%m-%d %H:%M:%S"),
             str(outcome),
@@ -57,7 +61,9 @@ def actions_table(actions: list[Action]) -> Table:
     return table
 
 
-def action_detail(action: Action) -> Table:
+def action_detail(action: Action | ActionView) -> Table:
+    from clampdown.views.actions import ActionView
+
     table = Table(show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
@@ -68,13 +74,16 @@ def action_detail(action: Action) -> Table:
     return table
 
 
-def catalog_table(definitions: list[ActionDefinition]) -> Table:
+def catalog_table(definitions: Sequence[ActionDefinition | Mapping[str, Any]]) -> Table:
+    """The catalog, from its definitions or from their JSON (`to_json`, the API's /catalog)."""
     table = Table()
     for column in ("id", "title", "inverse", "who may run it"):
         table.add_column(column)
-    for d in definitions:
-        who = ", ".join(sorted(d.roles | d.permissions))
-        table.add_row(d.id, d.title, d.inverse or ("-" if d.reversible else "irreversible"), who)
+    for entry in definitions:
+        d: Mapping[str, Any] = entry.to_json() if isinstance(entry, ActionDefinition) else entry
+        who = ", ".join(sorted({*d["roles"], *d["permissions"]}))
+        inverse = d["inverse"] or ("-" if d["reversible"] else "irreversible")
+        table.add_row(str(d["id"]), str(d["title"]), str(inverse), who)
     return table
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 
 from clampdown.cli import render
-from clampdown.cli.context import JsonOption, caller, load
+from clampdown.cli.context import JsonOption, caller, load, open_runtime
 from clampdown.cli.errors import run
-from clampdown.services.runtime import Runtime, open_runtime
-from clampdown.views import WorkerView
+
+if TYPE_CHECKING:
+    from clampdown.services.runtime import Runtime
+    from clampdown.views import WorkerView
 
 _SHOWN_HOLDS = 10
 
@@ -29,6 +33,8 @@ def _table(found: list[WorkerView]) -> Table:
 
 def workers(as_json: JsonOption = False) -> None:
     """The workers registered in the database: live or dead, and the actions each holds."""
+    from clampdown.views import WorkerView
+
     settings = load()
 
     async def go() -> list[WorkerView]:

@@ -1,0 +1,238 @@
+"""The CLI's client of a running Clampdown's REST API (`--server URL` or $CLAMPDOWN_SERVER).
+
+A command given a server asks it over /api/v1 instead of opening the database, reads the answers
+into the same views the API serves (so tables and --json print exactly as in local mode), and turns
+every failure into the ClampdownError local mode would raise: the CLI's exit codes stay the same.
+httpx and the views are imported here only, when a command talks to a server.
+
+Made to grow: `RemoteApi` takes the server, the token and the CA file from one `ServerProfile`, so a
+later `clampdown login` only has to store and pick profiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from clampdown.cli.context import no_credentials, server, state, token
+from clampdown.errors import (
+    ClampdownError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StoreUnavailable,
+    TooManyAttempts,
+)
+from clampdown.model import ActionStatus
+
+if TYPE_CHECKING:
+    from clampdown.views.actions import ActionView
+
+API = "/api/v1"
+PAGE = 1000  # the API's largest page of actions (limits.MAX_PAGE)
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+POLL_SECONDS = 0.25
+UNREACHABLE = "server_unreachable"
+
+_ERRORS: dict[int, type[ClampdownError]] = {
+    400: InvalidInput,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: InvalidInput,
+    503: StoreUnavailable,
+}
+
+
+@dataclass(frozen=True)
+class ServerProfile:
+    """Where the server is and how to reach it: its base URL, the API token, a CA file to trust."""
+
+    url: str
+    token: str | None = None
+    ca_file: Path | None = None
+
+    @classmethod
+    def from_options(cls) -> ServerProfile | None:
+        """The profile given by --server/--token/--ca-file (or their variables); None when no server."""
+        url = server()
+        if url is None:
+            return None
+        url = url.rstrip("/")
+        if not url.startswith(("https://", "http://")) or len(url.split("://", 1)[1]) == 0:
+            raise InvalidInput(f"--server: '{url}' is not a URL like https://clampdown.example:8080")
+        ca = state.ca_file or (Path(v) if (v := os.environ.get("CLAMPDOWN_CA_FILE")) else None)
+        return cls(url=url, token=token(), ca_file=ca)
+
+
+def _verify(profile: ServerProfile) -> ssl.SSLContext | bool:
+    """TLS is verified always: against the system's roots, or the CA file given."""
+    if profile.ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(profile.ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidInput(f"--ca-file: cannot read {profile.ca_file}: {exc}") from None
+
+
+def _message(response: httpx.Response) -> tuple[str, str | None]:
+    """The server's own message and code from its one error shape, else the status line."""
+    try:
+        error = response.json().get("error") or {}
+        return str(error["message"]), error.get("code")
+    except (ValueError, KeyError, AttributeError, TypeError):
+        return f"the server answered {response.status_code} {response.reason_phrase}", None
+
+
+def error_for(response: httpx.Response) -> ClampdownError:
+    """The error local mode raises for the same failure, from an API answer that is not 2xx."""
+    message, code = _message(response)
+    status = response.status_code
+    if status == 401:
+        return ClampdownError(f"the server refused the token: {message}", code="unauthenticated")
+    if status == 429:
+        retry = response.headers.get("Retry-After", "")
+        return TooManyAttempts(message, int(retry) if retry.isdigit() else 60)
+    return _ERRORS.get(status, ClampdownError)(message, code=code)
+
+
+@contextmanager
+def _translated(url: str) -> Iterator[None]:
+    """httpx's exceptions become one clear ClampdownError (exit 5): nothing above sees httpx."""
+    try:
+        yield
+    except httpx.ConnectError as exc:
+        cause = exc.__context__ or exc.__cause__
+        if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            raise StoreUnavailable(
+                f"cannot trust the server {url}: its TLS certificate does not verify ({exc}); "
+                "give its CA with --ca-file",
+                code=UNREACHABLE,
+            ) from None
+        raise StoreUnavailable(f"cannot reach the server {url}: {exc}", code=UNREACHABLE) from None
+    except httpx.TimeoutException:
+        raise StoreUnavailable(f"the server {url} did not answer in time", code=UNREACHABLE) from None
+    except httpx.HTTPError as exc:
+        raise StoreUnavailable(
+            f"talking to the server {url} failed: {type(exc).__name__}: {exc}", code=UNREACHABLE
+        ) from None
+
+
+def action_view(data: Mapping[str, Any]) -> ActionView:
+    """An action as the API shows it, read back into its view: the `error` object the view
+    computes is read into the fields it is computed from, so the view dumps the same JSON again."""
+    from clampdown.views.actions import ActionView
+
+    error = data.get("error") or {}
+    return ActionView.model_validate(
+        {**data, "error_code": error.get("code"), "error_message": error.get("message")}
+    )
+
+
+class RemoteApi:
+    """The API calls the CLI makes, each answering what the matching service call answers."""
+
+    def __init__(self, profile: ServerProfile, client: httpx.AsyncClient) -> None:
+        self.profile = profile
+        self._client = client
+
+    async def _call(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> Any:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if auth:
+            if not self.profile.token:
+                raise no_credentials()
+            headers["Authorization"] = f"Bearer {self.profile.token}"
+        with _translated(self.profile.url):
+            response = await self._client.request(method, API + path, headers=headers, **kwargs)
+        if not response.is_success:
+            raise error_for(response)
+        try:
+            return response.json()
+        except ValueError:
+            raise StoreUnavailable(
+                f"the server {self.profile.url} answered {path} with something that is not JSON: "
+                "is it a Clampdown server?",
+                code=UNREACHABLE,
+            ) from None
+
+    async def catalog(self) -> list[dict[str, Any]]:
+        """GET /catalog: the action types, as `ActionDefinition.to_json` shows them."""
+        found: list[dict[str, Any]] = await self._call("GET", "/catalog", auth=False)
+        return found
+
+    async def list_actions(self, params: Sequence[tuple[str, str]], limit: int) -> list[ActionView]:
+        """GET /actions, newest first, following the cursor until `limit` actions or the end."""
+        found: list[ActionView] = []
+        cursor: str | None = None
+        while len(found) < limit:
+            page_params = [*params, ("limit", str(min(PAGE, limit - len(found))))]
+            if cursor:
+                page_params.append(("cursor", cursor))
+            page = await self._call("GET", "/actions", params=page_params)
+            found += [action_view(item) for item in page["items"]]
+            cursor = page.get("next_cursor")
+            if not cursor or not page["items"]:
+                break
+        return found[:limit]
+
+    async def get_action(self, action_id: int) -> ActionView:
+        """GET /actions/{id}."""
+        return action_view(await self._call("GET", f"/actions/{action_id}"))
+
+    async def request_action(
+        self,
+        action_type: str,
+        target: str,
+        reason: str | None,
+        *,
+        request_approval: bool = False,
+        until: datetime | None = None,
+        instance: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[ActionView, str | None]:
+        """POST /actions: the action queued, and the one-time key of the secret it will make, if any."""
+        body = {
+            "type": action_type,
+            "target": target,
+            "reason": reason or "",
+            "request_approval": request_approval,
+            "until": until.isoformat() if until else None,
+            "instance": instance,
+        }
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        answer = await self._call("POST", "/actions", json=body, headers=headers)
+        key = answer.pop("secret_key", None)
+        return action_view(answer), key
+
+    async def wait(self, action_id: int, timeout: float) -> ActionView:
+        """The action once it ends, or as it is when `timeout` seconds have passed."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            action = await self.get_action(action_id)
+            if ActionStatus(action.status).is_final or asyncio.get_running_loop().time() >= deadline:
+                return action
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def open_secret(self, action_id: int, secret_key: str) -> str:
+        """POST /actions/{id}/secret: the secret the action made for the caller, once."""
+        answer = await self._call("POST", f"/actions/{action_id}/secret", json={"secret_key": secret_key})
+        return str(answer["secret"])
+
+
+@asynccontextmanager
+async def connect(profile: ServerProfile) -> AsyncIterator[RemoteApi]:
+    """A client of the server for the length of one command."""
+    async with httpx.AsyncClient(
+        base_url=profile.url, verify=_verify(profile), timeout=TIMEOUT, follow_redirects=False
+    ) as client:
+        yield RemoteApi(profile, client)
