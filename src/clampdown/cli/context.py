@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from clampdown.config import Settings
     from clampdown.services.runtime import Runtime
 
+SERVER_VARIABLE = "CLAMPDOWN_SERVER"
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -41,8 +42,17 @@ def token() -> str | None:
 
 
 def server() -> str | None:
-    """--server, else $CLAMPDOWN_SERVER: the running Clampdown the command talks to over its API."""
-    return state.server or os.environ.get("CLAMPDOWN_SERVER") or None
+    """--server, else $CLAMPDOWN_SERVER: the running Clampdown the command talks to over its API.
+
+    The configuration reads CLAMPDOWN_* too, and CLAMPDOWN_SERVER as its [server] section when it
+    holds a JSON object: such a value is the configuration's, any other is the CLI's.
+    """
+    return state.server or _server_variable()
+
+
+def _server_variable() -> str | None:
+    value = os.environ.get(SERVER_VARIABLE, "").strip()
+    return value if value and not value.startswith("{") else None
 
 
 def refuse_server(server_side: bool = False) -> None:
@@ -52,16 +62,15 @@ def refuse_server(server_side: bool = False) -> None:
     by the analyst's commands (they will speak the API one day) but not by those that run where the
     database is by nature (`serve`, `worker`, `db`, `config`, `users`, `tokens`, `roles`, `doctor`).
     """
-    if server() is None or (server_side and state.server is None):
+    if server() is None:
         return
-    import click
-
-    where = "--server" if state.server else "$CLAMPDOWN_SERVER"
-    command = click.get_current_context(silent=True)
-    name = command.command_path if command else "this command"
+    if server_side and state.server is None:
+        os.environ.pop(SERVER_VARIABLE)  # the CLI's URL, not the configuration's [server] section
+        return
+    where = "--server" if state.server else f"${SERVER_VARIABLE}"
     fail(
-        f"`{name}` does not work over the API yet: it opens the database itself; "
-        f"run it without {where}, where the configuration file is",
+        f"this command does not work over the API yet (catalog, actions list|show and act on one user "
+        f"do): it opens the database itself; run it without {where}, where the configuration file is",
         2,
     )
 
