@@ -94,6 +94,10 @@ class RoleSeed(BaseModel):
     role: str  # a built-in directory role's display name
 
 
+class LatencySetting(BaseModel):
+    seconds: float = Field(ge=0, le=60)
+
+
 class NewUser(BaseModel):
     userPrincipalName: str
     displayName: str
@@ -247,6 +251,14 @@ def create_app(emulator: Emulator) -> FastAPI:
     @app.get("/_emulator/health")
     async def health() -> Response:
         return _json(200, {"status": "ok", "tenant_id": tenant.tenant_id, "users": len(tenant.users)})
+
+    @app.put("/_emulator/latency")
+    async def set_latency(request: Request, body: LatencySetting) -> Response:
+        """How long each Graph request takes from now on (benchmarks: a real tenant's round trip)."""
+        if (denied := admin(request)) is not None:
+            return denied
+        emulator.latency_seconds = body.seconds
+        return _json(200, {"seconds": emulator.latency_seconds})
 
     @app.get("/_emulator/users")
     async def dump_users(request: Request) -> Response:

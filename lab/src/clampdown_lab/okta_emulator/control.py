@@ -97,6 +97,15 @@ def control_routes(emulator: Emulator) -> list[Route]:
         )
         return JSONResponse({"limits": emulator.limiter.limits, "concurrency": emulator.limiter.concurrency})
 
+    async def set_latency(request: Request) -> Response:
+        """How long each API request takes from now on (benchmarks: a real org's round trip)."""
+        body: dict[str, Any] = await request.json()
+        seconds = body.get("seconds")
+        if not isinstance(seconds, int | float) or not 0 <= seconds <= 60:
+            return JSONResponse({"error": "seconds: a number from 0 to 60"}, status_code=400)
+        emulator.latency = float(seconds)
+        return JSONResponse({"seconds": emulator.latency})
+
     async def add_fault(request: Request) -> Response:
         body = await request.json()
         emulator.faults.add(Fault(**body))
@@ -144,6 +153,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
         Route("/_emulator/users/{id}/credentials", set_credentials, methods=["PUT"]),
         Route("/_emulator/oidc/apps", register_oidc_app, methods=["POST"]),
         Route("/_emulator/rate-limits", set_limits, methods=["PUT"]),
+        Route("/_emulator/latency", set_latency, methods=["PUT"]),
         Route("/_emulator/faults", add_fault, methods=["POST"]),
         Route("/_emulator/faults", clear_faults, methods=["DELETE"]),
         Route("/_emulator/stats", stats, methods=["GET"]),
