@@ -70,6 +70,9 @@ class EngineSettings(_Section):
     concurrency: int = Field(256, ge=1)  # actions in flight per worker
     default_provider_concurrency: int = Field(32, ge=1)
     provider_concurrency: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    # Workers are woken when an action is queued or ends (store.wakeup: in the process, and by
+    # NOTIFY on PostgreSQL); they poll only as the fallback, and for retries and timed releases
+    # falling due.
     poll_interval_seconds: float = Field(0.5, gt=0)
     # One attempt of one action on its provider (resolve, read, change) must end within this, or it
     # ends as a transient `attempt_timeout` (retried up to max_attempts): a provider that accepts

@@ -656,7 +656,7 @@ class ActionService:
         await self.authorize_read(principal)
         return await self.store.count_by_status(self.scoped_filter(flt, principal))
 
-    async def wait(self, action_ids: Sequence[int], timeout: float, poll: float = 0.2) -> list[Action]:
+    async def wait(self, action_ids: Sequence[int], timeout: float, poll: float = 0.1) -> list[Action]:
         """Until every action is final or `timeout` seconds pass; the actions as last read. Read
         again at each of the queue's wake-ups (store.wakeup: an action of this process, or any on
         PostgreSQL, ended) and at least every `poll` seconds."""
@@ -669,7 +669,8 @@ class ActionService:
         try:
             while True:
                 changed.clear()
-                current = [await self.store.get(i) for i in action_ids]
+                found = await self.store.get_many(action_ids)
+                current = [found.get(i) or await self.store.get(i) for i in action_ids]  # get: NotFound
                 left = deadline - loop.time()
                 if all(a.status.is_final for a in current) or left <= 0:
                     return current
