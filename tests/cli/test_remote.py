@@ -1,0 +1,171 @@
+"""`--server URL`: catalog, actions list|show and act ask a real `clampdown serve` over the REST API and
+print exactly what local mode prints; its refusals and an unreachable server are the same clear
+errors and exit codes, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from clampdown.cli.errors import EXIT_ACTION_FAILED, EXIT_UNAUTHENTICATED
+from tests.api.conftest import free_port, start_server
+from tests.lab_config import bootstrap_admin, memory_provider
+
+
+def _run(config: Path, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CLAMPDOWN_CONFIG": str(config), "CLAMPDOWN_TOKEN": token, "COLUMNS": "200"}
+    env.pop("CLAMPDOWN_SERVER", None)
+    return subprocess.run(
+        [sys.executable, "-m", "clampdown", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+class Deployment:
+    """A SQLite Clampdown served by `clampdown serve` (embedded worker), and its admin's token."""
+
+    def __init__(self, config: Path, base: str, token: str) -> None:
+        self.config, self.base, self.token = config, base, token
+
+    def local(self, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+        return _run(self.config, token or self.token, *args)
+
+    def remote(
+        self, *args: str, token: str | None = None, server: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        # No configuration file at all: the command may not fall back to the database.
+        nowhere = self.config.with_name("absent.toml")
+        return _run(nowhere, token or self.token, "--server", server or self.base, *args)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    folder = tmp_path_factory.mktemp("remote")
+    config = folder / "clampdown.toml"
+    data = {
+        "database": {"url": f"sqlite:///{folder / 'clampdown.db'}"},
+        "server": {"embedded_worker": True},
+        "engine": {"poll_interval_seconds": 0.05, "max_attempts": 1},
+        "providers": {
+            "okta": memory_provider("okta", folder / "okta.db"),
+            # Every attempt on Entra ID fails: its actions end failed, with their error.
+            "entra": memory_provider("entra", folder / "entra.db", transient_failures=100),
+        },
+    }
+    config.write_text(tomli_w.dumps(data), encoding="utf-8")
+    token = bootstrap_admin(config)
+    proc, base = start_server(config)
+    try:
+        yield Deployment(config, base, token)
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def _same(local: subprocess.CompletedProcess[str], remote: subprocess.CompletedProcess[str]) -> None:
+    assert (remote.returncode, remote.stdout, remote.stderr) == (local.returncode, local.stdout, local.stderr)
+
+
+def test_act_wait_over_the_api_prints_what_the_action_center_holds(deployment: Deployment) -> None:
+    acted = deployment.remote("act", "okta.suspend_user", "alice", "-r", "INC-1", "--wait", "--timeout", "60",
+                              "--json")  # fmt: skip
+    assert acted.returncode == 0, acted.stderr
+    shown = json.loads(acted.stdout)
+    assert shown["status"] == "completed" and shown["requested_by"] == "admin"
+    assert acted.stdout == deployment.local("actions", "show", str(shown["id"]), "--json").stdout
+
+    summary = deployment.remote("act", "okta.suspend_user", "bob", "-r", "INC-1", "--wait")
+    assert summary.returncode == 0, summary.stderr
+    assert summary.stdout.startswith("action ") and "on bob: completed" in summary.stdout
+
+
+def test_a_failed_action_reads_the_same_over_the_api(deployment: Deployment) -> None:
+    """An action that ends failed keeps its error object through the API and back, and --wait on
+    it exits 8 in both modes."""
+    args = ("act", "entra.revoke_sessions", "henry", "-r", "INC-2", "--wait", "--timeout", "60")
+    acted = deployment.remote(*args, "--json")
+    assert acted.returncode == EXIT_ACTION_FAILED, acted.stderr
+    shown = json.loads(acted.stdout)
+    assert shown["status"] == "failed" and shown["error"]["code"]
+    action_id = str(shown["id"])
+    _same(deployment.local("actions", "show", action_id, "--json"),
+          deployment.remote("actions", "show", action_id, "--json"))  # fmt: skip
+    _same(deployment.local("actions", "show", action_id), deployment.remote("actions", "show", action_id))
+    assert deployment.local(*args).returncode == EXIT_ACTION_FAILED
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("catalog",),
+        ("catalog", "--json"),
+        ("actions", "list"),
+        ("actions", "list", "--json"),
+        ("actions", "list", "--status", "completed", "--type", "okta.suspend_user", "--limit", "1", "--json"),
+        ("actions", "list", "--user", "alice", "--requested-by", "admin", "--since", "1h"),
+        ("actions", "show", "1"),
+        ("actions", "show", "1", "--json"),
+        ("actions", "show", "99999"),
+        ("actions", "list", "--status", "bogus"),
+        ("act", "okta.suspend_user", "missing-dave", "-r", "INC-3"),
+    ],
+    ids=" ".join,
+)
+def test_the_same_output_as_local_mode(deployment: Deployment, args: tuple[str, ...]) -> None:
+    deployment.remote("act", "okta.suspend_user", "alice", "-r", "INC-1", "--wait")  # action 1 exists
+    _same(deployment.local(*args), deployment.remote(*args))
+
+
+def test_paging_follows_the_cursor(deployment: Deployment) -> None:
+    for user in ("erin", "frank", "grace"):
+        deployment.remote("act", "okta.suspend_user", user, "-r", "INC-4")
+    whole = json.loads(deployment.remote("actions", "list", "--json").stdout)
+    assert len(whole) >= 3
+    # The API's pages are 1000 at most; --limit beyond one page is asked page by page.
+    _same(deployment.local("actions", "list", "--limit", "2", "--json"),
+          deployment.remote("actions", "list", "--limit", "2", "--json"))  # fmt: skip
+
+
+def test_a_bad_token_is_refused_with_exit_9(deployment: Deployment) -> None:
+    local = deployment.local("actions", "list", token="not-a-token")
+    remote = deployment.remote("actions", "list", token="not-a-token")
+    assert local.returncode == remote.returncode == EXIT_UNAUTHENTICATED
+    assert remote.stderr.startswith("error: ") and "Traceback" not in remote.stderr
+    assert "token" in remote.stderr
+
+
+def test_a_forbidden_action_is_refused_with_exit_7(deployment: Deployment) -> None:
+    reader = _run(deployment.config, "", "users", "create", "rita", "--role", "Security Reader")
+    assert reader.returncode == 0, reader.stderr
+    token = _run(deployment.config, "", "tokens", "create", "--user", "rita").stdout.strip()
+    args = ("act", "okta.suspend_user", "alice", "-r", "INC-5")
+    local, remote = deployment.local(*args, token=token), deployment.remote(*args, token=token)
+    assert local.returncode == remote.returncode == 7
+    assert remote.stderr == local.stderr
+
+
+def test_an_unreachable_server_is_one_line_and_exit_5(deployment: Deployment) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    done = deployment.remote("actions", "list", server=closed)
+    assert done.returncode == 5
+    assert (
+        done.stderr.startswith(f"error: cannot reach the server {closed}") and "Traceback" not in done.stderr
+    )
+    # TLS to a server that speaks none: the handshake fails, and says so.
+    tls = deployment.remote("catalog", server=deployment.base.replace("http://", "https://"))
+    assert tls.returncode == 5 and "Traceback" not in tls.stderr and "error: " in tls.stderr
+
+
+def test_commands_not_yet_over_the_api_say_so(deployment: Deployment) -> None:
+    for args in (("actions", "undo", "1"), ("containments", "list"), ("hunt", "IdentityLogonEvents")):
+        done = deployment.remote(*args)
+        assert done.returncode == 2, done.stderr
+        assert "does not work over the API yet" in done.stderr
+    bulk = deployment.remote("act", "okta.suspend_user", "--from-file", str(deployment.config), "-r", "x")
+    assert bulk.returncode == 2 and "--from-file" in bulk.stderr
