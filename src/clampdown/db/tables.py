@@ -112,11 +112,16 @@ actions = Table(
     Index("ix_actions_requested_at", "requested_at"),
     Index("ix_actions_batch_id", "batch_id"),
     Index("ix_actions_account_id", "account_id"),
-    Index("ix_actions_status_requested_at", "status", "requested_at"),
     Index("ix_actions_after_action_id", "after_action_id"),
     Index("ix_actions_containment_id", "containment_id"),
-    # A user scoped to some directories pages through theirs, newest first, without reading the others.
+    # The action center pages newest first (keyset on id): each filter's column, then id, holds its
+    # matches in that order. A user scoped to some directories pages through theirs alone.
     Index("ix_actions_instance_id", "instance", "id"),
+    Index("ix_actions_status_id", "status", "id"),
+    Index("ix_actions_type_id", "type", "id"),
+    Index("ix_actions_target", "target"),  # the account id has its own: the filter matches either
+    # SQLite, without value statistics, would sort a busy requester's actions by the unique key below.
+    Index("ix_actions_requested_by_id", "requested_by", "id").ddl_if(dialect="sqlite"),
     UniqueConstraint("requested_by", "idempotency_key"),
 )
 

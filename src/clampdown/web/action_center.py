@@ -153,7 +153,8 @@ async def _listing(request: Request, who: Viewer, filters: Filters) -> Listing:
     flt = filters.to_store(rt.actions.clock.now())
     found = await rt.actions.list_actions(flt, who.principal, limit=PAGE_SIZE, before_id=filters.before)
     batches = []
-    for batch_id in dict.fromkeys(a.batch_id for a in found if a.batch_id):
+    shown = list(dict.fromkeys(a.batch_id for a in found if a.batch_id))[:5]  # each costs a count
+    for batch_id in shown:
         counts = await rt.actions.count_by_status(ActionFilter(batch_id=batch_id), who.principal)
         title = next(get_action(a.type).title for a in found if a.batch_id == batch_id)
         batches.append(BatchProgress(batch_id, title, {s.value: n for s, n in counts.items()}))
@@ -163,7 +164,7 @@ async def _listing(request: Request, who: Viewer, filters: Filters) -> Listing:
     return Listing(
         filters=filters,
         rows=[_row(a, who.principal) for a in found],
-        batches=batches[:5],
+        batches=batches,
         pending_count=sum(pending.values()),
         older=found[-1].id if len(found) == PAGE_SIZE else None,
         no_worker=f"{queued} queued: {no_worker}." if no_worker else None,
