@@ -8,7 +8,9 @@ REST API and releases them after each run. Per run, from the server's own timest
 - floor: the longest chain of steps (each step's `started_at` to `finished_at`, following
   `after_action_id`): the time the providers and each step's own work took, with no wait
   between one step's end and the next step's claim;
-- ratio = total / floor (1.0: no step ever waited to be picked up).
+- ratio = total / floor (1.0: no step ever waited to be picked up);
+- blocked: the request to the last of the steps after which no sign-in works anywhere and every
+  session has ended (`BLOCKING`): what the analyst waits for before the person is out.
 
 Setups: SQLite (the worker embedded in serve) and PostgreSQL (serve plus one `clampdown worker`
 process), with the emulators' latency at each of `--latency-ms` (the Graph and Okta emulators
@@ -95,11 +97,17 @@ def _at(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def measure(steps: list[dict[str, Any]]) -> tuple[float, float]:
-    """(total, floor) in seconds from the steps' server timestamps."""
+# The steps after which no sign-in works anywhere and every session has ended.
+BLOCKING = {"ad.disable_user", "entra.suspend_user", "entra.revoke_sessions", "okta.suspend_user",
+            "okta.clear_sessions"}  # fmt: skip
+
+
+def measure(steps: list[dict[str, Any]]) -> tuple[float, float, float]:
+    """(total, floor, blocked) in seconds from the steps' server timestamps."""
     by_id = {s["id"]: s for s in steps}
     requested = min(_at(s["requested_at"]) for s in steps)
     finished = max(_at(s["finished_at"]) for s in steps)
+    blocked = max(_at(s["finished_at"]) for s in steps if s["type"] in BLOCKING)
     chain: dict[int, float] = {}
 
     def path(step: dict[str, Any]) -> float:
@@ -109,7 +117,8 @@ def measure(steps: list[dict[str, Any]]) -> tuple[float, float]:
             chain[step["id"]] = own + (path(before) if before else 0.0)
         return chain[step["id"]]
 
-    return (finished - requested).total_seconds(), max(path(s) for s in steps)
+    floor = max(path(s) for s in steps)
+    return (finished - requested).total_seconds(), floor, (blocked - requested).total_seconds()
 
 
 class Served:
@@ -179,6 +188,7 @@ def percentile(values: list[float], p: float) -> float:
 def bench(served: Served, person: str, runs: int, pause: float) -> dict[str, Any]:
     totals: list[float] = []
     floors: list[float] = []
+    blocked: list[float] = []
     failures, steps_per_run = 0, 0
     for n in range(runs + 1):  # the first run warms connections and caches: not counted
         run = served.run_playbook("contain", person)
@@ -188,9 +198,10 @@ def bench(served: Served, person: str, runs: int, pause: float) -> dict[str, Any
             failures += 1
             print("  not all completed:", [(s["type"], s["status"], s.get("error_message")) for s in steps])
         if n:
-            total, floor = measure(steps)
+            total, floor, blocking = measure(steps)
             totals.append(total)
             floors.append(floor)
+            blocked.append(blocking)
         release = served.run_playbook("release", person)
         served.wait([a["id"] for a in release["actions"]])
         time.sleep(pause)
@@ -199,6 +210,8 @@ def bench(served: Served, person: str, runs: int, pause: float) -> dict[str, Any
         "runs": runs, "steps": steps_per_run, "failed_runs": failures,
         "p50_s": round(statistics.median(totals), 3), "p95_s": round(percentile(totals, 0.95), 3),
         "floor_p50_s": round(statistics.median(floors), 3),
+        "blocked_p50_s": round(statistics.median(blocked), 3),
+        "blocked_p95_s": round(percentile(blocked, 0.95), 3),
         "ratio_p50": round(statistics.median(ratios), 2), "ratio_p95": round(percentile(ratios, 0.95), 2),
     }  # fmt: skip
 
@@ -237,13 +250,14 @@ def main() -> None:
                     served.stop()
     finally:
         set_latency(lab, lab_config, args.lab_dir, 0.0)
-    print("| database | emulator latency | steps | p50 | p95 | floor (p50) | ratio p50 | ratio p95 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| database | emulator latency | steps | p50 | p95 | floor (p50) | ratio p50 | ratio p95 "
+          "| blocked p50 | blocked p95 |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         cells = [
             r["database"], f"{r['latency_ms']:g} ms", r["steps"], f"{r['p50_s']:.3f} s",
             f"{r['p95_s']:.3f} s", f"{r['floor_p50_s']:.3f} s", f"{r['ratio_p50']:.2f}",
-            f"{r['ratio_p95']:.2f}",
+            f"{r['ratio_p95']:.2f}", f"{r['blocked_p50_s']:.3f} s", f"{r['blocked_p95_s']:.3f} s",
         ]  # fmt: skip
         print("| " + " | ".join(str(c) for c in cells) + " |")
 
