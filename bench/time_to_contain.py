@@ -14,8 +14,10 @@ REST API and releases them after each run. Per run, from the server's own timest
 
 Setups: SQLite (the worker embedded in serve) and PostgreSQL (serve plus one `clampdown worker`
 process), with the emulators' latency at each of `--latency-ms` (the Graph and Okta emulators
-add it to every request; Samba answers as fast as it does). `--source DIR` runs serve and the
-worker from another checkout's `src` (the "before" numbers: `git worktree add DIR <commit>`).
+add it to every request; Samba answers as fast as it does). `--cli N` also times N
+`clampdown contain PERSON --wait` from the shell at 0 ms, as an analyst runs it (start of the
+process to its exit). `--source DIR` runs serve and the worker from another checkout's `src`
+(the "before" numbers: `git worktree add DIR <commit>`).
 
 Each run is released, then the next waits `--pause` seconds: Microsoft Graph allows Identity
 Protection one request per second per tenant, and the connector spaces them so (its
@@ -216,6 +218,23 @@ def bench(served: Served, person: str, runs: int, pause: float) -> dict[str, Any
     }  # fmt: skip
 
 
+def cli_runs(served: Served, person: str, runs: int, pause: float) -> dict[str, Any]:
+    """Wall time of `clampdown contain PERSON --wait` as an analyst runs it (process start included)."""
+    env = {**served.env, "CLAMPDOWN_TOKEN": served.token}
+    walls: list[float] = []
+    for n in range(runs + 1):
+        started = time.perf_counter()
+        subprocess.run([*CLAMPDOWN, "contain", person, "-r", "bench", "--wait"], env=env, check=True,
+                       capture_output=True)  # fmt: skip
+        if n:
+            walls.append(time.perf_counter() - started)
+        subprocess.run([*CLAMPDOWN, "release", person, "-r", "bench", "--wait"], env=env, check=True,
+                       capture_output=True)  # fmt: skip
+        time.sleep(pause)
+    return {"cli_runs": runs, "cli_p50_s": round(statistics.median(walls), 3),
+            "cli_p95_s": round(percentile(walls, 0.95), 3)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -226,6 +245,7 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--person", default="alice.martin")
     parser.add_argument("--source", type=Path, help="run serve and the worker from this checkout")
+    parser.add_argument("--cli", type=int, default=0, help="also time N `clampdown contain --wait` (0 ms)")
     parser.add_argument(
         "--pause", type=float, default=1.5,
         help="seconds between a release and the next containment (Identity Protection: 1 request/s)",
@@ -243,6 +263,8 @@ def main() -> None:
                     for latency in (float(x) for x in args.latency_ms.split(",")):
                         set_latency(lab, lab_config, args.lab_dir, latency / 1000)
                         result = bench(served, person, args.runs, args.pause)
+                        if args.cli and not latency:
+                            result.update(cli_runs(served, person, args.cli, args.pause))
                         row = {"database": database, "latency_ms": latency, **result}
                         print(json.dumps(row), flush=True)
                         rows.append(row)
