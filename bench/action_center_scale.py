@@ -373,16 +373,18 @@ async def time_all(database: str, count: int, runs: int, budget: float, do_upgra
             row["deep_before_id"] = deep
         rows.append(row)
         print(_line(row), file=sys.stderr)
+    queued_running = ActionFilter(statuses=(ActionStatus.QUEUED, ActionStatus.RUNNING))
     counts = {
-        "pending count": ActionFilter(statuses=PENDING),
-        "batch progress (500)": ActionFilter(batch_id=f"batch-{count // 5000 * 10 - 10}"),
-        "queued + running (worker)": ActionFilter(statuses=(ActionStatus.QUEUED, ActionStatus.RUNNING)),
+        "pending count": (ActionFilter(statuses=PENDING), admin),
+        "pending count (scoped)": (ActionFilter(statuses=PENDING), scoped),
+        "batch progress (500)": (ActionFilter(batch_id=f"batch-{count // 5000 * 10 - 10}"), admin),
+        "queued + running (worker)": (queued_running, admin),
     }
-    for name, flt in counts.items():
+    for name, (flt, reader) in counts.items():
         if only and only not in name:
             continue
-        n = sum((await service.count_by_status(flt, admin)).values())
-        timed = await _timed(partial(service.count_by_status, flt, admin), runs, budget)
+        n = sum((await service.count_by_status(flt, reader)).values())
+        timed = await _timed(partial(service.count_by_status, flt, reader), runs, budget)
         row = {"case": name, "face": "count", "matches": n, "first": timed}
         rows.append(row)
         print(_line(row), file=sys.stderr)
