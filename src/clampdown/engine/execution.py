@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from clampdown.catalog import ActionDefinition
 from clampdown.connectors.base import BatchingConnector, Connector, action_method
@@ -50,7 +50,26 @@ ItemOutcome = ActionOutcome | BaseException | AwaitApproval
 
 
 async def _gather_each(calls: Sequence[Awaitable[T]]) -> list[T | BaseException]:
+    if len(calls) == 1:
+        # A group of one (every group of a connector that does not batch): awaited in place, as
+        # gather would, without a task and a future per step.
+        try:
+            return [await calls[0]]
+        except Exception as exc:  # each item's own error, as gather(return_exceptions=True) gives it
+            return [exc]
     return list(await asyncio.gather(*calls, return_exceptions=True))
+
+
+_BATCHING: dict[type, bool] = {}
+
+
+def _batches(connector: Connector) -> bool:
+    """Whether `connector` is a BatchingConnector, asked once per class: a runtime-checkable
+    protocol's isinstance walks its attributes each time, twice per group."""
+    kind = type(connector)
+    if kind not in _BATCHING:
+        _BATCHING[kind] = isinstance(connector, BatchingConnector)
+    return _BATCHING[kind]
 
 
 @dataclass(frozen=True)
@@ -84,8 +103,9 @@ async def _resolve(
 async def _read_states(
     connector: Connector, accounts: Sequence[Account], lane: Lane
 ) -> list[AccountState | BaseException]:
-    if isinstance(connector, BatchingConnector) and len(accounts) > 1:
-        return list(await _limited(lane, connector.read_states(list(accounts)), "read"))
+    if len(accounts) > 1 and _batches(connector):
+        reading = cast(BatchingConnector, connector).read_states(list(accounts))
+        return list(await _limited(lane, reading, "read"))
     return await _gather_each([_limited(lane, connector.read_state(a), "read") for a in accounts])
 
 
@@ -108,8 +128,8 @@ async def _perform(
     pairs: Sequence[tuple[Account, ActionContext]],
     lane: Lane,
 ) -> list[ItemOutcome]:
-    if isinstance(connector, BatchingConnector) and len(pairs) > 1:
-        batch = connector.perform_batch(definition.method, list(pairs))
+    if len(pairs) > 1 and _batches(connector):
+        batch = cast(BatchingConnector, connector).perform_batch(definition.method, list(pairs))
         return list(await _limited(lane, batch, "perform"))
     method = action_method(connector, definition.method)
     done = await _gather_each([_limited(lane, method(account, ctx), "perform") for account, ctx in pairs])

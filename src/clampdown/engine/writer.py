@@ -78,7 +78,10 @@ class GroupWriter:
             lane.items.append((item, fut))
             futures.append(fut)
         self._wake.set()
-        await asyncio.gather(*futures)
+        if len(futures) == 1:
+            await futures[0]  # the common case (one completion): no gather around one future
+        else:
+            await asyncio.gather(*futures)
 
     async def record_resolutions(self, items: Sequence[Resolution]) -> None:
         """Durably store accounts and states-before; returns once committed."""
