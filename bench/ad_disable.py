@@ -8,7 +8,10 @@ full engine (bulk request -> SQLite actions table -> embedded worker -> connecto
 which also reads each account's state before acting, for undo). Prints one JSON result row;
 ratio = raw time / Clampdown time (>= 1 means Clampdown is at least as fast).
 
-    sudo .venv/bin/python bench/ad_disable.py [--users 1000] [--concurrency 8] [--lab-dir .lab]
+    sudo .venv/bin/python bench/ad_disable.py [--users 1000] [--concurrency 8 16] [--lab-dir .lab]
+
+Several concurrencies are measured in one run, round-robin within each round (one raw loop per
+round, shared), with one result row each: their ratios are then side by side under the same load.
 """
 
 from __future__ import annotations
@@ -147,7 +150,7 @@ def run_raw(lab: SambaLab, settings: ADSettings, names: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lab-dir", type=Path, default=Path(".lab"))
     parser.add_argument("--no-engine", action="store_true", help="time the connector path only")
@@ -157,33 +160,49 @@ def main() -> None:
 
     service = SambaLabComponent().up(args.lab_dir, DEMO_PEOPLE)
     lab = SambaLab(Path(service.details["samba_dir"]))
-    settings = ADSettings.model_validate(service.provider_config)
-    settings = settings.model_copy(update={"pool_size": args.concurrency})
+    base_settings = ADSettings.model_validate(service.provider_config)
     admin = lab.directory.connect()
     names = prepare_users(admin, args.users)
 
-    clampdown_times, engine_times, raw_times = [], [], []
+    clampdown_times: dict[int, list[float]] = {n: [] for n in args.concurrency}
+    engine_times: dict[int, list[float]] = {n: [] for n in args.concurrency}
+    raw_times: list[float] = []
     for _ in range(args.rounds):
-        enable_all(admin, names)
-        clampdown_times.append(asyncio.run(run_clampdown(settings, names, args.concurrency)))
-        assert count_disabled(admin) == len(names), "Clampdown did not disable every user"
-        if not args.no_engine:
+        for n in args.concurrency:
+            settings = base_settings.model_copy(update={"pool_size": n})
             enable_all(admin, names)
-            engine_times.append(asyncio.run(run_engine(settings, names, args.concurrency)))
-            assert count_disabled(admin) == len(names), "the engine did not disable every user"
+            clampdown_times[n].append(asyncio.run(run_clampdown(settings, names, n)))
+            assert count_disabled(admin) == len(names), "Clampdown did not disable every user"
+            if not args.no_engine:
+                enable_all(admin, names)
+                engine_times[n].append(asyncio.run(run_engine(settings, names, n)))
+                assert count_disabled(admin) == len(names), "the engine did not disable every user"
         enable_all(admin, names)
-        raw_times.append(run_raw(lab, settings, names))
+        raw_times.append(run_raw(lab, base_settings, names))
         assert count_disabled(admin) == len(names), "the raw loop did not disable every user"
     enable_all(admin, names)
     admin.unbind()
+    for n in args.concurrency:
+        row = result_row(names, n, args.rounds, raw_times, clampdown_times[n], engine_times[n])
+        print(row)
+        if args.record:
+            args.record.parent.mkdir(parents=True, exist_ok=True)
+            with args.record.open("a", encoding="utf-8") as out:
+                out.write(row + "\n")
 
+
+def result_row(
+    names: list[str], concurrency: int, rounds: int, raw_times: list[float],
+    clampdown_times: list[float], engine_times: list[float],
+) -> str:
+    """One JSON row for one concurrency; ratio = raw time / Clampdown time."""
     clampdown, raw = statistics.median(clampdown_times), statistics.median(raw_times)
     engine = statistics.median(engine_times) if engine_times else None
-    row = json.dumps({
+    return json.dumps({
         "benchmark": "ad_disable",
         "users": len(names),
-        "concurrency": args.concurrency,
-        "rounds": args.rounds,
+        "concurrency": concurrency,
+        "rounds": rounds,
         "clampdown_seconds": round(clampdown, 3),
         "raw_ldap3_seconds": round(raw, 3),
         "clampdown_per_second": round(len(names) / clampdown, 1),
@@ -192,19 +211,13 @@ def main() -> None:
         "engine_seconds": round(engine, 3) if engine else None,
         "engine_per_second": round(len(names) / engine, 1) if engine else None,
         "engine_ratio": round(raw / engine, 3) if engine else None,
-        # Each round times the three back to back: its own ratio is the least disturbed by
-        # whatever else the machine is doing.
+        # Each round times them back to back: its own ratio is the least disturbed by whatever
+        # else the machine is doing.
         "round_ratios": [round(r / c, 3) for r, c in zip(raw_times, clampdown_times, strict=True)],
         "round_engine_ratios": [round(r / e, 3) for r, e in zip(raw_times, engine_times, strict=False)],
         "runs": {"clampdown": clampdown_times, "engine": engine_times, "raw": raw_times},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
-    print(row)
-    if args.record:
-        args.record.parent.mkdir(parents=True, exist_ok=True)
-        with args.record.open("a", encoding="utf-8") as out:
-            out.write(row + "\n")
-
 
 if __name__ == "__main__":
     main()
