@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import string
+import weakref
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -80,6 +81,9 @@ class ADConnector:
     def __init__(self, settings: ADSettings) -> None:
         self.settings = settings
         self.pool = DirectoryPool(settings)
+        self._write_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @classmethod
     def from_settings(cls, settings: Any) -> ADConnector:
@@ -144,15 +148,29 @@ class ADConnector:
         except Exception as exc:
             return [exc for _ in items]
 
+        writes = self._write_limit()
+
         async def one(account: Account, context: ActionContext) -> ActionOutcome:
             if reason := _undo_keeps(method, context):
                 return ActionOutcome.already(reason)
             if account.id not in found:
                 raise missing(account, base)
             entry = _Entry(*found[account.id])
-            return await self.pool.run(lambda conn: _apply_disabled(conn, entry, disabled))
+            async with writes:
+                return await self.pool.run(lambda conn: _apply_disabled(conn, entry, disabled))
 
         return await _each([one(account, context) for account, context in items])
+
+    def _write_limit(self) -> asyncio.Semaphore:
+        """The writes of batches in the pool at once: half its connections. Handed over all at once,
+        a batch's writes would queue in front of every read (the pool's queue is first come, first
+        served) while the DC applies them one after the other anyway: the next actions' lookups
+        then wait for whole batches of writes instead of running beside them. One per event loop."""
+        loop = asyncio.get_running_loop()
+        limit = self._write_limits.get(loop)
+        if limit is None:
+            limit = self._write_limits[loop] = asyncio.Semaphore(max(1, self.settings.pool_size // 2))
+        return limit
 
     async def check(self) -> None:
         """Bind with the action account and read the rootDSE (Samba has no WhoAmI)."""
