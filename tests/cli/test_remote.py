@@ -21,7 +21,7 @@ from tests.lab_config import bootstrap_admin, memory_provider
 
 def _run(config: Path, token: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CLAMPDOWN_CONFIG": str(config), "CLAMPDOWN_TOKEN": token, "COLUMNS": "200"}
-    env.pop("CLAMPDOWN_SERVER", None)
+    env.pop("CLAMPDOWN_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "clampdown", *args], env=env, capture_output=True, text=True, timeout=120
     )

@@ -47,7 +47,7 @@ print("\\n" + json.dumps({"code": code, "modules": sorted(sys.modules)}))
 def _loaded(*args: str, **env: str) -> tuple[int, set[str]]:
     """Run the command in a fresh interpreter; its exit code and every module it imported."""
     environment = {**os.environ, "COLUMNS": "120", **env}
-    environment.pop("CLAMPDOWN_SERVER", None)
+    environment.pop("CLAMPDOWN_URL", None)
     done = subprocess.run(
         [sys.executable, "-c", RUN, json.dumps(list(args))],
         env=environment,

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from clampdown.config import Settings
     from clampdown.services.runtime import Runtime
 
-SERVER_VARIABLE = "CLAMPDOWN_SERVER"
+# Not CLAMPDOWN_SERVER: the configuration reads that one as its [server] section.
+SERVER_VARIABLE = "CLAMPDOWN_URL"
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -42,30 +43,20 @@ def token() -> str | None:
 
 
 def server() -> str | None:
-    """--server, else $CLAMPDOWN_SERVER: the running Clampdown the command talks to over its API.
-
-    The configuration reads CLAMPDOWN_* too, and CLAMPDOWN_SERVER as its [server] section when it
-    holds a JSON object: such a value is the configuration's, any other is the CLI's.
-    """
-    return state.server or _server_variable()
-
-
-def _server_variable() -> str | None:
-    value = os.environ.get(SERVER_VARIABLE, "").strip()
-    return value if value and not value.startswith("{") else None
+    """--server, else $CLAMPDOWN_URL: the running Clampdown the command talks to over its API."""
+    return state.server or os.environ.get(SERVER_VARIABLE, "").strip() or None
 
 
 def refuse_server(server_side: bool = False) -> None:
     """A command that opens the database itself refuses a server rather than ignoring it silently.
 
-    `--server` is refused by every such command. $CLAMPDOWN_SERVER, set once for a shell, is refused
+    `--server` is refused by every such command. $CLAMPDOWN_URL, set once for a shell, is refused
     by the analyst's commands (they will speak the API one day) but not by those that run where the
     database is by nature (`serve`, `worker`, `db`, `config`, `users`, `tokens`, `roles`, `doctor`).
     """
     if server() is None:
         return
     if server_side and state.server is None:
-        os.environ.pop(SERVER_VARIABLE)  # the CLI's URL, not the configuration's [server] section
         return
     where = "--server" if state.server else f"${SERVER_VARIABLE}"
     fail(

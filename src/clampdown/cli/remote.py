@@ -1,4 +1,4 @@
-"""The CLI's client of a running Clampdown's REST API (`--server URL` or $CLAMPDOWN_SERVER).
+"""The CLI's client of a running Clampdown's REST API (`--server URL` or $CLAMPDOWN_URL).
 
 A command given a server asks it over /api/v1 instead of opening the database, reads the answers
 into the same views the API serves (so tables and --json print exactly as in local mode), and turns
