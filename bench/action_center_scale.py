@@ -44,10 +44,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.audit.recorder import EventRecorder
 from clampdown.auth.principal import Principal
+from clampdown.db import migrate
 from clampdown.db.database import create_engine
 from clampdown.db.migrate import current_revision, upgrade
 from clampdown.db.tables import actions
@@ -341,14 +345,32 @@ async def _deep_cursor(engine: AsyncEngine, service: ActionService, who: Princip
     return (int(found) if found is not None else None), matches
 
 
-async def time_all(database: str, count: int, runs: int, budget: float, do_upgrade: bool,
-                   only: str | None) -> dict[str, Any]:  # fmt: skip
+async def _migrate(engine: AsyncEngine, revision: str) -> None:
+    """Up or down to `revision` (down: to time the same rows without the newer indexes)."""
+    if revision == "head" or int(revision) > int(await current_revision(engine) or 0):
+        await upgrade(engine, revision)
+        return
+
+    def down(connection: Connection) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(migrate.__file__).with_name("migrations")))
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+
+    async with engine.connect() as conn:
+        await conn.run_sync(down)
+        await conn.commit()
+
+
+async def time_all(
+    database: str, count: int, runs: int, budget: float, to: str | None, only: str | None
+) -> dict[str, Any]:
     url, _ = _names(database, count)
     engine = create_engine(url)
     built = None
-    if do_upgrade:
+    if to is not None:
         t = time.perf_counter()
-        await upgrade(engine)
+        await _migrate(engine, to)
         await _analyze(engine)
         built = round(time.perf_counter() - t, 1)
     revision = await current_revision(engine)
@@ -408,19 +430,61 @@ def _line(row: dict[str, Any]) -> str:
     return f"{row['case'][:44]:44} {row['matches']:>10,} {first['p50']:9.2f} {first['p95']:9.2f} {deep_text}"
 
 
+def _cell(timing: dict[str, Any] | None, base: dict[str, Any] | None) -> str:
+    if timing is None:
+        return "-"
+    text = f"{timing['p50']:.1f} / {timing['p95']:.1f}"
+    return text + (f" ({timing['p95'] / base['p95']:.2f})" if base else "")
+
+
+def report() -> str:
+    """Markdown tables of the latest run of each database, size and revision in the results: p50 /
+    p95 in ms, after the head revision the ratio of its p95 to that of the oldest revision."""
+    runs: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for line in RESULTS.read_text().splitlines():
+        run = json.loads(line)
+        runs[(run["database"], run["actions"], run["revision"])] = run
+    out = []
+    for database in ("sqlite", "postgresql"):
+        sizes = sorted({n for d, n, _ in runs if d == database})
+        columns = [(n, r) for n in sizes for r in sorted({r for d, m, r in runs if d == database and m == n})]
+        if not columns:
+            continue
+        head = " | ".join(f"{n // 1_000_000}M {r} {kind}" for n, r in columns for kind in ("first", "deep"))
+        out += [f"{database}:", "", f"| case | matches | {head} |", "|---|---|" + "---|" * (2 * len(columns))]
+        first_run = runs[(database, *columns[0])]
+        for row in first_run["rows"]:
+            cells = []
+            for n, r in columns:
+                found = {x["case"]: x for x in runs[(database, n, r)]["rows"]}.get(row["case"], {})
+                oldest = min(rr for d, m, rr in runs if d == database and m == n)
+                base = {x["case"]: x for x in runs[(database, n, oldest)]["rows"]}.get(row["case"], {})
+                for kind in ("first", "deep"):
+                    cells.append(_cell(found.get(kind), base.get(kind) if r != oldest else None))
+            matches = {x["case"]: x for x in runs[(database, sizes[-1], columns[-1][1])]["rows"]}
+            n_text = f"{matches.get(row['case'], row)['matches']:,}"
+            out.append(f"| {row['case']} | {n_text} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("command", choices=("generate", "time", "drop"))
+    parser.add_argument("command", choices=("generate", "time", "drop", "report"))
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--actions", type=int, default=1_000_000)
     parser.add_argument("--revision", default="0013", help="generate: the schema to load into")
     parser.add_argument("--runs", type=int, default=20, help="timed calls per query (p50, p95)")
     parser.add_argument("--budget", type=float, default=10.0, help="seconds per query at most (fewer runs)")
     parser.add_argument("--upgrade", action="store_true", help="time: migrate to head first")
+    parser.add_argument("--to", help="time: migrate up or down to this revision first")
     parser.add_argument("--only", help="time: only the cases whose name contains this")
     args = parser.parse_args()
     if args.command == "generate":
         print(json.dumps(asyncio.run(generate(args.database, args.actions, args.revision))))
+        return
+    if args.command == "report":
+        print(report())
         return
     if args.command == "drop":
         _, name = _names(args.database, args.actions)
@@ -435,9 +499,8 @@ def main() -> None:
         f"{'case':44} {'matches':>10} {'first p50':>9} {'p95':>9} {'deep p50':>9} {'p95':>9}  (ms)",
         file=sys.stderr,
     )
-    result = asyncio.run(
-        time_all(args.database, args.actions, args.runs, args.budget, args.upgrade, args.only)
-    )
+    to = "head" if args.upgrade else args.to
+    result = asyncio.run(time_all(args.database, args.actions, args.runs, args.budget, to, args.only))
     if not args.only:
         RESULTS.parent.mkdir(exist_ok=True)
         with RESULTS.open("a") as out:
