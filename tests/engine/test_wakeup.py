@@ -1,7 +1,7 @@
 """Wake-ups instead of polling: a worker whose poll interval is an hour still claims at once what
 is requested, and each playbook step as soon as the one before it ended; on PostgreSQL across
 processes (here: across engines, as separate processes have) through LISTEN/NOTIFY, also after
-the listening connection was killed."""
+the listening connection was killed. An approval, too, wakes the worker."""
 
 from __future__ import annotations
 
@@ -14,13 +14,17 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.auth.principal import Principal
-from clampdown.config import EngineSettings
+from clampdown.config import ApprovalSettings, EngineSettings, ProtectionSettings
 from clampdown.connectors.memory import MemoryConnector, MemorySettings
 from clampdown.db.database import create_engine
 from clampdown.engine.worker import Worker
 from clampdown.model import ActionStatus
+from clampdown.permissions import GLOBAL_ADMINISTRATOR
+from clampdown.policy import PolicyGate
 from clampdown.services.actions import ActionService
+from clampdown.services.approvals import ApprovalService
 from clampdown.store.actions import ActionStore, NewAction
+from clampdown.store.approvals import ApprovalStore
 from clampdown.store.wakeup import CHANNEL
 
 HOUR = EngineSettings(poll_interval_seconds=3600)
@@ -62,12 +66,28 @@ async def test_each_step_runs_as_soon_as_the_one_before_it_ended(
 ) -> None:
     service, okta = running
     chain = [
-        NewAction("okta.suspend_user", "okta", f"s{n}", admin.username, "phish", after_index=n - 1 if n else None)
+        NewAction("okta.suspend_user", "okta", f"s{n}", admin.username, "x", after_index=n - 1 if n else None)
         for n in range(4)
     ]
     stored = await service.store.enqueue(chain, datetime.now(UTC))
     assert await _final(service, [a.id for a in stored]) == [ActionStatus.COMPLETED] * 4
     assert okta.calls == 4
+
+
+async def test_an_approved_action_is_claimed_without_waiting_for_the_poll(
+    running: tuple[ActionService, MemoryConnector], admin: Principal
+) -> None:
+    plain, okta = running
+    gate = PolicyGate(ProtectionSettings(), ApprovalSettings(expires_after_minutes=60))
+    service = ActionService(plain.store, {"okta": okta}, guardrails=gate)
+    waiting = await service.request("okta.suspend_user", "u9", "phish", admin, request_approval=True)
+    assert waiting.status is ActionStatus.AWAITING_APPROVAL
+    second = Principal.from_roles("second", frozenset({GLOBAL_ADMINISTRATOR}), {})
+    await ApprovalService(service, ApprovalStore(service.store.engine)).decide(
+        second, True, action_ids=[waiting.id]
+    )
+    assert await _final(service, [waiting.id]) == [ActionStatus.COMPLETED]
+    assert okta.calls == 1
 
 
 async def test_another_process_is_woken_through_notify(pg_database: str, admin: Principal) -> None:
