@@ -15,13 +15,15 @@ import httpx
 
 from clampdown.connectors.entra.auth import TokenSource
 from clampdown.connectors.entra.graph_errors import RETRYABLE_STATUSES, retry_after
-from clampdown.connectors.entra.pacing import AdaptiveWindow, Pacer
+from clampdown.connectors.entra.pacing import AdaptiveWindow, Pacer, TenantPacer
 from clampdown.connectors.entra.settings import EntraSettings
 from clampdown.connectors.links import is_relative_path, same_origin_path
 from clampdown.errors import AccountNotFound, PermanentError, TransientError
 
 MAX_BATCH = 20
 TRANSPORT_RETRIES = 2
+# Full `$batch`es in flight before Graph has throttled anything (see AdaptiveWindow).
+INITIAL_BATCHES_IN_FLIGHT = 6
 
 
 @dataclass
@@ -57,13 +59,16 @@ class ClientStats:
     statuses: dict[int, int] = field(default_factory=dict)
 
 
-def _throttled(reply: GraphReply) -> bool:
-    """Whether Graph throttled the request, or any request inside a `$batch`."""
-    if reply.status == 429:
-        return True
-    if isinstance(reply.body, dict) and isinstance(reply.body.get("responses"), list):
-        return any(r.get("status") == 429 for r in reply.body["responses"] if isinstance(r, dict))
-    return False
+def _inner_throttling(reply: GraphReply) -> tuple[int, float | None]:
+    """How many requests inside a `$batch` answer were throttled, and their longest Retry-After."""
+    if reply.status != 200 or not isinstance(reply.body, dict):
+        return 0, None
+    responses = reply.body.get("responses")
+    if not isinstance(responses, list):
+        return 0, None
+    throttled = [r for r in responses if isinstance(r, dict) and r.get("status") == 429]
+    hints = [h for r in throttled if (h := retry_after(r.get("headers") or {})) is not None]
+    return len(throttled), max(hints, default=None)
 
 
 def _body(response: httpx.Response) -> Any:
@@ -108,14 +113,15 @@ class GraphClient:
         self.settings = settings
         self.tokens = tokens
         self.stats = ClientStats()
-        rate = settings.requests_per_second
-        self.pacer = Pacer(1.0 / rate if rate else 0.0)
+        # The tenant's pace: learned from Graph's 429s, never faster than requests_per_second.
+        self.pacer = TenantPacer(settings.requests_per_second)
         self.identity_protection_pacer = Pacer(settings.identity_protection_interval_seconds)
         self._identity_protection_turn = asyncio.Lock()
         self.window = AdaptiveWindow(
             minimum=1,
             maximum=settings.max_connections * settings.batch_size,
             step=settings.batch_size,
+            initial=INITIAL_BATCHES_IN_FLIGHT * settings.batch_size,
         )
         verify: ssl.SSLContext | bool = True
         if settings.ca_bundle is not None:
@@ -183,16 +189,18 @@ class GraphClient:
                 f"refusing to send the Graph token to {path!r}: not a path on {self.settings.graph_url}",
                 code="foreign_url",
             )
-        pacer = self.identity_protection_pacer if identity_protection else self.pacer
+        # Identity Protection has its own limit (its 429 names no wait): its spacing is apart, and its
+        # answers teach the tenant's pace nothing; it still takes its turn in the tenant's pace.
+        pause = self.identity_protection_pacer.pause if identity_protection else self.pacer.pause
         renewed = False
         transport_failures = transient_failures = throttled_rounds = 0
         waited = 0.0
         while True:
-            await pacer.acquire()
             if identity_protection:
-                await self.pacer.acquire()
+                await self.identity_protection_pacer.acquire()
             token = await self.tokens.token()
             started = await self.window.acquire(weight)
+            paced = await self.pacer.acquire(weight)
             try:
                 response = await self.http.request(
                     method, path, params=params, json=json, headers={"Authorization": f"Bearer {token}"}
@@ -209,11 +217,21 @@ class GraphClient:
                 await asyncio.sleep(self._backoff(transport_failures, False))
                 continue
             if identity_protection:
-                pacer.completed()
+                self.identity_protection_pacer.completed()
             self.stats.http_requests += 1
             self.stats.statuses[response.status_code] = self.stats.statuses.get(response.status_code, 0) + 1
             reply = GraphReply(response.status_code, dict(response.headers), _body(response))
-            await self.window.release(weight, started, throttled=_throttled(reply))
+            inner_throttled, inner_hint = _inner_throttling(reply)
+            if not identity_protection:
+                self.pacer.answered(
+                    paced,
+                    weight,
+                    throttled=reply.status == 429,
+                    hint=retry_after(reply.headers) if reply.status == 429 else None,
+                    items_throttled=inner_throttled,
+                    items_hint=inner_hint,
+                )
+            await self.window.release(weight, started, throttled=reply.status == 429 or inner_throttled > 0)
             if reply.status == 401 and not renewed:
                 # Expired or revoked before its time: get a fresh token once, then let 401 stand.
                 renewed = True
@@ -227,7 +245,7 @@ class GraphClient:
                 if waited + wait > self.settings.throttle_patience_seconds:
                     return reply
                 waited += wait
-                pacer.pause(wait)
+                pause(wait)
                 continue
             if (
                 reply.status in RETRYABLE_STATUSES
@@ -235,9 +253,7 @@ class GraphClient:
             ):
                 transient_failures += 1
                 wait = retry_after(reply.headers)
-                pacer.pause(
-                    wait if wait is not None else self._backoff(transient_failures, identity_protection)
-                )
+                pause(wait if wait is not None else self._backoff(transient_failures, identity_protection))
                 continue
             return reply
 

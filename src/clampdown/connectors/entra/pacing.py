@@ -1,10 +1,184 @@
-"""Request pacing shared by every concurrent task of one connector: an optional steady rate,
-and a pause that a throttled answer (429/503) imposes on everyone, not only on its own caller."""
+"""Request pacing shared by every concurrent task of one connector, that is of one tenant.
+
+`TenantPacer` spaces request starts at a rate it learns from Graph's first 429: Graph's identity
+limits are token buckets, so a 429's Retry-After is the time until the bucket admits one more
+request, and its inverse is the bucket's refill rate. From then on starts are paced at that rate
+(a little under it), probed upward additively while Graph keeps answering, and cut
+multiplicatively on a later 429; every Retry-After pauses the whole tenant. Two rates are learned
+apart, because Graph counts two ways: a whole request refused (the HTTP request is what is
+counted) teaches the rate of HTTP requests, sub-requests refused inside a `$batch` (each is
+counted) the rate of sub-requests. Before any 429 nothing is paced but the requests in flight
+(`AdaptiveWindow`). Everything runs on one event loop and no lock is held while waiting; the
+clock and the sleep are injected, so tests move time.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+# Paced this far under the rate Graph was seen to refuse: arrival times jitter (latency, a loaded
+# host), and a bucket kept a few tokens short of empty absorbs it instead of answering 429.
+MARGIN = 0.95
+# A rate read from a Retry-After is an upper bound: this share of it is taken as the estimate.
+HINT_SHARE = 0.9
+# The upward probe, a share of the learned rate per second's worth of answers: fast below the
+# margin, slow above it (a budget may grow, and only a probe finds out).
+PROBE = 0.02
+PROBE_ABOVE_MARGIN = 0.005
+# A 429 at the learned pace (one per congested moment) cuts the rate by this factor.
+BACKOFF = 0.9
+MINIMUM_RATE = 0.1  # requests per second: at least one every ten seconds
+# What Graph admitted replaces a guess once it spans this long and counts this many units.
+MEASURED_SPAN = 0.25
+MEASURED_UNITS = 5
+
+
+@dataclass
+class LearnedRate:
+    """One counted unit's pace: unknown (unpaced) until a 429 teaches it, or fixed from settings."""
+
+    rate: float | None = None
+    ceiling: float | None = None  # the configured requests_per_second: never paced faster
+    refused: float | None = None  # the rate Graph refused last: probed beyond only slowly
+    step: float = 0.0  # the probe at full speed, added per second's worth of answers
+    next_slot: float = 0.0
+    learned_at: float | None = None  # requests booked before it belong to the last lesson
+    lessons: int = 0  # congested moments learned from
+    # Units admitted among those booked since the last lesson, and the latest booking among them:
+    # while the pace is above the budget, what Graph admits is the budget.
+    admitted: float = 0.0
+    last_admitted_booking: float = 0.0
+
+    def reserve(self, now: float, cost: float) -> float:
+        """The start time for a request of `cost` units at or after `now`, and book it."""
+        if self.rate is None:
+            return now
+        slot = max(now, self.next_slot)
+        self.next_slot = slot + cost / self.rate
+        return slot
+
+    def answered(self, booked: float, cost: float) -> None:
+        """Answers admitting `cost` units booked at `booked`: probe upward additively (per
+        second's worth of answers)."""
+        if self.learned_at is not None and booked >= self.learned_at:
+            self.admitted += cost
+            self.last_admitted_booking = max(self.last_admitted_booking, booked)
+        if self.rate is None or self.step <= 0:
+            return
+        step = self.step
+        if self.refused is not None and self.rate >= MARGIN * self.refused:
+            step *= PROBE_ABOVE_MARGIN / PROBE
+        grown = self.rate + step * cost / self.rate
+        self.rate = grown if self.ceiling is None else min(self.ceiling, grown)
+
+    def throttled(self, now: float, booked: float, hint: float | None, sent_rate: float) -> None:
+        """A 429 for a request booked at `booked`; `hint` its Retry-After, `sent_rate` the rate of
+        starts over the last second (the estimate when Graph names no wait)."""
+        # A token bucket's Retry-After is the time until it admits one more request: its refill
+        # rate is the inverse, or less (less than a whole token may have been missing), so a
+        # hint is discounted further than a measured rate.
+        estimate = HINT_SHARE / hint if hint else sent_rate / 2
+        if self.ceiling is not None:
+            estimate = min(estimate, self.ceiling)
+        estimate = max(estimate, MINIMUM_RATE)
+        if self.learned_at is not None and booked < self.learned_at:
+            # Booked before the last lesson: the same congested moment. While it is the first
+            # lesson, each further hint can only narrow the estimate (the longest is the nearest
+            # to a whole token).
+            if self.lessons == 1 and hint and self.refused is not None and estimate < self.refused:
+                self.refused = estimate
+                self.rate = min(self.rate or estimate, MARGIN * estimate)
+                self.step = PROBE * self.rate
+            return
+        self.lessons += 1
+        if self.lessons == 1:
+            self.refused = estimate
+            self.rate = MARGIN * estimate if self.rate is None else min(self.rate, MARGIN * estimate)
+            self.step = PROBE * self.rate
+        else:
+            # Refused at the learned pace: it was above the budget (then what Graph admitted since
+            # the last lesson is the budget), or Graph's load made it so.
+            rate = self.rate or estimate
+            span = self.last_admitted_booking - (self.learned_at or now)
+            if span >= MEASURED_SPAN and self.admitted >= MEASURED_UNITS:
+                admitted_rate = self.admitted / span
+                self.refused = min(rate, admitted_rate)
+                self.rate = max(MINIMUM_RATE, min(rate * MARGIN, MARGIN * admitted_rate))
+            else:
+                self.refused = rate
+                self.rate = max(MINIMUM_RATE, rate * BACKOFF)
+        self.learned_at = now
+        self.admitted, self.last_admitted_booking = 0.0, now
+
+
+class TenantPacer:
+    """The pace of one tenant's requests: a pause any Retry-After imposes on all of them, and the
+    learned rates of HTTP requests and of sub-requests."""
+
+    def __init__(
+        self,
+        requests_per_second: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.clock, self.sleep = clock, sleep
+        self.requests = LearnedRate(rate=requests_per_second, ceiling=requests_per_second)
+        self.items = LearnedRate()
+        self._resume_at = 0.0
+        self._recent: deque[tuple[float, int]] = deque()  # (start, sub-requests) over the last second
+
+    async def acquire(self, weight: int = 1) -> float:
+        """Wait for this request's turn (`weight`: its sub-requests); when its turn was booked, to
+        pass to `answered`."""
+        while True:
+            now = self.clock()
+            if now < self._resume_at:
+                await self.sleep(self._resume_at - now)
+                continue
+            booked = now
+            slot = max(self.requests.reserve(now, 1), self.items.reserve(now, weight))
+            if slot > now:
+                await self.sleep(slot - now)
+                if self.clock() < self._resume_at:
+                    continue  # a 429 paused the tenant meanwhile: queue again behind the pause
+            started = max(slot, self.clock())
+            while self._recent and self._recent[0][0] <= started - 1.0:
+                self._recent.popleft()
+            self._recent.append((started, weight))
+            return booked
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request of the tenant for `seconds` (Graph asked us to back off)."""
+        self._resume_at = max(self._resume_at, self.clock() + seconds)
+        # A slot schedule left behind the pause would release a burst the moment it ends.
+        for rate in (self.requests, self.items):
+            rate.next_slot = max(rate.next_slot, self._resume_at)
+
+    def answered(
+        self,
+        booked: float,
+        weight: int,
+        throttled: bool = False,
+        hint: float | None = None,
+        items_throttled: int = 0,
+        items_hint: float | None = None,
+    ) -> None:
+        """Learn from one answer: a whole request refused (`throttled`, with Retry-After `hint`), or
+        `items_throttled` of its `weight` sub-requests refused (the longest Retry-After `items_hint`)."""
+        now = self.clock()
+        if throttled:
+            sent = sum(1 for t, _ in self._recent if t > now - 1.0)
+            self.requests.throttled(now, booked, hint, float(sent))
+            return
+        self.requests.answered(booked, 1)
+        if items_throttled:
+            sent_items = sum(w for t, w in self._recent if t > now - 1.0)
+            self.items.throttled(now, booked, items_hint, float(sent_items))
+        self.items.answered(booked, weight - items_throttled)
 
 
 class Pacer:
@@ -48,12 +222,17 @@ class Pacer:
 class AdaptiveWindow:
     """How many requests (a `$batch` counts its sub-requests) may be in flight: halved when Graph
     throttles, grown by each unthrottled answer's size (AIMD, as TCP does). Without it, every
-    task retries the moment a short Retry-After ends and most retries are throttled again."""
+    task retries the moment a short Retry-After ends and most retries are throttled again.
 
-    def __init__(self, minimum: int, maximum: int, step: int) -> None:
+    Until Graph first throttles, the window starts at `initial` and grows by one `step` per
+    window's worth of answers: a 429 answers every request sent in the round trip before it, so
+    what is in flight when an unknown budget runs out is what learning it costs."""
+
+    def __init__(self, minimum: int, maximum: int, step: int, initial: int | None = None) -> None:
         self.minimum, self.maximum, self.step = minimum, maximum, step
-        self.limit = maximum
+        self.limit = float(maximum if initial is None else max(minimum, min(maximum, initial)))
         self.in_flight = 0
+        self.throttled_once = False
         self._last_cut = 0.0
         self._condition = asyncio.Condition()
 
@@ -68,11 +247,14 @@ class AdaptiveWindow:
         async with self._condition:
             self.in_flight -= size
             if throttled:
+                self.throttled_once = True
                 # One cut per round trip: the answers of one congested moment count once.
                 if started >= self._last_cut:
-                    self.limit = max(self.minimum, self.limit // 2)
+                    self.limit = max(float(self.minimum), self.limit / 2)
                     self._last_cut = time.monotonic()
-            else:
+            elif self.throttled_once:
                 # Grow by what just succeeded: a batch's worth after a batch, one after one request.
-                self.limit = min(self.maximum, self.limit + min(self.step, size))
+                self.limit = min(float(self.maximum), self.limit + min(self.step, size))
+            else:
+                self.limit = min(float(self.maximum), self.limit + self.step * size / self.limit)
             self._condition.notify_all()
