@@ -8,7 +8,9 @@ the change already made, and the connector answers "already in the requested sta
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import TypeVar, cast
 
@@ -72,17 +74,55 @@ def _batches(connector: Connector) -> bool:
     return _BATCHING[kind]
 
 
-@dataclass(frozen=True)
 class Lane:
     """One configured directory's share of a worker: its name (the `provider` label of the
-    metrics: the kind's name where there is one directory of it) and the calls in flight it allows."""
+    metrics: the kind's name where there is one directory of it) and the calls in flight it allows.
 
-    name: str
-    limit: asyncio.Semaphore
+    A later step of a group under way (reading states, acting) takes a free slot before a lookup
+    of a group claimed after it: groups finish rather than every claimed action being looked up
+    first, so the changes start at once and run beside the next groups' lookups."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        self.name = name
+        self._free = limit
+        # Waiting for a slot: later steps first, then lookups; each in arrival order.
+        self._waiting: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+
+    @asynccontextmanager
+    async def slot(self, step: str) -> AsyncIterator[None]:
+        await self._acquire(1 if step == "resolve" else 0)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, rank: int) -> None:
+        if self._free > 0:
+            self._free -= 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[rank].append(turn)
+        try:
+            await turn  # a release hands its slot over by completing the turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # handed a slot just as it was cancelled: pass it on
+            elif turn in self._waiting[rank]:
+                self._waiting[rank].remove(turn)
+            raise
+
+    def _release(self) -> None:
+        for waiting in self._waiting:
+            while waiting:
+                turn = waiting.popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    return
+        self._free += 1
 
 
 async def _limited(lane: Lane, call: Awaitable[T], step: str) -> T:
-    async with lane.limit:
+    async with lane.slot(step):
         with PROVIDER_LATENCY.labels(lane.name, step).time():
             return await call
 

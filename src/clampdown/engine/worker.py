@@ -154,7 +154,7 @@ class Worker:
         if instance not in self._lanes:
             limits = self._settings.provider_concurrency
             limit = limits.get(instance, limits.get(kind, self._settings.default_provider_concurrency))
-            self._lanes[instance] = Lane(instance, asyncio.Semaphore(limit))
+            self._lanes[instance] = Lane(instance, limit)
         return self._lanes[instance]
 
     def _lease_now(self) -> datetime | None:
