@@ -1,4 +1,5 @@
-"""`--server URL`: catalog, actions list|show and act ask a real `clampdown serve` over the REST API and
+"""`--server URL`: catalog, actions list|show, act, contain and release ask a real `clampdown serve`
+over the REST API and
 print exactly what local mode prints; its refusals and an unreachable server are the same clear
 errors and exit codes, never a traceback."""
 
@@ -160,6 +161,30 @@ def test_an_unreachable_server_is_one_line_and_exit_5(deployment: Deployment) ->
     # TLS to a server that speaks none: the handshake fails, and says so.
     tls = deployment.remote("catalog", server=deployment.base.replace("http://", "https://"))
     assert tls.returncode == 5 and "Traceback" not in tls.stderr and "error: " in tls.stderr
+
+
+def test_contain_and_release_over_the_api(deployment: Deployment) -> None:
+    """The plan prints as local mode prints it; a containment waited for ends as the action center
+    holds it (its Entra steps fail here: exit 8 in both modes), and its release undoes it."""
+    _same(deployment.local("contain", "carol", "-r", "INC-5", "--dry-run"),
+          deployment.remote("contain", "carol", "-r", "INC-5", "--dry-run"))  # fmt: skip
+
+    contained = deployment.remote("contain", "erin", "-r", "INC-6", "--wait", "--timeout", "60", "--json")
+    assert contained.returncode == EXIT_ACTION_FAILED, contained.stderr
+    run = json.loads(contained.stdout)
+    assert run["containment_id"] and run["batch_id"] and run["actions"]
+    statuses = {a["provider"]: set() for a in run["actions"]}
+    for action in run["actions"]:
+        statuses[action["provider"]].add(action["status"])
+        assert action == json.loads(deployment.local("actions", "show", str(action["id"]), "--json").stdout)
+    assert statuses == {"okta": {"completed"}, "entra": {"failed", "cancelled"}} or statuses == {
+        "okta": {"completed"}, "entra": {"failed"}
+    }  # fmt: skip
+
+    released = deployment.remote("release", "erin", "-r", "INC-6", "--wait", "--timeout", "60")
+    assert released.returncode == 0, released.stderr
+    assert f"release for erin: containment {run['containment_id']}" in released.stdout
+    assert "completed" in released.stdout and "failed" not in released.stdout
 
 
 def test_commands_not_yet_over_the_api_say_so(deployment: Deployment) -> None:

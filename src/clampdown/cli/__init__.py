@@ -47,7 +47,7 @@ def main(
         typer.Option(
             "--server",
             help="A running Clampdown to ask over its REST API instead of opening the database "
-            "(else $CLAMPDOWN_URL): catalog, actions list|show and act on one user.",
+            "(else $CLAMPDOWN_URL): catalog, actions list|show, act on one user, contain and release.",
             show_default=False,
         ),
     ] = None,

@@ -33,7 +33,7 @@ actions_app = typer.Typer(
 )
 
 
-def _server_profile() -> ServerProfile | None:
+def server_profile() -> ServerProfile | None:
     """The server the command talks to, or None (then it opens the database)."""
     if server() is None:
         return None
@@ -83,7 +83,7 @@ def act(
 
     if (user is None) == (from_file is None):
         fail("give either a USER or --from-file FILE", 2)
-    if (profile := _server_profile()) is not None:
+    if (profile := server_profile()) is not None:
         if from_file is not None or dry_run:
             fail("with --server, `act` takes one USER and no --from-file or --dry-run yet", 2)
         assert user is not None
@@ -279,7 +279,7 @@ def actions_list(
     except ValueError:
         known = ", ".join(s.value for s in ActionStatus)
         fail(f"unknown status in {', '.join(status or [])}; use {known}", 2)
-    if (profile := _server_profile()) is not None:
+    if (profile := server_profile()) is not None:
         from clampdown.cli.remote import connect
 
         async def ask() -> list[ActionView]:
@@ -346,7 +346,7 @@ def actions_show(action_id: int, as_json: JsonOption = False) -> None:
     from clampdown.views import ActionView
 
     shown: Action | ActionView
-    if (profile := _server_profile()) is not None:
+    if (profile := server_profile()) is not None:
         from clampdown.cli.remote import connect
 
         async def ask() -> ActionView:
@@ -414,7 +414,7 @@ def actions_cancel(action_id: int, as_json: JsonOption = False) -> None:
 
 def catalog_command(as_json: JsonOption = False) -> None:
     """The action types, who may run them, and their inverses."""
-    if (profile := _server_profile()) is not None:
+    if (profile := server_profile()) is not None:
         from clampdown.cli.remote import connect
 
         async def ask() -> list[dict[str, Any]]:

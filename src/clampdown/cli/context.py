@@ -60,8 +60,9 @@ def refuse_server(server_side: bool = False) -> None:
         return
     where = "--server" if state.server else f"${SERVER_VARIABLE}"
     fail(
-        f"this command does not work over the API yet (catalog, actions list|show and act on one user "
-        f"do): it opens the database itself; run it without {where}, where the configuration file is",
+        f"this command does not work over the API yet (catalog, actions list|show, act on one user, "
+        f"contain and release do): it opens the database itself; run it without {where}, "
+        "where the configuration file is",
         2,
     )
 

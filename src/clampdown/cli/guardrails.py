@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from clampdown.cli import render
+from clampdown.cli.actions import server_profile
 from clampdown.cli.context import JsonOption, caller, load, open_runtime
 from clampdown.cli.errors import EXIT_ACTION_FAILED, run
 from clampdown.errors import ConfigError, InvalidInput
@@ -19,9 +21,10 @@ from clampdown.limits import clean_time
 from clampdown.model import Action, StepRole
 
 if TYPE_CHECKING:
+    from clampdown.cli.remote import ServerProfile
     from clampdown.services.planning import PlanItem
     from clampdown.services.playbooks import PlaybookRun
-    from clampdown.views import AuditCheckpointView, AuditReportView
+    from clampdown.views import AuditCheckpointView, AuditReportView, PlanItemView, PlaybookRunView
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 Until = Annotated[
@@ -41,14 +44,14 @@ def parse_until(value: str | None) -> datetime | None:
     return clean_time("--until", parsed)  # a zone and a sane range, or converting it may overflow
 
 
-def plan_rows(plan: list[PlanItem]) -> list[dict[str, object]]:
+def plan_rows(plan: Sequence[PlanItem | PlanItemView]) -> list[dict[str, object]]:
     """A plan as table rows for people."""
     from clampdown.views import PlanItemView
 
     return [PlanItemView.model_validate(p).model_dump() for p in plan]
 
 
-def _print_run(result: PlaybookRun, as_json: bool) -> None:
+def _print_run(result: PlaybookRun | PlaybookRunView, as_json: bool) -> None:
     from clampdown.views import PlaybookRunView
 
     if as_json:
@@ -72,6 +75,13 @@ def _print_run(result: PlaybookRun, as_json: bool) -> None:
 
 def _playbook_command(name: str, user: str, reason: str | None, until: str | None, dry_run: bool,
                       request_approval: bool, wait: bool, timeout: float, as_json: bool) -> None:  # fmt: skip
+    if (profile := server_profile()) is not None:
+        done = _playbook_remotely(profile, name, user, reason, parse_until(until), dry_run, request_approval,
+                                  wait, timeout)  # fmt: skip
+        _print_run(done, as_json)
+        if wait and any(a.status == "failed" for a in done.actions):
+            raise typer.Exit(EXIT_ACTION_FAILED)
+        return
     settings = load()
 
     async def go() -> PlaybookRun:
@@ -92,6 +102,29 @@ def _playbook_command(name: str, user: str, reason: str | None, until: str | Non
     _print_run(result, as_json)
     if wait and any(a.status.value == "failed" for a in result.actions):
         raise typer.Exit(EXIT_ACTION_FAILED)
+
+
+def _playbook_remotely(
+    profile: ServerProfile, name: str, user: str, reason: str | None, until: datetime | None,
+    dry_run: bool, request_approval: bool, wait: bool, timeout: float,
+) -> PlaybookRunView:  # fmt: skip
+    """`contain` or `release` through the server's API: run the playbook, then with --wait poll its
+    actions (a timed release is not waited for: it runs at --until)."""
+    from clampdown.cli.remote import connect
+
+    async def go() -> PlaybookRunView:
+        async with connect(profile) as api:
+            result = await api.run_playbook(
+                name, user, reason, until=until, request_approval=request_approval, dry_run=dry_run
+            )
+            if wait and result.actions and result.batch_id:
+                now_ids = [a.id for a in result.actions if a.containment_role != StepRole.TIMER]
+                waited = {a.id: a for a in await api.wait_many(now_ids, result.batch_id, timeout)}
+                actions = [waited.get(a.id, a) for a in result.actions]
+                result = result.model_copy(update={"actions": actions})
+            return result
+
+    return run(go())
 
 
 def contain(

@@ -37,11 +37,12 @@ from clampdown.model import ActionStatus
 
 if TYPE_CHECKING:
     from clampdown.views.actions import ActionView
+    from clampdown.views.playbooks import PlaybookRunView
 
 API = "/api/v1"
 PAGE = 1000  # the API's largest page of actions (limits.MAX_PAGE)
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1
 UNREACHABLE = "server_unreachable"
 
 _ERRORS: dict[int, type[ClampdownError]] = {
@@ -222,6 +223,45 @@ class RemoteApi:
             if ActionStatus(action.status).is_final or asyncio.get_running_loop().time() >= deadline:
                 return action
             await asyncio.sleep(POLL_SECONDS)
+
+    async def wait_many(self, action_ids: Sequence[int], batch_id: str, timeout: float) -> list[ActionView]:
+        """The actions of one batch once they all end (or as they are at `timeout`): one listing
+        of the batch per round, not one request per action."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        wanted = set(action_ids)
+        while True:
+            listed = await self.list_actions([("batch", batch_id)], max(len(wanted), 1) * 4)
+            found = {a.id: a for a in listed if a.id in wanted}
+            missing = wanted - found.keys()
+            found.update({i: await self.get_action(i) for i in missing})  # beyond the batch: one by one
+            done = all(ActionStatus(a.status).is_final for a in found.values())
+            if done or asyncio.get_running_loop().time() >= deadline:
+                return [found[i] for i in action_ids]
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def run_playbook(
+        self,
+        name: str,
+        target: str,
+        reason: str | None,
+        *,
+        until: datetime | None = None,
+        request_approval: bool = False,
+        dry_run: bool = False,
+    ) -> PlaybookRunView:
+        """POST /playbooks/{name}/run: contain (or release) a person, or only the plan."""
+        from clampdown.views.playbooks import PlaybookRunView
+
+        body = {
+            "target": target,
+            "reason": reason or "",
+            "until": until.isoformat() if until else None,
+            "request_approval": request_approval,
+            "dry_run": dry_run,
+        }
+        answer = await self._call("POST", f"/playbooks/{name}/run", json=body)
+        actions = [action_view(item) for item in answer.get("actions", [])]
+        return PlaybookRunView.model_validate({**answer, "actions": actions})
 
     async def open_secret(self, action_id: int, secret_key: str) -> str:
         """POST /actions/{id}/secret: the secret the action made for the caller, once."""
