@@ -51,6 +51,24 @@ _FINAL = tuple(s.value for s in ActionStatus if s.is_final)
 NARROW_TIME = 5_000
 
 
+@dataclass(frozen=True)
+class PlannerHints:
+    """What SQLite, which keeps no statistics of values, is told of a filter: it guesses a status
+    holds a sixth of the table and a time range a quarter, and so walks the primary key, through
+    all of it when fewer than a page match. Told the condition is rare, it takes the index."""
+
+    live_statuses: bool = False  # only statuses not final: the work in hand, while final ones pile up
+    narrow_time: bool = False  # a time range of at most NARROW_TIME actions
+
+
+NO_HINTS = PlannerHints()
+
+
+def _likely(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """The condition, marked for SQLite's planner as true of few rows."""
+    return func.likelihood(condition, literal_column("0.0001"))
+
+
 def _time_window(flt: ActionFilter) -> ColumnElement[bool]:
     """The filter's range of requested_at (`since` and/or `until` set)."""
     c = actions.c
@@ -393,10 +411,11 @@ class ActionStore(RecordingStore):
             )
         return restore_state_of(row) if row else None
 
-    def _filtered(self, query: Select[Any], flt: ActionFilter, narrow_time: bool = False) -> Select[Any]:
+    def _filtered(self, query: Select[Any], flt: ActionFilter, hints: PlannerHints = NO_HINTS) -> Select[Any]:
         c = actions.c
         if flt.statuses:
-            query = query.where(c.status.in_([s.value for s in flt.statuses]))
+            statuses = c.status.in_([s.value for s in flt.statuses])
+            query = query.where(_likely(statuses) if hints.live_statuses else statuses)
         if flt.type:
             query = query.where(c.type == flt.type)
         if flt.provider:
@@ -414,40 +433,42 @@ class ActionStore(RecordingStore):
             query = query.where(c.batch_id == flt.batch_id)
         if flt.since or flt.until:
             window = _time_window(flt)
-            # SQLite, which keeps no statistics of values, guesses a time range holds a quarter of
-            # the table and walks the primary key for it: told it is small, it takes the index.
-            query = query.where(func.likelihood(window, literal_column("0.0001")) if narrow_time else window)
+            query = query.where(_likely(window) if hints.narrow_time else window)
         return query
 
     def _newest(
-        self, flt: ActionFilter, limit: int, before_id: int | None, narrow_time: bool = False
+        self, flt: ActionFilter, limit: int, before_id: int | None, hints: PlannerHints = NO_HINTS
     ) -> Select[Any]:
-        query = self._filtered(select(actions), flt, narrow_time).order_by(actions.c.id.desc()).limit(limit)
+        query = self._filtered(select(actions), flt, hints).order_by(actions.c.id.desc()).limit(limit)
         return query if before_id is None else query.where(actions.c.id < before_id)
 
-    async def _narrow_time(self, conn: AsyncConnection, flt: ActionFilter) -> bool:
-        """On SQLite, whether the filter's time range holds few actions (the index on requested_at
-        tells, reading at most that many entries): then it is the way in, not the primary key."""
-        if conn.dialect.name != "sqlite" or not flt.since:
-            return False
-        inside = select(actions.c.id).where(_time_window(flt)).limit(NARROW_TIME + 1).subquery()
-        found = (await conn.execute(select(func.count()).select_from(inside))).scalar_one()
-        return int(found) <= NARROW_TIME
+    async def _hints(self, conn: AsyncConnection, flt: ActionFilter) -> PlannerHints:
+        """On SQLite, what the planner should be told of the filter. A time range is narrow if the
+        index on requested_at holds at most NARROW_TIME actions in it (it reads no more to tell)."""
+        if conn.dialect.name != "sqlite":
+            return NO_HINTS
+        live = bool(flt.statuses) and not any(s.is_final for s in flt.statuses)
+        narrow = False
+        if flt.since:
+            inside = select(actions.c.id).where(_time_window(flt)).limit(NARROW_TIME + 1).subquery()
+            found = (await conn.execute(select(func.count()).select_from(inside))).scalar_one()
+            narrow = int(found) <= NARROW_TIME
+        return PlannerHints(live_statuses=live, narrow_time=narrow)
 
     async def list_actions(
         self, flt: ActionFilter, *, limit: int = 100, before_id: int | None = None
     ) -> list[Action]:
         """Newest first; pass the last id seen as `before_id` for the next page."""
         async with self.engine.connect() as conn:
-            narrow = await self._narrow_time(conn, flt)
-            query = self._newest(flt, limit, before_id, narrow)
+            hints = await self._hints(conn, flt)
+            query = self._newest(flt, limit, before_id, hints)
             if flt.instances is not None and len(flt.instances) > 1:
                 # The newest of each directory by its (instance, id) index, then the newest of those:
                 # PostgreSQL cannot read that index in id order for `instance IN (...)`, and scans the
                 # primary key instead, through every other directory's actions (all of them, when the
                 # scope's actions are old).
                 each = [
-                    select(self._newest(replace(flt, instances=frozenset({name})), limit, before_id, narrow)
+                    select(self._newest(replace(flt, instances=frozenset({name})), limit, before_id, hints)
                            .subquery())
                     for name in sorted(flt.instances)
                 ]  # fmt: skip
@@ -457,8 +478,9 @@ class ActionStore(RecordingStore):
 
     async def count_by_status(self, flt: ActionFilter) -> dict[ActionStatus, int]:
         """How many actions match, per status (for batch progress)."""
-        query = self._filtered(select(actions.c.status, func.count()).group_by(actions.c.status), flt)
+        by_status = select(actions.c.status, func.count()).group_by(actions.c.status)
         async with self.engine.connect() as conn:
+            query = self._filtered(by_status, flt, await self._hints(conn, flt))
             rows = (await conn.execute(query)).all()
         return {ActionStatus(status): int(n) for status, n in rows}
 
