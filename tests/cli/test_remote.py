@@ -169,7 +169,7 @@ def test_contain_and_release_over_the_api(deployment: Deployment) -> None:
     _same(deployment.local("contain", "carol", "-r", "INC-5", "--dry-run"),
           deployment.remote("contain", "carol", "-r", "INC-5", "--dry-run"))  # fmt: skip
 
-    contained = deployment.remote("contain", "erin", "-r", "INC-6", "--wait", "--timeout", "60", "--json")
+    contained = deployment.remote("contain", "ivan", "-r", "INC-6", "--wait", "--timeout", "60", "--json")
     assert contained.returncode == EXIT_ACTION_FAILED, contained.stderr
     run = json.loads(contained.stdout)
     assert run["containment_id"] and run["batch_id"] and run["actions"]
@@ -181,9 +181,9 @@ def test_contain_and_release_over_the_api(deployment: Deployment) -> None:
         "okta": {"completed"}, "entra": {"failed"}
     }  # fmt: skip
 
-    released = deployment.remote("release", "erin", "-r", "INC-6", "--wait", "--timeout", "60")
+    released = deployment.remote("release", "ivan", "-r", "INC-6", "--wait", "--timeout", "60")
     assert released.returncode == 0, released.stderr
-    assert f"release for erin: containment {run['containment_id']}" in released.stdout
+    assert f"release for ivan: containment {run['containment_id']}" in released.stdout
     assert "completed" in released.stdout and "failed" not in released.stdout
 
 
