@@ -16,8 +16,8 @@ Setups: SQLite (the worker embedded in serve) and PostgreSQL (serve plus one `cl
 process), with the emulators' latency at each of `--latency-ms` (the Graph and Okta emulators
 add it to every request; Samba answers as fast as it does). `--cli N` also times N
 `clampdown contain PERSON --wait` from the shell at 0 ms, as an analyst runs it (start of the
-process to its exit). `--source DIR` runs serve and the worker from another checkout's `src`
-(the "before" numbers: `git worktree add DIR <commit>`).
+process to its exit), opening the database and with `--server`. `--source DIR` runs serve and
+the worker from another checkout's `src` (the "before" numbers: `git worktree add DIR <commit>`).
 
 Each run is released, then the next waits `--pause` seconds: Microsoft Graph allows Identity
 Protection one request per second per tenant, and the connector spaces them so (its
@@ -143,8 +143,9 @@ class Served:
         self.processes = [subprocess.Popen([*CLAMPDOWN, "serve"], env=self.env)]
         if database == "postgresql":
             self.processes.append(subprocess.Popen([*CLAMPDOWN, "worker"], env=self.env))
+        self.base = f"http://127.0.0.1:{self.port}"
         self.client = httpx.Client(
-            base_url=f"http://127.0.0.1:{self.port}", headers={"Authorization": f"Bearer {self.token}"},
+            base_url=self.base, headers={"Authorization": f"Bearer {self.token}"},
             timeout=30,
         )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -218,21 +219,27 @@ def bench(served: Served, person: str, runs: int, pause: float) -> dict[str, Any
     }  # fmt: skip
 
 
-def cli_runs(served: Served, person: str, runs: int, pause: float) -> dict[str, Any]:
-    """Wall time of `clampdown contain PERSON --wait` as an analyst runs it (process start included)."""
+def cli_runs(served: Served, person: str, runs: int, pause: float, remote: bool) -> dict[str, Any]:
+    """Wall time of `clampdown contain PERSON --wait` as an analyst runs it (process start included):
+    opening the database itself, and (`remote`) asking the server over its API with --server."""
     env = {**served.env, "CLAMPDOWN_TOKEN": served.token}
-    walls: list[float] = []
+    modes = {"cli": []} if not remote else {"cli": [], "cli_server": ["--server", served.base]}
+    walls: dict[str, list[float]] = {mode: [] for mode in modes}
     for n in range(runs + 1):
-        started = time.perf_counter()
-        subprocess.run([*CLAMPDOWN, "contain", person, "-r", "bench", "--wait"], env=env, check=True,
-                       capture_output=True)  # fmt: skip
-        if n:
-            walls.append(time.perf_counter() - started)
-        subprocess.run([*CLAMPDOWN, "release", person, "-r", "bench", "--wait"], env=env, check=True,
-                       capture_output=True)  # fmt: skip
-        time.sleep(pause)
-    return {"cli_runs": runs, "cli_p50_s": round(statistics.median(walls), 3),
-            "cli_p95_s": round(percentile(walls, 0.95), 3)}  # fmt: skip
+        for mode, options in modes.items():
+            started = time.perf_counter()
+            subprocess.run([*CLAMPDOWN, *options, "contain", person, "-r", "bench", "--wait"], env=env,
+                           check=True, capture_output=True)  # fmt: skip
+            if n:
+                walls[mode].append(time.perf_counter() - started)
+            subprocess.run([*CLAMPDOWN, *options, "release", person, "-r", "bench", "--wait"], env=env,
+                           check=True, capture_output=True)  # fmt: skip
+            time.sleep(pause)
+    out: dict[str, Any] = {"cli_runs": runs}
+    for mode, values in walls.items():
+        out[f"{mode}_p50_s"] = round(statistics.median(values), 3)
+        out[f"{mode}_p95_s"] = round(percentile(values, 0.95), 3)
+    return out
 
 
 def main() -> None:
@@ -264,7 +271,8 @@ def main() -> None:
                         set_latency(lab, lab_config, args.lab_dir, latency / 1000)
                         result = bench(served, person, args.runs, args.pause)
                         if args.cli and not latency:
-                            result.update(cli_runs(served, person, args.cli, args.pause))
+                            remote = args.source is None  # --server is new: the CLI before has none
+                            result.update(cli_runs(served, person, args.cli, args.pause, remote))
                         row = {"database": database, "latency_ms": latency, **result}
                         print(json.dumps(row), flush=True)
                         rows.append(row)
