@@ -450,8 +450,15 @@ def report() -> str:
         columns = [(n, r) for n in sizes for r in sorted({r for d, m, r in runs if d == database and m == n})]
         if not columns:
             continue
-        head = " | ".join(f"{n // 1_000_000}M {r} {kind}" for n, r in columns for kind in ("first", "deep"))
-        out += [f"{database}:", "", f"| case | matches | {head} |", "|---|---|" + "---|" * (2 * len(columns))]
+        oldest = {n: min(r for d, m, r in runs if d == database and m == n) for n in sizes}
+        head = " | ".join(
+            f"{n // 1_000_000}M {'before' if r == oldest[n] else 'after'} {kind}"
+            for n, r in columns
+            for kind in ("first", "deep")
+        )
+        matches_at = f"matches at {sizes[-1] // 1_000_000}M"
+        rule = "|---|---|" + "---|" * (2 * len(columns))
+        out += [f"{database}:", "", f"| case | {matches_at} | {head} |", rule]
         first_run = runs[(database, *columns[0])]
         for row in first_run["rows"]:
             cells = []
