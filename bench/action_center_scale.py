@@ -450,22 +450,21 @@ def report() -> str:
         columns = [(n, r) for n in sizes for r in sorted({r for d, m, r in runs if d == database and m == n})]
         if not columns:
             continue
-        oldest = {n: min(r for d, m, r in runs if d == database and m == n) for n in sizes}
+        oldest = min(r for _, _, r in runs)  # "before"
         head = " | ".join(
-            f"{n // 1_000_000}M {'before' if r == oldest[n] else 'after'} {kind}"
+            f"{n // 1_000_000}M {'before' if r == oldest else 'after'} {kind}"
             for n, r in columns
             for kind in ("first", "deep")
         )
         matches_at = f"matches at {sizes[-1] // 1_000_000}M"
         rule = "|---|---|" + "---|" * (2 * len(columns))
         out += [f"{database}:", "", f"| case | {matches_at} | {head} |", rule]
-        first_run = runs[(database, *columns[0])]
-        for row in first_run["rows"]:
+        for row in runs[(database, *columns[-1])]["rows"]:
             cells = []
             for n, r in columns:
                 found = {x["case"]: x for x in runs[(database, n, r)]["rows"]}.get(row["case"], {})
-                oldest = min(rr for d, m, rr in runs if d == database and m == n)
-                base = {x["case"]: x for x in runs[(database, n, oldest)]["rows"]}.get(row["case"], {})
+                before = runs.get((database, n, oldest), {"rows": []})["rows"]
+                base = {x["case"]: x for x in before}.get(row["case"], {})
                 for kind in ("first", "deep"):
                     cells.append(_cell(found.get(kind), base.get(kind) if r != oldest else None))
             matches = {x["case"]: x for x in runs[(database, sizes[-1], columns[-1][1])]["rows"]}
