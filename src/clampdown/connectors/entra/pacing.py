@@ -25,12 +25,15 @@ from dataclasses import dataclass
 MARGIN = 0.95
 # A rate read from a Retry-After is an upper bound: this share of it is taken as the estimate.
 HINT_SHARE = 0.9
-# The upward probe, a share of the learned rate per second's worth of answers: fast below the
-# margin, slow above it (a budget may grow, and only a probe finds out).
-PROBE = 0.02
-PROBE_ABOVE_MARGIN = 0.005
+# The upward probe, added per second's worth of answers: this share of the rate at the lesson
+# while under the margin of the refused rate, a tenth of it above (a budget may grow, and only a
+# probe finds out). After QUIET_SECONDS at the pace without a 429 the refusal is forgotten.
+PROBE = 0.05
+PROBE_ABOVE_MARGIN = 0.1
+QUIET_SECONDS = 10.0
 # A 429 at the learned pace (one per congested moment) cuts the rate by this factor.
 BACKOFF = 0.9
+MAX_FIRST_PAUSE = 1.0  # seconds: the round trip waited out after the first lesson, at most
 MINIMUM_RATE = 0.1  # requests per second: at least one every ten seconds
 # What Graph admitted replaces a guess once it spans this long and counts this many units.
 MEASURED_SPAN = 0.25
@@ -44,6 +47,7 @@ class LearnedRate:
     rate: float | None = None
     ceiling: float | None = None  # the configured requests_per_second: never paced faster
     refused: float | None = None  # the rate Graph refused last: probed beyond only slowly
+    learned: float = 0.0  # the first lesson's estimate
     step: float = 0.0  # the probe at full speed, added per second's worth of answers
     next_slot: float = 0.0
     learned_at: float | None = None  # requests booked before it belong to the last lesson
@@ -64,14 +68,18 @@ class LearnedRate:
     def answered(self, booked: float, cost: float) -> None:
         """Answers admitting `cost` units booked at `booked`: probe upward additively (per
         second's worth of answers)."""
-        if self.learned_at is not None and booked >= self.learned_at:
+        if self.learned_at is not None:
+            if booked <= self.learned_at:
+                return  # sent at the pace the lesson corrected: neither a measure nor a reason to grow
             self.admitted += cost
             self.last_admitted_booking = max(self.last_admitted_booking, booked)
         if self.rate is None or self.step <= 0:
             return
         step = self.step
+        if self.refused is not None and self.admitted > QUIET_SECONDS * self.rate:
+            self.refused = None
         if self.refused is not None and self.rate >= MARGIN * self.refused:
-            step *= PROBE_ABOVE_MARGIN / PROBE
+            step *= PROBE_ABOVE_MARGIN
         grown = self.rate + step * cost / self.rate
         self.rate = grown if self.ceiling is None else min(self.ceiling, grown)
 
@@ -85,18 +93,19 @@ class LearnedRate:
         if self.ceiling is not None:
             estimate = min(estimate, self.ceiling)
         estimate = max(estimate, MINIMUM_RATE)
-        if self.learned_at is not None and booked < self.learned_at:
+        if self.learned_at is not None and booked <= self.learned_at:
             # Booked before the last lesson: the same congested moment. While it is the first
             # lesson, each further hint can only narrow the estimate (the longest is the nearest
             # to a whole token).
-            if self.lessons == 1 and hint and self.refused is not None and estimate < self.refused:
-                self.refused = estimate
+            if self.lessons == 1 and hint and self.refused is not None and estimate < self.learned:
+                self.learned, self.refused = estimate, estimate / HINT_SHARE
                 self.rate = min(self.rate or estimate, MARGIN * estimate)
                 self.step = PROBE * self.rate
             return
         self.lessons += 1
         if self.lessons == 1:
-            self.refused = estimate
+            self.learned = estimate
+            self.refused = estimate / HINT_SHARE if hint else estimate
             self.rate = MARGIN * estimate if self.rate is None else min(self.rate, MARGIN * estimate)
             self.step = PROBE * self.rate
         else:
@@ -170,15 +179,20 @@ class TenantPacer:
         """Learn from one answer: a whole request refused (`throttled`, with Retry-After `hint`), or
         `items_throttled` of its `weight` sub-requests refused (the longest Retry-After `items_hint`)."""
         now = self.clock()
+        lessons = self.requests.lessons + self.items.lessons
         if throttled:
             sent = sum(1 for t, _ in self._recent if t > now - 1.0)
             self.requests.throttled(now, booked, hint, float(sent))
-            return
-        self.requests.answered(booked, 1)
-        if items_throttled:
-            sent_items = sum(w for t, w in self._recent if t > now - 1.0)
-            self.items.throttled(now, booked, items_hint, float(sent_items))
-        self.items.answered(booked, weight - items_throttled)
+        else:
+            self.requests.answered(booked, 1)
+            if items_throttled:
+                sent_items = sum(w for t, w in self._recent if t > now - 1.0)
+                self.items.throttled(now, booked, items_hint, float(sent_items))
+            self.items.answered(booked, weight - items_throttled)
+        if lessons == 0 and self.requests.lessons + self.items.lessons == 1:
+            # The first lesson: what was sent in the round trip before it is answered 429 too, and
+            # its hints refine the estimate; send nothing new until they are back.
+            self.pause(min(now - booked, MAX_FIRST_PAUSE))
 
 
 class Pacer:
