@@ -12,9 +12,10 @@ counts its identity limits). Modes, each on a fresh tenant:
   engine    the same plus the engine's own `read_states` per group before `perform_batch`.
   per-user  one `suspend_user` call (one PATCH) per user, 32 in flight: one request per user.
 The floor is the least time the budget allows for the requests a mode cannot avoid:
-max(0, needed - burst) / budget. By default no client-side pacing: the connector learns the budget
-from 429 + Retry-After (--client-rate sets the connector's own requests_per_second). Prints one
-JSON row per run and appends it to --results.
+max(0, needed - burst) / budget. By default no rate is configured: the connector learns the budget
+from its first 429 and Retry-After and paces its request rate from then on (--client-rate sets the
+connector's requests_per_second, which it never exceeds). Prints one JSON row per run and appends
+it to --results.
 
     .venv/bin/python bench/entra_bulk.py --users 5000 --budget 50 --scope requests --mode all
 """
@@ -240,7 +241,7 @@ def main() -> None:
         "--client-rate",
         type=float,
         default=None,
-        help="the connector's own pacing (requests_per_second); default: none, learn from 429s",
+        help="the connector's requests_per_second (a ceiling); default: none, learned from 429s",
     )
     parser.add_argument("--action", choices=("suspend_user", "mark_compromised"), default="suspend_user")
     parser.add_argument("--mode", choices=("batched", "engine", "per-user", "all"), default="all")
