@@ -2,9 +2,10 @@
 
 `TenantPacer` spaces request starts at a rate it learns from Graph's first 429: Graph's identity
 limits are token buckets, so a 429's Retry-After is the time until the bucket admits one more
-request, and its inverse is the bucket's refill rate. From then on starts are paced at that rate
-(a little under it), probed upward additively while Graph keeps answering, and cut
-multiplicatively on a later 429; every Retry-After pauses the whole tenant. Two rates are learned
+request, and its inverse bounds the bucket's refill rate from above. From then on starts are
+paced a little under that bound, probed upward additively while Graph keeps answering, and cut
+on a later 429 (to what Graph was measured to admit, or multiplicatively); every Retry-After
+pauses the whole tenant. Two rates are learned
 apart, because Graph counts two ways: a whole request refused (the HTTP request is what is
 counted) teaches the rate of HTTP requests, sub-requests refused inside a `$batch` (each is
 counted) the rate of sub-requests. Before any 429 nothing is paced but the requests in flight
