@@ -148,10 +148,7 @@ def act(
                 if key and action.sealed_secret:
                     opened.append(await rt.actions.open_secret(action.id, key, principal))
             elif key and not as_json:
-                render.console.print(
-                    "note: this action makes a new password for you; it is handed over only with --wait",
-                    highlight=False,
-                )
+                _note_secret_needs_wait()
             return action
 
     done = run(go())
@@ -184,15 +181,19 @@ def _act_remotely(
                 if key and action.status == ActionStatus.COMPLETED:
                     opened.append(await api.open_secret(action.id, key))
             elif key and not as_json:
-                render.console.print(
-                    "note: this action makes a new password for you; it is handed over only with --wait",
-                    highlight=False,
-                )
+                _note_secret_needs_wait()
             return action
 
     done = run(go())
     _report([done], done if as_json else None, wait)
     _print_secrets(done.id, opened, as_json)
+
+
+def _note_secret_needs_wait() -> None:
+    render.console.print(
+        "note: this action makes a new password for you; it is handed over only with --wait",
+        highlight=False,
+    )
 
 
 def _print_secrets(action_id: int, opened: list[str], as_json: bool) -> None:
