@@ -244,7 +244,7 @@ async def test_a_renamed_directory_is_paced_and_measured_under_its_name_now(
     await worker.run(until_drained=True)
     assert (await store.get(action.id)).status is ActionStatus.COMPLETED
     assert (calls("corp-ad"), calls("ad")) == (counted[0] + 1, counted[1])
-    assert {n: lane.limit._value for n, lane in worker._lanes.items()} == {"corp-ad": 1}  # all free again
+    assert {n: lane.free for n, lane in worker._lanes.items()} == {"corp-ad": 1}  # all free again
 
 
 async def test_the_console_names_the_directory_of_each_account_and_acts_there(admin: Principal) -> None:

@@ -88,6 +88,11 @@ class Lane:
         # Waiting for a slot: later steps first, then lookups; each in arrival order.
         self._waiting: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
 
+    @property
+    def free(self) -> int:
+        """The slots no call holds now."""
+        return self._free
+
     @asynccontextmanager
     async def slot(self, step: str) -> AsyncIterator[None]:
         await self._acquire(1 if step == "resolve" else 0)
