@@ -82,7 +82,7 @@ async def admin_token(url: str) -> str:
         await engine.dispose()
 
 
-def set_latency(lab: dict[str, Any], config: dict[str, Any], lab_dir: Path, seconds: float) -> None:
+def set_latency(config: dict[str, Any], lab_dir: Path, seconds: float) -> None:
     """Every Graph and Okta emulator request takes `seconds` from now on."""
     okta = config["providers"]["okta"]["org_url"]
     httpx.put(f"{okta}/_emulator/latency", json={"seconds": seconds}, timeout=10).raise_for_status()
@@ -268,7 +268,7 @@ def main() -> None:
                 served = Served(lab_config, database, Path(tmp), args.source)
                 try:
                     for latency in (float(x) for x in args.latency_ms.split(",")):
-                        set_latency(lab, lab_config, args.lab_dir, latency / 1000)
+                        set_latency(lab_config, args.lab_dir, latency / 1000)
                         result = bench(served, person, args.runs, args.pause)
                         if args.cli and not latency:
                             remote = args.source is None  # --server is new: the CLI before has none
@@ -279,7 +279,7 @@ def main() -> None:
                 finally:
                     served.stop()
     finally:
-        set_latency(lab, lab_config, args.lab_dir, 0.0)
+        set_latency(lab_config, args.lab_dir, 0.0)
     print("| database | emulator latency | steps | p50 | p95 | floor (p50) | ratio p50 | ratio p95 "
           "| blocked p50 | blocked p95 |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
