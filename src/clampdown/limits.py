@@ -36,6 +36,14 @@ MAX_RESULT_BYTES = 16 * 2**20  # a hunt's rows as JSON: fetching stops there and
 MAX_NEXT_URL = 1024
 MAX_ID = 2**63 - 1  # ids are 64-bit in PostgreSQL
 
+# People search (issue 19): a fragment of a name, login or address, asked of every directory.
+MIN_SEARCH_TEXT = 2  # one letter matches half a directory: not worth asking any
+MAX_SEARCH_TEXT = 64
+SEARCH_PUNCTUATION = " .@_'-+"  # besides letters and digits: what names and addresses hold
+MAX_SEARCH_PAGE = 50  # people per page
+MAX_SEARCH_PAGES = 20  # pages deep: past that, a longer fragment finds them sooner
+SEARCH_WAIT_SECONDS = 2.0  # a directory slower than this shows as "still answering"
+
 # Actions (issue 14): times a request or filter may name, and the stored idempotency key.
 # Outside these a time is a typo, and near the ends of datetime an offset overflows on conversion.
 EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -65,6 +73,22 @@ def optional_text(field: str, value: str | None, max_length: int) -> str | None:
     """Like `clean_text`, but None (or blank) stays None."""
     text = clean_text(field, value, max_length)
     return text or None
+
+
+def clean_search_text(value: str | None) -> str:
+    """A search fragment, stripped; InvalidInput if shorter than MIN_SEARCH_TEXT, longer than
+    MAX_SEARCH_TEXT, or holding a character other than letters, digits and SEARCH_PUNCTUATION
+    (no wildcards, quotes or brackets: the directories' query languages give those a meaning)."""
+    text = clean_text("query", value, MAX_SEARCH_TEXT)
+    if len(text) < MIN_SEARCH_TEXT:
+        raise InvalidInput(f"query: type at least {MIN_SEARCH_TEXT} characters of a name, login or email")
+    odd = sorted({c for c in text if not (c.isalnum() or c in SEARCH_PUNCTUATION)})
+    if odd:
+        shown = " ".join(repr(c) for c in odd[:5])
+        raise InvalidInput(
+            f"query: {shown} cannot be searched for; use letters, digits, spaces and . @ _ ' - +"
+        )
+    return text
 
 
 def fit_key(value: str, max_length: int) -> str:
