@@ -165,15 +165,17 @@ class GraphClient:
         json: Any = None,
         identity_protection: bool = False,
         weight: int = 1,
+        headers: dict[str, str] | None = None,
     ) -> GraphReply:
         """Send one request and return Graph's final answer, after bounded retries of throttled
-        and transient failures (the caller maps a non-2xx answer to an error)."""
+        and transient failures (the caller maps a non-2xx answer to an error). `headers`: extra
+        request headers (`ConsistencyLevel: eventual` for an advanced query)."""
         if identity_protection:
             # One Identity Protection request at a time: spacing each from the previous answer is
             # the only way to keep ~1/s where the tenant counts it, whatever the latency.
             async with self._identity_protection_turn:
-                return await self._send(method, path, params, json, True, weight)
-        return await self._send(method, path, params, json, False, weight)
+                return await self._send(method, path, params, json, True, weight, headers)
+        return await self._send(method, path, params, json, False, weight, headers)
 
     async def _send(
         self,
@@ -183,6 +185,7 @@ class GraphClient:
         json: Any,
         identity_protection: bool,
         weight: int,
+        headers: dict[str, str] | None = None,
     ) -> GraphReply:
         if not is_relative_path(path):
             raise PermanentError(
@@ -203,8 +206,9 @@ class GraphClient:
             paced = await self.pacer.acquire(weight)
             try:
                 response = await self.http.request(
-                    method, path, params=params, json=json, headers={"Authorization": f"Bearer {token}"}
-                )
+                    method, path, params=params, json=json,
+                    headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+                )  # fmt: skip
             except httpx.TransportError as exc:
                 await self.window.release(weight, started, throttled=False)
                 transport_failures += 1
