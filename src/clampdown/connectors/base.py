@@ -11,6 +11,7 @@ Connectors never touch the database.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -113,4 +114,28 @@ class ResidualAccessReader(Protocol):
         self, account: Account, applied: Mapping[str, datetime]
     ) -> list[ResidualAccess]:
         """What `account` may still use, given the actions `applied` to it."""
+        ...
+
+
+@dataclass(frozen=True)
+class FoundUser:
+    """One account a people search found, with what a person reads to pick it."""
+
+    account: Account
+    display_name: str
+    email: str | None = None
+
+
+@runtime_checkable
+class UserSearcher(Protocol):
+    """Optional: a connector that finds users from a fragment of a name, login or email.
+
+    `text` is already checked (limits.clean_search_text); the connector escapes it for its query
+    language and matches it as a prefix of each name part and, where the directory can, anywhere
+    in the name, login and email. At most `limit` users, in the directory's order. Raises like any
+    read: TransientError, PermanentError.
+    """
+
+    async def search_users(self, text: str, limit: int) -> list[FoundUser]:
+        """The users whose name, login or email starts with (or holds) `text`."""
         ...

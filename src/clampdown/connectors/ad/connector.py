@@ -21,7 +21,7 @@ from clampdown.connectors.ad.failures import SUCCESS, operation_failure
 from clampdown.connectors.ad.pool import Connection, DirectoryPool
 from clampdown.connectors.ad.references import guid_from_bytes, sid_from_bytes, user_query
 from clampdown.connectors.ad.settings import ADSettings
-from clampdown.connectors.base import action_method
+from clampdown.connectors.base import FoundUser, action_method
 from clampdown.errors import AccountNotFound, PermanentError
 from clampdown.model import (
     MULTI_VALUE_SEPARATOR,
@@ -115,6 +115,12 @@ class ADConnector:
                 code="ambiguous",
             )
         return _account(found[0])
+
+    async def search_users(self, text: str, limit: int) -> list[FoundUser]:
+        """Users matching a fragment by ambiguous name resolution or anywhere in their names (search.py)."""
+        from clampdown.connectors.ad.search import search_users
+
+        return await search_users(self.pool, self.settings.base_dn, text, limit)
 
     async def read_state(self, account: Account) -> AccountState:
         """Enabled, locked out, password age, last logon, groups and adminCount, read just now."""

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import jwt
 
 from clampdown.clock import SystemClock
+from clampdown.connectors.base import FoundUser
 from clampdown.connectors.entra.auth import TokenSource
 from clampdown.connectors.entra.client import (
     GraphClient,
@@ -27,6 +28,7 @@ from clampdown.connectors.entra.graph_errors import graph_error
 from clampdown.connectors.entra.permissions import ACTION_NEEDS
 from clampdown.connectors.entra.residual import Residual
 from clampdown.connectors.entra.risk import AT_RISK_STATES, NO_RISK, RISKY_USERS, RiskView
+from clampdown.connectors.entra.search import search_users
 from clampdown.connectors.entra.settings import EntraSettings
 from clampdown.errors import AccountNotFound, ActionAccountError, PermanentError, ProviderError
 from clampdown.model import (
@@ -162,6 +164,10 @@ class EntraConnector:
         ):
             results[index] = found
         return [r for r in results if r is not None]
+
+    async def search_users(self, text: str, limit: int) -> list[FoundUser]:
+        """Users matching a fragment through Graph's `$search` (search.py)."""
+        return await search_users(self.graph, USER_SELECT, text, limit, self._account, self._error)
 
     def _account(self, user: dict[str, Any]) -> Account:
         attributes = {"userPrincipalName": str(user["userPrincipalName"])}

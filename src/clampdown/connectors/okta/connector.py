@@ -17,12 +17,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
 
+from clampdown.connectors.base import FoundUser
 from clampdown.connectors.okta.auth import ApiTokenAuth, OktaAuth, ServiceAppAuth
 from clampdown.connectors.okta.client import OktaAnswer, OktaClient
 from clampdown.connectors.okta.eviction import EvictionActions
 from clampdown.connectors.okta.failures import OKTA_USER_ID, REFUSED_TRANSITION, failure, user_path
 from clampdown.connectors.okta.pacer import RateLimitPacer
 from clampdown.connectors.okta.residual import OktaResidualAccess
+from clampdown.connectors.okta.search import search_users
 from clampdown.connectors.okta.settings import OktaSettings
 from clampdown.errors import (
     AccountNotFound,
@@ -107,6 +109,10 @@ class OktaConnector(EvictionActions):
                 code="ambiguous_user",
             )
         return _account(found[0])
+
+    async def search_users(self, text: str, limit: int) -> list[FoundUser]:
+        """Users matching a fragment through the `search` expression (search.py)."""
+        return await search_users(self.client, text, limit, _account)
 
     async def _search(self, search: str, reference: str) -> list[dict[str, Any]]:
         """At most two users matching a search expression (two are enough to say it is ambiguous)."""
