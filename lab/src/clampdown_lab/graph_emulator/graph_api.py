@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from clampdown_lab.graph_emulator import odata
+from clampdown_lab.graph_emulator import odata, search
 from clampdown_lab.graph_emulator.tenant import Tenant, UserRecord, iso
 from clampdown_lab.graph_emulator.throttling import Counters, Faults, Throttle
 from clampdown_lab.graph_emulator.tokens import Caller
@@ -141,6 +141,23 @@ def error_response(
         "client-request-id": inner["client-request-id"],
     }
     return GraphResponse(status, body, out | (headers or {}))
+
+
+def _search(request: GraphRequest) -> odata.Predicate | None:
+    """The `$search` of an advanced query on users; Graph refuses it (and `$count`) without the
+    `ConsistencyLevel: eventual` header."""
+    text = request.query.get("$search")
+    eventual = request.headers.get(search.CONSISTENCY_HEADER, "").lower() == "eventual"
+    if text is not None and not eventual:
+        raise GraphFault(400, "Request_UnsupportedQuery", search.NEEDS_CONSISTENCY)
+    if "$count" in request.query and not eventual:
+        raise GraphFault(400, "Request_BadRequest", "$count is not currently supported.")
+    if text is None:
+        return None
+    try:
+        return search.parse_search(text)
+    except search.SearchError as exc:
+        raise GraphFault(400, "Request_UnsupportedQuery", str(exc)) from None
 
 
 def _user_json(user: UserRecord, select: list[str] | None) -> dict[str, Any]:
@@ -364,9 +381,17 @@ class GraphApi:
     def list_users(self, request: GraphRequest, match: re.Match[str]) -> GraphResponse:
         self._require(request, READ_USERS)
         predicate = self._filter(request, USER_FILTERS, "Request_UnsupportedQuery")
+        searched = _search(request)
         select = odata.parse_select(request.query.get("$select"))
-        users = [u for u in self.tenant.users.values() if predicate is None or predicate(asdict(u))]
-        return self._page(request, [_user_json(u, select) for u in users], "users", 100, 999)
+        users = [
+            u
+            for u in self.tenant.users.values()
+            if (predicate is None or predicate(asdict(u))) and (searched is None or searched(asdict(u)))
+        ]
+        page = self._page(request, [_user_json(u, select) for u in users], "users", 100, 999)
+        if request.query.get("$count", "").lower() == "true":
+            page.body["@odata.count"] = len(users)
+        return page
 
     def get_user(self, request: GraphRequest, match: re.Match[str]) -> GraphResponse:
         self._require(request, READ_USERS)

@@ -24,7 +24,8 @@ FILTER_ATTRIBUTES = {
     "profile.firstName",
     "profile.lastName",
 }
-_CONTAINS_ATTRIBUTES = {"profile.firstName", "profile.lastName", "profile.email", "profile.login"}
+# Users `search` allows `co` (contains) only on these (the Users API reference).
+CONTAINS_ATTRIBUTES = frozenset({"profile.firstName", "profile.lastName", "profile.email", "profile.login"})
 
 
 def invalid_search(detail: str) -> OktaApiError:
@@ -68,11 +69,14 @@ def attribute_value(record: UserRecord, name: str) -> Any:
 
 
 class _Parser:
-    def __init__(self, text: str, strict_filter: bool, resolve: Resolver) -> None:
+    def __init__(
+        self, text: str, strict_filter: bool, resolve: Resolver, contains_on: frozenset[str] | None
+    ) -> None:
         self.items = _tokens(text)
         self.pos = 0
         self.strict = strict_filter
         self.resolve = resolve
+        self.contains_on = contains_on
 
     def peek(self) -> tuple[str, str] | None:
         return self.items[self.pos] if self.pos < len(self.items) else None
@@ -123,7 +127,7 @@ class _Parser:
                 raise invalid_search(f"filter does not support the property '{attribute}'")
             if op != "eq" and not (attribute == "lastUpdated" and op in {"gt", "ge", "lt", "le"}):
                 raise invalid_search(f"filter does not support the operator '{op}' on '{attribute}'")
-        if self.strict and op == "co" and attribute not in _CONTAINS_ATTRIBUTES:
+        if op == "co" and self.contains_on is not None and attribute not in self.contains_on:
             raise invalid_search(f"'co' is not supported on '{attribute}'")
         if op == "pr":
             resolve = self.resolve
@@ -154,9 +158,16 @@ def _comparison(attribute: str, op: str, literal: str, resolve: Resolver) -> Pre
     return check
 
 
-def compile_expression(text: str, *, strict_filter: bool, resolve: Resolver = attribute_value) -> Predicate:
-    """A predicate for a `filter` (strict: Okta's limited properties) or `search` expression."""
-    return _Parser(text, strict_filter, resolve).parse()
+def compile_expression(
+    text: str,
+    *,
+    strict_filter: bool,
+    resolve: Resolver = attribute_value,
+    contains_on: frozenset[str] | None = None,
+) -> Predicate:
+    """A predicate for a `filter` (strict: Okta's limited properties) or `search` expression;
+    `contains_on`: the only properties `co` may name (None: any)."""
+    return _Parser(text, strict_filter, resolve, contains_on).parse()
 
 
 def event_value(event: dict[str, Any], name: str) -> Any:

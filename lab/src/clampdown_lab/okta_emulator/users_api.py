@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from clampdown_lab.okta_emulator.auth import Authenticator, Principal, require_scope
-from clampdown_lab.okta_emulator.expressions import compile_expression, event_value
+from clampdown_lab.okta_emulator.expressions import CONTAINS_ATTRIBUTES, compile_expression, event_value
 from clampdown_lab.okta_emulator.state import (
     STATUSES,
     OktaApiError,
@@ -131,7 +131,9 @@ class UsersApi:
             raise OktaApiError(400, "E0000029", "Invalid paging request.") from None
         users = sorted(self.state.users.values(), key=lambda u: u.id)
         if "search" in params:
-            predicate = compile_expression(params["search"], strict_filter=False)
+            predicate = compile_expression(
+                params["search"], strict_filter=False, contains_on=CONTAINS_ATTRIBUTES
+            )
             users = [u for u in users if predicate(u)]
         elif "filter" in params:
             predicate = compile_expression(params["filter"], strict_filter=True)
