@@ -54,6 +54,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClampdownError)
     async def clampdown_error(_: Request, exc: ClampdownError) -> JSONResponse:
         response = error_response(status_for(exc), exc.code, exc.message)
+        line, column = getattr(exc, "line", None), getattr(exc, "column", None)
+        if isinstance(line, int) and isinstance(column, int):
+            # A query's mistake: where it is (1-based), for the editor to underline.
+            body = {"error": {"code": exc.code, "message": exc.message, "field": "query", "line": line,
+                              "column": column}}  # fmt: skip
+            response = JSONResponse(body, status_code=response.status_code)
         if isinstance(exc, TooManyAttempts):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response

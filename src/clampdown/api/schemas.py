@@ -35,6 +35,8 @@ class ErrorDetail(BaseModel):
     code: str = Field(description="Stable, for machines: invalid_input, not_found, permission_denied, ...")
     message: str = Field(description="For people; names the field at fault")
     field: str | None = None
+    line: int | None = Field(None, description="A query's mistake: its line (1-based)")
+    column: int | None = Field(None, description="A query's mistake: its column (1-based)")
 
 
 class ErrorBody(BaseModel):
