@@ -26,6 +26,7 @@ from clampdown.cli.doctor import doctor_app
 from clampdown.cli.guardrails import approve, audit_app, contain, pending_approvals, reject, release
 from clampdown.cli.hunting import hunt, ingest_app
 from clampdown.cli.operations import config_app, db_app, serve, worker
+from clampdown.cli.people import users_search
 from clampdown.cli.workers import workers
 
 app = typer.Typer(
@@ -73,6 +74,7 @@ app.add_typer(actions_app, name="actions")
 app.add_typer(containments_app, name="containments")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+users_app.command("search")(users_search)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(roles_app, name="roles")
