@@ -26,7 +26,8 @@
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch { data = null; }
     if (response.status === 401 && !leaving) { location.assign("/login?next=" + encodeURIComponent(location.pathname)); }
-    if (!response.ok) throw new Error(data?.error?.message || `the server answered ${response.status}`);
+    // `detail` keeps the whole error: a query's mistake has its line and column there.
+    if (!response.ok) throw Object.assign(new Error(data?.error?.message || `the server answered ${response.status}`), { detail: data?.error });
     return data;
   }
 
