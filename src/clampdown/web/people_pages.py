@@ -11,11 +11,12 @@ from fastapi.responses import HTMLResponse
 from clampdown.api.auth import runtime
 from clampdown.auth.principal import require_permission
 from clampdown.catalog import get_action
-from clampdown.errors import ClampdownError, NotFound
-from clampdown.limits import MAX_TARGET
+from clampdown.errors import ClampdownError, InvalidInput, NotFound
+from clampdown.limits import MAX_SEARCH_PAGES, MAX_TARGET
 from clampdown.model import Action, ActionFilter, Containment
 from clampdown.permissions import RESPONSE_READ
 from clampdown.services.people import Person, find_person
+from clampdown.services.people_search import PeopleSearch, search_people
 from clampdown.services.playbooks import RELEASE
 from clampdown.web.access import Viewer, viewer
 from clampdown.web.person_events import recent_events
@@ -25,6 +26,7 @@ from clampdown.web.templating import render, render_problem
 router = APIRouter(include_in_schema=False)
 ViewerDep = Annotated[Viewer, Depends(viewer)]
 RECENT_ACTIONS = 15
+SEARCH_PAGE_SIZE = 20
 
 
 async def _recent_actions(request: Request, person: Person, who: Viewer) -> list[Action]:
@@ -51,20 +53,44 @@ async def load_person(
 
 @router.get("/users", response_class=HTMLResponse)
 async def user_search(
-    request: Request, who: ViewerDep, query: Annotated[str, Query(max_length=MAX_TARGET)] = ""
+    request: Request,
+    who: ViewerDep,
+    query: Annotated[str, Query(max_length=MAX_TARGET)] = "",
+    page: Annotated[int, Query(ge=1, le=MAX_SEARCH_PAGES)] = 1,
 ) -> HTMLResponse:
-    """Find a person by name, UPN, email or id; results open in the side panel or their page."""
-    results: list[PersonView] = []
+    """Find people from a fragment of a name, login or email in every directory (ranked, paged;
+    a slow directory is named as still answering), or one person by an exact id; results open in
+    the side panel or on their page. The type-ahead (static/search.js) asks the API as one types."""
+    found: PeopleSearch | None = None
+    exact: list[PersonView] = []
     problem = None
     if query.strip():
         try:
-            results = [await load_person(request, query, who)]
-        except NotFound:
-            results = []
+            found = await search_people(
+                runtime(request).connectors, query, who.principal, page=page, page_size=SEARCH_PAGE_SIZE
+            )
+        except InvalidInput as exc:  # not a fragment (a GUID's braces, DOMAIN\\name): maybe an exact id
+            exact, problem = await _exact(request, query, who)
+            problem = None if exact else (problem or exc.message)
         except ClampdownError as exc:
             problem = exc.message
+        if found is not None and not found.people and found.complete:  # a SID or an object id
+            exact, problem = await _exact(request, query, who)
     recent = await _recent_targets(request, who)
-    return render(request, "users.html", who, query=query, results=results, problem=problem, recent=recent)
+    return render(
+        request, "users.html", who, query=query, found=found, exact=exact, problem=problem, recent=recent
+    )
+
+
+async def _exact(request: Request, query: str, who: Viewer) -> tuple[list[PersonView], str | None]:
+    """The person an exact reference (id, SID, DOMAIN\\name) names, where no fragment found anyone;
+    and what went wrong, if anything but not finding them."""
+    try:
+        return [await load_person(request, query, who)], None
+    except NotFound:
+        return [], None
+    except ClampdownError as exc:
+        return [], exc.message
 
 
 async def _recent_targets(request: Request, who: Viewer) -> list[Action]:
