@@ -88,6 +88,19 @@ class ServerSettings(_Section):
     # Signs the short-lived single sign-on cookie; the same on every instance behind a balancer.
     session_secret: Secret | None = None
     public_url: str | None = None  # how browsers reach this server, for sign-on redirects
+    # HTTPS of its own: a PEM certificate (chain) and its private key, both or neither. Behind a
+    # reverse proxy that terminates TLS instead, leave them unset and list the proxy below.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    # The proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (the client's address
+    # for throttling and the audit trail; https for Secure cookies); "*" believes anyone.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("give both tls_cert_file and tls_key_file, or neither")
+        return self
 
 
 class SsoSettings(_Section):
@@ -124,6 +137,37 @@ class SigninSettings(_Section):
     address_lockout_failures: int = Field(100, ge=1)
     lockout_seconds: float = Field(900.0, gt=0)
     window_seconds: float = Field(900.0, gt=0)  # failures older than this are forgotten
+
+
+INCIDENT_PLACEHOLDER = "{incident}"
+
+
+class ConsoleSettings(_Section):
+    # An incident reference (a ticket id) shown as a link: "{incident}" is replaced by the id,
+    # URL-encoded, e.g. "https://tickets.example/browse/{incident}". Unset: shown as text.
+    incident_link: str | None = None
+
+    @field_validator("incident_link")
+    @classmethod
+    def _incident_link(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"console.incident_link: {value!r} is not an http(s) address")
+        if INCIDENT_PLACEHOLDER not in value:
+            raise ValueError(
+                "console.incident_link: put {incident} where the ticket id goes, e.g. "
+                '"https://tickets.example/browse/{incident}"'
+            )
+        return value
+
+    def link_for(self, incident: str | None) -> str | None:
+        """The incident's link, or None (no incident, or no template configured)."""
+        if incident is None or self.incident_link is None:
+            return None
+        from urllib.parse import quote
+
+        return self.incident_link.replace(INCIDENT_PLACEHOLDER, quote(incident, safe=""))
 
 
 class HuntingSettings(_Section):
@@ -280,6 +324,7 @@ class Settings(BaseSettings):
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sso: SsoSettings | None = None
     signin: SigninSettings = Field(default_factory=SigninSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     hunting: HuntingSettings = Field(default_factory=HuntingSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
     protection: ProtectionSettings = Field(default_factory=ProtectionSettings)

@@ -21,6 +21,7 @@ from clampdown.config import Settings
 from clampdown.errors import ConfigError
 from clampdown.hunting.schedule import start_schedule as start_hunting_schedule
 from clampdown.services.runtime import Runtime, embedded_worker_enabled, open_runtime
+from clampdown.views.actions import use_console_settings
 from clampdown.web import mount_console
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ def oidc_client(settings: Settings) -> OidcClient | None:
         raise ConfigError(
             "sso needs server.session_secret (a long random secret, the same on every instance)"
         )
-    base = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
+    scheme = "https" if settings.server.tls_cert_file else "http"
+    base = settings.server.public_url or f"{scheme}://{settings.server.host}:{settings.server.port}"
     secret = settings.server.session_secret.get_secret_value().encode()
     return OidcClient(settings.sso, secret, base.rstrip("/") + "/auth/oidc/callback")
 
@@ -82,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings) as rt:
             app.state.runtime = rt
+            use_console_settings(settings.console)  # incidents linked as configured
             app.state.oidc = oidc_client(settings)
             if app.state.oidc is not None:  # SSO sessions and tokens follow the provider's groups
                 SsoAccess(rt.auth, app.state.oidc).attach()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -64,6 +65,10 @@ def serve(
     settings.server.host = host or settings.server.host
     settings.server.port = port or settings.server.port
     logging.getLogger("clampdown").setLevel(logging.INFO)
+    tls = settings.server.tls_cert_file, settings.server.tls_key_file
+    for path in tls:
+        if path is not None and not Path(path).is_file():
+            fail(f"server TLS: no such file: {path}", 4)
     if is_sqlite_url(settings.database.url):
         run(upgrade_schema(settings))  # the embedded default sets itself up; PostgreSQL on purpose
     uvicorn.run(
@@ -71,6 +76,13 @@ def serve(
         host=settings.server.host,
         port=settings.server.port,
         log_level=settings.log_level.lower(),
+        ssl_certfile=tls[0],
+        ssl_keyfile=tls[1],
+        # X-Forwarded-For/-Proto only from the proxies named in the config.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.server.trusted_proxies,
+        # A stop (systemd's SIGTERM) does not wait on idle keep-alive clients for ever.
+        timeout_graceful_shutdown=10,
     )
 
 
