@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from clampdown.connectors.base import FoundUser
 from clampdown.errors import AccountNotFound, TransientError
 from clampdown.model import Account, AccountState, ActionContext, ActionOutcome, StateValue
 
@@ -130,6 +131,12 @@ class MemoryConnector:
             raise AccountNotFound(f"no user '{reference}'")
         attributes = anchors_for(self.provider, reference)
         return Account(provider=self.provider, id=f"id-{reference}", name=reference, attributes=attributes)
+
+    async def search_users(self, text: str, limit: int) -> list[FoundUser]:
+        """The listed users (`users`) whose name holds `text`; none when every name exists."""
+        wanted = text.casefold()
+        names = [n for n in self.settings.users or [] if wanted in n.casefold()][:limit]
+        return [FoundUser(await self.resolve_user(n), n.title()) for n in names]
 
     def _get(self, account: str, field: str) -> StateValue:
         if self._db is None:
