@@ -3,6 +3,7 @@ a warning, once their command points at an executable that exists (this venv's).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -42,3 +43,27 @@ def test_the_units_run_hardened_as_their_own_user() -> None:
         assert unit_setting(unit, "ProtectSystem") == ["strict"]
         assert unit_setting(unit, "CapabilityBoundingSet") == [""]
         assert unit_setting(unit, "Environment") == ["CLAMPDOWN_CONFIG=/etc/clampdown/clampdown.toml"]
+
+
+def test_the_example_configuration_passes_config_check(tmp_path: Path) -> None:
+    """deploy/clampdown.toml with its files where it names them (here under tmp_path) and the
+    secrets of deploy/clampdown.env set: `clampdown config check` accepts it."""
+    example = UNITS.parent / "clampdown.toml"
+    text = example.read_text(encoding="utf-8").replace("/etc/clampdown/", f"{tmp_path}/")
+    (tmp_path / "tls").mkdir()
+    for name in ("tls/server.pem", "tls/server-key.pem", "tls/corp-root-ca.pem", "entra-app.pem"):
+        (tmp_path / name).write_text("placeholder\n")
+    (tmp_path / "audit-checkpoint.key").write_text("k" * 64)
+    (tmp_path / "okta-service-app.pem").write_text("placeholder\n")
+    config = tmp_path / "clampdown.toml"
+    config.write_text(text, encoding="utf-8")
+    env_file = (UNITS.parent / "clampdown.env").read_text(encoding="utf-8").splitlines()
+    secrets = dict(line.split("=", 1) for line in env_file if line and not line.startswith("#"))
+    assert set(secrets) == {"CLAMPDOWN_DATABASE__URL", "CLAMPDOWN_SESSION_SECRET", "CLAMPDOWN_AD_PASSWORD"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAMPDOWN_")}
+    env.update(secrets, CLAMPDOWN_SESSION_SECRET="s" * 64)
+    done = subprocess.run(
+        [venv_command(), "--config", str(config), "config", "check"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "providers: ad, entra, okta" in done.stdout
