@@ -26,6 +26,8 @@ def test_the_units_are_the_documented_ones() -> None:
 def test_systemd_analyze_verify_accepts_the_unit(unit: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze is not installed (Debian: systemd)")
         pytest.skip("systemd-analyze is not installed (Debian: systemd)")
     # A template is verified as an instance of it, as systemctl would start it.
     name = unit.replace("@.", "@1.")
