@@ -15,6 +15,7 @@ import asyncio
 import enum
 import re
 import time
+import weakref
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,30 +83,38 @@ class PeopleSearch:
 class _Asked:
     task: asyncio.Task[list[FoundUser]]
     at: float
+    loop: asyncio.AbstractEventLoop
 
 
-# (event loop, connector, fragment, how many) -> the search under way or just answered.
-_asked: dict[tuple[int, int, str, int], _Asked] = {}
+# connector -> (fragment, how many) -> its search under way or just answered. Held weakly: a
+# connector closed and dropped takes its searches with it (an id() could be reused).
+_asked: weakref.WeakKeyDictionary[object, dict[tuple[str, int], _Asked]] = weakref.WeakKeyDictionary()
 
 
-def _drop_stale(now: float) -> None:
-    for key, asked in list(_asked.items()):
+def _drop_stale(searches: dict[tuple[str, int], _Asked], now: float) -> None:
+    for key, asked in list(searches.items()):
         if asked.task.done() and now - asked.at > ANSWER_KEPT_SECONDS:
-            del _asked[key]
-    while len(_asked) > _KEPT_SEARCHES:
-        del _asked[next(iter(_asked))]
+            del searches[key]
+    while len(searches) > _KEPT_SEARCHES:
+        del searches[next(iter(searches))]
 
 
 def _ask(connector: UserSearcher, text: str, limit: int) -> asyncio.Task[list[FoundUser]]:
     """The directory's search for `text`: one under way, or answered moments ago, else a new one."""
     now = time.monotonic()
-    _drop_stale(now)
-    key = (id(asyncio.get_running_loop()), id(connector), text.casefold(), limit)
-    asked = _asked.get(key)
-    if asked is None or (asked.task.done() and (asked.task.cancelled() or asked.task.exception())):
+    loop = asyncio.get_running_loop()
+    searches = _asked.setdefault(connector, {})
+    _drop_stale(searches, now)
+    key = (text.casefold(), limit)
+    asked = searches.get(key)
+    if (
+        asked is None
+        or asked.loop is not loop
+        or (asked.task.done() and (asked.task.cancelled() or asked.task.exception() is not None))
+    ):
         task = asyncio.create_task(connector.search_users(text, limit))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no warning
-        asked = _asked[key] = _Asked(task, now)
+        asked = searches[key] = _Asked(task, now, loop)
     return asked.task
 
 
