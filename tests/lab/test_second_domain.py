@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -185,6 +187,14 @@ async def test_lab_up_second_writes_the_emea_providers_and_their_people(
     assert list(status) == ["ad", "entra", "okta", "emea-ad", "emea-entra", "emea-okta"]
     assert all("running" in line for line in status.values()), status
     assert "127.0.0.2" in status["emea-ad"]
+    assert _status_command(lab_dir).returncode == 0
+
+
+def _status_command(lab_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clampdown", "lab", "status", "--dir", str(lab_dir)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
 
 
 def test_lab_down_stops_the_second_parts_and_up_brings_them_back(
@@ -197,6 +207,8 @@ def test_lab_down_stops_the_second_parts_and_up_brings_them_back(
     lab_down(lab_dir)
     status = lab_status(lab_dir)
     assert all("stopped" in line for line in status.values()), status
+    done = _status_command(lab_dir)  # scripts can rely on its exit code
+    assert done.returncode == 1 and "stopped: ad, entra, okta, emea-ad, emea-entra, emea-okta" in done.stderr
     # The EMEA DC's own down and up: stopped, then the same domain and people again.
     component = SambaLabComponent(EMEA)
     component.down(SECOND_LAB_DIR)

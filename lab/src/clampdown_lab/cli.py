@@ -35,8 +35,15 @@ SecondOption = Annotated[
 ]
 
 
+NextOption = Annotated[
+    bool, typer.Option("--next/--no-next", help="End with the command that serves the console next.")
+]
+
+
 @lab_app.command("up")
-def lab_up_command(lab_dir: LabDir = Path(".lab"), second: SecondOption = False) -> None:
+def lab_up_command(
+    lab_dir: LabDir = Path(".lab"), second: SecondOption = False, next_hint: NextOption = True
+) -> None:
     """Start everything on loopback, seed the demo people, write DIR/clampdown.toml and DIR/lab.json."""
     from clampdown.cli import render
     from clampdown.cli.context import load
@@ -56,17 +63,44 @@ def lab_up_command(lab_dir: LabDir = Path(".lab"), second: SecondOption = False)
         render.console.print(f"{s.name}: {s.url}")
     render.console.print(f"wrote {lab_dir / 'clampdown.toml'} and {lab_dir / 'lab.json'}")
     render.console.print(f"console sign-in: {admin['username']} (password and API token in lab.json)")
-    render.console.print(f"next: clampdown --config {lab_dir / 'clampdown.toml'} serve")
+    if next_hint:
+        render.console.print(f"next: clampdown --config {lab_dir / 'clampdown.toml'} serve")
+
+
+@lab_app.command("sign-in")
+def lab_sign_in_command(lab_dir: LabDir = Path(".lab")) -> None:
+    """Where the lab's console is and how to sign in to it and use the CLI (the lab's own secrets)."""
+    import json
+
+    from clampdown.cli import render
+    from clampdown.cli.context import load
+    from clampdown.cli.errors import fail
+
+    try:
+        admin = json.loads((lab_dir / "lab.json").read_text(encoding="utf-8"))["admin"]
+    except (OSError, ValueError, KeyError):
+        fail(f"no lab in {lab_dir}: start it with `clampdown lab up --dir {lab_dir}`", 1)
+    server = load(lab_dir / "clampdown.toml").server
+    config = lab_dir / "clampdown.toml"
+    render.console.print(f"console: http://{server.host}:{server.port}", soft_wrap=True)
+    render.console.print(f"sign in as {admin['username']} with password {admin['password']}", soft_wrap=True)
+    render.console.print(
+        f"CLI: export CLAMPDOWN_CONFIG={config} CLAMPDOWN_TOKEN={admin['token']}", soft_wrap=True
+    )
 
 
 @lab_app.command("status")
 def lab_status_command(lab_dir: LabDir = Path(".lab")) -> None:
-    """Whether each lab part runs, and where."""
+    """Whether each lab part runs, and where; exits 1 when any part is stopped."""
     from clampdown.cli import render
-    from clampdown_lab.orchestrator import lab_status
+    from clampdown.cli.errors import fail
+    from clampdown_lab.orchestrator import lab_status, lab_stopped
 
     for name, line in lab_status(lab_dir).items():
         render.console.print(f"{name}: {line}")
+    stopped = lab_stopped(lab_dir)
+    if stopped:
+        fail(f"stopped: {', '.join(stopped)} (start the lab with `clampdown lab up --dir {lab_dir}`)", 1)
 
 
 @lab_app.command("down")

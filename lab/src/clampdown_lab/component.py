@@ -36,3 +36,7 @@ class LabComponent(Protocol):
     def status(self, lab_dir: Path) -> str:
         """One line: running where, or stopped."""
         ...
+
+    def running(self, lab_dir: Path) -> bool:
+        """Whether the part started under lab_dir runs now."""
+        ...

@@ -141,6 +141,13 @@ def lab_status(lab_dir: Path) -> dict[str, str]:
     return {c.name: c.status(lab_dir) for c in parts}
 
 
+def lab_stopped(lab_dir: Path) -> list[str]:
+    """The lab parts (the second domain's too, once started in lab_dir) that do not run now."""
+    lab_dir = lab_dir.resolve()
+    parts = components() + (second_components() if _second_started(lab_dir) else [])
+    return [c.name for c in parts if not c.running(lab_dir)]
+
+
 def lab_down(lab_dir: Path) -> None:
     """Stop every lab part, last started first (the second domain's too)."""
     lab_dir = lab_dir.resolve()

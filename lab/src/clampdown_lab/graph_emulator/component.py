@@ -143,6 +143,9 @@ class GraphLabComponent:
         """Stop the emulator this lab_dir started; the tenant stays in tenant.json for the next `up`."""
         self._emulator(lab_dir / self.domain.folder("entra")).down()
 
+    def running(self, lab_dir: Path) -> bool:
+        return self._emulator(lab_dir / self.domain.folder("entra")).running_pid() is not None
+
     def status(self, lab_dir: Path) -> str:
         """One line: running where, or stopped."""
         home = lab_dir / self.domain.folder("entra")

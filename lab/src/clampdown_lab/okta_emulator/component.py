@@ -170,6 +170,9 @@ class OktaLabComponent:
         """Stop the emulator this lab_dir started; its org stays in state.json for the next `up`."""
         self._emulator(lab_dir / self.domain.folder("okta")).down()
 
+    def running(self, lab_dir: Path) -> bool:
+        return self._emulator(lab_dir / self.domain.folder("okta")).running_pid() is not None
+
     def status(self, lab_dir: Path) -> str:
         label = "okta emulator" if self.domain == LAB else f"{self.name} emulator"
         return self._emulator(lab_dir / self.domain.folder("okta")).status(label, self._url)

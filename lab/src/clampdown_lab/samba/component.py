@@ -211,6 +211,9 @@ class SambaLabComponent:
         """Stop the DC started for `lab_dir` (its data stays for the next `up`)."""
         run_script("samba-down.sh", lab_dir.resolve() / self.domain.folder("samba"))
 
+    def running(self, lab_dir: Path) -> bool:
+        return samba_running(lab_dir.resolve() / self.domain.folder("samba")) is not None
+
     def status(self, lab_dir: Path) -> str:
         """Running with which pid and where, or stopped."""
         pid = samba_running(lab_dir.resolve() / self.domain.folder("samba"))
