@@ -11,7 +11,9 @@ from tests.okta.contract import Exchange
 from tests.okta.org import Org
 
 
-async def test_a_fragment_finds_alice(connector: OktaConnector, org: Org, check_contract: list[Exchange]) -> None:
+async def test_a_fragment_finds_alice(
+    connector: OktaConnector, org: Org, check_contract: list[Exchange]
+) -> None:
     found = await connector.search_users("mart", 10)
     assert [f.account.name for f in found] == ["alice.martin@lab.example.test"]
     assert found[0].display_name == "Alice Martin"
@@ -38,3 +40,9 @@ async def test_co_is_refused_where_okta_refuses_it(raw: httpx.AsyncClient, org: 
     assert answer.json()["errorCode"] == "E0000031"
     fine = await raw.get("/api/v1/users", params={"search": 'profile.department eq "Finance"'})
     assert {u["profile"]["lastName"] for u in fine.json()} == {"Martin", "Schmidt"}
+
+
+async def test_first_and_last_name_together(connector: OktaConnector, org: Org) -> None:
+    """No one property holds "alice mar": the first and last name are searched together."""
+    assert [f.display_name for f in await connector.search_users("alice mar", 10)] == ["Alice Martin"]
+    assert await connector.search_users("mar alice", 10) == []

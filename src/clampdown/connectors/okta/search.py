@@ -1,7 +1,8 @@
 """People search in Okta: the Users API's `search` expression.
 
 `co` (contains) is allowed on profile.firstName, lastName, email and login only, and is the
-widest match Okta has (it holds every `sw`): one `co` term per property, joined by `or`. Property
+widest match Okta has (it holds every `sw`): one `co` term per property, joined by `or`; two
+words are also tried as first and last name. Property
 names are case-sensitive, values not. In a quoted value `"` and `\\` are escaped with `\\`.
 """
 
@@ -19,10 +20,20 @@ SEARCHED = ("profile.firstName", "profile.lastName", "profile.login", "profile.e
 MAX_LIMIT = 200  # the Users API's page size
 
 
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def search_expression(text: str) -> str:
-    """The `search` value: `co` on every searchable name property."""
-    value = text.replace("\\", "\\\\").replace('"', '\\"')
-    return " or ".join(f'{prop} co "{value}"' for prop in SEARCHED)
+    """The `search` value: `co` on every searchable name property; for "alice mar", also a first
+    name starting with the first word and a last name with the rest (no one property holds both)."""
+    terms = [f"{prop} co {_quoted(text)}" for prop in SEARCHED]
+    first, _, rest = text.partition(" ")
+    if rest.strip():
+        terms.append(
+            f"(profile.firstName sw {_quoted(first)} and profile.lastName sw {_quoted(rest.strip())})"
+        )
+    return " or ".join(terms)
 
 
 async def search_users(
