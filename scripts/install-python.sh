@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
+# The console's editor and charts (npm packages, bundled into the package; skipped when up to date).
+bash scripts/build-web.sh
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if [ -n "$extras" ]; then
