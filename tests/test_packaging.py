@@ -71,6 +71,24 @@ def test_the_clampdown_wheel_carries_no_lab(clampdown_wheel: Path) -> None:
     assert "[clampdown.lab]" not in declared
 
 
+def test_the_wheel_metadata_is_modern_and_versioned_in_one_place(clampdown_wheel: Path) -> None:
+    from clampdown import __version__
+
+    with zipfile.ZipFile(clampdown_wheel) as wheel:
+        names = wheel.namelist()
+        (metadata,) = (n for n in names if n.endswith(".dist-info/METADATA"))
+        fields = wheel.read(metadata).decode().split("\n\n", 1)[0].splitlines()
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert f"Version: {__version__}" in fields  # from clampdown.__version__, written nowhere else
+    assert "License-Expression: Apache-2.0" in fields  # SPDX (PEP 639), not the deprecated table
+    assert "License-File: LICENSE" in fields
+    assert f"clampdown-{__version__}-" in clampdown_wheel.name
+    assert "Provides-Extra: kerberos" in fields
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert __version__ not in pyproject and "CHANGELOG" not in pyproject
+    assert f"## {__version__}" in (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def wheel_venv(clampdown_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtual environment with that wheel alone (dependencies from the configured index)."""
@@ -121,6 +139,11 @@ def served(wheel_venv: Path, tmp_path: Path) -> Iterator[str]:
 def test_the_wheel_alone_serves_without_the_lab(wheel_venv: Path, served: str) -> None:
     health = httpx.get(f"{served}/healthz", timeout=10)
     assert health.status_code == 200
+    from clampdown import __version__
+
+    command = str(wheel_venv / "bin" / "clampdown")
+    shown = subprocess.run([command, "--version"], capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout == f"clampdown {__version__}\n"
     ready = httpx.get(f"{served}/readyz", timeout=30)
     assert ready.status_code == 200, ready.text
     # The embedded worker, the hunting schedule and the containment watch are background jobs,

@@ -34,6 +34,14 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from clampdown import __version__
+
+        print(f"clampdown {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     config: Annotated[
@@ -56,6 +64,10 @@ def main(
         Path | None,
         typer.Option("--ca-file", help="With --server: a CA file to trust (else $CLAMPDOWN_CA_FILE)."),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+    ] = False,
 ) -> None:
     state.config = config
     state.token = token
