@@ -1,0 +1,121 @@
+// Charts of hunting results with Chart.js: a KQL render's chart, or one picked on the page.
+import {
+  ArcElement, BarController, BarElement, CategoryScale, Chart, Filler, Legend, LinearScale, LineController,
+  LineElement, PieController, PointElement, Title, Tooltip,
+} from "chart.js";
+
+Chart.register(ArcElement, BarController, BarElement, CategoryScale, Filler, Legend, LinearScale, LineController,
+  LineElement, PieController, PointElement, Title, Tooltip);
+
+const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563",
+  "#65a30d", "#9333ea"];
+const isTime = (type) => /^(TIMESTAMP|DATE)/i.test(type || "");
+const timeLabel = (ms) => new Date(ms).toISOString().slice(0, 16).replace("T", " ");
+
+// Rows into datasets: one per y column and value of the series columns.
+function datasets(chart, result) {
+  const at = (name) => result.columns.indexOf(name);
+  const xi = at(chart.x);
+  const yis = chart.y.map(at);
+  const sis = (chart.series || []).map(at);
+  const xTime = isTime((result.column_types || [])[xi]);
+  const groups = new Map();
+  const labels = [];
+  for (const row of result.rows) {
+    const raw = row[xi];
+    const x = chart.kind === "timechart" ? Date.parse(raw) : xTime ? timeLabel(Date.parse(raw)) : String(raw ?? "");
+    if (chart.kind === "timechart" && Number.isNaN(x)) continue;
+    if (chart.kind !== "timechart" && !labels.includes(x)) labels.push(x);
+    const split = sis.map((i) => String(row[i] ?? "")).join(" / ");
+    yis.forEach((yi, k) => {
+      const name = [split, yis.length > 1 || !split ? chart.y[k] : ""].filter(Boolean).join(" · ");
+      if (!groups.has(name)) groups.set(name, new Map());
+      const points = groups.get(name);
+      points.set(x, (points.get(x) || 0) + (Number(row[yi]) || 0));
+    });
+  }
+  return { groups, labels };
+}
+
+const charts = new WeakMap();
+
+// Draw `chart` ({kind, x, y, series, title, xtitle, ytitle, mode, legend}) of `result` into the
+// canvas inside `container`; the container's data attributes say what was drawn.
+export function drawChart(container, chart, result) {
+  charts.get(container)?.destroy();
+  const canvas = container.querySelector("canvas");
+  const { groups, labels } = datasets(chart, result);
+  const stacked = chart.mode === "stacked" || chart.mode === "stacked100";
+  const names = [...groups.keys()];
+  let config;
+  if (chart.kind === "piechart") {
+    const [only] = groups.values();
+    const values = labels.map((l) => (only ? only.get(l) || 0 : 0));
+    config = {
+      type: "pie",
+      data: { labels, datasets: [{ data: values, backgroundColor: labels.map((_, i) => PALETTE[i % PALETTE.length]) }] },
+    };
+  } else if (chart.kind === "timechart") {
+    config = {
+      type: "line",
+      data: {
+        datasets: names.map((name, i) => ({
+          label: name,
+          data: [...groups.get(name)].sort((a, b) => a[0] - b[0]).map(([x, y]) => ({ x, y })),
+          borderColor: PALETTE[i % PALETTE.length], backgroundColor: PALETTE[i % PALETTE.length],
+          fill: stacked, pointRadius: 2, tension: 0,
+        })),
+      },
+      options: {
+        scales: {
+          x: { type: "linear", ticks: { callback: (v) => timeLabel(v), maxRotation: 0, autoSkipPadding: 24 },
+            title: { display: Boolean(chart.xtitle), text: chart.xtitle || "" } },
+          y: { stacked, beginAtZero: true, title: { display: Boolean(chart.ytitle), text: chart.ytitle || "" } },
+        },
+        plugins: { tooltip: { callbacks: { title: (items) => timeLabel(items[0].parsed.x) } } },
+      },
+    };
+  } else {
+    const horizontal = chart.kind === "barchart";
+    config = {
+      type: "bar",
+      data: {
+        labels,
+        datasets: names.map((name, i) => ({
+          label: name, data: labels.map((l) => groups.get(name).get(l) ?? null),
+          backgroundColor: PALETTE[i % PALETTE.length],
+        })),
+      },
+      options: {
+        indexAxis: horizontal ? "y" : "x",
+        scales: {
+          x: { stacked, title: { display: Boolean(chart.xtitle), text: chart.xtitle || "" } },
+          y: { stacked, title: { display: Boolean(chart.ytitle), text: chart.ytitle || "" } },
+        },
+      },
+    };
+  }
+  config.options = {
+    ...(config.options || {}),
+    animation: false,
+    responsive: true,
+    maintainAspectRatio: false,
+    plugins: {
+      ...((config.options || {}).plugins || {}),
+      legend: { display: chart.legend !== false && (chart.kind === "piechart" || names.length > 1) },
+      title: { display: Boolean(chart.title), text: chart.title || "" },
+    },
+  };
+  const drawn = new Chart(canvas, config);
+  charts.set(container, drawn);
+  const points = drawn.data.datasets.reduce((n, d) => n + d.data.filter((v) => v !== null).length, 0);
+  Object.assign(container.dataset, { chartKind: chart.kind, series: String(drawn.data.datasets.length), points: String(points) });
+  canvas.setAttribute("aria-label", `${chart.title || chart.kind}: ${chart.y.join(", ")} by ${chart.x}`
+    + ((chart.series || []).length ? ` and ${chart.series.join(", ")}` : ""));
+  return drawn;
+}
+
+export function clearChart(container) {
+  charts.get(container)?.destroy();
+  charts.delete(container);
+}
