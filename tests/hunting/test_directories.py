@@ -262,7 +262,9 @@ def _old_file(path: Path) -> None:
     IdentityInfo row."""
     con = duckdb.connect(str(path))
     for table in EVENT_TABLES:
-        old = EventTable(table.name, table.doc, tuple(c for c in table.columns if c.name != "Directory"))
+        # That version's columns: those before Directory (the ones after it came later).
+        kept = table.columns[: table.column_names.index("Directory")]
+        old = EventTable(table.name, table.doc, tuple(kept))
         con.execute(old.ddl())
     con.execute(
         "INSERT INTO IdentityDirectoryEvents (Timestamp, ActionType, Application, TargetAccountUpn, Source,"

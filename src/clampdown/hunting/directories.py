@@ -109,6 +109,27 @@ class DirectoryMatcher:
     domains: tuple[ADDomain, ...] = ()
     fixed: str | None = None
     _by_computer: dict[str, Placement] = field(default_factory=dict, repr=False)
+    _accounts: dict[tuple[str | None, str | None], str | None] = field(default_factory=dict, repr=False)
+
+    def account_directory(self, event_directory: str | None, domain: str | None) -> str | None:
+        """The AD directory of an account an event names with `domain` (its TargetDomainName, a
+        Kerberos realm): the one directory whose DNS or NetBIOS domain that is; with no domain
+        named, the directory of the DC that recorded the event (a KDC's own accounts). None when
+        the domain is a built-in one (NT AUTHORITY), names no configured directory (a trusted
+        forest, or a NetBIOS name no `netbios_domain` configures) or several: a sAMAccountName
+        is unique only within its domain, so its domain is never guessed."""
+        key = (event_directory, domain)
+        if key in self._accounts:
+            return self._accounts[key]
+        name = _name(domain or "")
+        if name in ("", "-"):
+            found = event_directory
+        elif name in _NOT_A_DOMAIN:
+            found = None
+        else:
+            found = _placed(d.directory for d in self.domains if name in (d.dns_domain, d.netbios)).directory
+        self._accounts[key] = found
+        return found
 
     def place(self, event: WindowsEvent) -> Placement:
         """The directory `event` belongs to, by the rules in the module's docstring."""
@@ -176,4 +197,4 @@ def directory_matcher(connectors: Mapping[str, Connector], named: str | None = N
     if named not in names:
         configured = ", ".join(names) or "none"
         raise InvalidInput(f"'{named}' is not a configured AD directory; configured: {configured}")
-    return DirectoryMatcher(fixed=named)
+    return DirectoryMatcher(ad_domains(connectors), fixed=named)

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from clampdown.hunting.directories import DirectoryMatcher
+from clampdown.hunting.enrichment import IdentityIndex, joined, load_index, reenrich
 from clampdown.hunting.store import Batch, EventStore, Row
 from clampdown.hunting.windows import WindowsEvent, to_rows
 
@@ -19,7 +20,9 @@ BATCH_SIZE = 5_000
 class IngestReport:
     """What an ingest did: events read, rows added, events already stored or not kept; of the
     rows kept, how many name no directory (`ambiguous`: because several directories matched); and
-    how many rows stored earlier without a directory were placed in one (`placed_earlier`)."""
+    how many rows stored earlier without a directory were placed in one (`placed_earlier`); of the
+    rows kept, how many name their account's UPN, the event's own or joined from IdentityInfo
+    (`identified`)."""
 
     read: int
     added: int
@@ -29,6 +32,7 @@ class IngestReport:
     ambiguous: int = 0
     directories: dict[str, int] = field(default_factory=dict)  # rows kept per directory
     placed_earlier: int = 0
+    identified: int = 0
 
 
 def ingest_windows(
@@ -41,12 +45,16 @@ def ingest_windows(
     """Store the events not yet stored, each in the directory `directories` places it in (none
     without it); record ids at or below a computer's cursor are skipped, so a re-run or a later
     export of the same log adds only what is new. Events stored earlier without a directory (before
-    directories were recorded, or configured) are placed too, where their DC's name tells."""
+    directories were recorded, or configured) are placed too, where their DC's name tells. Each
+    row is joined to IdentityInfo as it is stored (hunting/enrichment.py)."""
     matcher = directories or DirectoryMatcher()
     with store.held():
-        report, example = _ingest(store, events, batch_size, matcher)
+        index = load_index(store)
+        report, example = _ingest(store, events, batch_size, matcher, index)
         if matcher.fixed is None and matcher.domains:
             report = replace(report, placed_earlier=_place_earlier(store, matcher))
+            if report.placed_earlier and index.size:  # their accounts' domains are known now
+                reenrich(store, index, matcher.account_directory)
     if example is not None:
         computer, candidates = example
         log.warning(
@@ -71,13 +79,18 @@ def _place_earlier(store: EventStore, matcher: DirectoryMatcher) -> int:
 
 
 def _ingest(
-    store: EventStore, events: Iterable[WindowsEvent], batch_size: int, matcher: DirectoryMatcher
+    store: EventStore,
+    events: Iterable[WindowsEvent],
+    batch_size: int,
+    matcher: DirectoryMatcher,
+    index: IdentityIndex,
 ) -> tuple[IngestReport, tuple[str, tuple[str, ...]] | None]:
     done = {key: int(pos) for key, pos in store.cursors("windows:").items()}
     rows: dict[str, list[Row]] = {}
     positions: dict[str, str] = {}
     placed: Counter[str | None] = Counter()
-    read = added = old = not_kept = ambiguous = pending = 0
+    read = added = old = not_kept = ambiguous = pending = identified = 0
+    where = matcher.account_directory
     example: tuple[str, tuple[str, ...]] | None = None  # the first ambiguous event's computer
 
     def flush() -> None:
@@ -103,12 +116,16 @@ def _ingest(
             not_kept += 1
         else:
             placement = matcher.place(event)
-            mapped[1]["Directory"] = placement.directory
+            row = mapped[1]
+            row["Directory"] = placement.directory
+            if index.size:
+                row.update(joined(mapped[0], row, index, where))
+                identified += row["AccountUpn"] is not None or row.get("TargetAccountUpn") is not None
             placed[placement.directory] += 1
             if placement.ambiguous:
                 ambiguous += 1
                 example = example or (event.computer, placement.candidates)
-            rows.setdefault(mapped[0], []).append(mapped[1])
+            rows.setdefault(mapped[0], []).append(row)
         pending += 1
         if pending >= batch_size:
             flush()
@@ -116,6 +133,6 @@ def _ingest(
     per_directory = {str(name): n for name, n in sorted(placed.items(), key=str) if name is not None}
     report = IngestReport(
         read=read, added=added, already_stored=old, not_kept=not_kept,
-        no_directory=placed[None], ambiguous=ambiguous, directories=per_directory,
+        no_directory=placed[None], ambiguous=ambiguous, directories=per_directory, identified=identified,
     )  # fmt: skip
     return report, example

@@ -15,6 +15,7 @@ from clampdown.connectors.okta import OktaConnector
 from clampdown.connectors.okta.client import OktaClient
 from clampdown.errors import ProviderError, TransientError
 from clampdown.hunting.cloud import entra_sign_in_row, okta_event_row
+from clampdown.hunting.enrichment import enrich_rows, load_index
 from clampdown.hunting.schema import CLOUD_SIGN_IN_EVENTS
 from clampdown.hunting.store import Batch, EventStore, Row
 from clampdown.hunting.windows import parse_time
@@ -62,6 +63,7 @@ class OktaLogSource:
         else:
             params, path = None, cursor
         pages = read = added = 0
+        index = await asyncio.to_thread(load_index, self.store)
         while max_pages is None or pages < max_pages:
             answer = await self.client.request("GET", path, params=params)
             if answer.status != 200 or not isinstance(answer.body, list):
@@ -73,6 +75,7 @@ class OktaLogSource:
                 mapped = okta_event_row(event, self.instance)
                 if mapped is not None:
                     rows.setdefault(mapped[0], []).append(mapped[1])
+            enrich_rows(rows, index)
             try:
                 following = self.client.follow(found) if found else path
             except ProviderError:
@@ -108,6 +111,7 @@ class EntraSignInSource:
         path = "/auditLogs/signIns"
         newest = parse_time(cursor) if cursor else None
         pages = read = added = 0
+        index = await asyncio.to_thread(load_index, self.store)
         while True:
             if max_pages is not None and pages >= max_pages:
                 return PullReport(self.cursor_key, pages, read, added)  # cut short: the watermark stays
@@ -121,6 +125,7 @@ class EntraSignInSource:
                 raise TransientError(f"Graph sign-in log answered HTTP {reply.status}", code="graph_signins")
             entries = [e for e in reply.body.get("value") or [] if isinstance(e, dict)]
             rows = [entra_sign_in_row(e, self.instance) for e in entries]
+            enrich_rows({CLOUD_SIGN_IN_EVENTS.name: rows}, index)
             for row in rows:
                 newest = row["Timestamp"] if newest is None else max(newest, row["Timestamp"])
             added += await asyncio.to_thread(self.store.append, Batch({CLOUD_SIGN_IN_EVENTS.name: rows}, {}))

@@ -76,6 +76,25 @@ _TAIL = (
     _DIRECTORY,
 )  # fmt: skip
 
+
+# Identity enrichment (issue 19): who the account is in every configured directory, joined through
+# IdentityInfo on strong anchors (hunting/enrichment.py). These columns come after Directory, so a
+# file made before them gains them at the end (filled at the next IdentityInfo refresh).
+def _identity_ids(prefix: str, whose: str) -> tuple[Column, ...]:
+    return (
+        _c(f"{prefix}EntraObjectId", "VARCHAR", f"Entra ID object id of {whose}, where a configured tenant"
+           " knows the account (the event's own id for an Entra sign-in)"),
+        _c(f"{prefix}OktaId", "VARCHAR", f"Okta user id of {whose}, where a configured org knows the"
+           " account (the event's own id for an Okta event)"),
+    )  # fmt: skip
+
+
+IDENTITY_FILLED = "IdentityFilled"
+_IDENTITY_FILLED = _c(
+    IDENTITY_FILLED, "VARCHAR", "the columns the event left empty and IdentityInfo filled (AccountUpn,"
+    " AccountSid, TargetAccountUpn, TargetAccountSid; comma-separated); NULL when it filled none",
+)  # fmt: skip
+
 IDENTITY_LOGON_EVENTS = EventTable(
     "IdentityLogonEvents",
     "Authentication against on-premises Active Directory (Windows 4624, 4625, 4768, 4769, 4771).",
@@ -90,6 +109,8 @@ IDENTITY_LOGON_EVENTS = EventTable(
         *_ACTOR,
         *_NETWORK,
         *_TAIL,
+        *_identity_ids("Account", "the account"),
+        _IDENTITY_FILLED,
     ),
 )
 
@@ -108,6 +129,9 @@ IDENTITY_DIRECTORY_EVENTS = EventTable(
         *_ACTOR,
         *_NETWORK,
         *_TAIL,
+        *_identity_ids("Account", "the account that acted"),
+        *_identity_ids("TargetAccount", "the account the action was applied to"),
+        _IDENTITY_FILLED,
     ),
 )
 
@@ -133,6 +157,9 @@ CLOUD_SIGN_IN_EVENTS = EventTable(
         _c("ConditionalAccessStatus", "VARCHAR", "success, failure, notApplied"),
         _c("CorrelationId", "VARCHAR", "the provider's correlation or transaction id"),
         *_TAIL,
+        _c("AccountSid", "VARCHAR", "on-premises SID of the account, where a configured directory knows it"),
+        *_identity_ids("Account", "the account"),
+        _IDENTITY_FILLED,
     ),
 )
 

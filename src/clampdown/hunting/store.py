@@ -266,6 +266,49 @@ class EventStore:
                 raise
         return changed
 
+    def distinct(self, table_name: str, expressions: Sequence[str]) -> list[tuple[Any, ...]]:
+        """The distinct values of some SQL expressions over one event table's rows (trusted SQL:
+        the callers' own column lists, never a user's text)."""
+        table = TABLES_BY_NAME[table_name]
+        with self.connect() as con:
+            found = con.execute(f'SELECT DISTINCT {", ".join(expressions)} FROM "{table.name}"')
+            return [tuple(row) for row in found.fetchall()]
+
+    def update_matching(
+        self,
+        table_name: str,
+        expressions: Sequence[str],
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> int:
+        """Set `columns` in the rows of one table whose `expressions` are the first values of a row
+        of `rows` (compared as text, NULL equal to NULL) to that row's last values, in one
+        transaction; returns rows changed."""
+        table = TABLES_BY_NAME[table_name]
+        keys = [f"k{i}" for i in range(len(expressions))]
+        values = [f"v{i}" for i in range(len(columns))]
+        arrays = {
+            name: pa.array([None if r[i] is None else str(r[i]) for r in rows], type=pa.string())
+            for i, name in enumerate([*keys, *values])
+        }
+        match = " AND ".join(
+            f"CAST({e} AS VARCHAR) IS NOT DISTINCT FROM u.{k}" for e, k in zip(expressions, keys, strict=True)
+        )
+        sets = ", ".join(f'"{c}" = u.{v}' for c, v in zip(columns, values, strict=True))
+        with self._write_lock, self.connect() as con:
+            con.register("updates", pa.table(arrays))
+            con.execute("BEGIN TRANSACTION")
+            try:
+                update = f'UPDATE "{table.name}" SET {sets} FROM updates u WHERE {match}'
+                found = con.execute(update).fetchone()
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("updates")
+        return int(found[0]) if found else 0
+
     def count(self, table_name: str) -> int:
         """Rows in one event table."""
         if table_name not in TABLES_BY_NAME:
