@@ -66,6 +66,8 @@ def test_the_clampdown_wheel_carries_no_lab(clampdown_wheel: Path) -> None:
         declared = wheel.read(entry_points).decode()
     assert "clampdown/cli/__init__.py" in names  # the wheel is the product, not an empty shell
     assert any("/migrations/versions/" in n for n in names)  # package data still shipped (serve needs it)
+    # The console's bundled editor and charts (scripts/build-web.sh, run by setup.py's build hook).
+    assert "clampdown/web/static/dist/hunting-editor.js" in names
     assert [n for n in names if LAB_FILE.search(n)] == []
     assert not any(module in declared for module in LAB_MODULES), declared
     assert "[clampdown.lab]" not in declared
