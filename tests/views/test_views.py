@@ -10,6 +10,7 @@ import clampdown.views
 from clampdown.audit.chain import Break, ChainReport
 from clampdown.auth.service import IssuedToken
 from clampdown.catalog import get_action
+from clampdown.hunting.charts import Chart, ChartKind
 from clampdown.hunting.query import Language, QueryResult
 from clampdown.hunting.rules import Alert, DetectionRule, RuleRun
 from clampdown.hunting.saved import SavedQuery
@@ -91,10 +92,15 @@ def test_person_view_lists_each_account_with_state_and_allowed_action_ids() -> N
 
 
 def test_hunting_views() -> None:
-    result = QueryResult(Language.KQL, ["AccountName"], [["alice"]], False, 0.0123456, "SELECT 1")
+    chart = Chart(ChartKind.PIECHART, "AccountName", ["n"], [])
+    result = QueryResult(Language.KQL, ["AccountName", "n"], [["alice", 3]], False, 0.0123456, "SELECT 1",
+                         column_types=["VARCHAR", "BIGINT"], chart=chart)  # fmt: skip
     data = QueryResultView.model_validate(result).model_dump(mode="json")
-    assert data == {"language": "kql", "columns": ["AccountName"], "rows": [["alice"]], "truncated": False,
-                    "truncated_by": None, "elapsed_ms": 12.346}  # fmt: skip
+    assert data == {"language": "kql", "columns": ["AccountName", "n"], "rows": [["alice", 3]],
+                    "truncated": False, "truncated_by": None, "elapsed_ms": 12.346,
+                    "column_types": ["VARCHAR", "BIGINT"],
+                    "chart": {"kind": "piechart", "x": "AccountName", "y": ["n"], "series": [], "title": None,
+                              "xtitle": None, "ytitle": None, "mode": "default", "legend": True}}  # fmt: skip
     acted = ActOnResultsView.model_validate(ActOnResults(BulkRequest("b-3", [_action()]), ["alice"]))
     assert acted.batch_id == "b-3" and acted.targets == ["alice"] and acted.actions[0].id == 7
     saved = SavedQuery(1, "brute", "IdentityLogonEvents", "ana", "", AT)

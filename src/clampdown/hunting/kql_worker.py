@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -19,6 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from clampdown.hunting.charts import RenderError, RenderSpec, parse_render, spec_from_json, spec_to_json
+from clampdown.hunting.kql_tokens import locate_name
 
 MAX_IDLE_WORKERS = 4
 
@@ -33,12 +37,14 @@ class TranslationFailed(Exception):
 
 @dataclass(frozen=True)
 class Translation:
-    """The SQL, or the error: a message with the 1-based line and column when known."""
+    """The SQL (and the render clause's chart, if any), or the error: a message with the 1-based
+    line and column when known."""
 
     sql: str | None
     error: str | None = None
     line: int | None = None
     column: int | None = None
+    render: RenderSpec | None = None
 
 
 def translate_here(query: str) -> Translation:
@@ -49,12 +55,21 @@ def translate_here(query: str) -> Translation:
 
     schema = {t.name: t.column_names for t in EVENT_TABLES}
     try:
-        return Translation(str(duckdb_kql.to_sql(query, schema=schema, allow_write=False)))
+        # First: the translator's own messages for a render clause are a parser's, not a person's.
+        render = parse_render(query)
+    except RenderError as exc:
+        return Translation(None, f"KQL render: {exc.message}", exc.line, exc.column)
+    except RecursionError:
+        return Translation(None, "the query is nested too deeply to translate")
+    try:
+        sql = str(duckdb_kql.to_sql(query, schema=schema, allow_write=False))
     except duckdb_kql.KqlSyntaxError as exc:
         first = exc.diagnostics[0] if exc.diagnostics else None
         if first is None:
             return Translation(None, f"KQL syntax error: {exc}")
-        return Translation(None, f"KQL syntax error: {first.message}", first.span.line, first.span.column + 1)
+        return Translation(
+            None, f"KQL syntax error: {_short(first.message)}", first.span.line, first.span.column + 1
+        )
     except duckdb_kql.KqlUnsupportedError as exc:
         span = exc.span
         return Translation(
@@ -64,9 +79,21 @@ def translate_here(query: str) -> Translation:
             span.column + 1 if span else None,
         )
     except duckdb_kql.KqlError as exc:
-        return Translation(None, f"KQL error: {exc}")
+        # No span: point at the first name the message quotes (an unknown table of a join).
+        named = re.search(r"for '([^']+)'", str(exc))
+        where = locate_name(query, named.group(1)) if named else None
+        return Translation(None, f"KQL error: {exc}", *(where or (None, None)))
     except RecursionError:
         return Translation(None, "the query is nested too deeply to translate")
+    return Translation(sql, render=render)
+
+
+def _short(message: str) -> str:
+    """The parser's message without its list of every token it could have taken (a hundred names)."""
+    listed = re.search(r" expecting \{([^}]*)\}", message)
+    if listed and listed.group(1).count(",") >= 6:
+        return message[: listed.start()] + message[listed.end() :]
+    return message
 
 
 class _Worker:
@@ -105,7 +132,9 @@ class _Worker:
                 raise TranslationFailed("the KQL translator stopped")
             received += chunk
         reply: dict[str, Any] = json.loads(received)
-        return Translation(reply.get("sql"), reply.get("error"), reply.get("line"), reply.get("column"))
+        render = spec_from_json(reply["render"]) if reply.get("render") else None
+        line, column = reply.get("line"), reply.get("column")
+        return Translation(reply.get("sql"), reply.get("error"), line, column, render)
 
     def kill(self) -> None:
         self.process.kill()
@@ -158,7 +187,10 @@ def serve() -> None:
     for line in sys.stdin.buffer:
         query = json.loads(line)["query"]
         answer = translate_here(query)
-        reply = {"sql": answer.sql, "error": answer.error, "line": answer.line, "column": answer.column}
+        reply = {
+            "sql": answer.sql, "error": answer.error, "line": answer.line, "column": answer.column,
+            "render": spec_to_json(answer.render) if answer.render else None,
+        }  # fmt: skip
         sys.stdout.buffer.write(json.dumps(reply).encode() + b"\n")
         sys.stdout.buffer.flush()
 

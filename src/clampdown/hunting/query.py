@@ -22,7 +22,7 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from decimal import Decimal
@@ -32,6 +32,8 @@ from uuid import UUID
 import duckdb
 
 from clampdown.errors import InvalidInput
+from clampdown.hunting.charts import Chart, RenderError, RenderSpec, resolve_chart
+from clampdown.hunting.kql_tokens import locate_name
 from clampdown.hunting.kql_worker import KqlTranslator, TranslationFailed, TranslationTimedOut
 from clampdown.hunting.schema import EVENT_TABLES
 from clampdown.hunting.store import EventStore
@@ -84,6 +86,8 @@ class QueryResult:
     elapsed_seconds: float
     sql: str
     truncated_by: str | None = None  # "rows" (the row limit) or "bytes" (MAX_RESULT_BYTES)
+    column_types: list[str] = field(default_factory=list)  # DuckDB's type of each column
+    chart: Chart | None = None  # what a KQL `render` asked to draw
 
 
 def detect_language(query: str) -> Language:
@@ -131,7 +135,7 @@ _translator = KqlTranslator()
 
 
 @functools.lru_cache(maxsize=256)
-def _translated(query: str, timeout: float) -> str:
+def _translated(query: str, timeout: float) -> tuple[str, RenderSpec | None]:
     # Only successes are cached (errors raise): a rule's query is translated once, not every run.
     try:
         answer = _translator.translate(query, timeout)
@@ -144,16 +148,39 @@ def _translated(query: str, timeout: float) -> str:
         raise QueryError(f"query: {exc}") from None
     if answer.sql is None:
         raise QueryError(answer.error or "KQL error", answer.line, answer.column)
-    return answer.sql
+    return answer.sql, answer.render
 
 
-def translate_kql(query: str, timeout: float = KQL_TRANSLATION_SECONDS) -> str:
-    """The DuckDB SQL for a KQL query, translated in a child process stopped after `timeout` seconds;
-    QueryError with the position on a mistake, before any parsing if it is nested too deeply."""
+def translate_kql_with_render(
+    query: str, timeout: float = KQL_TRANSLATION_SECONDS
+) -> tuple[str, RenderSpec | None]:
+    """The DuckDB SQL for a KQL query and its render clause, translated in a child process stopped
+    after `timeout` seconds; QueryError with the position on a mistake, before any parsing if it
+    is nested too deeply."""
     depth = nesting_depth(query)
     if depth > MAX_QUERY_NESTING:
         raise QueryError(f"query: brackets nested {depth} deep; at most {MAX_QUERY_NESTING} are allowed")
     return _translated(query, min(timeout, KQL_TRANSLATION_SECONDS))
+
+
+def translate_kql(query: str, timeout: float = KQL_TRANSLATION_SECONDS) -> str:
+    """The DuckDB SQL for a KQL query (see translate_kql_with_render)."""
+    return translate_kql_with_render(query, timeout)[0]
+
+
+# DuckDB names what it could not find; in a KQL query, that name is where the mistake is.
+_NAMED_IN_ERROR = re.compile(r'(?:column|with name) "?([^"\s!(]+)|"([^"]+)"')
+
+
+def _kql_position(query: str, message: str) -> tuple[int | None, int | None]:
+    """Where in the KQL text the name a DuckDB error quotes is (the SQL's own position means
+    nothing to the person who wrote KQL)."""
+    named = _NAMED_IN_ERROR.search(message)
+    if named:
+        found = locate_name(query, next(g for g in named.groups() if g))
+        if found:
+            return found
+    return None, None
 
 
 def _position(sql: str, message: str) -> tuple[int | None, int | None]:
@@ -304,7 +331,12 @@ def _create_scoped_views(con: duckdb.DuckDBPyConnection, sources: frozenset[str]
 
 
 def _check_scoped_plan(
-    con: duckdb.DuckDBPyConnection, sql: str, sources: frozenset[str], lang: Language, catalog: str
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    sources: frozenset[str],
+    lang: Language,
+    catalog: str,
+    text: str,
 ) -> None:
     """QueryError unless the bound plan scans the event tables (through the views) and generators
     only: what a macro or a system view reads shows here, whatever the query text looks like."""
@@ -313,8 +345,12 @@ def _check_scoped_plan(
     except duckdb.InterruptException:
         raise
     except duckdb.Error as exc:
-        line, column = _position(sql, str(exc)) if lang is Language.SQL else (None, None)
-        raise QueryError(_first_line(exc), None if line is None else line - 1, column) from None
+        if lang is Language.SQL:
+            line, column = _position(sql, str(exc))
+            line = None if line is None else line - 1
+        else:
+            line, column = _kql_position(text, str(exc))
+        raise QueryError(_first_line(exc), line, column) from None
     # The plan quotes a catalog name that needs it (a keyword, a hyphen: events_path = "old.duckdb").
     tables = {f"{c}.main.{t.name}" for t in EVENT_TABLES for c in (catalog, _quoted_name(catalog))}
     try:
@@ -382,7 +418,7 @@ def run_query(
         timeout_seconds or store.settings.query_timeout_seconds, store.settings.query_timeout_seconds
     )
     started = time.monotonic()
-    sql = translate_kql(text, timeout) if lang is Language.KQL else text
+    sql, render = translate_kql_with_render(text, timeout) if lang is Language.KQL else (text, None)
     limit = min(max_rows or store.settings.max_rows, store.settings.max_rows)
     left = max(0.1, timeout - (time.monotonic() - started))
     with store.connect() as con:
@@ -395,9 +431,10 @@ def run_query(
         timer.start()
         try:
             if sources is not None:
-                _check_scoped_plan(con, sql, sources, lang, catalog)
+                _check_scoped_plan(con, sql, sources, lang, catalog, text)
             cursor = con.execute(sql)
             columns = [d[0] for d in cursor.description or []]
+            types = [str(d[1]) for d in cursor.description or []]
             # KQL's dynamic values (make_set, pack ...) come back as JSON text: return them as JSON.
             json_columns = {i for i, d in enumerate(cursor.description or []) if str(d[1]) == "JSON"}
             rows, truncated_by = _fetch(cursor, json_columns, limit, max_bytes)
@@ -406,13 +443,22 @@ def run_query(
         except duckdb.Error as exc:
             if time.monotonic() - started >= timeout:
                 raise QueryTimeout(f"the query ran longer than {timeout:g} seconds and was stopped") from None
-            line, column = _position(sql, str(exc)) if lang is Language.SQL else (None, None)
+            if lang is Language.SQL:
+                line, column = _position(sql, str(exc))
+            else:
+                line, column = _kql_position(text, str(exc))
             raise QueryError(_first_line(exc), line, column) from None
         finally:
             timer.cancel()
             con.execute("ROLLBACK")
+    try:
+        chart = resolve_chart(render, columns, types) if render is not None else None
+    except RenderError as exc:
+        raise QueryError(f"KQL render: {exc.message}", exc.line, exc.column) from None
     elapsed = time.monotonic() - started
-    return QueryResult(lang, columns, rows, truncated_by is not None, elapsed, sql, truncated_by)
+    return QueryResult(
+        lang, columns, rows, truncated_by is not None, elapsed, sql, truncated_by, types, chart
+    )
 
 
 def _fetch(

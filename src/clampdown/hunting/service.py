@@ -35,6 +35,7 @@ from clampdown.hunting.saved import (
     list_saved_queries,
     save_query,
 )
+from clampdown.hunting.schema import EVENT_TABLES, EventTable
 from clampdown.hunting.settings import events_path, hunting_settings
 from clampdown.hunting.store import EventStore
 from clampdown.permissions import HUNTING_MANAGE, HUNTING_READ
@@ -93,6 +94,11 @@ class HuntingService:
     async def require_read(self, principal: Principal, what: str) -> None:
         """PermissionDenied (and a recorded denial) unless the principal holds hunting:read."""
         await self._allow(principal, HUNTING_READ, what)
+
+    async def schema(self, principal: Principal) -> tuple[EventTable, ...]:
+        """The event tables and their columns, for the editor's completion and the schema list."""
+        await self._allow(principal, HUNTING_READ, "read the hunting schema")
+        return EVENT_TABLES
 
     async def query(
         self,

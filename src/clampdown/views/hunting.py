@@ -7,20 +7,37 @@ from typing import Any
 
 from pydantic import AliasChoices, AliasPath, Field, field_validator
 
+from clampdown.hunting.charts import ChartKind, ChartMode
 from clampdown.hunting.query import Language
 from clampdown.views.actions import ActionView, RefusedTargetView
 from clampdown.views.base import View
 
 
+class ChartView(View):
+    """What a KQL `render` asked to draw, with the axes chosen from the result's columns."""
+
+    kind: ChartKind
+    x: str = Field(description="The column on the x axis (a pie's labels)")
+    y: list[str] = Field(description="The numeric columns drawn")
+    series: list[str] = Field(description="Columns whose values split the rows into series")
+    title: str | None = None
+    xtitle: str | None = None
+    ytitle: str | None = None
+    mode: ChartMode = Field(ChartMode.DEFAULT, description="default, unstacked, stacked or stacked100")
+    legend: bool = True
+
+
 class QueryResultView(View):
     language: Language
     columns: list[str]
+    column_types: list[str] = Field(default_factory=list, description="DuckDB's type of each column")
     rows: list[list[Any]]
     truncated: bool = Field(description="More rows matched than were returned")
     truncated_by: str | None = Field(
         None, description="Which limit cut the rows: rows (the row limit) or bytes (the result size limit)"
     )
     elapsed_ms: float = Field(validation_alias="elapsed_seconds")
+    chart: ChartView | None = Field(None, description="The chart a KQL render clause asked for")
 
     @field_validator("elapsed_ms", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""The advanced hunting page: a KQL or SQL editor, saved queries, results with row selection, and
+"""The advanced hunting page: a KQL or SQL editor (completing the schema's tables and columns,
+underlining errors), saved queries, results with a chart and row selection, and
 "take action" on the selected accounts as one bulk batch (the browser calls the JSON API)."""
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from clampdown import catalog
 from clampdown.api.hunting import hunting
 from clampdown.connectors.instances import instances_of
 from clampdown.errors import ClampdownError
-from clampdown.hunting.schema import EVENT_TABLES
 from clampdown.permissions import HUNTING_MANAGE
+from clampdown.views import EventTableView
+from clampdown.views.base import views_json
 from clampdown.web.access import Viewer, viewer
 from clampdown.web.templating import provider_title, render, render_problem
 
@@ -44,8 +46,10 @@ class BulkChoice:
 @router.get("/hunting", response_class=HTMLResponse)
 async def hunting_page(request: Request, who: ViewerDep) -> HTMLResponse:
     """The editor with saved queries and the event tables' columns; results come from the API."""
+    service = hunting(request)
     try:
-        saved = await hunting(request).saved(who.principal)
+        saved = await service.saved(who.principal)
+        tables = await service.schema(who.principal)
     except ClampdownError as exc:
         return render_problem(request, who, exc)
     seen = request.app.state.runtime.actions.directories(who.principal)
@@ -59,7 +63,9 @@ async def hunting_page(request: Request, who: ViewerDep) -> HTMLResponse:
         "hunting.html",
         who,
         saved=saved,
-        tables=EVENT_TABLES,
+        tables=tables,
+        # For the editor's completion: the same tables, as GET /api/v1/hunting/schema returns them.
+        schema_json=views_json([EventTableView.model_validate(t) for t in tables]),
         choices=choices,
         may_save=who.principal.has(HUNTING_MANAGE),
         starter=STARTER_QUERY,
