@@ -282,6 +282,8 @@ NOT_A_PERSONS = {
     ("GET", "/readyz"),  # the orchestrator's, unauthenticated: one check per configured directory
     ("POST", "/api/v1/session"),  # signing in (done by the console cases)
     ("DELETE", "/api/v1/session"),  # signing out
+    ("POST", "/api/v1/me/tokens"),  # a person's own token, no directory's data (test_own_tokens.py)
+    ("DELETE", "/api/v1/me/token"),  # revoking the token asked with (it would end the matrix's)
     ("GET", "/auth/oidc/login"),  # single sign-on (tests/api/test_sso.py)
     ("GET", "/auth/oidc/callback"),
 }

@@ -4,14 +4,16 @@ view (clampdown.views)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from clampdown.limits import (
     MAX_ACTION_TYPE,
     MAX_BULK,
+    MAX_INCIDENT,
     MAX_INSTANCE,
+    MAX_NAME,
     MAX_PASSWORD,
     MAX_REASON,
     MAX_TARGET,
@@ -29,6 +31,18 @@ def _no_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
+
+# Where a request came from, as a client may state it (model.CLIENT_SOURCES); playbook, rule,
+# timed_release and watch are set by Clampdown itself.
+ClientSource = Annotated[
+    Literal["manual", "user_page", "side_panel", "hunting"],
+    Field(description="Where the request came from: manual (default), user_page, side_panel or hunting"),
+]
+INCIDENT_FIELD = Field(
+    default=None,
+    max_length=MAX_INCIDENT,
+    description="The incident it is part of: a ticket id such as INC-42 (letters, digits, . _ : # / -)",
+)
 
 
 class ErrorDetail(BaseModel):
@@ -59,6 +73,8 @@ class ActionRequest(BaseModel):
         description="The configured directory to act in ([providers.NAME]); needed only when several "
         "of the action's kind are configured and the target is in more than one",
     )
+    source: ClientSource = "manual"
+    incident: Text | None = INCIDENT_FIELD
 
 
 class BulkRequest(BaseModel):
@@ -72,6 +88,8 @@ class BulkRequest(BaseModel):
         max_length=MAX_INSTANCE,
         description="The configured directory to act in; needed when several of the action's kind are",
     )
+    source: ClientSource = "manual"
+    incident: Text | None = INCIDENT_FIELD
 
 
 class UndoRequest(BaseModel):
@@ -80,6 +98,10 @@ class UndoRequest(BaseModel):
     reason: Text | None = Field(default=None, max_length=MAX_REASON)
     request_approval: bool = Field(
         default=False, description="Ask a second person (needed on a protected account)"
+    )
+    source: ClientSource = "manual"
+    incident: Text | None = Field(
+        default=None, max_length=MAX_INCIDENT, description="The incident; default: the undone action's"
     )
 
 
@@ -93,6 +115,13 @@ class SignIn(BaseModel):
 
     username: Text = Field(max_length=MAX_USERNAME)
     password: Text = Field(max_length=MAX_PASSWORD)
+
+
+class OwnToken(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(max_length=MAX_NAME, description="What the token is for, e.g. 'cli on laptop-42'")
+    expires_in_days: int = Field(30, ge=1, le=365, description="The token ends after this many days")
 
 
 class Me(BaseModel):

@@ -1,16 +1,21 @@
-"""/api/v1/session: console sign-in with a local password, sign-out, and who am I."""
+"""/api/v1/session: console sign-in with a local password, sign-out, and who am I; /api/v1/me/tokens:
+a person's own API token for the CLI (`clampdown login`), and revoking it (`clampdown logout`)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from clampdown.api.actions import ERRORS
 from clampdown.api.auth import SESSION_COOKIE, client_address, current_principal, runtime
-from clampdown.api.schemas import Me, SignIn
+from clampdown.api.schemas import Me, OwnToken, SignIn
 from clampdown.auth.principal import Principal
+from clampdown.auth.service import Actor
+from clampdown.errors import Forbidden
 from clampdown.permissions import listed_scope
+from clampdown.views.auth import IssuedTokenView
 
 _THROTTLED: dict[int | str, dict[str, object]] = {
     429: {"description": "Too many failed sign-ins: wait for Retry-After seconds"}
@@ -73,4 +78,36 @@ async def me(request: Request, caller: Annotated[Principal, Depends(current_prin
         channel=caller.channel,
         directories=listed_scope(caller.scope),
         csrf_token=csrf,
+    )
+
+
+@router.post("/me/tokens", status_code=201, response_model=IssuedTokenView)
+async def create_own_token(
+    body: OwnToken, request: Request, caller: Annotated[Principal, Depends(current_principal)]
+) -> IssuedTokenView:
+    """A new API token of the signed-in person, shown once (`clampdown login` asks for it after a
+    password sign-in). Only from a console session, with its CSRF token: never with another token,
+    so no token can outlive itself. A single sign-on user's token works while they have a console
+    session, as every token of theirs."""
+    if caller.channel != "console":
+        raise Forbidden(
+            "a token is made from a signed-in console session (POST /api/v1/session), not with a token"
+        )
+    by = Actor(caller.username, "api", client_address(request))
+    issued = await runtime(request).auth.create_token(
+        caller.username, body.name, timedelta(days=body.expires_in_days), by=by
+    )
+    return IssuedTokenView.model_validate(issued)
+
+
+@router.delete("/me/token", status_code=204)
+async def revoke_own_token(
+    request: Request, caller: Annotated[Principal, Depends(current_principal)]
+) -> None:
+    """Revoke the API token this request carries (`clampdown logout`); audited."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if caller.channel == "console" or scheme.lower() != "bearer":
+        raise Forbidden("send the token to revoke as 'Authorization: Bearer <token>'")
+    await runtime(request).auth.revoke_presented_token(
+        token, by=Actor(caller.username, "api", client_address(request))
     )

@@ -288,6 +288,13 @@ class AuthService:
             )
         )
 
+    async def revoke_presented_token(self, token: str, *, by: Actor) -> None:
+        """Revoke the token a caller presented (signing out a CLI: `clampdown logout`)."""
+        found = await self.store.token_with_user(token_hash(token.strip()))
+        if found is None:
+            raise Unauthenticated("invalid token")
+        await self.revoke_token(found[0].id, by=by)
+
     async def authenticate_token(self, token: str | None, channel: str) -> Principal:
         """The principal for an API token; Unauthenticated if it is missing, unknown, expired or revoked."""
         if not token:
