@@ -91,6 +91,11 @@ class _Asked:
 _asked: weakref.WeakKeyDictionary[object, dict[tuple[str, int], _Asked]] = weakref.WeakKeyDictionary()
 
 
+def forget_answers() -> None:
+    """Drop every kept answer: the next search asks every directory (benchmarks time that)."""
+    _asked.clear()
+
+
 def _drop_stale(searches: dict[tuple[str, int], _Asked], now: float) -> None:
     for key, asked in list(searches.items()):
         if asked.task.done() and now - asked.at > ANSWER_KEPT_SECONDS:
