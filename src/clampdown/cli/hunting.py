@@ -97,7 +97,8 @@ FileKind = Literal["evtx", "jsonl"]
 
 def ingest_files(paths: list[Path], kind: FileKind, as_json: bool, directory: str | None = None) -> None:
     """Ingest event files into the hunting store as the caller and print one report line per file;
-    each event goes to the AD directory its domain controller is in, or to `directory`.
+    each event goes to the AD directory its domain controller is in, or to `directory`. Accounts
+    IdentityInfo does not know yet are then looked up, and the events joined to them.
 
     The `ingest` commands share it, and so may plugins that add one (the lab's `ingest lab-day`).
     """
@@ -105,12 +106,13 @@ def ingest_files(paths: list[Path], kind: FileKind, as_json: bool, directory: st
 
     from clampdown.hunting.directories import directory_matcher
     from clampdown.hunting.files import read_evtx, read_jsonl
+    from clampdown.hunting.identity import refresh_identity_info
     from clampdown.hunting.ingest import ingest_windows
     from clampdown.hunting.service import HuntingService
 
     settings = load()
 
-    async def go() -> list[IngestReport]:
+    async def go() -> tuple[list[IngestReport], int]:
         async with open_runtime(settings) as rt:
             require_permission(await caller(rt), HUNTING_MANAGE, "ingest events")
             store = HuntingService.from_runtime(rt).store
@@ -119,9 +121,9 @@ def ingest_files(paths: list[Path], kind: FileKind, as_json: bool, directory: st
             for path in paths:
                 events = read_evtx(path) if kind == "evtx" else read_jsonl(path)
                 reports.append(await asyncio.to_thread(ingest_windows, store, events, directories=matcher))
-            return reports
+            return reports, await refresh_identity_info(store, rt.connectors, only_unknown=True)
 
-    reports = run(go())
+    reports, looked_up = run(go())
     for path, report in zip(paths, reports, strict=True):
         if as_json:
             print(json.dumps({"path": str(path), **report.__dict__}))
@@ -131,6 +133,8 @@ def ingest_files(paths: list[Path], kind: FileKind, as_json: bool, directory: st
                 f"{path}: {report.read} events read, {report.added} rows added, "
                 f"{report.already_stored} already stored, {report.not_kept} not kept{unplaced}"
             )
+    if not as_json and looked_up:
+        render.console.print(f"IdentityInfo: {looked_up} accounts looked up; their events joined to them")
 
 
 PathsArg = Annotated[

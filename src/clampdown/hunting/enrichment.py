@@ -330,15 +330,26 @@ _READS = {
 _TARGET_DOMAIN = """json_extract_string("AdditionalFields", '$.TargetDomainName')"""
 
 
-def _stored(store: EventStore, table: str) -> tuple[list[str], list[Row]]:
-    """The SQL expressions the join reads in a table, and their distinct values in its rows."""
+# Rows whose account the join may not know yet: a known AD account has a UPN, a known cloud one
+# (nearly always) a SID; the others need not be read to find accounts to look up.
+_MAYBE_UNKNOWN = {
+    IDENTITY_LOGON_EVENTS.name: '"AccountUpn" IS NULL',
+    IDENTITY_DIRECTORY_EVENTS.name: '"AccountUpn" IS NULL OR "TargetAccountUpn" IS NULL',
+    CLOUD_SIGN_IN_EVENTS.name: '"AccountSid" IS NULL',
+}
+
+
+def _stored(store: EventStore, table: str, where: str | None = None) -> tuple[list[str], list[Row]]:
+    """The SQL expressions the join reads in a table, and their distinct values in its rows (those
+    `where` selects)."""
     writes = identity_columns(table)
     reads = [f'"{c}"' for c in _READS[table]] + [f'"{c}"' for c in writes]
     names = [*_READS[table], *writes]
     if table == IDENTITY_DIRECTORY_EVENTS.name:
         reads.append(_TARGET_DOMAIN)
         names.append("_TargetDomain")
-    return reads, [dict(zip(names, key, strict=True)) for key in store.distinct(table, reads)]
+    found = store.distinct(table, reads, where)
+    return reads, [dict(zip(names, key, strict=True)) for key in found]
 
 
 def unknown_subjects(
@@ -348,7 +359,7 @@ def unknown_subjects(
     no anchor left out)."""
     out: dict[Subject, None] = {}
     for table in _TABLES:
-        for row in _stored(store, table)[1]:
+        for row in _stored(store, table, _MAYBE_UNKNOWN[table])[1]:
             for _, subject in subjects(table, row, where):
                 named = subject.sid or subject.upn or subject.object_id or subject.name
                 if named and not (subject.name or "").endswith("$") and not index.knows(subject):

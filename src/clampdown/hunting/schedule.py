@@ -10,7 +10,7 @@ from typing import Any
 
 from clampdown.connectors.base import Connector
 from clampdown.errors import ClampdownError
-from clampdown.hunting.identity import refresh_identity_info
+from clampdown.hunting.identity import Lookup, refresh_identity_info
 from clampdown.hunting.pulls import api_sources
 from clampdown.hunting.rules import run_due_rules
 from clampdown.hunting.service import HuntingService
@@ -41,16 +41,22 @@ async def run_schedule(
     settings = service.store.settings
     loop = asyncio.get_running_loop()
     next_pull = next_rules = next_identities = loop.time()
+    misses: set[Lookup] = set()  # accounts no directory knew, not asked again until the full refresh
     while not stop.is_set():
         now = loop.time()
         # Each part fails alone and waits its own interval after a failure, as after a success:
         # a part that fails at once every time must not spin the loop or starve the others.
-        if now >= next_pull:
+        pulled = now >= next_pull
+        if pulled:
             await _guarded("pull", pull_once(service, connectors, settings.pull_page_size))
             next_pull = loop.time() + settings.pull_interval_seconds
         if now >= next_identities:
+            misses.clear()
             await _guarded("IdentityInfo refresh", _refresh_identities(service, connectors))
             next_identities = loop.time() + IDENTITY_REFRESH_SECONDS
+        elif pulled:  # each pull round, the accounts new since: a new event is joined within a minute
+            new = refresh_identity_info(service.store, connectors, only_unknown=True, misses=misses)
+            await _guarded("IdentityInfo of new accounts", new)
         if now >= next_rules:
             await _guarded("detection rules", run_due_rules(service.store, service.actions, service.auth))
             next_rules = loop.time() + min(settings.rules_interval_seconds, 60.0)

@@ -266,12 +266,15 @@ class EventStore:
                 raise
         return changed
 
-    def distinct(self, table_name: str, expressions: Sequence[str]) -> list[tuple[Any, ...]]:
-        """The distinct values of some SQL expressions over one event table's rows (trusted SQL:
-        the callers' own column lists, never a user's text)."""
+    def distinct(
+        self, table_name: str, expressions: Sequence[str], where: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The distinct values of some SQL expressions over one event table's rows, those `where`
+        selects (trusted SQL: the callers' own expressions, never a user's text)."""
         table = TABLES_BY_NAME[table_name]
+        condition = f" WHERE {where}" if where else ""
         with self.connect() as con:
-            found = con.execute(f'SELECT DISTINCT {", ".join(expressions)} FROM "{table.name}"')
+            found = con.execute(f'SELECT DISTINCT {", ".join(expressions)} FROM "{table.name}"{condition}')
             return [tuple(row) for row in found.fetchall()]
 
     def update_matching(
