@@ -5,6 +5,7 @@ the suite also checks that each page renders without a script error."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,6 +70,12 @@ def test_screenshots(
     page.goto(f"{console.base}/login")
     shot("01-sign-in")
     sign_in(page, console, "analyst")
+
+    page.get_by_label("Find a person").press_sequentially("mart", delay=60)  # the type-ahead
+    expect(page.get_by_role("option", name=re.compile("Alice Martin"))).to_be_visible()
+    page.get_by_label("Find a person").press("ArrowDown")
+    shot("user-type-ahead")
+    page.get_by_label("Find a person").press("Escape")
 
     page.get_by_label("Find a person").fill(DEMO)
     page.get_by_role("button", name="Search").click()
