@@ -139,12 +139,10 @@ class SigninSettings(_Section):
     window_seconds: float = Field(900.0, gt=0)  # failures older than this are forgotten
 
 
-INCIDENT_PLACEHOLDER = "{incident}"
-
-
 class ConsoleSettings(_Section):
     # An incident reference (a ticket id) shown as a link: "{incident}" is replaced by the id,
-    # URL-encoded, e.g. "https://tickets.example/browse/{incident}". Unset: shown as text.
+    # URL-encoded, e.g. "https://tickets.example/browse/{incident}" (views.actions links it with
+    # limits.incident_link). Unset: shown as text.
     incident_link: str | None = None
 
     @field_validator("incident_link")
@@ -154,20 +152,12 @@ class ConsoleSettings(_Section):
             return None
         if not value.startswith(("https://", "http://")):
             raise ValueError(f"console.incident_link: {value!r} is not an http(s) address")
-        if INCIDENT_PLACEHOLDER not in value:
+        if "{incident}" not in value:  # limits.INCIDENT_PLACEHOLDER, replaced by limits.incident_link
             raise ValueError(
                 "console.incident_link: put {incident} where the ticket id goes, e.g. "
                 '"https://tickets.example/browse/{incident}"'
             )
         return value
-
-    def link_for(self, incident: str | None) -> str | None:
-        """The incident's link, or None (no incident, or no template configured)."""
-        if incident is None or self.incident_link is None:
-            return None
-        from urllib.parse import quote
-
-        return self.incident_link.replace(INCIDENT_PLACEHOLDER, quote(incident, safe=""))
 
 
 class HuntingSettings(_Section):

@@ -7,6 +7,7 @@ reaches the store or a provider; the API's schema declares the same numbers so c
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 
 from clampdown.errors import InvalidInput
@@ -54,6 +55,12 @@ MAX_SECRET_KEY = 64  # a one-time key to open a sealed secret (43 characters of 
 # chunks, each its own transaction, so no one request holds the database for long.
 MAX_ACCOUNT_ID = 256  # a provider's account id as stored for lookups (actions.account_id)
 BULK_CHUNK = 1000  # actions of a bulk request inserted per transaction
+
+# The console (issue 19): an incident reference is a ticket id (INC-42, SEC-1234, CS0012345),
+# put into a link template, so it is short and of the characters ticket systems use.
+MAX_INCIDENT = 64
+INCIDENT_CHARACTERS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:#/-]*")
+MAX_ERROR_CODE = 64  # an action's error code (actions.error_code), as a filter
 
 
 def clean_text(field: str, value: str | None, max_length: int, *, required: bool = False) -> str:
@@ -121,3 +128,29 @@ def clean_id(field: str, value: int) -> int:
     if not 1 <= value <= MAX_ID:
         raise InvalidInput(f"{field}: {value} is not an id (1 to {MAX_ID})")
     return value
+
+
+INCIDENT_PLACEHOLDER = "{incident}"  # where a link template ([console] incident_link) puts the id
+
+
+def incident_link(template: str | None, incident: str | None) -> str | None:
+    """The incident's address by the template (its id URL-encoded), or None without either."""
+    if template is None or incident is None:
+        return None
+    from urllib.parse import quote
+
+    return template.replace(INCIDENT_PLACEHOLDER, quote(incident, safe=""))
+
+
+def clean_incident(value: str | None) -> str | None:
+    """An incident reference (a ticket id), stripped, or None if empty; InvalidInput if it is too
+    long or holds characters a ticket id does not (spaces, quotes, brackets)."""
+    text = clean_text("incident", value, MAX_INCIDENT)
+    if not text:
+        return None
+    if not INCIDENT_CHARACTERS.fullmatch(text):
+        raise InvalidInput(
+            f"incident: {text[:80]!r} is not a ticket id: use letters, digits and . _ : # / - "
+            "(starting with a letter or digit), e.g. INC-42"
+        )
+    return text

@@ -26,6 +26,29 @@ class ActionStatus(enum.StrEnum):
         return self in (ActionStatus.COMPLETED, ActionStatus.FAILED, ActionStatus.CANCELLED)
 
 
+class ActionSource(enum.StrEnum):
+    """Where an action came from: the face or the part of Clampdown that asked for it."""
+
+    MANUAL = "manual"  # the CLI's `act`, or an API client that says nothing else
+    USER_PAGE = "user_page"  # the console's user page
+    SIDE_PANEL = "side_panel"  # the console's side panel (a person opened from a list)
+    HUNTING = "hunting"  # acting on the results of a hunt
+    PLAYBOOK = "playbook"  # a step (or release) of a containment
+    RULE = "rule"  # a detection rule that acts on what it finds
+    TIMED_RELEASE = "timed_release"  # the undo scheduled by `until`
+    WATCH = "watch"  # the containment watch applying a step again after drift
+
+    @property
+    def stated_by_clients(self) -> bool:
+        """Whether a client of the API may state it (the others are set by Clampdown itself)."""
+        return self in CLIENT_SOURCES
+
+
+CLIENT_SOURCES = frozenset(
+    {ActionSource.MANUAL, ActionSource.USER_PAGE, ActionSource.SIDE_PANEL, ActionSource.HUNTING}
+)
+
+
 # An account attribute with several values (sIDHistory) holds them joined by this.
 MULTI_VALUE_SEPARATOR = " "
 
@@ -210,6 +233,8 @@ class Action:
     # Asked to cancel while an attempt ran: that attempt finishes, and the action is not retried.
     cancel_requested_by: str | None = None
     instance: str | None = None  # the configured directory it runs against ([providers.NAME])
+    source: ActionSource = ActionSource.MANUAL  # where the request came from
+    incident: str | None = None  # the incident (ticket id) it is part of
     # Only on the answer to the request that queued it, for the requester: the private half.
     secret_key: str | None = field(default=None, repr=False, compare=False)
 
@@ -262,6 +287,9 @@ class ActionFilter:
     batch_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    source: ActionSource | None = None
+    incident: str | None = None
+    error_code: str | None = None  # why it failed (or was cancelled), as in Action.error_code
     # The directories the reader may see (their scope); None: every one. Set by the services.
     instances: frozenset[str] | None = None
 
@@ -348,6 +376,7 @@ class Containment:
     ended_by: str | None = None  # who released it, or "timer"
     end_reason: str | None = None
     notes: tuple[str, ...] = ()  # steps left out or without an inverse; drift the watch saw
+    incident: str | None = None  # the incident (ticket id); its actions carry it too
     actions: tuple[Action, ...] = ()  # its steps, timers, releases and undos, in id order
     # What its accounts may still use, read from the providers when asked; None: not read.
     residual: tuple[ResidualAccess, ...] | None = None

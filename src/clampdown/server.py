@@ -12,7 +12,18 @@ import uvicorn
 from fastapi import FastAPI
 
 from clampdown import __version__
-from clampdown.api import actions, containments, guardrails, health, hunting, metrics, people, session, sso
+from clampdown.api import (
+    actions,
+    containments,
+    guardrails,
+    health,
+    hunting,
+    metrics,
+    overview,
+    people,
+    session,
+    sso,
+)
 from clampdown.api import workers as workers_api
 from clampdown.api.errors import install_error_handlers
 from clampdown.auth.oidc import OidcClient
@@ -130,5 +141,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(hunting.router)
     app.include_router(health.router)
     app.include_router(workers_api.router)
+    app.include_router(overview.router)
 
     return app

@@ -120,7 +120,8 @@ def test_action_event_describes_the_action_at_its_request_time() -> None:
     )  # fmt: skip
     assert event.data == {
         "action_id": 7, "type": "okta.suspend_user", "provider": "okta", "target": "ivan",
-        "account": "00u1", "reason": "INC-7", "batch_id": "b1", "status": "queued", "extra": "x",
+        "account": "00u1", "reason": "INC-7", "batch_id": "b1", "status": "queued",
+        "action_source": "manual", "incident": None, "extra": "x",
     }  # fmt: skip
     unresolved = action_event(EventName.ACTION_REQUESTED, _action(ActionStatus.QUEUED, account=None), "alice")
     assert unresolved.subject == "ivan" and unresolved.data["account"] is None

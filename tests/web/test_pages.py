@@ -22,7 +22,7 @@ PASSWORD = "correct horse battery"  # what Server.token gives its users
 
 def test_signed_out_pages_go_to_sign_in_and_never_elsewhere(server: Server) -> None:
     with httpx.Client(base_url=server.base) as client:
-        assert client.get("/").headers["location"] == "/users"
+        assert client.get("/").headers["location"] == "/login?next=/"  # the overview, once signed in
         for path in ("/users", "/actions", "/hunting", "/users/anyone/panel", "/actions/1/panel",
                      "/containments", "/containments/1", "/containments/1/panel"):  # fmt: skip
             answer = client.get(path)

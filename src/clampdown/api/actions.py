@@ -23,8 +23,10 @@ from clampdown.limits import (
     MAX_BATCH_ID,
     MAX_BULK_IDEMPOTENCY_KEY,
     MAX_CURSOR,
+    MAX_ERROR_CODE,
     MAX_ID,
     MAX_IDEMPOTENCY_KEY,
+    MAX_INCIDENT,
     MAX_INSTANCE,
     MAX_PAGE,
     MAX_PROVIDER,
@@ -33,7 +35,7 @@ from clampdown.limits import (
     MAX_USERNAME,
     clean_id,
 )
-from clampdown.model import ActionFilter, ActionStatus
+from clampdown.model import ActionFilter, ActionSource, ActionStatus
 from clampdown.services.actions import check_filter
 from clampdown.views import ActionView, BulkView
 
@@ -74,6 +76,15 @@ def _filter(
     batch: Annotated[str | None, Query(max_length=MAX_BATCH_ID, description="Bulk batch id")] = None,
     since: Annotated[datetime | None, Query(description="Requested at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="Requested before (ISO 8601)")] = None,
+    source: Annotated[
+        ActionSource | None, Query(description="Where it came from: manual, user_page, playbook, rule, ...")
+    ] = None,
+    incident: Annotated[
+        str | None, Query(max_length=MAX_INCIDENT, description="The incident (ticket id)")
+    ] = None,
+    error_code: Annotated[
+        str | None, Query(max_length=MAX_ERROR_CODE, description="Why it failed: its error code")
+    ] = None,
 ) -> ActionFilter:
     # Checked where every face's filter is: ActionService.list_actions.
     return ActionFilter(
@@ -86,6 +97,9 @@ def _filter(
         batch_id=batch,
         since=since,
         until=until,
+        source=source,
+        incident=incident,
+        error_code=error_code,
     )
 
 
@@ -122,6 +136,7 @@ async def request_action(
     action = await runtime(request).actions.request(
         body.type, body.target, body.reason, caller, idempotency_key=idempotency_key,
         request_approval=body.request_approval, until=body.until, instance=body.instance,
+        source=ActionSource(body.source), incident=body.incident,
     )  # fmt: skip
     if action.secret_key is None:  # the CLI's twin: secret_key is absent, not null
         return JSONResponse(ActionView.model_validate(action).model_dump(mode="json"), status_code=202)
@@ -149,8 +164,9 @@ async def request_bulk(
 ) -> BulkView:
     """Queue one action per distinct target under one batch id."""
     bulk = await runtime(request).actions.request_bulk(
-        body.type, body.targets, body.reason, caller, idempotency_key=idempotency_key, instance=body.instance
-    )
+        body.type, body.targets, body.reason, caller, idempotency_key=idempotency_key, instance=body.instance,
+        source=ActionSource(body.source), incident=body.incident,
+    )  # fmt: skip
     return BulkView.model_validate(bulk)
 
 
@@ -172,7 +188,7 @@ async def list_actions(
 CSV_COLUMNS = (
     "id", "type", "provider", "target", "account", "status", "requested_by", "reason", "batch_id",
     "undoes_action_id", "attempts", "requested_at", "started_at", "finished_at", "result", "error_code",
-    "error_message", "provider_request_id",
+    "error_message", "provider_request_id", "source", "incident", "incident_link",
 )  # fmt: skip
 
 
@@ -265,6 +281,9 @@ async def undo_action(
 ) -> ActionView:
     """Queue the inverse of a completed action now, restoring the state read before it ran; a timed
     release still waiting for its time is cancelled in its favour."""
-    reason, ask = (body.reason, body.request_approval) if body else (None, False)
-    undo = await runtime(request).actions.undo(action_id, caller, reason, request_approval=ask)
+    shown = body or UndoRequest()
+    undo = await runtime(request).actions.undo(
+        action_id, caller, shown.reason, request_approval=shown.request_approval,
+        source=ActionSource(shown.source), incident=shown.incident,
+    )  # fmt: skip
     return ActionView.model_validate(undo)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clampdown.api.actions import ERRORS
 from clampdown.api.auth import current_principal, runtime
-from clampdown.api.schemas import Text
+from clampdown.api.schemas import INCIDENT_FIELD, Text
 from clampdown.auth.principal import Principal, require_permission, require_unscoped
 from clampdown.limits import (
     MAX_ACTION_TYPE,
@@ -39,6 +39,7 @@ class PlaybookRequest(BaseModel):
     until: datetime | None = Field(default=None, description="Release automatically at this time")
     request_approval: bool = False
     dry_run: bool = False
+    incident: Text | None = INCIDENT_FIELD
 
 
 class PlanRequest(BaseModel):
@@ -76,6 +77,7 @@ async def run_playbook(
     run = await runtime(request).playbooks.run(
         name, body.target, body.reason, caller,
         until=body.until, request_approval=body.request_approval, dry_run=body.dry_run,
+        incident=body.incident,
     )  # fmt: skip
     return PlaybookRunView.model_validate(run)
 

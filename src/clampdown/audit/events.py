@@ -80,6 +80,8 @@ def action_event(
         "reason": action.reason,
         "batch_id": action.batch_id,
         "status": action.status.value,
+        "action_source": action.source.value,  # where it came from ("source" is an address)
+        "incident": action.incident,
         **extra,
     }
     subject = action.account.name if action.account else action.target
@@ -134,6 +136,7 @@ def containment_event(name: EventName, containment: Containment, actor: str, at:
         "until": containment.until.isoformat() if containment.until else None,
         "supersedes": containment.supersedes_id,
         "end_reason": containment.end_reason,
+        "incident": containment.incident,
     }
     return AuditEvent(at=at, actor=actor, event=name, subject=containment.person, data=data)
 

@@ -20,7 +20,7 @@ from clampdown.cli import render
 from clampdown.cli.context import JsonOption, caller, load, open_runtime, server
 from clampdown.cli.errors import EXIT_ACTION_FAILED, fail, run
 from clampdown.errors import InvalidInput
-from clampdown.model import Action, ActionFilter, ActionStatus
+from clampdown.model import Action, ActionFilter, ActionSource, ActionStatus
 
 if TYPE_CHECKING:
     from clampdown.auth.principal import Principal
@@ -76,6 +76,9 @@ def act(
         str | None,
         typer.Option(help="The directory to act in ([providers.NAME]), where several of its kind are."),
     ] = None,
+    incident: Annotated[
+        str | None, typer.Option("--incident", help="The incident (ticket id) it is part of, e.g. INC-42.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Request an action on one user, or on every user in a file."""
@@ -88,7 +91,7 @@ def act(
             fail("with --server, `act` takes one USER and no --from-file or --dry-run yet", 2)
         assert user is not None
         _act_remotely(profile, action_id, user, reason, wait, timeout, idempotency_key, parse_until(until),
-                      request_approval, instance, as_json)  # fmt: skip
+                      request_approval, instance, as_json, incident)  # fmt: skip
         return
     from clampdown.services.actions import BulkRequest
     from clampdown.services.planning import PlanItem, plan_actions
@@ -122,7 +125,7 @@ def act(
                 targets = _read_targets(from_file)
                 bulk = await rt.actions.request_bulk(
                     action_id, targets, reason, principal, idempotency_key=idempotency_key,
-                    instance=instance,
+                    instance=instance, incident=incident,
                 )  # fmt: skip
                 if not as_json:
                     render.console.print(f"batch {bulk.batch_id}: {len(bulk.actions)} actions queued")
@@ -140,6 +143,7 @@ def act(
             action = await rt.actions.request(
                 action_id, user, reason, principal, idempotency_key=idempotency_key,
                 request_approval=request_approval, until=parse_until(until), instance=instance,
+                incident=incident,
             )  # fmt: skip
             key = action.secret_key
             if wait:
@@ -163,7 +167,7 @@ def act(
 def _act_remotely(
     profile: ServerProfile, action_id: str, user: str, reason: str | None, wait: bool, timeout: float,
     idempotency_key: str | None, until: datetime | None, request_approval: bool, instance: str | None,
-    as_json: bool,
+    as_json: bool, incident: str | None = None,
 ) -> None:  # fmt: skip
     """`act` on one user through the server's API: POST the action, then with --wait poll it."""
     from clampdown.cli.remote import connect
@@ -174,7 +178,7 @@ def _act_remotely(
         async with connect(profile) as api:
             action, key = await api.request_action(
                 action_id, user, reason, request_approval=request_approval, until=until, instance=instance,
-                idempotency_key=idempotency_key,
+                idempotency_key=idempotency_key, incident=incident,
             )  # fmt: skip
             if wait:
                 action = await api.wait(action.id, timeout)
@@ -271,6 +275,16 @@ def actions_list(
     instance: Annotated[
         str | None, typer.Option("--instance", help="The directory it ran in ([providers.NAME]).")
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Where it came from: manual, user_page, side_panel, hunting, playbook, rule, "
+            "timed_release, watch.",
+        ),
+    ] = None,
+    incident: Annotated[str | None, typer.Option("--incident", help="The incident (ticket id).")] = None,
+    error_code: Annotated[str | None, typer.Option("--error-code", help="Why it failed.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
     as_json: JsonOption = False,
 ) -> None:
@@ -280,11 +294,16 @@ def actions_list(
     except ValueError:
         known = ", ".join(s.value for s in ActionStatus)
         fail(f"unknown status in {', '.join(status or [])}; use {known}", 2)
+    try:
+        origin = ActionSource(source) if source else None
+    except ValueError:
+        fail(f"unknown source {source}; use {', '.join(s.value for s in ActionSource)}", 2)
+    more = replace(ActionFilter(), source=origin, incident=incident, error_code=error_code)
     if (profile := server_profile()) is not None:
         from clampdown.cli.remote import connect
 
         async def ask() -> list[ActionView]:
-            flt = _filter(statuses, type_id, instance, user, batch, requested_by, since)
+            flt = _filter(statuses, type_id, instance, user, batch, requested_by, since, more)
             async with connect(profile) as api:
                 return await api.list_actions(_query(flt), limit)
 
@@ -294,7 +313,7 @@ def actions_list(
     settings = load()
 
     async def go() -> list[Action]:
-        flt = _filter(statuses, type_id, instance, user, batch, requested_by, since)
+        flt = _filter(statuses, type_id, instance, user, batch, requested_by, since, more)
         async with open_runtime(settings) as rt:
             return await rt.actions.list_actions(flt, await caller(rt), limit=limit)
 
@@ -303,11 +322,13 @@ def actions_list(
 
 def _filter(
     statuses: tuple[ActionStatus, ...], type_id: str | None, instance: str | None, user: str | None,
-    batch: str | None, requested_by: str | None, since: str | None,
+    batch: str | None, requested_by: str | None, since: str | None, more: ActionFilter | None = None,
 ) -> ActionFilter:  # fmt: skip
+    """The filter of `actions list`; `more`: its source, incident and error code."""
     if type_id:
         catalog.get_action(type_id)
-    return ActionFilter(
+    return replace(
+        more or ActionFilter(),
         statuses=statuses,
         type=type_id,
         instance=instance,
@@ -328,6 +349,9 @@ def _query(flt: ActionFilter) -> list[tuple[str, str]]:
         "batch": flt.batch_id,
         "requested_by": flt.requested_by,
         "since": flt.since.isoformat() if flt.since else None,
+        "source": flt.source.value if flt.source else None,
+        "incident": flt.incident,
+        "error_code": flt.error_code,
     }
     return params + [(k, v) for k, v in named.items() if v is not None]
 

@@ -19,11 +19,13 @@ from clampdown.errors import ClampdownError
 
 if TYPE_CHECKING:
     from clampdown.auth.principal import Principal
+    from clampdown.cli.profiles import SavedProfile
     from clampdown.config import Settings
     from clampdown.services.runtime import Runtime
 
 # Not CLAMPDOWN_SERVER: the configuration reads that one as its [server] section.
 SERVER_VARIABLE = "CLAMPDOWN_URL"
+PROFILE_VARIABLE = "CLAMPDOWN_PROFILE"
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -32,19 +34,56 @@ class _State:
     token: str | None = None
     server: str | None = None
     ca_file: Path | None = None
+    profile: str | None = None
 
 
 state = _State()
 
 
 def token() -> str | None:
-    """--token, else $CLAMPDOWN_TOKEN."""
-    return state.token or os.environ.get("CLAMPDOWN_TOKEN") or None
+    """--token, else $CLAMPDOWN_TOKEN, else the token of the profile in use."""
+    given = state.token or os.environ.get("CLAMPDOWN_TOKEN")
+    if given:
+        return given
+    chosen = profile() if server() else None
+    return chosen.token if chosen else None
 
 
 def server() -> str | None:
-    """--server, else $CLAMPDOWN_URL: the running Clampdown the command talks to over its API."""
-    return state.server or os.environ.get(SERVER_VARIABLE, "").strip() or None
+    """The running Clampdown the command talks to over its API: --server, else $CLAMPDOWN_URL, else
+    the profile's (see `profile`); None: the command opens the database itself."""
+    given = state.server or os.environ.get(SERVER_VARIABLE, "").strip()
+    if given:
+        return given
+    chosen = profile()
+    return chosen.url if chosen else None
+
+
+def _local_config_given() -> bool:
+    return bool(state.config or os.environ.get("CLAMPDOWN_CONFIG") or Path("clampdown.toml").exists())
+
+
+def profile() -> SavedProfile | None:
+    """The `clampdown login` profile in use: --profile or $CLAMPDOWN_PROFILE by name; else the current
+    one, unless a configuration file is at hand (--config, $CLAMPDOWN_CONFIG, ./clampdown.toml: the
+    administrator's direct database mode on the server). None when no server was given that way."""
+    from clampdown.cli import profiles
+
+    named = state.profile or os.environ.get(PROFILE_VARIABLE, "").strip()
+    try:
+        if not named:
+            explicit = state.server or os.environ.get(SERVER_VARIABLE, "").strip()
+            if explicit or _local_config_given():
+                return None
+            named = profiles.current() or ""
+            if not named:
+                return None
+        found = profiles.load(named)
+    except ClampdownError as exc:
+        fail(exc.message, 2)
+    if found is None:
+        fail(f"no profile '{named}': log in first with `clampdown login --server URL --profile {named}`", 2)
+    return found
 
 
 def refuse_server(server_side: bool = False) -> None:
@@ -58,7 +97,8 @@ def refuse_server(server_side: bool = False) -> None:
         return
     if server_side and state.server is None:
         return
-    where = "--server" if state.server else f"${SERVER_VARIABLE}"
+    chosen = None if state.server or os.environ.get(SERVER_VARIABLE, "").strip() else profile()
+    where = "--server" if state.server else f"the profile {chosen.name}" if chosen else f"${SERVER_VARIABLE}"
     fail(
         f"this command does not work over the API yet (catalog, actions list|show, act on one user, "
         f"contain and release do): it opens the database itself; run it without {where}, "
@@ -96,7 +136,9 @@ def no_credentials() -> ClampdownError:
 async def open_runtime(settings: Settings, *, check_schema: bool = True) -> AsyncIterator[Runtime]:
     """services.runtime.open_runtime, imported only by a command that opens the database."""
     from clampdown.services.runtime import open_runtime as opened
+    from clampdown.views.actions import use_console_settings
 
+    use_console_settings(settings.console)  # every --json links incidents as the server does
     async with opened(settings, check_schema=check_schema) as rt:
         yield rt
 

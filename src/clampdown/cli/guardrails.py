@@ -74,10 +74,11 @@ def _print_run(result: PlaybookRun | PlaybookRunView, as_json: bool) -> None:
 
 
 def _playbook_command(name: str, user: str, reason: str | None, until: str | None, dry_run: bool,
-                      request_approval: bool, wait: bool, timeout: float, as_json: bool) -> None:  # fmt: skip
+                      request_approval: bool, wait: bool, timeout: float, as_json: bool,
+                      incident: str | None = None) -> None:  # fmt: skip
     if (profile := server_profile()) is not None:
         done = _playbook_remotely(profile, name, user, reason, parse_until(until), dry_run, request_approval,
-                                  wait, timeout)  # fmt: skip
+                                  wait, timeout, incident)  # fmt: skip
         _print_run(done, as_json)
         if wait and any(a.status == "failed" for a in done.actions):
             raise typer.Exit(EXIT_ACTION_FAILED)
@@ -90,6 +91,7 @@ def _playbook_command(name: str, user: str, reason: str | None, until: str | Non
             result = await rt.playbooks.run(
                 name, user, reason, principal,
                 until=parse_until(until), request_approval=request_approval, dry_run=dry_run,
+                incident=incident,
             )  # fmt: skip
             if wait and result.actions:
                 # A timed release is not waited for: it runs at --until.
@@ -106,7 +108,7 @@ def _playbook_command(name: str, user: str, reason: str | None, until: str | Non
 
 def _playbook_remotely(
     profile: ServerProfile, name: str, user: str, reason: str | None, until: datetime | None,
-    dry_run: bool, request_approval: bool, wait: bool, timeout: float,
+    dry_run: bool, request_approval: bool, wait: bool, timeout: float, incident: str | None = None,
 ) -> PlaybookRunView:  # fmt: skip
     """`contain` or `release` through the server's API: run the playbook, then with --wait poll its
     actions (a timed release is not waited for: it runs at --until)."""
@@ -115,8 +117,9 @@ def _playbook_remotely(
     async def go() -> PlaybookRunView:
         async with connect(profile) as api:
             result = await api.run_playbook(
-                name, user, reason, until=until, request_approval=request_approval, dry_run=dry_run
-            )
+                name, user, reason, until=until, request_approval=request_approval, dry_run=dry_run,
+                incident=incident,
+            )  # fmt: skip
             if wait and result.actions and result.batch_id:
                 now_ids = [a.id for a in result.actions if a.containment_role != StepRole.TIMER]
                 waited = {a.id: a for a in await api.wait_many(now_ids, result.batch_id, timeout)}
@@ -136,10 +139,15 @@ def contain(
     request_approval: Approval = False,
     wait: Annotated[bool, typer.Option("--wait")] = False,
     timeout: float = 300.0,
+    incident: Annotated[
+        str | None, typer.Option("--incident", help="The incident (ticket id) it is part of, e.g. INC-42.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Contain a person everywhere in one step: every linked account, in hybrid-safe order."""
-    _playbook_command(playbook, user, reason, until, dry_run, request_approval, wait, timeout, as_json)
+    _playbook_command(
+        playbook, user, reason, until, dry_run, request_approval, wait, timeout, as_json, incident
+    )
 
 
 def release(

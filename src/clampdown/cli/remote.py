@@ -5,8 +5,8 @@ into the same views the API serves (so tables and --json print exactly as in loc
 every failure into the ClampdownError local mode would raise: the CLI's exit codes stay the same.
 httpx and the views are imported here only, when a command talks to a server.
 
-Made to grow: `RemoteApi` takes the server, the token and the CA file from one `ServerProfile`, so a
-later `clampdown login` only has to store and pick profiles.
+`RemoteApi` takes the server, the token and the CA file from one `ServerProfile`: given as options
+or variables, or saved by `clampdown login` (clampdown.cli.profiles).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from clampdown.cli.context import no_credentials, server, state, token
+from clampdown.cli.context import no_credentials, profile, server, state, token
 from clampdown.errors import (
     ClampdownError,
     Conflict,
@@ -73,6 +73,8 @@ class ServerProfile:
         if not url.startswith(("https://", "http://")) or len(url.split("://", 1)[1]) == 0:
             raise InvalidInput(f"--server: '{url}' is not a URL like https://clampdown.example:8080")
         ca = state.ca_file or (Path(v) if (v := os.environ.get("CLAMPDOWN_CA_FILE")) else None)
+        if ca is None and (saved := profile()) is not None:
+            ca = saved.ca_file  # the CA file given at `clampdown login`
         return cls(url=url, token=token(), ca_file=ca)
 
 
@@ -200,6 +202,7 @@ class RemoteApi:
         until: datetime | None = None,
         instance: str | None = None,
         idempotency_key: str | None = None,
+        incident: str | None = None,
     ) -> tuple[ActionView, str | None]:
         """POST /actions: the action queued, and the one-time key of the secret it will make, if any."""
         body = {
@@ -209,6 +212,7 @@ class RemoteApi:
             "request_approval": request_approval,
             "until": until.isoformat() if until else None,
             "instance": instance,
+            "incident": incident,
         }
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         answer = await self._call("POST", "/actions", json=body, headers=headers)
@@ -248,6 +252,7 @@ class RemoteApi:
         until: datetime | None = None,
         request_approval: bool = False,
         dry_run: bool = False,
+        incident: str | None = None,
     ) -> PlaybookRunView:
         """POST /playbooks/{name}/run: contain (or release) a person, or only the plan."""
         from clampdown.views.playbooks import PlaybookRunView
@@ -258,6 +263,7 @@ class RemoteApi:
             "until": until.isoformat() if until else None,
             "request_approval": request_approval,
             "dry_run": dry_run,
+            "incident": incident,
         }
         answer = await self._call("POST", f"/playbooks/{name}/run", json=body)
         actions = [action_view(item) for item in answer.get("actions", [])]

@@ -102,6 +102,9 @@ actions = Table(
     Column("cancel_requested_by", String(256), nullable=True),
     # The configured directory it runs against: the [providers.NAME] section (several per kind).
     Column("instance", String(64), nullable=True),
+    # Where the request came from (model.ActionSource) and the incident (ticket id) it is part of.
+    Column("source", String(16), nullable=False, server_default=text("'manual'")),
+    Column("incident", String(64), nullable=True),
     Index(
         "ix_actions_due",
         "available_at",
@@ -109,7 +112,9 @@ actions = Table(
         postgresql_where=text("status IN ('queued', 'running')"),
         sqlite_where=text("status IN ('queued', 'running')"),
     ),
-    Index("ix_actions_requested_at", "requested_at"),
+    # A time range; with the status beside it, the overview counts a day's or a week's actions by
+    # status from the index alone (migration 0015 made it of ix_actions_requested_at).
+    Index("ix_actions_requested_at_status", "requested_at", "status"),
     Index("ix_actions_batch_id", "batch_id"),
     Index("ix_actions_account_id", "account_id"),
     Index("ix_actions_after_action_id", "after_action_id"),
@@ -120,6 +125,16 @@ actions = Table(
     Index("ix_actions_status_id", "status", "id"),
     Index("ix_actions_type_id", "type", "id"),
     Index("ix_actions_target", "target"),  # the account id has its own: the filter matches either
+    # An incident's actions (most have none: those are left out), and a rare source's (rule,
+    # watch), newest first (migration 0015).
+    Index(
+        "ix_actions_incident_id",
+        "incident",
+        "id",
+        postgresql_where=text("incident IS NOT NULL"),
+        sqlite_where=text("incident IS NOT NULL"),
+    ),
+    Index("ix_actions_source_id", "source", "id"),
     # SQLite, without value statistics, would sort a busy requester's actions by the unique key below.
     Index("ix_actions_requested_by_id", "requested_by", "id").ddl_if(dialect="sqlite"),
     UniqueConstraint("requested_by", "idempotency_key"),
@@ -146,6 +161,7 @@ containments = Table(
     Column("ended_by", String(256), nullable=True),
     Column("end_reason", Text, nullable=True),
     Column("notes", JSON, nullable=True),
+    Column("incident", String(64), nullable=True),  # the ticket id; its actions carry it too
     Index("ix_containments_state", "state"),
     Index("ix_containments_created_at", "created_at"),
 )

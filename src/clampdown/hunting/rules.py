@@ -23,6 +23,7 @@ from clampdown.errors import ClampdownError, Conflict, InvalidInput, NotFound
 from clampdown.hunting.query import account_values, run_query
 from clampdown.hunting.saved import clean_name
 from clampdown.hunting.store import EventStore
+from clampdown.model import ActionSource
 from clampdown.permissions import HUNTING_READ
 from clampdown.services.actions import ActionService, clean_target
 
@@ -331,7 +332,7 @@ async def _evaluate(
             digest = hashlib.sha256("".join(a.row_hash for a in new).encode()).hexdigest()[:32]
             bulk = await actions.request_bulk(
                 rule.action_type, targets, f"detection rule '{rule.name}'", armer,
-                idempotency_key=f"rule-{rule.id}-{digest}",
+                idempotency_key=f"rule-{rule.id}-{digest}", source=ActionSource.RULE,
             )  # fmt: skip
             batch_id = bulk.batch_id
     reasons = [a.skipped for a in new if a.skipped is not None]

@@ -36,6 +36,7 @@ from clampdown.limits import (
     MAX_BATCH_ID,
     MAX_BULK,
     MAX_BULK_IDEMPOTENCY_KEY,
+    MAX_ERROR_CODE,
     MAX_IDEMPOTENCY_KEY,
     MAX_INSTANCE,
     MAX_LOCATED_BULK,
@@ -43,11 +44,21 @@ from clampdown.limits import (
     MAX_REASON,
     MAX_TARGET,
     MAX_USERNAME,
+    clean_incident,
     clean_text,
     clean_time,
     optional_text,
 )
-from clampdown.model import Account, AccountState, Action, ActionFilter, ActionStatus, StepRole, restore_point
+from clampdown.model import (
+    Account,
+    AccountState,
+    Action,
+    ActionFilter,
+    ActionSource,
+    ActionStatus,
+    StepRole,
+    restore_point,
+)
 from clampdown.permissions import RESPONSE_READ
 from clampdown.policy import PolicyGate, ProtectedAccount, Verdict
 from clampdown.sealing import SealingKey, new_sealing_key, open_sealed
@@ -125,11 +136,14 @@ def check_filter(flt: ActionFilter) -> ActionFilter:
         ("target", flt.target, MAX_TARGET),
         ("requested_by", flt.requested_by, MAX_USERNAME),
         ("batch", flt.batch_id, MAX_BATCH_ID),
+        ("error_code", flt.error_code, MAX_ERROR_CODE),
     ):
         if value is not None:
             clean_text(name, value, limit)
     if flt.type is not None:
         get_action(flt.type)
+    if flt.incident is not None:
+        clean_incident(flt.incident)
     clean_time("since", flt.since)  # in range, so the store converts it to UTC without overflow
     clean_time("until", flt.until)
     return flt
@@ -320,10 +334,13 @@ class ActionService:
         request_approval: bool = False,
         until: datetime | None = None,
         instance: str | None = None,
+        source: ActionSource = ActionSource.MANUAL,
+        incident: str | None = None,
     ) -> Action:
         """Queue one action. The same idempotency key returns the first action, never a second.
         A protected account is refused unless `request_approval`; `until` schedules the undo.
-        `instance`: the directory to act in, where several of the action's kind are configured."""
+        `instance`: the directory to act in, where several of the action's kind are configured.
+        `source`: the face that asked (recorded); `incident`: the ticket id it is part of."""
         definition = get_action(type_id)
         await self.authorize(principal, definition, target)
         text = clean_reason(definition, reason)
@@ -331,6 +348,7 @@ class ActionService:
         idempotency_key = optional_text("idempotency_key", idempotency_key, MAX_IDEMPOTENCY_KEY)
         until = clean_time("until", until)
         instance = optional_text("instance", instance, MAX_INSTANCE)
+        incident = clean_incident(incident)
         _, instance = await self.directory_to_act_in(principal, definition, instance, ref)
         # A key is the requester's own: the same key and body return the first action; the same
         # key with another body is a Conflict naming what differs, never a silently dropped request.
@@ -364,6 +382,8 @@ class ActionService:
             approval_rules=gated.rules,
             seal_key=sealing.public if sealing else None,
             instance=where,
+            source=ActionSource(source),
+            incident=incident,
         )
         items = [item]
         if inverse is not None and until is not None:
@@ -427,6 +447,8 @@ class ActionService:
             undoes_index=index,
             not_before=until,
             containment_role=StepRole.TIMER,
+            source=ActionSource.TIMED_RELEASE,
+            incident=item.incident,
         )
 
     def judge(
@@ -484,6 +506,8 @@ class ActionService:
         *,
         idempotency_key: str | None = None,
         instance: str | None = None,
+        source: ActionSource = ActionSource.MANUAL,
+        incident: str | None = None,
     ) -> BulkRequest:
         """Queue one action per distinct target under a new batch id; accounts are resolved by
         the workers, so a bulk of thousands is accepted at once. Written in chunks of
@@ -493,6 +517,7 @@ class ActionService:
         text = clean_reason(definition, reason)
         idempotency_key = optional_text("idempotency_key", idempotency_key, MAX_BULK_IDEMPOTENCY_KEY)
         instance = optional_text("instance", instance, MAX_INSTANCE)
+        incident = clean_incident(incident)
         seen, instance = await self.directory_to_act_in(principal, definition, instance, None)
         cleaned = list(dict.fromkeys(clean_target(t) for t in targets))
         if not cleaned:
@@ -539,6 +564,8 @@ class ActionService:
                     idempotent_request=keyed,
                     approval_reason="; ".join(rules) or None,
                     approval_rules=rules,
+                    source=ActionSource(source),
+                    incident=incident,
                 )
             )
         if idempotency_key and keyed:  # the same key with other targets is refused before any chunk
@@ -585,6 +612,8 @@ class ActionService:
         reason: str | None = None,
         *,
         request_approval: bool = False,
+        source: ActionSource = ActionSource.MANUAL,
+        incident: str | None = None,
     ) -> Action:
         """Queue the inverse of a completed action now, restoring the state read before it ran; a
         timed release still waiting for its time is cancelled in its favour. An inverse needs what
@@ -596,6 +625,7 @@ class ActionService:
         if refusal is not None or definition.inverse is None:
             raise Conflict(refusal or f"{definition.id} has no inverse")
         text = clean_text("reason", reason, MAX_REASON)
+        incident = clean_incident(incident) or original.incident  # the undone action's, unless given
         existing = await self.store.find_undo(action_id)
         timer = existing if existing is not None and _waiting_timer(existing) else None
         if existing is not None and timer is None:
@@ -621,6 +651,8 @@ class ActionService:
             containment_id=original.containment_id,
             containment_role=StepRole.UNDO if original.containment_id else None,
             instance=original.instance,
+            source=ActionSource(source),
+            incident=incident,
         )
         now = self.clock.now()
         # An undo that runs now replaces the waiting timer; one that must wait for a second person

@@ -12,10 +12,11 @@ from clampdown.auth.principal import PermissionDenied, Principal, scope_words
 from clampdown.catalog import ActionDefinition, get_action
 from clampdown.config import PlaybookSettings, PlaybookStep
 from clampdown.errors import InvalidInput, NotFound
-from clampdown.limits import MAX_REASON, clean_text
+from clampdown.limits import MAX_REASON, clean_incident, clean_text
 from clampdown.model import (
     Account,
     Action,
+    ActionSource,
     ActionStatus,
     Containment,
     ContainmentState,
@@ -148,16 +149,19 @@ class PlaybookService:
         until: datetime | None = None,
         request_approval: bool = False,
         dry_run: bool = False,
+        incident: str | None = None,
     ) -> PlaybookRun:
         """Run playbook `name` (or `release`) over every linked account of one person: one new
-        containment, which supersedes the person's open one."""
+        containment, which supersedes the person's open one. `incident`: the ticket id the
+        containment and every action of it carry."""
         if name == RELEASE:
-            return await self.release(reference, reason, principal, dry_run=dry_run)
+            return await self.release(reference, reason, principal, dry_run=dry_run, incident=incident)
         playbook = self._playbook(name)
         steps = [get_action(step.action) for step in playbook.steps]
         for definition in steps:  # all or nothing: a person is contained everywhere or not at all
             await self.actions.authorize(principal, definition, reference)
         text = clean_reason(steps[0], reason)
+        incident = clean_incident(incident)
         inverses = {d.id: self.actions.timed_inverse(d, until) for d in steps}
         person = await find_person(self.actions.connectors, reference, principal)
         await self._refuse_hidden_hold(principal, {la.account.id for la in person.accounts}, name)
@@ -226,6 +230,8 @@ class PlaybookService:
                     approval_rules=gated.rules,
                     after_index=_after(items, index, step.after, account) if step.after else None,
                     containment_role=StepRole.STEP,
+                    source=ActionSource.PLAYBOOK,
+                    incident=incident,
                 )
             )
         if not items:
@@ -248,6 +254,7 @@ class PlaybookService:
             until=until,
             batch_id=batch_id,
             notes=tuple([*skipped, *notes]),
+            incident=incident,
         )
         created = await self.containments.create(
             record, items, self.actions.clock.now(), self.actions.approval_deadline()
@@ -347,10 +354,18 @@ class PlaybookService:
             )
 
     async def release(
-        self, reference: str, reason: str | None, principal: Principal, *, dry_run: bool = False
+        self,
+        reference: str,
+        reason: str | None,
+        principal: Principal,
+        *,
+        dry_run: bool = False,
+        incident: str | None = None,
     ) -> PlaybookRun:
         """Undo what the person's open containments (and the ones they superseded) changed, in
-        the same order, restoring each account's state as it was read before; once."""
+        the same order, restoring each account's state as it was read before; once. The release
+        carries `incident`, or else the containment's."""
+        incident = clean_incident(incident)
         person = await find_person(self.actions.connectors, reference, principal)
         await self._refuse_hidden_hold(principal, {la.account.id for la in person.accounts}, RELEASE)
         chain = await self.containments.chain(
@@ -412,6 +427,8 @@ class PlaybookService:
                     approved_by=approved_by,
                     containment_role=StepRole.RELEASE,
                     instance=action.instance,
+                    source=ActionSource.PLAYBOOK,
+                    incident=incident or containment.incident,
                 )
             )
         if dry_run:

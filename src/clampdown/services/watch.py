@@ -29,6 +29,7 @@ from clampdown.model import (
     Account,
     AccountState,
     Action,
+    ActionSource,
     ActionStatus,
     Containment,
     ContainmentState,
@@ -291,6 +292,8 @@ class ContainmentWatch:
             approval_reason=approval,
             approval_rules=tuple(rules),
             instance=step.instance,
+            source=ActionSource.WATCH,
+            incident=containment.incident,
         )
 
     async def run_now(self, principal: Principal) -> WatchRound:

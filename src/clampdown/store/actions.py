@@ -37,6 +37,7 @@ from clampdown.model import (
     AccountState,
     Action,
     ActionFilter,
+    ActionSource,
     ActionStatus,
     AttemptRecord,
 )
@@ -157,6 +158,8 @@ class NewAction:
     containment_role: str | None = None
     seal_key: str | None = None  # a secret this action makes is sealed to it
     instance: str | None = None  # default: the account's directory, else the one named after its kind
+    source: ActionSource = ActionSource.MANUAL
+    incident: str | None = None
 
     @property
     def where(self) -> str:
@@ -216,6 +219,8 @@ def row_to_action(row: RowMapping) -> Action:
         seal_key=row["seal_key"],
         cancel_requested_by=row["cancel_requested_by"],
         instance=row["instance"] or row["provider"],
+        source=ActionSource(row["source"] or ActionSource.MANUAL),
+        incident=row["incident"],
     )
 
 
@@ -265,6 +270,8 @@ def _new_row(
         "containment_role": item.containment_role,
         "seal_key": item.seal_key,
         "instance": item.where,
+        "source": item.source.value,
+        "incident": item.incident,
     }
 
 
@@ -431,6 +438,12 @@ class ActionStore(RecordingStore):
             query = query.where(c.requested_by == flt.requested_by)
         if flt.batch_id:
             query = query.where(c.batch_id == flt.batch_id)
+        if flt.source:
+            query = query.where(c.source == flt.source.value)
+        if flt.incident:
+            query = query.where(c.incident == flt.incident)
+        if flt.error_code:
+            query = query.where(c.error_code == flt.error_code)
         if flt.since or flt.until:
             window = _time_window(flt)
             query = query.where(_likely(window) if hints.narrow_time else window)

@@ -50,6 +50,7 @@ class NewContainment:
     until: datetime | None = None
     batch_id: str | None = None
     notes: tuple[str, ...] = ()
+    incident: str | None = None  # its actions carry it too (the service sets it on them)
 
 
 def _containment(row: RowMapping, members: Sequence[Action] = ()) -> Containment:
@@ -70,6 +71,7 @@ def _containment(row: RowMapping, members: Sequence[Action] = ()) -> Containment
         ended_by=row["ended_by"],
         end_reason=row["end_reason"],
         notes=tuple(row["notes"] or ()),
+        incident=row["incident"],
         actions=tuple(members),
     )
 
@@ -237,6 +239,7 @@ class ContainmentStore(RecordingStore):
                     until=new.until,
                     batch_id=new.batch_id,
                     notes=list(new.notes),
+                    incident=new.incident,
                 )
                 .returning(containments.c.id)
             )

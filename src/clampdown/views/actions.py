@@ -3,12 +3,50 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, Field, computed_field, field_validator
 
+from clampdown.limits import incident_link as link_by
 from clampdown.model import AttemptRecord
 from clampdown.views.base import View
+
+if TYPE_CHECKING:  # not at run time: a command asking a server loads no settings machinery
+    from clampdown.config import ConsoleSettings
+
+# How an incident is linked ([console] incident_link), set once when the process reads its
+# settings (use_console_settings): every face's view of an action links its incident the same way.
+_link_template: str | None = None
+
+
+def use_console_settings(settings: ConsoleSettings) -> None:
+    """Link incidents with these settings from now on (the server and the CLI call it at start)."""
+    global _link_template
+    _link_template = settings.incident_link
+
+
+# Where an action came from, in words (model.ActionSource).
+SOURCE_TITLES = {
+    "manual": "Manual (CLI or API)",
+    "user_page": "User page",
+    "side_panel": "Side panel",
+    "hunting": "Advanced hunting",
+    "playbook": "Playbook",
+    "rule": "Detection rule",
+    "timed_release": "Timed release",
+    "watch": "Containment watch",
+}
+
+
+def source_title(source: object) -> str:
+    """'user_page' -> 'User page'; an unknown one keeps its name."""
+    value = str(getattr(source, "value", source))
+    return SOURCE_TITLES.get(value, value)
+
+
+def incident_link(incident: str | None) -> str | None:
+    """The incident's link by the configured template, or None."""
+    return link_by(_link_template, incident)
 
 
 class AccountView(View):
@@ -65,6 +103,12 @@ class ActionView(View):
     cancel_requested_by: str | None = Field(
         default=None, description="Who asked to cancel it while an attempt ran; it is not retried"
     )
+    source: str = Field(
+        default="manual",
+        description="Where it came from: manual, user_page, side_panel, hunting, playbook, rule, "
+        "timed_release or watch",
+    )
+    incident: str | None = Field(default=None, description="The incident (ticket id) it is part of")
     # Read from the action, shown as one `error` object.
     error_code: str | None = Field(default=None, exclude=True)
     error_message: str | None = Field(default=None, exclude=True)
@@ -75,6 +119,12 @@ class ActionView(View):
         if self.error_code is None:
             return None
         return ActionErrorView(code=self.error_code, message=self.error_message)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def incident_link(self) -> str | None:
+        """The incident's address in the ticket system ([console] incident_link), if configured."""
+        return incident_link(self.incident)
 
     @field_validator("history", mode="before")
     @classmethod

@@ -64,6 +64,7 @@ class ContainmentView(View):
     ended_by: str | None
     end_reason: str | None
     notes: list[str] = Field(description="Steps left out or without an inverse; each drift the watch saw")
+    incident: str | None = Field(default=None, description="The incident (ticket id); its actions carry it")
     actions: list[ActionView]
     residual: list[ResidualAccessView] | None = Field(
         None, description="For one open containment: what its accounts may still use, read now"

@@ -13,9 +13,17 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def console_routers() -> list[APIRouter]:
     """The routers of the console's pages."""
-    from clampdown.web import action_center, containments_page, hunting_page, people_pages, session_pages
+    from clampdown.web import (
+        action_center,
+        containments_page,
+        hunting_page,
+        overview_page,
+        people_pages,
+        session_pages,
+    )
 
-    return [m.router for m in (session_pages, people_pages, action_center, containments_page, hunting_page)]
+    pages = (session_pages, overview_page, people_pages, action_center, containments_page, hunting_page)
+    return [m.router for m in pages]
 
 
 def mount_console(app: FastAPI) -> None:

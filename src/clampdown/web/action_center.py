@@ -15,8 +15,17 @@ from clampdown.api.auth import runtime
 from clampdown.auth.principal import Principal
 from clampdown.catalog import get_action
 from clampdown.errors import ClampdownError
-from clampdown.limits import MAX_ACTION_TYPE, MAX_BATCH_ID, MAX_ID, MAX_PROVIDER, MAX_TARGET, MAX_USERNAME
-from clampdown.model import Action, ActionFilter, ActionStatus
+from clampdown.limits import (
+    MAX_ACTION_TYPE,
+    MAX_BATCH_ID,
+    MAX_ERROR_CODE,
+    MAX_ID,
+    MAX_INCIDENT,
+    MAX_PROVIDER,
+    MAX_TARGET,
+    MAX_USERNAME,
+)
+from clampdown.model import Action, ActionFilter, ActionSource, ActionStatus
 from clampdown.services.actions import undo_refusal
 from clampdown.web.access import Viewer, viewer
 from clampdown.web.templating import provider_title, render, render_problem
@@ -26,6 +35,7 @@ ViewerDep = Annotated[Viewer, Depends(viewer)]
 PAGE_SIZE = 100
 PENDING = (ActionStatus.AWAITING_APPROVAL, ActionStatus.QUEUED, ActionStatus.RUNNING)
 HISTORY = (ActionStatus.COMPLETED, ActionStatus.FAILED, ActionStatus.CANCELLED)
+SOURCES = [s.value for s in ActionSource]
 PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
            "30d": timedelta(days=30)}  # fmt: skip
 
@@ -43,6 +53,9 @@ class Filters:
     batch: str = ""
     since: str = ""
     before: int | None = None
+    source: str = ""
+    incident: str = ""
+    error_code: str = ""
 
     def query(self, **changes: object) -> str:
         """This filter set as a query string, with some fields changed (empty ones left out)."""
@@ -52,13 +65,17 @@ class Filters:
     def export_query(self) -> str:
         """The same filters for /api/v1/actions/export."""
         flt = {"type": self.type, "provider": self.provider, "requested_by": self.requested_by,
-               "target": self.target, "batch": self.batch}  # fmt: skip
+               "target": self.target, "batch": self.batch, "source": self.source, "incident": self.incident,
+               "error_code": self.error_code}  # fmt: skip
         pairs = [(k, v) for k, v in flt.items() if v]
         pairs += [("status", s.value) for s in self.statuses()]
         return urlencode([("format", "csv"), *pairs])
 
     def statuses(self) -> tuple[ActionStatus, ...]:
-        in_tab = PENDING if self.tab == "pending" else HISTORY
+        """The statuses listed: the tab's, or the one chosen; the All tab: any (empty)."""
+        in_tab = {"pending": PENDING, "history": HISTORY}.get(self.tab, tuple(ActionStatus))
+        if self.tab == "all" and self.status not in {s.value for s in in_tab}:
+            return ()
         if self.status in {s.value for s in in_tab}:
             return (ActionStatus(self.status),)
         return in_tab
@@ -73,11 +90,14 @@ class Filters:
             requested_by=self.requested_by or None,
             batch_id=self.batch or None,
             since=now - PERIODS[self.since] if self.since else None,
+            source=ActionSource(self.source) if self.source else None,
+            incident=self.incident or None,
+            error_code=self.error_code or None,
         )
 
 
 def _filters(
-    tab: Annotated[str, Query(pattern="^(pending|history)$")] = "pending",
+    tab: Annotated[str, Query(pattern="^(pending|history|all)$")] = "pending",
     status: Annotated[str, Query(max_length=16)] = "",
     type: Annotated[str, Query(max_length=MAX_ACTION_TYPE)] = "",
     provider: Annotated[str, Query(max_length=MAX_PROVIDER)] = "",
@@ -86,11 +106,16 @@ def _filters(
     batch: Annotated[str, Query(max_length=MAX_BATCH_ID)] = "",
     since: Annotated[str, Query(max_length=8)] = "",
     before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    source: Annotated[str, Query(max_length=16)] = "",
+    incident: Annotated[str, Query(max_length=MAX_INCIDENT)] = "",
+    error_code: Annotated[str, Query(max_length=MAX_ERROR_CODE)] = "",
 ) -> Filters:
     if type and type not in {d.id for d in catalog.all_actions()}:
         type = ""
-    return Filters(tab, status, type, provider, requested_by, target, batch,
-                   since if since in PERIODS else "", before)  # fmt: skip
+    return Filters(
+        tab, status, type, provider, requested_by, target, batch, since if since in PERIODS else "", before,
+        source=source if source in SOURCES else "", incident=incident.strip(), error_code=error_code.strip(),
+    )  # fmt: skip
 
 
 FiltersDep = Annotated[Filters, Depends(_filters)]
@@ -186,9 +211,11 @@ async def action_center_page(request: Request, who: ViewerDep, filters: FiltersD
         filters=filters,
         pending_statuses=[s.value for s in PENDING],
         history_statuses=[s.value for s in HISTORY],
+        all_statuses=[s.value for s in ActionStatus],
         action_types=list(catalog.all_actions()),
         providers={kind: provider_title(kind) for kind in ("ad", "entra", "okta")},
         periods=list(PERIODS),
+        sources=SOURCES,
     )
 
 

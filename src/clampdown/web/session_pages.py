@@ -1,23 +1,17 @@
-"""The sign-in page and the console's front door."""
+"""The sign-in page. The console's front door, /, is the overview (web/overview_page.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 
 from clampdown.auth.redirects import DEFAULT_LANDING, safe_next
 from clampdown.limits import MAX_NEXT_URL
 from clampdown.web.templating import render
 
 router = APIRouter(include_in_schema=False)
-
-
-@router.get("/", response_class=RedirectResponse)
-async def front_door() -> RedirectResponse:
-    """The console starts at user search."""
-    return RedirectResponse("/users", status_code=303)
 
 
 @router.get("/login", response_class=HTMLResponse)

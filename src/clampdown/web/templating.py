@@ -14,6 +14,7 @@ from clampdown import catalog
 from clampdown.api.errors import status_for
 from clampdown.connectors.instances import directory_title
 from clampdown.errors import ClampdownError
+from clampdown.views.actions import incident_link, source_title
 from clampdown.web.access import Viewer
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -50,6 +51,8 @@ templates.env.filters["provider_title"] = provider_title
 templates.env.filters["directory"] = directory_of
 templates.env.filters["action_title"] = action_title
 templates.env.filters["when"] = when
+templates.env.filters["source_title"] = source_title
+templates.env.filters["incident_link"] = incident_link
 
 
 # Only this origin's scripts and styles, and no framing: a hidden frame could trick a click on an
