@@ -38,6 +38,7 @@ from clampdown.hunting.saved import (
 from clampdown.hunting.schema import EVENT_TABLES, EventTable
 from clampdown.hunting.settings import events_path, hunting_settings
 from clampdown.hunting.store import EventStore
+from clampdown.model import ActionSource
 from clampdown.permissions import HUNTING_MANAGE, HUNTING_READ
 from clampdown.services.actions import ActionService, BulkRequest, DenialRecorder
 from clampdown.services.runtime import Runtime
@@ -137,8 +138,9 @@ class HuntingService:
         if not targets:
             raise InvalidInput(f"no accounts in column {column!r}: the query returned no values there")
         bulk = await self.actions.request_bulk(
-            action_type, targets, reason, principal, idempotency_key=idempotency_key
-        )
+            action_type, targets, reason, principal, idempotency_key=idempotency_key,
+            source=ActionSource.HUNTING,
+        )  # fmt: skip
         return ActOnResults(bulk, targets)
 
     async def save(

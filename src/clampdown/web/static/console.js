@@ -196,14 +196,23 @@
     }
   });
 
+  // Where a request comes from, recorded with the action: the side panel, the user page, or else
+  // the console at large (the action center), which is a person acting by hand.
+  function sourceOf(button) {
+    if (button.closest("#drawer")) return "side_panel";
+    if (location.pathname.startsWith("/users/")) return "user_page";
+    return "manual";
+  }
+
   function runAction(button) {
     const d = button.dataset;
+    const source = sourceOf(button);
     confirmAction({
       title: d.title, account: d.account, provider: d.provider, description: d.description,
       warning: d.warning, confirmLabel: `${d.title}`, askReason: true, offerApproval: true,
       submit: async (reason, requestApproval) => {
         const action = await api("POST", "/api/v1/actions",
-          { type: d.type, target: d.target, reason, request_approval: requestApproval,
+          { type: d.type, target: d.target, reason, request_approval: requestApproval, source,
             ...(d.instance ? { instance: d.instance } : {}) },
           { "Idempotency-Key": newKey() });
         refreshPage();
@@ -218,11 +227,12 @@
 
   function undoAction(button) {
     const d = button.dataset;
+    const source = sourceOf(button);
     confirmAction({
       title: d.title, account: d.account, provider: d.provider, description: d.description,
       confirmLabel: "Undo", askReason: true,
       submit: async (reason) => {
-        const action = await api("POST", `/api/v1/actions/${d.undoAction}/undo`, { reason });
+        const action = await api("POST", `/api/v1/actions/${d.undoAction}/undo`, { reason, source });
         watch(action.id);
         refreshPage();
         return `Undo queued as action ${action.id}`;
