@@ -56,6 +56,11 @@ export function drawChart(container, chart, result) {
       data: { labels, datasets: [{ data: values, backgroundColor: labels.map((_, i) => PALETTE[i % PALETTE.length]) }] },
     };
   } else if (chart.kind === "timechart") {
+    // Ticks on the bins' boundaries (UTC): a step of the smallest gap between two times, widened
+    // to keep about ten ticks.
+    const times = [...new Set([...groups.values()].flatMap((points) => [...points.keys()]))].sort((a, b) => a - b);
+    const gap = times.slice(1).reduce((least, x, i) => Math.min(least, x - times[i]), Infinity);
+    const step = Number.isFinite(gap) && gap > 0 ? gap * Math.ceil((times.at(-1) - times[0]) / gap / 10 || 1) : undefined;
     config = {
       type: "line",
       data: {
@@ -68,8 +73,9 @@ export function drawChart(container, chart, result) {
       },
       options: {
         scales: {
-          x: { type: "linear", ticks: { callback: (v) => timeLabel(v), maxRotation: 0, autoSkipPadding: 24 },
-            title: { display: Boolean(chart.xtitle), text: chart.xtitle || "" } },
+          x: { type: "linear", min: times[0], max: times.at(-1),
+            ticks: { callback: (v) => timeLabel(v), maxRotation: 0, autoSkipPadding: 24, stepSize: step },
+            title: { display: true, text: chart.xtitle || `${chart.x} (UTC)` } },
           y: { stacked, beginAtZero: true, title: { display: Boolean(chart.ytitle), text: chart.ytitle || "" } },
         },
         plugins: { tooltip: { callbacks: { title: (items) => timeLabel(items[0].parsed.x) } } },
