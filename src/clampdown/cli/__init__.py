@@ -25,6 +25,7 @@ from clampdown.cli.context import state
 from clampdown.cli.doctor import doctor_app
 from clampdown.cli.guardrails import approve, audit_app, contain, pending_approvals, reject, release
 from clampdown.cli.hunting import hunt, ingest_app
+from clampdown.cli.login import login, logout, profiles_command, whoami
 from clampdown.cli.operations import config_app, db_app, serve, worker
 from clampdown.cli.people import users_search
 from clampdown.cli.workers import workers
@@ -64,6 +65,16 @@ def main(
         Path | None,
         typer.Option("--ca-file", help="With --server: a CA file to trust (else $CLAMPDOWN_CA_FILE)."),
     ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="A server saved by `clampdown login` (else $CLAMPDOWN_PROFILE, else the current one when "
+            "no config file is at hand).",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
@@ -73,8 +84,13 @@ def main(
     state.token = token
     state.server = server
     state.ca_file = ca_file
+    state.profile = profile
 
 
+app.command()(login)
+app.command()(logout)
+app.command()(whoami)
+app.command("profiles")(profiles_command)
 app.command()(act)
 app.command("catalog")(catalog_command)
 app.command()(worker)

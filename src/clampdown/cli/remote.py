@@ -168,6 +168,21 @@ class RemoteApi:
                 code=UNREACHABLE,
             ) from None
 
+    async def me(self) -> dict[str, Any]:
+        """GET /me: who the token belongs to, their roles and directories."""
+        found: dict[str, Any] = await self._call("GET", "/me")
+        return found
+
+    async def revoke_own_token(self) -> None:
+        """DELETE /me/token: the token this client holds ends now (`clampdown logout`)."""
+        if not self.profile.token:
+            raise no_credentials()
+        headers = {"Authorization": f"Bearer {self.profile.token}"}
+        with _translated(self.profile.url):
+            response = await self._client.delete(API + "/me/token", headers=headers)
+        if not response.is_success:
+            raise error_for(response)
+
     async def catalog(self) -> list[dict[str, Any]]:
         """GET /catalog: the action types, as `ActionDefinition.to_json` shows them."""
         found: list[dict[str, Any]] = await self._call("GET", "/catalog", auth=False)
