@@ -3,7 +3,7 @@
 // scripts/build-web.sh into src/clampdown/web/static/dist/hunting-editor.js; the page's own
 // script (static/hunting.js) uses it through window.clampdownHunt, and keeps the plain text area
 // when it is missing.
-import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap } from "@codemirror/autocomplete";
+import { autocompletion, closeBrackets, closeBracketsKeymap, closeCompletion, completionKeymap } from "@codemirror/autocomplete";
 import { defaultKeymap, history, historyKeymap } from "@codemirror/commands";
 import { sql, StandardSQL } from "@codemirror/lang-sql";
 import { bracketMatching, HighlightStyle, syntaxHighlighting } from "@codemirror/language";
@@ -35,6 +35,8 @@ const theme = EditorView.theme({
   "&.cm-focused": { outline: "2px solid var(--focus, #2563eb)", outlineOffset: "1px" },
   ".cm-content": { fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace", minHeight: "9.5em" },
   ".cm-scroller": { maxHeight: "24em", overflow: "auto" },
+  // The default key glyph is an emoji most servers' fonts lack.
+  ".cm-completionIcon-keyword:after": { content: "'k'" },
   ".cm-gutters": { background: "transparent", borderRight: "1px solid var(--border, #e5e7eb)", color: "#9ca3af" },
 });
 
@@ -151,7 +153,7 @@ export function createEditor({ parent, doc, schema, label, language, onRun, onCh
       extensions: [
         lineNumbers(), history(), drawSelection(), highlightActiveLine(), bracketMatching(), closeBrackets(),
         autocompletion({ activateOnTyping: true, icons: true }),
-        Prec.highest(keymap.of([{ key: "Mod-Enter", run: () => { onRun(); return true; } }])),
+        Prec.highest(keymap.of([{ key: "Mod-Enter", run: () => { closeCompletion(view); onRun(); return true; } }])),
         keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...historyKeymap, ...completionKeymap]),
         syntaxHighlighting(style), theme, EditorView.lineWrapping,
         placeholder("CloudSignInEvents | where ActionType == \"LogonFailed\""),
@@ -185,6 +187,7 @@ export function createEditor({ parent, doc, schema, label, language, onRun, onCh
       errorShown = true;
       view.dispatch(setDiagnostics(view.state, [{ from, to, severity: "error", message }]));
     },
+    closeCompletion: () => closeCompletion(view),
     clearErrors() {
       if (errorShown) { errorShown = false; view.dispatch(setDiagnostics(view.state, [])); }
     },

@@ -115,6 +115,7 @@
     $("#hunt-error").textContent = "";
     $("#hunt-meta").textContent = "Running…";
     editor?.clearErrors();
+    editor?.closeCompletion();
     try {
       const language = form.language.value || undefined;
       result = await api("POST", "/api/v1/hunting/query", { query: queryText(), language });
