@@ -226,7 +226,8 @@ def _cases(w: World) -> list[Case]:
         Case("GET", "/api/v1/users/search", "/api/v1/users/search", 200, params={"query": "ca"},
              check=lambda b: b["people"] == [] and set(b["searched"]) == EMEA),
         Case("GET", "/api/v1/users/search", "/api/v1/users/search", 200, params={"query": "sa"},
-             check=lambda b: [{a["account"]["instance"] for a in p["accounts"]} for p in b["people"]] == [EMEA]),
+             check=lambda b: [{a["account"]["instance"] for a in p["accounts"]}
+                              for p in b["people"]] == [EMEA]),
         Case("GET", "/api/v1/users/{reference}", "/api/v1/users/lena", 200,
              check=lambda b: {a["account"]["instance"] for a in b["accounts"]} == EMEA),
         # hunting: saved queries are text, open to every hunter; rules and alerts span every directory
