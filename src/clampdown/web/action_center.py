@@ -98,7 +98,7 @@ class Filters:
 
 def _filters(
     tab: Annotated[str, Query(pattern="^(pending|history|all)$")] = "pending",
-    status: Annotated[str, Query(max_length=16)] = "",
+    status: Annotated[str, Query(max_length=32)] = "",  # awaiting_approval is 17
     type: Annotated[str, Query(max_length=MAX_ACTION_TYPE)] = "",
     provider: Annotated[str, Query(max_length=MAX_PROVIDER)] = "",
     requested_by: Annotated[str, Query(max_length=MAX_USERNAME)] = "",
@@ -106,7 +106,7 @@ def _filters(
     batch: Annotated[str, Query(max_length=MAX_BATCH_ID)] = "",
     since: Annotated[str, Query(max_length=8)] = "",
     before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    source: Annotated[str, Query(max_length=16)] = "",
+    source: Annotated[str, Query(max_length=32)] = "",
     incident: Annotated[str, Query(max_length=MAX_INCIDENT)] = "",
     error_code: Annotated[str, Query(max_length=MAX_ERROR_CODE)] = "",
 ) -> Filters:
