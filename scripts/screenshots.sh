@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CLAMPDOWN_SCREENSHOTS="$PWD/docs/screenshots"
 mkdir -p "$CLAMPDOWN_SCREENSHOTS"
-# The hunting editor's pictures (completion, a timechart) come from its own browser test.
-exec .venv/bin/python -m pytest tests/web/test_screenshots.py tests/web/test_hunting_editor.py -q -p no:cacheprovider "$@"
+# The hunting editor's pictures (completion, a timechart) come from its own browser test, the
+# overview's from its test (every number checked against the list its link opens).
+exec .venv/bin/python -m pytest tests/web/test_screenshots.py tests/web/test_hunting_editor.py \
+  tests/web/test_overview.py -q -p no:cacheprovider "$@"
