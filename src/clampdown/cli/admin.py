@@ -16,7 +16,7 @@ import typer
 
 from clampdown.auth.principal import scope_words
 from clampdown.cli import render
-from clampdown.cli.context import JsonOption, load, open_runtime
+from clampdown.cli.context import JsonOption, OutputOption, QuietOption, load, open_runtime, output_format
 from clampdown.cli.errors import run
 from clampdown.errors import InvalidInput
 
@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from clampdown.auth.service import Actor, IssuedToken
     from clampdown.views import TokenView
 
-users_app = typer.Typer(help="Clampdown's own users (analysts, responders, readers).", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Clampdown's own users (analysts, responders, readers); `search` finds directory people.",
+    no_args_is_help=True,
+)
 tokens_app = typer.Typer(
     help="API tokens: shown once, stored hashed, expiring, revocable.", no_args_is_help=True
 )
@@ -163,7 +166,10 @@ def tokens_create(
 
 @tokens_app.command("list")
 def tokens_list(
-    user: Annotated[str | None, typer.Option("--user")] = None, as_json: JsonOption = False
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    as_json: JsonOption = False,
+    output: OutputOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Tokens with their prefix, owner and dates; never the token itself."""
     from clampdown.views import TokenView
@@ -175,10 +181,8 @@ def tokens_list(
             return [TokenView.model_validate(t) for t in await rt.auth.list_tokens(user)]
 
     tokens = run(go())
-    if as_json:
-        render.print_view(tokens)
-    else:
-        render.console.print(render.rows_table([t.model_dump(mode="json") for t in tokens]))
+    as_rows = [t.model_dump(mode="json") for t in tokens]
+    render.emit(tokens, output_format(output, as_json), lambda: render.rows_table(as_rows), quiet=quiet)
 
 
 @tokens_app.command("revoke")
