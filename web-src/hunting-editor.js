@@ -7,7 +7,7 @@ import { autocompletion, closeBrackets, closeBracketsKeymap, closeCompletion, co
 import { defaultKeymap, history, historyKeymap } from "@codemirror/commands";
 import { sql, StandardSQL } from "@codemirror/lang-sql";
 import { bracketMatching, HighlightStyle, syntaxHighlighting } from "@codemirror/language";
-import { setDiagnostics } from "@codemirror/lint";
+import { linter, setDiagnostics } from "@codemirror/lint";
 import { Compartment, EditorState, Prec } from "@codemirror/state";
 import { drawSelection, EditorView, highlightActiveLine, keymap, lineNumbers, placeholder } from "@codemirror/view";
 import { tags as t } from "@lezer/highlight";
@@ -134,7 +134,25 @@ function shadowMount(host) {
   return { shadow, mount };
 }
 
-export function createEditor({ parent, doc, schema, label, language, onRun, onChange }) {
+// The server's check as you pause typing (`check(text)` answers {valid, message, line, column}):
+// a mistake is underlined before the query runs. The last run's error (`ranWith()`: the text it
+// ran and its diagnostic) stays while the text is the one that ran.
+function serverLinter(check, ranWith) {
+  return linter(async (view) => {
+    const doc = view.state.doc;
+    const ran = ranWith();
+    const kept = ran && ran.doc === doc ? [ran.diagnostic] : [];
+    if (!check || !doc.toString().trim()) return kept;
+    let found = null;
+    try { found = await check(doc.toString()); } catch { return kept; }
+    if (!found || found.valid || !Number.isInteger(found.line) || !Number.isInteger(found.column)) return kept;
+    const { from, to } = rangeAt(doc, found.line, found.column);
+    if (kept.some((d) => d.from === from && d.to === to)) return kept; // the same mistake, once
+    return [...kept, { from, to, severity: "error", message: found.message }];
+  }, { delay: 600 });
+}
+
+export function createEditor({ parent, doc, schema, label, language, onRun, onChange, check }) {
   const languageSlot = new Compartment();
   const kql = kqlLanguage(schema);
   const kqlSupport = [kql, kql.data.of({ autocomplete: kqlCompletion(schema) })];
@@ -144,6 +162,7 @@ export function createEditor({ parent, doc, schema, label, language, onRun, onCh
   const pick = (lang) => (lang === "sql" ? sqlSupportAll : kqlSupport);
   let current = language() || detectLanguage(doc);
   let errorShown = false;
+  let ran = null; // the last run's error: {doc, diagnostic}
   const { shadow, mount } = shadowMount(parent);
   const view = new EditorView({
     parent: mount,
@@ -159,6 +178,7 @@ export function createEditor({ parent, doc, schema, label, language, onRun, onCh
         placeholder("CloudSignInEvents | where ActionType == \"LogonFailed\""),
         EditorView.contentAttributes.of({ "aria-label": label, "aria-multiline": "true", "data-testid": "hunt-editor" }),
         languageSlot.of(pick(current)),
+        serverLinter(check, () => ran),
         EditorView.updateListener.of((update) => {
           if (!update.docChanged) return;
           // A new text: the last run's mistakes no longer point anywhere meaningful.
@@ -185,10 +205,12 @@ export function createEditor({ parent, doc, schema, label, language, onRun, onCh
     showError(line, column, message) {
       const { from, to } = rangeAt(view.state.doc, line, column);
       errorShown = true;
-      view.dispatch(setDiagnostics(view.state, [{ from, to, severity: "error", message }]));
+      ran = { doc: view.state.doc, diagnostic: { from, to, severity: "error", message } };
+      view.dispatch(setDiagnostics(view.state, [ran.diagnostic]));
     },
     closeCompletion: () => closeCompletion(view),
     clearErrors() {
+      ran = null;
       if (errorShown) { errorShown = false; view.dispatch(setDiagnostics(view.state, [])); }
     },
     focus: () => view.focus(),

@@ -213,6 +213,21 @@ async def test_the_api_returns_the_chart_and_the_errors_position(server: Server,
     missing = _post(server, reader, "/query", {"query": "SELECT *\nFROM IdentityLogonEvents\nWHERE Nope = 1"})
     assert (missing.json()["error"]["line"], missing.json()["error"]["column"]) == (3, 7)
 
+    # The editor's check as one types: the mistake and where, nothing run.
+    checked = _post(server, reader, "/check", {"query": "IdentityLogonEvents\n| summarize n = count() by"})
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["valid"] is False and checked.json()["language"] == "kql"
+    assert (checked.json()["line"], checked.json()["column"]) == (2, 27)
+    assert "KQL syntax error" in checked.json()["message"]
+    sql_check = _post(server, reader, "/check", {"query": "SELECT *\nFRM IdentityLogonEvents"})
+    assert (sql_check.json()["valid"], sql_check.json()["line"], sql_check.json()["column"]) == (
+        False,
+        2,
+        5,
+    )  # DuckDB: FRM is an alias, the table name is the mistake
+    fine = _post(server, reader, "/check", {"query": "IdentityLogonEvents | render piechart"})
+    assert fine.json() == {"language": "kql", "valid": True, "message": None, "line": None, "column": None}
+
     schema = httpx.get(
         f"{server.base}/api/v1/hunting/schema", headers={"Authorization": f"Bearer {reader}"}, timeout=30
     )

@@ -142,6 +142,14 @@ def test_the_servers_error_is_underlined_where_it_is(page: Page, hunt_console: C
     page.keyboard.type(" ")
     expect(underlined).to_have_count(0)
 
+    # As one types, the server's check underlines a mistake before anything runs.
+    _type(page, "CloudSignInEvents\n| summarize n = count() by\n| take 5")
+    page.keyboard.press("Escape")
+    expect(page.locator(".cm-lintRange-error")).to_have_text("|")
+    expect(page.locator("#hunt-error")).to_be_empty()
+    page.locator(".cm-lintRange-error").hover()
+    expect(page.locator(".cm-tooltip-lint")).to_contain_text("KQL syntax error")
+
     _type(page, "CloudSignInEvents\n| render radarchart")
     page.keyboard.press("Escape")
     page.get_by_role("button", name="Run query").click()

@@ -25,6 +25,7 @@ from clampdown.views import (
     AlertView,
     DetectionRuleView,
     EventTableView,
+    QueryCheckView,
     QueryResultView,
     RuleRunView,
     SavedQueryView,
@@ -81,6 +82,20 @@ async def run_hunting_query(body: QueryIn, caller: CallerDep, service: HuntingDe
     `column` in the error). A KQL `render` clause comes back as `chart`, its axes chosen."""
     result = await service.query(caller, body.query, body.language, body.max_rows)
     return QueryResultView.model_validate(result)
+
+
+class CheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: Text = Field(max_length=MAX_QUERY, description="KQL or DuckDB SQL")
+    language: Language | None = Field(None, description="kql or sql; guessed from the text when omitted")
+
+
+@router.post("/check", response_model=QueryCheckView)
+async def check_hunting_query(body: CheckIn, caller: CallerDep, service: HuntingDep) -> QueryCheckView:
+    """Whether a query can run as written (syntax, KQL translation, render clause), with the line
+    and column of its mistake; runs nothing (the console's editor calls it as you type)."""
+    return QueryCheckView.model_validate(await service.check(caller, body.query, body.language))
 
 
 @router.get("/schema", response_model=list[EventTableView])

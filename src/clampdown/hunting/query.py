@@ -394,6 +394,35 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class QueryCheck:
+    """Whether a query can run as written, and if not, why and where (1-based line and column)."""
+
+    language: Language | None
+    valid: bool
+    message: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+
+def check_query(query: str, language: Language | None = None, timeout_seconds: float = 2.0) -> Language:
+    """QueryError (with the line and column) if the query cannot run as written: a KQL query's
+    translation and render clause, an SQL query's syntax and statement kind. Reads no events
+    (names unknown to the tables show only when the query runs). Returns the language."""
+    text = (query or "").strip()
+    if not text:
+        raise QueryError("the query is empty")
+    if len(text) > MAX_QUERY_LENGTH or "\x00" in text:
+        raise QueryError(f"the query must be at most {MAX_QUERY_LENGTH} characters with no NUL")
+    lang = language or detect_language(text)
+    if lang is Language.KQL:
+        translate_kql_with_render(text, timeout_seconds)
+    else:
+        with duckdb.connect(":memory:", config={"enable_external_access": False}) as con:
+            _checked_select(con, text)
+    return lang
+
+
 def run_query(
     store: EventStore,
     query: str,

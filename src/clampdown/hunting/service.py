@@ -14,7 +14,16 @@ from clampdown.auth.principal import PermissionDenied, Principal, require_permis
 from clampdown.auth.service import AuthService
 from clampdown.catalog import get_action
 from clampdown.errors import InvalidInput
-from clampdown.hunting.query import Language, QueryResult, account_values, run_query
+from clampdown.hunting.query import (
+    Language,
+    QueryCheck,
+    QueryError,
+    QueryResult,
+    account_values,
+    check_query,
+    detect_language,
+    run_query,
+)
 from clampdown.hunting.rules import (
     Alert,
     DetectionRule,
@@ -100,6 +109,17 @@ class HuntingService:
         """The event tables and their columns, for the editor's completion and the schema list."""
         await self._allow(principal, HUNTING_READ, "read the hunting schema")
         return EVENT_TABLES
+
+    async def check(self, principal: Principal, text: str, language: Language | None = None) -> QueryCheck:
+        """Whether the query can run as written (its syntax, a KQL translation), for the editor to
+        underline a mistake as it is typed; runs nothing."""
+        await self._allow(principal, HUNTING_READ, "check hunting queries")
+        try:
+            found = await asyncio.to_thread(check_query, text, language)
+        except QueryError as exc:
+            lang = language or (detect_language(text.strip()) if text.strip() else None)
+            return QueryCheck(lang, False, exc.message, exc.line, exc.column)
+        return QueryCheck(found, True)
 
     async def query(
         self,

@@ -27,6 +27,16 @@ class ChartView(View):
     legend: bool = True
 
 
+class QueryCheckView(View):
+    """Whether a query can run as written; if not, the message and where (1-based)."""
+
+    language: Language | None
+    valid: bool
+    message: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+
 class QueryResultView(View):
     language: Language
     columns: list[str]

@@ -22,6 +22,8 @@
       parent: holder, doc: textarea.value, schema: JSON.parse(holder.dataset.schema || "[]"),
       label: "Query",
       language: () => form.language.value, onRun: () => form.requestSubmit(),
+      check: (query) => api("POST", "/api/v1/hunting/check", { query, language: form.language.value || undefined }),
+      onChange: () => { $("#hunt-error").textContent = ""; }, // the last run's error no longer applies
     });
     holder.hidden = false;
     textarea.remove();
