@@ -30,8 +30,17 @@ from clampdown.cli.operations import config_app, db_app, serve, worker
 from clampdown.cli.people import users_search
 from clampdown.cli.workers import workers
 
+EPILOG = (
+    "Exit codes: 0 done; 1 other error; 2 bad input; 3 not found; 4 configuration error; "
+    "5 database or server unreachable; 6 conflict; 7 not permitted; 8 an awaited action failed; "
+    "9 no or bad credentials; 130 interrupted.\n\n"
+    "Listings take --output table|json|csv|yaml and --quiet (ids only). Shell completion: "
+    "clampdown --install-completion (bash, zsh, fish, PowerShell)."
+)
 app = typer.Typer(
-    help="Clampdown: contain a compromised identity in AD, Entra ID and Okta.", no_args_is_help=True
+    help="Clampdown: contain a compromised identity in AD, Entra ID and Okta.",
+    epilog=EPILOG,
+    no_args_is_help=True,
 )
 
 

@@ -17,7 +17,16 @@ import typer
 
 from clampdown import catalog
 from clampdown.cli import render
-from clampdown.cli.context import JsonOption, caller, load, open_runtime, server
+from clampdown.cli.context import (
+    JsonOption,
+    OutputOption,
+    QuietOption,
+    caller,
+    load,
+    open_runtime,
+    output_format,
+    server,
+)
 from clampdown.cli.errors import EXIT_ACTION_FAILED, fail, run
 from clampdown.errors import InvalidInput
 from clampdown.model import Action, ActionFilter, ActionSource, ActionStatus
@@ -287,8 +296,11 @@ def actions_list(
     error_code: Annotated[str | None, typer.Option("--error-code", help="Why it failed.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
     as_json: JsonOption = False,
+    output: OutputOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """List actions, newest first."""
+    shown = output_format(output, as_json)
     try:
         statuses = tuple(ActionStatus(s) for s in status or ())
     except ValueError:
@@ -307,7 +319,7 @@ def actions_list(
             async with connect(profile) as api:
                 return await api.list_actions(_query(flt), limit)
 
-        _print_actions(run(ask()), as_json)
+        _print_actions(run(ask()), shown, quiet)
         return
 
     settings = load()
@@ -317,7 +329,7 @@ def actions_list(
         async with open_runtime(settings) as rt:
             return await rt.actions.list_actions(flt, await caller(rt), limit=limit)
 
-    _print_actions(run(go()), as_json)
+    _print_actions(run(go()), shown, quiet)
 
 
 def _filter(
@@ -356,13 +368,11 @@ def _query(flt: ActionFilter) -> list[tuple[str, str]]:
     return params + [(k, v) for k, v in named.items() if v is not None]
 
 
-def _print_actions(found: Sequence[Action | ActionView], as_json: bool) -> None:
+def _print_actions(found: Sequence[Action | ActionView], output: render.Output, quiet: bool = False) -> None:
     from clampdown.views import ActionView
 
-    if as_json:
-        render.print_view([ActionView.model_validate(a) for a in found])
-    else:
-        render.console.print(render.actions_table(found))
+    views = [ActionView.model_validate(a) for a in found]
+    render.emit(views, output, lambda: render.actions_table(found), quiet=quiet)
 
 
 @actions_app.command("show")
@@ -437,7 +447,9 @@ def actions_cancel(action_id: int, as_json: JsonOption = False) -> None:
         )
 
 
-def catalog_command(as_json: JsonOption = False) -> None:
+def catalog_command(
+    as_json: JsonOption = False, output: OutputOption = None, quiet: QuietOption = False
+) -> None:
     """The action types, who may run them, and their inverses."""
     if (profile := server_profile()) is not None:
         from clampdown.cli.remote import connect
@@ -449,7 +461,4 @@ def catalog_command(as_json: JsonOption = False) -> None:
         shown = run(ask())
     else:
         shown = [d.to_json() for d in catalog.all_actions()]
-    if as_json:
-        render.print_json(shown)
-    else:
-        render.console.print(render.catalog_table(shown))
+    render.emit(shown, output_format(output, as_json), lambda: render.catalog_table(shown), quiet=quiet)

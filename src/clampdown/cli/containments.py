@@ -8,7 +8,15 @@ import typer
 from rich.table import Table
 
 from clampdown.cli import render
-from clampdown.cli.context import JsonOption, caller, load, open_runtime
+from clampdown.cli.context import (
+    JsonOption,
+    OutputOption,
+    QuietOption,
+    caller,
+    load,
+    open_runtime,
+    output_format,
+)
 from clampdown.cli.errors import run
 from clampdown.errors import InvalidInput
 from clampdown.model import Containment, ContainmentState, ResidualAccess, ResidualStatus
@@ -30,9 +38,7 @@ def _states(given: list[str] | None) -> list[ContainmentState]:
 
 
 def _table(found: list[Containment]) -> Table:
-    table = Table()
-    for column in ("id", "person", "state", "until", "requested by", "reason", "created at"):
-        table.add_column(column)
+    table = render.table("id", "person", "state", "until", "requested by", "reason", "created at")
     for c in found:
         until = c.until.strftime("%Y-%m-%d %H:%M:%S") if c.until else "-"
         table.add_row(str(c.id), c.person, c.effective_state.value, until, c.requested_by, c.reason,
@@ -46,6 +52,8 @@ def containments_list(
     person: Annotated[str | None, typer.Option("--person", help="Any name of the person.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     as_json: JsonOption = False,
+    output: OutputOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Containments newest first (`--state active`: who is contained now)."""
     from clampdown.views import ContainmentView
@@ -60,10 +68,8 @@ def containments_list(
             )
 
     found = run(go())
-    if as_json:
-        render.print_view([ContainmentView.model_validate(c) for c in found])
-    else:
-        render.console.print(_table(found))
+    views = [ContainmentView.model_validate(c) for c in found]
+    render.emit(views, output_format(output, as_json), lambda: _table(found), quiet=quiet)
 
 
 @containments_app.command("show")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from clampdown.cli.errors import fail
+from clampdown.cli.render import Output
 from clampdown.errors import ClampdownError
 
 if TYPE_CHECKING:
@@ -27,6 +28,18 @@ if TYPE_CHECKING:
 SERVER_VARIABLE = "CLAMPDOWN_URL"
 PROFILE_VARIABLE = "CLAMPDOWN_PROFILE"
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+OutputOption = Annotated[
+    Output | None,
+    typer.Option("--output", "-o", help="table (the default), json, csv or yaml.", show_default=False),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only the ids, one per line.")]
+
+
+def output_format(output: Output | None, as_json: bool) -> Output:
+    """--output, with --json as its short form for json."""
+    if as_json and output not in (None, Output.JSON):
+        fail(f"--json and --output {output} ask for two formats: give one", 2)
+    return Output.JSON if as_json else output or Output.TABLE
 
 
 class _State:

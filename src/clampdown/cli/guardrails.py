@@ -14,7 +14,15 @@ import typer
 
 from clampdown.cli import render
 from clampdown.cli.actions import server_profile
-from clampdown.cli.context import JsonOption, caller, load, open_runtime
+from clampdown.cli.context import (
+    JsonOption,
+    OutputOption,
+    QuietOption,
+    caller,
+    load,
+    open_runtime,
+    output_format,
+)
 from clampdown.cli.errors import EXIT_ACTION_FAILED, run
 from clampdown.errors import ConfigError, InvalidInput
 from clampdown.limits import clean_time
@@ -304,7 +312,9 @@ def audit_export(
         render.errors.print(f"{count} entries written to {output}")
 
 
-def pending_approvals(as_json: JsonOption = False) -> None:
+def pending_approvals(
+    as_json: JsonOption = False, output: OutputOption = None, quiet: QuietOption = False
+) -> None:
     """Requests awaiting approval."""
     from clampdown.views import ActionView
 
@@ -315,7 +325,5 @@ def pending_approvals(as_json: JsonOption = False) -> None:
             return await rt.approvals.pending(await caller(rt))
 
     found = run(go())
-    if as_json:
-        render.print_view([ActionView.model_validate(a) for a in found])
-    else:
-        render.console.print(render.actions_table(found))
+    views = [ActionView.model_validate(a) for a in found]
+    render.emit(views, output_format(output, as_json), lambda: render.actions_table(found), quiet=quiet)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from clampdown.auth.principal import require_permission
 from clampdown.cli import render
-from clampdown.cli.context import JsonOption, caller, load, open_runtime
+from clampdown.cli.context import JsonOption, OutputOption, caller, load, open_runtime, output_format
 from clampdown.cli.errors import fail, run
 from clampdown.errors import InvalidInput
 from clampdown.permissions import HUNTING_MANAGE
@@ -30,9 +30,7 @@ ingest_app = typer.Typer(
 
 
 def _result_table(result: QueryResult) -> Table:
-    table = Table()
-    for column in result.columns:
-        table.add_column(column)
+    table = render.table(*result.columns)
     for row in result.rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     return table
@@ -53,6 +51,7 @@ def hunt(
         str | None, typer.Option(help="With --act: the same key never queues a second batch.")
     ] = None,
     as_json: JsonOption = False,
+    output: OutputOption = None,
 ) -> None:
     """Run a hunting query (read-only) and print the rows; with --act, act on the accounts found."""
     from clampdown.hunting.query import Language
@@ -84,10 +83,12 @@ def hunt(
                 f"({act} on {len(outcome.targets)} accounts)"
             )
         return
-    if as_json:
+    shown = output_format(output, as_json)
+    if shown == render.Output.JSON:
         render.print_view(QueryResultView.model_validate(outcome))
         return
-    render.console.print(_result_table(outcome))
+    rows = [dict(zip(outcome.columns, row, strict=True)) for row in outcome.rows]
+    render.emit(rows, shown, lambda: _result_table(outcome))
     more = " (cut at the row limit: narrow the query or raise --max-rows)" if outcome.truncated else ""
     render.errors.print(f"{len(outcome.rows)} rows in {outcome.elapsed_seconds * 1000:.0f} ms{more}")
 

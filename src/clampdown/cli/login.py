@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from clampdown.cli import render
-from clampdown.cli.context import JsonOption, state
+from clampdown.cli.context import JsonOption, OutputOption, QuietOption, output_format, state
 from clampdown.cli.errors import fail, run
 from clampdown.errors import ClampdownError, InvalidInput
 
@@ -196,7 +196,9 @@ def whoami(as_json: JsonOption = False) -> None:
         render.console.print(f"{key}: {text if text is not None else '-'}", soft_wrap=True)
 
 
-def profiles_command(as_json: JsonOption = False) -> None:
+def profiles_command(
+    as_json: JsonOption = False, output: OutputOption = None, quiet: QuietOption = False
+) -> None:
     """The saved profiles: their servers, who logged in, and which is current."""
     from clampdown.cli import profiles
 
@@ -216,8 +218,9 @@ def profiles_command(as_json: JsonOption = False) -> None:
                 "expires_at": found.expires_at,
             }
         )
-    if as_json:
-        render.print_json(rows)
+    shown = output_format(output, as_json)
+    if shown != render.Output.TABLE or quiet:
+        render.emit(rows, shown, render.table, quiet=quiet, key="name")
         return
     if not rows:
         render.console.print("no profiles: `clampdown login --server URL` makes one")

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from clampdown.cli import render
-from clampdown.cli.context import JsonOption, caller, load, open_runtime
+from clampdown.cli.context import (
+    JsonOption,
+    OutputOption,
+    QuietOption,
+    caller,
+    load,
+    open_runtime,
+    output_format,
+)
 from clampdown.cli.errors import run
 
 if TYPE_CHECKING:
@@ -26,6 +34,8 @@ def users_search(
         float, typer.Option(min=0, max=10, help="Seconds each directory gets before it is 'still answering'.")
     ] = 2.0,
     as_json: JsonOption = False,
+    output: OutputOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Search the directories' PEOPLE (AD, Entra ID, Okta) by a fragment, not Clampdown's users."""
     settings = load()
@@ -39,25 +49,37 @@ def users_search(
             )
 
     found = run(go())
-    if as_json:
+    shown = output_format(output, as_json)
+    if shown == render.Output.JSON and not quiet:
         from clampdown.views.people import PeopleSearchView
 
         render.print_view(PeopleSearchView.model_validate(found))
-        return
-    _print(found)
+    elif shown == render.Output.TABLE and not quiet:
+        _print(found)
+    else:  # one row per person: csv, yaml, or --quiet's references (what `act` and `contain` take)
+        render.emit(_rows(found), shown, lambda: render.table(), quiet=quiet, key="reference")
+
+
+def _rows(found: PeopleSearch) -> list[dict[str, str]]:
+    from clampdown.connectors.instances import directory_title
+
+    return [
+        {
+            "person": p.title,
+            "reference": p.reference,
+            "match": p.rank.word,
+            "found_in": ", ".join(
+                directory_title(f.account.provider, f.account.instance) for f in p.accounts
+            ),
+        }
+        for p in found.people
+    ]
 
 
 def _print(found: PeopleSearch) -> None:
-    from rich.table import Table
-
-    from clampdown.connectors.instances import directory_title
-
-    table = Table(show_lines=False)
-    for column in ("person", "open with", "match", "found in"):
-        table.add_column(column)
-    for person in found.people:
-        accounts = ", ".join(directory_title(f.account.provider, f.account.instance) for f in person.accounts)
-        table.add_row(person.title, person.reference, person.rank.word, accounts)
+    table = render.table("person", "open with", "match", "found in")
+    for row in _rows(found):
+        table.add_row(*row.values())
     render.console.print(table)
     shown = f"{len(found.people)} of {found.total} people" + (" (more: --page)" if found.more else "")
     render.console.print(f"{shown} matching '{found.query}' in {', '.join(found.searched)}", highlight=False)

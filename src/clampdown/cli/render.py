@@ -1,9 +1,11 @@
-"""How the CLI shows actions and the catalog: rich tables for people, JSON for scripts."""
+"""How the CLI shows what it lists: tables for people (as wide as the terminal, long values wrapped,
+never cut), JSON, CSV or YAML for scripts (`--output`), or only the ids (`--quiet`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -18,6 +20,75 @@ if TYPE_CHECKING:  # the views (pydantic) are imported by the commands that prin
 
 console = Console()
 errors = Console(stderr=True)
+
+
+class Output(StrEnum):
+    """What a listing prints: `--output table|json|csv|yaml`."""
+
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+    YAML = "yaml"
+
+
+def table(*columns: str, show_header: bool = True) -> Table:
+    """A table whose long values (ids, UPNs, action types) wrap onto more lines instead of being cut."""
+    shown = Table(show_header=show_header, show_lines=False)
+    for column in columns:
+        shown.add_column(column, overflow="fold")
+    return shown
+
+
+def _records(items: Sequence[View] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    from clampdown.views.base import View
+
+    # Rows of a hunt hold what DuckDB gives (datetimes, decimals, UUIDs): made JSON's types here.
+    return [i.model_dump(mode="json") if isinstance(i, View) else json.loads(json.dumps(i, default=str))
+            for i in items]  # fmt: skip
+
+
+def _csv(records: list[dict[str, Any]]) -> None:
+    """One row per record, the columns every record has between them (first seen first); nested
+    values as JSON in their cell, empty for none."""
+    import csv
+    import sys
+
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    if not columns:
+        return  # nothing listed: no header to guess
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for record in records:
+        cells = (record.get(c) for c in columns)
+        writer.writerow("" if v is None else json.dumps(v, default=str) if isinstance(v, dict | list) else v
+                        for v in cells)  # fmt: skip
+
+
+def emit(
+    items: Sequence[View] | Sequence[Mapping[str, Any]],
+    output: Output,
+    as_table: Callable[[], Table],
+    *,
+    quiet: bool = False,
+    key: str = "id",
+) -> None:
+    """Print a listing as asked: `quiet`, the `key` of each item, one per line; else in `output`."""
+    from clampdown.views.base import View
+
+    if quiet:
+        for record in _records(items):
+            print(record.get(key, ""))
+    elif output == Output.JSON:
+        views = [i for i in items if isinstance(i, View)]
+        print_view(views) if len(views) == len(items) and items else print_json(_records(items))
+    elif output == Output.CSV:
+        _csv(_records(items))
+    elif output == Output.YAML:
+        import yaml  # type: ignore[import-untyped]
+
+        print(yaml.safe_dump(_records(items), sort_keys=False, allow_unicode=True), end="")
+    else:
+        console.print(as_table())
 
 
 def print_json(data: Any) -> None:
@@ -44,12 +115,10 @@ def summary(action: Action | ActionView) -> str:
 
 
 def actions_table(actions: Sequence[Action | ActionView]) -> Table:
-    table = Table(show_lines=False)
-    for column in ("id", "type", "target", "status", "requested by", "requested at", "outcome"):
-        table.add_column(column)
+    shown = table("id", "type", "target", "status", "requested by", "requested at", "outcome")
     for a in actions:
         outcome = a.error_message or (a.result or {}).get("message") or ""
-        table.add_row(
+        shown.add_row(
             str(a.id),
             a.type,
             a.account.name if a.account else a.target,
@@ -58,40 +127,35 @@ def actions_table(actions: Sequence[Action | ActionView]) -> Table:
             a.requested_at.strftime("%Y-%m-%d %H:%M:%S"),
             str(outcome),
         )
-    return table
+    return shown
 
 
 def action_detail(action: Action | ActionView) -> Table:
     from clampdown.views.actions import ActionView
 
-    table = Table(show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    shown = table("field", "value", show_header=False)
+    shown.columns[0].style = "bold"
     for key, value in ActionView.model_validate(action).model_dump(mode="json").items():
         if value in (None, [], {}):
             continue
-        table.add_row(key, json.dumps(value, default=str) if isinstance(value, dict | list) else str(value))
-    return table
+        shown.add_row(key, json.dumps(value, default=str) if isinstance(value, dict | list) else str(value))
+    return shown
 
 
 def catalog_table(definitions: Sequence[ActionDefinition | Mapping[str, Any]]) -> Table:
     """The catalog, from its definitions or from their JSON (`to_json`, the API's /catalog)."""
-    table = Table()
-    for column in ("id", "title", "inverse", "who may run it"):
-        table.add_column(column)
+    shown = table("id", "title", "inverse", "who may run it")
     for entry in definitions:
         d: Mapping[str, Any] = entry.to_json() if isinstance(entry, ActionDefinition) else entry
         who = ", ".join(sorted({*d["roles"], *d["permissions"]}))
         inverse = d["inverse"] or ("-" if d["reversible"] else "irreversible")
-        table.add_row(str(d["id"]), str(d["title"]), str(inverse), who)
-    return table
+        shown.add_row(str(d["id"]), str(d["title"]), str(inverse), who)
+    return shown
 
 
 def rows_table(rows: list[dict[str, object]]) -> Table:
     """A table of flat rows, columns in the first row's order."""
-    table = Table()
-    for column in rows[0] if rows else ():
-        table.add_column(column)
+    shown = table(*(rows[0] if rows else ()))
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
-    return table
+        shown.add_row(*("" if v is None else str(v) for v in row.values()))
+    return shown

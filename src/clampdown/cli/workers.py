@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from clampdown.cli import render
-from clampdown.cli.context import JsonOption, caller, load, open_runtime
+from clampdown.cli.context import (
+    JsonOption,
+    OutputOption,
+    QuietOption,
+    caller,
+    load,
+    open_runtime,
+    output_format,
+)
 from clampdown.cli.errors import run
 
 if TYPE_CHECKING:
@@ -18,9 +26,7 @@ _SHOWN_HOLDS = 10
 
 
 def _table(found: list[WorkerView]) -> Table:
-    table = Table()
-    for column in ("worker", "kind", "state", "started", "last seen", "in flight", "holds"):
-        table.add_column(column)
+    table = render.table("worker", "kind", "state", "started", "last seen", "in flight", "holds")
     for w in found:
         holds = ", ".join(str(i) for i in w.holds[:_SHOWN_HOLDS])
         if len(w.holds) > _SHOWN_HOLDS:
@@ -31,7 +37,7 @@ def _table(found: list[WorkerView]) -> Table:
     return table
 
 
-def workers(as_json: JsonOption = False) -> None:
+def workers(as_json: JsonOption = False, output: OutputOption = None, quiet: QuietOption = False) -> None:
     """The workers registered in the database: live or dead, and the actions each holds."""
     from clampdown.views import WorkerView
 
@@ -42,14 +48,13 @@ def workers(as_json: JsonOption = False) -> None:
             return [WorkerView.model_validate(w) for w in await rt.workers.list_workers(await caller(rt))]
 
     found = run(go())
-    if as_json:
-        render.print_view(found)
-    elif not found:
+    shown = output_format(output, as_json)
+    if found or shown != render.Output.TABLE or quiet:
+        render.emit(found, shown, lambda: _table(found), quiet=quiet)
+    else:
         render.console.print(
             "no worker is registered: start `clampdown serve` (SQLite) or `clampdown worker`"
         )
-    else:
-        render.console.print(_table(found))
 
 
 async def warn_without_worker(rt: Runtime, queued: bool) -> None:
