@@ -186,6 +186,17 @@ def test_kql_errors_point_into_the_kql_text(sign_ins: EventStore, query: str, li
     assert "expecting {" not in str(caught.value)  # not the parser's list of a hundred tokens
 
 
+def test_a_scoped_kql_query_is_refused_at_the_table_it_may_not_read(sign_ins: EventStore) -> None:
+    with pytest.raises(QueryError) as caught:
+        run_query(
+            sign_ins,
+            "let n = 1;\nCloudSignInEvents | take 1\n| where n == toscalar(Elsewhere | count)",
+            sources=frozenset({"okta"}),
+        )
+    assert "'Elsewhere' is not one" in str(caught.value)
+    assert (caught.value.line, caught.value.column) == (3, 23)
+
+
 async def test_the_api_returns_the_chart_and_the_errors_position(server: Server, day_evtx: Path) -> None:
     reader = await server.token("watcher", SECURITY_READER)
     _ingest(server, await server.token("hunter", "Global Administrator"), day_evtx)

@@ -453,7 +453,15 @@ def run_query(
     with store.connect() as con:
         _checked_select(con, sql)
         if sources is not None:
-            _check_scoped_tree(con, sql, sources, lang)
+            try:
+                _check_scoped_tree(con, sql, sources, lang)
+            except QueryError as exc:
+                if lang is Language.SQL or exc.line is not None:
+                    raise
+                # The tree is the translation's: point at the name it refused in the KQL text.
+                named = re.search(r"'([^']+)' is not one", exc.message)
+                where = locate_name(text, named.group(1).split(".")[-1]) if named else None
+                raise QueryError(exc.message, *(where or (None, None))) from None
             catalog = _create_scoped_views(con, sources)
         timer = threading.Timer(left, con.interrupt)
         con.execute("BEGIN TRANSACTION READ ONLY")
