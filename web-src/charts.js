@@ -11,6 +11,12 @@ const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2
   "#65a30d", "#9333ea"];
 const isTime = (type) => /^(TIMESTAMP|DATE)/i.test(type || "");
 const timeLabel = (ms) => new Date(ms).toISOString().slice(0, 16).replace("T", " ");
+// Every time the server sends is UTC; one without an offset (a TIMESTAMP: bin() gives those)
+// would be read as the browser's local time, so it is read as UTC.
+const parseTime = (value) => {
+  const text = String(value ?? "");
+  return Date.parse(/(Z|[+-]\d\d(:?\d\d)?)$/i.test(text) || !text.includes("T") ? text : `${text}Z`);
+};
 
 // Rows into datasets: one per y column and value of the series columns.
 function datasets(chart, result) {
@@ -23,7 +29,7 @@ function datasets(chart, result) {
   const labels = [];
   for (const row of result.rows) {
     const raw = row[xi];
-    const x = chart.kind === "timechart" ? Date.parse(raw) : xTime ? timeLabel(Date.parse(raw)) : String(raw ?? "");
+    const x = chart.kind === "timechart" ? parseTime(raw) : xTime ? timeLabel(parseTime(raw)) : String(raw ?? "");
     if (chart.kind === "timechart" && Number.isNaN(x)) continue;
     if (chart.kind !== "timechart" && !labels.includes(x)) labels.push(x);
     const split = sis.map((i) => String(row[i] ?? "")).join(" / ");
@@ -116,6 +122,10 @@ export function drawChart(container, chart, result) {
   charts.set(container, drawn);
   const points = drawn.data.datasets.reduce((n, d) => n + d.data.filter((v) => v !== null).length, 0);
   Object.assign(container.dataset, { chartKind: chart.kind, series: String(drawn.data.datasets.length), points: String(points) });
+  if (chart.kind === "timechart") {
+    const xs = drawn.data.datasets.flatMap((d) => d.data.map((p) => p.x));
+    Object.assign(container.dataset, { xFrom: timeLabel(Math.min(...xs)), xTo: timeLabel(Math.max(...xs)) });
+  }
   canvas.setAttribute("aria-label", `${chart.title || chart.kind}: ${chart.y.join(", ")} by ${chart.x}`
     + ((chart.series || []).length ? ` and ${chart.series.join(", ")}` : ""));
   return drawn;

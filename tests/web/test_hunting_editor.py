@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from clampdown.config import HuntingSettings
 from clampdown.hunting.store import Batch, EventStore
@@ -235,3 +235,26 @@ def test_without_the_bundle_the_text_area_still_runs_queries(page: Page, hunt_co
     area.fill("CloudSignInEvents | summarize n = count()")
     area.press("Control+Enter")
     expect(page.get_by_test_id("hunt-table").locator("tbody tr")).to_have_count(1)
+
+
+def test_a_timechart_reads_times_as_utc_wherever_the_browser_is(
+    browser: Browser, hunt_console: Console
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id="Asia/Kolkata")
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    try:
+        _open(page, hunt_console)
+        _type(page, TIMECHART)
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+Enter")
+        chart = page.get_by_test_id("hunt-chart")
+        expect(chart).to_have_attribute("data-chart-kind", "timechart")
+        # The rows' bins are UTC (without an offset); the chart's axis says the same hours, not
+        # five and a half hours off.
+        cells = page.get_by_test_id("hunt-table").locator("tbody tr td:nth-child(2)").all_inner_texts()
+        hours = sorted(c[:16].replace("T", " ") for c in cells)
+        expect(chart).to_have_attribute("data-x-from", hours[0])
+        expect(chart).to_have_attribute("data-x-to", hours[-1])
+    finally:
+        context.close()
