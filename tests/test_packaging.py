@@ -4,25 +4,33 @@ and nothing in src/clampdown imports it; a broken CLI plugin is reported and ski
 from __future__ import annotations
 
 import ast
+import csv
+import io
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 import venv
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import typer
 
 import clampdown.cli
+from clampdown_lab.samba import SambaLab
+from tests.ad.conftest import lab
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "clampdown"
+__all__ = ["lab"]  # the AD tests' DC fixture, used by name
 LAB_MODULES = ("clampdown_lab", "clampdown.lab")
 LAB_FILE = re.compile(r"(^clampdown/lab/|^clampdown_lab/|emulator|samba)", re.IGNORECASE)
 
@@ -246,3 +254,88 @@ def test_the_lab_plugin_registers_whichever_module_is_imported_first(first: str)
     assert ran.returncode == 0, ran.stderr
     assert ran.stderr == ""
     assert ran.stdout.strip() == "['lab'] ['lab-day']"
+
+
+@pytest.fixture
+def served_lab(lab: SambaLab, tmp_path: Path) -> Iterator[tuple[str, dict[str, Any], Path]]:
+    """A whole lab (`clampdown lab up`: the shared Samba DC, this test's own Okta and Graph emulators)
+    served by `clampdown serve` from the repository's venv; its URL, lab.json and lab dir."""
+    lab_dir = tmp_path / "lab"
+    lab_dir.mkdir()
+    (lab_dir / "samba").symlink_to(lab.samba_dir)
+    env = _clean_env()
+    up = subprocess.run([sys.executable, "-m", "clampdown", "lab", "up", "--dir", str(lab_dir), "--no-next"],
+                        env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clampdown", "--config", str(lab_dir / "clampdown.toml"), "serve",
+         "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "clampdown serve did not start"
+                time.sleep(0.2)
+        yield base, json.loads((lab_dir / "lab.json").read_text()), lab_dir
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        (lab_dir / "samba").unlink()  # the DC is shared: `lab down` stops only this lab's emulators
+        subprocess.run([sys.executable, "-m", "clampdown", "lab", "down", "--dir", str(lab_dir)], env=env,
+                       capture_output=True, timeout=120)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_an_analyst_with_only_the_wheel_works_over_the_api(
+    wheel_venv: Path, served_lab: tuple[str, dict[str, Any], Path], tmp_path: Path
+) -> None:
+    """The wheel in a fresh venv, no configuration file and no database credentials: log in with a
+    profile, act, plan a containment, list the action center as CSV, log out."""
+    base, lab_json, lab_dir = served_lab
+    home = tmp_path / "analyst"
+    home.mkdir()
+    env = {**_clean_env(), "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+
+    def analyst(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(wheel_venv / "bin" / "clampdown"), *args], env=env, cwd=home, input=stdin,
+                              capture_output=True, text=True, timeout=180)  # fmt: skip
+
+    admin = lab_json["admin"]
+    login = analyst(
+        "login", "--server", base, "-u", admin["username"], "--password-stdin", stdin=admin["password"]
+    )
+    assert login.returncode == 0, login.stderr
+    carol = next(p for p in lab_json["people"] if p["username"] == "carol.diaz")
+    acted = analyst("act", "okta.suspend_user", carol["upn"], "-r", "INC-77 wheel", "--wait",
+                    "--timeout", "90", "--json")  # fmt: skip
+    assert acted.returncode == 0, acted.stderr
+    action = json.loads(acted.stdout)
+    assert action["status"] == "completed" and action["requested_by"] == admin["username"]
+    config = tomllib.loads((lab_dir / "clampdown.toml").read_text())["providers"]["okta"]
+    okta_token = Path(config["api_token"]["file"]).read_text().strip()
+    in_okta = httpx.get(f"{config['org_url']}/api/v1/users/{carol['okta']['id']}",
+                        headers={"Authorization": f"SSWS {okta_token}"}).json()  # fmt: skip
+    assert in_okta["status"] == "SUSPENDED"  # read back in the emulator
+
+    plan = analyst("contain", carol["upn"], "-r", "INC-77 plan", "--dry-run", "--json")
+    assert plan.returncode == 0, plan.stderr
+    planned = json.loads(plan.stdout)
+    assert planned["actions"] == [] and {s["provider"] for s in planned["plan"]} >= {"ad", "entra", "okta"}
+    listed = analyst("actions", "list", "--output", "csv")
+    assert listed.returncode == 0, listed.stderr
+    rows = list(csv.DictReader(io.StringIO(listed.stdout)))
+    assert [(r["id"], r["type"], r["status"]) for r in rows] == [
+        (str(action["id"]), "okta.suspend_user", "completed")
+    ]
+    assert not list(home.rglob("clampdown.toml")) and "CLAMPDOWN_DATABASE__URL" not in env
+
+    out = analyst("logout")
+    assert out.returncode == 0 and "token revoked" in out.stdout, out.stderr
+    after = analyst("actions", "list")
+    assert after.returncode == 9 and "no credentials" in after.stderr
