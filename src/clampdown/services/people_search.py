@@ -27,7 +27,7 @@ from clampdown.errors import ClampdownError, InvalidInput
 from clampdown.limits import MAX_SEARCH_PAGE, MAX_SEARCH_PAGES, SEARCH_WAIT_SECONDS, clean_search_text
 from clampdown.model import Account
 from clampdown.permissions import RESPONSE_READ
-from clampdown.services.people import SIGN_IN_NAME, anchors, contradiction, sid_identities
+from clampdown.services.people import SID, SIGN_IN_NAME, anchors, contradiction, sid_identities
 
 MAX_FETCH = 200  # accounts asked of one directory: the deepest page, and one more to know of more
 ANSWER_KEPT_SECONDS = 20.0  # a directory's answer, kept for the type-ahead asking again
@@ -196,12 +196,19 @@ def merge(found: list[FoundUser], text: str) -> list[PersonMatch]:
     for i, item in enumerate(unique):
         for anchor in anchors(item.account):
             sharing.setdefault((anchor.kind, anchor.key), []).append(i)
-    for holders in sharing.values():
-        for i in holders[1:]:
-            a, b = root(holders[0]), root(i)
-            if a != b and _may_join([unique[n].account for n in members[a] + members[b]]):
-                group[b] = a
-                members[a] += members.pop(b)
+    # SIDs first (a migrated account's sIDHistory makes two SIDs one identity), and again until
+    # nothing joins: a join refused now (two SIDs not yet known as one) may be allowed after another.
+    ordered = sorted(sharing.items(), key=lambda item: item[0][0] != SID)
+    joined = True
+    while joined:
+        joined = False
+        for _, holders in ordered:
+            for i in holders[1:]:
+                a, b = root(holders[0]), root(i)
+                if a != b and _may_join([unique[n].account for n in members[a] + members[b]]):
+                    group[b] = a
+                    members[a] += members.pop(b)
+                    joined = True
     return [_person([unique[n] for n in sorted(ids)], text) for ids in members.values()]
 
 
