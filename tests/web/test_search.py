@@ -94,3 +94,7 @@ def test_a_slow_directory_is_still_answering_and_never_blocks(
     # The type-ahead asks again; Okta's answer (its search went on) joins Alice's accounts.
     expect(status).not_to_contain_text("Still answering", timeout=20_000)
     expect(option).to_contain_text("Okta")
+    # The search page, asked for a fragment Okta has not been asked yet, names it too.
+    page.goto(f"{console.base}/users?query=alice%20ma")
+    expect(page.get_by_test_id("still-answering")).to_contain_text("Still answering: okta")
+    expect(page.get_by_test_id("search-results")).to_contain_text("Alice Martin")
