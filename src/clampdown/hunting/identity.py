@@ -99,9 +99,7 @@ async def refresh_identity_info(
         found = await asyncio.to_thread(unknown_subjects, store, index, matcher.account_directory)
         wanted = _unknown_lookups(connectors, found, misses or set())
     else:
-        seen = await asyncio.to_thread(
-            run_query, store, SEEN_ACCOUNTS.format(days=int(days)), max_rows=limit
-        )
+        seen = await asyncio.to_thread(run_query, store, SEEN_ACCOUNTS.format(days=int(days)), max_rows=limit)
         wanted = _seen_lookups(connectors, seen.rows, matcher)
     lookups = list(dict.fromkeys(wanted))[:limit]
     rows = await _look_up(connectors, lookups, misses)

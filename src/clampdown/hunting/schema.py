@@ -3,8 +3,9 @@
 Column names follow Microsoft Defender XDR's advanced hunting tables so that a hunt written
 there reads the same here. `ReportId` is unique per source (an Okta event uuid, an Entra sign-in
 id, `computer:record id` for Windows), and `AdditionalFields` keeps the source's other details
-as JSON text. `Directory`, last in every table, names the configured directory a row belongs to;
-a user limited to some directories sees their rows only.
+as JSON text. `Directory` names the configured directory a row belongs to; a user limited to
+some directories sees their rows only. The columns after it say who the account is in every
+configured directory, joined through IdentityInfo (hunting/enrichment.py).
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ def _c(name: str, type_: str, doc: str, backfill: str | None = None) -> Column:
 _ACTOR = (
     _c("AccountName", "VARCHAR", "sAMAccountName or login of the account"),
     _c("AccountDomain", "VARCHAR", "domain of the account"),
-    _c("AccountUpn", "VARCHAR", "user principal name (or Okta login) of the account"),
-    _c("AccountSid", "VARCHAR", "on-premises security identifier of the account"),
+    _c("AccountUpn", "VARCHAR", "user principal name (or Okta login) of the account; from IdentityInfo where"
+       " the event names none (IdentityFilled says so)"),
+    _c("AccountSid", "VARCHAR", "on-premises security identifier of the account; from IdentityInfo where the"
+       " event names none (IdentityFilled says so)"),
     _c("AccountObjectId", "VARCHAR", "the provider's id of the account (Entra object id, Okta user id)"),
     _c("AccountDisplayName", "VARCHAR", "display name of the account"),
-)
+)  # fmt: skip
 _NETWORK = (
     _c("DeviceName", "VARCHAR", "the device the activity came from"),
     _c("IPAddress", "VARCHAR", "the IP address the activity came from"),
