@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from clampdown.hunting.directories import DirectoryMatcher
-from clampdown.hunting.enrichment import IdentityIndex, joined, load_index, reenrich
+from clampdown.hunting.enrichment import IdentityIndex, RowJoiner, load_index, reenrich
 from clampdown.hunting.store import Batch, EventStore, Row
 from clampdown.hunting.windows import WindowsEvent, to_rows
 
@@ -90,7 +90,7 @@ def _ingest(
     positions: dict[str, str] = {}
     placed: Counter[str | None] = Counter()
     read = added = old = not_kept = ambiguous = pending = identified = 0
-    where = matcher.account_directory
+    join = RowJoiner(index, matcher.account_directory)
     example: tuple[str, tuple[str, ...]] | None = None  # the first ambiguous event's computer
 
     def flush() -> None:
@@ -119,7 +119,7 @@ def _ingest(
             row = mapped[1]
             row["Directory"] = placement.directory
             if index.size:
-                row.update(joined(mapped[0], row, index, where))
+                row.update(join(mapped[0], row))
                 identified += row["AccountUpn"] is not None or row.get("TargetAccountUpn") is not None
             placed[placement.directory] += 1
             if placement.ambiguous:
