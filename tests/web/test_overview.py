@@ -160,11 +160,14 @@ def test_every_number_of_the_overview_is_what_its_link_shows(page: Page, overvie
     expect(row.get_by_test_id("source")).to_have_text("User page")
     link = row.get_by_test_id("incident").get_by_role("link", name="INC-42")
     expect(link).to_have_attribute("href", "https://tickets.example/browse/INC-42")
+    if folder := os.environ.get("CLAMPDOWN_SCREENSHOTS"):
+        page.goto(f"{console.base}/actions?tab=all")  # every action, where it came from, its incident
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(Path(folder) / "action-center-source.png"))
+        page.go_back()
     row.get_by_role("button", name="Details of action").click()
     expect(page.locator("#drawer").get_by_test_id("detail-source")).to_have_text("User page")
-    if folder := os.environ.get("CLAMPDOWN_SCREENSHOTS"):
-        page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(Path(folder) / "action-center-incident.png"))
+    expect(page.locator("#drawer").get_by_test_id("detail-incident")).to_contain_text("INC-42")
 
 
 def overview_href(page: Page, console: Console, test_id: str) -> str:
