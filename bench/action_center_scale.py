@@ -55,7 +55,7 @@ from clampdown.db import migrate
 from clampdown.db.database import create_engine
 from clampdown.db.migrate import current_revision, upgrade
 from clampdown.db.tables import actions
-from clampdown.model import ActionFilter, ActionStatus
+from clampdown.model import ActionFilter, ActionSource, ActionStatus
 from clampdown.permissions import GLOBAL_ADMINISTRATOR
 from clampdown.services.actions import ActionService
 from clampdown.store.actions import ActionStore
@@ -297,6 +297,14 @@ def cases(count: int) -> list[Case]:
         Case(
             "analyst + type + 7d",
             replace(history, requested_by="analyst77", type="ad.disable_user", since=NOW - 7 * day),
+            "console",
+        ),
+        # Issue 19 (after bench/overview_scale.py prepare: 1 in 100 by a rule, 1 in 50 with an incident).
+        Case("source=rule", replace(history, source=ActionSource.RULE), "console"),
+        Case("incident", replace(history, incident="INC-123"), "console"),
+        Case(
+            "failed + error_code",
+            replace(history, statuses=(ActionStatus.FAILED,), error_code="provider_error"),
             "console",
         ),
         Case("all (api)", ActionFilter(), "api"),
