@@ -416,6 +416,17 @@ def actions_undo(
     replaced), restoring what was there before."""
     from clampdown.views import ActionView
 
+    if (profile := server_profile()) is not None:
+        from clampdown.cli.remote import connect
+
+        async def ask() -> ActionView:
+            async with connect(profile) as api:
+                queued = await api.undo(action_id, reason, request_approval)
+                return await api.wait(queued.id, timeout) if wait else queued
+
+        shown = run(ask())
+        _report([shown], shown if as_json else None, wait)
+        return
     settings = load()
 
     async def go() -> Action:
@@ -433,13 +444,23 @@ def actions_cancel(action_id: int, as_json: JsonOption = False) -> None:
     """Cancel a queued action; a running one is not retried after the attempt now running."""
     from clampdown.views import ActionView
 
-    settings = load()
+    cancelled: Action | ActionView
+    if (profile := server_profile()) is not None:
+        from clampdown.cli.remote import connect
 
-    async def go() -> Action:
-        async with open_runtime(settings) as rt:
-            return await rt.actions.cancel(action_id, await caller(rt))
+        async def ask() -> ActionView:
+            async with connect(profile) as api:
+                return await api.cancel(action_id)
 
-    cancelled = run(go())
+        cancelled = run(ask())
+    else:
+        settings = load()
+
+        async def go() -> Action:
+            async with open_runtime(settings) as rt:
+                return await rt.actions.cancel(action_id, await caller(rt))
+
+        cancelled = run(go())
     _report([cancelled], ActionView.model_validate(cancelled) if as_json else None, False)
     if not as_json and cancelled.cancel_requested_by:
         render.console.print(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from clampdown.cli import render
+from clampdown.cli.actions import server_profile
 from clampdown.cli.context import (
     JsonOption,
     OutputOption,
@@ -17,12 +19,13 @@ from clampdown.cli.context import (
     open_runtime,
     output_format,
 )
-from clampdown.cli.errors import run
+from clampdown.cli.errors import fail, run
 from clampdown.errors import InvalidInput
 from clampdown.model import Containment, ContainmentState, ResidualAccess, ResidualStatus
 
 if TYPE_CHECKING:
     from clampdown.services.watch import WatchRound
+    from clampdown.views import ContainmentView, ResidualAccessView
 
 containments_app = typer.Typer(
     help="Containments: one per person contained, with its steps.", no_args_is_help=True
@@ -37,11 +40,11 @@ def _states(given: list[str] | None) -> list[ContainmentState]:
         raise InvalidInput(f"unknown state in {', '.join(given or [])}; use {known}") from None
 
 
-def _table(found: list[Containment]) -> Table:
+def _table(found: Sequence[ContainmentView]) -> Table:
     table = render.table("id", "person", "state", "until", "requested by", "reason", "created at")
     for c in found:
         until = c.until.strftime("%Y-%m-%d %H:%M:%S") if c.until else "-"
-        table.add_row(str(c.id), c.person, c.effective_state.value, until, c.requested_by, c.reason,
+        table.add_row(str(c.id), c.person, c.state, until, c.requested_by, c.reason,
                       c.created_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
     return table
 
@@ -58,18 +61,29 @@ def containments_list(
     """Containments newest first (`--state active`: who is contained now)."""
     from clampdown.views import ContainmentView
 
-    settings = load()
-
-    async def go() -> list[Containment]:
+    try:
         states = _states(state)
-        async with open_runtime(settings) as rt:
-            return await rt.playbooks.containments_of(
-                await caller(rt), states=states, person=person, limit=limit
-            )
+    except InvalidInput as exc:
+        fail(exc.message, 2)
+    if (profile := server_profile()) is not None:
+        from clampdown.cli.remote import connect
 
-    found = run(go())
-    views = [ContainmentView.model_validate(c) for c in found]
-    render.emit(views, output_format(output, as_json), lambda: _table(found), quiet=quiet)
+        async def ask() -> list[ContainmentView]:
+            async with connect(profile) as api:
+                return await api.containments([s.value for s in states], person, limit)
+
+        views = run(ask())
+    else:
+        settings = load()
+
+        async def go() -> list[Containment]:
+            async with open_runtime(settings) as rt:
+                return await rt.playbooks.containments_of(
+                    await caller(rt), states=states, person=person, limit=limit
+                )
+
+        views = [ContainmentView.model_validate(c) for c in run(go())]
+    render.emit(views, output_format(output, as_json), lambda: _table(views), quiet=quiet)
 
 
 @containments_app.command("show")
@@ -77,15 +91,24 @@ def containments_show(containment_id: int, as_json: JsonOption = False) -> None:
     """One containment: its accounts, state, and every step, timed release, release and undo."""
     from clampdown.views import ContainmentView
 
-    settings = load()
+    if (profile := server_profile()) is not None:
+        from clampdown.cli.remote import connect
 
-    async def go() -> Containment:
-        async with open_runtime(settings) as rt:
-            return await rt.playbooks.containment(await caller(rt), containment_id, residual=True)
+        async def ask() -> ContainmentView:
+            async with connect(profile) as api:
+                return await api.containment(containment_id)
 
-    found = run(go())
+        found = run(ask())
+    else:
+        settings = load()
+
+        async def go() -> Containment:
+            async with open_runtime(settings) as rt:
+                return await rt.playbooks.containment(await caller(rt), containment_id, residual=True)
+
+        found = ContainmentView.model_validate(run(go()))
     if as_json:
-        render.print_view(ContainmentView.model_validate(found))
+        render.print_view(found)
         return
     render.console.print(_table([found]))
     for line in (*found.notes, *([f"ended: {found.end_reason}"] if found.end_reason else [])):
@@ -100,12 +123,12 @@ def containments_show(containment_id: int, as_json: JsonOption = False) -> None:
             render.console.print(f"  {line}", highlight=False, markup=False)
 
 
-def residual_lines(found: tuple[ResidualAccess, ...]) -> list[str]:
+def residual_lines(found: Sequence[ResidualAccess | ResidualAccessView]) -> list[str]:
     """One line per kind of access: provider, account, kind, status (until when), what, what is left."""
     lines = []
     for item in found:
-        status = item.status.value
-        if item.status is ResidualStatus.UNTIL and item.until is not None:
+        status = str(getattr(item.status, "value", item.status))
+        if status == ResidualStatus.UNTIL.value and item.until is not None:
             status = f"until {item.until.strftime('%Y-%m-%d %H:%M:%S %Z')}"
         left = f" [{', '.join(item.items)}]" if item.items else ""
         lines.append(f"{item.provider} {item.account} {item.kind}: {status}: {item.detail}{left}")

@@ -175,17 +175,27 @@ def release(
 def _decide(approve: bool, action_ids: list[int], batch: str | None, note: str | None, as_json: bool) -> None:
     from clampdown.views import ActionView
 
-    settings = load()
+    decided: Sequence[Action | ActionView]
+    if (profile := server_profile()) is not None:
+        from clampdown.cli.remote import connect
 
-    async def go() -> list[Action]:
-        async with open_runtime(settings) as rt:
-            principal = await caller(rt)
-            return await rt.approvals.decide(
-                principal, approve, action_ids=action_ids, batch_id=batch, note=note,
-                source=socket.gethostname(),
-            )  # fmt: skip
+        async def ask() -> list[ActionView]:
+            async with connect(profile) as api:
+                return await api.decide(approve, action_ids, batch, note)
 
-    decided = run(go())
+        decided = run(ask())
+    else:
+        settings = load()
+
+        async def go() -> list[Action]:
+            async with open_runtime(settings) as rt:
+                principal = await caller(rt)
+                return await rt.approvals.decide(
+                    principal, approve, action_ids=action_ids, batch_id=batch, note=note,
+                    source=socket.gethostname(),
+                )  # fmt: skip
+
+        decided = run(go())
     if as_json:
         render.print_view([ActionView.model_validate(a) for a in decided])
     else:
@@ -318,12 +328,22 @@ def pending_approvals(
     """Requests awaiting approval."""
     from clampdown.views import ActionView
 
-    settings = load()
+    found: Sequence[Action | ActionView]
+    if (profile := server_profile()) is not None:
+        from clampdown.cli.remote import connect
 
-    async def go() -> list[Action]:
-        async with open_runtime(settings) as rt:
-            return await rt.approvals.pending(await caller(rt))
+        async def ask() -> list[ActionView]:
+            async with connect(profile) as api:
+                return await api.pending()
 
-    found = run(go())
+        found = run(ask())
+    else:
+        settings = load()
+
+        async def go() -> list[Action]:
+            async with open_runtime(settings) as rt:
+                return await rt.approvals.pending(await caller(rt))
+
+        found = run(go())
     views = [ActionView.model_validate(a) for a in found]
     render.emit(views, output_format(output, as_json), lambda: render.actions_table(found), quiet=quiet)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from clampdown.auth.principal import require_permission
 from clampdown.cli import render
+from clampdown.cli.actions import server_profile
 from clampdown.cli.context import JsonOption, OutputOption, caller, load, open_runtime, output_format
 from clampdown.cli.errors import fail, run
 from clampdown.errors import InvalidInput
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # the hunting package (DuckDB, pyarrow) is imported by the co
     from clampdown.hunting.pulls import PullReport
     from clampdown.hunting.query import QueryResult
     from clampdown.hunting.service import ActOnResults
+    from clampdown.views import QueryResultView
 
 ingest_app = typer.Typer(
     help="Feed the hunting event store: EVTX, Winlogbeat JSON lines, API pulls; run its schedule.",
@@ -29,7 +31,7 @@ ingest_app = typer.Typer(
 )
 
 
-def _result_table(result: QueryResult) -> Table:
+def _result_table(result: QueryResultView) -> Table:
     table = render.table(*result.columns)
     for row in result.rows:
         table.add_row(*("" if v is None else str(v) for v in row))
@@ -54,14 +56,24 @@ def hunt(
     output: OutputOption = None,
 ) -> None:
     """Run a hunting query (read-only) and print the rows; with --act, act on the accounts found."""
+    from clampdown.views import ActOnResultsView, QueryResultView
+
+    if act is not None and column is None:
+        fail("--act needs --column: the result column that holds the accounts", 2)
+    if (profile := server_profile()) is not None and act is None:
+        from clampdown.cli.remote import connect
+
+        async def ask() -> QueryResultView:
+            async with connect(profile) as api:
+                return await api.hunt(query, language, max_rows)
+
+        _print_result(run(ask()), output_format(output, as_json))
+        return
     from clampdown.hunting.query import Language
     from clampdown.hunting.service import ActOnResults, HuntingService
-    from clampdown.views import ActOnResultsView, QueryResultView
 
     settings = load()
     chosen = Language(language) if language else None
-    if act is not None and column is None:
-        fail("--act needs --column: the result column that holds the accounts", 2)
 
     async def go() -> QueryResult | ActOnResults:
         async with open_runtime(settings) as rt:
@@ -83,14 +95,17 @@ def hunt(
                 f"({act} on {len(outcome.targets)} accounts)"
             )
         return
-    shown = output_format(output, as_json)
+    _print_result(QueryResultView.model_validate(outcome), output_format(output, as_json))
+
+
+def _print_result(result: QueryResultView, shown: render.Output) -> None:
     if shown == render.Output.JSON:
-        render.print_view(QueryResultView.model_validate(outcome))
+        render.print_view(result)
         return
-    rows = [dict(zip(outcome.columns, row, strict=True)) for row in outcome.rows]
-    render.emit(rows, shown, lambda: _result_table(outcome))
-    more = " (cut at the row limit: narrow the query or raise --max-rows)" if outcome.truncated else ""
-    render.errors.print(f"{len(outcome.rows)} rows in {outcome.elapsed_seconds * 1000:.0f} ms{more}")
+    rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+    render.emit(rows, shown, lambda: _result_table(result))
+    more = " (cut at the row limit: narrow the query or raise --max-rows)" if result.truncated else ""
+    render.errors.print(f"{len(result.rows)} rows in {result.elapsed_ms:.0f} ms{more}")
 
 
 FileKind = Literal["evtx", "jsonl"]

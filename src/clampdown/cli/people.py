@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from clampdown.cli import render
+from clampdown.cli.actions import server_profile
 from clampdown.cli.context import (
     JsonOption,
     OutputOption,
@@ -24,6 +25,7 @@ from clampdown.cli.errors import run
 
 if TYPE_CHECKING:
     from clampdown.services.people_search import PeopleSearch
+    from clampdown.views.people import PeopleSearchView
 
 
 def users_search(
@@ -38,45 +40,48 @@ def users_search(
     quiet: QuietOption = False,
 ) -> None:
     """Search the directories' PEOPLE (AD, Entra ID, Okta) by a fragment, not Clampdown's users."""
-    settings = load()
+    from clampdown.views.people import PeopleSearchView
 
-    async def go() -> PeopleSearch:
-        from clampdown.services.people_search import search_people
+    if (profile := server_profile()) is not None:
+        from clampdown.cli.remote import connect
 
-        async with open_runtime(settings) as rt:
-            return await search_people(
-                rt.connectors, text, await caller(rt), page=page, page_size=page_size, wait=wait
-            )
+        async def ask() -> PeopleSearchView:
+            async with connect(profile) as api:
+                return await api.search_people(text, page, page_size, wait)
 
-    found = run(go())
+        found = run(ask())
+    else:
+        settings = load()
+
+        async def go() -> PeopleSearch:
+            from clampdown.services.people_search import search_people
+
+            async with open_runtime(settings) as rt:
+                return await search_people(
+                    rt.connectors, text, await caller(rt), page=page, page_size=page_size, wait=wait
+                )
+
+        found = PeopleSearchView.model_validate(run(go()))
     shown = output_format(output, as_json)
     if shown == render.Output.JSON and not quiet:
-        from clampdown.views.people import PeopleSearchView
-
-        render.print_view(PeopleSearchView.model_validate(found))
+        render.print_view(found)
     elif shown == render.Output.TABLE and not quiet:
         _print(found)
     else:  # one row per person: csv, yaml, or --quiet's references (what `act` and `contain` take)
         render.emit(_rows(found), shown, lambda: render.table(), quiet=quiet, key="reference")
 
 
-def _rows(found: PeopleSearch) -> list[dict[str, str]]:
+def _rows(found: PeopleSearchView) -> list[dict[str, str]]:
     from clampdown.connectors.instances import directory_title
 
-    return [
-        {
-            "person": p.title,
-            "reference": p.reference,
-            "match": p.rank.word,
-            "found_in": ", ".join(
-                directory_title(f.account.provider, f.account.instance) for f in p.accounts
-            ),
-        }
-        for p in found.people
-    ]
+    rows = []
+    for p in found.people:
+        where = ", ".join(directory_title(f.account.provider, f.account.instance) for f in p.accounts)
+        rows.append({"person": p.title, "reference": p.reference, "match": p.rank, "found_in": where})
+    return rows
 
 
-def _print(found: PeopleSearch) -> None:
+def _print(found: PeopleSearchView) -> None:
     table = render.table("person", "open with", "match", "found in")
     for row in _rows(found):
         table.add_row(*row.values())

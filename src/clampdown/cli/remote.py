@@ -36,7 +36,9 @@ from clampdown.errors import (
 from clampdown.model import ActionStatus
 
 if TYPE_CHECKING:
+    from clampdown.views import ContainmentView, QueryResultView, WorkerView
     from clampdown.views.actions import ActionView
+    from clampdown.views.people import PeopleSearchView
     from clampdown.views.playbooks import PlaybookRunView
 
 API = "/api/v1"
@@ -288,6 +290,68 @@ class RemoteApi:
         """POST /actions/{id}/secret: the secret the action made for the caller, once."""
         answer = await self._call("POST", f"/actions/{action_id}/secret", json={"secret_key": secret_key})
         return str(answer["secret"])
+
+    async def undo(self, action_id: int, reason: str | None, request_approval: bool) -> ActionView:
+        """POST /actions/{id}/undo: the inverse queued now."""
+        body = {"reason": reason, "request_approval": request_approval}
+        return action_view(await self._call("POST", f"/actions/{action_id}/undo", json=body))
+
+    async def cancel(self, action_id: int) -> ActionView:
+        """POST /actions/{id}/cancel."""
+        return action_view(await self._call("POST", f"/actions/{action_id}/cancel"))
+
+    async def pending(self) -> list[ActionView]:
+        """GET /approvals: requests awaiting a second person."""
+        return [action_view(item) for item in await self._call("GET", "/approvals")]
+
+    async def decide(
+        self, approve: bool, action_ids: Sequence[int], batch_id: str | None, note: str | None
+    ) -> list[ActionView]:
+        """POST /approvals: approve or reject waiting requests."""
+        body = {"approve": approve, "action_ids": list(action_ids), "batch_id": batch_id, "note": note}
+        return [action_view(item) for item in await self._call("POST", "/approvals", json=body)]
+
+    async def containments(
+        self, states: Sequence[str], person: str | None, limit: int
+    ) -> list[ContainmentView]:
+        """GET /containments, newest first."""
+        params = [("state", s) for s in states] + [("limit", str(limit))]
+        if person:
+            params.append(("person", person))
+        return [containment_view(item) for item in await self._call("GET", "/containments", params=params)]
+
+    async def containment(self, containment_id: int) -> ContainmentView:
+        """GET /containments/{id}: its steps and, while open, what may still work."""
+        return containment_view(await self._call("GET", f"/containments/{containment_id}"))
+
+    async def workers(self) -> list[WorkerView]:
+        """GET /workers."""
+        from clampdown.views import WorkerView
+
+        return [WorkerView.model_validate(item) for item in await self._call("GET", "/workers")]
+
+    async def search_people(self, text: str, page: int, page_size: int, wait: float) -> PeopleSearchView:
+        """GET /users/search: people from a fragment, across the directories the caller sees."""
+        from clampdown.views.people import PeopleSearchView
+
+        params = {"query": text, "page": page, "page_size": page_size, "wait": wait}
+        return PeopleSearchView.model_validate(await self._call("GET", "/users/search", params=params))
+
+    async def hunt(self, query: str, language: str | None, max_rows: int | None) -> QueryResultView:
+        """POST /hunting/query: one read-only query (its errors name the line and column)."""
+        from clampdown.views import QueryResultView
+
+        body = {"query": query, "language": language, "max_rows": max_rows}
+        data = await self._call("POST", "/hunting/query", json=body)
+        return QueryResultView.model_validate({**data, "elapsed_seconds": data["elapsed_ms"] / 1000})
+
+
+def containment_view(data: Mapping[str, Any]) -> ContainmentView:
+    """A containment as the API shows it, read back into its view (its state is computed)."""
+    from clampdown.views import ContainmentView
+
+    actions = [action_view(item) for item in data.get("actions", [])]
+    return ContainmentView.model_validate({**data, "effective_state": data["state"], "actions": actions})
 
 
 @asynccontextmanager

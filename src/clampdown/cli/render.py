@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.console import Console
 from rich.table import Table
@@ -40,10 +40,9 @@ def table(*columns: str, show_header: bool = True) -> Table:
 
 
 def _records(items: Sequence[View] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    from clampdown.views.base import View
-
-    # Rows of a hunt hold what DuckDB gives (datetimes, decimals, UUIDs): made JSON's types here.
-    return [i.model_dump(mode="json") if isinstance(i, View) else json.loads(json.dumps(i, default=str))
+    # Views dump themselves (no import of the views here: the catalog's listing stays light); rows
+    # of a hunt hold what DuckDB gives (datetimes, decimals, UUIDs): made JSON's types here.
+    return [i.model_dump(mode="json") if hasattr(i, "model_dump") else json.loads(json.dumps(i, default=str))
             for i in items]  # fmt: skip
 
 
@@ -73,14 +72,14 @@ def emit(
     key: str = "id",
 ) -> None:
     """Print a listing as asked: `quiet`, the `key` of each item, one per line; else in `output`."""
-    from clampdown.views.base import View
-
     if quiet:
         for record in _records(items):
             print(record.get(key, ""))
     elif output == Output.JSON:
-        views = [i for i in items if isinstance(i, View)]
-        print_view(views) if len(views) == len(items) and items else print_json(_records(items))
+        if items and all(hasattr(i, "model_dump") for i in items):
+            print_view(cast("Sequence[View]", items))
+        else:
+            print_json(_records(items))
     elif output == Output.CSV:
         _csv(_records(items))
     elif output == Output.YAML:
