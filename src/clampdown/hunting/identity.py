@@ -103,7 +103,8 @@ async def refresh_identity_info(
         wanted = _seen_lookups(connectors, seen.rows, matcher)
     lookups = list(dict.fromkeys(wanted))[:limit]
     rows = await _look_up(connectors, lookups, misses)
-    rows += await _look_up(connectors, _linked_lookups(connectors, rows, index, only_unknown), misses, True)
+    linked = _linked_lookups(connectors, rows, index, only_unknown)[:limit]
+    rows += await _look_up(connectors, linked, misses, True)
     if rows:
         await asyncio.to_thread(store.append, Batch({IDENTITY_INFO.name: rows}, {}))
     if rows or not only_unknown:
