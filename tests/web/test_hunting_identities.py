@@ -47,6 +47,10 @@ def _entra_enabled(web_lab: WebLab, entra_id: str) -> bool:
 def test_the_readme_hunt_groups_dc_failures_by_upn_and_acts_everywhere(
     page: Page, console: Console, web_lab: WebLab, person: ScratchPerson, tmp_path: Path
 ) -> None:
+    # The demo's day first (a brute force on bob.nguyen, a spray over the demo people), then the
+    # person's own failures: all of them name LAB\<sAMAccountName> only.
+    day = clampdown(console.config, "ingest", "lab-day", token=console.admin_token)
+    assert day.returncode == 0, day.stdout + day.stderr
     events = _dc_failures(tmp_path / "dc.ndjson", person)
     ingested = clampdown(console.config, "ingest", "jsonl", str(events), token=console.admin_token)
     assert ingested.returncode == 0, ingested.stdout + ingested.stderr
@@ -60,12 +64,14 @@ def test_the_readme_hunt_groups_dc_failures_by_upn_and_acts_everywhere(
     row = rows.filter(has_text=person.upn)
     expect(row).to_have_count(1)
     expect(row.locator("td").last).to_have_text(str(FAILURES))
+    bob = rows.filter(has_text="bob.nguyen@lab.example.test")
+    expect(bob.locator("td").last).to_have_text("26")  # 25 brute-force failures and the spray's one
     assert "" not in rows.locator("td:nth-child(2)").all_inner_texts()  # no failure without its UPN
     row.get_by_role("checkbox").check()
     page.get_by_label("Action to take").select_option("ad.disable_user")
     if folder := os.environ.get("CLAMPDOWN_SCREENSHOTS"):
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / "hunting-by-upn.png"))
+        page.screenshot(path=str(Path(folder) / "hunting-by-upn.png"), full_page=True)
 
     # The row's UPN reaches the person in each provider.
     for action, title, landed in (
