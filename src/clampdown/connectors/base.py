@@ -98,6 +98,20 @@ class BatchingConnector(Protocol):
 
 
 @runtime_checkable
+class BatchResolver(Protocol):
+    """Optional: a connector that finds many users in one provider request (one LDAP search).
+
+    The engine calls it with the references of a group of claimed actions instead of
+    `resolve_user` for each; one entry per reference, in order: the Account, or the error
+    `resolve_user` would raise for that reference alone.
+    """
+
+    async def resolve_users(self, references: list[str]) -> list[Account | Exception]:
+        """The account each reference names."""
+        ...
+
+
+@runtime_checkable
 class ResidualAccessReader(Protocol):
     """Optional: a connector that can say what an account may still use after a containment.
 
