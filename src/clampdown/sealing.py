@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from clampdown.errors import InvalidInput
 
 _VERSION = "v1."
+# A token `clampdown login --browser` receives through the browser: sealed under this context only.
+CLI_LOGIN_CONTEXT = "clampdown-cli-login"
 
 
 @dataclass(frozen=True)

@@ -275,6 +275,8 @@ def _cases(w: World) -> list[Case]:
         Case("GET", "/users/{reference}/panel", "/users/carol/panel", 404, console=True),
         Case("GET", "/", "/", (302, 303, 307), console=True),
         Case("GET", "/login", "/login", (200, 302, 303, 307), console=True),
+        Case("GET", "/cli/login", "/cli/login", 200, console=True,
+             params={"port": "5000", "key": "k" * 43, "state": "s" * 20}),
     ]  # fmt: skip
 
 
@@ -284,6 +286,7 @@ NOT_A_PERSONS = {
     ("POST", "/api/v1/session"),  # signing in (done by the console cases)
     ("DELETE", "/api/v1/session"),  # signing out
     ("POST", "/api/v1/me/tokens"),  # a person's own token, no directory's data (test_own_tokens.py)
+    ("POST", "/api/v1/me/tokens/sealed"),  # the same, sealed for `login --browser` (test_cli_login.py)
     ("DELETE", "/api/v1/me/token"),  # revoking the token asked with (it would end the matrix's)
     ("GET", "/auth/oidc/login"),  # single sign-on (tests/api/test_sso.py)
     ("GET", "/auth/oidc/callback"),

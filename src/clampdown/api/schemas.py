@@ -124,6 +124,20 @@ class OwnToken(BaseModel):
     expires_in_days: int = Field(30, ge=1, le=365, description="The token ends after this many days")
 
 
+class SealedOwnToken(OwnToken):
+    public_key: Text = Field(
+        min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]{43}$",
+        description="The CLI's one-time X25519 public key (base64url): only it can open the token",
+    )  # fmt: skip
+
+
+class SealedToken(BaseModel):
+    sealed: str = Field(
+        description="The new token, sealed to public_key under the context 'clampdown-cli-login'"
+    )
+    expires_at: datetime | None
+
+
 class Me(BaseModel):
     username: str
     roles: list[str]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from clampdown.api.actions import ERRORS
 from clampdown.api.auth import SESSION_COOKIE, client_address, current_principal, runtime
-from clampdown.api.schemas import Me, OwnToken, SignIn
+from clampdown.api.schemas import Me, OwnToken, SealedOwnToken, SealedToken, SignIn
 from clampdown.auth.principal import Principal
 from clampdown.auth.service import Actor
 from clampdown.errors import Forbidden
@@ -98,6 +98,23 @@ async def create_own_token(
         caller.username, body.name, timedelta(days=body.expires_in_days), by=by
     )
     return IssuedTokenView.model_validate(issued)
+
+
+@router.post("/me/tokens/sealed", status_code=201, response_model=SealedToken)
+async def create_sealed_own_token(
+    body: SealedOwnToken, request: Request, caller: Annotated[Principal, Depends(current_principal)]
+) -> SealedToken:
+    """As POST /me/tokens, the token sealed to the CLI's one-time public key (`clampdown login
+    --browser`: the console page hands it to the CLI through a loopback redirect, where only the CLI
+    that made the key can open it; the browser's history holds ciphertext only)."""
+    from clampdown.sealing import CLI_LOGIN_CONTEXT, seal
+
+    issued = await create_own_token(
+        OwnToken(name=body.name, expires_in_days=body.expires_in_days), request, caller
+    )
+    return SealedToken(
+        sealed=seal(body.public_key, issued.token, CLI_LOGIN_CONTEXT), expires_at=issued.expires_at
+    )
 
 
 @router.delete("/me/token", status_code=204)

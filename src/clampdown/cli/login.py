@@ -68,6 +68,60 @@ async def _mint(url: str, ca_file: Path | None, username: str, password: str, da
         return str(issued["token"]), issued.get("expires_at")
 
 
+def _through_browser(url: str, timeout: float) -> str:
+    """Sign in in the browser (a password or single sign-on, as the console does): a loopback
+    listener of this process receives the new token, sealed to a one-time key only it holds."""
+    import secrets
+    import threading
+    import webbrowser
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    from clampdown.sealing import CLI_LOGIN_CONTEXT, new_sealing_key, open_sealed
+
+    key, state = new_sealing_key(), secrets.token_urlsafe(24)
+    received: dict[str, str] = {}
+    done = threading.Event()
+
+    class Callback(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(asked.query).items()}
+            good = asked.path == "/callback" and secrets.compare_digest(query.get("state", ""), state)
+            if good and "sealed" in query:
+                received["sealed"] = query["sealed"]
+                done.set()
+            self.send_response(200 if good else 400)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            text = (
+                "The Clampdown CLI is signed in: you may close this tab." if good else "Not for this sign-in."
+            )
+            self.wfile.write(f"<!doctype html><title>Clampdown</title><p>{text}</p>".encode())
+
+        def log_message(self, format: str, *args: Any) -> None:  # nothing on the terminal
+            return
+
+    listener = ThreadingHTTPServer(("127.0.0.1", 0), Callback)
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    try:
+        params = {"port": listener.server_address[1], "key": key.public, "state": state,
+                  "host": socket.gethostname()[:64]}  # fmt: skip
+        page = f"{url}/cli/login?{urlencode(params)}"
+        render.errors.print(f"sign in in your browser: {page}", highlight=False, soft_wrap=True)
+        if sys.stdin.isatty():
+            webbrowser.open(page)
+        if not done.wait(timeout):
+            fail(f"no sign-in came back within {timeout:.0f} s: run `clampdown login --browser` again", 9)
+    finally:
+        listener.shutdown()
+        listener.server_close()
+    try:
+        return open_sealed(key.private, received["sealed"], CLI_LOGIN_CONTEXT)
+    except InvalidInput:
+        fail("the browser handed back a token sealed for another sign-in", 9)
+
+
 async def _me(url: str, ca_file: Path | None, token: str) -> dict[str, Any]:
     from clampdown.cli.remote import ServerProfile, connect
 
@@ -91,6 +145,12 @@ def login(
         bool,
         typer.Option(
             "--token-stdin", help="Read an API token (from `clampdown tokens create`) instead of a password."
+        ),
+    ] = False,
+    browser: Annotated[
+        bool,
+        typer.Option(
+            "--browser", help="Sign in in the browser: single sign-on or a password, as the console."
         ),
     ] = False,
     ca_file: Annotated[
@@ -123,6 +183,8 @@ def login(
         token, expires = sys.stdin.readline().strip(), None
         if not token:
             fail("--token-stdin: standard input held no token", 2)
+    elif browser:
+        token, expires = _through_browser(checked.url, 300.0), None
     else:
         who = username or (known.username if known else None) or typer.prompt("username")
         secret = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("password: ")

@@ -15,6 +15,7 @@ def console_routers() -> list[APIRouter]:
     """The routers of the console's pages."""
     from clampdown.web import (
         action_center,
+        cli_login_page,
         containments_page,
         hunting_page,
         overview_page,
@@ -22,7 +23,8 @@ def console_routers() -> list[APIRouter]:
         session_pages,
     )
 
-    pages = (session_pages, overview_page, people_pages, action_center, containments_page, hunting_page)
+    pages = (session_pages, overview_page, people_pages, action_center, containments_page, hunting_page,
+             cli_login_page)  # fmt: skip
     return [m.router for m in pages]
 
 
