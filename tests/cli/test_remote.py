@@ -231,5 +231,21 @@ def test_commands_not_yet_over_the_api_say_so(deployment: Deployment) -> None:
         done = deployment.remote(*args)
         assert done.returncode == 2, done.stderr
         assert "does not work over the API yet" in done.stderr
-    bulk = deployment.remote("act", "okta.suspend_user", "--from-file", str(deployment.config), "-r", "x")
-    assert bulk.returncode == 2 and "--from-file" in bulk.stderr
+
+
+def test_act_from_a_file_and_its_dry_run_over_the_api(deployment: Deployment) -> None:
+    targets = deployment.config.with_name("targets.txt")
+    targets.write_text("# INC-10\nnina\nomar\nnina\n")
+    args = ("act", "okta.suspend_user", "--from-file", str(targets), "-r", "INC-10")
+    _same(deployment.local(*args, "--dry-run"), deployment.remote(*args, "--dry-run"))
+    _same(deployment.local(*args, "--dry-run", "--json"), deployment.remote(*args, "--dry-run", "--json"))
+    bulk = deployment.remote(*args, "--wait", "--timeout", "60", "--json")
+    assert bulk.returncode == 0, bulk.stderr
+    shown = json.loads(bulk.stdout)
+    assert sorted(a["target"] for a in shown["actions"]) == ["nina", "omar"]  # one per distinct target
+    assert {a["status"] for a in shown["actions"]} == {"completed"}
+    assert shown == {**shown, "batch_id": shown["actions"][0]["batch_id"]}
+    summary = deployment.remote(*args, "--idempotency-key", "inc-10-b")
+    assert summary.returncode == 0 and summary.stdout.startswith("batch "), summary.stderr
+    missing = deployment.remote("act", "okta.suspend_user", "--from-file", "/nonexistent", "-r", "x")
+    assert missing.returncode == 2 and "cannot read /nonexistent" in missing.stderr

@@ -97,7 +97,10 @@ def act(
         fail("give either a USER or --from-file FILE", 2)
     if (profile := server_profile()) is not None:
         if from_file is not None or dry_run:
-            fail("with --server, `act` takes one USER and no --from-file or --dry-run yet", 2)
+            targets = _targets(user, from_file)
+            _bulk_remotely(profile, action_id, targets, reason, wait, timeout, idempotency_key, instance,
+                           as_json, incident, dry_run)  # fmt: skip
+            return
         assert user is not None
         _act_remotely(profile, action_id, user, reason, wait, timeout, idempotency_key, parse_until(until),
                       request_approval, instance, as_json, incident)  # fmt: skip
@@ -171,6 +174,54 @@ def act(
     else:
         _report([done], ActionView.model_validate(done) if as_json else None, wait)
         _print_secrets(done.id, opened, as_json)
+
+
+def _targets(user: str | None, from_file: Path | None) -> list[str]:
+    try:
+        return _read_targets(from_file) if from_file else [user or ""]
+    except InvalidInput as exc:
+        fail(exc.message, 2)
+
+
+def _bulk_remotely(
+    profile: ServerProfile, action_id: str, targets: list[str], reason: str | None, wait: bool,
+    timeout: float, idempotency_key: str | None, instance: str | None, as_json: bool, incident: str | None,
+    dry_run: bool,
+) -> None:  # fmt: skip
+    """`act --from-file` (or `--dry-run`) through the server's API, printing what local mode prints."""
+    from clampdown.cli.guardrails import plan_rows
+    from clampdown.cli.remote import connect
+    from clampdown.views import BulkView, PlanItemView
+
+    if dry_run:
+
+        async def plan() -> list[PlanItemView]:
+            async with connect(profile) as api:
+                return await api.plan(action_id, targets, reason, instance)
+
+        items = run(plan())
+        if as_json:
+            render.print_view(items)
+        else:
+            render.console.print("dry-run: nothing was changed")
+            render.console.print(render.rows_table(plan_rows(items)))
+        return
+
+    async def go() -> BulkView:
+        async with connect(profile) as api:
+            bulk = await api.request_bulk(action_id, targets, reason, instance=instance, incident=incident,
+                                          idempotency_key=idempotency_key)  # fmt: skip
+            if not as_json:
+                render.console.print(f"batch {bulk.batch_id}: {len(bulk.actions)} actions queued")
+                for refused in bulk.refused:
+                    render.console.print(f"not queued: {refused.target}: {refused.reason}", highlight=False)
+            if wait and bulk.actions:
+                ended = await api.wait_many([a.id for a in bulk.actions], bulk.batch_id, timeout)
+                bulk = bulk.model_copy(update={"actions": ended})
+            return bulk
+
+    done = run(go())
+    _report(done.actions, done if as_json else None, wait)
 
 
 def _act_remotely(

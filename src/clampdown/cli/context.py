@@ -113,7 +113,7 @@ def refuse_server(server_side: bool = False) -> None:
     chosen = None if state.server or os.environ.get(SERVER_VARIABLE, "").strip() else profile()
     where = "--server" if state.server else f"the profile {chosen.name}" if chosen else f"${SERVER_VARIABLE}"
     fail(
-        f"this command does not work over the API yet (catalog, act on one user, actions, approvals, "
+        f"this command does not work over the API yet (catalog, act, actions, approvals, "
         f"contain, release, containments list|show, workers, hunt and users search do): it opens the "
         f"database itself; run it without {where}, where the configuration file is",
         2,

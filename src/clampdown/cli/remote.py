@@ -36,7 +36,7 @@ from clampdown.errors import (
 from clampdown.model import ActionStatus
 
 if TYPE_CHECKING:
-    from clampdown.views import ContainmentView, QueryResultView, WorkerView
+    from clampdown.views import BulkView, ContainmentView, PlanItemView, QueryResultView, WorkerView
     from clampdown.views.actions import ActionView
     from clampdown.views.people import PeopleSearchView
     from clampdown.views.playbooks import PlaybookRunView
@@ -290,6 +290,31 @@ class RemoteApi:
         """POST /actions/{id}/secret: the secret the action made for the caller, once."""
         answer = await self._call("POST", f"/actions/{action_id}/secret", json={"secret_key": secret_key})
         return str(answer["secret"])
+
+    async def request_bulk(
+        self, action_type: str, targets: Sequence[str], reason: str | None, *, instance: str | None,
+        incident: str | None, idempotency_key: str | None,
+    ) -> BulkView:  # fmt: skip
+        """POST /actions/bulk: one action per distinct target under one batch id."""
+        from clampdown.views import BulkView
+
+        body = {"type": action_type, "targets": list(targets), "reason": reason or "", "instance": instance,
+                "incident": incident}  # fmt: skip
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        answer = await self._call("POST", "/actions/bulk", json=body, headers=headers)
+        actions = [action_view(item) for item in answer.get("actions", [])]
+        return BulkView.model_validate({**answer, "actions": actions})
+
+    async def plan(
+        self, action_type: str, targets: Sequence[str], reason: str | None, instance: str | None
+    ) -> list[PlanItemView]:
+        """POST /actions/plan: what each target would go through; nothing changes."""
+        from clampdown.views import PlanItemView
+
+        body = {"type": action_type, "targets": list(targets), "reason": reason or "", "instance": instance}
+        return [
+            PlanItemView.model_validate(item) for item in await self._call("POST", "/actions/plan", json=body)
+        ]
 
     async def undo(self, action_id: int, reason: str | None, request_approval: bool) -> ActionView:
         """POST /actions/{id}/undo: the inverse queued now."""
