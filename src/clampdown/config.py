@@ -245,6 +245,34 @@ class MetricsSettings(_Section):
         return host.strip("[]"), int(port)
 
 
+class SsfReceiverSettings(_Section):
+    """A Shared Signals transmitter whose Security Event Tokens Clampdown receives (signals/)."""
+
+    issuer: str  # the transmitter's `iss`; its metadata at /.well-known/ssf-configuration of it
+    audience: str  # what the transmitter puts in `aud` for Clampdown
+    bearer: Secret  # the Authorization: Bearer the transmitter sends with every push
+    configuration_url: str | None = None  # default: the issuer's /.well-known/ssf-configuration
+    iat_past_seconds: float = Field(300.0, gt=0)  # a SET issued longer ago is refused
+    iat_future_seconds: float = Field(60.0, ge=0)  # clock skew allowed the other way
+    # Other issuers whose iss_sub subjects name accounts of the configured directories (the
+    # transmitter's own issuer always does).
+    subject_issuers: list[str] = Field(default_factory=list)
+    ca_file: str | None = None  # to check the transmitter's TLS certificate
+
+    @field_validator("issuer", "configuration_url")
+    @classmethod
+    def _http_address(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError(f"{value!r} is not an http(s) address")
+        return value
+
+
+class SsfSettings(_Section):
+    """Shared Signals (SSF 1.0, CAEP, RISC): the transmitters Clampdown receives events from."""
+
+    receivers: dict[str, SsfReceiverSettings] = Field(default_factory=dict)
+
+
 class ProtectionSettings(_Section):
     """Accounts no action may touch unless a second person approves."""
 
@@ -324,6 +352,7 @@ class Settings(BaseSettings):
     syslog: SyslogSettings | None = None
     audit: AuditSettings = Field(default_factory=AuditSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    ssf: SsfSettings = Field(default_factory=SsfSettings)
     log_level: str = "WARNING"
     config_path: Path | None = None
 
