@@ -52,6 +52,9 @@ class EventName(enum.StrEnum):
     SAVED_QUERY_DELETED = "query.deleted"
     # containment watch
     CONTAINMENT_DRIFTED = "containment.drifted"  # an account changed outside Clampdown while held
+    # shared signals (SSF 1.0, CAEP, RISC)
+    SIGNAL_RECEIVED = "signal.received"  # a Security Event Token from a transmitter was accepted
+    SIGNAL_REFUSED = "signal.refused"  # one was refused, with its RFC 8935 error code
 
 
 # Events whose transaction changed what a worker may claim: an action queued (or released from
@@ -205,3 +208,14 @@ def saved_query_event(name: EventName, at: datetime, actor: str, query_name: str
     """Someone saved or deleted a hunting query (one of the SAVED_QUERY_ names); `data` holds the
     query's id and text, the channel and, for an HTTP request, the source address."""
     return AuditEvent(at, actor, name, query_name, {"saved_query": query_name, **data})
+
+
+# shared signals
+
+
+def signal_event(
+    name: EventName, at: datetime, receiver: str, subject: str | None, **data: Any
+) -> AuditEvent:
+    """A Security Event Token pushed by the transmitter of `receiver` ([ssf.receivers.NAME]) was
+    accepted (SIGNAL_RECEIVED) or refused (SIGNAL_REFUSED: `data` holds its RFC 8935 `err`)."""
+    return AuditEvent(at, f"ssf:{receiver}", name, subject, {"receiver": receiver, **data})
