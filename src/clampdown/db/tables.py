@@ -332,3 +332,17 @@ workers = Table(
     Column("inflight", Integer, nullable=False, server_default=text("0")),
     Index("ix_workers_expires_at", "expires_at"),
 )
+
+# The Security Event Tokens received from Shared Signals transmitters, by issuer and jti: a SET
+# whose jti is here is a replay (RFC 8417 section 4.1). A row outlives the window in which its
+# SET's `iat` is accepted, then is pruned: an older SET is refused by its `iat` alone.
+ssf_received_jtis = Table(
+    "ssf_received_jtis",
+    metadata,
+    Column("issuer", String(512), primary_key=True),
+    Column("jti", String(256), primary_key=True),
+    Column("receiver", String(64), nullable=False),  # the [ssf.receivers.NAME] it came through
+    Column("issued_at", UTCDateTime, nullable=False),  # the SET's iat
+    Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_ssf_received_jtis_issued_at", "issued_at"),
+)
