@@ -189,11 +189,42 @@ IDENTITY_INFO = EventTable(
     ),
 )
 
+SECURITY_SIGNALS = EventTable(
+    "SecuritySignals",
+    "Security Event Tokens received from Shared Signals transmitters (SSF 1.0: CAEP and RISC events),"
+    " one row per event, its subject resolved to a person through strong anchors where it can be.",
+    (
+        _c("Timestamp", "TIMESTAMPTZ", "when it happened: its event_timestamp, else the SET's iat (UTC)"),
+        _c("Transmitter", "VARCHAR", "the receiver ([ssf.receivers.NAME]) the SET came through"),
+        _c("Issuer", "VARCHAR", "the SET's iss"),
+        _c("EventType", "VARCHAR", "the event type URI, e.g. https://schemas.openid.net/secevent/risc/"
+           "event-type/credential-compromise"),
+        _c("EventName", "VARCHAR", "the event type's last part: credential-compromise, session-revoked, ..."),
+        _c("SubjectFormat", "VARCHAR", "the sub_id format: email, iss_sub, opaque, phone_number, complex"),
+        _c("SubjectEmail", "VARCHAR", "the subject's email (of the user, for a complex subject)"),
+        _c("SubjectIssuer", "VARCHAR", "the iss of an iss_sub subject"),
+        _c("SubjectSub", "VARCHAR", "the sub of an iss_sub subject"),
+        _c("SubjectId", "VARCHAR", "the id of an opaque subject"),
+        _c("SubjectPhone", "VARCHAR", "the phone number of a phone_number subject"),
+        _c("Resolved", "BOOLEAN", "whether the subject was resolved to one person through strong anchors"),
+        _c("ResolutionNote", "VARCHAR", "how the subject was resolved, or why it was not"),
+        _c("AccountUpn", "VARCHAR", "UPN (or Okta login) of the person the subject resolved to"),
+        _c("AccountObjectIds", "VARCHAR", "the person's accounts as directory:id, comma-separated"),
+        _c("Txn", "VARCHAR", "the SET's txn: the same for SETs of one underlying cause"),
+        _c("Source", "VARCHAR", "the receiver the SET came through"),
+        _c("ReportId", "VARCHAR", "the SET's jti (with #n for the n-th of several events in one SET)"),
+        _c("AdditionalFields", "VARCHAR", "the SET's claims as JSON text"),
+        _c("Directory", "VARCHAR", "NULL: a signal spans directories (only users with access to every"
+           " directory see it)"),
+    ),
+)  # fmt: skip
+
 EVENT_TABLES: tuple[EventTable, ...] = (
     IDENTITY_LOGON_EVENTS,
     IDENTITY_DIRECTORY_EVENTS,
     CLOUD_SIGN_IN_EVENTS,
     IDENTITY_INFO,
+    SECURITY_SIGNALS,
 )
 TABLES_BY_NAME = {t.name: t for t in EVENT_TABLES}
 
