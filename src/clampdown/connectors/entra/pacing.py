@@ -4,8 +4,8 @@
 limits are token buckets, so a 429's Retry-After is the time until the bucket admits one more
 request, and its inverse bounds the bucket's refill rate from above. From then on starts are
 paced a little under that bound, probed upward additively while Graph keeps answering, and cut
-on a later 429 (to what Graph was measured to admit, or multiplicatively); every Retry-After
-pauses the whole tenant. Two rates are learned
+on a later 429 (to what Graph was measured to admit between two refusals, or multiplicatively);
+every Retry-After pauses the whole tenant. Two rates are learned
 apart, because Graph counts two ways: a whole request refused (the HTTP request is what is
 counted) teaches the rate of HTTP requests, sub-requests refused inside a `$batch` (each is
 counted) the rate of sub-requests. Before any 429 nothing is paced but the requests in flight
@@ -19,7 +19,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Paced this far under the rate Graph was seen to refuse: arrival times jitter (latency, a loaded
 # host), and a bucket kept a few tokens short of empty absorbs it instead of answering 429.
@@ -34,11 +34,20 @@ PROBE_ABOVE_MARGIN = 0.1
 QUIET_SECONDS = 10.0
 # A 429 at the learned pace (one per congested moment) cuts the rate by this factor.
 BACKOFF = 0.9
-MAX_FIRST_PAUSE = 1.0  # seconds: the round trip waited out after the first lesson, at most
+MAX_LESSON_PAUSE = 1.0  # seconds: the round trip waited out after a lesson, at most
 MINIMUM_RATE = 0.1  # requests per second: at least one every ten seconds
 # What Graph admitted replaces a guess once it spans this long and counts this many units.
 MEASURED_SPAN = 0.25
 MEASURED_UNITS = 5
+MEASURED_HISTORY = 10.0  # seconds of refusals and admissions kept for that measure
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A request's place in the tenant's pace: when it asked for its turn, and when it went."""
+
+    booked: float
+    sent: float
 
 
 @dataclass
@@ -53,10 +62,12 @@ class LearnedRate:
     next_slot: float = 0.0
     learned_at: float | None = None  # requests booked before it belong to the last lesson
     lessons: int = 0  # congested moments learned from
-    # Units admitted among those booked since the last lesson, and the latest booking among them:
-    # while the pace is above the budget, what Graph admits is the budget.
-    admitted: float = 0.0
-    last_admitted_booking: float = 0.0
+    admitted_since_lesson: float = 0.0  # units admitted among those booked since the last lesson
+    # When refused requests were sent (the bucket was empty when each arrived) and admitted ones
+    # (with their units), over the last MEASURED_HISTORY: what Graph admitted between two
+    # refusals is its budget.
+    refusals: deque[float] = field(default_factory=deque)
+    admissions: deque[tuple[float, float]] = field(default_factory=deque)
 
     def reserve(self, now: float, cost: float) -> float:
         """The start time for a request of `cost` units at or after `now`, and book it."""
@@ -66,27 +77,49 @@ class LearnedRate:
         self.next_slot = slot + cost / self.rate
         return slot
 
-    def answered(self, booked: float, cost: float) -> None:
-        """Answers admitting `cost` units booked at `booked`: probe upward additively (per
-        second's worth of answers)."""
+    def answered(self, turn: Turn, cost: float) -> None:
+        """Answers admitting `cost` units sent on `turn`: remember them, and probe upward
+        additively (per second's worth of answers)."""
+        if cost <= 0:
+            return
+        self.admissions.append((turn.sent, cost))
+        while self.admissions and self.admissions[0][0] < turn.sent - MEASURED_HISTORY:
+            self.admissions.popleft()
         if self.learned_at is not None:
-            if booked <= self.learned_at:
-                return  # sent at the pace the lesson corrected: neither a measure nor a reason to grow
-            self.admitted += cost
-            self.last_admitted_booking = max(self.last_admitted_booking, booked)
+            if turn.booked <= self.learned_at:
+                return  # sent at the pace the lesson corrected: no reason to grow
+            self.admitted_since_lesson += cost
         if self.rate is None or self.step <= 0:
             return
         step = self.step
-        if self.refused is not None and self.admitted > QUIET_SECONDS * self.rate:
+        if self.refused is not None and self.admitted_since_lesson > QUIET_SECONDS * self.rate:
             self.refused = None
         if self.refused is not None and self.rate >= MARGIN * self.refused:
             step *= PROBE_ABOVE_MARGIN
         grown = self.rate + step * cost / self.rate
         self.rate = grown if self.ceiling is None else min(self.ceiling, grown)
 
-    def throttled(self, now: float, booked: float, hint: float | None, sent_rate: float) -> None:
-        """A 429 for a request booked at `booked`; `hint` its Retry-After, `sent_rate` the rate of
+    def measured(self, refused_sent: float) -> float | None:
+        """What Graph admitted per second between the earliest refusal remembered and one sent at
+        `refused_sent`, by send time: a token bucket empty at both refusals admitted its refill
+        in between, give or take a unit (one is taken off: an estimate from below). None when
+        too short or too few to tell."""
+        while self.refusals and self.refusals[0] < refused_sent - MEASURED_HISTORY:
+            self.refusals.popleft()
+        if not self.refusals:
+            return None
+        first = self.refusals[0]
+        span = refused_sent - first
+        units = sum(c for sent, c in self.admissions if first < sent < refused_sent)
+        if span < MEASURED_SPAN or units < MEASURED_UNITS:
+            return None
+        return (units - 1) / span
+
+    def throttled(self, now: float, turn: Turn, hint: float | None, sent_rate: float) -> None:
+        """A 429 for a request sent on `turn`; `hint` its Retry-After, `sent_rate` the rate of
         starts over the last second (the estimate when Graph names no wait)."""
+        measured = self.measured(turn.sent)
+        self.refusals.append(turn.sent)
         # A token bucket's Retry-After is the time until it admits one more request: its refill
         # rate is the inverse, or less (less than a whole token may have been missing), so a
         # hint is discounted further than a measured rate.
@@ -94,7 +127,7 @@ class LearnedRate:
         if self.ceiling is not None:
             estimate = min(estimate, self.ceiling)
         estimate = max(estimate, MINIMUM_RATE)
-        if self.learned_at is not None and booked <= self.learned_at:
+        if self.learned_at is not None and turn.booked <= self.learned_at:
             # Booked before the last lesson: the same congested moment. While it is the first
             # lesson, each further hint can only narrow the estimate (the longest is the nearest
             # to a whole token).
@@ -111,18 +144,16 @@ class LearnedRate:
             self.step = PROBE * self.rate
         else:
             # Refused at the learned pace: it was above the budget (then what Graph admitted since
-            # the last lesson is the budget), or Graph's load made it so.
+            # the previous refusal is the budget), or Graph's load made it so.
             rate = self.rate or estimate
-            span = self.last_admitted_booking - (self.learned_at or now)
-            if span >= MEASURED_SPAN and self.admitted >= MEASURED_UNITS:
-                admitted_rate = self.admitted / span
-                self.refused = min(rate, admitted_rate)
-                self.rate = max(MINIMUM_RATE, min(rate * MARGIN, MARGIN * admitted_rate))
+            if measured is not None:
+                self.refused = min(rate, measured)
+                self.rate = max(MINIMUM_RATE, min(rate * MARGIN, MARGIN * measured))
             else:
                 self.refused = rate
                 self.rate = max(MINIMUM_RATE, rate * BACKOFF)
         self.learned_at = now
-        self.admitted, self.last_admitted_booking = 0.0, now
+        self.admitted_since_lesson = 0.0
 
 
 class TenantPacer:
@@ -139,27 +170,30 @@ class TenantPacer:
         self.requests = LearnedRate(rate=requests_per_second, ceiling=requests_per_second)
         self.items = LearnedRate()
         self._resume_at = 0.0
+        self._slowed = 0  # lessons that lowered a rate: a turn booked before one is booked again
         self._recent: deque[tuple[float, int]] = deque()  # (start, sub-requests) over the last second
 
-    async def acquire(self, weight: int = 1) -> float:
-        """Wait for this request's turn (`weight`: its sub-requests); when its turn was booked, to
-        pass to `answered`."""
+    async def acquire(self, weight: int = 1) -> Turn:
+        """Wait for this request's turn (`weight`: its sub-requests); the turn, to pass to
+        `answered`."""
         while True:
             now = self.clock()
             if now < self._resume_at:
                 await self.sleep(self._resume_at - now)
                 continue
-            booked = now
+            booked, slowed = now, self._slowed
             slot = max(self.requests.reserve(now, 1), self.items.reserve(now, weight))
             if slot > now:
                 await self.sleep(slot - now)
-                if self.clock() < self._resume_at:
-                    continue  # a 429 paused the tenant meanwhile: queue again behind the pause
+                if self.clock() < self._resume_at or self._slowed != slowed:
+                    # A 429 paused the tenant or slowed its pace meanwhile: this turn was booked at
+                    # the pace Graph refused, book again behind the pause at the new one.
+                    continue
             started = max(slot, self.clock())
             while self._recent and self._recent[0][0] <= started - 1.0:
                 self._recent.popleft()
             self._recent.append((started, weight))
-            return booked
+            return Turn(booked, started)
 
     def pause(self, seconds: float) -> None:
         """Hold every request of the tenant for `seconds` (Graph asked us to back off)."""
@@ -170,7 +204,7 @@ class TenantPacer:
 
     def answered(
         self,
-        booked: float,
+        turn: Turn,
         weight: int,
         throttled: bool = False,
         hint: float | None = None,
@@ -181,19 +215,27 @@ class TenantPacer:
         `items_throttled` of its `weight` sub-requests refused (the longest Retry-After `items_hint`)."""
         now = self.clock()
         lessons = self.requests.lessons + self.items.lessons
+        rates = (self.requests.rate, self.items.rate)
         if throttled:
             sent = sum(1 for t, _ in self._recent if t > now - 1.0)
-            self.requests.throttled(now, booked, hint, float(sent))
+            self.requests.throttled(now, turn, hint, float(sent))
         else:
-            self.requests.answered(booked, 1)
+            self.requests.answered(turn, 1)
             if items_throttled:
                 sent_items = sum(w for t, w in self._recent if t > now - 1.0)
-                self.items.throttled(now, booked, items_hint, float(sent_items))
-            self.items.answered(booked, weight - items_throttled)
-        if lessons == 0 and self.requests.lessons + self.items.lessons == 1:
-            # The first lesson: what was sent in the round trip before it is answered 429 too, and
-            # its hints refine the estimate; send nothing new until they are back.
-            self.pause(min(now - booked, MAX_FIRST_PAUSE))
+                self.items.throttled(now, turn, items_hint, float(sent_items))
+            self.items.answered(turn, weight - items_throttled)
+        for rate, before in zip((self.requests, self.items), rates, strict=True):
+            if before is not None and rate.rate is not None and rate.rate < before:
+                # The turns already booked were spaced at the rate Graph just refused: sent as
+                # booked, they would meet more 429s before the lesson took effect.
+                self._slowed += 1
+                rate.next_slot = min(rate.next_slot, max(now, self._resume_at))
+        if self.requests.lessons + self.items.lessons > lessons:
+            # A lesson: what was sent in the round trip before it is answered 429 too (the first
+            # lesson's hints refine the estimate), and arrives before anything sent now; send
+            # nothing new until it is back, or the new pace meets the old one's bucket still empty.
+            self.pause(min(now - turn.sent, MAX_LESSON_PAUSE))
 
 
 class Pacer:
