@@ -109,10 +109,10 @@ def parse_render(query: str) -> RenderSpec | None:
             raise _error("render must be the query's last operator", toks[found])
     if found is None:
         return None
-    return _parse_clause(toks[found:], query)
+    return _parse_clause(toks[found:])
 
 
-def _parse_clause(toks: list[Token], query: str) -> RenderSpec:
+def _parse_clause(toks: list[Token]) -> RenderSpec:
     render = toks[0]
     rest = toks[1:]
     if not rest or rest[0].kind is not Kind.NAME:
