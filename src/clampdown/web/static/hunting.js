@@ -221,7 +221,7 @@
       description: d.description, warning: d.warning, askReason: true,
       confirmLabel: `${d.title}: ${count}`,
       submit: async (reason) => {
-        const bulk = await api("POST", "/api/v1/actions/bulk", { type: option.value, targets: accounts, reason },
+        const bulk = await api("POST", "/api/v1/actions/bulk", { type: option.value, targets: accounts, reason, source: "hunting" },
           { "Idempotency-Key": newKey() });
         const link = Object.assign(cell("a", `Batch ${bulk.batch_id.slice(0, 8)}: follow it in the action center`),
           { href: `/actions?tab=history&batch=${encodeURIComponent(bulk.batch_id)}` });
