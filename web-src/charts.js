@@ -51,6 +51,12 @@ export function drawChart(container, chart, result) {
   charts.get(container)?.destroy();
   const canvas = container.querySelector("canvas");
   const { groups, labels } = datasets(chart, result);
+  if (chart.mode === "stacked100") {
+    // Each x's values as percentages of their sum.
+    const totals = new Map();
+    for (const points of groups.values()) for (const [x, y] of points) totals.set(x, (totals.get(x) || 0) + y);
+    for (const points of groups.values()) for (const [x, y] of points) points.set(x, totals.get(x) ? (100 * y) / totals.get(x) : 0);
+  }
   const stacked = chart.mode === "stacked" || chart.mode === "stacked100";
   const names = [...groups.keys()];
   let config;
@@ -121,7 +127,10 @@ export function drawChart(container, chart, result) {
   const drawn = new Chart(canvas, config);
   charts.set(container, drawn);
   const points = drawn.data.datasets.reduce((n, d) => n + d.data.filter((v) => v !== null).length, 0);
-  Object.assign(container.dataset, { chartKind: chart.kind, series: String(drawn.data.datasets.length), points: String(points) });
+  const ySum = drawn.data.datasets.reduce((n, d) => n + d.data.reduce((m, v) => m + (typeof v === "number" ? v : v?.y ?? 0), 0), 0);
+  Object.assign(container.dataset, {
+    chartKind: chart.kind, series: String(drawn.data.datasets.length), points: String(points), ySum: String(Math.round(ySum)),
+  });
   if (chart.kind === "timechart") {
     const xs = drawn.data.datasets.flatMap((d) => d.data.map((p) => p.x));
     Object.assign(container.dataset, { xFrom: timeLabel(Math.min(...xs)), xTo: timeLabel(Math.max(...xs)) });

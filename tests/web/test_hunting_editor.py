@@ -225,6 +225,18 @@ def test_render_timechart_draws_a_chart(page: Page, hunt_console: Console) -> No
     blue, _ = _coloured_pixels(page, chart.screenshot())
     assert blue > 1000, blue
 
+    # kind = stacked100: each column's series add up to 100 (two columns: 200 in all).
+    _type(
+        page,
+        "CloudSignInEvents | summarize n = count() by ActionType, AccountUpn\n"
+        "| render columnchart with (kind = stacked100)",
+    )
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Enter")
+    expect(chart).to_have_attribute("data-chart-kind", "columnchart")
+    expect(chart).to_have_attribute("data-series", "4")
+    expect(chart).to_have_attribute("data-y-sum", "200")
+
 
 def test_without_the_bundle_the_text_area_still_runs_queries(page: Page, hunt_console: Console) -> None:
     page.route("**/static/dist/hunting-editor.js", lambda route: route.abort())
