@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar, cast
 
 from clampdown.catalog import ActionDefinition
-from clampdown.connectors.base import BatchingConnector, Connector, action_method
+from clampdown.connectors.base import BatchingConnector, BatchResolver, Connector, action_method
 from clampdown.connectors.instances import stamped
 from clampdown.engine.metrics import PROVIDER_LATENCY
 from clampdown.errors import PermanentError
@@ -63,6 +63,7 @@ async def _gather_each(calls: Sequence[Awaitable[T]]) -> list[T | BaseException]
 
 
 _BATCHING: dict[type, bool] = {}
+_RESOLVING: dict[type, bool] = {}
 
 
 def _batches(connector: Connector) -> bool:
@@ -72,6 +73,14 @@ def _batches(connector: Connector) -> bool:
     if kind not in _BATCHING:
         _BATCHING[kind] = isinstance(connector, BatchingConnector)
     return _BATCHING[kind]
+
+
+def _resolves_many(connector: Connector) -> bool:
+    """Whether `connector` is a BatchResolver (asked once per class, as `_batches`)."""
+    kind = type(connector)
+    if kind not in _RESOLVING:
+        _RESOLVING[kind] = isinstance(connector, BatchResolver)
+    return _RESOLVING[kind]
 
 
 class Lane:
@@ -135,12 +144,27 @@ async def _limited(lane: Lane, call: Awaitable[T], step: str) -> T:
 async def _resolve(
     connector: Connector, items: Sequence[Claimed], lane: Lane
 ) -> list[Account | BaseException]:
+    def found(item: Claimed, account: Account) -> Account:
+        return stamped(account, item.action.instance) if item.action.instance else account
+
+    unknown = [i for i, item in enumerate(items) if item.action.account is None]
+    if len(unknown) > 1 and _resolves_many(connector):
+        finding = cast(BatchResolver, connector).resolve_users([items[i].action.target for i in unknown])
+        answers = dict(zip(unknown, await _limited(lane, finding, "resolve"), strict=True))
+        out: list[Account | BaseException] = []
+        for i, item in enumerate(items):
+            if item.action.account is not None:
+                out.append(item.action.account)
+                continue
+            answer = answers[i]
+            out.append(found(item, answer) if isinstance(answer, Account) else answer)
+        return out
+
     async def one(item: Claimed) -> Account:
         if item.action.account is not None:
             return item.action.account
         resolving = connector.resolve_user(item.action.target)
-        found = await _limited(lane, resolving, "resolve")
-        return stamped(found, item.action.instance) if item.action.instance else found
+        return found(item, await _limited(lane, resolving, "resolve"))
 
     return await _gather_each([one(i) for i in items])
 

@@ -10,16 +10,16 @@ import weakref
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import ldap3  # type: ignore[import-untyped]
 from pydantic import BaseModel
 
 from clampdown.connectors.ad import flags, kerberos_policy, privileged
-from clampdown.connectors.ad.batch import missing, read_many
+from clampdown.connectors.ad.batch import find_many, missing, read_many
 from clampdown.connectors.ad.failures import SUCCESS, operation_failure
 from clampdown.connectors.ad.pool import Connection, DirectoryPool
-from clampdown.connectors.ad.references import guid_from_bytes, sid_from_bytes, user_query
+from clampdown.connectors.ad.references import UserQuery, guid_from_bytes, sid_from_bytes, user_query
 from clampdown.connectors.ad.settings import ADSettings
 from clampdown.connectors.base import FoundUser, action_method
 from clampdown.errors import AccountNotFound, PermanentError
@@ -53,6 +53,7 @@ _ID_ATTRIBUTES = [
     "objectGUID", "objectSid", "sIDHistory", "sAMAccountName", "userPrincipalName", "displayName"
 ]  # fmt: skip
 
+T = TypeVar("T")
 NEEDS_UAC = "Write Property on userAccountControl for descendant User objects"
 NEEDS_PWDLASTSET = "Write Property on pwdLastSet for descendant User objects"
 NEEDS_RESET = "the Reset Password extended right for descendant User objects"
@@ -121,6 +122,36 @@ class ADConnector:
         from clampdown.connectors.ad.search import search_users
 
         return await search_users(self.pool, self.settings.base_dn, text, limit)
+
+    async def resolve_users(self, references: list[str]) -> list[Account | Exception]:
+        """Each reference's user, as `resolve_user` finds it, with one search for them all; a
+        reference that names no user or several, or that the search cannot tell apart (a name
+        outside ASCII), is looked up alone, so its answer and its error are resolve_user's own."""
+        netbios, base = self.settings.netbios_domain, self.settings.base_dn
+        queries: dict[int, UserQuery] = {}
+        for i, reference in enumerate(references):
+            try:
+                query = user_query(reference, netbios)
+            except ValueError:
+                continue  # resolve_user says why, without asking the DC
+            if query.batchable:
+                queries[i] = query
+        found: list[list[dict[str, Any]]] | None = None
+        if len(queries) > 1:
+            try:
+                found = await self.pool.run(
+                    lambda conn: find_many(conn, base, list(queries.values()), _ID_ATTRIBUTES)
+                )
+            except Exception as exc:  # the DC failed the whole search: every item shares the error
+                return [exc for _ in references]
+        accounts: dict[int, Account] = {}
+        if found is not None:
+            pairs = zip(queries, found, strict=True)
+            accounts = {i: _account(entries[0]) for i, entries in pairs if len(entries) == 1}
+        alone = [i for i in range(len(references)) if i not in accounts]
+        one_by_one = await _each([self.resolve_user(references[i]) for i in alone])
+        answers = dict(zip(alone, one_by_one, strict=True))
+        return [accounts[i] if i in accounts else answers[i] for i in range(len(references))]
 
     async def read_state(self, account: Account) -> AccountState:
         """Enabled, locked out, password age, last logon, groups and adminCount, read just now."""
@@ -371,7 +402,7 @@ def _undo_keeps(method: str, context: ActionContext) -> str | None:
     return None
 
 
-async def _each(calls: Sequence[Awaitable[ActionOutcome]]) -> list[ActionOutcome | Exception]:
+async def _each(calls: Sequence[Awaitable[T]]) -> list[T | Exception]:
     """Every call's outcome or its own error, in order."""
     results = await asyncio.gather(*calls, return_exceptions=True)
     for result in results:

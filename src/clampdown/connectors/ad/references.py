@@ -58,10 +58,35 @@ def guid_from_bytes(raw: bytes) -> str:
 
 @dataclass(frozen=True)
 class UserQuery:
-    """How to find one user: an LDAP filter, and what a person should read in 'not found'."""
+    """How to find one user: an LDAP filter, and what a person should read in 'not found'; for a
+    search of many references at once, its condition alone and how to tell the entries it matches."""
 
     ldap_filter: str
     described: str
+    condition: str = ""
+    # What an entry must hold to match: ("objectSid", sid bytes) matches objectSid or sIDHistory,
+    # ("objectGUID", bytes_le), ("sAMAccountName", name) or ("userPrincipalName", upn).
+    key: tuple[str, bytes | str] | None = None
+
+    @property
+    def batchable(self) -> bool:
+        """Whether `matches` tells this query's entries exactly as the DC does: ids, and names in
+        ASCII (a non-ASCII name may fold case otherwise in the DC: it is looked up alone)."""
+        return self.key is not None and (not isinstance(self.key[1], str) or self.key[1].isascii())
+
+    def matches(self, raw: dict[str, list[bytes]], attrs: dict[str, object]) -> bool:
+        """Whether a search entry (ldap3's raw_attributes and attributes) is the user this names.
+        Names compare case-blind, as AD does: exactly so for ASCII names (see `batchable`)."""
+        if self.key is None:
+            return False
+        attribute, wanted = self.key
+        if attribute == "objectSid":
+            return wanted in raw.get("objectSid", []) or wanted in raw.get("sIDHistory", [])
+        if attribute == "objectGUID":
+            return wanted in raw.get("objectGUID", [])
+        value = attrs.get(attribute)  # the name the DC holds
+        found = value[0] if isinstance(value, list) and value else value
+        return isinstance(found, str) and isinstance(wanted, str) and found.lower() == wanted.lower()
 
 
 def user_query(reference: str, netbios_domain: str | None) -> UserQuery:
@@ -77,22 +102,32 @@ def user_query(reference: str, netbios_domain: str | None) -> UserQuery:
     if _SID_RE.match(ref):
         try:
             # A migrated account carries the SID it had in its old domain in sIDHistory.
-            sid = escape_filter_bytes(sid_to_bytes(ref))
-            return _query(f"(|(objectSid={sid})(sIDHistory={sid}))", f"objectSid or sIDHistory {ref}")
+            raw_sid = sid_to_bytes(ref)
+            sid = escape_filter_bytes(raw_sid)
+            return _query(
+                f"(|(objectSid={sid})(sIDHistory={sid}))", f"objectSid or sIDHistory {ref}",
+                ("objectSid", raw_sid),
+            )  # fmt: skip
         except ValueError:
             pass  # not a valid SID after all: look it up as a name, which finds nothing
     if _GUID_RE.match(ref):
         raw = uuid.UUID(ref.strip("{}")).bytes_le
-        return _query(f"(objectGUID={escape_filter_bytes(raw)})", f"objectGUID {ref.strip('{}')}")
+        return _query(
+            f"(objectGUID={escape_filter_bytes(raw)})", f"objectGUID {ref.strip('{}')}", ("objectGUID", raw)
+        )
     if ref.count("\\") == 1 and not ref.startswith("\\"):
         domain, name = ref.split("\\")
         if netbios_domain is not None and domain.upper() != netbios_domain.upper():
             raise ValueError(f"'{domain}' is not this directory's domain ({netbios_domain})")
-        return _query(f"(sAMAccountName={escape_filter_value(name)})", f"sAMAccountName {name}")
+        return _name_query("sAMAccountName", name)
     if "@" in ref:
-        return _query(f"(userPrincipalName={escape_filter_value(ref)})", f"userPrincipalName {ref}")
-    return _query(f"(sAMAccountName={escape_filter_value(ref)})", f"sAMAccountName {ref}")
+        return _name_query("userPrincipalName", ref)
+    return _name_query("sAMAccountName", ref)
 
 
-def _query(condition: str, described: str) -> UserQuery:
-    return UserQuery(f"(&{USER_FILTER}{condition})", described)
+def _name_query(attribute: str, name: str) -> UserQuery:
+    return _query(f"({attribute}={escape_filter_value(name)})", f"{attribute} {name}", (attribute, name))
+
+
+def _query(condition: str, described: str, key: tuple[str, bytes | str]) -> UserQuery:
+    return UserQuery(f"(&{USER_FILTER}{condition})", described, condition, key)
