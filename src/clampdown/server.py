@@ -22,6 +22,7 @@ from clampdown.api import (
     overview,
     people,
     session,
+    ssf,
     sso,
 )
 from clampdown.api import workers as workers_api
@@ -123,6 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
                     metrics_listener[0].should_exit = True
                     await metrics_listener[1]
                 await rt.jobs.stop()
+                if getattr(app.state, "signals", None) is not None:  # the transmitters' HTTP clients
+                    await app.state.signals.aclose()
                 if app.state.oidc is not None:
                     await app.state.oidc.aclose()
 
@@ -142,5 +145,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(workers_api.router)
     app.include_router(overview.router)
+    app.include_router(ssf.router)
 
     return app

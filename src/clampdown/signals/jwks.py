@@ -1,7 +1,7 @@
 """The transmitter's signing keys: its SSF configuration metadata gives `jwks_uri` (SSF 1.0
 section 7), whose JWKS is cached and fetched again once when a SET names a key it does not hold
-(the transmitter rotated its keys), at most every MIN_REFETCH_SECONDS so a stream of forged kids
-cannot make Clampdown hammer the transmitter."""
+(the transmitter rotated its keys): at most once every MIN_REFETCH_SECONDS, so a stream of forged
+kids cannot make Clampdown hammer the transmitter."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class JwksCache:
         self.http = http
         self.min_refetch_seconds = MIN_REFETCH_SECONDS
         self._keys: list[dict[str, Any]] | None = None
-        self._fetched_at = 0.0
+        self._refetched_at: float | None = None  # the last fetch an unknown kid caused
         self._lock = asyncio.Lock()
 
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:
@@ -78,7 +78,6 @@ class JwksCache:
         if not isinstance(keys, list):
             raise TransientError(f"the JWKS at {jwks_uri} has no keys", code="transmitter_misconfigured")
         self._keys = [k for k in keys if isinstance(k, dict) and k.get("use", "sig") == "sig"]
-        self._fetched_at = time.monotonic()
 
     def _find(self, kid: str | None, alg: str) -> dict[str, Any] | None:
         keys = self._keys or []
@@ -95,7 +94,9 @@ class JwksCache:
             if self._keys is None:
                 await self._fetch()
             found = self._find(kid, alg)
-            if found is None and time.monotonic() - self._fetched_at >= self.min_refetch_seconds:
+            last = self._refetched_at
+            if found is None and (last is None or time.monotonic() - last >= self.min_refetch_seconds):
+                self._refetched_at = time.monotonic()
                 await self._fetch()
                 found = self._find(kid, alg)
         if found is None:
