@@ -253,6 +253,8 @@ def _cases(w: World) -> list[Case]:
         Case("GET", "/api/v1/workers", "/api/v1/workers", 403),
         Case("GET", "/metrics", "/metrics", 401),  # the scrape token's, never a person's
         Case("GET", "/api/v1/me", "/api/v1/me", 200, check=lambda b: b["directories"] == sorted(EMEA)),
+        # Shared Signals push (tests/signals): a transmitter's bearer token, not a person's; none here
+        Case("POST", "/api/v1/ssf/receivers/{name}/events", "/api/v1/ssf/receivers/partner/events", 404),
         # public: no caller, nothing of any directory's people (catalog, health)
         Case("GET", "/api/v1/catalog", "/api/v1/catalog", 200),
         Case("GET", "/healthz", "/healthz", 200),
