@@ -5,7 +5,9 @@ Writes an EVTX file of --events Security events (logons, failures, Kerberos, acc
   parser    the Rust `evtx` parser alone: every record as JSON text (the floor for any ingest);
   parsed    the parser plus json.loads of each record (what any Python consumer pays);
   ingest    Clampdown's ingest: parse, map to IdentityLogonEvents/IdentityDirectoryEvents rows,
-            store in DuckDB in batches, each committed with its cursor, into an empty store.
+            place each in its AD directory, join it to IdentityInfo (which knows every user in AD,
+            Entra ID and Okta, unless --no-identities), store in DuckDB in batches, each committed
+            with its cursor, into a store holding only IdentityInfo.
 Prints one JSON row and appends it to --results.
 
     .venv/bin/python bench/hunting_evtx.py --events 200000 --repeat 3
@@ -30,12 +32,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.hunting.evtx_writer import SecurityEvent, write_evtx
 
+from clampdown.hunting.directories import ADDomain, DirectoryMatcher
 from clampdown.hunting.files import read_evtx
 from clampdown.hunting.ingest import ingest_windows
 from clampdown.hunting.settings import HuntingSettings
-from clampdown.hunting.store import EventStore
+from clampdown.hunting.store import Batch, EventStore, Row
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
+DOMAIN = ADDomain("ad", "lab.example.test", "lab")
+
+
+def _sid(user: int) -> str:
+    return f"S-1-5-21-1-2-3-{1000 + user}"
+
+
+def identities(users: int) -> list[Row]:
+    """IdentityInfo as a refresh leaves it: each user in AD, Entra ID (synced) and Okta."""
+    now = datetime.now(UTC)
+    rows = []
+    for n in range(users):
+        name, upn = f"user{n:05d}", f"user{n:05d}@lab.example.test"
+        for provider, object_id, sid in (("ad", f"guid-{n}", _sid(n)), ("entra", f"entra-{n}", _sid(n)),
+                                         ("okta", f"00u{n:017d}", None)):  # fmt: skip
+            rows.append({
+                "Timestamp": now, "Provider": provider, "Directory": provider, "AccountObjectId": object_id,
+                "AccountUpn": upn, "AccountName": name if provider == "ad" else upn, "OnPremSid": sid,
+                "IsAccountEnabled": True,
+            })  # fmt: skip
+    return rows
 
 
 def events(count: int, users: int, seed: int = 7) -> list[SecurityEvent]:
@@ -43,7 +67,8 @@ def events(count: int, users: int, seed: int = 7) -> list[SecurityEvent]:
     rng = random.Random(seed)
     out = []
     for i in range(count):
-        user = f"user{rng.randrange(users):05d}"
+        number = rng.randrange(users)
+        user = f"user{number:05d}"
         ip = f"10.{rng.randrange(4)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
         at = START + timedelta(milliseconds=50 * i)
         kind = rng.random()
@@ -51,7 +76,7 @@ def events(count: int, users: int, seed: int = 7) -> list[SecurityEvent]:
             data = {
                 "TargetUserName": user,
                 "TargetDomainName": "LAB",
-                "TargetSid": f"S-1-5-21-1-2-3-{1000 + i % 997}",
+                "TargetSid": _sid(number),
                 "ServiceName": "krbtgt",
                 "Status": "0x0",
                 "IpAddress": f"::ffff:{ip}",
@@ -62,7 +87,7 @@ def events(count: int, users: int, seed: int = 7) -> list[SecurityEvent]:
             data = {
                 "TargetUserName": user,
                 "TargetDomainName": "LAB",
-                "TargetUserSid": "S-1-5-21-1-2-3-1001",
+                "TargetUserSid": _sid(number),
                 "LogonType": "3",
                 "AuthenticationPackageName": "Kerberos",
                 "WorkstationName": "WS01",
@@ -87,7 +112,7 @@ def events(count: int, users: int, seed: int = 7) -> list[SecurityEvent]:
             data = {
                 "TargetUserName": user,
                 "TargetDomainName": "LAB",
-                "TargetSid": "S-1-5-21-1-2-3-1002",
+                "TargetSid": _sid(number),
                 "SubjectUserName": "administrator",
                 "SubjectDomainName": "LAB",
                 "SubjectUserSid": "S-1-5-21-1-2-3-500",
@@ -111,6 +136,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--users", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-identities", action="store_true", help="ingest with IdentityInfo empty")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "hunting.jsonl")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,18 +150,26 @@ def main() -> None:
             for record in evtx.PyEvtxParser(str(path), number_of_threads=1).records_json():
                 json.loads(record["data"])
 
-        runs = iter(range(args.repeat))
+        known = [] if args.no_identities else identities(args.users)
+        stores = []
+        for n in range(args.repeat):  # made before the clock runs
+            stores.append(EventStore(Path(tmp) / f"events{n}.duckdb", HuntingSettings()))
+            stores[-1].append(Batch({"IdentityInfo": known}, {}))
+        runs = iter(stores)
+        joined = []
 
         def ingest() -> None:
-            store = EventStore(Path(tmp) / f"events{next(runs)}.duckdb", HuntingSettings())
-            report = ingest_windows(store, read_evtx(path))
+            matcher = DirectoryMatcher((DOMAIN,))
+            report = ingest_windows(next(runs), read_evtx(path), directories=matcher)
             assert report.read == args.events
+            joined.append(getattr(report, "identified", 0))  # 0: a version before the join
 
         row = {
             "bench": "hunting_evtx",
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "events": args.events,
             "file_mb": round(path.stat().st_size / 2**20, 1),
+            "identities": len(known),
             "cpus": os.cpu_count(),
             "load": round(os.getloadavg()[0], 1),
         }
@@ -143,6 +177,7 @@ def main() -> None:
             seconds = best(args.repeat, run)
             row[f"{name}_seconds"] = round(seconds, 3)
             row[f"{name}_events_per_second"] = round(args.events / seconds)
+        row["rows_with_upn"] = joined[-1]
     print(json.dumps(row))
     args.results.parent.mkdir(parents=True, exist_ok=True)
     with args.results.open("a", encoding="utf-8") as out:

@@ -120,7 +120,7 @@ def _ingest(
             row["Directory"] = placement.directory
             if index.size:
                 row.update(join(mapped[0], row))
-                identified += row["AccountUpn"] is not None or row.get("TargetAccountUpn") is not None
+                identified += row.get("AccountUpn") is not None or row.get("TargetAccountUpn") is not None
             placed[placement.directory] += 1
             if placement.ambiguous:
                 ambiguous += 1
