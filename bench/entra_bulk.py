@@ -193,6 +193,7 @@ async def bench(args: argparse.Namespace, mode: str) -> dict[str, Any]:
             results = await run_mode(mode, args.action, connector, accounts)
             elapsed = time.monotonic() - started
             stats = connector.graph.stats
+            pacer = connector.graph.pacer
             await connector.aclose()
             with admin(home, url) as client:
                 counters = client.get("/_emulator/counters").json()
@@ -223,6 +224,9 @@ async def bench(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         "batch_requests": stats.batch_requests,
         "min_requests": needed,
         "throttled_429": counters["throttled"],
+        # Congested moments the pacer learned from (the first included), and its pace at the end.
+        "lessons": pacer.requests.lessons + pacer.items.lessons,
+        "paced_per_s": round(pacer.requests.rate, 1) if pacer.requests.rate else None,
         "inner_requests": counters["inner_requests"],
         "failed": len(failed),
         "first_failure": str(failed[0])[:200] if failed else None,
