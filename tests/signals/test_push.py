@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.auth.service import AuthService
 from clampdown.db.tables import audit_log, ssf_received_jtis
-from clampdown.permissions import SECURITY_READER
+from clampdown.permissions import GLOBAL_ADMINISTRATOR, SECURITY_READER
 from clampdown.store.auth import AuthStore
 from tests.api.conftest import start_server
 from tests.lab_config import memory_provider
@@ -188,3 +188,34 @@ async def test_only_valid_sets_are_accepted_each_refusal_answers_its_rfc8935_cod
                                    "okta:id-alice@memory.test"}  # fmt: skip
     assert by_jti[unknown["jti"]][2:4] == [False, None]
     assert by_jti[bob["jti"]][:4] == ["session-revoked", "complex", True, "bob@memory.test"]
+
+
+async def test_a_detection_rule_over_security_signals_contains_the_person_a_risc_event_names(
+    served: str, engine: AsyncEngine, transmitter: Transmitter
+) -> None:
+    """RISC credential-compromise of alice from the transmitter: a rule over SecuritySignals requests
+    the action on her, through the policy gate like any rule; bob's session-revoked is not matched."""
+    t = transmitter
+    assert _push(served, t.sign(t.claims())).status_code == 202
+    bob = t.claims(sub_id={"format": "email", "email": "bob@memory.test"}, events={SESSION_REVOKED: {}})
+    assert _push(served, t.sign(bob)).status_code == 202
+    auth = AuthService(AuthStore(engine))
+    await auth.create_user("lead", frozenset({GLOBAL_ADMINISTRATOR}), "correct horse battery")
+    admin = {"Authorization": f"Bearer {(await auth.create_token('lead', 'test', None)).token}"}
+    rule = {
+        "name": "risc-credential-compromise",
+        "query": "SecuritySignals | where EventName == 'credential-compromise' and Resolved"
+        " | project AccountUpn",
+        "interval_seconds": 300,
+        "action": "okta.suspend_user",
+        "account_column": "AccountUpn",
+    }
+    created = httpx.post(f"{served}/api/v1/hunting/rules", json=rule, headers=admin)
+    assert created.status_code == 201, created.text
+    run = httpx.post(f"{served}/api/v1/hunting/rules/risc-credential-compromise/run", headers=admin)
+    assert run.status_code == 200, run.text
+    assert (run.json()["rows"], run.json()["new_alerts"], run.json()["skipped"]) == (1, 1, 0)
+    actions = httpx.get(f"{served}/api/v1/actions", headers=admin).json()["items"]
+    assert [(a["type"], a["target"], a["source"]) for a in actions] == [
+        ("okta.suspend_user", "alice@memory.test", "rule")
+    ]
