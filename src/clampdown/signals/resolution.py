@@ -70,7 +70,7 @@ async def _resolve_one(
             )
         reference = ident.get("sub") or ""
     else:
-        return _unresolved(f"a {ident.format} subject is no strong anchor of any directory account")
+        return _unresolved(f"format {ident.format}: no strong anchor of any directory account")
     try:
         person = await find_person(connectors, reference, RESOLVER)
     except IdentityConflict as exc:
