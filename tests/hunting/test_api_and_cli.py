@@ -180,6 +180,7 @@ async def test_schema_rules_and_alerts_over_the_api(server: Server, day_evtx: Pa
         "IdentityDirectoryEvents",
         "CloudSignInEvents",
         "IdentityInfo",
+        "SecuritySignals",
     }
     assert {"Timestamp", "AccountName", "AccountSid", "IPAddress", "ReportId"} <= tables[
         "IdentityLogonEvents"
