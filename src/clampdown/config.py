@@ -250,7 +250,8 @@ class SsfReceiverSettings(_Section):
 
     issuer: str  # the transmitter's `iss`; its metadata at /.well-known/ssf-configuration of it
     audience: str  # what the transmitter puts in `aud` for Clampdown
-    bearer: Secret  # the Authorization: Bearer the transmitter sends with every push
+    # Push (RFC 8935): the Authorization: Bearer the transmitter sends with every SET. None: no push.
+    bearer: Secret | None = None
     configuration_url: str | None = None  # default: the issuer's /.well-known/ssf-configuration
     iat_past_seconds: float = Field(300.0, gt=0)  # a SET issued longer ago is refused
     iat_future_seconds: float = Field(60.0, ge=0)  # clock skew allowed the other way
@@ -258,8 +259,20 @@ class SsfReceiverSettings(_Section):
     # transmitter's own issuer always does).
     subject_issuers: list[str] = Field(default_factory=list)
     ca_file: str | None = None  # to check the transmitter's TLS certificate
+    # Poll (RFC 8936): the transmitter's poll endpoint, asked every poll_interval_seconds (while it
+    # has more, at once) with `poll_token` as the bearer; each SET is acknowledged or its error sent.
+    poll_url: str | None = None
+    poll_token: Secret | None = None
+    poll_interval_seconds: float = Field(30.0, gt=0)
+    poll_max_events: int = Field(100, ge=1, le=1000)
 
-    @field_validator("issuer", "configuration_url")
+    @model_validator(mode="after")
+    def _delivery(self) -> SsfReceiverSettings:
+        if self.bearer is None and self.poll_url is None:
+            raise ValueError("give bearer (the transmitter pushes) or poll_url (Clampdown polls), or both")
+        return self
+
+    @field_validator("issuer", "configuration_url", "poll_url")
     @classmethod
     def _http_address(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("https://", "http://")):

@@ -33,6 +33,7 @@ from clampdown.config import Settings
 from clampdown.errors import ConfigError
 from clampdown.hunting.schedule import start_schedule as start_hunting_schedule
 from clampdown.services.runtime import Runtime, embedded_worker_enabled, open_runtime
+from clampdown.signals.poll import start_polls as start_signal_polls
 from clampdown.views.actions import use_console_settings
 from clampdown.web import mount_console
 
@@ -110,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
             # API pulls and detection rules run where the embedded worker does: one process.
             if embedded_worker_enabled(settings):
                 start_hunting_schedule(rt, app.state)
+                start_signal_polls(rt, app.state)  # Shared Signals receivers that poll (RFC 8936)
             if settings.watch.enabled:  # active containments' accounts read again on a schedule
                 rt.jobs.start("containment-watch", rt.watch().run)
             if rt.anchor is not None:  # stopped last: the final checkpoint covers the last events

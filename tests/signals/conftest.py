@@ -48,6 +48,10 @@ class Transmitter:
     keys: dict[str, Any] = field(default_factory=dict)  # kid -> private key
     published: list[str] = field(default_factory=list)  # kids in the JWKS
     fetches: list[str] = field(default_factory=list)  # paths asked for, in order
+    # Poll delivery (RFC 8936): the SETs the next poll answers, and every poll request's body.
+    queued: dict[str, str] = field(default_factory=dict)
+    polls: list[dict[str, Any]] = field(default_factory=list)
+    poll_token: str = "poll-token-for-clampdown-0123456789"
 
     @property
     def issuer(self) -> str:
@@ -88,6 +92,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        t = self.transmitter
+        if self.path != "/poll" or self.headers.get("Authorization") != f"Bearer {t.poll_token}":
+            self.send_error(401 if self.path == "/poll" else 404)
+            return
+        length = int(self.headers.get("Content-Length", "0"))
+        t.polls.append(json.loads(self.rfile.read(length)))
+        sets, t.queued = t.queued, {}
+        data = json.dumps({"sets": sets, "moreAvailable": False}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

@@ -14,10 +14,9 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from clampdown.api.auth import client_address, runtime
-from clampdown.api.hunting import hunting
 from clampdown.errors import InvalidInput
 from clampdown.limits import MAX_NAME
-from clampdown.signals.receiver import MAX_SET_BYTES, SignalReceivers
+from clampdown.signals.receiver import MAX_SET_BYTES, SignalReceivers, receivers_for
 from clampdown.signals.tokens import ERROR_CODES
 
 router = APIRouter(prefix="/api/v1/ssf", tags=["shared signals"])
@@ -37,12 +36,8 @@ _ERROR_BODY = {
 
 
 def signal_receivers(request: Request) -> SignalReceivers:
-    """One set of receivers per app, made on first use (with the app's hunting event store)."""
-    found: SignalReceivers | None = getattr(request.app.state, "signals", None)
-    if found is None:
-        found = SignalReceivers.from_runtime(runtime(request), hunting(request).store)
-        request.app.state.signals = found
-    return found
+    """One set of receivers per app, over the app's hunting event store."""
+    return receivers_for(runtime(request), request.app.state)
 
 
 async def _body(request: Request) -> bytes:

@@ -26,7 +26,9 @@ from clampdown.config import SsfReceiverSettings
 from clampdown.connectors.base import Connector
 from clampdown.errors import InvalidInput, NotFound
 from clampdown.hunting.schema import SECURITY_SIGNALS
+from clampdown.hunting.service import HuntingService
 from clampdown.hunting.store import Batch, EventStore, Row
+from clampdown.services.runtime import Runtime
 from clampdown.signals import replay
 from clampdown.signals.jwks import JwksCache
 from clampdown.signals.resolution import Resolution, resolve_subject
@@ -114,19 +116,30 @@ class SignalReceivers:
         self.events = events
         self.clock = clock
         self._verifiers: dict[str, SetVerifier] = {}
-        self._clients: list[httpx.AsyncClient] = []
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    @classmethod
+    def from_runtime(cls, rt: Runtime, events: EventStore) -> SignalReceivers:
+        """The configured receivers over the runtime's database, directories and audit trail."""
+        recorder = rt.store.recorder or EventRecorder(rt.settings.webhooks)
+        return cls(rt.settings.ssf.receivers, rt.engine, recorder, rt.connectors, events)
+
+    def client(self, name: str) -> httpx.AsyncClient:
+        """The HTTP client to one receiver's transmitter (its keys, its poll endpoint)."""
+        if name not in self._clients:
+            settings = self.receivers[name]
+            self._clients[name] = httpx.AsyncClient(verify=settings.ca_file or True, follow_redirects=False)
+        return self._clients[name]
 
     def verifier(self, name: str) -> SetVerifier:
-        """The verifier of one receiver, with its own JWKS cache and HTTP client."""
+        """The verifier of one receiver, with its own JWKS cache."""
         if name not in self._verifiers:
             settings = self.receivers[name]
-            http = httpx.AsyncClient(verify=settings.ca_file or True, follow_redirects=False)
-            self._clients.append(http)
-            self._verifiers[name] = SetVerifier(settings, JwksCache(settings, http))
+            self._verifiers[name] = SetVerifier(settings, JwksCache(settings, self.client(name)))
         return self._verifiers[name]
 
     async def aclose(self) -> None:
-        for http in self._clients:
+        for http in self._clients.values():
             await http.aclose()
 
     async def _audit(self, name: EventName, receiver: str, subject: str | None, **data: Any) -> None:
@@ -144,7 +157,8 @@ class SignalReceivers:
                 code=AUTHENTICATION_FAILED,
             )
         matches = {
-            other: hmac.compare_digest(given.encode(), s.bearer.get_secret_value().encode())
+            other: s.bearer is not None
+            and hmac.compare_digest(given.encode(), s.bearer.get_secret_value().encode())
             for other, s in self.receivers.items()
         }
         if matches.get(name):
@@ -168,7 +182,6 @@ class SignalReceivers:
             await self._audit(EventName.SIGNAL_REFUSED, name, None, err=INVALID_REQUEST, source=source,
                               description=f"no receiver {name!r} is configured")  # fmt: skip
             raise NotFound(f"no Shared Signals receiver {name!r} is configured ([ssf.receivers.NAME])")
-        stated: dict[str, Any] = {}
         try:
             self._authenticate(name, authorization)
             media = (content_type or "").split(";", 1)[0].strip().lower()
@@ -180,16 +193,32 @@ class SignalReceivers:
                 token = body.decode("ascii").strip()
             except UnicodeDecodeError:
                 raise refused("the body is not a JWT in compact serialization (ASCII)") from None
-            stated = unverified_claims(token) or {}
-            return await self._take(name, token)
         except InvalidInput as exc:
-            await self._audit(
-                EventName.SIGNAL_REFUSED, name, None, err=exc.code, description=exc.message, source=source,
-                jti=_shown(stated.get("jti")), issuer=_shown(stated.get("iss")),
-            )  # fmt: skip
+            await self._refused(name, exc, {}, source=source, delivery="push")
+            raise
+        return await self.take(name, token, source=source, delivery="push")
+
+    async def take(
+        self, name: str, token: str, *, source: str | None = None, delivery: str = "poll"
+    ) -> Accepted:
+        """Verify and take in one SET of receiver `name`, pushed or polled; InvalidInput whose code is
+        the RFC 8935 error when it is refused. Either way it is audited."""
+        stated = unverified_claims(token) or {}
+        try:
+            return await self._take(name, token, delivery)
+        except InvalidInput as exc:
+            await self._refused(name, exc, stated, source=source, delivery=delivery)
             raise
 
-    async def _take(self, name: str, token: str) -> Accepted:
+    async def _refused(
+        self, name: str, exc: InvalidInput, stated: dict[str, Any], *, source: str | None, delivery: str
+    ) -> None:
+        await self._audit(
+            EventName.SIGNAL_REFUSED, name, None, err=exc.code, description=exc.message, source=source,
+            delivery=delivery, jti=_shown(stated.get("jti")), issuer=_shown(stated.get("iss")),
+        )  # fmt: skip
+
+    async def _take(self, name: str, token: str, delivery: str) -> Accepted:
         settings = self.receivers[name]
         now = self.clock.now()
         verified = await self.verifier(name).verify(token, now)
@@ -205,7 +234,7 @@ class SignalReceivers:
             EventName.SIGNAL_RECEIVED, now, name, resolution.upn or verified.subject.describe(),
             jti=verified.jti, issuer=verified.issuer, events=list(types), txn=verified.txn,
             subject_id=verified.subject.describe(), resolved=resolution.resolved, resolution=resolution.note,
-            accounts=list(resolution.account_ids),
+            accounts=list(resolution.account_ids), delivery=delivery,
         )  # fmt: skip
         async with self.engine.begin() as conn:
             if not await replay.remember_in(
@@ -216,3 +245,16 @@ class SignalReceivers:
             await self.recorder.record_in(conn, [event])
         self.recorder.after_commit([event])
         return Accepted(name, verified.jti, types, resolution)
+
+
+def receivers_for(rt: Runtime, state: Any) -> SignalReceivers:
+    """The app's receivers (kept in `state.signals`), over the app's hunting event store."""
+    found: SignalReceivers | None = getattr(state, "signals", None)
+    if found is None:
+        hunting: HuntingService | None = getattr(state, "hunting", None)
+        if hunting is None:
+            hunting = HuntingService.from_runtime(rt, open_now=False)
+            state.hunting = hunting
+        found = SignalReceivers.from_runtime(rt, hunting.store)
+        state.signals = found
+    return found
