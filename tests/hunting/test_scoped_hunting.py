@@ -205,7 +205,7 @@ def test_unscoped_queries_read_what_they_always_did(events: EventStore) -> None:
     assert run_query(events, "SELECT count(*) FROM main.IdentityLogonEvents").rows == [[4]]
     assert run_query(events, "SELECT count(*) FROM clampdown_meta.cursors").rows == [[1]]
     tables = run_query(events, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'")
-    assert tables.rows == [[4]]
+    assert tables.rows == [[5]]  # the four identity tables and SecuritySignals
 
 
 def test_directory_names_are_quoted_not_spliced(events: EventStore) -> None:
