@@ -24,6 +24,7 @@ from clampdown.db.tables import actions
 from tests.api.conftest import start_server
 from tests.lab_config import clampdown, memory_provider
 from tests.web.conftest import CHROMIUM, Console, _user, sign_in
+from tests.web.test_accessibility import audit
 
 LINK = "https://tickets.example/browse/{incident}"
 
@@ -135,6 +136,7 @@ def test_every_number_of_the_overview_is_what_its_link_shows(page: Page, overvie
     expect(overview.get_by_test_id("ttc-count")).to_contain_text("1 containment")
     assert page.get_by_test_id("ttc-median").inner_text() != "—"
     expect(overview.get_by_test_id("health")).not_to_contain_text("failing")
+    audit(page)  # labelled, named links, contrast, one h1, the skip link first
     if folder := os.environ.get("CLAMPDOWN_SCREENSHOTS"):
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(Path(folder) / "overview.png"), full_page=True)
@@ -155,6 +157,7 @@ def test_every_number_of_the_overview_is_what_its_link_shows(page: Page, overvie
 
     # The action center shows where each came from and links its incident to the ticket system.
     page.goto(f"{console.base}/actions?tab=all&incident=INC-42&source=user_page")
+    audit(page)
     row = page.get_by_test_id("actions-table").locator("tbody tr[data-action-id]")
     expect(row).to_have_count(1)
     expect(row.get_by_test_id("source")).to_have_text("User page")
