@@ -125,6 +125,9 @@ async def test_only_valid_sets_are_accepted_each_refusal_answers_its_rfc8935_cod
         events={SESSION_REVOKED: {"event_timestamp": int(time.time()) - 30, "initiating_entity": "policy"}},
     )  # fmt: skip
     assert _push(served, t.sign(bob, kid="ec-1")).status_code == 202
+    # Too large to be a SET.
+    too_large = _refused(_push(served, "a" * (64 * 1024 + 1)), "invalid_request")
+    assert "larger than" in too_large["description"]
     # No such receiver.
     assert _push(served, t.sign(t.claims()), receiver="nobody").status_code == 404
 
@@ -157,6 +160,7 @@ async def test_only_valid_sets_are_accepted_each_refusal_answers_its_rfc8935_cod
         ("signal.refused", "invalid_request"),
         ("signal.refused", "invalid_request"),
         ("signal.received", None),
+        ("signal.refused", "invalid_request"),
         ("signal.refused", "invalid_request"),
     ]
     assert rows[0].subject == "alice@memory.test" and rows[0].data["jti"] == valid["jti"]

@@ -188,7 +188,7 @@ class SignalReceivers:
             if media != CONTENT_TYPE:
                 raise refused(f"Content-Type {media or 'none'!r}: a pushed SET is {CONTENT_TYPE} (RFC 8935)")
             if len(body) > MAX_SET_BYTES:
-                raise refused(f"the SET is {len(body)} bytes; at most {MAX_SET_BYTES} are accepted")
+                raise refused(f"the SET is larger than {MAX_SET_BYTES} bytes, the most accepted")
             try:
                 token = body.decode("ascii").strip()
             except UnicodeDecodeError:
