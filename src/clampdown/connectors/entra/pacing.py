@@ -102,8 +102,7 @@ class LearnedRate:
     def measured(self, refused_sent: float) -> float | None:
         """What Graph admitted per second between the earliest refusal remembered and one sent at
         `refused_sent`, by send time: a token bucket empty at both refusals admitted its refill
-        in between, give or take a unit (one is taken off: an estimate from below). None when
-        too short or too few to tell."""
+        in between, give or take a unit. None when too short or too few to tell."""
         while self.refusals and self.refusals[0] < refused_sent - MEASURED_HISTORY:
             self.refusals.popleft()
         if not self.refusals:
@@ -113,7 +112,7 @@ class LearnedRate:
         units = sum(c for sent, c in self.admissions if first < sent < refused_sent)
         if span < MEASURED_SPAN or units < MEASURED_UNITS:
             return None
-        return (units - 1) / span
+        return units / span
 
     def throttled(self, now: float, turn: Turn, hint: float | None, sent_rate: float) -> None:
         """A 429 for a request sent on `turn`; `hint` its Retry-After, `sent_rate` the rate of
@@ -143,12 +142,13 @@ class LearnedRate:
             self.rate = MARGIN * estimate if self.rate is None else min(self.rate, MARGIN * estimate)
             self.step = PROBE * self.rate
         else:
-            # Refused at the learned pace: it was above the budget (then what Graph admitted since
-            # the previous refusal is the budget), or Graph's load made it so.
+            # Refused at the learned pace: it was above the budget (then what Graph admitted
+            # between refusals is the budget), or arrivals jittered against a bucket with no
+            # slack left (the pause below gives it some; the pace, under the budget, stays).
             rate = self.rate or estimate
             if measured is not None:
-                self.refused = min(rate, measured)
-                self.rate = max(MINIMUM_RATE, min(rate * MARGIN, MARGIN * measured))
+                self.refused = measured
+                self.rate = max(MINIMUM_RATE, min(rate, MARGIN * measured))
             else:
                 self.refused = rate
                 self.rate = max(MINIMUM_RATE, rate * BACKOFF)
