@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, func, select, true
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, select, true
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from clampdown.db.tables import actions, containments
 from clampdown.model import ActionSource, ActionStatus, ContainmentState, StepRole
@@ -42,6 +42,16 @@ class ContainmentTiming:
         return (self.contained_at - self.requested_at).total_seconds()
 
 
+def _since(conn: AsyncConnection, since: datetime) -> ColumnElement[bool]:
+    """Actions requested at or after `since`. SQLite keeps no statistics of values: told the range
+    is rare, it reads it from ix_actions_requested_at_status instead of counting every action
+    through the status index (0.9 s instead of 1 ms for a day at 1M, bench/overview_scale.py)."""
+    window = actions.c.requested_at >= since
+    if conn.dialect.name != "sqlite":
+        return window
+    return func.likelihood(window, literal_column("0.0001"))
+
+
 def _in_scope(instances: frozenset[str] | None) -> ColumnElement[bool]:
     """Actions in these directories (None: every one)."""
     return true() if instances is None else actions.c.instance.in_(sorted(instances))
@@ -58,13 +68,9 @@ class OverviewStore:
     ) -> dict[ActionStatus, int]:
         """Actions requested at or after `since`, per status."""
         c = actions.c
-        query = (
-            select(c.status, func.count())
-            .where(c.requested_at >= since, _in_scope(instances))
-            .group_by(c.status)
-        )
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+            query = select(c.status, func.count()).where(_since(conn, since), _in_scope(instances))
+            rows = (await conn.execute(query.group_by(c.status))).all()
         return {ActionStatus(status): int(n) for status, n in rows}
 
     async def failures_by_reason(
@@ -73,13 +79,10 @@ class OverviewStore:
         """Failed actions requested at or after `since`, per error code, the most frequent first."""
         c = actions.c
         code = func.coalesce(c.error_code, "")
-        query = (
-            select(code, func.count())
-            .where(c.requested_at >= since, c.status == ActionStatus.FAILED.value, _in_scope(instances))
-            .group_by(code)
-        )
+        failed = c.status == ActionStatus.FAILED.value
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+            query = select(code, func.count()).where(_since(conn, since), failed, _in_scope(instances))
+            rows = (await conn.execute(query.group_by(code))).all()
         return sorted(((str(k), int(n)) for k, n in rows), key=lambda r: (-r[1], r[0]))
 
     async def rule_firings(
@@ -88,17 +91,17 @@ class OverviewStore:
         """How many actions detection rules requested since `since`, and their newest firings
         (one batch each, counted whole, as the action center lists the batch), newest first."""
         c = actions.c
-        from_rules = and_(c.source == ActionSource.RULE.value, c.requested_at >= since, _in_scope(instances))
-        fired = select(c.batch_id).where(from_rules, c.batch_id.is_not(None)).distinct()
         first = func.min(c.requested_at)
-        query = (
-            select(c.batch_id, func.min(c.reason), first, func.count())
-            .where(c.batch_id.in_(fired), _in_scope(instances))
-            .group_by(c.batch_id)
-            .order_by(first.desc(), c.batch_id)
-            .limit(limit)
-        )
         async with self.engine.connect() as conn:
+            from_rules = and_(c.source == ActionSource.RULE.value, _since(conn, since), _in_scope(instances))
+            fired = select(c.batch_id).where(from_rules, c.batch_id.is_not(None)).distinct()
+            query = (
+                select(c.batch_id, func.min(c.reason), first, func.count())
+                .where(c.batch_id.in_(fired), _in_scope(instances))
+                .group_by(c.batch_id)
+                .order_by(first.desc(), c.batch_id)
+                .limit(limit)
+            )
             total = (await conn.execute(select(func.count()).where(from_rules))).scalar_one()
             rows = (await conn.execute(query)).all()
         return int(total), [RuleFiring(str(b), str(r), at, int(n)) for b, r, at, n in rows]
