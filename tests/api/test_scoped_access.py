@@ -234,6 +234,8 @@ def _cases(w: World) -> list[Case]:
         Case("POST", "/api/v1/hunting/query", "/api/v1/hunting/query", 200,
              {"query": "IdentityLogonEvents | take 5"}),
         Case("GET", "/api/v1/hunting/schema", "/api/v1/hunting/schema", 200),
+        Case("POST", "/api/v1/hunting/check", "/api/v1/hunting/check", 200,
+             {"query": "IdentityLogonEvents | where AccountUpn == 'carol@corp.example.test' | take 1"}),
         Case("POST", "/api/v1/hunting/act", "/api/v1/hunting/act", 422,
              {"query": "IdentityLogonEvents | take 5", "column": "AccountUpn", "action": "ad.disable_user",
               "reason": "x"}),
