@@ -4,13 +4,14 @@
 limits are token buckets, so a 429's Retry-After is the time until the bucket admits one more
 request, and its inverse bounds the bucket's refill rate from above. From then on starts are
 paced a little under that bound, probed upward additively while Graph keeps answering, and cut
-on a later 429 (to what Graph was measured to admit between two refusals, or multiplicatively);
-every Retry-After pauses the whole tenant. Two rates are learned
-apart, because Graph counts two ways: a whole request refused (the HTTP request is what is
-counted) teaches the rate of HTTP requests, sub-requests refused inside a `$batch` (each is
-counted) the rate of sub-requests. Before any 429 nothing is paced but the requests in flight
-(`AdaptiveWindow`). Everything runs on one event loop and no lock is held while waiting; the
-clock and the sleep are injected, so tests move time.
+on a later 429 (under what Graph was measured to admit between two refusals, by send time, or
+multiplicatively). Every Retry-After pauses the whole tenant, every lesson for one round trip
+more (what was in flight lands first), and turns booked at a pace a lesson lowered are booked
+again at the new one. Two rates are learned apart, because Graph counts two ways: a whole
+request refused (the HTTP request is what is counted) teaches the rate of HTTP requests,
+sub-requests refused inside a `$batch` (each is counted) the rate of sub-requests. Before any
+429 nothing is paced but the requests in flight (`AdaptiveWindow`). Everything runs on one event
+loop and no lock is held while waiting; the clock and the sleep are injected, so tests move time.
 """
 
 from __future__ import annotations
