@@ -7,11 +7,11 @@ views and httpx are imported inside the commands, so that `clampdown --help` loa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -33,9 +33,13 @@ from clampdown.model import Action, ActionFilter, ActionSource, ActionStatus
 
 if TYPE_CHECKING:
     from clampdown.auth.principal import Principal
-    from clampdown.cli.remote import ServerProfile
+    from clampdown.cli.remote import RemoteApi, ServerProfile
     from clampdown.services.actions import ActionService, BulkRequest
+    from clampdown.services.runtime import Runtime
     from clampdown.views import ActionView, View
+
+R = TypeVar("R")
+L = TypeVar("L")
 
 actions_app = typer.Typer(
     help="The action center: list, show, undo and cancel actions.", no_args_is_help=True
@@ -52,6 +56,28 @@ def server_profile() -> ServerProfile | None:
         return ServerProfile.from_options()
     except InvalidInput as exc:
         fail(exc.message, 2)
+
+
+def either(
+    remote: Callable[[RemoteApi], Awaitable[R]], local: Callable[[Runtime, Principal], Awaitable[L]]
+) -> R | L:
+    """Ask the server (`remote`, given --server or a profile) or the database (`local`, with the
+    caller's token checked) the same question; the command prints the answer the same either way."""
+    if (profile := server_profile()) is not None:
+        from clampdown.cli.remote import connect
+
+        async def ask() -> R:
+            async with connect(profile) as api:
+                return await remote(api)
+
+        return run(ask())
+    settings = load()
+
+    async def go() -> L:
+        async with open_runtime(settings) as rt:
+            return await local(rt, await caller(rt))
+
+    return run(go())
 
 
 def _read_targets(path: Path) -> list[str]:
@@ -362,25 +388,15 @@ def actions_list(
     except ValueError:
         fail(f"unknown source {source}; use {', '.join(s.value for s in ActionSource)}", 2)
     more = replace(ActionFilter(), source=origin, incident=incident, error_code=error_code)
-    if (profile := server_profile()) is not None:
-        from clampdown.cli.remote import connect
 
-        async def ask() -> list[ActionView]:
-            flt = _filter(statuses, type_id, instance, user, batch, requested_by, since, more)
-            async with connect(profile) as api:
-                return await api.list_actions(_query(flt), limit)
+    def flt() -> ActionFilter:  # inside the command's run: a bad --type or --since is one clear line
+        return _filter(statuses, type_id, instance, user, batch, requested_by, since, more)
 
-        _print_actions(run(ask()), shown, quiet)
-        return
-
-    settings = load()
-
-    async def go() -> list[Action]:
-        flt = _filter(statuses, type_id, instance, user, batch, requested_by, since, more)
-        async with open_runtime(settings) as rt:
-            return await rt.actions.list_actions(flt, await caller(rt), limit=limit)
-
-    _print_actions(run(go()), shown, quiet)
+    found = either(
+        lambda api: api.list_actions(_query(flt()), limit),
+        lambda rt, who: rt.actions.list_actions(flt(), who, limit=limit),
+    )
+    _print_actions(found, shown, quiet)
 
 
 def _filter(
@@ -431,23 +447,7 @@ def actions_show(action_id: int, as_json: JsonOption = False) -> None:
     """Every field of one action, with its attempts and errors."""
     from clampdown.views import ActionView
 
-    shown: Action | ActionView
-    if (profile := server_profile()) is not None:
-        from clampdown.cli.remote import connect
-
-        async def ask() -> ActionView:
-            async with connect(profile) as api:
-                return await api.get_action(action_id)
-
-        shown = run(ask())
-    else:
-        settings = load()
-
-        async def go() -> Action:
-            async with open_runtime(settings) as rt:
-                return await rt.actions.get(action_id, await caller(rt))
-
-        shown = run(go())
+    shown = either(lambda api: api.get_action(action_id), lambda rt, who: rt.actions.get(action_id, who))
     if as_json:
         render.print_view(ActionView.model_validate(shown))
     else:
@@ -467,26 +467,15 @@ def actions_undo(
     replaced), restoring what was there before."""
     from clampdown.views import ActionView
 
-    if (profile := server_profile()) is not None:
-        from clampdown.cli.remote import connect
+    async def remote(api: RemoteApi) -> ActionView:
+        queued = await api.undo(action_id, reason, request_approval)
+        return await api.wait(queued.id, timeout) if wait else queued
 
-        async def ask() -> ActionView:
-            async with connect(profile) as api:
-                queued = await api.undo(action_id, reason, request_approval)
-                return await api.wait(queued.id, timeout) if wait else queued
+    async def local(rt: Runtime, principal: Principal) -> Action:
+        undo = await rt.actions.undo(action_id, principal, reason, request_approval=request_approval)
+        return (await rt.actions.wait([undo.id], timeout))[0] if wait else undo
 
-        shown = run(ask())
-        _report([shown], shown if as_json else None, wait)
-        return
-    settings = load()
-
-    async def go() -> Action:
-        async with open_runtime(settings) as rt:
-            principal = await caller(rt)
-            undo = await rt.actions.undo(action_id, principal, reason, request_approval=request_approval)
-            return (await rt.actions.wait([undo.id], timeout))[0] if wait else undo
-
-    undo = run(go())
+    undo = either(remote, local)
     _report([undo], ActionView.model_validate(undo) if as_json else None, wait)
 
 
@@ -495,23 +484,7 @@ def actions_cancel(action_id: int, as_json: JsonOption = False) -> None:
     """Cancel a queued action; a running one is not retried after the attempt now running."""
     from clampdown.views import ActionView
 
-    cancelled: Action | ActionView
-    if (profile := server_profile()) is not None:
-        from clampdown.cli.remote import connect
-
-        async def ask() -> ActionView:
-            async with connect(profile) as api:
-                return await api.cancel(action_id)
-
-        cancelled = run(ask())
-    else:
-        settings = load()
-
-        async def go() -> Action:
-            async with open_runtime(settings) as rt:
-                return await rt.actions.cancel(action_id, await caller(rt))
-
-        cancelled = run(go())
+    cancelled = either(lambda api: api.cancel(action_id), lambda rt, who: rt.actions.cancel(action_id, who))
     _report([cancelled], ActionView.model_validate(cancelled) if as_json else None, False)
     if not as_json and cancelled.cancel_requested_by:
         render.console.print(

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from clampdown.cli import render
-from clampdown.cli.actions import server_profile
+from clampdown.cli.actions import either
 from clampdown.cli.context import (
     JsonOption,
     OutputOption,
@@ -21,7 +21,7 @@ from clampdown.cli.context import (
 )
 from clampdown.cli.errors import fail, run
 from clampdown.errors import InvalidInput
-from clampdown.model import Containment, ContainmentState, ResidualAccess, ResidualStatus
+from clampdown.model import ContainmentState, ResidualAccess, ResidualStatus
 
 if TYPE_CHECKING:
     from clampdown.services.watch import WatchRound
@@ -65,24 +65,11 @@ def containments_list(
         states = _states(state)
     except InvalidInput as exc:
         fail(exc.message, 2)
-    if (profile := server_profile()) is not None:
-        from clampdown.cli.remote import connect
-
-        async def ask() -> list[ContainmentView]:
-            async with connect(profile) as api:
-                return await api.containments([s.value for s in states], person, limit)
-
-        views = run(ask())
-    else:
-        settings = load()
-
-        async def go() -> list[Containment]:
-            async with open_runtime(settings) as rt:
-                return await rt.playbooks.containments_of(
-                    await caller(rt), states=states, person=person, limit=limit
-                )
-
-        views = [ContainmentView.model_validate(c) for c in run(go())]
+    found = either(
+        lambda api: api.containments([s.value for s in states], person, limit),
+        lambda rt, who: rt.playbooks.containments_of(who, states=states, person=person, limit=limit),
+    )
+    views = [ContainmentView.model_validate(c) for c in found]
     render.emit(views, output_format(output, as_json), lambda: _table(views), quiet=quiet)
 
 
@@ -91,22 +78,12 @@ def containments_show(containment_id: int, as_json: JsonOption = False) -> None:
     """One containment: its accounts, state, and every step, timed release, release and undo."""
     from clampdown.views import ContainmentView
 
-    if (profile := server_profile()) is not None:
-        from clampdown.cli.remote import connect
-
-        async def ask() -> ContainmentView:
-            async with connect(profile) as api:
-                return await api.containment(containment_id)
-
-        found = run(ask())
-    else:
-        settings = load()
-
-        async def go() -> Containment:
-            async with open_runtime(settings) as rt:
-                return await rt.playbooks.containment(await caller(rt), containment_id, residual=True)
-
-        found = ContainmentView.model_validate(run(go()))
+    found = ContainmentView.model_validate(
+        either(
+            lambda api: api.containment(containment_id),
+            lambda rt, who: rt.playbooks.containment(who, containment_id, residual=True),
+        )
+    )
     if as_json:
         render.print_view(found)
         return

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from clampdown.cli import render
-from clampdown.cli.actions import server_profile
+from clampdown.cli.actions import either, server_profile
 from clampdown.cli.context import (
     JsonOption,
     OutputOption,
@@ -26,7 +26,7 @@ from clampdown.cli.context import (
 from clampdown.cli.errors import EXIT_ACTION_FAILED, run
 from clampdown.errors import ConfigError, InvalidInput
 from clampdown.limits import clean_time
-from clampdown.model import Action, StepRole
+from clampdown.model import StepRole
 
 if TYPE_CHECKING:
     from clampdown.cli.remote import ServerProfile
@@ -175,27 +175,12 @@ def release(
 def _decide(approve: bool, action_ids: list[int], batch: str | None, note: str | None, as_json: bool) -> None:
     from clampdown.views import ActionView
 
-    decided: Sequence[Action | ActionView]
-    if (profile := server_profile()) is not None:
-        from clampdown.cli.remote import connect
-
-        async def ask() -> list[ActionView]:
-            async with connect(profile) as api:
-                return await api.decide(approve, action_ids, batch, note)
-
-        decided = run(ask())
-    else:
-        settings = load()
-
-        async def go() -> list[Action]:
-            async with open_runtime(settings) as rt:
-                principal = await caller(rt)
-                return await rt.approvals.decide(
-                    principal, approve, action_ids=action_ids, batch_id=batch, note=note,
-                    source=socket.gethostname(),
-                )  # fmt: skip
-
-        decided = run(go())
+    decided = either(
+        lambda api: api.decide(approve, action_ids, batch, note),
+        lambda rt, who: rt.approvals.decide(
+            who, approve, action_ids=action_ids, batch_id=batch, note=note, source=socket.gethostname()
+        ),
+    )
     if as_json:
         render.print_view([ActionView.model_validate(a) for a in decided])
     else:
@@ -328,22 +313,6 @@ def pending_approvals(
     """Requests awaiting approval."""
     from clampdown.views import ActionView
 
-    found: Sequence[Action | ActionView]
-    if (profile := server_profile()) is not None:
-        from clampdown.cli.remote import connect
-
-        async def ask() -> list[ActionView]:
-            async with connect(profile) as api:
-                return await api.pending()
-
-        found = run(ask())
-    else:
-        settings = load()
-
-        async def go() -> list[Action]:
-            async with open_runtime(settings) as rt:
-                return await rt.approvals.pending(await caller(rt))
-
-        found = run(go())
+    found = either(lambda api: api.pending(), lambda rt, who: rt.approvals.pending(who))
     views = [ActionView.model_validate(a) for a in found]
     render.emit(views, output_format(output, as_json), lambda: render.actions_table(found), quiet=quiet)

@@ -11,20 +11,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from clampdown.cli import render
-from clampdown.cli.actions import server_profile
+from clampdown.cli.actions import either
 from clampdown.cli.context import (
     JsonOption,
     OutputOption,
     QuietOption,
-    caller,
-    load,
-    open_runtime,
     output_format,
 )
-from clampdown.cli.errors import run
 
 if TYPE_CHECKING:
+    from clampdown.auth.principal import Principal
     from clampdown.services.people_search import PeopleSearch
+    from clampdown.services.runtime import Runtime
     from clampdown.views.people import PeopleSearchView
 
 
@@ -42,26 +40,14 @@ def users_search(
     """Search the directories' PEOPLE (AD, Entra ID, Okta) by a fragment, not Clampdown's users."""
     from clampdown.views.people import PeopleSearchView
 
-    if (profile := server_profile()) is not None:
-        from clampdown.cli.remote import connect
+    async def local(rt: Runtime, principal: Principal) -> PeopleSearch:
+        from clampdown.services.people_search import search_people
 
-        async def ask() -> PeopleSearchView:
-            async with connect(profile) as api:
-                return await api.search_people(text, page, page_size, wait)
+        return await search_people(rt.connectors, text, principal, page=page, page_size=page_size, wait=wait)
 
-        found = run(ask())
-    else:
-        settings = load()
-
-        async def go() -> PeopleSearch:
-            from clampdown.services.people_search import search_people
-
-            async with open_runtime(settings) as rt:
-                return await search_people(
-                    rt.connectors, text, await caller(rt), page=page, page_size=page_size, wait=wait
-                )
-
-        found = PeopleSearchView.model_validate(run(go()))
+    found = PeopleSearchView.model_validate(
+        either(lambda api: api.search_people(text, page, page_size, wait), local)
+    )
     shown = output_format(output, as_json)
     if shown == render.Output.JSON and not quiet:
         render.print_view(found)

@@ -7,17 +7,13 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from clampdown.cli import render
-from clampdown.cli.actions import server_profile
+from clampdown.cli.actions import either
 from clampdown.cli.context import (
     JsonOption,
     OutputOption,
     QuietOption,
-    caller,
-    load,
-    open_runtime,
     output_format,
 )
-from clampdown.cli.errors import run
 
 if TYPE_CHECKING:
     from clampdown.services.runtime import Runtime
@@ -42,22 +38,9 @@ def workers(as_json: JsonOption = False, output: OutputOption = None, quiet: Qui
     """The workers registered in the database: live or dead, and the actions each holds."""
     from clampdown.views import WorkerView
 
-    if (profile := server_profile()) is not None:
-        from clampdown.cli.remote import connect
-
-        async def ask() -> list[WorkerView]:
-            async with connect(profile) as api:
-                return await api.workers()
-
-        found = run(ask())
-    else:
-        settings = load()
-
-        async def go() -> list[WorkerView]:
-            async with open_runtime(settings) as rt:
-                return [WorkerView.model_validate(w) for w in await rt.workers.list_workers(await caller(rt))]
-
-        found = run(go())
+    found = [WorkerView.model_validate(w) for w in either(
+        lambda api: api.workers(), lambda rt, who: rt.workers.list_workers(who)
+    )]  # fmt: skip
     shown = output_format(output, as_json)
     if found or shown != render.Output.TABLE or quiet:
         render.emit(found, shown, lambda: _table(found), quiet=quiet)
