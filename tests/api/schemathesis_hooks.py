@@ -72,3 +72,9 @@ def flatmap_query(context: schemathesis.HookContext, query: dict[str, Any] | Non
         return result
 
     return st.tuples(*choices).map(apply)
+
+
+@schemathesis.serializer("application/secevent+jwt")
+def _security_event_token(ctx: Any, value: Any) -> bytes:
+    """A Security Event Token is a compact JWS: the generated string as it is (RFC 8417)."""
+    return value.encode() if isinstance(value, str) else str(value).encode()

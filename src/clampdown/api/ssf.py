@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
+from clampdown.api.actions import ERRORS
 from clampdown.api.auth import client_address, runtime
 from clampdown.errors import InvalidInput
 from clampdown.limits import MAX_NAME
@@ -57,7 +58,7 @@ async def _body(request: Request) -> bytes:
 @router.post(
     "/receivers/{name}/events",
     status_code=202,
-    responses={202: {"description": "Accepted"}, 400: _ERROR_BODY},
+    responses={202: {"description": "Accepted"}, 400: _ERROR_BODY, 404: ERRORS[404], 503: ERRORS[503]},
     openapi_extra={"requestBody": {"content": {"application/secevent+jwt": {"schema": {"type": "string"}}},
                                    "required": True}},
 )  # fmt: skip
