@@ -405,15 +405,21 @@ class QueryCheck:
     column: int | None = None
 
 
-def check_query(query: str, language: Language | None = None, timeout_seconds: float = 2.0) -> Language:
-    """QueryError (with the line and column) if the query cannot run as written: a KQL query's
-    translation and render clause, an SQL query's syntax and statement kind. Reads no events
-    (names unknown to the tables show only when the query runs). Returns the language."""
+def _query_text(query: str | None) -> str:
+    """The query without its surrounding blanks; QueryError if it is empty, too long or holds a NUL."""
     text = (query or "").strip()
     if not text:
         raise QueryError("the query is empty")
     if len(text) > MAX_QUERY_LENGTH or "\x00" in text:
         raise QueryError(f"the query must be at most {MAX_QUERY_LENGTH} characters with no NUL")
+    return text
+
+
+def check_query(query: str, language: Language | None = None, timeout_seconds: float = 2.0) -> Language:
+    """QueryError (with the line and column) if the query cannot run as written: a KQL query's
+    translation and render clause, an SQL query's syntax and statement kind. Reads no events
+    (names unknown to the tables show only when the query runs). Returns the language."""
+    text = _query_text(query)
     lang = language or detect_language(text)
     if lang is Language.KQL:
         translate_kql_with_render(text, timeout_seconds)
@@ -437,11 +443,7 @@ def run_query(
     stopped after the time limit (which the KQL translation counts against). With `sources` (the
     names of directories), the query sees only the event rows whose Directory is one of them, and
     nothing else of the store."""
-    text = (query or "").strip()
-    if not text:
-        raise QueryError("the query is empty")
-    if len(text) > MAX_QUERY_LENGTH or "\x00" in text:
-        raise QueryError(f"the query must be at most {MAX_QUERY_LENGTH} characters with no NUL")
+    text = _query_text(query)
     lang = language or detect_language(text)
     timeout = min(
         timeout_seconds or store.settings.query_timeout_seconds, store.settings.query_timeout_seconds
