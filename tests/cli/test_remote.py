@@ -217,6 +217,8 @@ def test_the_analysts_other_commands_print_the_same_over_the_api(deployment: Dep
     assert remote.returncode == local.returncode == 0 and remote.stdout == local.stdout, remote.stderr
     local, remote = deployment.local(*hunt, "--json"), deployment.remote(*hunt, "--json")
     assert {**json.loads(remote.stdout), "elapsed_ms": 0} == {**json.loads(local.stdout), "elapsed_ms": 0}
+    acting = (*hunt, "--act", "okta.suspend_user", "--column", "AccountUpn", "-r", "INC-8")
+    _same(deployment.local(*acting), deployment.remote(*acting))  # nothing found: the same refusal
     # An approval by the one who asked is refused the same way; the cancel of the waiting one works.
     _same(deployment.local("actions", "approve", str(waiting["id"])),
           deployment.remote("actions", "approve", str(waiting["id"])))  # fmt: skip

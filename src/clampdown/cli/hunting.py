@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the hunting package (DuckDB, pyarrow) is imported by the co
     from clampdown.hunting.pulls import PullReport
     from clampdown.hunting.query import QueryResult
     from clampdown.hunting.service import ActOnResults
-    from clampdown.views import QueryResultView
+    from clampdown.views import ActOnResultsView, QueryResultView
 
 ingest_app = typer.Typer(
     help="Feed the hunting event store: EVTX, Winlogbeat JSON lines, API pulls; run its schedule.",
@@ -60,14 +60,20 @@ def hunt(
 
     if act is not None and column is None:
         fail("--act needs --column: the result column that holds the accounts", 2)
-    if (profile := server_profile()) is not None and act is None:
+    if (profile := server_profile()) is not None:
         from clampdown.cli.remote import connect
 
-        async def ask() -> QueryResultView:
+        async def ask() -> QueryResultView | ActOnResultsView:
             async with connect(profile) as api:
+                if act is not None and column is not None:
+                    return await api.act_on_results(query, language, column, act, reason, idempotency_key)
                 return await api.hunt(query, language, max_rows)
 
-        _print_result(run(ask()), output_format(output, as_json))
+        answer = run(ask())
+        if isinstance(answer, ActOnResultsView):
+            _print_acted(answer, act or "", as_json)
+        else:
+            _print_result(answer, output_format(output, as_json))
         return
     from clampdown.hunting.query import Language
     from clampdown.hunting.service import ActOnResults, HuntingService
@@ -87,15 +93,19 @@ def hunt(
 
     outcome = run(go())
     if isinstance(outcome, ActOnResults):
-        if as_json:
-            render.print_view(ActOnResultsView.model_validate(outcome))
-        else:
-            render.console.print(
-                f"batch {outcome.bulk.batch_id}: {len(outcome.bulk.actions)} actions queued "
-                f"({act} on {len(outcome.targets)} accounts)"
-            )
+        _print_acted(ActOnResultsView.model_validate(outcome), act or "", as_json)
         return
     _print_result(QueryResultView.model_validate(outcome), output_format(output, as_json))
+
+
+def _print_acted(acted: ActOnResultsView, action: str, as_json: bool) -> None:
+    if as_json:
+        render.print_view(acted)
+    else:
+        render.console.print(
+            f"batch {acted.batch_id}: {len(acted.actions)} actions queued "
+            f"({action} on {len(acted.targets)} accounts)"
+        )
 
 
 def _print_result(result: QueryResultView, shown: render.Output) -> None:

@@ -36,7 +36,14 @@ from clampdown.errors import (
 from clampdown.model import ActionStatus
 
 if TYPE_CHECKING:
-    from clampdown.views import BulkView, ContainmentView, PlanItemView, QueryResultView, WorkerView
+    from clampdown.views import (
+        ActOnResultsView,
+        BulkView,
+        ContainmentView,
+        PlanItemView,
+        QueryResultView,
+        WorkerView,
+    )
     from clampdown.views.actions import ActionView
     from clampdown.views.people import PeopleSearchView
     from clampdown.views.playbooks import PlaybookRunView
@@ -369,6 +376,26 @@ class RemoteApi:
         body = {"query": query, "language": language, "max_rows": max_rows}
         data = await self._call("POST", "/hunting/query", json=body)
         return QueryResultView.model_validate({**data, "elapsed_seconds": data["elapsed_ms"] / 1000})
+
+    async def act_on_results(
+        self, query: str, language: str | None, column: str, action: str, reason: str | None,
+        idempotency_key: str | None,
+    ) -> ActOnResultsView:  # fmt: skip
+        """POST /hunting/act: the query run and the action queued on each distinct account found."""
+        from clampdown.views import ActOnResultsView
+
+        body = {
+            "query": query,
+            "language": language,
+            "column": column,
+            "action": action,
+            "reason": reason or "",
+        }
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        data = await self._call("POST", "/hunting/act", json=body, headers=headers)
+        bulk = {"batch_id": data["batch_id"], "refused": data.get("refused", []),
+                "actions": [action_view(item) for item in data.get("actions", [])]}  # fmt: skip
+        return ActOnResultsView.model_validate({"bulk": bulk, "targets": data["targets"]})
 
 
 def containment_view(data: Mapping[str, Any]) -> ContainmentView:
