@@ -94,6 +94,7 @@ def test_the_wheel_metadata_is_modern_and_versioned_in_one_place(clampdown_wheel
     assert "License-File: LICENSE" in fields
     assert f"clampdown-{__version__}-" in clampdown_wheel.name
     assert "Provides-Extra: kerberos" in fields
+    assert "Provides-Extra: lab" in fields and 'Requires-Dist: clampdown-lab; extra == "lab"' in fields
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     assert __version__ not in pyproject and "CHANGELOG" not in pyproject
     assert f"## {__version__}" in (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
