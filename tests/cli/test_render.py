@@ -89,3 +89,19 @@ def test_cells_are_shown_as_given_not_as_markup(value: str) -> None:
 def test_rows_table_puts_each_value_under_its_column() -> None:
     lines = _text(rows_table([{"a": "1", "b": "2"}, {"b": "3", "a": "4"}]))
     assert [_cells(line) for line in lines if line.startswith("│")] == [["1", "2"], ["4", "3"]]
+
+
+def test_csv_cells_a_spreadsheet_would_evaluate_get_a_quote(capsys: pytest.CaptureFixture[str]) -> None:
+    """--output csv writes its cells as the API's export does (views.base.spreadsheet_safe): a
+    target or reason from attacker-written event data never runs as a formula."""
+    import csv
+    import io
+
+    from clampdown.cli.render import Output, emit
+
+    rows = [{"id": 1, "target": "=HYPERLINK(\"http://evil\")", "reason": "-2+3", "nested": {"a": 1},
+             "none": None, "plain": "alice"}]  # fmt: skip
+    emit(rows, Output.CSV, lambda: Table())
+    (written,) = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert written == {"id": "1", "target": "'=HYPERLINK(\"http://evil\")", "reason": "'-2+3",
+                       "nested": '{"a": 1}', "none": "", "plain": "alice"}  # fmt: skip

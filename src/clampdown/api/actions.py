@@ -38,6 +38,7 @@ from clampdown.limits import (
 from clampdown.model import ActionFilter, ActionSource, ActionStatus
 from clampdown.services.actions import check_filter
 from clampdown.views import ActionView, BulkView
+from clampdown.views.base import spreadsheet_safe
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422, 503)
@@ -190,16 +191,6 @@ CSV_COLUMNS = (
     "undoes_action_id", "attempts", "requested_at", "started_at", "finished_at", "result", "error_code",
     "error_message", "provider_request_id", "source", "incident", "incident_link",
 )  # fmt: skip
-
-
-# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(cell: str) -> str:
-    """The cell as text a spreadsheet never evaluates: targets and reasons can come from event data
-    an attacker wrote, through detection rules, so a leading formula character gets a quote."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def _csv_row(out: ActionView) -> list[str]:

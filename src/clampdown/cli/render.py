@@ -48,9 +48,11 @@ def _records(items: Sequence[View] | Sequence[Mapping[str, Any]]) -> list[dict[s
 
 def _csv(records: list[dict[str, Any]]) -> None:
     """One row per record, the columns every record has between them (first seen first); nested
-    values as JSON in their cell, empty for none."""
+    values as JSON in their cell, empty for none; text made spreadsheet-safe as the API's export."""
     import csv
     import sys
+
+    from clampdown.views.base import spreadsheet_safe
 
     columns = list(dict.fromkeys(key for record in records for key in record))
     if not columns:
@@ -59,8 +61,15 @@ def _csv(records: list[dict[str, Any]]) -> None:
     writer.writerow(columns)
     for record in records:
         cells = (record.get(c) for c in columns)
-        writer.writerow("" if v is None else json.dumps(v, default=str) if isinstance(v, dict | list) else v
-                        for v in cells)  # fmt: skip
+        writer.writerow(_cell(v, spreadsheet_safe) for v in cells)
+
+
+def _cell(value: Any, safe: Callable[[str], str]) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return safe(json.dumps(value, default=str))
+    return safe(value) if isinstance(value, str) else value
 
 
 def emit(
