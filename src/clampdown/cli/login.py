@@ -44,28 +44,11 @@ def _profile_name(given: str | None) -> str:
 
 
 async def _mint(url: str, ca_file: Path | None, username: str, password: str, days: int) -> tuple[str, Any]:
-    """Sign in with the password, have the server make a token of the person's own, sign out."""
-    import httpx
+    """A token of the person's own, made by the server after a password sign-in."""
+    from clampdown.cli.remote import ServerProfile, connect
 
-    from clampdown.cli.remote import API, TIMEOUT, ServerProfile, _translated, _verify, error_for
-
-    profile = ServerProfile(url=url, ca_file=ca_file)
-    async with httpx.AsyncClient(base_url=url, verify=_verify(profile), timeout=TIMEOUT) as client:
-        with _translated(url):
-            signed = await client.post(f"{API}/session", json={"username": username, "password": password})
-        if not signed.is_success:
-            raise error_for(signed)
-        csrf = {"X-CSRF-Token": signed.json().get("csrf_token") or ""}
-        name = f"cli on {socket.gethostname()}"[:200]
-        with _translated(url):
-            made = await client.post(
-                f"{API}/me/tokens", json={"name": name, "expires_in_days": days}, headers=csrf
-            )
-            await client.delete(f"{API}/session", headers=csrf)  # the console session is not needed again
-        if not made.is_success:
-            raise error_for(made)
-        issued = made.json()
-        return str(issued["token"]), issued.get("expires_at")
+    async with connect(ServerProfile(url=url, ca_file=ca_file)) as api:
+        return await api.own_token(username, password, f"cli on {socket.gethostname()}"[:200], days)
 
 
 def _through_browser(url: str, timeout: float) -> str:

@@ -12,6 +12,7 @@ or variables, or saved by `clampdown login` (clampdown.cli.profiles).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -168,6 +169,8 @@ class RemoteApi:
             response = await self._client.request(method, API + path, headers=headers, **kwargs)
         if not response.is_success:
             raise error_for(response)
+        if response.status_code == 204:
+            return None  # done, nothing to say (DELETE /session, DELETE /me/token)
         try:
             return response.json()
         except ValueError:
@@ -184,13 +187,23 @@ class RemoteApi:
 
     async def revoke_own_token(self) -> None:
         """DELETE /me/token: the token this client holds ends now (`clampdown logout`)."""
-        if not self.profile.token:
-            raise no_credentials()
-        headers = {"Authorization": f"Bearer {self.profile.token}"}
-        with _translated(self.profile.url):
-            response = await self._client.delete(API + "/me/token", headers=headers)
-        if not response.is_success:
-            raise error_for(response)
+        await self._call("DELETE", "/me/token")
+
+    async def own_token(self, username: str, password: str, name: str, days: int) -> tuple[str, str | None]:
+        """Sign in with the password (the client keeps the session cookie), have the server make a
+        token of the person's own (POST /me/tokens with the session's CSRF token), sign out; the
+        token and when it ends."""
+        signed = await self._call(
+            "POST", "/session", auth=False, json={"username": username, "password": password}
+        )
+        csrf = {"X-CSRF-Token": signed.get("csrf_token") or ""}
+        try:
+            issued = await self._call("POST", "/me/tokens", auth=False, headers=csrf,
+                                      json={"name": name, "expires_in_days": days})  # fmt: skip
+        finally:
+            with contextlib.suppress(ClampdownError):  # the session is not needed again; a token is
+                await self._call("DELETE", "/session", auth=False, headers=csrf)
+        return str(issued["token"]), issued.get("expires_at")
 
     async def catalog(self) -> list[dict[str, Any]]:
         """GET /catalog: the action types, as `ActionDefinition.to_json` shows them."""
@@ -238,8 +251,7 @@ class RemoteApi:
             "instance": instance,
             "incident": incident,
         }
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        answer = await self._call("POST", "/actions", json=body, headers=headers)
+        answer = await self._call("POST", "/actions", json=body, headers=_idempotency(idempotency_key))
         key = answer.pop("secret_key", None)
         return action_view(answer), key
 
@@ -307,8 +319,7 @@ class RemoteApi:
 
         body = {"type": action_type, "targets": list(targets), "reason": reason or "", "instance": instance,
                 "incident": incident}  # fmt: skip
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        answer = await self._call("POST", "/actions/bulk", json=body, headers=headers)
+        answer = await self._call("POST", "/actions/bulk", json=body, headers=_idempotency(idempotency_key))
         actions = [action_view(item) for item in answer.get("actions", [])]
         return BulkView.model_validate({**answer, "actions": actions})
 
@@ -391,11 +402,15 @@ class RemoteApi:
             "action": action,
             "reason": reason or "",
         }
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        data = await self._call("POST", "/hunting/act", json=body, headers=headers)
+        data = await self._call("POST", "/hunting/act", json=body, headers=_idempotency(idempotency_key))
         bulk = {"batch_id": data["batch_id"], "refused": data.get("refused", []),
                 "actions": [action_view(item) for item in data.get("actions", [])]}  # fmt: skip
         return ActOnResultsView.model_validate({"bulk": bulk, "targets": data["targets"]})
+
+
+def _idempotency(key: str | None) -> dict[str, str] | None:
+    """The Idempotency-Key header, when the caller gave a key: the same key never queues twice."""
+    return {"Idempotency-Key": key} if key else None
 
 
 def containment_view(data: Mapping[str, Any]) -> ContainmentView:
