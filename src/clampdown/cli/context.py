@@ -62,10 +62,15 @@ def token() -> str | None:
     return chosen.token if chosen else None
 
 
+def _server_given() -> str:
+    """--server, else $CLAMPDOWN_URL; empty when neither names a server."""
+    return state.server or os.environ.get(SERVER_VARIABLE, "").strip()
+
+
 def server() -> str | None:
     """The running Clampdown the command talks to over its API: --server, else $CLAMPDOWN_URL, else
     the profile's (see `profile`); None: the command opens the database itself."""
-    given = state.server or os.environ.get(SERVER_VARIABLE, "").strip()
+    given = _server_given()
     if given:
         return given
     chosen = profile()
@@ -85,8 +90,7 @@ def profile() -> SavedProfile | None:
     named = state.profile or os.environ.get(PROFILE_VARIABLE, "").strip()
     try:
         if not named:
-            explicit = state.server or os.environ.get(SERVER_VARIABLE, "").strip()
-            if explicit or _local_config_given():
+            if _server_given() or _local_config_given():
                 return None
             named = profiles.current() or ""
             if not named:
@@ -110,7 +114,7 @@ def refuse_server(server_side: bool = False) -> None:
         return
     if server_side and state.server is None:
         return
-    chosen = None if state.server or os.environ.get(SERVER_VARIABLE, "").strip() else profile()
+    chosen = None if _server_given() else profile()
     where = "--server" if state.server else f"the profile {chosen.name}" if chosen else f"${SERVER_VARIABLE}"
     fail(
         f"this command does not work over the API yet (catalog, act, actions, approvals, "
