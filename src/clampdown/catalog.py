@@ -13,6 +13,7 @@ from clampdown.permissions import (
     SECURITY_ADMINISTRATOR,
     SECURITY_OPERATOR,
 )
+from clampdown.secevents import ACCOUNT_DISABLED, ACCOUNT_ENABLED, CREDENTIAL_CHANGE, SESSION_REVOKED
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class ActionDefinition:
     # What the action makes true, for dry-runs: (state key, value). A key is "enabled", "status"
     # or "values.<name>" of AccountState. None: the action always acts (revoke sessions).
     effect: tuple[str, object] | None = None
+    # The Shared Signals event (secevents.py) its completion announces to receivers, as a step of a
+    # containment or of its release: account-disabled, session-revoked, credential-change, account-enabled.
+    announces: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -65,6 +69,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         permissions=_MANAGE,
         inverse="ad.enable_user",
         effect=("enabled", False),
+        announces=ACCOUNT_DISABLED,
     ),
     ActionDefinition(
         id="ad.enable_user",
@@ -76,6 +81,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         permissions=_MANAGE,
         inverse="ad.disable_user",
         effect=("enabled", True),
+        announces=ACCOUNT_ENABLED,
     ),
     ActionDefinition(
         id="ad.force_password_reset",
@@ -91,6 +97,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         permissions=_MANAGE,
         inverse="ad.clear_password_reset",
         effect=("values.must_change_password", True),
+        announces=CREDENTIAL_CHANGE,
     ),
     ActionDefinition(
         id="ad.clear_password_reset",
@@ -161,6 +168,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         permissions=_NONE,
         inverse="entra.enable_user",
         effect=("enabled", False),
+        announces=ACCOUNT_DISABLED,
     ),
     ActionDefinition(
         id="entra.enable_user",
@@ -172,6 +180,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         permissions=_NONE,
         inverse="entra.suspend_user",
         effect=("enabled", True),
+        announces=ACCOUNT_ENABLED,
     ),
     ActionDefinition(
         id="entra.revoke_sessions",
@@ -182,6 +191,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=frozenset({GLOBAL_ADMINISTRATOR}),
         permissions=_NONE,
         reversible=False,
+        announces=SESSION_REVOKED,
     ),
     # -- Entra ID eviction (issue 16): what keeps an attacker in after suspend and revoke ------
     ActionDefinition(
@@ -194,6 +204,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=frozenset({GLOBAL_ADMINISTRATOR}),
         permissions=_NONE,
         reversible=False,
+        announces=CREDENTIAL_CHANGE,
     ),
     ActionDefinition(
         id="entra.remove_auth_methods",
@@ -240,6 +251,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         permissions=_MANAGE,
         inverse="okta.unsuspend_user",
         effect=("status", "SUSPENDED"),
+        announces=ACCOUNT_DISABLED,
     ),
     ActionDefinition(
         id="okta.unsuspend_user",
@@ -251,6 +263,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         permissions=_MANAGE,
         inverse="okta.suspend_user",
         effect=("status", "ACTIVE"),
+        announces=ACCOUNT_ENABLED,
     ),
     ActionDefinition(
         id="okta.deactivate_user",
@@ -263,6 +276,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         reversible=False,
         warning="Deactivation cannot be cleanly reversed: Okta removes the user's app assignments.",
         effect=("status", "DEPROVISIONED"),
+        announces=ACCOUNT_DISABLED,
     ),
     # --- Okta eviction: the attacker is out (sessions, tokens, grants, factors, password, risk) ---
     ActionDefinition(
@@ -275,6 +289,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=_RESPONDERS,
         permissions=_MANAGE,
         reversible=False,
+        announces=SESSION_REVOKED,
     ),
     ActionDefinition(
         id="okta.revoke_grants",
@@ -310,6 +325,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         permissions=_MANAGE,
         reversible=False,
         warning="An expired password cannot be un-expired: the user must set a new one.",
+        announces=CREDENTIAL_CHANGE,
     ),
     ActionDefinition(
         id="okta.set_risk",
@@ -345,6 +361,7 @@ DEFINITIONS: tuple[ActionDefinition, ...] = (
         roles=_RESPONDERS,
         permissions=_MANAGE,
         reversible=False,
+        announces=SESSION_REVOKED,
     ),
 )
 

@@ -280,10 +280,55 @@ class SsfReceiverSettings(_Section):
         return value
 
 
+class SsfPushStreamSettings(_Section):
+    """A push stream the operator declares (SSF 1.0 section 8 lets a receiver create its own through
+    the stream management API; a receiver such as Okta's security events providers does not): the
+    SETs Clampdown transmits are POSTed to `endpoint_url` (RFC 8935)."""
+
+    endpoint_url: str
+    audience: str  # the `aud` of its SETs: the receiver's issuer or URL, as it expects
+    authorization_header: Secret | None = None  # sent as Authorization with every SET
+    events: list[str] = Field(default_factory=list)  # event type URIs; empty: every supported one
+    description: str | None = None
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _push_address(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"{value!r} is not an http(s) address")
+        return value
+
+
+class SsfTransmitterSettings(_Section):
+    """Clampdown as a Shared Signals transmitter: it publishes its metadata and keys, lets receivers
+    manage their streams, and sends signed SETs when a containment completes or is released."""
+
+    # Clampdown's public address: the `iss` of its SETs, where its /.well-known/ssf-configuration and
+    # its endpoints are found by receivers.
+    issuer: str
+    # The private key SETs are signed with (PEM; EC P-256 signs ES256, RSA of 2048 bits or more RS256).
+    signing_key_file: str
+    # Keys of before a rotation: still published in the JWKS, no longer used to sign.
+    previous_key_files: list[str] = Field(default_factory=list)
+    default_subjects: Literal["ALL", "NONE"] = "ALL"  # a new stream's subjects until some are added
+    min_verification_interval_seconds: int = Field(30, ge=0)
+    ca_file: str | None = None  # to check the receivers' TLS certificates (push)
+    streams: dict[str, SsfPushStreamSettings] = Field(default_factory=dict)  # declared push streams
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_address(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
+            raise ValueError(f"{value!r} is not an http(s) address without query or fragment")
+        return value.rstrip("/")
+
+
 class SsfSettings(_Section):
-    """Shared Signals (SSF 1.0, CAEP, RISC): the transmitters Clampdown receives events from."""
+    """Shared Signals (SSF 1.0, CAEP, RISC): the transmitters Clampdown receives events from, and
+    Clampdown's own transmitter."""
 
     receivers: dict[str, SsfReceiverSettings] = Field(default_factory=dict)
+    transmitter: SsfTransmitterSettings | None = None
 
 
 class ProtectionSettings(_Section):

@@ -346,3 +346,68 @@ ssf_received_jtis = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Index("ix_ssf_received_jtis_issued_at", "issued_at"),
 )
+
+# Shared Signals out (issue 21): the streams receivers hold with Clampdown as transmitter (SSF 1.0
+# section 8), the subjects added to or removed from each, and the outbox of signed SETs: a SET is
+# committed with its cause (a containment's last step, its release) and pushed, or polled, from here.
+ssf_streams = Table(
+    "ssf_streams",
+    metadata,
+    Column("stream_id", String(64), primary_key=True),
+    Column("owner", String(255), nullable=False),  # the API user who created it, or "config:NAME"
+    Column("description", String(1024), nullable=True),
+    Column("audience", JSON, nullable=False),  # the `aud` values of its SETs
+    Column("events_requested", JSON, nullable=False),  # event type URIs
+    Column("delivery_method", String(64), nullable=False),  # urn:ietf:rfc:8935 (push) or 8936 (poll)
+    Column("endpoint_url", String(2048), nullable=True),  # push: the receiver's endpoint
+    Column("authorization_header", Text, nullable=True),  # push: sent with each SET, never shown back
+    Column("status", String(16), nullable=False),  # enabled, paused, disabled
+    Column("status_reason", String(1024), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("verified_at", UTCDateTime, nullable=True),  # the last verification the receiver asked for
+    Index("ix_ssf_streams_owner", "owner"),
+)
+
+ssf_stream_subjects = Table(
+    "ssf_stream_subjects",
+    metadata,
+    Column(
+        "stream_id", String(64), ForeignKey("ssf_streams.stream_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("subject_key", String(512), primary_key=True),  # "email:alice@corp.example", lower case
+    Column("subject", JSON, nullable=False),  # the subject identifier as the receiver gave it
+    Column("included", Boolean, nullable=False),  # added (true) or removed (false)
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+ssf_outbox = Table(
+    "ssf_outbox",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("stream_id", String(64), ForeignKey("ssf_streams.stream_id", ondelete="CASCADE"), nullable=False),
+    Column("jti", String(64), nullable=False, unique=True),
+    Column("event_types", JSON, nullable=False),  # the URIs of its events
+    Column("subject", String(1024), nullable=True),  # whom it is about, for people reading the outbox
+    Column("containment_id", ID, nullable=True),  # the containment it announces, if any
+    Column("token", Text, nullable=False),  # the signed SET (compact JWS)
+    # push: pending, delivered, failed; poll: pending (until acknowledged), acknowledged, refused
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_ssf_outbox_due", "status", "next_attempt_at"),
+    Index("ix_ssf_outbox_stream", "stream_id", "status", "id"),
+)
+
+# A containment is announced once per phase ("contained" when its steps have all ended, "released"
+# when its release has): the key that keeps a retried commit or a second worker from announcing twice.
+ssf_announcements = Table(
+    "ssf_announcements",
+    metadata,
+    Column("containment_id", ID, primary_key=True),
+    Column("phase", String(16), primary_key=True),
+    Column("announced_at", UTCDateTime, nullable=False),
+)
