@@ -20,7 +20,14 @@ from clampdown.errors import AccountNotFound, ActionAccountError, PermanentError
 from clampdown.model import SEALED_DETAIL, AccountState
 from clampdown.sealing import new_sealing_key, open_sealed
 from clampdown.services.actions import hands_secret
-from tests.okta.contract import CONTRACTS, SUBSET_OPERATIONS, Exchange, management_document, validate
+from tests.okta.contract import (
+    CONTRACTS,
+    SSF_OPERATIONS,
+    SUBSET_OPERATIONS,
+    Exchange,
+    management_document,
+    validate,
+)
 from tests.okta.org import API_TOKEN, CLIENT_ID, Org, context
 
 ALICE = "alice.martin@lab.example.test"
@@ -294,6 +301,7 @@ def test_the_extended_subset_keeps_the_shared_operations_unchanged() -> None:
         "/api/v1/authorizationServers",
         "/api/v1/authorizationServers/{authServerId}/policies",
         "/api/v1/authorizationServers/{authServerId}/policies/{policyId}/rules",
+        *(spec.rpartition(":")[0] for spec in SSF_OPERATIONS),
     }
 
 

@@ -25,6 +25,8 @@ from clampdown_lab.okta_emulator.faults import Fault, FaultPlan
 from clampdown_lab.okta_emulator.oidc import OidcEndpoints, OidcProvider
 from clampdown_lab.okta_emulator.org_api import OrgApi
 from clampdown_lab.okta_emulator.ratelimit import RateLimiter, bucket_for
+from clampdown_lab.okta_emulator.ssf_receiver import SsfReceiver, SsfReceiverApi
+from clampdown_lab.okta_emulator.ssf_transmitter import SsfTransmitter, SsfTransmitterApi
 from clampdown_lab.okta_emulator.state import OktaApiError, OrgState, new_error_id
 from clampdown_lab.okta_emulator.users_api import UsersApi
 
@@ -56,6 +58,16 @@ class Emulator:
     latency: float = 0.0  # seconds each API request takes, as a real org's answers do
     # (method, path, status) of recent requests; bounded so a long-running lab stays small.
     request_log: deque[tuple[str, str, int]] = field(default_factory=lambda: deque(maxlen=200_000))
+    # TLS verification of the SSF peers the org calls (receivers it pushes to, providers' JWKS and
+    # configuration): True, False, or a CA bundle's path.
+    ssf_verify: bool | str = True
+    ssf: SsfTransmitter = field(init=False)
+    ssf_receiver: SsfReceiver = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ssf = SsfTransmitter(self.oidc, verify=self.ssf_verify)
+        self.ssf_receiver = SsfReceiver(self.state, verify=self.ssf_verify)
+        self.state.listeners.append(self.ssf.on_log_event)
 
     def asgi(self) -> ASGIApp:
         """The app to serve: Okta's API behind the rate-limit and fault layer."""
@@ -64,6 +76,10 @@ class Emulator:
         servers = AuthorizationServersApi(self.state, self.auth)
         org = OrgApi(self.state, self.auth, self.org_name)
         policies = "/api/v1/authorizationServers/{authServerId}/policies"
+        ssf = SsfTransmitterApi(self.ssf, self.auth)
+        receiver = SsfReceiverApi(self.ssf_receiver, self.auth)
+        providers = "/api/v1/security-events-providers"
+        provider = providers + "/{securityEventProviderId}"
         routes = [
             Route("/.well-known/openid-configuration", oidc.discovery, methods=["GET"]),
             Route("/oauth2/v1/authorize", oidc.authorize, methods=["GET", "POST"]),
@@ -89,6 +105,21 @@ class Emulator:
             Route("/api/v1/org", org.settings, methods=["GET"]),
             Route("/api/v1/users/{userId}/roles", org.user_roles, methods=["GET"]),
             Route("/oauth2/v1/clients/{clientId}/roles", org.client_roles, methods=["GET"]),
+            Route("/.well-known/ssf-configuration", ssf.metadata, methods=["GET"]),
+            Route("/api/v1/ssf/stream", ssf.get_streams, methods=["GET"]),
+            Route("/api/v1/ssf/stream", ssf.create_stream, methods=["POST"]),
+            Route("/api/v1/ssf/stream", ssf.replace_stream, methods=["PUT"]),
+            Route("/api/v1/ssf/stream", ssf.update_stream, methods=["PATCH"]),
+            Route("/api/v1/ssf/stream", ssf.delete_stream, methods=["DELETE"]),
+            Route("/api/v1/ssf/stream/status", ssf.stream_status, methods=["GET"]),
+            Route("/api/v1/ssf/stream/verification", ssf.verification, methods=["POST"]),
+            Route(providers, receiver.list_providers, methods=["GET"]),
+            Route(providers, receiver.create_provider, methods=["POST"]),
+            Route(provider, receiver.get_provider, methods=["GET"]),
+            Route(provider, receiver.replace_provider, methods=["PUT"]),
+            Route(provider, receiver.delete_provider, methods=["DELETE"]),
+            Route(provider + "/lifecycle/{operation:str}", receiver.lifecycle, methods=["POST"]),
+            Route("/security/api/v1/security-events", receiver.publish, methods=["POST"]),
             *control_routes(self),
         ]
         handlers: dict[Any, Callable[[Request, Exception], Any]] = {

@@ -24,6 +24,10 @@ ALL_SCOPES = frozenset(
         "okta.authorizationServers.read",
         "okta.roles.read",
         "okta.orgs.read",
+        "okta.securityEventsProviders.read",
+        "okta.securityEventsProviders.manage",
+        "ssf.read",
+        "ssf.manage",
     }
 )
 # The admin role a caller holds when the lab names none: the emulator lets every caller do

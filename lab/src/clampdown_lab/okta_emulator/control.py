@@ -1,5 +1,6 @@
 """The emulator's control API under /_emulator: seed users, passwords and groups, custom
-authorization servers, register OIDC apps, set limits, inject faults, inspect.
+authorization servers, register OIDC apps, set limits, inject faults, inspect; make the org
+transmit an SSF event and see the SETs it pushed and received.
 
 Not part of Okta's API; tests and benchmarks use it when the emulator runs in another process.
 """
@@ -14,6 +15,7 @@ from starlette.routing import Route
 
 from clampdown_lab.okta_emulator.faults import Fault
 from clampdown_lab.okta_emulator.oidc import OidcWebApp
+from clampdown_lab.okta_emulator.ssf_transmitter import event_type_named
 from clampdown_lab.okta_emulator.users_api import validate_status
 
 if TYPE_CHECKING:
@@ -144,6 +146,37 @@ def control_routes(emulator: Emulator) -> list[Route]:
         emulator.auth.expire_access_tokens()
         return Response(status_code=204)
 
+    async def ssf_transmit(request: Request) -> Response:
+        """Make the org transmit an SSF event about a user now: one SET per stream that wants it."""
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "a JSON object: login, event, reason"}, status_code=400)
+        try:
+            event_type = event_type_named(str(body.get("event", "")))
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        record = emulator.state.find_by_login(str(body.get("login", "")))
+        if record is None:
+            return JSONResponse({"error": "login: no such user"}, status_code=404)
+        reason = body.get("reason")
+        sent = emulator.ssf.transmit(record.login, event_type, str(reason) if reason else None)
+        if not sent:
+            return JSONResponse({"error": f"no enabled SSF stream delivers {event_type}"}, status_code=409)
+        return JSONResponse(
+            {"jti": sent[0].jti, "jtis": [d.jti for d in sent], "streams": [d.stream_id for d in sent]}
+        )
+
+    async def ssf_deliveries(request: Request) -> Response:
+        """Every SET the org pushed: to which stream and URL, how many attempts, the answer."""
+        return JSONResponse({"deliveries": [d.to_json() for d in emulator.ssf.deliveries]})
+
+    async def ssf_received(request: Request) -> Response:
+        """Every SET published to the org: its provider, the verification result, what was done."""
+        return JSONResponse({"received": [r.to_json() for r in emulator.ssf_receiver.received]})
+
     return [
         Route("/_emulator/users", seed_users, methods=["POST"]),
         Route("/_emulator/users/{id}", get_user, methods=["GET"]),
@@ -159,6 +192,9 @@ def control_routes(emulator: Emulator) -> list[Route]:
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/stats", reset_stats, methods=["DELETE"]),
         Route("/_emulator/oauth/expire", expire_tokens, methods=["POST"]),
+        Route("/_emulator/ssf/transmit", ssf_transmit, methods=["POST"]),
+        Route("/_emulator/ssf/deliveries", ssf_deliveries, methods=["GET"]),
+        Route("/_emulator/ssf/received", ssf_received, methods=["GET"]),
     ]
 
 

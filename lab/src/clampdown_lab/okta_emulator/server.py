@@ -40,6 +40,9 @@ class EmulatorSettings:
     # client id; a caller not named is a SUPER_ADMIN. [] : no admin role at all.
     admin_roles: dict[str, list[str]] = field(default_factory=dict)
     org_name: str = "Clampdown Lab"  # companyName of GET /api/v1/org
+    # TLS verification when the org calls SSF peers (pushes SETs, reads a provider's JWKS): true,
+    # false, or the path of a CA bundle. http URLs are allowed (the lab runs on loopback).
+    ssf_verify: bool | str = True
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -91,6 +94,7 @@ def build_emulator(settings: EmulatorSettings) -> Emulator:
         latency=settings.latency,
         oidc=oidc,
         org_name=settings.org_name,
+        ssf_verify=settings.ssf_verify,
     )
 
 

@@ -231,6 +231,8 @@ class OrgState:
     logs: list[dict[str, Any]] = field(default_factory=list)
     authorization_servers: dict[str, AuthorizationServerRecord] = field(default_factory=dict)
     _by_login: dict[str, str] = field(default_factory=dict, repr=False)
+    # Called with (eventType, user) after each System Log event about a user (the SSF transmitter).
+    listeners: list[Callable[[str, UserRecord], None]] = field(default_factory=list, repr=False)
 
     # --- users -----------------------------------------------------------------------------
     def add_user(
@@ -607,13 +609,23 @@ class OrgState:
         legacy: str | None,
     ) -> None:
         """Record one System Log event for a change made to `record`, then persist the org."""
-        target = {
-            "id": record.id,
-            "type": "User",
-            "alternateId": record.login,
-            "displayName": record.display_name,
-        }
+        target = _user_target(record)
         self._append_event(event_type, message, actor, request_id, [target], {"result": "SUCCESS"}, legacy)
+        for listener in self.listeners:
+            listener(event_type, record)
+
+    def log_security_event_received(self, actor: Actor, record: UserRecord | None, request_id: str) -> None:
+        """security.events.provider.receive_event: a provider published a SET the org accepted."""
+        targets = [] if record is None else [_user_target(record)]
+        self._append_event(
+            "security.events.provider.receive_event",
+            "Security events provider published a security event",
+            actor,
+            request_id,
+            targets,
+            {"result": "SUCCESS"},
+            None,
+        )
 
     def log_sign_in(
         self,
@@ -726,6 +738,11 @@ class OrgState:
                 server = AuthorizationServerRecord.from_json(raw)
                 state.authorization_servers[server.id] = server
         return state
+
+
+def _user_target(record: UserRecord) -> dict[str, Any]:
+    """A System Log target naming a user."""
+    return {"id": record.id, "type": "User", "alternateId": record.login, "displayName": record.display_name}
 
 
 def _lifecycle_status(value: object) -> str:
