@@ -22,6 +22,7 @@ from clampdown.api import (
     overview,
     people,
     session,
+    signals_health,
     ssf,
     sso,
 )
@@ -148,5 +149,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(workers_api.router)
     app.include_router(overview.router)
     app.include_router(ssf.router)
+    app.include_router(signals_health.router)
 
     return app

@@ -21,10 +21,11 @@ def console_routers() -> list[APIRouter]:
         overview_page,
         people_pages,
         session_pages,
+        signals_page,
     )
 
     pages = (session_pages, overview_page, people_pages, action_center, containments_page, hunting_page,
-             cli_login_page)  # fmt: skip
+             cli_login_page, signals_page)  # fmt: skip
     return [m.router for m in pages]
 
 
