@@ -109,6 +109,8 @@ def create_app(settings: Settings) -> FastAPI:
             dispatcher = rt.webhook_dispatcher()
             if dispatcher is not None:
                 rt.jobs.start("webhooks", dispatcher.run)
+            if rt.ssf_pusher is not None:  # the SETs of push streams, woken when one is committed
+                rt.jobs.start("ssf-push", rt.ssf_pusher.run)
             # API pulls and detection rules run where the embedded worker does: one process.
             if embedded_worker_enabled(settings):
                 start_hunting_schedule(rt, app.state)

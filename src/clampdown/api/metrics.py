@@ -40,7 +40,7 @@ def _require_scrape_token(request: Request, token: SecretStr | None) -> None:
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
 async def metrics(request: Request) -> Response:
-    """Actions by type and status, queue depth, webhook backlog, provider latency and throttling."""
+    """Actions by type and status, queue depth, webhook and SSF backlogs, provider latency and throttling."""
     rt = runtime(request)
     _require_scrape_token(request, rt.settings.metrics.token)
     counts = await rt.counts()
@@ -57,4 +57,10 @@ async def metrics(request: Request) -> Response:
         "Webhook deliveries by status",
         [({"status": s}, int(n)) for s, n in webhooks],
     )
+    if rt.settings.ssf.transmitter is not None:
+        text += _gauge(
+            "clampdown_ssf_outbox",
+            "Security Event Tokens in the Shared Signals outbox, by status",
+            [({"status": s}, int(n)) for s, n in counts.ssf_outbox],
+        )
     return Response(generate_latest(REGISTRY).decode() + text, media_type=CONTENT_TYPE_LATEST)

@@ -13,6 +13,7 @@ from clampdown.cli import render
 from clampdown.cli.context import load, open_runtime, refuse_server, state
 from clampdown.cli.errors import fail, run
 from clampdown.errors import ConfigError
+from clampdown.secevents import TransmitterKeys
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
@@ -40,6 +41,8 @@ def worker(
             dispatcher = rt.webhook_dispatcher()
             if dispatcher is not None and not until_drained:
                 rt.jobs.start("webhooks", dispatcher.run)
+            if rt.ssf_pusher is not None and not until_drained:  # the SETs of push streams
+                rt.jobs.start("ssf-push", rt.ssf_pusher.run)
             if rt.anchor is not None:  # stopped last: the final checkpoint covers the last events
                 rt.jobs.start("audit-anchor", rt.anchor.run, last=True)
             if rt.syslog is not None:  # stopped last too; the runtime's close sends the final checkpoint
@@ -110,6 +113,12 @@ def config_check() -> None:
     for name, section in settings.providers.items():
         try:
             validate_provider(name, section)
+        except ConfigError as exc:
+            problems.append(exc.message)
+    transmitter = settings.ssf.transmitter
+    if transmitter is not None:  # its signing keys are read as the server would at startup
+        try:
+            TransmitterKeys.load(transmitter.signing_key_file, transmitter.previous_key_files)
         except ConfigError as exc:
             problems.append(exc.message)
     for field in ("provider_concurrency", "provider_attempt_timeout_seconds"):

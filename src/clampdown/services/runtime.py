@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.audit.anchor import Anchor
 from clampdown.audit.chain import AuditLog
-from clampdown.audit.recorder import EventRecorder
+from clampdown.audit.recorder import EventOutput, EventRecorder
+from clampdown.audit.ssf_out import ContainmentAnnouncer, SsfPusher, outbox_by_status
 from clampdown.audit.syslog import SyslogOutput
 from clampdown.audit.webhooks import WebhookDispatcher, deliveries_by_status
 from clampdown.auth.service import AuthService
@@ -28,6 +29,7 @@ from clampdown.engine.supervisor import JobHealth, Supervisor
 from clampdown.engine.worker import EMBEDDED, STANDALONE, Worker
 from clampdown.errors import ConfigError, StoreUnavailable
 from clampdown.policy import PolicyGate
+from clampdown.secevents import TransmitterKeys
 from clampdown.services.actions import ActionService
 from clampdown.services.approvals import ApprovalService
 from clampdown.services.playbooks import PlaybookService
@@ -87,10 +89,11 @@ async def require_current_schema(engine: AsyncEngine) -> None:
 
 @dataclass(frozen=True)
 class Counts:
-    """What the action center and the webhook outbox hold now, for metrics."""
+    """What the action center and the webhook and SSF outboxes hold now, for metrics."""
 
     actions: list[tuple[str, str, int]]  # (type, status, how many)
     webhook_deliveries: list[tuple[str, int]]  # (status, how many)
+    ssf_outbox: list[tuple[str, int]] = field(default_factory=list)  # (status, how many)
 
 
 async def upgrade_schema(settings: Settings) -> None:
@@ -129,6 +132,10 @@ class Runtime:
     workers: WorkerService
     anchor: Anchor | None = None  # checkpoints of the audit chain, when a key is configured
     syslog: SyslogOutput | None = None  # the syslog outbox's sender (job "syslog"), when configured
+    # Clampdown as a Shared Signals transmitter ([ssf.transmitter]): its keys (the published JWKS),
+    # and the push sender of its outbox (job "ssf-push"), woken when a containment is announced.
+    ssf_keys: TransmitterKeys | None = None
+    ssf_pusher: SsfPusher | None = None
     # The background jobs of this process (worker, webhooks, hunting), restarted when they fail.
     jobs: Supervisor = field(default_factory=Supervisor)
 
@@ -154,7 +161,10 @@ class Runtime:
         return WebhookDispatcher(self.engine, self.settings.webhooks) if self.settings.webhooks else None
 
     async def counts(self) -> Counts:
-        return Counts(await self.store.count_by_type_and_status(), await deliveries_by_status(self.engine))
+        ssf = await outbox_by_status(self.engine) if self.ssf_keys is not None else []
+        return Counts(
+            await self.store.count_by_type_and_status(), await deliveries_by_status(self.engine), ssf
+        )
 
 
 @asynccontextmanager
@@ -168,7 +178,13 @@ async def open_runtime(settings: Settings, *, check_schema: bool = True) -> Asyn
         if check_schema:
             await require_current_schema(engine)
         syslog = SyslogOutput(engine, settings.syslog) if settings.syslog else None
-        recorder = EventRecorder(settings.webhooks, syslog)
+        outputs: list[EventOutput] = []
+        transmitter, ssf_keys, pusher = settings.ssf.transmitter, None, None
+        if transmitter is not None:  # a key that cannot be read fails here, naming the file
+            ssf_keys = TransmitterKeys.load(transmitter.signing_key_file, transmitter.previous_key_files)
+            pusher = SsfPusher(engine, transmitter)
+            outputs.append(ContainmentAnnouncer(transmitter, ssf_keys, wake=pusher.notify))
+        recorder = EventRecorder(settings.webhooks, syslog, outputs)
         store = ActionStore(engine, recorder)
         session_secret = settings.server.session_secret
         auth = AuthService(
@@ -187,7 +203,7 @@ async def open_runtime(settings: Settings, *, check_schema: bool = True) -> Asyn
         workers = WorkerService(engine, actions)
         yield Runtime(
             settings, engine, store, connectors, actions, auth, approvals, playbooks,
-            AuditLog(engine, secret), workers, anchor, syslog,
+            AuditLog(engine, secret), workers, anchor, syslog, ssf_keys=ssf_keys, ssf_pusher=pusher,
         )  # fmt: skip
     finally:
         if syslog is not None:  # what this process queued goes out now if the receiver answers
