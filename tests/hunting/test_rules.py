@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.auth.principal import PermissionDenied, Principal
 from clampdown.auth.service import AuthService
-from clampdown.config import Settings
+from clampdown.config import PlaybookSettings, PlaybookStep, Settings
 from clampdown.connectors.base import Connector
 from clampdown.connectors.registry import build_connectors
+from clampdown.errors import InvalidInput
 from clampdown.hunting.files import read_evtx
 from clampdown.hunting.identity import refresh_identity_info
 from clampdown.hunting.ingest import ingest_windows
@@ -26,8 +27,10 @@ from clampdown.hunting.store import EventStore
 from clampdown.model import ActionContext, ActionFilter
 from clampdown.permissions import GLOBAL_ADMINISTRATOR, SECURITY_OPERATOR, SECURITY_READER
 from clampdown.services.actions import ActionService
+from clampdown.services.playbooks import PlaybookService
 from clampdown.store.actions import ActionStore
 from clampdown.store.auth import AuthStore
+from clampdown.store.containments import ContainmentStore
 from tests.hunting.evtx_writer import write_evtx
 from tests.hunting.scenario import BRUTE_USER, NORMAL_USERS, SPRAY_USERS, START, security_events
 from tests.hunting.test_ingest_and_hunt import BRUTE_FORCE_KQL
@@ -159,3 +162,34 @@ async def test_identity_info_follows_the_accounts_seen_and_their_current_state(
     assert run_query(store, "SELECT count(*) - count(DISTINCT AccountObjectId) FROM IdentityInfo").rows == [
         [0]
     ]
+
+
+async def test_a_rule_with_a_playbook_contains_each_person_found_as_its_owner(
+    env: Env, day_evtx: Path
+) -> None:
+    """action "playbook:NAME": each new person found is contained by that playbook (one containment
+    each, its steps marked as born of a rule), as whoever armed the rule; creating or running it
+    needs the right to every step; an unknown playbook is refused by name."""
+    playbook = PlaybookSettings(steps=[PlaybookStep(action="okta.suspend_user"),
+                                       PlaybookStep(action="okta.clear_sessions")])  # fmt: skip
+    containments = ContainmentStore(env.actions)
+    playbooks = PlaybookService(env.service.actions, {"lock": playbook}, containments)
+    base = env.service
+    service = HuntingService(base.store, base.actions, env.auth, env.auth.record_denial, playbooks)
+    with pytest.raises(InvalidInput, match="unknown playbook 'nope'"):
+        await service.create_rule(env.admin, "x", BRUTE_FORCE_KQL, 300, "playbook:nope", "AccountName")
+    with pytest.raises(PermissionDenied):  # the reader may not run a step of it
+        await service.create_rule(env.reader, "x", BRUTE_FORCE_KQL, 300, "playbook:lock", "AccountName")
+    await service.create_rule(env.admin, "brute force", BRUTE_FORCE_KQL, 300, "playbook:lock", "AccountName")
+    ingest_windows(service.store, read_evtx(day_evtx))
+    run = await service.run_rule_now(env.admin, "brute force")
+    assert (run.rows, run.new_alerts, run.batch_id, len(run.containment_ids)) == (1, 1, None, 1)
+    held = await containments.get(run.containment_ids[0])
+    assert (held.person, held.playbook, held.requested_by, held.reason) == (
+        BRUTE_USER, "lock", "admin", "detection rule 'brute force'"
+    )  # fmt: skip
+    assert [(a.type, a.source.value) for a in held.steps] == [
+        ("okta.suspend_user", "rule"), ("okta.clear_sessions", "rule")
+    ]  # fmt: skip
+    again = await service.run_rule_now(env.admin, "brute force")  # the same row: nothing new
+    assert (again.new_alerts, again.containment_ids) == (0, ())

@@ -167,7 +167,9 @@ class RuleIn(BaseModel):
     query: Text = Field(min_length=1, max_length=MAX_QUERY)
     interval_seconds: float = Field(300.0, ge=60, le=7 * 86400, description="How often the rule runs")
     action: Text | None = Field(
-        None, max_length=MAX_ACTION_TYPE, description="Action to request on each account found"
+        None,
+        max_length=MAX_ACTION_TYPE,
+        description="Action to request on each account found, or playbook:NAME to contain each person found",
     )
     account_column: Text | None = Field(
         None, max_length=MAX_NAME, description="The column holding the accounts"

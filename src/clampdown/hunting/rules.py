@@ -26,9 +26,13 @@ from clampdown.hunting.store import EventStore
 from clampdown.model import ActionSource
 from clampdown.permissions import HUNTING_READ
 from clampdown.services.actions import ActionService, clean_target
+from clampdown.services.playbooks import PlaybookService
 
 log = logging.getLogger(__name__)
 MIN_INTERVAL_SECONDS = 60.0
+# A rule's action is an action type of the catalog, or "playbook:NAME": each person found is
+# contained by that playbook (one containment each, through the policy gate like any other).
+PLAYBOOK_PREFIX = "playbook:"
 # What a run records of an error or of the rows it skipped, in characters: enough to act on, and
 # short enough for the audit log and a list of rules.
 MAX_RUN_NOTE = 1000
@@ -84,6 +88,14 @@ class RuleRun:
     batch_id: str | None
     skipped: int = 0
     note: str | None = None  # "skipped N rows: <why>"
+    containment_ids: tuple[int, ...] = ()  # a rule that contains: the containments it started
+
+
+def playbook_of(action_type: str | None) -> str | None:
+    """The playbook a rule's action names ("playbook:contain" -> "contain"), or None."""
+    if action_type and action_type.startswith(PLAYBOOK_PREFIX):
+        return action_type[len(PLAYBOOK_PREFIX) :]
+    return None
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,8 @@ def create_rule(
     if interval_seconds < MIN_INTERVAL_SECONDS:
         raise InvalidInput(f"interval_seconds: at least {MIN_INTERVAL_SECONDS:g}")
     if action_type is not None:
-        get_action(action_type)
+        if playbook_of(action_type) is None:
+            get_action(action_type)
         if not account_column:
             raise InvalidInput("account_column: a rule that acts must name the column holding the accounts")
     with store.connect() as con:
@@ -282,7 +295,11 @@ async def armer_principal(auth: AuthService, username: str) -> Principal | None:
 
 
 async def run_rule(
-    rule: DetectionRule, store: EventStore, actions: ActionService, auth: AuthService
+    rule: DetectionRule,
+    store: EventStore,
+    actions: ActionService,
+    auth: AuthService,
+    playbooks: PlaybookService | None = None,
 ) -> RuleRun:
     """Evaluate one rule as whoever armed it, with their rights now: alert on rows never seen before,
     then act on their accounts. A row whose account the service refuses as a target is alerted on,
@@ -290,7 +307,7 @@ async def run_rule(
     its error, and the error raised again."""
     now = datetime.now(UTC)
     try:
-        return await _evaluate(rule, store, actions, auth, now)
+        return await _evaluate(rule, store, actions, auth, now, playbooks)
     except Exception as exc:
         try:
             await asyncio.to_thread(_record_failure, store, rule, failure_text(exc), now)
@@ -299,8 +316,34 @@ async def run_rule(
         raise
 
 
+async def _contain(
+    playbooks: PlaybookService | None, name: str, rule: DetectionRule, targets: list[str], armer: Principal
+) -> tuple[list[int], list[str]]:
+    """Contain each person found by playbook `name`, as whoever armed the rule: (the containments
+    started, why the others were not). One refused or failing person never stops the rest."""
+    if playbooks is None:
+        raise InvalidInput(f"rule {rule.name!r} contains with playbook {name!r}, and no playbooks are here")
+    started, refused = [], []
+    for target in dict.fromkeys(targets):
+        try:
+            run = await playbooks.run(
+                name, target, f"detection rule '{rule.name}'", armer, source=ActionSource.RULE
+            )
+        except ClampdownError as exc:
+            refused.append(f"{target}: {exc.message}")
+            continue
+        if run.containment_id is not None:
+            started.append(run.containment_id)
+    return started, refused
+
+
 async def _evaluate(
-    rule: DetectionRule, store: EventStore, actions: ActionService, auth: AuthService, now: datetime
+    rule: DetectionRule,
+    store: EventStore,
+    actions: ActionService,
+    auth: AuthService,
+    now: datetime,
+    playbooks: PlaybookService | None = None,
 ) -> RuleRun:
     armer = await armer_principal(auth, rule.armed_by)
     if armer is None or not armer.has(HUNTING_READ):
@@ -324,10 +367,16 @@ async def _evaluate(
             skipped = _refusal(account) if acts else None
             new.append(_NewAlert(row_hash, dict(zip(result.columns, row, strict=True)), account, skipped))
     batch_id = None
+    contained: list[int] = []
+    reasons = [a.skipped for a in new if a.skipped is not None]
     if new and rule.action_type and column:
         good = [list(a.row.values()) for a in new if a.skipped is None]
         targets = account_values(result.columns, good, column) if good else []
-        if targets:
+        playbook = playbook_of(rule.action_type)
+        if targets and playbook is not None:
+            contained, refused = await _contain(playbooks, playbook, rule, targets, armer)
+            reasons += refused
+        elif targets:
             # The key is a digest of the rows, never the rows themselves: it fits its column.
             digest = hashlib.sha256("".join(a.row_hash for a in new).encode()).hexdigest()[:32]
             bulk = await actions.request_bulk(
@@ -335,15 +384,17 @@ async def _evaluate(
                 idempotency_key=f"rule-{rule.id}-{digest}", source=ActionSource.RULE,
             )  # fmt: skip
             batch_id = bulk.batch_id
-    reasons = [a.skipped for a in new if a.skipped is not None]
-    run = RuleRun(rule.name, len(result.rows), len(new), batch_id, len(reasons), _skip_note(reasons))
+    run = RuleRun(rule.name, len(result.rows), len(new), batch_id, len(reasons), _skip_note(reasons),
+                  tuple(contained))  # fmt: skip
     if reasons:
         log.warning("detection rule %r: %s", rule.name, run.note)
     await asyncio.to_thread(_record, store, rule, new, run, now)
     return run
 
 
-async def run_due_rules(store: EventStore, actions: ActionService, auth: AuthService) -> list[RuleRun]:
+async def run_due_rules(
+    store: EventStore, actions: ActionService, auth: AuthService, playbooks: PlaybookService | None = None
+) -> list[RuleRun]:
     """Every enabled rule whose interval has passed. A rule that fails, for any reason, is recorded
     as failed and waits its interval; the rules after it still run."""
     runs = []
@@ -352,7 +403,7 @@ async def run_due_rules(store: EventStore, actions: ActionService, auth: AuthSer
         if not rule.due(now):
             continue
         try:
-            run = await run_rule(rule, store, actions, auth)
+            run = await run_rule(rule, store, actions, auth, playbooks)
         except ClampdownError as exc:
             log.warning("detection rule %r failed: %s", rule.name, exc.message)
             await _audit_scheduled(auth, rule, error=failure_text(exc))
@@ -362,7 +413,7 @@ async def run_due_rules(store: EventStore, actions: ActionService, auth: AuthSer
             await _audit_scheduled(auth, rule, error=failure_text(exc))
             continue
         runs.append(run)
-        if run.new_alerts or run.batch_id:  # a quiet run is not worth an entry a minute
+        if run.new_alerts or run.batch_id or run.containment_ids:  # a quiet run is not worth an entry
             await _audit_scheduled(auth, rule, **run_details(run))
     return runs
 
@@ -374,6 +425,8 @@ def run_details(run: RuleRun) -> dict[str, Any]:
     }  # fmt: skip
     if run.note:
         details["note"] = run.note
+    if run.containment_ids:
+        details["containment_ids"] = list(run.containment_ids)
     return details
 
 

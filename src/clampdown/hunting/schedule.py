@@ -58,7 +58,8 @@ async def run_schedule(
             new = refresh_identity_info(service.store, connectors, only_unknown=True, misses=misses)
             await _guarded("IdentityInfo of new accounts", new)
         if now >= next_rules:
-            await _guarded("detection rules", run_due_rules(service.store, service.actions, service.auth))
+            await _guarded("detection rules", run_due_rules(service.store, service.actions, service.auth,
+                                                                  service.playbooks))  # fmt: skip
             next_rules = loop.time() + min(settings.rules_interval_seconds, 60.0)
         wait = max(0.05, min(next_pull, next_rules) - loop.time())
         with contextlib.suppress(TimeoutError):

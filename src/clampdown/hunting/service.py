@@ -33,6 +33,7 @@ from clampdown.hunting.rules import (
     get_rule,
     list_alerts,
     list_rules,
+    playbook_of,
     run_details,
     run_rule,
     set_rule_enabled,
@@ -50,6 +51,7 @@ from clampdown.hunting.store import EventStore
 from clampdown.model import ActionSource
 from clampdown.permissions import HUNTING_MANAGE, HUNTING_READ
 from clampdown.services.actions import ActionService, BulkRequest, DenialRecorder
+from clampdown.services.playbooks import PlaybookService
 from clampdown.services.runtime import Runtime
 
 # Two cores are shared by everything: more queries at once would only queue inside DuckDB.
@@ -68,11 +70,17 @@ class HuntingService:
     """Queries the event store for callers with hunting:read; saving needs hunting:manage."""
 
     def __init__(
-        self, store: EventStore, actions: ActionService, auth: AuthService, record_denial: DenialRecorder
+        self,
+        store: EventStore,
+        actions: ActionService,
+        auth: AuthService,
+        record_denial: DenialRecorder,
+        playbooks: PlaybookService | None = None,
     ) -> None:
         self.store = store
         self.actions = actions
         self.auth = auth
+        self.playbooks = playbooks  # a rule whose action is playbook:NAME contains through them
         self._record_denial = record_denial
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
 
@@ -83,7 +91,7 @@ class HuntingService:
         store = EventStore(events_path(rt.settings), hunting_settings(rt.settings))
         if open_now:
             store.initialize()
-        return cls(store, rt.actions, rt.auth, rt.auth.record_denial)
+        return cls(store, rt.actions, rt.auth, rt.auth.record_denial, rt.playbooks)
 
     async def _allow(self, principal: Principal, permission: str, what: str) -> None:
         try:
@@ -207,8 +215,15 @@ class HuntingService:
         await self.auth.record_events([event])
 
     async def _allow_rule_action(self, principal: Principal, action_type: str | None) -> None:
-        """Arming or running a rule that acts needs the right to run its action (a denial is recorded)."""
-        if action_type is not None:
+        """Arming or running a rule that acts needs the right to run its action, or every step of its
+        playbook (a denial is recorded)."""
+        playbook = playbook_of(action_type)
+        if playbook is not None:
+            if self.playbooks is None:
+                raise InvalidInput(f"action {action_type!r}: no playbooks are configured here")
+            for step in self.playbooks.playbook(playbook).steps:
+                await self.actions.authorize(principal, get_action(step.action), None)
+        elif action_type is not None:
             await self.actions.authorize(principal, get_action(action_type), None)
 
     async def _audit_rule(
@@ -302,7 +317,7 @@ class HuntingService:
         rule = await asyncio.to_thread(get_rule, self.store, ref)
         await self._allow_rule_action(principal, rule.action_type)
         try:
-            run = await run_rule(rule, self.store, self.actions, self.auth)
+            run = await run_rule(rule, self.store, self.actions, self.auth, self.playbooks)
         except Exception as exc:  # recorded as the rule's last run by run_rule, audited here
             await self._audit_rule(EventName.RULE_RUN, principal, rule, source, error=failure_text(exc))
             raise

@@ -133,7 +133,8 @@ class PlaybookService:
         self.containments = containments
         self.residual = ResidualAccessService(actions.connectors, actions.clock)
 
-    def _playbook(self, name: str) -> PlaybookSettings:
+    def playbook(self, name: str) -> PlaybookSettings:
+        """The playbook called `name`; InvalidInput naming the known ones."""
         if name not in self.playbooks:
             known = ", ".join(sorted([*self.playbooks, RELEASE]))
             raise InvalidInput(f"unknown playbook '{name}'; known playbooks: {known}")
@@ -150,13 +151,15 @@ class PlaybookService:
         request_approval: bool = False,
         dry_run: bool = False,
         incident: str | None = None,
+        source: ActionSource = ActionSource.PLAYBOOK,
     ) -> PlaybookRun:
         """Run playbook `name` (or `release`) over every linked account of one person: one new
         containment, which supersedes the person's open one. `incident`: the ticket id the
-        containment and every action of it carry."""
+        containment and every action of it carry; `source`: where its steps were born (a detection
+        rule's containment says rule)."""
         if name == RELEASE:
             return await self.release(reference, reason, principal, dry_run=dry_run, incident=incident)
-        playbook = self._playbook(name)
+        playbook = self.playbook(name)
         steps = [get_action(step.action) for step in playbook.steps]
         for definition in steps:  # all or nothing: a person is contained everywhere or not at all
             await self.actions.authorize(principal, definition, reference)
@@ -230,7 +233,7 @@ class PlaybookService:
                     approval_rules=gated.rules,
                     after_index=_after(items, index, step.after, account) if step.after else None,
                     containment_role=StepRole.STEP,
-                    source=ActionSource.PLAYBOOK,
+                    source=source,
                     incident=incident,
                 )
             )
