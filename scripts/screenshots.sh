@@ -7,6 +7,8 @@ export CLAMPDOWN_SCREENSHOTS="$PWD/docs/screenshots"
 mkdir -p "$CLAMPDOWN_SCREENSHOTS"
 # The hunting editor's pictures (completion, a timechart) come from its own browser test, the
 # overview's from its test (every number checked against the list its link opens), the README's
-# hunt grouped by UPN from the identity test (acting on that row in AD, Entra ID and Okta).
+# hunt grouped by UPN from the identity test (acting on that row in AD, Entra ID and Okta), Shared
+# Signals' from its test (memory directories, a transmitter signing here).
 exec .venv/bin/python -m pytest tests/web/test_screenshots.py tests/web/test_hunting_editor.py \
-  tests/web/test_overview.py tests/web/test_hunting_identities.py -q -p no:cacheprovider "$@"
+  tests/web/test_overview.py tests/web/test_hunting_identities.py tests/web/test_signals_page.py \
+  -q -p no:cacheprovider "$@"

@@ -3,10 +3,12 @@ transmitter: the page shows the receiver's accepted and refused SETs (pushed ove
 a stream failing with its last error beside a healthy one, the transmitter's metadata address and
 kid; GET /api/v1/ssf/health answers the same. A Security Reader is refused both. The person's user
 page shows the SET received about them, with its transmitter and type, and the SET sent about them,
-in the recent events."""
+in the recent events. With $CLAMPDOWN_SCREENSHOTS set, the page's picture for docs/console.md is
+saved there."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -167,6 +169,8 @@ def test_the_settings_page_shows_receivers_and_streams_health(
     expect(received.locator("tr[data-outcome=refused]")).to_contain_text("invalid_request")
     expect(page.get_by_test_id("ssf-sent").locator("tbody tr")).to_have_count(3)
     audit(page)
+    if folder := os.environ.get("CLAMPDOWN_SCREENSHOTS"):  # scripts/screenshots.sh, for docs/console.md
+        page.screenshot(path=str(Path(folder) / "shared-signals.png"), full_page=True)
 
     health = httpx.get(f"{console.base}/api/v1/ssf/health",
                        headers={"Authorization": f"Bearer {console.admin_token}"})  # fmt: skip

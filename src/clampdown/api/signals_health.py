@@ -11,7 +11,7 @@ from clampdown.api.actions import ERRORS
 from clampdown.api.auth import current_principal, runtime
 from clampdown.auth.principal import Principal
 from clampdown.signals.health import LAST_SHOWN, SignalsHealthService
-from clampdown.views.signals import SignalsHealthView
+from clampdown.views import SignalsHealthView
 
 router = APIRouter(prefix="/api/v1/ssf", tags=["shared signals"], responses=ERRORS)
 

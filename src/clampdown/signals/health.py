@@ -226,7 +226,8 @@ def _health(stream: Any, newest_attempt: Any, pending_seconds: float | None) -> 
     if stream.status == PAUSED:
         return PAUSED, stream.status_reason or "the stream is paused: its SETs wait in the outbox"
     if newest_attempt is not None and (newest_attempt.status in _UNDELIVERED or newest_attempt.last_error):
-        return FAILING, f"the last delivery failed: {newest_attempt.last_error or newest_attempt.status}"
+        refused = newest_attempt.status == "refused"
+        return FAILING, "the receiver refused the last SET" if refused else "the last delivery failed"
     if pending_seconds is not None and pending_seconds > BACKLOG_SECONDS:
         return BACKLOG, f"a SET has waited {round(pending_seconds)} s undelivered"
     return OK, "delivering"

@@ -34,6 +34,14 @@ if TYPE_CHECKING:
         ResidualAccessView,
         WatchRoundView,
     )
+    from clampdown.views.signals import (
+        ReceivedSignalView,
+        ReceiverHealthView,
+        SentSignalView,
+        SignalsHealthView,
+        StreamHealthView,
+        TransmitterHealthView,
+    )
     from clampdown.views.workers import WorkerView
 
 # Imported when first used: `from clampdown.views.actions import ...` (the CLI's) then loads no
@@ -61,10 +69,16 @@ _WHERE = {
     "PlaybookRunView": "clampdown.views.playbooks",
     "QueryCheckView": "clampdown.views.hunting",
     "QueryResultView": "clampdown.views.hunting",
+    "ReceivedSignalView": "clampdown.views.signals",
+    "ReceiverHealthView": "clampdown.views.signals",
     "ResidualAccessView": "clampdown.views.playbooks",
     "RuleRunView": "clampdown.views.hunting",
     "SavedQueryView": "clampdown.views.hunting",
+    "SentSignalView": "clampdown.views.signals",
+    "SignalsHealthView": "clampdown.views.signals",
+    "StreamHealthView": "clampdown.views.signals",
     "TokenView": "clampdown.views.auth",
+    "TransmitterHealthView": "clampdown.views.signals",
     "View": "clampdown.views.base",
     "WatchRoundView": "clampdown.views.playbooks",
     "WorkerView": "clampdown.views.workers",
@@ -100,10 +114,16 @@ __all__ = [
     "PlaybookRunView",
     "QueryCheckView",
     "QueryResultView",
+    "ReceivedSignalView",
+    "ReceiverHealthView",
     "ResidualAccessView",
     "RuleRunView",
     "SavedQueryView",
+    "SentSignalView",
+    "SignalsHealthView",
+    "StreamHealthView",
     "TokenView",
+    "TransmitterHealthView",
     "View",
     "WatchRoundView",
     "WorkerView",

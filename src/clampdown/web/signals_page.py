@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from clampdown.api.auth import runtime
 from clampdown.errors import ClampdownError
 from clampdown.signals.health import SignalsHealthService
-from clampdown.views.signals import SignalsHealthView
+from clampdown.views import SignalsHealthView
 from clampdown.web.access import Viewer, viewer
 from clampdown.web.templating import render, render_problem
 
