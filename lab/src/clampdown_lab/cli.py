@@ -51,6 +51,7 @@ def lab_up_command(
     from clampdown.services.runtime import upgrade_schema
     from clampdown_lab.admin import ensure_lab_admin
     from clampdown_lab.orchestrator import lab_up
+    from clampdown_lab.signals import ensure_signal_rule, register_with_okta
 
     try:
         services = lab_up(lab_dir, second=second)
@@ -59,6 +60,10 @@ def lab_up_command(
     settings = load(lab_dir / "clampdown.toml", server_side=True)
     run(upgrade_schema(settings))
     admin = run(ensure_lab_admin(settings, lab_dir / "lab.json"))
+    okta = next((s for s in services if s.name == "okta"), None)
+    if okta is not None:  # the org and Clampdown tell each other (Shared Signals), and a rule acts
+        register_with_okta(okta, settings)
+        run(ensure_signal_rule(settings, admin["username"]))
     for s in services:
         render.console.print(f"{s.name}: {s.url}")
     render.console.print(f"wrote {lab_dir / 'clampdown.toml'} and {lab_dir / 'lab.json'}")

@@ -18,10 +18,12 @@ import tomli_w
 
 from clampdown_lab.component import LabComponent, LabService
 from clampdown_lab.people import DEMO_PEOPLE, EMEA, EMEA_PEOPLE, MIGRATED_FROM_LAB, DemoPerson
+from clampdown_lab.signals import signals_config
 
 ENTRY_POINT_GROUP = "clampdown.lab"
 # Start order matters: Entra ID links its users to the AD accounts started first.
 ORDER = ("ad", "entra", "okta")
+LAB_PORT = 8080  # where `clampdown serve` listens on the lab's config
 
 
 def components() -> list[LabComponent]:
@@ -54,9 +56,12 @@ def _secret_file(lab_dir: Path, name: str) -> Path:
 def _config(lab_dir: Path, services: list[LabService]) -> dict[str, Any]:
     config: dict[str, Any] = {
         "database": {"url": "sqlite:///clampdown.db"},
-        "server": {"host": "127.0.0.1", "port": 8080},
+        "server": {"host": "127.0.0.1", "port": LAB_PORT},
         "providers": {s.name: s.provider_config for s in services},
     }
+    okta = next((s for s in services if s.name == "okta"), None)
+    if okta is not None:  # Shared Signals both ways with the lab's Okta org
+        config["ssf"] = signals_config(lab_dir, okta, f"http://127.0.0.1:{LAB_PORT}")
     sso = next((s.details["oidc"] for s in services if "oidc" in s.details), None)
     if sso is not None:  # the Okta emulator is the lab's identity provider too
         config["sso"] = sso

@@ -1,0 +1,176 @@
+"""Issue 21's round trip on the lab, as the lab wires it (clampdown_lab/signals.py): the Okta org
+transmits a RISC credential-compromise about a person over the push stream it holds to Clampdown;
+Clampdown's detection rule contains them with the `contain` playbook (read back in Samba and the
+Okta emulator); Clampdown's account-disabled SET reaches the org's security-events endpoint, which
+verifies it against Clampdown's published JWKS, and so does this test, from the metadata on; on
+release, account-enabled follows. The console's Shared Signals page shows both directions."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import tomli_w
+from playwright.sync_api import Page, expect
+
+from clampdown.config import load_settings
+from clampdown_lab.signals import RULE, ensure_signal_rule, register_with_okta, signals_config
+from tests.api.conftest import free_port, start_server
+from tests.lab_config import clampdown
+from tests.web.conftest import Console, _user, sign_in
+from tests.web.lab import ScratchPerson, WebLab
+
+pytestmark = pytest.mark.samba
+
+CREDENTIAL_COMPROMISE = "https://schemas.openid.net/secevent/risc/event-type/credential-compromise"
+ACCOUNT_DISABLED = "https://schemas.openid.net/secevent/risc/event-type/account-disabled"
+ACCOUNT_ENABLED = "https://schemas.openid.net/secevent/risc/event-type/account-enabled"
+
+
+@dataclass(frozen=True)
+class Served:
+    base: str
+    config: Path
+    token: str
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.request(method, f"{self.base}{path}", headers=headers, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def served(web_lab: WebLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """`clampdown serve` with the lab's [ssf] section (for this server's port), the org and
+    Clampdown registered with each other, and the lab's detection rule armed by the analyst."""
+    home = tmp_path_factory.mktemp("signals-round-trip")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    config = home / "clampdown.toml"
+    data = {
+        "database": {"url": f"sqlite:///{home / 'clampdown.db'}"},
+        "server": {"embedded_worker": True},
+        "engine": {"poll_interval_seconds": 0.1},
+        "hunting": {"events_path": str(home / "events.duckdb")},
+        "providers": web_lab.provider_configs(),
+        "ssf": signals_config(home, web_lab.okta, base),
+    }
+    config.write_text(tomli_w.dumps(data), encoding="utf-8")
+    assert clampdown(config, "db", "upgrade").returncode == 0
+    token = _user(config, "analyst", "Global Administrator")
+    settings = load_settings(config)
+    register_with_okta(web_lab.okta, settings)
+    asyncio.run(ensure_signal_rule(settings, "analyst"))
+    proc, base = start_server(config, port)
+    yield Served(base, config, token)
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _until(what: str, check: Callable[[], Any], seconds: float = 60.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {seconds:g} s: {what}")
+        time.sleep(0.3)
+
+
+def _received_by_org(web_lab: WebLab, issuer: str, event: str, email: str) -> list[dict[str, Any]]:
+    answer = httpx.get(f"{web_lab.okta.url}/_emulator/ssf/received", timeout=10)
+    answer.raise_for_status()
+    return [
+        r for r in answer.json()["received"]
+        if r.get("claims", {}).get("iss") == issuer and event in r["claims"].get("events", {})
+        and r["claims"].get("sub_id", {}).get("email", "").lower() == email.lower()
+    ]  # fmt: skip
+
+
+def _sent_token(served: Served, jti: str) -> str:
+    """The SET as Clampdown signed it, from its outbox."""
+    with sqlite3.connect(served.config.parent / "clampdown.db") as db:
+        row = db.execute("SELECT token FROM ssf_outbox WHERE jti = ?", (jti,)).fetchone()
+    assert row is not None, jti
+    return str(row[0])
+
+
+def test_a_signal_from_okta_contains_the_person_and_clampdown_tells_okta(
+    web_lab: WebLab, served: Served, person: ScratchPerson, page: Page
+) -> None:
+    # The org transmits a RISC credential-compromise about the person: Clampdown takes it in.
+    sent = httpx.post(f"{web_lab.okta.url}/_emulator/ssf/transmit", timeout=10,
+                      json={"login": person.upn, "event": "credential-compromise",
+                            "reason": "password found in a breach corpus"})  # fmt: skip
+    assert sent.status_code == 200, sent.text
+    query = f"SecuritySignals | where AccountUpn == '{person.upn}' | project EventName, Resolved, Transmitter"
+
+    def signalled() -> Any:
+        rows = served.api("POST", "/api/v1/hunting/query", json={"query": query}).json()["rows"]
+        return rows
+
+    assert _until("the org's SET in SecuritySignals", signalled) == [["credential-compromise", True, "okta"]]
+
+    # The lab's rule contains the person (run now rather than waiting for its minute).
+    run = served.api("POST", f"/api/v1/hunting/rules/{RULE}/run")
+    assert run.status_code == 200, run.text
+    (containment_id,) = run.json()["containment_ids"]
+    shown = served.api("GET", f"/api/v1/containments/{containment_id}").json()
+    assert (shown["person"].lower(), shown["playbook"]) == (person.upn.lower(), "contain")
+
+    def settled() -> Any:
+        c = served.api("GET", f"/api/v1/containments/{containment_id}").json()
+        steps = [a for a in c["actions"] if a["containment_role"] == "step"]
+        ended = steps and all(a["status"] in ("completed", "failed", "cancelled") for a in steps)
+        return c if ended else None
+
+    contained = _until("every step ended", settled, 120)
+    failed = [(a["type"], a["result"]) for a in contained["actions"] if a["status"] == "failed"]
+    assert not failed, failed
+    assert web_lab.ad_disabled(person.ad_dn) is True
+    assert web_lab.okta_status(person.okta_id) == "SUSPENDED"
+
+    # Clampdown's SET reaches the org, which verified it against Clampdown's JWKS...
+    received = _until("account-disabled at the org", lambda: _received_by_org(
+        web_lab, served.base, ACCOUNT_DISABLED, person.upn))  # fmt: skip
+    assert received[0]["result"] == "accepted", received[0]
+    token = _sent_token(served, received[0]["claims"]["jti"])
+    # ...and it verifies here too, from Clampdown's published metadata to its JWKS.
+    metadata = httpx.get(f"{served.base}/.well-known/ssf-configuration", timeout=10).json()
+    assert metadata["issuer"] == served.base
+    keys = jwt.PyJWKSet.from_dict(httpx.get(metadata["jwks_uri"], timeout=10).json())
+    header = jwt.get_unverified_header(token)
+    key = next(k for k in keys.keys if k.key_id == header["kid"])
+    claims = jwt.decode(token, key.key, algorithms=[header["alg"]], audience=web_lab.okta.url,
+                        issuer=served.base)  # fmt: skip
+    assert header["typ"] == "secevent+jwt" and ACCOUNT_DISABLED in claims["events"]
+    assert claims["txn"] == f"containment-{containment_id}"
+
+    # Release: the accounts come back, and the org hears account-enabled.
+    released = served.api("POST", "/api/v1/playbooks/release/run",
+                          json={"target": person.upn, "reason": "credential rotated"})  # fmt: skip
+    assert released.status_code in (200, 202), released.text
+    _until("the AD account enabled again", lambda: web_lab.ad_disabled(person.ad_dn) is False, 120)
+    enabled = _until("account-enabled at the org", lambda: _received_by_org(
+        web_lab, served.base, ACCOUNT_ENABLED, person.upn), 120)  # fmt: skip
+    assert enabled[0]["result"] == "accepted", enabled[0]
+
+    # The console's Shared Signals page: the receiver's accepted SET, the stream to the org healthy.
+    sign_in(page, Console(served.base, served.config, served.token, served.token), "analyst")
+    page.goto(f"{served.base}/settings/signals")
+    expect(page.get_by_role("heading", name="Shared Signals")).to_be_visible()
+    expect(page.get_by_text(web_lab.okta.url).first).to_be_visible()
+    expect(page.get_by_text("credential-compromise").first).to_be_visible()
+    expect(page.get_by_text("account-disabled").first).to_be_visible()
