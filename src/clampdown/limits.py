@@ -62,6 +62,24 @@ MAX_INCIDENT = 64
 INCIDENT_CHARACTERS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:#/-]*")
 MAX_ERROR_CODE = 64  # an action's error code (actions.error_code), as a filter
 
+# Shared Signals out (issue 21): what a receiver may ask of its streams with Clampdown.
+MAX_SSF_STREAMS_PER_OWNER = 10  # streams one API user (one receiver) holds
+MAX_SSF_SUBJECTS_PER_STREAM = 10_000  # subjects added to or removed from one stream
+MAX_SSF_STREAM_ID = 64  # ssf_streams.stream_id
+MAX_SSF_URL = 2048  # a push endpoint_url, an aud value
+MAX_SSF_AUDIENCES = 10  # values of a stream's aud
+MAX_SSF_AUTHORIZATION = 4096  # the Authorization header pushed SETs carry
+MAX_SSF_DESCRIPTION = 1024  # a stream's description, a status reason
+MAX_SSF_EVENTS_REQUESTED = 50  # event type URIs a stream asks for (Okta's limit too)
+MAX_SSF_EVENT_TYPE = 256
+MAX_SSF_SUBJECT_BYTES = 2048  # one subject identifier, as JSON
+MAX_SSF_SUBJECT_KEY = 512  # ssf_stream_subjects.subject_key
+MAX_SSF_STATE = 1024  # the state a receiver puts in a verification request
+MAX_SSF_POLL_EVENTS = 1000  # SETs one poll answers (RFC 8936 maxEvents)
+MAX_SSF_POLL_ACKS = 1000  # jtis one poll acknowledges or refuses
+MAX_SSF_JTI = 256
+SSF_LONG_POLL_SECONDS = 5.0  # a poll with returnImmediately false waits this long at most for a SET
+
 
 def clean_text(field: str, value: str | None, max_length: int, *, required: bool = False) -> str:
     """`value` stripped; InvalidInput naming `field` if it has a NUL (PostgreSQL cannot store one),

@@ -7,9 +7,10 @@ RESPONSE_READ = "response:read"  # see the action center
 HUNTING_READ = "hunting:read"  # run hunting queries
 HUNTING_MANAGE = "hunting:manage"  # save queries, detection rules
 SETTINGS_MANAGE = "settings:manage"  # users, tokens, roles, configuration
+SIGNALS_STREAMS = "signals:streams"  # manage its own Shared Signals streams (a receiver of Clampdown's SETs)
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(
-    {RESPONSE_MANAGE, RESPONSE_READ, HUNTING_READ, HUNTING_MANAGE, SETTINGS_MANAGE}
+    {RESPONSE_MANAGE, RESPONSE_READ, HUNTING_READ, HUNTING_MANAGE, SETTINGS_MANAGE, SIGNALS_STREAMS}
 )
 
 
@@ -28,7 +29,7 @@ SECURITY_READER = "Security Reader"
 BUILTIN_ROLES: dict[str, frozenset[str]] = {
     GLOBAL_ADMINISTRATOR: ALL_PERMISSIONS,
     SECURITY_ADMINISTRATOR: frozenset(
-        {RESPONSE_MANAGE, RESPONSE_READ, HUNTING_READ, HUNTING_MANAGE, SETTINGS_MANAGE}
+        {RESPONSE_MANAGE, RESPONSE_READ, HUNTING_READ, HUNTING_MANAGE, SETTINGS_MANAGE, SIGNALS_STREAMS}
     ),
     SECURITY_OPERATOR: frozenset({RESPONSE_READ, HUNTING_READ, HUNTING_MANAGE}),
     SECURITY_READER: frozenset({RESPONSE_READ, HUNTING_READ}),

@@ -34,6 +34,7 @@ from clampdown.config import Settings
 from clampdown.errors import ConfigError
 from clampdown.hunting.schedule import start_schedule as start_hunting_schedule
 from clampdown.services.runtime import Runtime, embedded_worker_enabled, open_runtime
+from clampdown.signals.declared import sync_declared_at_start
 from clampdown.signals.poll import start_polls as start_signal_polls
 from clampdown.views.actions import use_console_settings
 from clampdown.web import mount_console
@@ -98,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings) as rt:
             app.state.runtime = rt
+            await sync_declared_at_start(rt, app.state)  # the declared SSF streams, before any SET
             use_console_settings(settings.console)  # incidents linked as configured
             app.state.oidc = oidc_client(settings)
             if app.state.oidc is not None:  # SSO sessions and tokens follow the provider's groups
@@ -151,6 +153,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(workers_api.router)
     app.include_router(overview.router)
     app.include_router(ssf.router)
+    app.include_router(ssf.well_known)
     app.include_router(signals_health.router)
 
     return app

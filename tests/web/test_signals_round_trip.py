@@ -8,6 +8,7 @@ release, account-enabled follows. The console's Shared Signals page shows both d
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import subprocess
 import time
@@ -110,11 +111,14 @@ def _sent_token(served: Served, jti: str) -> str:
 def test_a_signal_from_okta_contains_the_person_and_clampdown_tells_okta(
     web_lab: WebLab, served: Served, person: ScratchPerson, page: Page
 ) -> None:
-    # The org transmits a RISC credential-compromise about the person: Clampdown takes it in.
-    sent = httpx.post(f"{web_lab.okta.url}/_emulator/ssf/transmit", timeout=10,
-                      json={"login": person.upn, "event": "credential-compromise",
-                            "reason": "password found in a breach corpus"})  # fmt: skip
-    assert sent.status_code == 200, sent.text
+    # The org transmits a RISC credential-compromise about the person (`clampdown lab signal`, as
+    # the demo does): Clampdown takes it in.
+    lab_dir = served.config.parent
+    (lab_dir / "lab.json").write_text(json.dumps({"services": {"okta": {"url": web_lab.okta.url}}}))
+    nobody = clampdown(served.config, "lab", "signal", "nobody@lab.example.test", "--dir", str(lab_dir))
+    assert (nobody.returncode, "no such user" in nobody.stderr) == (1, True), nobody.stderr
+    sent = clampdown(served.config, "lab", "signal", person.upn, "--dir", str(lab_dir))
+    assert sent.returncode == 0 and "transmitted credential-compromise" in sent.stdout, sent.stderr
     query = f"SecuritySignals | where AccountUpn == '{person.upn}' | project EventName, Resolved, Transmitter"
 
     def signalled() -> Any:

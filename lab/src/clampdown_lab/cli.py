@@ -108,6 +108,40 @@ def lab_status_command(lab_dir: LabDir = Path(".lab")) -> None:
         fail(f"stopped: {', '.join(stopped)} (start the lab with `clampdown lab up --dir {lab_dir}`)", 1)
 
 
+@lab_app.command("signal")
+def lab_signal_command(
+    login: Annotated[str, typer.Argument(help="The Okta login (UPN) of the person, e.g. a demo person's")],
+    event: Annotated[
+        str, typer.Option(help="credential-compromise, session-revoked or credential-change")
+    ] = "credential-compromise",
+    reason: Annotated[str, typer.Option(help="The reason the org gives")] = "found in a breach corpus",
+    lab_dir: LabDir = Path(".lab"),
+) -> None:
+    """Make the lab's Okta org transmit a Shared Signals event about a person to Clampdown: a RISC
+    credential-compromise arms the lab's rule risc-credential-compromise, which contains them within
+    a minute of `clampdown serve` receiving it (its console shows both directions under Settings)."""
+    import json
+
+    import httpx
+
+    from clampdown.cli import render
+    from clampdown.cli.errors import fail
+
+    try:
+        services = json.loads((lab_dir / "lab.json").read_text(encoding="utf-8"))["services"]
+        okta_url = services["okta"]["url"]
+    except (OSError, ValueError, KeyError):
+        fail(f"no lab in {lab_dir}: start it with `clampdown lab up --dir {lab_dir}`", 1)
+    try:
+        answer = httpx.post(f"{okta_url}/_emulator/ssf/transmit", timeout=10,
+                            json={"login": login, "event": event, "reason": reason})  # fmt: skip
+    except httpx.HTTPError as exc:
+        fail(f"the lab's Okta org at {okta_url} did not answer ({exc}): is the lab up?", 1)
+    if answer.status_code != 200:
+        fail(f"the org did not transmit: {answer.json().get('error', answer.text)}", 1)
+    render.console.print(f"the org transmitted {event} about {login} (jti {answer.json()['jti']})")
+
+
 @lab_app.command("down")
 def lab_down_command(lab_dir: LabDir = Path(".lab")) -> None:
     """Stop every lab part started under DIR."""

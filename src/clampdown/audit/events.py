@@ -55,6 +55,13 @@ class EventName(enum.StrEnum):
     # shared signals (SSF 1.0, CAEP, RISC)
     SIGNAL_RECEIVED = "signal.received"  # a Security Event Token from a transmitter was accepted
     SIGNAL_REFUSED = "signal.refused"  # one was refused, with its RFC 8935 error code
+    # Clampdown as a transmitter: its streams, as receivers manage them (SSF 1.0 section 8)
+    SSF_STREAM_CREATED = "ssf.stream_created"
+    SSF_STREAM_UPDATED = "ssf.stream_updated"  # its delivery, events or description
+    SSF_STREAM_DELETED = "ssf.stream_deleted"
+    SSF_STREAM_STATUS_CHANGED = "ssf.stream_status_changed"  # enabled, paused or disabled
+    SSF_STREAM_SUBJECTS_CHANGED = "ssf.stream_subjects_changed"  # a subject added or removed
+    SSF_STREAM_VERIFIED = "ssf.stream_verification_requested"  # a verification SET queued
 
 
 # Events whose transaction changed what a worker may claim: an action queued (or released from
@@ -219,3 +226,11 @@ def signal_event(
     """A Security Event Token pushed by the transmitter of `receiver` ([ssf.receivers.NAME]) was
     accepted (SIGNAL_RECEIVED) or refused (SIGNAL_REFUSED: `data` holds its RFC 8935 `err`)."""
     return AuditEvent(at, f"ssf:{receiver}", name, subject, {"receiver": receiver, **data})
+
+
+def ssf_stream_event(
+    name: EventName, at: datetime, actor: str, stream_id: str, channel: str, **data: Any
+) -> AuditEvent:
+    """A stream of Clampdown's transmitter was created, changed or deleted (one of the SSF_STREAM_
+    names) by `actor` (its owner, or "config" for a declared stream) through `channel`."""
+    return AuditEvent(at, actor, name, stream_id, {"stream_id": stream_id, "channel": channel, **data})

@@ -28,6 +28,7 @@ from clampdown.cli.hunting import hunt, ingest_app
 from clampdown.cli.login import login, logout, profiles_command, whoami
 from clampdown.cli.operations import config_app, db_app, serve, worker
 from clampdown.cli.people import users_search
+from clampdown.cli.ssf import ssf_app
 from clampdown.cli.workers import workers
 
 EPILOG = (
@@ -117,6 +118,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(roles_app, name="roles")
 app.add_typer(doctor_app, name="doctor")
 app.add_typer(audit_app, name="audit")
+app.add_typer(ssf_app, name="ssf")
 app.command()(contain)
 app.command()(release)
 actions_app.command("approve")(approve)

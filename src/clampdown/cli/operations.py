@@ -30,6 +30,9 @@ def worker(
 
     async def go() -> None:
         async with open_runtime(settings) as rt:
+            from clampdown.signals.declared import sync_declared_at_start
+
+            await sync_declared_at_start(rt)  # the declared SSF streams, before any SET
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, rt.jobs.stopping.set)
