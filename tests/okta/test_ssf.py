@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from clampdown_lab.okta_emulator import EmulatorServer, EmulatorSettings, build_emulator
 from clampdown_lab.okta_emulator.auth import ServiceApp
 from tests.okta.contract import Exchange, validate, validate_schema
 from tests.okta.org import API_TOKEN, Org, pem_pair
@@ -131,8 +132,9 @@ EC_SIGNER = Signer(ec.generate_private_key(ec.SECP256R1()), "peer-ec-1", "ES256"
 
 
 @pytest.fixture
-def peer(_peer_server: Peer, org: Org) -> Peer:
-    """The peer with its two keys published and nothing received; the org's SSF state emptied."""
+def peer(_peer_server: Peer, org: Org) -> Iterator[Peer]:
+    """The peer with its two keys published and nothing received; the org's SSF state emptied
+    (after the test too: other tests' changes to the org are not pushed anywhere)."""
     _peer_server.keys = [RSA_SIGNER.jwk(), EC_SIGNER.jwk()]
     _peer_server.pushes.clear()
     _peer_server.answers.clear()
@@ -140,7 +142,9 @@ def peer(_peer_server: Peer, org: Org) -> Peer:
     org.emulator.ssf.clear()
     org.emulator.ssf.retry_delays = (0.05, 0.1, 0.2)
     org.emulator.ssf_receiver.clear()
-    return _peer_server
+    yield _peer_server
+    org.emulator.ssf.clear()
+    org.emulator.ssf_receiver.clear()
 
 
 # --- the org's API, every exchange checked against the contract ---------------------------------------
@@ -707,3 +711,27 @@ async def test_a_set_must_be_posted_as_secevent_jwt(api: Api) -> None:
     )
     assert answer.status_code == 400 and answer.json()["err"] == "invalid_request"
     assert api.org.user(ALICE).sessions == 1
+
+
+async def test_streams_and_providers_outlive_a_restart_of_the_org(api: Api, tmp_path: Any) -> None:
+    private, public = pem_pair()
+    settings = EmulatorSettings(
+        api_tokens={API_TOKEN: "admin@lab.example.test"},
+        apps=[{"client_id": MANAGER, "public_key_pem": public, "scopes": ["ssf.manage"]}],
+        state_file=str(tmp_path / "org.json"),
+    )
+    server = EmulatorServer(build_emulator(settings)).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            first = Api(http, http, api.org, api.peer, private)
+            first.org = Org(server.emulator, server.url, private, private)
+            stream = await first.create_stream()
+            provider = await first.add_provider()
+    finally:
+        server.stop()
+    again = build_emulator(settings)
+    assert list(again.ssf.streams) == [stream["stream_id"]]
+    assert again.ssf.streams[stream["stream_id"]].delivery["authorization_header"] == RECEIVER_AUTH
+    assert list(again.ssf_receiver.providers) == [provider["id"]]
+    assert again.ssf_receiver.providers[provider["id"]].issuer == api.peer.issuer
+    await api.http.get("/.well-known/ssf-configuration")  # an exchange with the org to check

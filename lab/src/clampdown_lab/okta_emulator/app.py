@@ -65,7 +65,7 @@ class Emulator:
     ssf_receiver: SsfReceiver = field(init=False)
 
     def __post_init__(self) -> None:
-        self.ssf = SsfTransmitter(self.oidc, verify=self.ssf_verify)
+        self.ssf = SsfTransmitter(self.oidc, state=self.state, verify=self.ssf_verify)
         self.ssf_receiver = SsfReceiver(self.state, verify=self.ssf_verify)
         self.state.listeners.append(self.ssf.on_log_event)
 

@@ -19,7 +19,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -105,9 +105,20 @@ class SsfReceiver:
     max_age: float = MAX_AGE
     providers: dict[str, SecurityEventsProvider] = field(default_factory=dict)
     received: deque[ReceivedSet] = field(default_factory=lambda: deque(maxlen=1000))
-    seen: set[tuple[str, str]] = field(default_factory=set)  # (iss, jti)
+    # (iss, jti) -> iat of the SETs accepted; forgotten once their iat is out of the window anyway.
+    seen: dict[tuple[str, str], float] = field(default_factory=dict)
     jwks: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # url -> kid -> JWK
     jwks_fetches: int = 0
+
+    def __post_init__(self) -> None:
+        for saved in self.state.attachments.get("ssf_providers", []):
+            provider = SecurityEventsProvider(**saved)
+            self.providers[provider.id] = provider
+
+    def save(self) -> None:
+        """Keep the providers with the org's saved state."""
+        self.state.attachments["ssf_providers"] = [asdict(p) for p in self.providers.values()]
+        self.state.save()
 
     def clear(self) -> None:
         """Forget every provider, key and SET (tests start each case from an empty org)."""
@@ -116,6 +127,7 @@ class SsfReceiver:
         self.seen.clear()
         self.jwks.clear()
         self.jwks_fetches = 0
+        self.save()
 
     async def fetch_json(self, url: str) -> dict[str, Any]:
         """A JSON object from a provider's URL (http is allowed: the lab runs on loopback)."""
@@ -160,7 +172,7 @@ class SsfReceiver:
                 actor = Actor(provider.id, "SecurityEventsProvider", provider.issuer, provider.name)
                 self.state.clear_sessions(record, False, actor, request_id)
                 action = "sessions_cleared"
-            self.seen.add((str(claims["iss"]), str(claims["jti"])))
+            self._remember(claims)
             provider_actor = Actor(provider.id, "SecurityEventsProvider", provider.issuer, provider.name)
             self.state.log_security_event_received(provider_actor, record, request_id)
             entry = ReceivedSet(
@@ -187,6 +199,12 @@ class SsfReceiver:
             raise
         self.received.append(entry)
         return entry
+
+    def _remember(self, claims: dict[str, Any]) -> None:
+        oldest = self.clock() - self.max_age
+        for key in [k for k, iat in self.seen.items() if iat < oldest]:
+            del self.seen[key]
+        self.seen[(str(claims["iss"]), str(claims["jti"]))] = float(claims["iat"])
 
     def _provider_of(self, claims: dict[str, Any]) -> SecurityEventsProvider:
         iss = claims.get("iss")
@@ -376,6 +394,7 @@ class SsfReceiverApi:
         fields = await self._fields(request)
         provider = SecurityEventsProvider(id="sse" + secrets.token_hex(9)[:17], **fields)
         self.receiver.providers[provider.id] = provider
+        self.receiver.save()
         return JSONResponse(provider.to_json(self.base_url(request)))
 
     async def get_provider(self, request: Request) -> Response:
@@ -388,11 +407,13 @@ class SsfReceiverApi:
         fields = await self._fields(request)
         for name, value in fields.items():
             setattr(provider, name, value)
+        self.receiver.save()
         return JSONResponse(provider.to_json(self.base_url(request)))
 
     async def delete_provider(self, request: Request) -> Response:
         self.authorize(request, "okta.securityEventsProviders.manage")
         del self.receiver.providers[self.provider(request).id]
+        self.receiver.save()
         return Response(status_code=204)
 
     async def lifecycle(self, request: Request) -> Response:
@@ -402,6 +423,7 @@ class SsfReceiverApi:
         if operation not in ("activate", "deactivate"):
             raise OktaApiError(404, "E0000007", f"Not found: Resource not found: {operation} (Operation)")
         provider.status = "ACTIVE" if operation == "activate" else "INACTIVE"
+        self.receiver.save()
         return JSONResponse(provider.to_json(self.base_url(request)))
 
     async def _fields(self, request: Request) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 
 from clampdown_lab.okta_emulator.auth import Authenticator, Principal, require_scope
 from clampdown_lab.okta_emulator.oidc import OidcProvider
-from clampdown_lab.okta_emulator.state import OktaApiError, UserRecord, not_found, validation_failed
+from clampdown_lab.okta_emulator.state import OktaApiError, OrgState, UserRecord, not_found, validation_failed
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ class SsfTransmitter:
     """Streams, the SETs pushed to them and the push itself (with retries in the background)."""
 
     oidc: OidcProvider
+    state: OrgState | None = None  # where the streams are saved, with the org (the lab restarts)
     clock: Callable[[], float] = time.time
     verify: bool | str = True  # TLS verification of receivers: a CA file, or False
     retry_delays: tuple[float, ...] = (0.5, 2.0, 5.0)  # after the 1st, 2nd and 3rd failed attempt
@@ -137,10 +138,23 @@ class SsfTransmitter:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.state is not None:
+            for saved in self.state.attachments.get("ssf_streams", []):
+                stream = Stream(**saved)
+                self.streams[stream.stream_id] = stream
+
+    def save(self) -> None:
+        """Keep the streams with the org's saved state."""
+        if self.state is not None:
+            self.state.attachments["ssf_streams"] = [asdict(s) for s in self.streams.values()]
+            self.state.save()
+
     def clear(self) -> None:
         """Forget every stream and delivery (tests start each case from an empty org)."""
         self.streams.clear()
         self.deliveries.clear()
+        self.save()
 
     # --- what is transmitted ---------------------------------------------------------------
     def on_log_event(self, event_type: str, record: UserRecord) -> None:
@@ -346,6 +360,7 @@ class SsfTransmitterApi:
             format=config.get("format", "iss_sub"),
         )
         self.transmitter.streams[stream.stream_id] = stream
+        self.transmitter.save()
         self.transmitter._loop = asyncio.get_running_loop()
         return JSONResponse(stream.to_json(), status_code=201)
 
@@ -369,12 +384,14 @@ class SsfTransmitterApi:
         if "events_requested" in config:
             stream.events_requested = config["events_requested"]
         stream.format = config.get("format", "iss_sub" if replace else stream.format)
+        self.transmitter.save()
         return JSONResponse(stream.to_json())
 
     async def delete_stream(self, request: Request) -> Response:
         client_id = self.client_id(request, "ssf.manage")
         stream = self.own_stream(client_id, request.query_params.get("stream_id"))
         del self.transmitter.streams[stream.stream_id]
+        self.transmitter.save()
         return Response(status_code=204)
 
     async def stream_status(self, request: Request) -> Response:

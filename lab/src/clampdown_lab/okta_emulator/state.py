@@ -233,6 +233,8 @@ class OrgState:
     _by_login: dict[str, str] = field(default_factory=dict, repr=False)
     # Called with (eventType, user) after each System Log event about a user (the SSF transmitter).
     listeners: list[Callable[[str, UserRecord], None]] = field(default_factory=list, repr=False)
+    # What other parts of the org keep (the SSF streams and providers), as JSON, saved with it.
+    attachments: dict[str, Any] = field(default_factory=dict)
 
     # --- users -----------------------------------------------------------------------------
     def add_user(
@@ -715,6 +717,7 @@ class OrgState:
             "users": [u.to_json() for u in self.users.values()],
             "logs": self.logs,
             "authorization_servers": [a.to_json() for a in self.authorization_servers.values()],
+            "attachments": self.attachments,
         }
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
@@ -737,6 +740,7 @@ class OrgState:
             for raw in data.get("authorization_servers", []):
                 server = AuthorizationServerRecord.from_json(raw)
                 state.authorization_servers[server.id] = server
+            state.attachments = dict(data.get("attachments", {}))
         return state
 
 
