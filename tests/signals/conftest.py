@@ -52,6 +52,7 @@ class Transmitter:
     queued: dict[str, str] = field(default_factory=dict)
     polls: list[dict[str, Any]] = field(default_factory=list)
     poll_token: str = "poll-token-for-clampdown-0123456789"
+    critical: list[str] = field(default_factory=list)  # the metadata's critical_subject_members
 
     @property
     def issuer(self) -> str:
@@ -86,6 +87,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/.well-known/ssf-configuration/issuer":
             body = {"issuer": t.issuer, "jwks_uri": f"{t.base}/jwks.json", "spec_version": "1_0",
                     "delivery_methods_supported": ["urn:ietf:rfc:8935"]}  # fmt: skip
+            if t.critical:
+                body["critical_subject_members"] = t.critical
         elif self.path == "/jwks.json":
             body = {"keys": [public_jwk(kid, t.keys[kid]) for kid in t.published]}
         else:

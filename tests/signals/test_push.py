@@ -223,3 +223,30 @@ async def test_a_detection_rule_over_security_signals_contains_the_person_a_risc
     assert [(a["type"], a["target"], a["source"]) for a in actions] == [
         ("okta.suspend_user", "alice@memory.test", "rule")
     ]
+
+
+async def test_a_critical_subject_member_clampdown_does_not_interpret_leaves_the_subject_unresolved(
+    served: str, engine: AsyncEngine, transmitter: Transmitter
+) -> None:
+    """SSF 1.0 section 7.1: a receiver MUST interpret the members the transmitter marks critical. A
+    session-revoked about one of alice's sessions (session critical) is taken in but names no one to
+    act on; the same event with only its user member resolves to her."""
+    t = transmitter
+    t.critical = ["user", "session"]
+    alice = {"format": "email", "email": "alice@memory.test"}
+    one_session = t.claims(sub_id={"format": "complex", "user": alice,
+                                   "session": {"format": "opaque", "id": "sess-1"}},
+                           events={SESSION_REVOKED: {}})  # fmt: skip
+    whole = t.claims(sub_id={"format": "complex", "user": alice}, events={SESSION_REVOKED: {}})
+    for claims in (one_session, whole):
+        assert _push(served, t.sign(claims)).status_code == 202
+    auth = AuthService(AuthStore(engine))
+    await auth.create_user("hunter", frozenset({SECURITY_READER}), "correct horse battery")
+    token = (await auth.create_token("hunter", "test", None)).token
+    query = "SecuritySignals | project ReportId, Resolved, AccountUpn, ResolutionNote"
+    found = httpx.post(f"{served}/api/v1/hunting/query", json={"query": query},
+                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    by_jti = {row[0]: row[1:] for row in found.json()["rows"]}
+    resolved, upn, note = by_jti[one_session["jti"]]
+    assert (resolved, upn) == (False, None) and "session" in note and "critical" in note
+    assert by_jti[whole["jti"]][:2] == [True, "alice@memory.test"]

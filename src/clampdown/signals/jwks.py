@@ -41,6 +41,8 @@ class JwksCache:
         self.http = http
         self.min_refetch_seconds = MIN_REFETCH_SECONDS
         self._keys: list[dict[str, Any]] | None = None
+        # SSF 1.0 section 7.1: the complex subject members a receiver MUST interpret when present.
+        self.critical_members: frozenset[str] = frozenset()
         self._refetched_at: float | None = None  # the last fetch an unknown kid caused
         self._lock = asyncio.Lock()
 
@@ -78,6 +80,9 @@ class JwksCache:
         if not isinstance(keys, list):
             raise TransientError(f"the JWKS at {jwks_uri} has no keys", code="transmitter_misconfigured")
         self._keys = [k for k in keys if isinstance(k, dict) and k.get("use", "sig") == "sig"]
+        critical = metadata.get("critical_subject_members")
+        listed = critical if isinstance(critical, list) else []
+        self.critical_members = frozenset(m for m in listed if isinstance(m, str))
 
     def _find(self, kid: str | None, alg: str) -> dict[str, Any] | None:
         keys = self._keys or []

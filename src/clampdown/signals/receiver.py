@@ -31,7 +31,7 @@ from clampdown.hunting.store import Batch, EventStore, Row
 from clampdown.services.runtime import Runtime
 from clampdown.signals import replay
 from clampdown.signals.jwks import JwksCache
-from clampdown.signals.resolution import Resolution, resolve_subject
+from clampdown.signals.resolution import Resolution, resolve_subject, uninterpreted_critical
 from clampdown.signals.subjects import INVALID_REQUEST, refused
 from clampdown.signals.tokens import (
     ACCESS_DENIED,
@@ -224,7 +224,10 @@ class SignalReceivers:
         verified = await self.verifier(name).verify(token, now)
         if await replay.seen(self.engine, verified.issuer, verified.jti):
             raise refused(f"jti {verified.jti!r} was received before: a replayed SET is refused")
-        resolution = await resolve_subject(self.connectors, verified.subject, settings)
+        critical = self.verifier(name).jwks.critical_members
+        resolution = uninterpreted_critical(verified.subject, critical) or await resolve_subject(
+            self.connectors, verified.subject, settings
+        )
         rows = signal_rows(name, verified, resolution)
         # Stored before the jti is: a failure in between makes the transmitter retry, and the row
         # is not stored twice (ReportId is the jti).

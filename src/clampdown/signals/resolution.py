@@ -43,6 +43,24 @@ def _unresolved(note: str) -> Resolution:
     return Resolution(False, note)
 
 
+# The complex subject members Clampdown interprets: the user, which names the person. A session, a
+# device or an application narrows what the event is about to something Clampdown cannot act on.
+INTERPRETED_MEMBERS = frozenset({"user"})
+
+
+def uninterpreted_critical(subject: Subject, critical: frozenset[str]) -> Resolution | None:
+    """Unresolved when the subject has members the transmitter marks critical (its metadata's
+    critical_subject_members) and Clampdown does not interpret: acting on the whole person for an
+    event about one of their sessions or devices would be a guess. None when nothing stands in the way."""
+    present = sorted((set(subject.members) & critical) - INTERPRETED_MEMBERS)
+    if not present:
+        return None
+    return _unresolved(
+        f"the transmitter marks the member(s) {', '.join(present)} critical and Clampdown does not "
+        "interpret them: the event names no one it may act on"
+    )
+
+
 def _strongly_matched(account: LinkedAccount, strong: tuple[str, ...]) -> bool:
     how = account.linked_by.split(";", 1)[0].strip()
     return any(how == f"matched the reference by {attribute}" for attribute in strong)
