@@ -250,3 +250,20 @@ async def test_a_critical_subject_member_clampdown_does_not_interpret_leaves_the
     resolved, upn, note = by_jti[one_session["jti"]]
     assert (resolved, upn) == (False, None) and "session" in note and "critical" in note
     assert by_jti[whole["jti"]][:2] == [True, "alice@memory.test"]
+
+
+async def test_a_set_whose_keys_cannot_be_fetched_answers_503_and_is_audited_as_deferred(
+    served: str, engine: AsyncEngine, transmitter: Transmitter
+) -> None:
+    """The transmitter of receiver `other` cannot be reached for its keys: the SET is neither
+    accepted nor refused (the transmitter is to send it again), and the audit trail says so."""
+    t = transmitter
+    claims = t.claims(iss="https://other.test/")
+    answer = _push(served, t.sign(claims), bearer=OTHER_BEARER, receiver="other")
+    assert answer.status_code == 503, answer.text
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(audit_log).order_by(audit_log.c.seq))).all()
+    deferred = [r for r in rows if r.event == "signal.deferred"]
+    assert len(deferred) == 1 and not [r for r in rows if r.event.startswith("signal.") and r not in deferred]
+    assert deferred[0].data["jti"] == claims["jti"] and deferred[0].data["code"] == "transmitter_unreachable"
+    assert deferred[0].actor == "ssf:other" and "other.test" in deferred[0].data["description"]

@@ -55,6 +55,7 @@ class EventName(enum.StrEnum):
     # shared signals (SSF 1.0, CAEP, RISC)
     SIGNAL_RECEIVED = "signal.received"  # a Security Event Token from a transmitter was accepted
     SIGNAL_REFUSED = "signal.refused"  # one was refused, with its RFC 8935 error code
+    SIGNAL_DEFERRED = "signal.deferred"  # one could not be checked now (keys unreachable): 503, resent
     # Clampdown as a transmitter: its streams, as receivers manage them (SSF 1.0 section 8)
     SSF_STREAM_CREATED = "ssf.stream_created"
     SSF_STREAM_UPDATED = "ssf.stream_updated"  # its delivery, events or description
@@ -224,7 +225,8 @@ def signal_event(
     name: EventName, at: datetime, receiver: str, subject: str | None, **data: Any
 ) -> AuditEvent:
     """A Security Event Token pushed by the transmitter of `receiver` ([ssf.receivers.NAME]) was
-    accepted (SIGNAL_RECEIVED) or refused (SIGNAL_REFUSED: `data` holds its RFC 8935 `err`)."""
+    accepted (SIGNAL_RECEIVED), refused (SIGNAL_REFUSED: `data` holds its RFC 8935 `err`), or could
+    not be checked now and is to be sent again (SIGNAL_DEFERRED: `data` holds the error's code)."""
     return AuditEvent(at, f"ssf:{receiver}", name, subject, {"receiver": receiver, **data})
 
 

@@ -24,7 +24,7 @@ from clampdown.audit.recorder import EventRecorder
 from clampdown.clock import SYSTEM_CLOCK, Clock
 from clampdown.config import SsfReceiverSettings
 from clampdown.connectors.base import Connector
-from clampdown.errors import InvalidInput, NotFound
+from clampdown.errors import InvalidInput, NotFound, TransientError
 from clampdown.hunting.schema import SECURITY_SIGNALS
 from clampdown.hunting.service import HuntingService
 from clampdown.hunting.store import Batch, EventStore, Row
@@ -208,6 +208,12 @@ class SignalReceivers:
             return await self._take(name, token, delivery)
         except InvalidInput as exc:
             await self._refused(name, exc, stated, source=source, delivery=delivery)
+            raise
+        except TransientError as exc:  # the transmitter's keys cannot be fetched: it sends it again
+            await self._audit(
+                EventName.SIGNAL_DEFERRED, name, None, code=exc.code, description=exc.message, source=source,
+                delivery=delivery, jti=_shown(stated.get("jti")), issuer=_shown(stated.get("iss")),
+            )  # fmt: skip
             raise
 
     async def _refused(
