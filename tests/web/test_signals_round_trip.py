@@ -170,6 +170,11 @@ def test_a_signal_from_okta_contains_the_person_and_clampdown_tells_okta(
     enabled = _until("account-enabled at the org", lambda: _received_by_org(
         web_lab, served.base, ACCOUNT_ENABLED, person.upn), 120)  # fmt: skip
     assert enabled[0]["result"] == "accepted", enabled[0]
+    # Every SET Clampdown sent the org was accepted (session-revoked too, which Okta acts on).
+    everything = httpx.get(f"{web_lab.okta.url}/_emulator/ssf/received", timeout=10).json()["received"]
+    ours = [r for r in everything if r["claims"].get("iss") == served.base]
+    outcomes = [(r["result"], r["description"]) for r in ours]
+    assert ours and all(result == "accepted" for result, _ in outcomes), outcomes
 
     # The console's Shared Signals page: the receiver's accepted SET, the stream to the org healthy.
     sign_in(page, Console(served.base, served.config, served.token, served.token), "analyst")
