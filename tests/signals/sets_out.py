@@ -1,10 +1,13 @@
 """Clampdown's SETs out, in the tests: [ssf.transmitter] settings and keys, streams written straight
 into ssf_streams (as the stream management API or the declared streams would), the outbox read back,
-and a SET verified with the published JWKS as a receiver would."""
+and a SET verified with the published JWKS as a receiver would; a containment run through the real engine
+over memory directories, its recorder announcing it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,9 +16,21 @@ import jwt
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from clampdown.config import SsfTransmitterSettings
+from clampdown.audit.recorder import EventRecorder
+from clampdown.audit.ssf_out import ContainmentAnnouncer
+from clampdown.auth.principal import Principal
+from clampdown.config import PlaybookSettings, PlaybookStep, Settings, SsfTransmitterSettings
 from clampdown.db.tables import ssf_outbox, ssf_stream_subjects, ssf_streams
+from clampdown.engine.worker import Worker
+from clampdown.errors import PermanentError
+from clampdown.model import Account, ActionContext, ActionOutcome
+from clampdown.policy import PolicyGate
 from clampdown.secevents import CONTAINMENT_EVENTS, PUSH, TransmitterKeys, generate_key
+from clampdown.services.actions import ActionService
+from clampdown.services.playbooks import PlaybookService
+from clampdown.store.actions import ActionStore
+from clampdown.store.containments import ContainmentStore
+from tests.services.conftest import FAST, Directory
 
 ISSUER = "https://clampdown.test"
 
@@ -82,3 +97,68 @@ def verified(
     key = jwt.PyJWK(jwk).key
     claims: dict[str, Any] = jwt.decode(token, key, algorithms=[jwk["alg"]], audience=audience, issuer=issuer)
     return claims
+
+
+# Each step announces: disabled (ad, okta), a password reset (credential-change), sessions revoked.
+ANNOUNCED = PlaybookSettings(
+    steps=[
+        PlaybookStep(action="ad.disable_user"),
+        PlaybookStep(action="ad.force_password_reset", after="ad.disable_user"),
+        PlaybookStep(action="entra.revoke_sessions"),
+        PlaybookStep(action="okta.suspend_user"),
+    ]
+)
+
+
+class HeldDirectory(Directory):
+    """A memory directory where one method can be held until released, or made to fail."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(provider)
+        self.held: dict[str, asyncio.Event] = {}
+        self.failing: set[str] = set()
+
+    async def _perform(self, method: str, account: Account, context: ActionContext) -> ActionOutcome:
+        if method in self.held:
+            await self.held[method].wait()
+        if method in self.failing:
+            raise PermanentError(f"{method} refused by the directory")
+        return await super()._perform(method, account, context)
+
+
+@dataclass
+class Transmitting:
+    engine: AsyncEngine
+    settings: SsfTransmitterSettings
+    keys: TransmitterKeys
+    announcer: ContainmentAnnouncer
+    store: ActionStore
+    directories: dict[str, HeldDirectory]
+    playbooks: PlaybookService
+    gate: PolicyGate
+
+    def worker(self) -> Worker:
+        return Worker(self.store, dict(self.directories), FAST, gate=self.gate)
+
+    async def drain(self) -> None:
+        await self.worker().run(until_idle=True)
+
+    async def contain(self, admin: Principal, person: str = "alice") -> int:
+        run = await self.playbooks.run("announced", person, "phishing, INC-7", admin)
+        assert run.containment_id is not None
+        return run.containment_id
+
+
+def build_transmitting(engine: AsyncEngine, settings: SsfTransmitterSettings) -> Transmitting:
+    """The services over memory directories, their recorder announcing containments."""
+    keys = keys_of(settings)
+    announcer = ContainmentAnnouncer(settings, keys)
+    store = ActionStore(engine, EventRecorder(outputs=[announcer]))
+    directories = {name: HeldDirectory(name) for name in ("ad", "entra", "okta")}
+    defaults = Settings()
+    gate = PolicyGate(defaults.protection, defaults.approvals)
+    actions_service = ActionService(store, dict(directories), guardrails=gate)
+    playbooks = PlaybookService(
+        actions_service, {**defaults.playbooks, "announced": ANNOUNCED}, ContainmentStore(store)
+    )
+    return Transmitting(engine, settings, keys, announcer, store, directories, playbooks, gate)

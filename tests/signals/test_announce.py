@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,104 +15,31 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.audit.chain import AuditEvent
-from clampdown.audit.recorder import EventRecorder
-from clampdown.audit.ssf_out import ContainmentAnnouncer
 from clampdown.auth.principal import Principal
-from clampdown.config import PlaybookSettings, PlaybookStep, Settings, SsfTransmitterSettings
 from clampdown.db.tables import actions, audit_log, ssf_announcements
-from clampdown.engine.worker import Worker
-from clampdown.errors import PermanentError
-from clampdown.model import Account, ActionContext, ActionOutcome, ActionStatus
-from clampdown.policy import PolicyGate
+from clampdown.model import ActionStatus
 from clampdown.secevents import (
     ACCOUNT_DISABLED,
     ACCOUNT_ENABLED,
     CREDENTIAL_CHANGE,
     SESSION_REVOKED,
-    TransmitterKeys,
 )
-from clampdown.services.actions import ActionService
-from clampdown.services.playbooks import PlaybookService
-from clampdown.store.actions import ActionStore
-from clampdown.store.containments import ContainmentStore
-from tests.services.conftest import FAST, Directory
 from tests.signals.sets_out import (
+    Transmitting,
     add_stream,
-    keys_of,
+    build_transmitting,
     mark_subject,
     outbox,
     transmitter_settings,
     verified,
 )
 
-# Each step announces: disabled (ad, okta), a password reset (credential-change), sessions revoked.
-ANNOUNCED = PlaybookSettings(
-    steps=[
-        PlaybookStep(action="ad.disable_user"),
-        PlaybookStep(action="ad.force_password_reset", after="ad.disable_user"),
-        PlaybookStep(action="entra.revoke_sessions"),
-        PlaybookStep(action="okta.suspend_user"),
-    ]
-)
 ADDRESS = "alice@memory.test"  # the UPN the memory directories give alice
-
-
-class HeldDirectory(Directory):
-    """A memory directory where one method can be held until released, or made to fail."""
-
-    def __init__(self, provider: str) -> None:
-        super().__init__(provider)
-        self.held: dict[str, asyncio.Event] = {}
-        self.failing: set[str] = set()
-
-    async def _perform(self, method: str, account: Account, context: ActionContext) -> ActionOutcome:
-        if method in self.held:
-            await self.held[method].wait()
-        if method in self.failing:
-            raise PermanentError(f"{method} refused by the directory")
-        return await super()._perform(method, account, context)
-
-
-@dataclass
-class Transmitting:
-    engine: AsyncEngine
-    settings: SsfTransmitterSettings
-    keys: TransmitterKeys
-    announcer: ContainmentAnnouncer
-    store: ActionStore
-    directories: dict[str, HeldDirectory]
-    playbooks: PlaybookService
-    gate: PolicyGate
-
-    def worker(self) -> Worker:
-        return Worker(self.store, dict(self.directories), FAST, gate=self.gate)
-
-    async def drain(self) -> None:
-        await self.worker().run(until_idle=True)
-
-    async def contain(self, admin: Principal, person: str = "alice") -> int:
-        run = await self.playbooks.run("announced", person, "phishing, INC-7", admin)
-        assert run.containment_id is not None
-        return run.containment_id
-
-
-def _build(engine: AsyncEngine, settings: SsfTransmitterSettings) -> Transmitting:
-    keys = keys_of(settings)
-    announcer = ContainmentAnnouncer(settings, keys)
-    store = ActionStore(engine, EventRecorder(outputs=[announcer]))
-    directories = {name: HeldDirectory(name) for name in ("ad", "entra", "okta")}
-    defaults = Settings()
-    gate = PolicyGate(defaults.protection, defaults.approvals)
-    actions_service = ActionService(store, dict(directories), guardrails=gate)
-    playbooks = PlaybookService(
-        actions_service, {**defaults.playbooks, "announced": ANNOUNCED}, ContainmentStore(store)
-    )
-    return Transmitting(engine, settings, keys, announcer, store, directories, playbooks, gate)
 
 
 @pytest.fixture
 def tx(engine: AsyncEngine, tmp_path: Path) -> Iterator[Transmitting]:
-    yield _build(engine, transmitter_settings(tmp_path))
+    yield build_transmitting(engine, transmitter_settings(tmp_path))
 
 
 def _claims(row: dict[str, Any], tx: Transmitting, audience: str = "https://receiver.test") -> dict[str, Any]:
@@ -151,6 +77,7 @@ async def test_the_last_step_queues_one_set_per_receiving_stream_and_none_before
         release.set()
         await _wait_for(tx.engine, {"okta.suspend_user": done})
     finally:
+        release.set()  # a failed assertion must not leave the worker waiting on the held step
         stop.set()
         await running
     rows = await outbox(tx.engine)
@@ -242,15 +169,16 @@ async def test_announced_once_when_the_outcomes_are_recorded_again(
     assert len(await outbox(tx.engine)) == 1
 
 
-async def test_two_workers_ending_the_last_steps_at_once_announce_once(
+async def test_workers_racing_over_the_steps_announce_each_containment_once(
     tx: Transmitting, admin: Principal
 ) -> None:
     await add_stream(tx.engine, "everything")
-    for person in ("alice", "bob", "carol"):
+    people = [f"person{n:02}" for n in range(12)]
+    for person in people:
         await tx.contain(admin, person)
-    await asyncio.gather(tx.drain(), tx.drain())
+    await asyncio.gather(tx.drain(), tx.drain(), tx.drain())
     rows = await outbox(tx.engine)
-    assert sorted(r["subject"] for r in rows) == [f"{p}@memory.test" for p in ("alice", "bob", "carol")]
+    assert sorted(r["subject"] for r in rows) == [f"{p}@memory.test" for p in people]
     assert {tuple(r["event_types"]) for r in rows} == {
         tuple(sorted([ACCOUNT_DISABLED, CREDENTIAL_CHANGE, SESSION_REVOKED]))
     }
@@ -268,7 +196,7 @@ async def test_a_subject_removed_under_all_gets_nothing(tx: Transmitting, admin:
 async def test_under_none_only_a_stream_that_added_the_subject_gets_it(
     engine: AsyncEngine, tmp_path: Path, admin: Principal
 ) -> None:
-    tx = _build(engine, transmitter_settings(tmp_path, default_subjects="NONE"))
+    tx = build_transmitting(engine, transmitter_settings(tmp_path, default_subjects="NONE"))
     await add_stream(engine, "added")
     await add_stream(engine, "silent")
     await add_stream(engine, "someone-else")
