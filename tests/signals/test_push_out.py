@@ -22,11 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from clampdown.audit.ssf_out import SsfPusher
 from clampdown.auth.principal import Principal
+from clampdown.config import load_settings
 from clampdown.db.tables import audit_log, ssf_streams
+from clampdown.errors import ConfigError
 from clampdown.retry import RetryPolicy
 from clampdown.secevents import ACCOUNT_DISABLED, CREDENTIAL_CHANGE, SESSION_REVOKED, TransmitterKeys
+from clampdown.services.runtime import open_runtime
 from tests.api.conftest import start_server
-from tests.lab_config import memory_provider
+from tests.lab_config import clampdown, memory_provider
 from tests.signals.sets_out import (
     Transmitting,
     add_stream,
@@ -38,6 +41,7 @@ from tests.signals.sets_out import (
 
 BEARER = "clampdown-to-receiver-bearer-0123456789"
 AUDIENCE = "https://receiver.test"
+PROVIDERS = ("ad", "entra", "okta")
 
 
 @dataclass
@@ -297,9 +301,7 @@ async def test_clampdowns_own_receiver_verifies_the_pushed_set_with_the_publishe
     tx = build_transmitting(engine, settings)
     publisher.RequestHandlerClass = type("P", (_Publisher,), {"keys": tx.keys, "issuer": issuer})
     threading.Thread(target=publisher.serve_forever, daemon=True).start()
-    providers = {
-        p: memory_provider(p, tmp_path / f"{p}.db", users=["alice"]) for p in ("ad", "entra", "okta")
-    }
+    providers = {p: memory_provider(p, tmp_path / f"{p}.db", users=["alice"]) for p in PROVIDERS}
     config = tmp_path / "clampdown.toml"
     config.write_text(tomli_w.dumps({
         "database": {"url": database_url},
@@ -333,3 +335,47 @@ async def test_clampdowns_own_receiver_verifies_the_pushed_set_with_the_publishe
     assert data["jti"] == row["jti"] and data["issuer"] == issuer
     assert sorted(data["events"]) == sorted([ACCOUNT_DISABLED, CREDENTIAL_CHANGE, SESSION_REVOKED])
     assert data["resolved"] is True and subject == "alice@memory.test", data
+
+
+# -- The runtime: [ssf.transmitter] wires the announcer, the sender and the metrics ---------------
+
+
+def _config(tmp_path: Path, database_url: str, key_file: Path) -> Path:
+    config = tmp_path / "transmitter.toml"
+    config.write_text(tomli_w.dumps({
+        "database": {"url": database_url},
+        "providers": {p: memory_provider(p, tmp_path / f"{p}.db") for p in PROVIDERS},
+        "ssf": {"transmitter": {"issuer": "https://clampdown.test", "signing_key_file": str(key_file)}},
+    }))  # fmt: skip
+    return config
+
+
+async def test_with_a_transmitter_configured_the_runtime_announces_sends_and_counts(
+    engine: AsyncEngine, database_url: str, tmp_path: Path, admin: Principal, receiver: Scripted
+) -> None:
+    settings = load_settings(_config(tmp_path, database_url, tmp_path / "ssf-out-signing.pem"))
+    transmitter_settings(tmp_path)  # writes the key
+    await add_stream(engine, "push", endpoint_url=receiver.endpoint)
+    async with open_runtime(settings) as rt:
+        assert rt.ssf_keys is not None and rt.ssf_pusher is not None
+        await rt.playbooks.run("contain", "alice", "INC-9", admin)
+        await rt.worker().run(until_idle=True)
+        try:
+            assert await rt.ssf_pusher.deliver_due() == 1
+        finally:
+            await rt.ssf_pusher.aclose()
+        assert (await rt.counts()).ssf_outbox == [("delivered", 1)]
+    [(_, body)] = receiver.requests
+    claims = verified(body.decode(), rt.ssf_keys, AUDIENCE)
+    assert claims["sub_id"] == {"format": "email", "email": "alice@memory.test"}
+
+
+async def test_a_signing_key_that_cannot_be_read_stops_the_start_and_config_check_names_it(
+    engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, database_url, tmp_path / "missing.pem")
+    with pytest.raises(ConfigError, match=r"cannot read the signing key .*missing\.pem"):
+        async with open_runtime(load_settings(config)):
+            pass
+    checked = await asyncio.to_thread(clampdown, config, "config", "check")
+    assert checked.returncode == 4 and "missing.pem" in checked.stderr, checked.stderr
