@@ -98,7 +98,8 @@ async def test_metadata_and_jwks_are_published_and_an_outbox_set_verifies_agains
     assert all("d" not in k for k in jwks["keys"])  # public keys only
 
     token = await t.token("receiver", SECURITY_ADMINISTRATOR)
-    created = t.call("POST", STREAMS, token, json=_push_stream(aud="https://receiver.example.test/aud"))
+    poll = {"delivery": {"method": POLL}, "aud": "https://receiver.example.test/aud"}  # not pushed meanwhile
+    created = t.call("POST", STREAMS, token, json=poll)
     assert created.status_code == 201, created.text
     stream_id = created.json()["stream_id"]
     assert (

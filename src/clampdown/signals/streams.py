@@ -88,8 +88,10 @@ class SignalStreams:
         recorder: EventRecorder,
         record_denial: DenialRecorder = _no_denial_record,
         clock: Clock = SYSTEM_CLOCK,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.wake = wake  # the push sender, told when a SET was queued
         self.settings = settings
         self.keys = keys
         self.recorder = recorder
@@ -105,9 +107,10 @@ class SignalStreams:
             raise NotFound(
                 "Clampdown is not a Shared Signals transmitter here: [ssf.transmitter] is not configured"
             )
-        keys = TransmitterKeys.load(settings.signing_key_file, settings.previous_key_files)
+        keys = rt.ssf_keys or TransmitterKeys.load(settings.signing_key_file, settings.previous_key_files)
         recorder = rt.store.recorder or EventRecorder(rt.settings.webhooks)
-        return cls(rt.engine, settings, keys, recorder, rt.auth.record_denial)
+        wake = rt.ssf_pusher.notify if rt.ssf_pusher is not None else None
+        return cls(rt.engine, settings, keys, recorder, rt.auth.record_denial, wake=wake)
 
     # metadata
 
@@ -174,6 +177,12 @@ class SignalStreams:
 
     async def _commit_event(self, conn: AsyncConnection, event: AuditEvent) -> None:
         await self.recorder.record_in(conn, [event])
+
+    def _committed(self, event: AuditEvent) -> None:
+        """After a commit that may have queued a SET: the outputs told, the push sender woken."""
+        self.recorder.after_commit([event])
+        if self.wake is not None:
+            self.wake()
 
     # streams
 
@@ -315,7 +324,7 @@ class SignalStreams:
             row = await self.owned_in(conn, owner, stream_id)
             event = await self.status_in(conn, row, status, reason, owner, "api", source)
         if event is not None:
-            self.recorder.after_commit([event])
+            self._committed(event)
         return Stream.from_row(row)
 
     async def status_in(
@@ -438,7 +447,7 @@ class SignalStreams:
             event = self._event(EventName.SSF_STREAM_VERIFIED, owner, row["stream_id"], source=source,
                                 jti=jtis[0], state=state)  # fmt: skip
             await self._commit_event(conn, event)
-        self.recorder.after_commit([event])
+        self._committed(event)
         return jtis[0]
 
     # declared streams
@@ -457,7 +466,7 @@ class SignalStreams:
             row = dict(found)
             event = await self.status_in(conn, row, status, reason, actor, "console", None)
         if event is not None:
-            self.recorder.after_commit([event])
+            self._committed(event)
         return Stream.from_row(row)
 
 
