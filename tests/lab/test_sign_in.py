@@ -30,6 +30,19 @@ def test_sign_in_names_the_console_the_admin_and_the_cli_variables(tmp_path: Pat
     assert lines[1] == f"sign in as lab-admin with password {admin['password']}"
     config_path = tmp_path / "clampdown.toml"
     assert lines[2] == f"CLI: export CLAMPDOWN_CONFIG={config_path} CLAMPDOWN_TOKEN={admin['token']}"
+    assert len(lines) == 3  # no Shared Signals line: this lab has no [ssf.receivers.okta]
+
+
+def test_sign_in_names_the_signal_command_when_the_lab_speaks_shared_signals(tmp_path: Path) -> None:
+    admin = {"username": "lab-admin", "password": "pw-" + "x" * 20, "token": "cdt_" + "t" * 40}
+    (tmp_path / "lab.json").write_text(json.dumps({"admin": admin}))
+    receiver = {"issuer": "http://127.0.0.1:9", "audience": "http://127.0.0.1:8080", "bearer": "b" * 32}
+    config = {"database": {"url": f"sqlite:///{tmp_path / 'c.db'}"}, "ssf": {"receivers": {"okta": receiver}}}
+    (tmp_path / "clampdown.toml").write_text(tomli_w.dumps(config))
+    done = _sign_in(tmp_path)
+    assert done.returncode == 0, done.stderr
+    hint = done.stdout.splitlines()[3]
+    assert hint.startswith(f"Shared Signals: clampdown lab signal <login> --dir {tmp_path}"), hint
 
 
 def test_sign_in_without_a_lab_says_how_to_start_one(tmp_path: Path) -> None:

@@ -85,13 +85,19 @@ def lab_sign_in_command(lab_dir: LabDir = Path(".lab")) -> None:
         admin = json.loads((lab_dir / "lab.json").read_text(encoding="utf-8"))["admin"]
     except (OSError, ValueError, KeyError):
         fail(f"no lab in {lab_dir}: start it with `clampdown lab up --dir {lab_dir}`", 1)
-    server = load(lab_dir / "clampdown.toml").server
+    settings = load(lab_dir / "clampdown.toml")
+    server = settings.server
     config = lab_dir / "clampdown.toml"
     render.console.print(f"console: http://{server.host}:{server.port}", soft_wrap=True)
     render.console.print(f"sign in as {admin['username']} with password {admin['password']}", soft_wrap=True)
     render.console.print(
         f"CLI: export CLAMPDOWN_CONFIG={config} CLAMPDOWN_TOKEN={admin['token']}", soft_wrap=True
     )
+    if "okta" in settings.ssf.receivers:  # lab up wired Shared Signals with the lab's Okta org
+        render.console.print(
+            f"Shared Signals: clampdown lab signal <login> --dir {lab_dir} (the Okta org reports a "
+            "compromised password; the rule risc-credential-compromise contains the person)", soft_wrap=True
+        )
 
 
 @lab_app.command("status")
