@@ -5,6 +5,10 @@ declared streams written at startup, and every change audited."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -460,3 +464,28 @@ def test_keygen_writes_a_key_and_prints_its_kid_and_never_overwrites_one(tmp_pat
     assert path.stat().st_mode & 0o777 == 0o600
     again = CliRunner().invoke(app, ["ssf", "keygen", str(path)])
     assert again.exit_code == 2 and "never overwritten" in again.output
+
+
+async def test_ssf_streams_lists_every_stream_for_the_operator(
+    transmitting: Transmitting, tmp_path: Path
+) -> None:
+    t = transmitting
+    receiver = await t.token("receiver", SECURITY_ADMINISTRATOR)
+    stream_id = t.call("POST", STREAMS, receiver, json=_push_stream()).json()["stream_id"]
+    operator = await t.token("operator", GLOBAL_ADMINISTRATOR)
+    reader = await t.token("reader", SECURITY_READER)
+
+    def listing(token: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "CLAMPDOWN_CONFIG": str(tmp_path / "clampdown.toml"), "CLAMPDOWN_TOKEN": token}
+        command = [sys.executable, "-m", "clampdown", "ssf", "streams", "--output", "json"]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+
+    listed = listing(operator)
+    assert listed.returncode == 0, listed.stderr
+    shown = {s["stream_id"]: s for s in json.loads(listed.stdout)}
+    assert set(shown) == {"okta", stream_id}
+    assert (shown["okta"]["owner"], shown["okta"]["delivery"]) == ("config:okta", "push")
+    assert (shown[stream_id]["owner"], shown[stream_id]["status"]) == ("receiver", "enabled")
+    assert "s3cret" not in listed.stdout
+    refused = listing(reader)
+    assert refused.returncode == 7 and "settings:manage" in refused.stderr
