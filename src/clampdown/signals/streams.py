@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -65,7 +66,6 @@ from clampdown.signals.stream_config import (
 
 DenialRecorder = Callable[[Principal, str, str | None, str], Awaitable[None]]
 DROPPED = "failed"  # the status of a SET dropped when its stream was disabled
-WELL_KNOWN = "/.well-known/ssf-configuration"
 
 
 async def _no_denial_record(principal: Principal, attempted: str, target: str | None, missing: str) -> None:
@@ -137,8 +137,6 @@ class SignalStreams:
     def metadata_path(self) -> str:
         """The issuer's path, as the well-known address carries it after /.well-known/ssf-configuration
         (empty when the issuer has none)."""
-        from urllib.parse import urlsplit
-
         return urlsplit(self.issuer).path.strip("/")
 
     def jwks(self) -> dict[str, Any]:
