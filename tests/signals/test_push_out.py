@@ -26,9 +26,9 @@ from clampdown.config import load_settings
 from clampdown.db.tables import audit_log, ssf_streams
 from clampdown.errors import ConfigError
 from clampdown.retry import RetryPolicy
-from clampdown.secevents import ACCOUNT_DISABLED, CREDENTIAL_CHANGE, SESSION_REVOKED, TransmitterKeys
+from clampdown.secevents import ACCOUNT_DISABLED, CREDENTIAL_CHANGE, SESSION_REVOKED
 from clampdown.services.runtime import open_runtime
-from tests.api.conftest import start_server
+from tests.api.conftest import free_port, start_server
 from tests.lab_config import clampdown, memory_provider
 from tests.signals.sets_out import (
     Transmitting,
@@ -262,69 +262,40 @@ async def test_the_running_sender_is_woken_when_an_announcement_commits(
 # -- Both halves: Clampdown's receiver takes what Clampdown's transmitter sends -------------------
 
 
-class _Publisher(BaseHTTPRequestHandler):
-    """The transmitter's SSF configuration metadata and JWKS, as Clampdown publishes them."""
-
-    keys: TransmitterKeys
-    issuer: str
-
-    def do_GET(self) -> None:
-        if self.path == "/.well-known/ssf-configuration":
-            body: dict[str, Any] = {
-                "issuer": self.issuer,
-                "jwks_uri": f"{self.issuer}/jwks.json",
-                "spec_version": "1_0",
-                "delivery_methods_supported": ["urn:ietf:rfc:8935"],
-            }
-        elif self.path == "/jwks.json":
-            body = self.keys.jwks()
-        else:
-            self.send_error(404)
-            return
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-async def test_clampdowns_own_receiver_verifies_the_pushed_set_with_the_published_jwks(
+async def test_a_clampdown_serve_pushes_to_its_own_receiver_which_verifies_with_the_published_jwks(
     engine: AsyncEngine, database_url: str, tmp_path: Path, admin: Principal
 ) -> None:
-    publisher = ThreadingHTTPServer(("127.0.0.1", 0), _Publisher)
-    issuer = f"http://127.0.0.1:{publisher.server_address[1]}"
+    """One `clampdown serve` is both: its transmitter publishes its metadata and JWKS and runs the
+    push sender (job ssf-push); its receiver [ssf.receivers.self] trusts that issuer, fetches the
+    metadata and keys from it, and verifies what the sender pushes to it."""
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
     settings = transmitter_settings(tmp_path, issuer=issuer)
-    tx = build_transmitting(engine, settings)
-    publisher.RequestHandlerClass = type("P", (_Publisher,), {"keys": tx.keys, "issuer": issuer})
-    threading.Thread(target=publisher.serve_forever, daemon=True).start()
+    tx = build_transmitting(engine, settings)  # this process contains; the server's sender pushes
     providers = {p: memory_provider(p, tmp_path / f"{p}.db", users=["alice"]) for p in PROVIDERS}
     config = tmp_path / "clampdown.toml"
     config.write_text(tomli_w.dumps({
         "database": {"url": database_url},
         "server": {"embedded_worker": False},
         "providers": providers,
-        "ssf": {"receivers": {"self": {"issuer": issuer, "audience": AUDIENCE, "bearer": BEARER}}},
+        "ssf": {
+            "transmitter": {"issuer": issuer, "signing_key_file": settings.signing_key_file},
+            "receivers": {"self": {"issuer": issuer, "audience": AUDIENCE, "bearer": BEARER}},
+        },
     }))  # fmt: skip
-    proc, base = start_server(config)
+    proc, base = start_server(config, port)
     try:
         endpoint = f"{base}/api/v1/ssf/receivers/self/events"
         await add_stream(engine, "to-self", endpoint_url=endpoint, authorization_header=f"Bearer {BEARER}")
         await _contained(tx, admin)
-        pusher = _pusher(tx)
-        try:
-            assert await pusher.deliver_due() == 1
-        finally:
-            await pusher.aclose()
+        for _ in range(300):
+            [row] = await outbox(engine)
+            if row["status"] != "pending":
+                break
+            await asyncio.sleep(0.05)
     finally:
         proc.terminate()
         proc.wait(15)
-        publisher.shutdown()
-        publisher.server_close()
-    [row] = await outbox(engine)
     assert (row["status"], row["last_error"]) == ("delivered", None)
     async with engine.connect() as conn:
         query = select(audit_log.c.event, audit_log.c.subject, audit_log.c.data).where(
