@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from clampdown.audit.chain import AuditEvent
 from clampdown.auth.principal import Principal
 from clampdown.db.tables import actions, audit_log, ssf_announcements
-from clampdown.model import ActionStatus
+from clampdown.model import ActionSource, ActionStatus
 from clampdown.secevents import (
     ACCOUNT_DISABLED,
     ACCOUNT_ENABLED,
@@ -205,3 +206,34 @@ async def test_under_none_only_a_stream_that_added_the_subject_gets_it(
     await tx.contain(admin)
     await tx.drain()
     assert [r["stream_id"] for r in await outbox(engine)] == ["added"]
+
+
+async def test_a_timed_release_announces_account_enabled_once_its_timers_have_run(
+    tx: Transmitting, admin: Principal
+) -> None:
+    await add_stream(tx.engine, "everything")
+    until = datetime.now(UTC) + timedelta(seconds=2)
+    run = await tx.playbooks.run("announced", "alice", "phishing, INC-8", admin, until=until)
+    await tx.drain()
+    assert [r["event_types"] for r in await outbox(tx.engine)] == [
+        sorted([ACCOUNT_DISABLED, CREDENTIAL_CHANGE, SESSION_REVOKED])
+    ]  # fmt: skip
+    await asyncio.sleep((until - datetime.now(UTC)).total_seconds() + 0.1)
+    await tx.drain()
+    rows = await outbox(tx.engine)
+    assert [r["event_types"] for r in rows] == [
+        sorted([ACCOUNT_DISABLED, CREDENTIAL_CHANGE, SESSION_REVOKED]), [ACCOUNT_ENABLED]
+    ]  # fmt: skip
+    assert _claims(rows[1], tx)["txn"] == f"containment-{run.containment_id}-released"
+
+
+async def test_a_containment_a_detection_rule_started_says_policy_initiated_it(
+    tx: Transmitting, admin: Principal
+) -> None:
+    await add_stream(tx.engine, "everything")
+    await tx.playbooks.run("announced", "alice", "rule 'risky sign-ins'", admin, source=ActionSource.RULE)
+    await tx.drain()
+    [row] = await outbox(tx.engine)
+    events = _claims(row, tx)["events"]
+    assert events[SESSION_REVOKED]["initiating_entity"] == "policy"
+    assert events[CREDENTIAL_CHANGE]["initiating_entity"] == "policy"
