@@ -192,7 +192,7 @@ _ENDINGS = frozenset(
 )  # fmt: skip
 _ANNOUNCES = {d.id: d.announces for d in all_actions() if d.announces}
 # Steps born of automation (a detection rule, the containment watch) were not started by a person:
-# CAEP's initiating_entity says "policy" for those, "admin" for the rest.
+# CAEP's initiating_entity says "policy" when every step was, "admin" otherwise.
 _AUTOMATIC = frozenset({ActionSource.RULE.value, ActionSource.WATCH.value})
 # Where an account keeps an address its person signs in with (ad and entra: the UPN; okta: the login
 # and email), in the order a subject's address is chosen.
@@ -275,7 +275,8 @@ class ContainmentAnnouncer:
         elif (state == ContainmentState.RELEASED and StepRole.RELEASE in roles) or (
             state == ContainmentState.EXPIRED and roles & {StepRole.RELEASE, StepRole.TIMER}
         ):
-            # A person's release: its release steps (queued after the timers it cancels) end it.
+            # A person's release ends with its release steps: the timers it cancels end in its own
+            # transaction before those steps are queued, so they cannot end the phase.
             phase, kinds, ending = RELEASED, _RELEASED_EVENTS, (StepRole.RELEASE, StepRole.TIMER)
         else:
             return
@@ -284,7 +285,7 @@ class ContainmentAnnouncer:
             return
         done = [m for m in ones if m.status == ActionStatus.COMPLETED and _ANNOUNCES.get(m.type) in kinds]
         if not done:
-            return  # nothing to say: a later step (the watch applying one again) may have
+            return  # nothing to announce yet: a step the watch applies again may complete later
         now = self.clock.now()
         claimed = await conn.execute(
             _phase_insert(conn.dialect.name)(ssf_announcements)
@@ -295,7 +296,7 @@ class ContainmentAnnouncer:
             return  # announced already
         sub_id, names = subject_of(containment["person"], containment["accounts"] or [])
         keys = person_keys(self.settings.issuer, names)
-        policy = any(m.source in _AUTOMATIC for m in ones)
+        policy = all(m.source in _AUTOMATIC for m in ones)
         reason = containment["reason"] if phase == CONTAINED else containment["end_reason"] or ""
         payloads: dict[str, dict[str, Any]] = {}
         for kind in kinds:
