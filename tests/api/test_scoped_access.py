@@ -281,6 +281,8 @@ def _cases(w: World) -> list[Case]:
              {"stream_id": "s", "subject": {"format": "email", "email": "someone@example.test"}}),
         Case("POST", "/api/v1/ssf/streams/verify", "/api/v1/ssf/streams/verify", 404, {"stream_id": "s"}),
         Case("POST", "/api/v1/ssf/streams/{stream_id}/poll", "/api/v1/ssf/streams/s/poll", 404, {}),
+        # the Shared Signals health spans every directory: refused to a scoped analyst
+        Case("GET", "/api/v1/ssf/health", "/api/v1/ssf/health", 403),
         # public: no caller, nothing of any directory's people (catalog, health)
         Case("GET", "/api/v1/catalog", "/api/v1/catalog", 200),
         Case("GET", "/healthz", "/healthz", 200),
@@ -295,6 +297,7 @@ def _cases(w: World) -> list[Case]:
         Case("GET", "/containments/{containment_id}", f"/containments/{cid}", 404, console=True),
         Case("GET", "/containments/{containment_id}/panel", f"/containments/{cid}/panel", 404, console=True),
         Case("GET", "/hunting", "/hunting", 200, console=True),
+        Case("GET", "/settings/signals", "/settings/signals", 403, console=True),
         Case("GET", "/users", "/users", 200, params={"q": "carol"}, console=True),
         Case("GET", "/users", "/users", 200, params={"query": "sa"}, console=True,
              check=lambda page: "emea-ad" in page and "Sam" in page),
