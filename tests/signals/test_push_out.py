@@ -277,6 +277,8 @@ async def test_a_clampdown_serve_pushes_to_its_own_receiver_which_verifies_with_
     config.write_text(tomli_w.dumps({
         "database": {"url": database_url},
         "server": {"embedded_worker": False},
+        # Its memory directories are not this process's: its watch would see drift and add steps.
+        "watch": {"enabled": False},
         "providers": providers,
         "ssf": {
             "transmitter": {"issuer": issuer, "signing_key_file": settings.signing_key_file},
@@ -288,7 +290,7 @@ async def test_a_clampdown_serve_pushes_to_its_own_receiver_which_verifies_with_
         endpoint = f"{base}/api/v1/ssf/receivers/self/events"
         await add_stream(engine, "to-self", endpoint_url=endpoint, authorization_header=f"Bearer {BEARER}")
         await _contained(tx, admin)
-        for _ in range(300):
+        for _ in range(600):  # the server's sender polls every half second
             [row] = await outbox(engine)
             if row["status"] != "pending":
                 break
