@@ -96,7 +96,8 @@ def lab_sign_in_command(lab_dir: LabDir = Path(".lab")) -> None:
     if "okta" in settings.ssf.receivers:  # lab up wired Shared Signals with the lab's Okta org
         render.console.print(
             f"Shared Signals: clampdown lab signal <login> --dir {lab_dir} (the Okta org reports a "
-            "compromised password; the rule risc-credential-compromise contains the person)", soft_wrap=True
+            "compromised password; the rule risc-credential-compromise contains the person)",
+            soft_wrap=True,
         )
 
 
