@@ -486,6 +486,8 @@ async def test_ssf_streams_lists_every_stream_for_the_operator(
     assert set(shown) == {"okta", stream_id}
     assert (shown["okta"]["owner"], shown["okta"]["delivery"]) == ("config:okta", "push")
     assert (shown[stream_id]["owner"], shown[stream_id]["status"]) == ("receiver", "enabled")
-    assert "s3cret" not in listed.stdout
+    assert "s3cret" not in listed.stdout and "authorization_header" not in listed.stdout
+    assert shown[stream_id]["has_authorization"] is True  # the StreamView: held, never shown
+    assert shown["okta"]["events_delivered"] == shown["okta"]["events_requested"]
     refused = listing(reader)
     assert refused.returncode == 7 and "settings:manage" in refused.stderr

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -21,10 +21,6 @@ from clampdown.cli.context import (
 from clampdown.cli.errors import fail, run
 
 ssf_app = typer.Typer(help="Shared Signals: Clampdown as a transmitter (SSF 1.0).", no_args_is_help=True)
-
-
-def _delivery(method: str) -> str:
-    return {"urn:ietf:rfc:8935": "push", "urn:ietf:rfc:8936": "poll"}.get(method, method)
 
 
 @ssf_app.command("keygen")
@@ -49,32 +45,25 @@ def keygen(
 def streams(as_json: JsonOption = False, output: OutputOption = None, quiet: QuietOption = False) -> None:
     """Every stream of the transmitter: declared ones (owner config:NAME) and receivers'. Needs a token
     with settings:manage."""
+    from clampdown.views.signals import StreamView
+
     settings = load()
 
-    async def go() -> list[dict[str, Any]]:
+    async def go() -> list[StreamView]:
         from clampdown.signals.streams import SignalStreams
 
         async with open_runtime(settings) as rt:
             service = SignalStreams.from_runtime(rt)
-            found = await service.all_streams(await caller(rt))
-            return [
-                {"stream_id": s.stream_id, "owner": s.owner, "delivery": _delivery(s.delivery_method),
-                 "status": s.status, "reason": s.status_reason, "endpoint_url": s.endpoint_url,
-                 "audience": list(s.audience), "events": s.events_delivered,
-                 "created_at": s.created_at.isoformat(),
-                 "verified_at": s.verified_at.isoformat() if s.verified_at else None}
-                for s in found
-            ]  # fmt: skip
+            return [StreamView.model_validate(s) for s in await service.all_streams(await caller(rt))]
 
-    rows = run(go())
+    views = run(go())
 
     def table() -> Table:
         shown = render.table("stream", "owner", "delivery", "status", "endpoint", "events")
-        for r in rows:
-            events = ", ".join(str(e).rsplit("/", 1)[-1] for e in r["events"])
-            status = f"{r['status']} ({r['reason']})" if r["reason"] else str(r["status"])
-            shown.add_row(str(r["stream_id"]), str(r["owner"]), str(r["delivery"]), status,
-                          str(r["endpoint_url"] or "-"), events or "-")  # fmt: skip
+        for v in views:
+            events = ", ".join(e.rsplit("/", 1)[-1] for e in v.events_delivered)
+            status = f"{v.status} ({v.status_reason})" if v.status_reason else v.status
+            shown.add_row(v.stream_id, v.owner, v.delivery, status, v.endpoint_url or "-", events or "-")
         return shown
 
-    render.emit(rows, output_format(output, as_json), table, quiet=quiet, key="stream_id")
+    render.emit(views, output_format(output, as_json), table, quiet=quiet, key="stream_id")

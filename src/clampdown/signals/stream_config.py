@@ -92,6 +92,11 @@ class Stream:
         return self.owner.startswith(CONFIG_OWNER)
 
     @property
+    def delivery(self) -> str:
+        """push or poll."""
+        return {PUSH: "push", POLL: "poll"}.get(self.delivery_method, self.delivery_method)
+
+    @property
     def events_delivered(self) -> list[str]:
         return [e for e in self.events_requested if e in SUPPORTED_EVENTS]
 

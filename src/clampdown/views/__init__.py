@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         SentSignalView,
         SignalsHealthView,
         StreamHealthView,
+        StreamView,
         TransmitterHealthView,
     )
     from clampdown.views.workers import WorkerView
@@ -77,6 +78,7 @@ _WHERE = {
     "SentSignalView": "clampdown.views.signals",
     "SignalsHealthView": "clampdown.views.signals",
     "StreamHealthView": "clampdown.views.signals",
+    "StreamView": "clampdown.views.signals",
     "TokenView": "clampdown.views.auth",
     "TransmitterHealthView": "clampdown.views.signals",
     "View": "clampdown.views.base",
@@ -122,6 +124,7 @@ __all__ = [
     "SentSignalView",
     "SignalsHealthView",
     "StreamHealthView",
+    "StreamView",
     "TokenView",
     "TransmitterHealthView",
     "View",

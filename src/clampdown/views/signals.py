@@ -1,5 +1,6 @@
-"""Views of Shared Signals' health (signals/health.py), as GET /api/v1/ssf/health and the console's
-settings page show it."""
+"""Views of Shared Signals: a stream of Clampdown's transmitter as the operator sees it (`clampdown
+ssf streams`; receivers see theirs in SSF's own stream configuration shape), and their health
+(signals/health.py), as GET /api/v1/ssf/health and the console's settings page show it."""
 
 from __future__ import annotations
 
@@ -33,6 +34,26 @@ class ReceiverHealthView(View):
     refused_24h: int
     last_accepted: ReceivedSignalView | None
     last_refused: ReceivedSignalView | None
+
+
+class StreamView(View):
+    """One stream (signals/stream_config.Stream); its push authorization header is never shown, only
+    whether one is held."""
+
+    stream_id: str
+    owner: str = Field(description="The receiver's user, or config:NAME for a declared stream")
+    description: str | None
+    delivery: str = Field(description="push or poll")
+    endpoint_url: str | None
+    audience: list[str]
+    events_requested: list[str]
+    events_delivered: list[str]
+    has_authorization: bool
+    status: str = Field(description="enabled, paused or disabled")
+    status_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    verified_at: datetime | None
 
 
 class StreamHealthView(View):
