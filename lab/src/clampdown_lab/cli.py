@@ -45,6 +45,8 @@ def lab_up_command(
     lab_dir: LabDir = Path(".lab"), second: SecondOption = False, next_hint: NextOption = True
 ) -> None:
     """Start everything on loopback, seed the demo people, write DIR/clampdown.toml and DIR/lab.json."""
+    import httpx
+
     from clampdown.cli import render
     from clampdown.cli.context import load
     from clampdown.cli.errors import fail, run
@@ -62,7 +64,14 @@ def lab_up_command(
     admin = run(ensure_lab_admin(settings, lab_dir / "lab.json"))
     okta = next((s for s in services if s.name == "okta"), None)
     if okta is not None:  # the org and Clampdown tell each other (Shared Signals), and a rule acts
-        register_with_okta(okta, settings)
+        try:
+            register_with_okta(okta, settings)
+        except httpx.HTTPError as exc:  # e.g. an org started by an older lab, without SSF
+            fail(
+                f"the lab's Okta org at {okta.url} did not take the Shared Signals registration ({exc}); "
+                f"restart the lab: clampdown lab down --dir {lab_dir}, then lab up",
+                1,
+            )
         run(ensure_signal_rule(settings, admin["username"]))
     for s in services:
         render.console.print(f"{s.name}: {s.url}")
