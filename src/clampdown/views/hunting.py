@@ -97,8 +97,8 @@ class RuleRunView(View):
     batch_id: str | None
     skipped: int = Field(0, description="New rows alerted on but not acted on: their account is refused")
     note: str | None = Field(None, description="skipped N rows: why")
-    containment_ids: list[int] = Field(
-        default_factory=list, description="A rule that contains (playbook:NAME): the containments it started"
+    containment_ids: tuple[int, ...] = Field(
+        (), description="A rule that contains (playbook:NAME): the containments it started"
     )
 
 
