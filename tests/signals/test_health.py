@@ -25,7 +25,8 @@ from clampdown.hunting.store import EventStore
 from clampdown.permissions import GLOBAL_ADMINISTRATOR, HUNTING_READ, SECURITY_READER
 from clampdown.secevents import ACCOUNT_DISABLED, POLL, PUSH, SESSION_REVOKED, generate_key
 from clampdown.services.runtime import Runtime, open_runtime
-from clampdown.signals.health import SignalsHealthService, metadata_url, signals_health
+from clampdown.signals.health import SignalsHealthService, signals_health
+from clampdown.signals.jwks import well_known_url
 from clampdown.signals.receiver import SignalReceivers
 from clampdown.views.signals import SignalsHealthView
 from tests.lab_config import memory_provider
@@ -214,4 +215,4 @@ async def test_only_settings_managers_see_it_and_a_missing_key_is_shown(setup: S
     assert "gone.pem" in (found.transmitter.key_problem or "")
     none = settings.model_copy(update={"transmitter": None})
     assert (await signals_health(setup.rt.engine, none, datetime.now(UTC))).transmitter is None
-    assert metadata_url("https://cd.example") == "https://cd.example/.well-known/ssf-configuration"
+    assert well_known_url("https://cd.example") == "https://cd.example/.well-known/ssf-configuration"

@@ -19,7 +19,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -34,7 +33,7 @@ from clampdown.limits import MAX_ACCOUNT_ID, fit_key
 from clampdown.permissions import SETTINGS_MANAGE
 from clampdown.secevents import POLL, TransmitterKeys
 from clampdown.services.runtime import Runtime
-from clampdown.signals.jwks import WELL_KNOWN, configuration_url
+from clampdown.signals.jwks import configuration_url, well_known_url
 
 WINDOW = timedelta(hours=24)  # the receivers' counts
 BACKLOG_SECONDS = 300.0  # a SET pending longer than this makes its stream's health "backlog"
@@ -133,13 +132,6 @@ class SignalsHealth:
     transmitter: TransmitterHealth | None
     received: list[ReceivedSignal] = field(default_factory=list)  # newest first
     sent: list[SentSignal] = field(default_factory=list)  # newest first
-
-
-def metadata_url(issuer: str) -> str:
-    """Where receivers find the transmitter's SSF configuration metadata: the well-known path
-    inserted between the issuer's host and its path (SSF 1.0 section 7.2.1)."""
-    parts = urlsplit(issuer)
-    return urlunsplit((parts.scheme, parts.netloc, WELL_KNOWN + parts.path.rstrip("/"), "", ""))
 
 
 def _delivery(settings: SsfReceiverSettings) -> str:
@@ -299,7 +291,7 @@ async def _transmitter(
         unset = "[ssf.transmitter] is not configured: these streams get no new SETs"
         return TransmitterHealth("", "", (), unset, streams)
     kids, problem = await asyncio.to_thread(_keys, settings)
-    return TransmitterHealth(settings.issuer, metadata_url(settings.issuer), kids, problem, streams)
+    return TransmitterHealth(settings.issuer, well_known_url(settings.issuer), kids, problem, streams)
 
 
 def _sent(row: Any) -> SentSignal:

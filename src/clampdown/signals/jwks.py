@@ -23,14 +23,16 @@ MAX_DOCUMENT = 1 << 20  # bytes of metadata or JWKS
 TIMEOUT = 10.0
 
 
-def configuration_url(settings: SsfReceiverSettings) -> str:
-    """Where the transmitter's metadata is: configured, or the well-known path inserted between the
+def well_known_url(issuer: str) -> str:
+    """Where an issuer's SSF configuration metadata is: the well-known path inserted between the
     issuer's host and its path (SSF 1.0 section 7.2.1, as RFC 8414 does)."""
-    if settings.configuration_url:
-        return settings.configuration_url
-    parts = urlsplit(settings.issuer)
-    path = parts.path.rstrip("/")
-    return urlunsplit((parts.scheme, parts.netloc, WELL_KNOWN + path, "", ""))
+    parts = urlsplit(issuer)
+    return urlunsplit((parts.scheme, parts.netloc, WELL_KNOWN + parts.path.rstrip("/"), "", ""))
+
+
+def configuration_url(settings: SsfReceiverSettings) -> str:
+    """Where the transmitter's metadata is: configured, or its issuer's well-known address."""
+    return settings.configuration_url or well_known_url(settings.issuer)
 
 
 class JwksCache:
