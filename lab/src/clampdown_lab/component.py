@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,3 +42,12 @@ class LabComponent(Protocol):
     def running(self, lab_dir: Path) -> bool:
         """Whether the part started under lab_dir runs now."""
         ...
+
+
+def secret_file(lab_dir: Path, name: str) -> Path:
+    """A random secret in DIR/name, made once and kept (readable by its owner only)."""
+    path = lab_dir / name
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        os.chmod(path, 0o600)
+    return path

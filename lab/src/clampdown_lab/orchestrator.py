@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, cast
 
 import tomli_w
 
-from clampdown_lab.component import LabComponent, LabService
+from clampdown_lab.component import LabComponent, LabService, secret_file
 from clampdown_lab.people import DEMO_PEOPLE, EMEA, EMEA_PEOPLE, MIGRATED_FROM_LAB, DemoPerson
 from clampdown_lab.signals import signals_config
 
@@ -44,15 +43,6 @@ def _second_started(lab_dir: Path) -> bool:
     return any((lab_dir / EMEA.folder(part)).exists() for part in ("samba", "entra", "okta"))
 
 
-def _secret_file(lab_dir: Path, name: str) -> Path:
-    """A random secret in DIR/name, made once and kept (readable by its owner only)."""
-    path = lab_dir / name
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
-        os.chmod(path, 0o600)
-    return path
-
-
 def _config(lab_dir: Path, services: list[LabService]) -> dict[str, Any]:
     config: dict[str, Any] = {
         "database": {"url": "sqlite:///clampdown.db"},
@@ -65,10 +55,10 @@ def _config(lab_dir: Path, services: list[LabService]) -> dict[str, Any]:
     sso = next((s.details["oidc"] for s in services if "oidc" in s.details), None)
     if sso is not None:  # the Okta emulator is the lab's identity provider too
         config["sso"] = sso
-        config["server"]["session_secret"] = {"file": str(_secret_file(lab_dir, "session-secret").resolve())}
+        config["server"]["session_secret"] = {"file": str(secret_file(lab_dir, "session-secret").resolve())}
     # The key that signs audit checkpoints lives beside the database, not in it.
     config["audit"] = {
-        "checkpoint_key": {"file": str(_secret_file(lab_dir, "audit-checkpoint-key").resolve())}
+        "checkpoint_key": {"file": str(secret_file(lab_dir, "audit-checkpoint-key").resolve())}
     }
     return config
 

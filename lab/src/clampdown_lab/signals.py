@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
 import time
 import uuid
 from pathlib import Path
@@ -28,7 +27,7 @@ from clampdown.errors import Conflict
 from clampdown.permissions import GLOBAL_ADMINISTRATOR
 from clampdown.secevents import generate_key
 from clampdown.services.runtime import open_runtime
-from clampdown_lab.component import LabService
+from clampdown_lab.component import LabService, secret_file
 
 RECEIVER = "okta"  # [ssf.receivers.okta] and the declared stream [ssf.transmitter.streams.okta]
 PROVIDER_NAME = "Clampdown"
@@ -46,19 +45,12 @@ ORG_EVENTS = [
 TIMEOUT = 10.0
 
 
-def _secret(path: Path) -> Path:
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
-        path.chmod(0o600)
-    return path
-
-
 def signals_config(lab_dir: Path, okta: LabService, server_url: str) -> dict[str, Any]:
     """The [ssf] section: Clampdown receives from the org and transmits to it."""
     key = lab_dir / "ssf-signing-key.pem"
     if not key.exists():
         generate_key(str(key))
-    bearer = _secret(lab_dir / "ssf-okta-bearer")
+    bearer = secret_file(lab_dir, "ssf-okta-bearer")
     return {
         "receivers": {
             RECEIVER: {"issuer": okta.url, "audience": server_url, "bearer": {"file": str(bearer.resolve())}}
