@@ -24,6 +24,7 @@ from clampdown_lab.samba import SambaLab
 from tests.ad.ad_checks import ScratchUser
 from tests.api.conftest import free_port
 from tests.deploy.conftest import unit_command, unit_setting
+from tests.waiting import wait_for
 
 UAC_DISABLED = 0x2
 
@@ -104,16 +105,6 @@ def _wait_healthy(base: str, ca: Path, dep: Deployment) -> None:
     raise AssertionError(f"serve did not come up: {dep.log('serve')}")
 
 
-def _wait_for(check: Callable[[], Any], what: str, seconds: float = 30) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_an_action_completes_through_tls_serve_and_two_workers(
     deployment: tuple[Deployment, str, Path], make_user: Callable[..., ScratchUser], admin: Any
 ) -> None:
@@ -137,7 +128,7 @@ def test_an_action_completes_through_tls_serve_and_two_workers(
         rows = api.get("/api/v1/workers").json()
         return [w for w in rows if w["live"] and w["kind"] == "standalone"]
 
-    workers = _wait_for(lambda: len(live_workers()) == 2 and live_workers(), "two live workers")
+    workers = wait_for(lambda: len(live_workers()) == 2 and live_workers(), "two live workers")
     assert {w["pid"] for w in workers} == {dep.procs["worker-1"].pid, dep.procs["worker-2"].pid}
 
     user = make_user()
@@ -146,7 +137,7 @@ def test_an_action_completes_through_tls_serve_and_two_workers(
     )
     assert asked.status_code == 202, asked.text
     action_id = asked.json()["id"]
-    done = _wait_for(
+    done = wait_for(
         lambda: (a := api.get(f"/api/v1/actions/{action_id}").json())["status"] in ("completed", "failed")
         and a,
         "the action to end",

@@ -11,8 +11,7 @@ import asyncio
 import json
 import sqlite3
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from clampdown.config import load_settings
 from clampdown_lab.signals import RULE, ensure_signal_rule, register_with_okta, signals_config
 from tests.api.conftest import free_port, start_server
 from tests.lab_config import clampdown
+from tests.waiting import wait_for
 from tests.web.conftest import Console, _user, sign_in
 from tests.web.lab import ScratchPerson, WebLab
 
@@ -79,17 +79,6 @@ def served(web_lab: WebLab, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         proc.kill()
 
 
-def _until(what: str, check: Callable[[], Any], seconds: float = 60.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds:g} s: {what}")
-        time.sleep(0.3)
-
-
 def _received_by_org(web_lab: WebLab, issuer: str, event: str, email: str) -> list[dict[str, Any]]:
     answer = httpx.get(f"{web_lab.okta.url}/_emulator/ssf/received", timeout=10)
     answer.raise_for_status()
@@ -125,7 +114,8 @@ def test_a_signal_from_okta_contains_the_person_and_clampdown_tells_okta(
         rows = served.api("POST", "/api/v1/hunting/query", json={"query": query}).json()["rows"]
         return rows
 
-    assert _until("the org's SET in SecuritySignals", signalled) == [["credential-compromise", True, "okta"]]
+    found = wait_for(signalled, "the org's SET in SecuritySignals", 60, every=0.3)
+    assert found == [["credential-compromise", True, "okta"]]
 
     # The lab's rule contains the person (run now rather than waiting for its minute).
     run = served.api("POST", f"/api/v1/hunting/rules/{RULE}/run")
@@ -140,15 +130,15 @@ def test_a_signal_from_okta_contains_the_person_and_clampdown_tells_okta(
         ended = steps and all(a["status"] in ("completed", "failed", "cancelled") for a in steps)
         return c if ended else None
 
-    contained = _until("every step ended", settled, 120)
+    contained = wait_for(settled, "every step ended", 120, every=0.3)
     failed = [(a["type"], a["result"]) for a in contained["actions"] if a["status"] == "failed"]
     assert not failed, failed
     assert web_lab.ad_disabled(person.ad_dn) is True
     assert web_lab.okta_status(person.okta_id) == "SUSPENDED"
 
     # Clampdown's SET reaches the org, which verified it against Clampdown's JWKS...
-    received = _until("account-disabled at the org", lambda: _received_by_org(
-        web_lab, served.base, ACCOUNT_DISABLED, person.upn))  # fmt: skip
+    received = wait_for(lambda: _received_by_org(web_lab, served.base, ACCOUNT_DISABLED, person.upn),
+                        "account-disabled at the org", 60, every=0.3)  # fmt: skip
     assert received[0]["result"] == "accepted", received[0]
     token = _sent_token(served, received[0]["claims"]["jti"])
     # ...and it verifies here too, from Clampdown's published metadata to its JWKS.
@@ -166,9 +156,10 @@ def test_a_signal_from_okta_contains_the_person_and_clampdown_tells_okta(
     released = served.api("POST", "/api/v1/playbooks/release/run",
                           json={"target": person.upn, "reason": "credential rotated"})  # fmt: skip
     assert released.status_code in (200, 202), released.text
-    _until("the AD account enabled again", lambda: web_lab.ad_disabled(person.ad_dn) is False, 120)
-    enabled = _until("account-enabled at the org", lambda: _received_by_org(
-        web_lab, served.base, ACCOUNT_ENABLED, person.upn), 120)  # fmt: skip
+    wait_for(lambda: web_lab.ad_disabled(person.ad_dn) is False, "the AD account enabled again",
+             120, every=0.3)  # fmt: skip
+    enabled = wait_for(lambda: _received_by_org(web_lab, served.base, ACCOUNT_ENABLED, person.upn),
+                       "account-enabled at the org", 120, every=0.3)  # fmt: skip
     assert enabled[0]["result"] == "accepted", enabled[0]
     # Every SET Clampdown sent the org was accepted (session-revoked too, which Okta acts on).
     everything = httpx.get(f"{web_lab.okta.url}/_emulator/ssf/received", timeout=10).json()["received"]
